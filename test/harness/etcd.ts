@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { stopProcess } from './child-process';
+import { dockerAvailable } from './docker';
+import { freePort, waitForPort } from './net';
+import { NotControllableError, type TestServer } from './test-server';
+
+export const ETCD_BINARY = '/usr/bin/etcd';
+
+/**
+ * A real etcd: TEST_ETCD_ENDPOINTS if set, else a testcontainers etcd when Docker answers,
+ * else a local server from Debian's `etcd-server` on free ports with its own data directory.
+ */
+export async function startEtcd(): Promise<TestServer> {
+  const fromEnv = process.env.TEST_ETCD_ENDPOINTS;
+  if (fromEnv) return remote(fromEnv, 'env', async () => undefined);
+  if (await dockerAvailable()) {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const container = await new GenericContainer('quay.io/coreos/etcd:v3.5.17')
+      .withCommand([
+        'etcd',
+        '--listen-client-urls=http://0.0.0.0:2379',
+        '--advertise-client-urls=http://0.0.0.0:2379',
+      ])
+      .withExposedPorts(2379)
+      .withWaitStrategy(Wait.forListeningPorts())
+      .start();
+    return remote(`http://${container.getHost()}:${container.getMappedPort(2379)}`, 'container', async () => {
+      await container.stop();
+    });
+  }
+  return LocalEtcd.start();
+}
+
+function remote(endpoint: string, source: 'env' | 'container', onDispose: () => Promise<void>): TestServer {
+  return {
+    endpoint,
+    source,
+    controllable: false,
+    stop: () => Promise.reject(new NotControllableError(source)),
+    start: () => Promise.reject(new NotControllableError(source)),
+    dispose: onDispose,
+  };
+}
+
+class LocalEtcd implements TestServer {
+  readonly source = 'local' as const;
+  readonly controllable = true;
+  private child: ChildProcess | undefined;
+  private disposed = false;
+
+  private constructor(
+    private readonly root: string,
+    private readonly clientPort: number,
+    private readonly peerPort: number,
+  ) {}
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.clientPort}`;
+  }
+
+  static async start(): Promise<LocalEtcd> {
+    if (!existsSync(ETCD_BINARY))
+      throw new Error(`${ETCD_BINARY} is missing: run scripts/install-test-deps.sh (Debian package etcd-server)`);
+    const server = new LocalEtcd(mkdtempSync(join(tmpdir(), 'porpoise-etcd-')), await freePort(), await freePort());
+    await server.start();
+    return server;
+  }
+
+  async start(): Promise<void> {
+    if (this.child) return;
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.child = spawn(
+      ETCD_BINARY,
+      [
+        '--name=porpoise-test',
+        `--data-dir=${join(this.root, 'data')}`,
+        `--listen-client-urls=${this.endpoint}`,
+        `--advertise-client-urls=${this.endpoint}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=porpoise-test=${peer}`,
+        '--heartbeat-interval=50',
+        '--election-timeout=250',
+        '--log-level=error',
+      ],
+      { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } },
+    );
+    await waitForPort(this.clientPort, '127.0.0.1', 60_000);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child) await stopProcess(child, 'SIGKILL');
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.stop();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
