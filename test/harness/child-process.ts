@@ -27,7 +27,9 @@ export function spawnUntilReady(
     };
     const onExit = (code: number | null, signal: string | null) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited (code ${code}, signal ${signal}) before ready:\n${output.slice(-4000)}`));
+      reject(
+        new Error(`${name} exited (code ${code}, signal ${signal}) before ready:\n${output.slice(-4000)}`),
+      );
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);

@@ -63,8 +63,14 @@ class LocalEtcd implements TestServer {
 
   static async start(): Promise<LocalEtcd> {
     if (!existsSync(ETCD_BINARY))
-      throw new Error(`${ETCD_BINARY} is missing: run scripts/install-test-deps.sh (Debian package etcd-server)`);
-    const server = new LocalEtcd(mkdtempSync(join(tmpdir(), 'porpoise-etcd-')), await freePort(), await freePort());
+      throw new Error(
+        `${ETCD_BINARY} is missing: run scripts/install-test-deps.sh (Debian package etcd-server)`,
+      );
+    const server = new LocalEtcd(
+      mkdtempSync(join(tmpdir(), 'porpoise-etcd-')),
+      await freePort(),
+      await freePort(),
+    );
     await server.start();
     return server;
   }
@@ -86,7 +92,10 @@ class LocalEtcd implements TestServer {
         '--election-timeout=250',
         '--log-level=error',
       ],
-      { stdio: 'ignore', env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } },
+      {
+        stdio: 'ignore',
+        env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch },
+      },
     );
     await waitForPort(this.clientPort, '127.0.0.1', 60_000);
   }

@@ -60,7 +60,9 @@ class LocalZooKeeper implements TestServer {
 
   static async start(): Promise<LocalZooKeeper> {
     if (!existsSync(ZOOKEEPER_JAR))
-      throw new Error(`${ZOOKEEPER_JAR} is missing: run scripts/install-test-deps.sh (Debian package zookeeper)`);
+      throw new Error(
+        `${ZOOKEEPER_JAR} is missing: run scripts/install-test-deps.sh (Debian package zookeeper)`,
+      );
     const server = new LocalZooKeeper(mkdtempSync(join(tmpdir(), 'porpoise-zk-')), await freePort());
     mkdirSync(join(server.root, 'data'));
     writeFileSync(

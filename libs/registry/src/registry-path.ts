@@ -11,7 +11,8 @@ const MAX_PATH_LENGTH = 1024;
 export function validatePath(path: unknown): string {
   if (typeof path !== 'string') throw new InvalidPathError(String(path), 'not a string');
   if (path.length === 0) throw new InvalidPathError(path, 'empty');
-  if (path.length > MAX_PATH_LENGTH) throw new InvalidPathError(path, `longer than ${MAX_PATH_LENGTH} characters`);
+  if (path.length > MAX_PATH_LENGTH)
+    throw new InvalidPathError(path, `longer than ${MAX_PATH_LENGTH} characters`);
   if (!path.startsWith('/')) throw new InvalidPathError(path, 'must start with /');
   if (path === '/') return path;
   if (path.endsWith('/')) throw new InvalidPathError(path, 'must not end with /');
@@ -26,7 +27,8 @@ export function validatePath(path: unknown): string {
 
 /** Checks a value's type and size before it is sent anywhere. */
 export function validateValue(key: string, value: unknown, maxBytes = DEFAULT_MAX_VALUE_BYTES): string {
-  if (typeof value !== 'string') throw new InvalidArgumentError(`value for ${key} must be a string, got ${typeof value}`);
+  if (typeof value !== 'string')
+    throw new InvalidArgumentError(`value for ${key} must be a string, got ${typeof value}`);
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > maxBytes) throw new ValueTooLargeError(key, bytes, maxBytes);
   return value;

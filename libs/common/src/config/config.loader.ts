@@ -1,0 +1,185 @@
+import { ConfigError } from './config.errors';
+import type { NodeRole, PorpoiseConfig } from './config.types';
+
+/** The variables Porpoise reads (DESIGN.md section 3, plus BIND_HOST and DATA_DIR). */
+export const CONFIG_VARIABLES = [
+  'DATABASE_URL',
+  'REGISTRY_TYPE',
+  'ZOOKEEPER_CONNECT',
+  'ETCD_ENDPOINTS',
+  'REGISTRY_SESSION_TIMEOUT_MS',
+  'HEARTBEAT_INTERVAL_MS',
+  'NODE_HOST',
+  'BIND_HOST',
+  'API_PORT',
+  'MASTER_PORT',
+  'WORKER_PORT',
+  'WORKER_GROUP',
+  'CLUSTER_SECRET',
+  'DATA_DIR',
+] as const;
+
+export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
+export type ConfigEnv = Partial<Record<ConfigVariable, string | undefined>>;
+
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
+const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Validates the environment into a typed configuration, once, at start. Throws ConfigError
+ * naming the first variable that is wrong. Pure: reads only the env object it is given.
+ */
+export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
+  const value = (name: ConfigVariable): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  const databaseUrl = value('DATABASE_URL');
+  if (databaseUrl === undefined && role !== 'standalone')
+    throw new ConfigError('DATABASE_URL', 'required (a postgres:// URL)');
+  if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
+
+  const registryType = oneOf(
+    'REGISTRY_TYPE',
+    value('REGISTRY_TYPE') ?? (role === 'standalone' ? 'jdbc' : 'zookeeper'),
+    ['zookeeper', 'jdbc', 'etcd'] as const,
+  );
+
+  const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
+  checkZooKeeperConnect(zookeeperConnect);
+  const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
+  etcdEndpoints.forEach(checkEtcdEndpoint);
+
+  const sessionTimeoutMs = integer(
+    'REGISTRY_SESSION_TIMEOUT_MS',
+    value('REGISTRY_SESSION_TIMEOUT_MS'),
+    10_000,
+    400,
+    600_000,
+  );
+  const heartbeatIntervalMs = integer(
+    'HEARTBEAT_INTERVAL_MS',
+    value('HEARTBEAT_INTERVAL_MS'),
+    2_000,
+    50,
+    600_000,
+  );
+  if (heartbeatIntervalMs >= sessionTimeoutMs)
+    throw new ConfigError(
+      'HEARTBEAT_INTERVAL_MS',
+      `must be less than REGISTRY_SESSION_TIMEOUT_MS (${sessionTimeoutMs}), got ${heartbeatIntervalMs}`,
+    );
+
+  const nodeHost = value('NODE_HOST') ?? '127.0.0.1';
+  if (!HOST.test(nodeHost))
+    throw new ConfigError('NODE_HOST', `not a host name or IPv4 address: ${JSON.stringify(nodeHost)}`);
+  const bindHost = value('BIND_HOST') ?? nodeHost;
+  if (!HOST.test(bindHost))
+    throw new ConfigError('BIND_HOST', `not a host name or IPv4 address: ${JSON.stringify(bindHost)}`);
+
+  const workerGroup = value('WORKER_GROUP') ?? 'default';
+  if (!GROUP.test(workerGroup))
+    throw new ConfigError('WORKER_GROUP', 'use 1 to 64 letters, digits, dots, dashes or underscores');
+
+  const clusterSecret = value('CLUSTER_SECRET');
+  if (clusterSecret === undefined && role !== 'standalone')
+    throw new ConfigError(
+      'CLUSTER_SECRET',
+      'required in a cluster: every gRPC call between nodes carries it',
+    );
+  if (clusterSecret !== undefined && clusterSecret.length < 16)
+    throw new ConfigError('CLUSTER_SECRET', 'must be at least 16 characters');
+
+  return {
+    role,
+    databaseUrl,
+    registry: { type: registryType, zookeeperConnect, etcdEndpoints, sessionTimeoutMs, heartbeatIntervalMs },
+    nodeHost,
+    bindHost,
+    apiPort: integer('API_PORT', value('API_PORT'), 12345, 1, 65535),
+    masterPort: integer('MASTER_PORT', value('MASTER_PORT'), 5678, 1, 65535),
+    workerPort: integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535),
+    workerGroup,
+    clusterSecret,
+    dataDir: value('DATA_DIR') ?? '.porpoise',
+  };
+}
+
+function integer(
+  name: ConfigVariable,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(name: ConfigVariable, raw: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}; got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+function checkDatabaseUrl(raw: string): void {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'not a URL (expected postgres://user:password@host:port/database)');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+    throw new ConfigError('DATABASE_URL', `must use postgres:// or postgresql://, got ${url.protocol}//`);
+  if (!url.hostname) throw new ConfigError('DATABASE_URL', 'has no host');
+}
+
+function checkZooKeeperConnect(raw: string): void {
+  const slash = raw.indexOf('/');
+  const hosts = slash === -1 ? raw : raw.slice(0, slash);
+  for (const part of hosts.split(',')) {
+    const m = HOST_PORT.exec(part.trim());
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new ConfigError(
+        'ZOOKEEPER_CONNECT',
+        `expected host:port[,host:port...], got ${JSON.stringify(part)}`,
+      );
+  }
+}
+
+function checkEtcdEndpoint(raw: string): void {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(
+      'ETCD_ENDPOINTS',
+      `not a URL: ${JSON.stringify(raw)} (expected http://host:port,...)`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError('ETCD_ENDPOINTS', `must use http:// or https://, got ${JSON.stringify(raw)}`);
+}
+
+/**
+ * The one place that reads process.env: picks the known variables, then validates them.
+ * On bad configuration, prints one line naming the variable and exits with status 78 (EX_CONFIG).
+ */
+export function loadConfigFromProcess(role: NodeRole): PorpoiseConfig {
+  const env: ConfigEnv = {};
+  for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
+  try {
+    return loadConfig(env, role);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`porpoise ${role}: invalid configuration: ${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}

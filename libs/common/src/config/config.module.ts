@@ -1,0 +1,18 @@
+import { Global, Module, type DynamicModule } from '@nestjs/common';
+import type { PorpoiseConfig } from './config.types';
+
+/** Injection token of the validated PorpoiseConfig. */
+export const PORPOISE_CONFIG = Symbol('PORPOISE_CONFIG');
+
+/** Makes the configuration, validated once in main.ts, injectable everywhere. */
+@Global()
+@Module({})
+export class ConfigModule {
+  static forRoot(config: PorpoiseConfig): DynamicModule {
+    return {
+      module: ConfigModule,
+      providers: [{ provide: PORPOISE_CONFIG, useValue: config }],
+      exports: [PORPOISE_CONFIG],
+    };
+  }
+}

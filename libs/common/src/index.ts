@@ -1,0 +1,4 @@
+export * from './config/config.types';
+export * from './config/config.errors';
+export * from './config/config.loader';
+export * from './config/config.module';

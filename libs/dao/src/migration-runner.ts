@@ -1,0 +1,44 @@
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { MIGRATIONS } from '../../../migrations';
+
+/** Every node takes this advisory lock before migrating, so nodes starting together cannot race. */
+export const MIGRATION_LOCK_KEY = 0x706f7270; // "porp"
+
+export interface MigrationResult {
+  /** Names of the migrations this call applied; empty when the schema was already current. */
+  readonly applied: string[];
+}
+
+/**
+ * Brings the schema up to date with the migrations in migrations/, one transaction each,
+ * while holding pg_advisory_lock on a dedicated connection. Safe to call from every node at
+ * start: the first one migrates, the others wait and then find nothing to do.
+ */
+export async function runMigrations(databaseUrl: string): Promise<MigrationResult> {
+  const lockClient = new Client({ connectionString: databaseUrl, application_name: 'porpoise-migrate-lock' });
+  await lockClient.connect();
+  try {
+    await lockClient.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const dataSource = new DataSource({
+      type: 'postgres',
+      url: databaseUrl,
+      migrations: MIGRATIONS,
+      migrationsTableName: 'porpoise_migrations',
+      migrationsTransactionMode: 'each',
+      synchronize: false,
+      logging: false,
+      extra: { max: 1, application_name: 'porpoise-migrate' },
+    });
+    await dataSource.initialize();
+    try {
+      const applied = await dataSource.runMigrations({ transaction: 'each' });
+      return { applied: applied.map((m) => m.name) };
+    } finally {
+      await dataSource.destroy();
+    }
+  } finally {
+    await lockClient.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lockClient.end();
+  }
+}

@@ -1,0 +1,13 @@
+import { startPostgres } from '@porpoise/test-harness';
+import { runMigrations } from '@porpoise/dao/migration-runner';
+import { describeRegistryConformance } from './registry.conformance';
+
+describeRegistryConformance({
+  name: 'jdbc',
+  startServer: startPostgres,
+  prepare: async (server) => {
+    await runMigrations(server.endpoint);
+  },
+  config: (server, sessionTimeoutMs) => ({ type: 'jdbc', databaseUrl: server.endpoint, sessionTimeoutMs }),
+  deliversEveryChange: true,
+});

@@ -1,0 +1,9 @@
+import { startZooKeeper } from '@porpoise/test-harness';
+import { describeRegistryConformance } from './registry.conformance';
+
+describeRegistryConformance({
+  name: 'zookeeper',
+  startServer: startZooKeeper,
+  config: (server, sessionTimeoutMs) => ({ type: 'zookeeper', connect: server.endpoint, sessionTimeoutMs }),
+  deliversEveryChange: false,
+});

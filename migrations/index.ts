@@ -1,0 +1,5 @@
+import type { MigrationInterface } from 'typeorm';
+import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
+
+/** Every migration, oldest first. A new migration file is added here too. */
+export const MIGRATIONS: Array<new () => MigrationInterface> = [RegistryTables1795306077000];
