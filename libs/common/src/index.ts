@@ -2,3 +2,4 @@ export * from './config/config.types';
 export * from './config/config.errors';
 export * from './config/config.loader';
 export * from './config/config.module';
+export * from './lifecycle/graceful-shutdown';
