@@ -1,5 +1,6 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { runMigrations } from '@porpoise/dao/migration-runner';
 import { createRegistry, type RegistryConfig } from './registry.factory';
 import type { Registry } from './registry.interface';
 
@@ -31,6 +32,10 @@ export function registryConfigFrom(config: PorpoiseConfig): RegistryConfig {
       inject: [PORPOISE_CONFIG],
       useFactory: async (config: PorpoiseConfig): Promise<Registry> => {
         const logger = new Logger('Registry');
+        // The JDBC registry's tables come from the migrations; a node may start before any
+        // master has migrated (a worker has no DaoModule), so make sure they exist. Cheap
+        // when the schema is current: one advisory lock and one query.
+        if (config.registry.type === 'jdbc' && config.databaseUrl) await runMigrations(config.databaseUrl);
         const registry = createRegistry(registryConfigFrom(config), {
           log: (m) => logger.log(m),
           warn: (m) => logger.warn(m),
