@@ -4,6 +4,7 @@ const moduleNameMapper = {
   '^@porpoise/registry(|/.*)$': '<rootDir>/libs/registry/src$1',
   '^@porpoise/dao(|/.*)$': '<rootDir>/libs/dao/src$1',
   '^@porpoise/failover(|/.*)$': '<rootDir>/libs/failover/src$1',
+  '^@porpoise/rpc(|/.*)$': '<rootDir>/libs/rpc/src$1',
   '^@porpoise/test-harness(|/.*)$': '<rootDir>/test/harness$1',
 };
 const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }] };

@@ -1,5 +1,9 @@
 import type { MigrationInterface } from 'typeorm';
 import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
+import { WorkflowTables1795307647000 } from './1795307647000-workflow-tables';
 
 /** Every migration, oldest first. A new migration file is added here too. */
-export const MIGRATIONS: Array<new () => MigrationInterface> = [RegistryTables1795306077000];
+export const MIGRATIONS: Array<new () => MigrationInterface> = [
+  RegistryTables1795306077000,
+  WorkflowTables1795307647000,
+];

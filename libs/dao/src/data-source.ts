@@ -1,7 +1,24 @@
 import { DataSource } from 'typeorm';
+import {
+  WorkflowDefinitionEntity,
+  WorkflowDefinitionVersionEntity,
+} from './entities/workflow-definition.entity';
+import {
+  CommandEntity,
+  ScheduleEntity,
+  TaskInstanceEntity,
+  WorkflowInstanceEntity,
+} from './entities/workflow-instance.entity';
 
-/** Entities are added here as the schema grows (libs/dao/src/entities). */
-export const ENTITIES: Function[] = [];
+/** Every entity; the schema itself comes from migrations/. */
+export const ENTITIES: Function[] = [
+  WorkflowDefinitionEntity,
+  WorkflowDefinitionVersionEntity,
+  WorkflowInstanceEntity,
+  TaskInstanceEntity,
+  CommandEntity,
+  ScheduleEntity,
+];
 
 /** The TypeORM data source of a node. The schema comes from migrations only, never synchronize. */
 export function createDataSource(databaseUrl: string, applicationName: string): DataSource {

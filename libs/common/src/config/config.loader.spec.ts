@@ -77,6 +77,7 @@ describe('loadConfig', () => {
     [{ ...cluster, MASTER_PORT: 'x' }, 'MASTER_PORT'],
     [{ ...cluster, WORKER_PORT: '0' }, 'WORKER_PORT'],
     [{ ...cluster, WORKER_GROUP: 'a/b' }, 'WORKER_GROUP'],
+    [{ ...cluster, WORKER_CAPACITY: '0' }, 'WORKER_CAPACITY'],
     [{ DATABASE_URL: cluster.DATABASE_URL }, 'CLUSTER_SECRET'],
     [{ ...cluster, CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET'],
   ])('rejects %j naming %s', (env, variable) => {

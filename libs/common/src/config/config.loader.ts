@@ -15,6 +15,7 @@ export const CONFIG_VARIABLES = [
   'MASTER_PORT',
   'WORKER_PORT',
   'WORKER_GROUP',
+  'WORKER_CAPACITY',
   'CLUSTER_SECRET',
   'DATA_DIR',
 ] as const;
@@ -102,6 +103,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
     masterPort: integer('MASTER_PORT', value('MASTER_PORT'), 5678, 1, 65535),
     workerPort: integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535),
     workerGroup,
+    workerCapacity: integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000),
     clusterSecret,
     dataDir: value('DATA_DIR') ?? '.porpoise',
   };

@@ -21,6 +21,8 @@ export interface PorpoiseConfig {
   readonly masterPort: number;
   readonly workerPort: number;
   readonly workerGroup: string;
+  /** How many tasks a worker runs at once. */
+  readonly workerCapacity: number;
   /** Shared secret on every gRPC call between nodes. Undefined only in standalone (generated there). */
   readonly clusterSecret: string | undefined;
   /** Where a node keeps its local state (task logs, undelivered results). */

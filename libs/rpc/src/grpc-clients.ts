@@ -1,0 +1,149 @@
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { services, type LoadedServices } from './proto-loader';
+import { RpcCallError } from './rpc.errors';
+import { SECRET_METADATA_KEY } from './grpc-server';
+import type {
+  DispatchResponse,
+  EventAck,
+  KillResponse,
+  ReadLogResponse,
+  TakeOverResponse,
+  TaskFinishedEvent,
+  TaskSpec,
+  TaskStartedEvent,
+} from './rpc.types';
+
+type UnaryMethod = (
+  request: unknown,
+  metadata: Metadata,
+  options: { deadline: Date },
+  callback: (err: ServiceError | null, response: unknown) => void,
+) => void;
+
+/**
+ * One channel per peer address, reused across calls; every call carries the cluster secret
+ * and a deadline. Close it to release the channels.
+ */
+class PeerClients<T extends Client> {
+  private readonly clients = new Map<string, T>();
+
+  constructor(
+    private readonly service: keyof LoadedServices,
+    private readonly secret: string,
+  ) {}
+
+  call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
+    const client = this.client(address);
+    const metadata = new Metadata();
+    metadata.set(SECRET_METADATA_KEY, this.secret);
+    const fn = (client as unknown as Record<string, UnaryMethod>)[method].bind(client);
+    return new Promise<R>((resolve, reject) => {
+      fn(request, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (err, response) => {
+        if (err) reject(new RpcCallError(method, address, err.code, err.details || err.message));
+        else resolve(response as R);
+      });
+    });
+  }
+
+  /** Drops the channel to a peer that went away. */
+  forget(address: string): void {
+    this.clients.get(address)?.close();
+    this.clients.delete(address);
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): T {
+    let client = this.clients.get(address);
+    if (!client) {
+      const Ctor = services()[this.service];
+      client = new Ctor(address, credentials.createInsecure(), {
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      }) as unknown as T;
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+}
+
+/** Master -> worker calls. */
+export class WorkerClient {
+  private readonly peers: PeerClients<Client>;
+  constructor(secret: string) {
+    this.peers = new PeerClients('WorkerTaskService', secret);
+  }
+  dispatch(address: string, task: TaskSpec, deadlineMs = 5000): Promise<DispatchResponse> {
+    return this.peers.call(address, 'Dispatch', { task }, deadlineMs);
+  }
+  kill(address: string, taskInstanceId: number, deadlineMs = 5000): Promise<KillResponse> {
+    return this.peers.call(address, 'Kill', { taskInstanceId }, deadlineMs);
+  }
+  takeOver(
+    address: string,
+    taskInstanceId: number,
+    newMasterAddress: string,
+    epoch: number,
+    deadlineMs = 5000,
+  ): Promise<TakeOverResponse> {
+    return this.peers.call(address, 'TakeOver', { taskInstanceId, newMasterAddress, epoch }, deadlineMs);
+  }
+  readLog(
+    address: string,
+    taskInstanceId: number,
+    offset = 0,
+    limit = 0,
+    deadlineMs = 10_000,
+  ): Promise<ReadLogResponse> {
+    return this.peers.call(address, 'ReadLog', { taskInstanceId, offset, limit }, deadlineMs);
+  }
+  forget(address: string): void {
+    this.peers.forget(address);
+  }
+  close(): void {
+    this.peers.close();
+  }
+}
+
+/** Worker -> master calls. */
+export class MasterEventClient {
+  private readonly peers: PeerClients<Client>;
+  constructor(secret: string) {
+    this.peers = new PeerClients('MasterTaskEventService', secret);
+  }
+  taskStarted(address: string, event: TaskStartedEvent, deadlineMs = 5000): Promise<EventAck> {
+    return this.peers.call(address, 'TaskStarted', event, deadlineMs);
+  }
+  taskFinished(address: string, event: TaskFinishedEvent, deadlineMs = 5000): Promise<EventAck> {
+    return this.peers.call(address, 'TaskFinished', event, deadlineMs);
+  }
+  forget(address: string): void {
+    this.peers.forget(address);
+  }
+  close(): void {
+    this.peers.close();
+  }
+}
+
+/** grpc.health.v1 Check against a master or worker. */
+export class HealthClient {
+  private readonly peers: PeerClients<Client>;
+  constructor(secret: string) {
+    this.peers = new PeerClients('Health', secret);
+  }
+  async check(address: string, deadlineMs = 2000): Promise<'SERVING' | 'NOT_SERVING' | 'UNKNOWN'> {
+    const res = await this.peers.call<{ status: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' }>(
+      address,
+      'Check',
+      { service: '' },
+      deadlineMs,
+    );
+    return res.status;
+  }
+  close(): void {
+    this.peers.close();
+  }
+}

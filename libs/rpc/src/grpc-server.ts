@@ -1,0 +1,133 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { serviceDefinition } from './proto-loader';
+import { RpcInvalidArgument } from './rpc.errors';
+import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
+
+export const SECRET_METADATA_KEY = 'x-porpoise-secret';
+
+export interface RpcLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface GrpcServerOptions {
+  bindHost: string;
+  port: number;
+  clusterSecret: string;
+  logger: RpcLogger;
+  worker?: WorkerTaskHandlers;
+  master?: MasterTaskEventHandlers;
+}
+
+/** Constant-time check of the secret a call carries. */
+export function secretMatches(metadata: Metadata, secret: string): boolean {
+  const given = metadata.get(SECRET_METADATA_KEY)[0];
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * A gRPC server for a master or a worker: the node's service, the standard health service,
+ * and a secret check in front of every call (health included: an open port tells nothing).
+ */
+export class GrpcServer {
+  private readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  private serving = true;
+
+  constructor(private readonly options: GrpcServerOptions) {
+    const { worker, master } = options;
+    if (worker) {
+      this.server.addService(serviceDefinition('WorkerTaskService'), {
+        Dispatch: this.unary('Dispatch', (r) => worker.dispatch(r as never)),
+        Kill: this.unary('Kill', (r) => worker.kill(r as never)),
+        TakeOver: this.unary('TakeOver', (r) => worker.takeOver(r as never)),
+        ReadLog: this.unary('ReadLog', (r) => worker.readLog(r as never)),
+      });
+    }
+    if (master) {
+      this.server.addService(serviceDefinition('MasterTaskEventService'), {
+        TaskStarted: this.unary('TaskStarted', (r) => master.taskStarted(r as never)),
+        TaskFinished: this.unary('TaskFinished', (r) => master.taskFinished(r as never)),
+      });
+    }
+    const health: UntypedServiceImplementation = {
+      Check: this.unary('Health.Check', async () => ({ status: this.serving ? 'SERVING' : 'NOT_SERVING' })),
+      Watch: (call: ServerWritableStream<unknown, unknown>) => {
+        if (!this.authorized(call.metadata, 'Health.Watch', call.getPeer())) {
+          call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+          return;
+        }
+        call.write({ status: this.serving ? 'SERVING' : 'NOT_SERVING' });
+      },
+    };
+    this.server.addService(serviceDefinition('Health'), health);
+  }
+
+  /** Binds and starts; resolves with the bound port. */
+  async start(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(
+        `${this.options.bindHost}:${this.options.port}`,
+        ServerCredentials.createInsecure(),
+        (err, port) => (err ? reject(err) : resolve(port)),
+      );
+    });
+  }
+
+  /** Health answers NOT_SERVING from now on (draining). */
+  setServing(serving: boolean): void {
+    this.serving = serving;
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private authorized(metadata: Metadata, method: string, peer: string): boolean {
+    if (secretMatches(metadata, this.options.clusterSecret)) return true;
+    this.options.logger.warn(`refused ${method} from ${peer}: missing or wrong cluster secret`);
+    return false;
+  }
+
+  private unary(method: string, handler: (request: unknown) => Promise<unknown>) {
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      if (!this.authorized(call.metadata, method, call.getPeer())) {
+        callback({ code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+        return;
+      }
+      handler(call.request).then(
+        (response) => callback(null, response),
+        (err: unknown) => {
+          if (err instanceof RpcInvalidArgument) {
+            callback({ code: status.INVALID_ARGUMENT, details: err.message });
+            return;
+          }
+          const message = err instanceof Error ? err.message : String(err);
+          this.options.logger.error(`${method} failed: ${message}`);
+          callback({ code: status.INTERNAL, details: message });
+        },
+      );
+    };
+  }
+}

@@ -1,0 +1,5 @@
+export * from './rpc.types';
+export * from './rpc.errors';
+export * from './proto-loader';
+export * from './grpc-server';
+export * from './grpc-clients';
