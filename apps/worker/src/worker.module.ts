@@ -1,11 +1,46 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
 import { RegistryModule } from '@porpoise/registry';
+import { MasterEvents } from './adapters/master-events';
+import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
+import { TaskLogStore } from './adapters/task-log-store';
+import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
+import { AdmissionService } from './services/admission.service';
+import { RegistrationService } from './services/registration.service';
+import { ResultDeliveryService } from './services/result-delivery.service';
+import { TaskExecutorService } from './services/task-executor.service';
+import { WorkerLifecycleService } from './services/worker-lifecycle.service';
+import { WorkerRpcService } from './services/worker-rpc.service';
+import { requireClusterSecret } from './worker.config';
 
-/** Workers never touch Postgres (as in DolphinScheduler): only the registry and gRPC. */
+/**
+ * The worker node: gRPC task service, SHELL executor, result outbox and registry membership.
+ * Workers never touch Postgres (as in DolphinScheduler): only the registry and gRPC (the JDBC
+ * registry uses the database, but only through libs/registry).
+ *
+ * Safe to import into another application (the standalone app boots it in-process): it installs
+ * no signal handlers and never exits the process; it stops in beforeApplicationShutdown.
+ */
 @Module({})
 export class WorkerModule {
   static forRoot(config: PorpoiseConfig): DynamicModule {
-    return { module: WorkerModule, imports: [ConfigModule.forRoot(config), RegistryModule] };
+    requireClusterSecret(config);
+    return {
+      module: WorkerModule,
+      imports: [ConfigModule.forRoot(config), RegistryModule],
+      providers: [
+        { provide: ProcessRunner, useClass: NodeProcessRunner },
+        TaskLogStore,
+        OutboxStore,
+        RunningMarkerStore,
+        MasterEvents,
+        AdmissionService,
+        ResultDeliveryService,
+        TaskExecutorService,
+        WorkerRpcService,
+        RegistrationService,
+        WorkerLifecycleService,
+      ],
+    };
   }
 }

@@ -1,0 +1,118 @@
+import {
+  RpcInvalidArgument,
+  type DispatchRequest,
+  type KillRequest,
+  type ReadLogRequest,
+  type TakeOverRequest,
+  type TaskSpec,
+} from '@porpoise/rpc';
+
+/**
+ * Validation of every message the worker receives over gRPC. proto-loader already gives the
+ * right JavaScript types with defaults for missing fields (0, '', {}), so these checks are about
+ * values: a missing id arrives as 0 and is refused as "must be a positive integer". Each failure
+ * throws RpcInvalidArgument (answered INVALID_ARGUMENT) with a message naming the field.
+ */
+
+export const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HOST_PORT = /^([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):(\d{1,5})$/;
+const INT32_MAX = 2_147_483_647;
+
+function invalid(field: string, problem: string): never {
+  throw new RpcInvalidArgument(`${field} ${problem}`);
+}
+
+function positiveInteger(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    invalid(field, `must be a positive integer, got ${describe(value)}`);
+  return value;
+}
+
+function nonNegativeInteger(field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max)
+    invalid(field, `must be an integer between 0 and ${max}, got ${describe(value)}`);
+  return value;
+}
+
+/** A string that can go into argv/environment: no NUL (execve cannot carry it). */
+function text(field: string, value: unknown, { nonEmpty }: { nonEmpty: boolean }): string {
+  if (typeof value !== 'string') invalid(field, `must be a string, got ${describe(value)}`);
+  if (nonEmpty && value.trim() === '') invalid(field, 'must be a non-empty string');
+  if (value.includes('\u0000')) invalid(field, 'must not contain a NUL character');
+  return value;
+}
+
+/** host:port of a master, as built from NODE_HOST and MASTER_PORT. */
+export function hostPort(field: string, value: unknown): string {
+  if (typeof value !== 'string') invalid(field, `must be a host:port string, got ${describe(value)}`);
+  const m = HOST_PORT.exec(value);
+  const port = m ? Number(m[2]) : 0;
+  if (!m || port < 1 || port > 65535) invalid(field, `must be host:port, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function params(field: string, value: unknown): Record<string, string> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value))
+    invalid(field, `must be a map of strings, got ${describe(value)}`);
+  const out: Record<string, string> = {};
+  for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+    if (!PARAM_NAME.test(name))
+      invalid(
+        `${field}`,
+        `name ${JSON.stringify(name)} must match ${PARAM_NAME.source} (it becomes PORPOISE_PARAM_<NAME>)`,
+      );
+    out[name] = text(`${field}.${name}`, v, { nonEmpty: false });
+  }
+  return out;
+}
+
+export function validateTaskSpec(task: unknown, field = 'task'): TaskSpec {
+  if (task === null || task === undefined || typeof task !== 'object') invalid(field, 'is required');
+  const t = task as Partial<Record<keyof TaskSpec, unknown>>;
+  return {
+    taskInstanceId: positiveInteger(`${field}.taskInstanceId`, t.taskInstanceId),
+    workflowInstanceId: positiveInteger(`${field}.workflowInstanceId`, t.workflowInstanceId),
+    taskName: text(`${field}.taskName`, t.taskName, { nonEmpty: true }),
+    command: text(`${field}.command`, t.command, { nonEmpty: true }),
+    attempt: positiveInteger(`${field}.attempt`, t.attempt),
+    timeoutMs: nonNegativeInteger(`${field}.timeoutMs`, t.timeoutMs),
+    params: params(`${field}.params`, t.params),
+    masterAddress: hostPort(`${field}.masterAddress`, t.masterAddress),
+    epoch: nonNegativeInteger(`${field}.epoch`, t.epoch),
+  };
+}
+
+export function validateDispatchRequest(req: unknown): DispatchRequest {
+  return { task: validateTaskSpec((req as Partial<DispatchRequest> | null)?.task) };
+}
+
+export function validateKillRequest(req: unknown): KillRequest {
+  const r = (req ?? {}) as Partial<Record<keyof KillRequest, unknown>>;
+  return { taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId) };
+}
+
+export function validateTakeOverRequest(req: unknown): TakeOverRequest {
+  const r = (req ?? {}) as Partial<Record<keyof TakeOverRequest, unknown>>;
+  return {
+    taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
+    newMasterAddress: hostPort('newMasterAddress', r.newMasterAddress),
+    epoch: nonNegativeInteger('epoch', r.epoch),
+  };
+}
+
+export function validateReadLogRequest(req: unknown): ReadLogRequest {
+  const r = (req ?? {}) as Partial<Record<keyof ReadLogRequest, unknown>>;
+  return {
+    taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
+    offset: nonNegativeInteger('offset', r.offset),
+    limit: nonNegativeInteger('limit', r.limit, INT32_MAX),
+  };
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (value === null) return 'null';
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}

@@ -1,0 +1,159 @@
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { PORPOISE_CONFIG, REGISTRY_PATHS, type PorpoiseConfig } from '@porpoise/common';
+import { REGISTRY, type ConnectionState, type Registry } from '@porpoise/registry';
+import { buildHeartbeat, type HostSample } from '../domain/heartbeat';
+import { RESULT_MESSAGES } from '../worker.constants';
+import { AdmissionService } from './admission.service';
+import { TaskExecutorService } from './task-executor.service';
+
+const KEY_DELETE_TIMEOUT_MS = 2_000;
+
+function sampleHost(): HostSample {
+  const usage = process.cpuUsage();
+  return {
+    nowMs: Date.now(),
+    cpuMicros: usage.user + usage.system,
+    wallMicros: Number(process.hrtime.bigint() / 1000n),
+    cpuCount: cpus().length,
+    freeMemoryBytes: freemem(),
+    totalMemoryBytes: totalmem(),
+    loadAverage1m: loadavg()[0] ?? 0,
+  };
+}
+
+/**
+ * Membership: the ephemeral key /nodes/worker/{group}/{host}:{port} with a NodeHeartbeat, refreshed
+ * every HEARTBEAT_INTERVAL_MS, and the reaction to the registry session (DESIGN.md section 6):
+ * - SUSPENDED: stop taking tasks (the masters may think we are gone);
+ * - LOST: kill every running task's process group at once: the masters saw this worker vanish and
+ *   dispatch its tasks again elsewhere, and a stalled worker that kept running them would run a
+ *   task twice (a DolphinScheduler bug). Their results report KILL, never SUCCESS;
+ * - RECONNECTED / CONNECTED after LOST: take tasks again and register anew.
+ */
+@Injectable()
+export class RegistrationService {
+  private readonly logger = new Logger('WorkerRegistration');
+  readonly key: string;
+  private readonly startTime = Date.now();
+  private previousSample: HostSample | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private removeListener: (() => void) | undefined;
+  private publishing: Promise<void> | undefined;
+  private publishAgain = false;
+  private failing = false;
+  private stopped = false;
+  private registered = false;
+
+  constructor(
+    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(REGISTRY) private readonly registry: Registry,
+    private readonly admission: AdmissionService,
+    private readonly executor: TaskExecutorService,
+  ) {
+    this.key = REGISTRY_PATHS.worker(config.workerGroup, config.nodeHost, config.workerPort);
+  }
+
+  /** Registers (failing loudly if the first put fails) and starts the heartbeat. */
+  async start(): Promise<void> {
+    this.removeListener = this.registry.onConnectionStateChange((state) => this.onConnectionState(state));
+    this.previousSample = sampleHost();
+    await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
+    this.registered = true;
+    this.logger.log(`registered ${this.key}`);
+    this.timer = setInterval(() => void this.publish(), this.config.registry.heartbeatIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Writes the heartbeat now (coalesced: at most one put in flight, one more queued). */
+  publish(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.publishing) {
+      this.publishAgain = true;
+      return this.publishing;
+    }
+    this.publishing = (async () => {
+      do {
+        this.publishAgain = false;
+        await this.putOnce();
+      } while (this.publishAgain && !this.stopped);
+    })().finally(() => {
+      this.publishing = undefined;
+    });
+    return this.publishing;
+  }
+
+  /** Stops the heartbeat and removes our key at once (not only when the session ends). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.removeListener?.();
+    await this.publishing;
+    // Never registered (start failed, e.g. the port is taken): the key may be another node's.
+    if (!this.registered) return;
+    const deleted = this.registry.delete(this.key).then(
+      () => true,
+      (err: Error) => {
+        this.logger.warn(`could not remove ${this.key}: ${err.message}`);
+        return false;
+      },
+    );
+    const timeout = new Promise<false>((r) => setTimeout(() => r(false), KEY_DELETE_TIMEOUT_MS).unref());
+    if (await Promise.race([deleted, timeout])) this.logger.log(`unregistered ${this.key}`);
+  }
+
+  private async putOnce(): Promise<void> {
+    // Without a session an ephemeral put cannot succeed; CONNECTED will publish.
+    if (this.admission.sessionState === 'lost') return;
+    try {
+      await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
+      if (this.failing) this.logger.log(`heartbeat to ${this.key} works again`);
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.logger.warn(`heartbeat to ${this.key} failed: ${(err as Error).message}`);
+      this.failing = true;
+    }
+  }
+
+  private heartbeatJson(): string {
+    const sample = sampleHost();
+    const heartbeat = buildHeartbeat(
+      {
+        host: this.config.nodeHost,
+        port: this.config.workerPort,
+        group: this.config.workerGroup,
+        startTime: this.startTime,
+        runningTasks: this.executor.runningCount,
+        capacity: this.config.workerCapacity,
+        serving: this.admission.serving,
+      },
+      sample,
+      this.previousSample,
+    );
+    this.previousSample = sample;
+    return JSON.stringify(heartbeat);
+  }
+
+  private onConnectionState(state: ConnectionState): void {
+    if (this.stopped) return;
+    switch (state) {
+      case 'SUSPENDED':
+        this.admission.setSession('suspended');
+        this.logger.warn('registry session suspended: not taking tasks');
+        return;
+      case 'LOST':
+        this.admission.setSession('lost');
+        this.logger.error('registry session lost: killing running tasks, not taking tasks');
+        void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
+        return;
+      case 'RECONNECTED':
+      case 'CONNECTED':
+        if (this.admission.sessionState !== 'connected')
+          this.logger.log(`registry ${state.toLowerCase()}: taking tasks again`);
+        this.admission.setSession('connected');
+        void this.publish();
+        return;
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { TaskLogStore } from '../adapters/task-log-store';
+import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
+import { AdmissionService } from './admission.service';
+import { RegistrationService } from './registration.service';
+import { ResultDeliveryService } from './result-delivery.service';
+import { TaskExecutorService } from './task-executor.service';
+import { WorkerRpcService } from './worker-rpc.service';
+
+const PUBLISH_WAIT_MS = 2_000;
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * The order in which the worker's parts start and stop. Nothing here owns the process: the
+ * worker may run inside the standalone app, so errors are thrown to the caller, never exit().
+ */
+@Injectable()
+export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Worker');
+  private stopping: Promise<void> | undefined;
+  private rpcStarted = false;
+  private registered = false;
+
+  constructor(
+    private readonly logs: TaskLogStore,
+    private readonly delivery: ResultDeliveryService,
+    private readonly executor: TaskExecutorService,
+    private readonly rpc: WorkerRpcService,
+    private readonly registration: RegistrationService,
+    private readonly admission: AdmissionService,
+  ) {}
+
+  /**
+   * 1. local state: log index, held results, orphans of an earlier run (killed, reported KILL);
+   * 2. the gRPC server; 3. the registry key (masters see us only once we can answer);
+   * 4. delivery of held results.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.logs.init();
+      const held = await this.delivery.loadOutbox();
+      const orphans = await this.executor.recoverOrphans();
+      if (held + orphans > 0)
+        this.logger.log(`resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart`);
+      await this.rpc.start();
+      this.rpcStarted = true;
+      await this.registration.start();
+      this.registered = true;
+      this.delivery.start();
+    } catch (err) {
+      await this.release();
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful stop (before the registry module closes the session): refuse new tasks and say so in
+   * the heartbeat, let running tasks finish for DRAIN_GRACE_MS, kill the rest, deliver what can be
+   * delivered, then remove the registry key and stop the server. Results not acknowledged stay in
+   * the outbox for the next start.
+   */
+  beforeApplicationShutdown(): Promise<void> {
+    this.stopping ??= this.drainAndStop();
+    return this.stopping;
+  }
+
+  private async drainAndStop(): Promise<void> {
+    this.admission.startDraining();
+    this.rpc.setServing(false);
+    // Tell the masters at once (bounded: the registry may be the thing that is down).
+    if (this.registered) await Promise.race([this.registration.publish(), delay(PUBLISH_WAIT_MS)]);
+    await this.executor.drain(DRAIN_GRACE_MS);
+    await this.delivery.flush(SHUTDOWN_FLUSH_MS);
+    await this.release();
+    this.logger.log('worker stopped');
+  }
+
+  private async release(): Promise<void> {
+    this.admission.startDraining();
+    await this.registration.stop();
+    if (this.rpcStarted) await this.rpc.stop();
+    this.delivery.close();
+  }
+}

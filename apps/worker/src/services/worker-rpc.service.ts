@@ -1,0 +1,82 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import {
+  GrpcServer,
+  type DispatchResponse,
+  type KillResponse,
+  type ReadLogResponse,
+  type TakeOverResponse,
+  type WorkerTaskHandlers,
+} from '@porpoise/rpc';
+import { TaskLogStore } from '../adapters/task-log-store';
+import {
+  validateDispatchRequest,
+  validateKillRequest,
+  validateReadLogRequest,
+  validateTakeOverRequest,
+} from '../domain/message-validation';
+import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
+import { requireClusterSecret } from '../worker.config';
+import { TaskExecutorService } from './task-executor.service';
+
+/**
+ * The worker's gRPC service (proto/porpoise/v1/worker.proto) on BIND_HOST:WORKER_PORT. GrpcServer
+ * refuses calls without the cluster secret; every message is validated here before it reaches
+ * the executor (RpcInvalidArgument → INVALID_ARGUMENT naming the field).
+ */
+@Injectable()
+export class WorkerRpcService implements WorkerTaskHandlers {
+  private readonly logger = new Logger('WorkerRpc');
+  private server: GrpcServer | undefined;
+
+  constructor(
+    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    private readonly executor: TaskExecutorService,
+    private readonly logs: TaskLogStore,
+  ) {}
+
+  async start(): Promise<void> {
+    const server = new GrpcServer({
+      bindHost: this.config.bindHost,
+      port: this.config.workerPort,
+      clusterSecret: requireClusterSecret(this.config),
+      logger: { warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+      worker: this,
+    });
+    const port = await server.start();
+    this.server = server;
+    this.logger.log(`gRPC listening on ${this.config.bindHost}:${port}`);
+  }
+
+  /** Health answers NOT_SERVING while the worker drains. */
+  setServing(serving: boolean): void {
+    this.server?.setServing(serving);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    await server?.stop(2_000);
+  }
+
+  async dispatch(req: unknown): Promise<DispatchResponse> {
+    const { task } = validateDispatchRequest(req);
+    const res = await this.executor.dispatch(task);
+    if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
+    return res;
+  }
+
+  async kill(req: unknown): Promise<KillResponse> {
+    return this.executor.kill(validateKillRequest(req).taskInstanceId);
+  }
+
+  async takeOver(req: unknown): Promise<TakeOverResponse> {
+    return this.executor.takeOver(validateTakeOverRequest(req));
+  }
+
+  async readLog(req: unknown): Promise<ReadLogResponse> {
+    const { taskInstanceId, offset, limit } = validateReadLogRequest(req);
+    const bytes = limit === 0 ? READ_LOG_LIMIT_BYTES : Math.min(limit, READ_LOG_LIMIT_BYTES);
+    return this.logs.read(taskInstanceId, offset, bytes);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Tunables of the worker that are not configuration (DESIGN.md section 3 names the variables;
+ * these are fixed in code so that every worker of a cluster behaves the same).
+ */
+
+/** Graceful stop: running tasks get this long to finish before they are killed. */
+export const DRAIN_GRACE_MS = 10_000;
+/** Kill: SIGTERM to the process group first, SIGKILL after this long. */
+export const KILL_GRACE_MS = 2_000;
+/** After SIGKILL, how long to wait for the process to be reaped before giving up waiting. */
+export const KILL_REAP_WAIT_MS = 2_000;
+/** Graceful stop: how long to keep trying to deliver held results before leaving them on disk. */
+export const SHUTDOWN_FLUSH_MS = 3_000;
+
+/** ReadLog answers at most this many bytes per call (and this many when the caller asks for 0). */
+export const READ_LOG_LIMIT_BYTES = 1024 * 1024;
+
+/** Deadline of each event call to a master. */
+export const EVENT_DEADLINE_MS = 5_000;
+/** TaskFinished retry backoff: doubles from the first delay up to the cap. */
+export const RESULT_RETRY_FIRST_MS = 200;
+export const RESULT_RETRY_MAX_MS = 5_000;
+/** TaskStarted is best effort: this many tries, then the result alone tells the master. */
+export const STARTED_EVENT_ATTEMPTS = 3;
+/**
+ * A result no master has acknowledged for this long is dropped (with a warning): by then every
+ * master has long since failed the task over, and retrying forever only fills the logs.
+ */
+export const OUTBOX_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** Messages of results the worker reports for runs it ended itself (the master may tell them apart). */
+export const RESULT_MESSAGES = {
+  killed: 'killed on request',
+  timeout: 'timeout',
+  sessionLost: 'registry session lost',
+  stopping: 'worker stopping',
+  restarted: 'worker restarted while the task ran',
+  obsolete: 'master answered OBSOLETE',
+} as const;
+
+/** Variables stripped from the task environment: a task must never read the cluster's credentials. */
+export const STRIPPED_ENV_VARIABLES = ['CLUSTER_SECRET', 'DATABASE_URL'] as const;
+/** Every variable the worker sets for a task starts with this; inherited ones are removed first. */
+export const TASK_ENV_PREFIX = 'PORPOISE_';

@@ -1,0 +1,541 @@
+/**
+ * The worker as its own OS process, built code (npm run build first), against a real Postgres
+ * (JDBC registry) and real gRPC. The test plays the master: a GrpcServer with master handlers that
+ * records the events it receives, and a WorkerClient that calls the worker.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { runMigrations } from '@porpoise/dao/migration-runner';
+import { createRegistry, type Registry } from '@porpoise/registry';
+import {
+  GrpcServer,
+  RpcCallError,
+  services,
+  WorkerClient,
+  type EventAckStatus,
+  type TaskFinishedEvent,
+  type TaskSpec,
+  type TaskStartedEvent,
+} from '@porpoise/rpc';
+import { freePort, startPostgres, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const MAIN = join(ROOT, 'dist', 'apps', 'worker', 'src', 'main.js');
+const SECRET = 'worker-test-secret-0123456789';
+const silent = { warn: () => undefined, error: () => undefined };
+
+/** The test's stand-in for a master: records events, answers what `answer` says. */
+class FakeMaster {
+  readonly started: TaskStartedEvent[] = [];
+  readonly finished: TaskFinishedEvent[] = [];
+  answer: (event: TaskFinishedEvent) => EventAckStatus = () => 'ACCEPTED';
+
+  private readonly server: GrpcServer;
+  port = 0;
+
+  private constructor(port: number) {
+    this.server = new GrpcServer({
+      bindHost: '127.0.0.1',
+      port,
+      clusterSecret: SECRET,
+      logger: silent,
+      master: {
+        taskStarted: async (e) => {
+          this.started.push(e);
+          return { status: 'ACCEPTED', reason: '' };
+        },
+        taskFinished: async (e) => {
+          this.finished.push(e);
+          return { status: this.answer(e), reason: 'test' };
+        },
+      },
+    });
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  static async start(port?: number): Promise<FakeMaster> {
+    const master = new FakeMaster(port ?? (await freePort()));
+    master.port = await master.server.start();
+    return master;
+  }
+
+  finishedOf(id: number): TaskFinishedEvent[] {
+    return this.finished.filter((e) => e.taskInstanceId === id);
+  }
+
+  startedOf(id: number): TaskStartedEvent[] {
+    return this.started.filter((e) => e.taskInstanceId === id);
+  }
+
+  waitFinished(id: number, timeoutMs = 30_000): Promise<TaskFinishedEvent> {
+    return waitFor(`TaskFinished of task ${id} at ${this.address}`, () => this.finishedOf(id)[0], timeoutMs);
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop(1000);
+  }
+}
+
+/** Live (non-zombie) processes of a process group, from /proc (zombies wait for init to reap them). */
+function liveMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(name));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return members;
+}
+
+async function rpcError(p: Promise<unknown>): Promise<RpcCallError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcCallError) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('worker node (real process, real gRPC, JDBC registry)', () => {
+  let pg: TestServer;
+  let dataDir: string;
+  let scratch: string;
+  let workerPort: number;
+  let worker: ChildProcess | undefined;
+  let workerOutput = '';
+  let master: FakeMaster;
+  let client: WorkerClient;
+  let registry: Registry;
+  const groups: number[] = [];
+  let nextId = 1000;
+  const newId = () => nextId++;
+  const workerAddress = () => `127.0.0.1:${workerPort}`;
+  const workerKey = () => `/nodes/worker/default/127.0.0.1:${workerPort}`;
+  const outboxFile = (id: number) => join(dataDir, 'outbox', `${id}.json`);
+
+  const task = (over: Partial<TaskSpec> = {}): TaskSpec => ({
+    taskInstanceId: newId(),
+    workflowInstanceId: 1,
+    taskName: 'task',
+    command: 'true',
+    attempt: 1,
+    timeoutMs: 0,
+    params: {},
+    masterAddress: master.address,
+    epoch: 1,
+    ...over,
+  });
+
+  async function startWorker(): Promise<ChildProcess> {
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: pg.endpoint,
+        REGISTRY_TYPE: 'jdbc',
+        CLUSTER_SECRET: SECRET,
+        NODE_HOST: '127.0.0.1',
+        WORKER_PORT: String(workerPort),
+        DATA_DIR: dataDir,
+        REGISTRY_SESSION_TIMEOUT_MS: '3000',
+        HEARTBEAT_INTERVAL_MS: '500',
+        // Inherited by tasks (the worker's own environment) ...
+        WORKER_ENV_MARKER: 'inherited',
+        // ... except PORPOISE_* variables, which only the task's own run sets.
+        PORPOISE_PARAM_STRAY: 'leaked',
+      },
+    });
+    // Keep draining the pipes (a full pipe would block the worker) and keep the tail for failures.
+    const keep = (d: Buffer) => (workerOutput = (workerOutput + d.toString()).slice(-20_000));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    await waitFor(
+      'worker ready',
+      () => {
+        if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${workerOutput}`);
+        return /worker ready/.test(workerOutput);
+      },
+      60_000,
+      100,
+    );
+    return child;
+  }
+
+  async function restartWorker(signal: NodeJS.Signals): Promise<void> {
+    if (worker) await stopProcess(worker, signal);
+    workerOutput = '';
+    worker = await startWorker();
+  }
+
+  /** Runs a task that prints its shell pid first and returns that pid (= its process group). */
+  async function pgidOf(id: number): Promise<number> {
+    const pgid = await waitFor(`pid in the log of task ${id}`, async () => {
+      const log = await client.readLog(workerAddress(), id);
+      const m = /^(\d+)\n/.exec(log.content.toString());
+      return m ? Number(m[1]) : undefined;
+    });
+    groups.push(pgid);
+    return pgid;
+  }
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    await runMigrations(pg.endpoint);
+    dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-'));
+    scratch = mkdtempSync(join(tmpdir(), 'porpoise-worker-scratch-'));
+    workerPort = await freePort();
+    master = await FakeMaster.start();
+    client = new WorkerClient(SECRET);
+    registry = createRegistry({ type: 'jdbc', databaseUrl: pg.endpoint, sessionTimeoutMs: 3000 });
+    await registry.start();
+    worker = await startWorker();
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await registry?.close().catch(() => undefined);
+    if (worker) await stopProcess(worker, 'SIGKILL');
+    for (const pgid of groups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // Already gone, as it should be.
+      }
+    }
+    await master?.stop();
+    await pg?.dispose();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    master.answer = () => 'ACCEPTED';
+  });
+
+  it('registers its heartbeat key with valid JSON', async () => {
+    const value = await waitFor('worker key', async () => (await registry.get(workerKey())) ?? undefined);
+    const heartbeat = JSON.parse(value) as Record<string, unknown>;
+    expect(heartbeat).toMatchObject({
+      host: '127.0.0.1',
+      port: workerPort,
+      group: 'default',
+      runningTasks: 0,
+      capacity: 32,
+      serving: true,
+    });
+    for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'])
+      expect(typeof heartbeat[field]).toBe('number');
+  });
+
+  it('runs a task with exactly the documented variables, and without the cluster secret', async () => {
+    const spec = task({
+      workflowInstanceId: 42,
+      taskName: 'extract',
+      attempt: 2,
+      command: 'env -0',
+      params: { GREETING: 'hello world $HOME "quoted"', lower_name: 'x' },
+      epoch: 7,
+    });
+    expect(await client.dispatch(workerAddress(), spec)).toEqual({ accepted: true, reason: '' });
+    const result = await master.waitFinished(spec.taskInstanceId);
+    expect(result).toMatchObject({
+      taskInstanceId: spec.taskInstanceId,
+      workflowInstanceId: 42,
+      attempt: 2,
+      state: 'SUCCESS',
+      exitCode: 0,
+      workerAddress: workerAddress(),
+      epoch: 7,
+      message: '',
+    });
+    expect(master.startedOf(spec.taskInstanceId)).toEqual([
+      expect.objectContaining({ attempt: 2, workerAddress: workerAddress(), epoch: 7 }),
+    ]);
+    const log = await client.readLog(workerAddress(), spec.taskInstanceId);
+    const env = Object.fromEntries(
+      log.content
+        .toString()
+        .split('\0')
+        .filter((entry) => entry.includes('='))
+        .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+    );
+    const porpoise = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PORPOISE_')));
+    expect(porpoise).toEqual({
+      PORPOISE_WORKFLOW_INSTANCE_ID: '42',
+      PORPOISE_TASK_INSTANCE_ID: String(spec.taskInstanceId),
+      PORPOISE_TASK_NAME: 'extract',
+      PORPOISE_ATTEMPT: '2',
+      PORPOISE_PARAM_GREETING: 'hello world $HOME "quoted"',
+      PORPOISE_PARAM_lower_name: 'x',
+    });
+    expect(env.WORKER_ENV_MARKER).toBe('inherited');
+    expect(env.CLUSTER_SECRET).toBeUndefined();
+    expect(env.DATABASE_URL).toBeUndefined();
+    expect(log.content.toString()).not.toContain(SECRET);
+  });
+
+  it('reports a failing command as FAILURE with its exit code', async () => {
+    const spec = task({ command: 'echo broken >&2; exit 3' });
+    await client.dispatch(workerAddress(), spec);
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({ state: 'FAILURE', exitCode: 3 });
+    expect((await client.readLog(workerAddress(), spec.taskInstanceId)).content.toString()).toBe('broken\n');
+  });
+
+  it('kills the whole process group on timeout and reports FAILURE "timeout"', async () => {
+    const spec = task({ command: 'echo $$; sleep 1000 & sleep 1000', timeoutMs: 300 });
+    await client.dispatch(workerAddress(), spec);
+    const pgid = await pgidOf(spec.taskInstanceId);
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({
+      state: 'FAILURE',
+      exitCode: -1,
+      message: 'timeout',
+    });
+    await waitFor(`no process left in group ${pgid}`, () => liveMembers(pgid).length === 0);
+  });
+
+  it('Kill ends the whole process group and reports KILL', async () => {
+    const spec = task({ command: 'echo $$; sleep 1000 & sleep 1000' });
+    await client.dispatch(workerAddress(), spec);
+    const pgid = await pgidOf(spec.taskInstanceId);
+    expect(liveMembers(pgid).length).toBeGreaterThan(0);
+    expect(await client.kill(workerAddress(), spec.taskInstanceId)).toEqual({ killed: true });
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({ state: 'KILL' });
+    await waitFor(`no process left in group ${pgid}`, () => liveMembers(pgid).length === 0);
+    expect(await client.kill(workerAddress(), spec.taskInstanceId)).toEqual({ killed: false });
+  });
+
+  it('answers a repeated Dispatch accepted without running the task again', async () => {
+    const gate = join(scratch, 'gate-idempotent');
+    const spec = task({ command: `echo ran; while [ ! -f ${gate} ]; do sleep 0.05; done` });
+    const id = spec.taskInstanceId;
+    expect(await client.dispatch(workerAddress(), spec)).toEqual({ accepted: true, reason: '' });
+    expect(await client.dispatch(workerAddress(), spec)).toEqual({
+      accepted: true,
+      reason: 'already running',
+    });
+    writeFileSync(gate, '');
+    await master.waitFinished(id);
+    await waitFor('result acknowledged', () => !existsSync(outboxFile(id)));
+    expect((await client.dispatch(workerAddress(), spec)).accepted).toBe(true);
+    // Another task run to its end after the repeat: had the repeat started a run, it would show by now.
+    const after = task({ command: 'true' });
+    await client.dispatch(workerAddress(), after);
+    await master.waitFinished(after.taskInstanceId);
+    expect((await client.readLog(workerAddress(), id)).content.toString()).toBe('ran\n');
+    expect(master.startedOf(id)).toHaveLength(1);
+    expect(master.finishedOf(id)).toHaveLength(1);
+  });
+
+  it('refuses calls without or with a wrong secret (UNAUTHENTICATED)', async () => {
+    const wrong = new WorkerClient('not-the-cluster-secret-at-all');
+    try {
+      const err = await rpcError(wrong.dispatch(workerAddress(), task({ command: 'touch /tmp/never' })));
+      expect(err.code).toBe(status.UNAUTHENTICATED);
+      expect((await rpcError(wrong.readLog(workerAddress(), 1))).code).toBe(status.UNAUTHENTICATED);
+    } finally {
+      wrong.close();
+    }
+    const Raw = services().WorkerTaskService;
+    const raw = new Raw(workerAddress(), credentials.createInsecure());
+    try {
+      const err = await new Promise<ServiceError | null>((resolve) =>
+        (raw as unknown as Record<string, Function>).Dispatch(
+          { task: task() },
+          new Metadata(),
+          { deadline: new Date(Date.now() + 5000) },
+          (e: ServiceError | null) => resolve(e),
+        ),
+      );
+      expect(err?.code).toBe(status.UNAUTHENTICATED);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('answers invalid messages with INVALID_ARGUMENT naming the field', async () => {
+    const cases: [Promise<unknown>, string][] = [
+      [client.dispatch(workerAddress(), task({ taskInstanceId: 0 })), 'task.taskInstanceId'],
+      [client.dispatch(workerAddress(), task({ workflowInstanceId: -4 })), 'task.workflowInstanceId'],
+      [client.dispatch(workerAddress(), task({ command: '' })), 'task.command'],
+      [client.dispatch(workerAddress(), task({ attempt: 0 })), 'task.attempt'],
+      [client.dispatch(workerAddress(), task({ timeoutMs: -1 })), 'task.timeoutMs'],
+      [client.dispatch(workerAddress(), task({ masterAddress: 'no-port' })), 'task.masterAddress'],
+      [client.dispatch(workerAddress(), task({ params: { 'bad-name': 'x' } })), 'task.params'],
+      [client.kill(workerAddress(), 0), 'taskInstanceId'],
+      [client.takeOver(workerAddress(), 5, 'nowhere', 1), 'newMasterAddress'],
+      [client.readLog(workerAddress(), 5, -1), 'offset'],
+    ];
+    for (const [call, field] of cases) {
+      const err = await rpcError(call);
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.message).toContain(field);
+    }
+  });
+
+  it('ReadLog returns what the task printed, in chunks; found=false for an unknown task', async () => {
+    const spec = task({ command: "printf 'hello\\nworld\\n'" });
+    await client.dispatch(workerAddress(), spec);
+    await master.waitFinished(spec.taskInstanceId);
+    const id = spec.taskInstanceId;
+    const all = await client.readLog(workerAddress(), id);
+    expect(all).toMatchObject({ found: true, nextOffset: 12, eof: true });
+    expect(all.content.toString()).toBe('hello\nworld\n');
+    const head = await client.readLog(workerAddress(), id, 0, 3);
+    expect(head).toMatchObject({ found: true, nextOffset: 3, eof: false });
+    expect(head.content.toString()).toBe('hel');
+    expect((await client.readLog(workerAddress(), id, 6)).content.toString()).toBe('world\n');
+    expect((await client.readLog(workerAddress(), 987_654)).found).toBe(false);
+  });
+
+  it('keeps a result the master answers NOT_OWNER for and retries until ACCEPTED', async () => {
+    const spec = task({ command: 'true' });
+    const id = spec.taskInstanceId;
+    master.answer = (e) => (master.finishedOf(e.taskInstanceId).length < 3 ? 'NOT_OWNER' : 'ACCEPTED');
+    await client.dispatch(workerAddress(), spec);
+    await waitFor('three deliveries', () => master.finishedOf(id).length >= 3);
+    await waitFor('outbox emptied', () => !existsSync(outboxFile(id)));
+    expect(master.finishedOf(id).every((e) => e.state === 'SUCCESS')).toBe(true);
+  });
+
+  it('TakeOver redirects a held result and a running task to the new master', async () => {
+    const newMaster = await FakeMaster.start();
+    try {
+      // A finished task whose result the old master will not take.
+      master.answer = () => 'NOT_OWNER';
+      const done = task({ command: 'echo done', epoch: 1 });
+      await client.dispatch(workerAddress(), done);
+      await master.waitFinished(done.taskInstanceId);
+      const held = await client.takeOver(workerAddress(), done.taskInstanceId, newMaster.address, 2);
+      expect(held.status).toBe('FINISHED');
+      expect(held.result).toMatchObject({ taskInstanceId: done.taskInstanceId, state: 'SUCCESS', epoch: 2 });
+      expect(await newMaster.waitFinished(done.taskInstanceId)).toMatchObject({ state: 'SUCCESS', epoch: 2 });
+      await waitFor('outbox emptied', () => !existsSync(outboxFile(done.taskInstanceId)));
+
+      // A running task: its result goes to the new master.
+      const gate = join(scratch, 'gate-takeover');
+      const running = task({ command: `while [ ! -f ${gate} ]; do sleep 0.05; done`, epoch: 1 });
+      await client.dispatch(workerAddress(), running);
+      const attached = await client.takeOver(workerAddress(), running.taskInstanceId, newMaster.address, 3);
+      expect(attached.status).toBe('RUNNING');
+      expect(attached.startTimeMs).toBeGreaterThan(0);
+      writeFileSync(gate, '');
+      expect(await newMaster.waitFinished(running.taskInstanceId)).toMatchObject({
+        state: 'SUCCESS',
+        epoch: 3,
+      });
+
+      expect((await client.takeOver(workerAddress(), 876_543, newMaster.address, 1)).status).toBe('UNKNOWN');
+    } finally {
+      await newMaster.stop();
+    }
+  });
+
+  it('on a lost registry session kills running tasks (KILL), refuses work, and registers again', async () => {
+    if (!pg.controllable) {
+      console.warn(`skipped: the ${pg.source} Postgres cannot be stopped by the test`);
+      return;
+    }
+    const spec = task({ command: 'echo $$; sleep 1000 & sleep 1000' });
+    await client.dispatch(workerAddress(), spec);
+    const pgid = await pgidOf(spec.taskInstanceId);
+    await pg.stop();
+    try {
+      expect(await master.waitFinished(spec.taskInstanceId, 60_000)).toMatchObject({
+        state: 'KILL',
+        message: 'registry session lost',
+      });
+      await waitFor(`no process left in group ${pgid}`, () => liveMembers(pgid).length === 0);
+      const refused = await client.dispatch(workerAddress(), task());
+      expect(refused.accepted).toBe(false);
+      expect(refused.reason).toMatch(/^session (lost|suspended)$/);
+    } finally {
+      await pg.start();
+    }
+    await waitFor(
+      'registered again',
+      async () => (await registry.get(workerKey()).catch(() => null)) !== null,
+      60_000,
+      200,
+    );
+    const again = task({ command: 'true' });
+    await waitFor(
+      'dispatch accepted again',
+      async () => (await client.dispatch(workerAddress(), again)).accepted,
+      30_000,
+      200,
+    );
+    expect(await master.waitFinished(again.taskInstanceId)).toMatchObject({ state: 'SUCCESS' });
+  });
+
+  it('keeps an undelivered result across a SIGKILL and delivers it after restart; ends orphaned tasks', async () => {
+    const downPort = await freePort();
+    const downAddress = `127.0.0.1:${downPort}`;
+    const result = task({ command: 'echo persisted', masterAddress: downAddress });
+    await client.dispatch(workerAddress(), result);
+    await waitFor('result held in the outbox', () => existsSync(outboxFile(result.taskInstanceId)));
+    // A task still running when the worker dies: its group outlives the worker.
+    const orphan = task({ command: 'echo $$; sleep 1000', masterAddress: downAddress });
+    await client.dispatch(workerAddress(), orphan);
+    const pgid = await pgidOf(orphan.taskInstanceId);
+
+    await stopProcess(worker!, 'SIGKILL');
+    expect(liveMembers(pgid).length).toBeGreaterThan(0);
+    const revived = await FakeMaster.start(downPort);
+    try {
+      await restartWorker('SIGKILL');
+      expect(await revived.waitFinished(result.taskInstanceId)).toMatchObject({
+        state: 'SUCCESS',
+        exitCode: 0,
+        workerAddress: workerAddress(),
+      });
+      expect(await revived.waitFinished(orphan.taskInstanceId)).toMatchObject({
+        state: 'KILL',
+        message: 'worker restarted while the task ran',
+      });
+      await waitFor(`no process left in group ${pgid}`, () => liveMembers(pgid).length === 0);
+      await waitFor('outbox emptied', () => readdirSync(join(dataDir, 'outbox')).length === 0);
+      expect((await client.readLog(workerAddress(), result.taskInstanceId)).content.toString()).toBe(
+        'persisted\n',
+      );
+    } finally {
+      await revived.stop();
+    }
+  });
+
+  it('on SIGTERM refuses new tasks, lets running ones finish, delivers and unregisters', async () => {
+    await waitFor('worker key', () => registry.get(workerKey()));
+    const gate = join(scratch, 'gate-drain');
+    const spec = task({ command: `while [ ! -f ${gate} ]; do sleep 0.05; done; echo drained` });
+    await client.dispatch(workerAddress(), spec);
+    const exited = new Promise<number | null>((r) => worker!.once('exit', (code) => r(code)));
+    worker!.kill('SIGTERM');
+    await waitFor('dispatch refused while draining', async () => {
+      const res = await client.dispatch(workerAddress(), task());
+      return res.accepted === false && res.reason === 'draining';
+    });
+    const heartbeat = await waitFor('serving=false in the heartbeat', async () => {
+      const v = await registry.get(workerKey());
+      return v && (JSON.parse(v) as { serving: boolean }).serving === false ? v : undefined;
+    });
+    expect(JSON.parse(heartbeat)).toMatchObject({ runningTasks: 1 });
+    writeFileSync(gate, '');
+    expect(await exited).toBe(0);
+    worker = undefined;
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({ state: 'SUCCESS' });
+    expect(await registry.get(workerKey())).toBeNull();
+  });
+});
