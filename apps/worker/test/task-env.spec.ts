@@ -21,7 +21,14 @@ describe('buildTaskEnv', () => {
       PORPOISE_ATTEMPT: '2',
       PORPOISE_PARAM_DATE: '2024-01-01',
       PORPOISE_PARAM_lower_case: 'a b $HOME "q"',
+      PORPOISE_PARAM_LOWER_CASE: 'a b $HOME "q"',
     });
+  });
+
+  it('lets an explicit upper-case param win over the upper-cased spelling of another', () => {
+    const env = buildTaskEnv({}, { ...spec, params: { day: 'lower', DAY: 'upper' } });
+    expect(env.PORPOISE_PARAM_day).toBe('lower');
+    expect(env.PORPOISE_PARAM_DAY).toBe('upper');
   });
 
   it('strips the cluster secret, the database URL and inherited PORPOISE_ variables', () => {
@@ -48,6 +55,7 @@ describe('buildTaskEnv', () => {
     ).toEqual([
       'PORPOISE_ATTEMPT',
       'PORPOISE_PARAM_DATE',
+      'PORPOISE_PARAM_LOWER_CASE',
       'PORPOISE_PARAM_lower_case',
       'PORPOISE_TASK_INSTANCE_ID',
       'PORPOISE_TASK_NAME',

@@ -4,7 +4,10 @@ import { STRIPPED_ENV_VARIABLES, TASK_ENV_PREFIX } from '../worker.constants';
 /**
  * The environment of a task (DESIGN.md section 5): the worker's own environment, plus exactly
  * PORPOISE_WORKFLOW_INSTANCE_ID, PORPOISE_TASK_INSTANCE_ID, PORPOISE_TASK_NAME, PORPOISE_ATTEMPT
- * and PORPOISE_PARAM_<NAME> for each run param (the name as given, case kept).
+ * and PORPOISE_PARAM_<NAME> for each run param: the name as given, and also upper-cased when
+ * that differs (`{ "day": "x" }` gives PORPOISE_PARAM_day and PORPOISE_PARAM_DAY), since the
+ * contract writes the suffix in upper case and shell users expect both spellings to work.
+ * An explicit upper-case param wins over the upper-cased spelling of another one.
  *
  * Removed first:
  * - CLUSTER_SECRET and DATABASE_URL: a task is user code; with the secret it could command every
@@ -26,6 +29,8 @@ export function buildTaskEnv(
   env.PORPOISE_TASK_INSTANCE_ID = String(spec.taskInstanceId);
   env.PORPOISE_TASK_NAME = spec.taskName;
   env.PORPOISE_ATTEMPT = String(spec.attempt);
-  for (const [name, value] of Object.entries(spec.params)) env[`PORPOISE_PARAM_${name}`] = value;
+  const params = Object.entries(spec.params);
+  for (const [name, value] of params) env[`PORPOISE_PARAM_${name.toUpperCase()}`] = value;
+  for (const [name, value] of params) env[`PORPOISE_PARAM_${name}`] = value;
   return env;
 }

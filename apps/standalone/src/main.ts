@@ -1,0 +1,60 @@
+/**
+ * `npm start`: API server, master and worker in one process, on an embedded Postgres (data
+ * under DATA_DIR, default .porpoise/, kept across restarts) and the JDBC registry on that same
+ * database, unless DATABASE_URL / REGISTRY_TYPE say otherwise. The composition root is the
+ * one place allowed to import the other apps' modules.
+ */
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { loadConfigFromProcess, type PorpoiseConfig } from '@porpoise/common';
+import { ApiServerModule } from '../../api-server/src/api-server.module';
+import { configureApiApp } from '../../api-server/src/api-app';
+import { MasterModule } from '../../master/src/master.module';
+import { WorkerModule } from '../../worker/src/worker.module';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded-postgres';
+
+const logger = new Logger('Standalone');
+
+async function bootstrap(): Promise<void> {
+  const loaded = loadConfigFromProcess('standalone');
+  let postgres: EmbeddedPostgresHandle | undefined;
+  const apps: INestApplicationContext[] = [];
+  let stopping = false;
+
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.log(`${signal}: stopping`);
+    // API first (no new requests), then the worker, then the master, then the database.
+    for (const app of [...apps].reverse()) await app.close().catch((e: Error) => logger.error(e.message));
+    await postgres?.stop().catch((e: Error) => logger.error(e.message));
+    process.exit(0);
+  };
+  process.on('SIGINT', (s) => void stop(s));
+  process.on('SIGTERM', (s) => void stop(s));
+
+  if (!loaded.databaseUrl) postgres = await startEmbeddedPostgres(loaded.dataDir, (m) => logger.log(m));
+  const config: PorpoiseConfig = {
+    ...loaded,
+    databaseUrl: loaded.databaseUrl ?? postgres?.url,
+    // One process: the secret only has to be shared with itself.
+    clusterSecret: loaded.clusterSecret ?? randomBytes(24).toString('base64url'),
+  };
+
+  apps.push(await NestFactory.createApplicationContext(MasterModule.forRoot(config)));
+  apps.push(await NestFactory.createApplicationContext(WorkerModule.forRoot(config)));
+  const api = await NestFactory.create(ApiServerModule.forRoot(config));
+  configureApiApp(api);
+  apps.push(api);
+  await api.listen(config.apiPort, config.bindHost);
+  const url = `http://${config.nodeHost}:${config.apiPort}`;
+  logger.log(`Porpoise standalone is ready: API at ${url}/api/v1 (docs at ${url}/api/docs)`);
+  process.stdout.write(`Porpoise is ready at ${url}/api/v1\n`);
+}
+
+bootstrap().catch((err: Error) => {
+  logger.error(`failed to start: ${err.message}`);
+  process.exit(1);
+});
