@@ -1,18 +1,55 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import {
+  Module,
+  RequestMethod,
+  type DynamicModule,
+  type MiddlewareConsumer,
+  type NestModule,
+} from '@nestjs/common';
+import { APP_FILTER, RouterModule } from '@nestjs/core';
 import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
 import { DaoModule } from '@porpoise/dao';
 import { RegistryModule } from '@porpoise/registry';
+import { ApiV1Module } from './api-v1.module';
+import { ApiExceptionFilter } from './common/api-exception.filter';
+import { DocsController } from './docs/docs.controller';
+import { OpenApiService } from './docs/openapi.service';
 import { HealthController } from './health/health.controller';
 import { HealthService } from './health/health.service';
+import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsService } from './metrics/metrics.service';
 
+/**
+ * The whole API server as one module: NestFactory.create(ApiServerModule.forRoot(config))
+ * and listen() give every route of DESIGN.md section 4, /health, /metrics and /api/docs,
+ * with JSON errors. The /api/v1 prefix comes from RouterModule rather than
+ * app.setGlobalPrefix, so it holds however the module is booted. configureApiApp (api-app.ts)
+ * adds the one app-level setting, a larger JSON body limit.
+ */
 @Module({})
-export class ApiServerModule {
+export class ApiServerModule implements NestModule {
   static forRoot(config: PorpoiseConfig): DynamicModule {
     return {
       module: ApiServerModule,
-      imports: [ConfigModule.forRoot(config), DaoModule, RegistryModule],
-      controllers: [HealthController],
-      providers: [HealthService],
+      imports: [
+        ConfigModule.forRoot(config),
+        DaoModule,
+        RegistryModule,
+        ApiV1Module,
+        RouterModule.register([{ path: 'api/v1', module: ApiV1Module }]),
+      ],
+      controllers: [HealthController, MetricsController, DocsController],
+      providers: [
+        HealthService,
+        MetricsService,
+        OpenApiService,
+        HttpMetricsMiddleware,
+        { provide: APP_FILTER, useClass: ApiExceptionFilter },
+      ],
     };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
   }
 }

@@ -1,14 +1,13 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { exitOnSignals, loadConfigFromProcess } from '@porpoise/common';
-import { ApiServerModule } from './api-server.module';
+import { createApiServerApp } from './api-app';
 
 const logger = new Logger('ApiServer');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigFromProcess('api-server');
-  const app = await NestFactory.create(ApiServerModule.forRoot(config), { bufferLogs: false });
+  const app = await createApiServerApp(config);
   exitOnSignals(app, logger);
   await app.listen(config.apiPort, config.bindHost);
   logger.log(`API ready at http://${config.nodeHost}:${config.apiPort}/api/v1`);

@@ -1,0 +1,42 @@
+import { Module } from '@nestjs/common';
+import { InstanceQueryRepository } from '@porpoise/dao/repositories/instance-query.repository';
+import { ScheduleRepository } from '@porpoise/dao/repositories/schedule.repository';
+import { WorkflowDefinitionRepository } from '@porpoise/dao/repositories/workflow-definition.repository';
+import { WorkflowRunRepository } from '@porpoise/dao/repositories/workflow-run.repository';
+import { ClusterController } from './cluster/cluster.controller';
+import { ClusterService } from './cluster/cluster.service';
+import { InstancesController } from './instances/instances.controller';
+import { InstancesService } from './instances/instances.service';
+import { SchedulesController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
+import { TaskLogService } from './task-logs/task-log.service';
+import { TaskLogsController } from './task-logs/task-logs.controller';
+import { WorkflowsController } from './workflows/workflows.controller';
+import { WorkflowsService } from './workflows/workflows.service';
+
+/**
+ * The routes under /api/v1 (the prefix comes from RouterModule in ApiServerModule).
+ * Controllers validate and map, services decide, repositories hold the SQL.
+ */
+@Module({
+  controllers: [
+    WorkflowsController,
+    InstancesController,
+    TaskLogsController,
+    SchedulesController,
+    ClusterController,
+  ],
+  providers: [
+    WorkflowDefinitionRepository,
+    WorkflowRunRepository,
+    InstanceQueryRepository,
+    ScheduleRepository,
+    WorkflowsService,
+    InstancesService,
+    TaskLogService,
+    SchedulesService,
+    ClusterService,
+  ],
+  exports: [InstanceQueryRepository],
+})
+export class ApiV1Module {}

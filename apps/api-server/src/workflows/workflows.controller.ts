@@ -1,0 +1,88 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiHeader,
+  ApiNotFoundResponse,
+  ApiOperation,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type {
+  WorkflowDefinitionRecord,
+  WorkflowDefinitionSummary,
+} from '@porpoise/dao/repositories/workflow-definition.repository';
+import { ErrorDto } from '../common/error.dto';
+import { queryInteger, queryReader, readPage } from '../common/input';
+import { RunAcceptedDto, RunBodyDto, WorkflowBodyDto, WorkflowDto, WorkflowListDto } from './workflow.dto';
+import { WorkflowsService } from './workflows.service';
+
+@ApiTags('workflows')
+@ApiBadRequestResponse({
+  type: ErrorDto,
+  description: 'Invalid body, path or query; the message names the problem.',
+})
+@Controller('workflows')
+export class WorkflowsController {
+  constructor(private readonly workflows: WorkflowsService) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({ summary: 'Create a workflow (version 1). Nothing is stored when the body is invalid.' })
+  @ApiBody({ type: WorkflowBodyDto })
+  @ApiResponse({ status: 201, type: WorkflowDto })
+  create(@Body() body: unknown): Promise<WorkflowDefinitionRecord> {
+    return this.workflows.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List workflows, newest first.' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1..1000, default 50' })
+  @ApiQuery({ name: 'offset', required: false, type: Number, description: 'default 0' })
+  @ApiResponse({ status: 200, type: WorkflowListDto })
+  list(@Query() query: unknown): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
+    const page = readPage(queryReader(query, ['limit', 'offset']));
+    return this.workflows.list(page);
+  }
+
+  @Get(':code')
+  @ApiOperation({ summary: 'A workflow with its tasks and edges: the current version, or ?version=N.' })
+  @ApiQuery({ name: 'version', required: false, type: Number })
+  @ApiResponse({ status: 200, type: WorkflowDto })
+  @ApiNotFoundResponse({ type: ErrorDto })
+  get(@Param('code') code: string, @Query() query: unknown): Promise<WorkflowDefinitionRecord> {
+    const read = queryReader(query, ['version']);
+    const version =
+      read('version') === undefined ? undefined : queryInteger(read, 'version', 1, 2 ** 31 - 1, 1);
+    return this.workflows.get(code, version);
+  }
+
+  @Put(':code')
+  @ApiOperation({ summary: 'Store a new version of a workflow (same validation as create).' })
+  @ApiBody({ type: WorkflowBodyDto })
+  @ApiResponse({ status: 200, type: WorkflowDto })
+  @ApiNotFoundResponse({ type: ErrorDto })
+  update(@Param('code') code: string, @Body() body: unknown): Promise<WorkflowDefinitionRecord> {
+    return this.workflows.update(code, body);
+  }
+
+  @Post(':code/runs')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Trigger a run. The instance exists (SUBMITTED_SUCCESS) when this answers.',
+    description: 'A repeated Idempotency-Key (per workflow) returns the first answer and starts nothing.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'At most 200 characters.' })
+  @ApiBody({ type: RunBodyDto, required: false })
+  @ApiResponse({ status: 202, type: RunAcceptedDto })
+  @ApiNotFoundResponse({ type: ErrorDto })
+  async trigger(
+    @Param('code') code: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+  ): Promise<RunAcceptedDto> {
+    const { commandId, workflowInstanceId } = await this.workflows.trigger(code, body, idempotencyKey);
+    return { commandId, workflowInstanceId };
+  }
+}

@@ -1,0 +1,88 @@
+import { Injectable } from '@nestjs/common';
+import {
+  WorkflowDefinitionRepository,
+  type WorkflowDefinitionRecord,
+  type WorkflowDefinitionSummary,
+} from '@porpoise/dao/repositories/workflow-definition.repository';
+import {
+  WorkflowRunRepository,
+  type TriggerOutcome,
+} from '@porpoise/dao/repositories/workflow-run.repository';
+import { randomBytes } from 'node:crypto';
+import { NotFoundError } from '../common/api-errors';
+import { WORKFLOW_CODE_PATTERN, quote, type Page } from '../common/input';
+import { parseIdempotencyKey, parseRunBody } from './run-body';
+import { parseWorkflowBody } from './workflow-body';
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** 'wf_' + 16 base32 characters (80 random bits): unique without coordination between API servers. */
+export function newWorkflowCode(): string {
+  const bytes = randomBytes(10);
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return `wf_${out}`;
+}
+
+@Injectable()
+export class WorkflowsService {
+  constructor(
+    private readonly definitions: WorkflowDefinitionRepository,
+    private readonly runs: WorkflowRunRepository,
+  ) {}
+
+  async create(body: unknown): Promise<WorkflowDefinitionRecord> {
+    const input = parseWorkflowBody(body);
+    // A collision of 80 random bits is not expected; retrying costs nothing if it happens.
+    for (let i = 0; i < 3; i++) {
+      const created = await this.definitions.create(newWorkflowCode(), input);
+      if (created) return created;
+    }
+    throw new Error('could not allocate a unique workflow code');
+  }
+
+  /** Validates the body first: a bad body is a 400 whether or not the workflow exists. */
+  async update(code: string, body: unknown): Promise<WorkflowDefinitionRecord> {
+    const input = parseWorkflowBody(body);
+    const updated = WORKFLOW_CODE_PATTERN.test(code) ? await this.definitions.update(code, input) : null;
+    if (!updated) throw new NotFoundError(`workflow ${quote(code)} not found`);
+    return updated;
+  }
+
+  async get(code: string, version?: number): Promise<WorkflowDefinitionRecord> {
+    const found = WORKFLOW_CODE_PATTERN.test(code) ? await this.definitions.find(code, version) : null;
+    if (!found)
+      throw new NotFoundError(
+        version === undefined
+          ? `workflow ${quote(code)} not found`
+          : `workflow ${quote(code)} version ${version} not found`,
+      );
+    return found;
+  }
+
+  list(page: Page): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
+    return this.definitions.list(page.limit, page.offset);
+  }
+
+  /** One statement inserts the instance and its command (see WorkflowRunRepository.trigger). */
+  async trigger(
+    code: string,
+    body: unknown,
+    idempotencyKeyHeader: string | string[] | undefined,
+  ): Promise<TriggerOutcome> {
+    const params = parseRunBody(body);
+    const key = parseIdempotencyKey(idempotencyKeyHeader);
+    const outcome = WORKFLOW_CODE_PATTERN.test(code) ? await this.runs.trigger(code, params, key) : null;
+    if (!outcome) throw new NotFoundError(`workflow ${quote(code)} not found`);
+    return outcome;
+  }
+}

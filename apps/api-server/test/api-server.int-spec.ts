@@ -1,0 +1,1213 @@
+/**
+ * The REST API of DESIGN.md section 4, booted in-process (createApiServerApp, as main.ts does)
+ * against a real Postgres and the JDBC registry on the same database, spoken to over HTTP.
+ * Every bad input answers 400 with a message naming the problem and stores nothing (row
+ * counts before and after). One Postgres and one API server for the whole file.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { loadConfig, type PorpoiseConfig } from '@porpoise/common';
+import { runMigrations } from '@porpoise/dao';
+import { createRegistry, type Registry } from '@porpoise/registry';
+import { GrpcServer, type ReadLogRequest, type WorkerTaskHandlers } from '@porpoise/rpc';
+import { freePort, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { NestFactory } from '@nestjs/core';
+import { createApiServerApp } from '../src/api-app';
+import { ApiServerModule } from '../src/api-server.module';
+
+const SECRET = 'api-server-test-secret-0123456789';
+const TABLES = [
+  'workflow_definition',
+  'workflow_definition_version',
+  'workflow_instance',
+  'command',
+  'idempotency_key',
+  'schedule',
+  'task_instance',
+] as const;
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+}
+
+let pg: TestServer;
+let db: Client;
+let app: INestApplication;
+let base: string;
+let config: PorpoiseConfig;
+
+async function send(
+  method: string,
+  path: string,
+  options: { body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
+  let body: string | undefined;
+  if (options.raw !== undefined) {
+    body = options.raw;
+    headers['content-type'] = options.contentType ?? 'application/json';
+  } else if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(`${base}${path}`, { method, headers, body });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+async function counts(): Promise<Record<string, number>> {
+  const sql = TABLES.map((t) => `(SELECT count(*) FROM ${t})::int AS ${t}`).join(', ');
+  return (await db.query(`SELECT ${sql}`)).rows[0] as Record<string, number>;
+}
+
+/** Expects a 400 naming the problem and no row written anywhere. */
+async function expectRejected(
+  method: string,
+  path: string,
+  options: Parameters<typeof send>[2],
+  message: RegExp,
+): Promise<void> {
+  const before = await counts();
+  const res = await send(method, path, options);
+  expect({ status: res.status, body: res.json }).toEqual({
+    status: 400,
+    body: { statusCode: 400, error: 'Bad Request', message: expect.stringMatching(message) },
+  });
+  expect(await counts()).toEqual(before);
+}
+
+const task = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  type: 'SHELL',
+  command: `echo ${name}`,
+  ...extra,
+});
+
+async function createWorkflow(body?: Record<string, unknown>): Promise<string> {
+  const res = await send('POST', '/api/v1/workflows', {
+    body: body ?? { name: 'wf', tasks: [task('a'), task('b')], edges: [{ from: 'a', to: 'b' }] },
+  });
+  expect(res.status).toBe(201);
+  return res.json.code as string;
+}
+
+async function trigger(code: string, headers: Record<string, string> = {}, body?: unknown): Promise<Reply> {
+  return send('POST', `/api/v1/workflows/${code}/runs`, { body, headers });
+}
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  await runMigrations(pg.endpoint);
+  db = new Client({ connectionString: pg.endpoint });
+  await db.connect();
+  config = loadConfig(
+    {
+      DATABASE_URL: pg.endpoint,
+      REGISTRY_TYPE: 'jdbc',
+      CLUSTER_SECRET: SECRET,
+      REGISTRY_SESSION_TIMEOUT_MS: '3000',
+      HEARTBEAT_INTERVAL_MS: '500',
+    },
+    'api-server',
+  );
+  app = await createApiServerApp(config, { logger: ['error'] });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  base = `http://127.0.0.1:${address.port}`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await db?.end();
+  await pg?.dispose();
+});
+
+describe('workflows', () => {
+  const body = {
+    name: 'etl',
+    description: 'extract then load',
+    tasks: [
+      task('extract', { retries: 2, retryIntervalMs: 10, timeoutMs: 60000, workerGroup: 'g1' }),
+      task('load'),
+    ],
+    edges: [{ from: 'extract', to: 'load' }],
+  };
+
+  it('creates version 1 with defaults filled in, reads it back, and PUT stores version 2', async () => {
+    const created = await send('POST', '/api/v1/workflows', { body });
+    expect(created.status).toBe(201);
+    expect(created.json).toEqual({
+      code: expect.stringMatching(/^wf_[a-z2-7]{16}$/),
+      version: 1,
+      name: 'etl',
+      description: 'extract then load',
+      tasks: [
+        {
+          name: 'extract',
+          type: 'SHELL',
+          command: 'echo extract',
+          retries: 2,
+          retryIntervalMs: 10,
+          timeoutMs: 60000,
+          workerGroup: 'g1',
+        },
+        {
+          name: 'load',
+          type: 'SHELL',
+          command: 'echo load',
+          retries: 0,
+          retryIntervalMs: 1000,
+          timeoutMs: 0,
+          workerGroup: 'default',
+        },
+      ],
+      edges: [{ from: 'extract', to: 'load' }],
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    });
+    const code = created.json.code as string;
+    // Fields in the documented order (jsonb alone would sort them by length).
+    expect(Object.keys(created.json.tasks[0])).toEqual([
+      'name',
+      'type',
+      'command',
+      'retries',
+      'retryIntervalMs',
+      'timeoutMs',
+      'workerGroup',
+    ]);
+    expect(Object.keys(created.json.edges[0])).toEqual(['from', 'to']);
+    expect(await send('GET', `/api/v1/workflows/${code}`)).toMatchObject({ status: 200, json: created.json });
+
+    const put = await send('PUT', `/api/v1/workflows/${code}`, {
+      body: { name: 'etl2', tasks: [task('only')] },
+    });
+    expect(put.status).toBe(200);
+    expect(put.json).toMatchObject({ code, version: 2, name: 'etl2', description: '', edges: [] });
+    expect(put.json.tasks.map((t: { name: string }) => t.name)).toEqual(['only']);
+    expect((await send('GET', `/api/v1/workflows/${code}`)).json).toMatchObject({ version: 2, name: 'etl2' });
+    expect((await send('GET', `/api/v1/workflows/${code}?version=1`)).json).toMatchObject({
+      version: 1,
+      name: 'etl',
+    });
+    const rows = await db.query(
+      'SELECT version FROM workflow_definition_version WHERE code = $1 ORDER BY 1',
+      [code],
+    );
+    expect(rows.rows.map((r: { version: number }) => r.version)).toEqual([1, 2]);
+
+    const list = await send('GET', '/api/v1/workflows?limit=1000');
+    expect(list.status).toBe(200);
+    expect(list.json.total).toBeGreaterThanOrEqual(1);
+    expect(list.json.items.find((w: { code: string }) => w.code === code)).toMatchObject({
+      version: 2,
+      name: 'etl2',
+    });
+  });
+
+  it('lists newest first and pages', async () => {
+    const first = await createWorkflow();
+    const second = await createWorkflow();
+    const page = await send('GET', '/api/v1/workflows?limit=2&offset=0');
+    expect(page.json.items.map((w: { code: string }) => w.code)).toEqual([second, first]);
+    const next = await send('GET', '/api/v1/workflows?limit=1&offset=1');
+    expect(next.json.items.map((w: { code: string }) => w.code)).toEqual([first]);
+  });
+
+  it('404 names an unknown workflow on GET, PUT and runs', async () => {
+    for (const [method, path, b] of [
+      ['GET', '/api/v1/workflows/wf_nope', undefined],
+      ['PUT', '/api/v1/workflows/wf_nope', { name: 'x', tasks: [task('a')] }],
+      ['POST', '/api/v1/workflows/wf_nope/runs', undefined],
+    ] as const) {
+      const res = await send(method, path, { body: b });
+      expect({ method, status: res.status, message: res.json.message }).toEqual({
+        method,
+        status: 404,
+        message: 'workflow "wf_nope" not found',
+      });
+    }
+    const code = await createWorkflow();
+    expect((await send('GET', `/api/v1/workflows/${code}?version=7`)).json.message).toBe(
+      `workflow "${code}" version 7 not found`,
+    );
+  });
+
+  describe('bad definitions: 400 naming the problem, nothing stored', () => {
+    const cases: [string, unknown, RegExp][] = [
+      [
+        'a cycle',
+        {
+          name: 'c',
+          tasks: [task('a'), task('b'), task('c')],
+          edges: [
+            { from: 'a', to: 'b' },
+            { from: 'b', to: 'c' },
+            { from: 'c', to: 'a' },
+          ],
+        },
+        /^cycle: a -> b -> c -> a$/,
+      ],
+      ['a duplicate task name', { name: 'd', tasks: [task('a'), task('a')] }, /duplicate task name "a"/],
+      [
+        'an edge to an unknown task',
+        { name: 'e', tasks: [task('a')], edges: [{ from: 'a', to: 'zzz' }] },
+        /edge 0 \("a" -> "zzz"\): unknown task "zzz"/,
+      ],
+      [
+        'an edge from an unknown task',
+        { name: 'e', tasks: [task('a')], edges: [{ from: 'yyy', to: 'a' }] },
+        /unknown task "yyy"/,
+      ],
+      [
+        'an unknown type',
+        { name: 't', tasks: [task('a', { type: 'PYTHON' })] },
+        /unknown task type "PYTHON" for task "a"/,
+      ],
+      ['a missing name', { tasks: [task('a')] }, /missing field "name"/],
+      ['missing tasks', { name: 'x' }, /missing field "tasks"/],
+      [
+        'a task without command',
+        { name: 'x', tasks: [{ name: 'a', type: 'SHELL' }] },
+        /task "a": missing field "command"/,
+      ],
+      [
+        'a task without type',
+        { name: 'x', tasks: [{ name: 'a', command: 'true' }] },
+        /task "a": missing field "type"/,
+      ],
+      [
+        'a task without name',
+        { name: 'x', tasks: [{ type: 'SHELL', command: 'true' }] },
+        /task 0: missing field "name"/,
+      ],
+      ['an empty task list', { name: 'x', tasks: [] }, /"tasks" must not be empty/],
+      ['tasks not an array', { name: 'x', tasks: {} }, /"tasks" must be an array/],
+      ['an empty name', { name: '  ', tasks: [task('a')] }, /"name" must not be empty/],
+      ['a name too long', { name: 'n'.repeat(201), tasks: [task('a')] }, /"name" is longer than 200/],
+      ['a task name too long', { name: 'x', tasks: [task('t'.repeat(101))] }, /"name" is longer than 100/],
+      ['a numeric name', { name: 5, tasks: [task('a')] }, /"name" must be a string, got a number/],
+      ['an empty command', { name: 'x', tasks: [task('a', { command: '' })] }, /"command" must not be empty/],
+      ['an unknown top-level field', { name: 'x', tasks: [task('a')], owner: 'me' }, /unknown field "owner"/],
+      [
+        'an unknown task field',
+        { name: 'x', tasks: [task('a', { retry: 3 })] },
+        /task "a": unknown field "retry"/,
+      ],
+      [
+        'an unknown edge field',
+        { name: 'x', tasks: [task('a'), task('b')], edges: [{ from: 'a', to: 'b', weight: 1 }] },
+        /edge 0: unknown field "weight"/,
+      ],
+      [
+        'retries out of range',
+        { name: 'x', tasks: [task('a', { retries: 101 })] },
+        /"retries" must be between 0 and 100/,
+      ],
+      [
+        'fractional retries',
+        { name: 'x', tasks: [task('a', { retries: 1.5 })] },
+        /"retries" must be an integer/,
+      ],
+      [
+        'a negative timeout',
+        { name: 'x', tasks: [task('a', { timeoutMs: -1 })] },
+        /"timeoutMs" must be between 0/,
+      ],
+      [
+        'a string retry interval',
+        { name: 'x', tasks: [task('a', { retryIntervalMs: '10' })] },
+        /"retryIntervalMs" must be an integer/,
+      ],
+      [
+        'a bad worker group',
+        { name: 'x', tasks: [task('a', { workerGroup: 'no spaces' })] },
+        /"workerGroup" "no spaces" is invalid/,
+      ],
+      [
+        'a self edge',
+        { name: 'x', tasks: [task('a')], edges: [{ from: 'a', to: 'a' }] },
+        /a task cannot depend on itself/,
+      ],
+      [
+        'a duplicate edge',
+        {
+          name: 'x',
+          tasks: [task('a'), task('b')],
+          edges: [
+            { from: 'a', to: 'b' },
+            { from: 'a', to: 'b' },
+          ],
+        },
+        /edge 1 \("a" -> "b"\): duplicate edge/,
+      ],
+      [
+        'an edge that is not an object',
+        { name: 'x', tasks: [task('a')], edges: ['a->b'] },
+        /edge 0 must be an object/,
+      ],
+      ['a body that is an array', [task('a')], /request body must be a JSON object/],
+    ];
+
+    it.each(cases)('POST /workflows with %s', async (_what, b, message) => {
+      await expectRejected('POST', '/api/v1/workflows', { body: b }, message);
+    });
+
+    it('PUT /workflows/{code} with a cycle keeps the current version', async () => {
+      const code = await createWorkflow();
+      await expectRejected(
+        'PUT',
+        `/api/v1/workflows/${code}`,
+        {
+          body: {
+            name: 'c',
+            tasks: [task('a'), task('b')],
+            edges: [
+              { from: 'a', to: 'b' },
+              { from: 'b', to: 'a' },
+            ],
+          },
+        },
+        /^cycle: a -> b -> a$/,
+      );
+      expect((await send('GET', `/api/v1/workflows/${code}`)).json.version).toBe(1);
+    });
+
+    it('malformed JSON', async () => {
+      await expectRejected(
+        'POST',
+        '/api/v1/workflows',
+        { raw: '{"name": "x", "tasks": [' },
+        /malformed JSON body/,
+      );
+      await expectRejected('POST', '/api/v1/workflows', { raw: "{'name': 'x'}" }, /malformed JSON body/);
+    });
+
+    it('a body that is not JSON at all', async () => {
+      await expectRejected(
+        'POST',
+        '/api/v1/workflows',
+        { raw: 'name=x', contentType: 'text/plain' },
+        /request body must be a JSON object \(Content-Type: application\/json\)/,
+      );
+      await expectRejected('POST', '/api/v1/workflows', {}, /request body must be a JSON object/);
+    });
+
+    it('bad query parameters', async () => {
+      for (const [query, message] of [
+        ['limit=0', /"limit" must be between 1 and 1000, got 0/],
+        ['limit=1001', /"limit" must be between 1 and 1000/],
+        ['limit=ten', /"limit" must be an integer, got "ten"/],
+        ['offset=-1', /"offset" must be between 0/],
+        ['limit=1&limit=2', /"limit" must be given once/],
+        ['sort=name', /unknown query parameter "sort"/],
+      ] as const)
+        await expectRejected('GET', `/api/v1/workflows?${query}`, {}, message);
+    });
+  });
+});
+
+describe('runs', () => {
+  let code: string;
+  beforeAll(async () => {
+    code = await createWorkflow();
+  });
+
+  it('one statement inserts the instance and its command; the instance answers 200 at once', async () => {
+    const dataSource = app.get(DataSource);
+    const logger = dataSource.logger;
+    const original = logger.logQuery.bind(logger);
+    const statements: string[] = [];
+    logger.logQuery = (query, parameters, runner) => {
+      statements.push(query);
+      original(query, parameters, runner);
+    };
+    let res: Reply;
+    try {
+      res = await trigger(code, {}, { params: { day: '2024-01-01', Empty: '' } });
+    } finally {
+      logger.logQuery = original;
+    }
+    expect(statements).toHaveLength(1);
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ commandId: expect.any(Number), workflowInstanceId: expect.any(Number) });
+    const { commandId, workflowInstanceId } = res.json as { commandId: number; workflowInstanceId: number };
+
+    const instance = await send('GET', `/api/v1/workflow-instances/${workflowInstanceId}`);
+    expect(instance.status).toBe(200);
+    expect(instance.json).toMatchObject({
+      id: workflowInstanceId,
+      workflowCode: code,
+      workflowVersion: 1,
+      state: 'SUBMITTED_SUCCESS',
+      host: null,
+      commandType: 'START_PROCESS',
+      params: { day: '2024-01-01', Empty: '' },
+      startTime: null,
+      endTime: null,
+      tasks: [],
+    });
+    const row = (
+      await db.query('SELECT epoch, host, state FROM workflow_instance WHERE id = $1', [workflowInstanceId])
+    ).rows[0];
+    expect(row).toEqual({ epoch: '0', host: null, state: 'SUBMITTED_SUCCESS' });
+    const command = (await db.query('SELECT * FROM command WHERE id = $1', [commandId])).rows[0];
+    expect(command).toMatchObject({
+      type: 'START_PROCESS',
+      workflow_code: code,
+      workflow_version: 1,
+      workflow_instance_id: String(workflowInstanceId),
+      params: { day: '2024-01-01', Empty: '' },
+    });
+  });
+
+  it('runs the current version', async () => {
+    const c = await createWorkflow();
+    await send('PUT', `/api/v1/workflows/${c}`, { body: { name: 'v2', tasks: [task('x')] } });
+    const res = await trigger(c);
+    expect(
+      (await send('GET', `/api/v1/workflow-instances/${res.json.workflowInstanceId}`)).json.workflowVersion,
+    ).toBe(2);
+  });
+
+  it('the trigger fires NOTIFY porpoise_command', async () => {
+    const listener = new Client({ connectionString: pg.endpoint });
+    await listener.connect();
+    try {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(`${n.channel}:${n.payload}`));
+      await listener.query('LISTEN porpoise_command');
+      const res = await trigger(code);
+      await waitFor('notification', () => got.includes(`porpoise_command:${res.json.commandId}`), 5000);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('a repeated Idempotency-Key returns the first answer and starts nothing', async () => {
+    const first = await trigger(code, { 'Idempotency-Key': 'nightly-2024-01-01' });
+    expect(first.status).toBe(202);
+    const before = await counts();
+    const again = await trigger(
+      code,
+      { 'Idempotency-Key': 'nightly-2024-01-01' },
+      { params: { other: 'x' } },
+    );
+    expect(again.status).toBe(202);
+    expect(again.json).toEqual(first.json);
+    expect(await counts()).toEqual(before);
+    // Keys are per workflow: the same key on another workflow is a new run.
+    const other = await trigger(await createWorkflow(), { 'Idempotency-Key': 'nightly-2024-01-01' });
+    expect(other.json.workflowInstanceId).not.toBe(first.json.workflowInstanceId);
+  });
+
+  it('10 concurrent requests with one Idempotency-Key make one instance and one command', async () => {
+    const c = await createWorkflow();
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, () => trigger(c, { 'Idempotency-Key': 'concurrent-key' })),
+    );
+    expect(replies.map((r) => r.status)).toEqual(Array(10).fill(202));
+    expect(new Set(replies.map((r) => JSON.stringify(r.json))).size).toBe(1);
+    const instances = await db.query('SELECT id FROM workflow_instance WHERE workflow_code = $1', [c]);
+    const commands = await db.query('SELECT id, workflow_instance_id FROM command WHERE workflow_code = $1', [
+      c,
+    ]);
+    expect(instances.rows).toEqual([{ id: String(replies[0].json.workflowInstanceId) }]);
+    expect(commands.rows).toEqual([
+      {
+        id: String(replies[0].json.commandId),
+        workflow_instance_id: String(replies[0].json.workflowInstanceId),
+      },
+    ]);
+  });
+
+  it.each([
+    ['params not an object', { params: ['a'] }, /"params" must be an object of strings, got an array/],
+    ['a bad param name', { params: { '1st': 'x' } }, /param name "1st" is invalid/],
+    ['a dashed param name', { params: { 'a-b': 'x' } }, /param name "a-b" is invalid/],
+    ['a non-string value', { params: { n: 5 } }, /param "n" must be a string, got a number/],
+    ['a value over 64 KiB', { params: { big: 'x'.repeat(65537) } }, /param "big" is larger than 65536 bytes/],
+    ['an unknown field', { params: {}, priority: 'high' }, /run: unknown field "priority"/],
+    ['a body that is a string', 'go', /request body must be a JSON object|malformed JSON/],
+  ] as const)('rejects %s', async (_what, b, message) => {
+    await expectRejected('POST', `/api/v1/workflows/${code}/runs`, { body: b }, message);
+  });
+
+  it('rejects malformed JSON and a bad Idempotency-Key', async () => {
+    await expectRejected(
+      'POST',
+      `/api/v1/workflows/${code}/runs`,
+      { raw: '{"params": {' },
+      /malformed JSON body/,
+    );
+    await expectRejected(
+      'POST',
+      `/api/v1/workflows/${code}/runs`,
+      { headers: { 'Idempotency-Key': 'k'.repeat(201) } },
+      /Idempotency-Key header is longer than 200 characters/,
+    );
+  });
+
+  it('accepts an empty JSON body (curl -X POST -H "Content-Type: application/json")', async () => {
+    const res = await send('POST', `/api/v1/workflows/${code}/runs`, { raw: '' });
+    expect(res.status).toBe(202);
+    const instance = await send('GET', `/api/v1/workflow-instances/${res.json.workflowInstanceId}`);
+    expect(instance.json.params).toEqual({});
+  });
+
+  it('accepts a 64 KiB param value', async () => {
+    const res = await trigger(code, {}, { params: { big: 'x'.repeat(65536) } });
+    expect(res.status).toBe(202);
+  });
+});
+
+describe('workflow instances', () => {
+  let code: string;
+  beforeAll(async () => {
+    code = await createWorkflow();
+  });
+
+  const start = async () => (await trigger(code)).json as { commandId: number; workflowInstanceId: number };
+  const setState = (id: number, state: string, host: string | null = '127.0.0.1:5678') =>
+    db.query('UPDATE workflow_instance SET state = $2, host = $3 WHERE id = $1', [id, state, host]);
+  /** What a master does when it takes the command. */
+  const take = async (id: number) => {
+    await db.query('DELETE FROM command WHERE workflow_instance_id = $1', [id]);
+    await db.query(
+      "UPDATE workflow_instance SET state = 'RUNNING_EXECUTION', host = '127.0.0.1:5678', epoch = epoch + 1, start_time = now() WHERE id = $1",
+      [id],
+    );
+  };
+  const control = (id: number, action: string) => send('POST', `/api/v1/workflow-instances/${id}/${action}`);
+  const commandsOf = async (id: number) =>
+    (await db.query('SELECT type FROM command WHERE workflow_instance_id = $1 ORDER BY id', [id])).rows.map(
+      (r: { type: string }) => r.type,
+    );
+
+  it('returns tasks in id order, every attempt, in at most two queries', async () => {
+    const { workflowInstanceId: id } = await start();
+    await take(id);
+    await db.query(
+      `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt, start_time, end_time, exit_code, log_path)
+       VALUES ($1, 'a', 'FAILURE', '127.0.0.1:1234', 1, now(), now(), 3, '/x/1.log'),
+              ($1, 'a', 'SUCCESS', '127.0.0.1:1235', 2, now(), now(), 0, '/x/2.log'),
+              ($1, 'b', 'SUBMITTED_SUCCESS', NULL, 1, NULL, NULL, NULL, NULL)`,
+      [id],
+    );
+    const dataSource = app.get(DataSource);
+    const logger = dataSource.logger;
+    const original = logger.logQuery.bind(logger);
+    let statements = 0;
+    logger.logQuery = (q, p, r) => {
+      statements++;
+      original(q, p, r);
+    };
+    let res: Reply;
+    try {
+      res = await send('GET', `/api/v1/workflow-instances/${id}`);
+    } finally {
+      logger.logQuery = original;
+    }
+    expect(statements).toBeLessThanOrEqual(2);
+    expect(res.json).toMatchObject({ id, state: 'RUNNING_EXECUTION', host: '127.0.0.1:5678' });
+    expect(res.json.startTime).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
+    expect(res.json.tasks).toEqual([
+      {
+        id: expect.any(Number),
+        name: 'a',
+        state: 'FAILURE',
+        host: '127.0.0.1:1234',
+        attempt: 1,
+        startTime: expect.any(String),
+        endTime: expect.any(String),
+        exitCode: 3,
+        message: null,
+      },
+      expect.objectContaining({ name: 'a', state: 'SUCCESS', attempt: 2, exitCode: 0 }),
+      expect.objectContaining({
+        name: 'b',
+        state: 'SUBMITTED_SUCCESS',
+        host: null,
+        exitCode: null,
+        startTime: null,
+      }),
+    ]);
+    const ids = res.json.tasks.map((t: { id: number }) => t.id);
+    expect([...ids].sort((x: number, y: number) => x - y)).toEqual(ids);
+  });
+
+  it('lists with filters, newest first, with the total', async () => {
+    const c = await createWorkflow();
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await trigger(c)).json.workflowInstanceId);
+    await setState(ids[0], 'SUCCESS');
+    const all = await send('GET', `/api/v1/workflow-instances?workflowCode=${c}`);
+    expect(all.json.total).toBe(3);
+    expect(all.json.items.map((i: { id: number }) => i.id)).toEqual([...ids].reverse());
+    const page = await send('GET', `/api/v1/workflow-instances?workflowCode=${c}&limit=1&offset=1`);
+    expect(page.json).toMatchObject({ total: 3, items: [{ id: ids[1] }] });
+    const done = await send('GET', `/api/v1/workflow-instances?workflowCode=${c}&state=SUCCESS`);
+    expect(done.json).toMatchObject({ total: 1, items: [{ id: ids[0], state: 'SUCCESS', workflowCode: c }] });
+    expect(done.json.items[0].tasks).toBeUndefined();
+  });
+
+  it('rejects bad query parameters and ids', async () => {
+    for (const [query, message] of [
+      ['state=DONE', /"state" "DONE" is not a workflow state/],
+      ['state=success', /"state" "success" is not a workflow state/],
+      ['limit=0', /"limit" must be between 1 and 1000/],
+      ['limit=2000', /"limit" must be between 1 and 1000/],
+      ['limit=1.5', /"limit" must be an integer/],
+      ['offset=x', /"offset" must be an integer/],
+      ['workflowCode=a%20b', /"workflowCode" "a b" is not a workflow code/],
+      ['page=2', /unknown query parameter "page"/],
+    ] as const)
+      await expectRejected('GET', `/api/v1/workflow-instances?${query}`, {}, message);
+    await expectRejected(
+      'GET',
+      '/api/v1/workflow-instances/abc',
+      {},
+      /workflow instance id must be a positive integer, got "abc"/,
+    );
+    await expectRejected(
+      'POST',
+      '/api/v1/workflow-instances/-1/stop',
+      {},
+      /workflow instance id must be a positive integer/,
+    );
+    await expectRejected('GET', '/api/v1/workflow-instances/0', {}, /must be a positive integer, got "0"/);
+    expect((await send('GET', '/api/v1/workflow-instances/99999999999999999999')).status).toBe(404);
+    const missing = await send('GET', '/api/v1/workflow-instances/999999999');
+    expect(missing.status).toBe(404);
+    expect(missing.json.message).toBe('workflow instance 999999999 not found');
+    const missingStop = await control(999999999, 'stop');
+    expect(missingStop.status).toBe(404);
+    expect(missingStop.json.message).toBe('workflow instance 999999999 not found');
+    const missingRerun = await control(999999999, 'rerun');
+    expect(missingRerun.status).toBe(404);
+  });
+
+  it('stop of an instance no master took: STOP at once and its command deleted', async () => {
+    const { workflowInstanceId: id } = await start();
+    const res = await control(id, 'stop');
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ workflowInstanceId: id, state: 'STOP' });
+    expect(await commandsOf(id)).toEqual([]);
+    const instance = (await send('GET', `/api/v1/workflow-instances/${id}`)).json;
+    expect(instance).toMatchObject({ state: 'STOP', endTime: expect.any(String) });
+    const again = await control(id, 'stop');
+    expect(again.status).toBe(409);
+    expect(again.json).toEqual({
+      statusCode: 409,
+      error: 'Conflict',
+      message: expect.stringContaining(`cannot stop workflow instance ${id}: its state is STOP`),
+    });
+  });
+
+  it('pause of a submitted instance, then resume with RECOVER_SUSPENDED_PROCESS', async () => {
+    const { workflowInstanceId: id } = await start();
+    expect((await control(id, 'pause')).json).toEqual({ workflowInstanceId: id, state: 'PAUSE' });
+    expect(await commandsOf(id)).toEqual([]);
+    const resumed = await control(id, 'resume');
+    expect(resumed.status).toBe(202);
+    expect(resumed.json).toEqual({
+      workflowInstanceId: id,
+      state: 'SUBMITTED_SUCCESS',
+      commandId: expect.any(Number),
+    });
+    expect(await commandsOf(id)).toEqual(['RECOVER_SUSPENDED_PROCESS']);
+    expect((await send('GET', `/api/v1/workflow-instances/${id}`)).json).toMatchObject({
+      state: 'SUBMITTED_SUCCESS',
+      host: null,
+      commandType: 'RECOVER_SUSPENDED_PROCESS',
+    });
+    const twice = await control(id, 'resume');
+    expect(twice.status).toBe(409);
+    expect(twice.json.message).toContain('its state is SUBMITTED_SUCCESS');
+  });
+
+  it('stop and pause of a running instance ask its master (READY_*) with NOTIFY porpoise_instance_control', async () => {
+    const listener = new Client({ connectionString: pg.endpoint });
+    await listener.connect();
+    try {
+      const got: string[] = [];
+      listener.on('notification', (n) => got.push(`${n.channel}:${n.payload}`));
+      await listener.query('LISTEN porpoise_instance_control');
+      const a = (await start()).workflowInstanceId;
+      const b = (await start()).workflowInstanceId;
+      await take(a);
+      await take(b);
+      expect((await control(a, 'stop')).json).toEqual({ workflowInstanceId: a, state: 'READY_STOP' });
+      expect((await control(b, 'pause')).json).toEqual({ workflowInstanceId: b, state: 'READY_PAUSE' });
+      await waitFor(
+        'notifications',
+        () =>
+          got.includes(`porpoise_instance_control:${a}`) && got.includes(`porpoise_instance_control:${b}`),
+        5000,
+      );
+      const conflict = await control(a, 'pause');
+      expect(conflict.status).toBe(409);
+      expect(conflict.json.message).toContain('its state is READY_STOP');
+      expect((await db.query('SELECT host FROM workflow_instance WHERE id = $1', [a])).rows[0].host).toBe(
+        '127.0.0.1:5678',
+      );
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('rerun from a final state, resume-failed from FAILURE only, each with its command', async () => {
+    const { workflowInstanceId: id } = await start();
+    await take(id);
+    for (const action of ['rerun', 'resume-failed', 'resume']) {
+      const res = await control(id, action);
+      expect({ action, status: res.status, message: res.json.message }).toEqual({
+        action,
+        status: 409,
+        message: expect.stringContaining('its state is RUNNING_EXECUTION'),
+      });
+    }
+    await db.query("UPDATE workflow_instance SET state = 'SUCCESS', end_time = now() WHERE id = $1", [id]);
+    expect((await control(id, 'resume-failed')).status).toBe(409);
+    const rerun = await control(id, 'rerun');
+    expect(rerun.json).toEqual({
+      workflowInstanceId: id,
+      state: 'SUBMITTED_SUCCESS',
+      commandId: expect.any(Number),
+    });
+    expect(await commandsOf(id)).toEqual(['REPEAT_RUNNING']);
+    expect((await send('GET', `/api/v1/workflow-instances/${id}`)).json).toMatchObject({
+      state: 'SUBMITTED_SUCCESS',
+      host: null,
+      endTime: null,
+      commandType: 'REPEAT_RUNNING',
+    });
+
+    await take(id);
+    await setState(id, 'FAILURE');
+    const resumeFailed = await control(id, 'resume-failed');
+    expect(resumeFailed.status).toBe(202);
+    expect(await commandsOf(id)).toEqual(['START_FAILURE_TASK_PROCESS']);
+    const row = (await db.query('SELECT state, host FROM workflow_instance WHERE id = $1', [id])).rows[0];
+    expect(row).toEqual({ state: 'SUBMITTED_SUCCESS', host: null });
+  });
+
+  it('concurrent stops of one submitted instance: one wins, the rest get 409', async () => {
+    const { workflowInstanceId: id } = await start();
+    const replies = await Promise.all(Array.from({ length: 5 }, () => control(id, 'stop')));
+    expect(replies.map((r) => r.status).sort()).toEqual([202, 409, 409, 409, 409]);
+    expect(await commandsOf(id)).toEqual([]);
+  });
+
+  it('an unknown action is a 404', async () => {
+    const { workflowInstanceId: id } = await start();
+    const res = await control(id, 'explode');
+    expect(res.status).toBe(404);
+    expect(res.json).toMatchObject({ statusCode: 404, error: 'Not Found' });
+  });
+});
+
+describe('task logs', () => {
+  let worker: GrpcServer;
+  let workerAddress: string;
+  const logs = new Map<number, Buffer>();
+  let instanceId: number;
+  const reads: ReadLogRequest[] = [];
+
+  beforeAll(async () => {
+    // A real gRPC server with the worker's service; it answers ReadLog 7 bytes at a time so
+    // that the API has to page.
+    const handlers: WorkerTaskHandlers = {
+      dispatch: async () => ({ accepted: false, reason: 'test' }),
+      kill: async () => ({ killed: false }),
+      takeOver: async () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
+      readLog: async (req) => {
+        reads.push(req);
+        const log = logs.get(Number(req.taskInstanceId));
+        if (!log) return { found: false, content: Buffer.alloc(0), nextOffset: 0, eof: true };
+        const offset = Number(req.offset);
+        const end = Math.min(log.length, offset + Math.min(7, req.limit || 7));
+        return { found: true, content: log.subarray(offset, end), nextOffset: end, eof: end >= log.length };
+      },
+    };
+    worker = new GrpcServer({
+      bindHost: '127.0.0.1',
+      port: 0,
+      clusterSecret: SECRET,
+      logger: { warn: () => undefined, error: () => undefined },
+      worker: handlers,
+    });
+    workerAddress = `127.0.0.1:${await worker.start()}`;
+    const code = await createWorkflow();
+    instanceId = (await trigger(code)).json.workflowInstanceId;
+  });
+  afterAll(async () => {
+    await worker?.stop(100);
+  });
+
+  const addTask = async (name: string, host: string | null, logPath: string | null): Promise<number> =>
+    Number(
+      (
+        await db.query(
+          `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt, log_path)
+           VALUES ($1, $2, 'SUCCESS', $3, 1, $4) RETURNING id`,
+          [instanceId, name, host, logPath],
+        )
+      ).rows[0].id,
+    );
+
+  it('returns the whole log as text/plain, read from the worker in chunks', async () => {
+    const id = await addTask('printer', workerAddress, '/data/logs/1/1.log');
+    const text = 'hello from the task\nsecond line: ünïcödé\n';
+    logs.set(id, Buffer.from(text));
+    const res = await send('GET', `/api/v1/task-instances/${id}/log`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.text).toBe(text);
+    expect(reads.filter((r) => Number(r.taskInstanceId) === id).length).toBeGreaterThan(3);
+  });
+
+  it('404 for an unknown task, a task with no log yet, and a log the worker does not have', async () => {
+    const unknown = await send('GET', '/api/v1/task-instances/987654321/log');
+    expect({ status: unknown.status, message: unknown.json.message }).toEqual({
+      status: 404,
+      message: 'task instance 987654321 not found',
+    });
+    const pending = await addTask('pending', null, null);
+    const noLog = await send('GET', `/api/v1/task-instances/${pending}/log`);
+    expect({ status: noLog.status, message: noLog.json.message }).toEqual({
+      status: 404,
+      message: `task instance ${pending} has no log yet`,
+    });
+    const lost = await addTask('lost', workerAddress, '/data/logs/1/x.log');
+    const gone = await send('GET', `/api/v1/task-instances/${lost}/log`);
+    expect({ status: gone.status, message: gone.json.message }).toEqual({
+      status: 404,
+      message: `worker ${workerAddress} has no log of task instance ${lost}`,
+    });
+    await expectRejected(
+      'GET',
+      '/api/v1/task-instances/x1/log',
+      {},
+      /task instance id must be a positive integer/,
+    );
+  });
+
+  it('503 naming the worker when it cannot be reached', async () => {
+    const deadAddress = `127.0.0.1:${await freePort()}`;
+    const id = await addTask('orphan', deadAddress, '/data/logs/1/2.log');
+    const res = await send('GET', `/api/v1/task-instances/${id}/log`);
+    expect(res.status).toBe(503);
+    expect(res.json).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: expect.stringContaining(`worker ${deadAddress} is unreachable`),
+    });
+  });
+});
+
+describe('schedules', () => {
+  let code: string;
+  beforeAll(async () => {
+    code = await createWorkflow();
+  });
+
+  it('creates with the next fire time, lists, deletes (204, then 404)', async () => {
+    const before = Date.now();
+    const res = await send('POST', '/api/v1/schedules', {
+      body: { workflowCode: code, cron: '0 0 * * *', timezone: 'Europe/Berlin' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.json).toEqual({
+      id: expect.any(Number),
+      workflowCode: code,
+      cron: '0 0 * * *',
+      timezone: 'Europe/Berlin',
+      nextFireTime: expect.any(String),
+      createdAt: expect.any(String),
+    });
+    const next = new Date(res.json.nextFireTime as string);
+    expect(next.getTime()).toBeGreaterThan(before);
+    expect(next.getTime()).toBeLessThanOrEqual(before + 25 * 3600_000);
+    // Midnight in Berlin is 22:00 or 23:00 UTC.
+    expect([22, 23]).toContain(next.getUTCHours());
+    expect(next.getUTCMinutes()).toBe(0);
+
+    const utc = await send('POST', '/api/v1/schedules', {
+      body: { workflowCode: code, cron: '*/10 * * * * *' },
+    });
+    expect(utc.json.timezone).toBe('UTC');
+
+    const list = await send('GET', `/api/v1/schedules?workflowCode=${code}`);
+    expect(list.json.total).toBe(2);
+    expect(list.json.items.map((s: { id: number }) => s.id)).toEqual([utc.json.id, res.json.id]);
+
+    expect((await send('DELETE', `/api/v1/schedules/${res.json.id}`)).status).toBe(204);
+    const again = await send('DELETE', `/api/v1/schedules/${res.json.id}`);
+    expect({ status: again.status, message: again.json.message }).toEqual({
+      status: 404,
+      message: `schedule ${res.json.id} not found`,
+    });
+    expect((await send('GET', '/api/v1/schedules')).json.total).toBe(1);
+  });
+
+  it.each([
+    ['a bad cron', { cron: 'every day', timezone: 'UTC' }, /invalid cron expression "every day"/],
+    ['an out-of-range cron field', { cron: '0 25 * * *' }, /invalid cron expression "0 25 \* \* \*"/],
+    [
+      'a cron that never fires',
+      { cron: '0 0 30 2 *' },
+      /^schedule: cron expression "0 0 30 2 \*" never fires$/,
+    ],
+    [
+      'an unknown timezone',
+      { cron: '0 0 * * *', timezone: 'Mars/Olympus' },
+      /unknown timezone "Mars\/Olympus"/,
+    ],
+    ['a missing cron', {}, /missing field "cron"/],
+    ['an unknown field', { cron: '0 0 * * *', enabled: true }, /unknown field "enabled"/],
+  ] as const)('rejects %s', async (_what, extra, message) => {
+    await expectRejected('POST', '/api/v1/schedules', { body: { workflowCode: code, ...extra } }, message);
+  });
+
+  it('rejects a missing workflow code and names an unknown workflow (404)', async () => {
+    await expectRejected(
+      'POST',
+      '/api/v1/schedules',
+      { body: { cron: '0 0 * * *' } },
+      /missing field "workflowCode"/,
+    );
+    const before = await counts();
+    const res = await send('POST', '/api/v1/schedules', {
+      body: { workflowCode: 'wf_nope', cron: '0 0 * * *' },
+    });
+    expect({ status: res.status, message: res.json.message }).toEqual({
+      status: 404,
+      message: 'workflow "wf_nope" not found',
+    });
+    expect(await counts()).toEqual(before);
+    await expectRejected('DELETE', '/api/v1/schedules/zero', {}, /schedule id must be a positive integer/);
+  });
+});
+
+describe('cluster nodes', () => {
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = createRegistry({
+      type: 'jdbc',
+      databaseUrl: pg.endpoint,
+      sessionTimeoutMs: 3000,
+      heartbeatIntervalMs: 500,
+    });
+    await registry.start();
+  });
+  afterAll(async () => {
+    await registry?.close();
+  });
+
+  const heartbeat = (port: number, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      host: '127.0.0.1',
+      port,
+      startTime: 1_700_000_000_000,
+      heartbeatTime: 1_700_000_005_000,
+      cpuUsage: 0.25,
+      memoryUsage: 0.5,
+      loadAverage: 1.5,
+      serving: true,
+      ...extra,
+    });
+
+  it('lists valid masters and workers and skips entries with bad JSON or shape', async () => {
+    await registry.put('/nodes/master/127.0.0.1:5678', heartbeat(5678), { ephemeral: true });
+    await registry.put('/nodes/master/127.0.0.1:5679', '{not json', { ephemeral: true });
+    await registry.put('/nodes/master/127.0.0.1:5680', heartbeat(5680, { cpuUsage: 'high' }), {
+      ephemeral: true,
+    });
+    await registry.put(
+      '/nodes/worker/default/127.0.0.1:1234',
+      heartbeat(1234, { group: 'default', runningTasks: 2, capacity: 8, extra: 'dropped' }),
+      { ephemeral: true },
+    );
+    await registry.put('/nodes/worker/default/127.0.0.1:1235', heartbeat(1235, { group: 'default' }), {
+      ephemeral: true,
+    });
+    await registry.put('/nodes/worker/gpu/127.0.0.1:1236', '[]', { ephemeral: true });
+
+    const res = await send('GET', '/api/v1/cluster/nodes');
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({
+      masters: [
+        {
+          address: '127.0.0.1:5678',
+          host: '127.0.0.1',
+          port: 5678,
+          startTime: 1_700_000_000_000,
+          heartbeatTime: 1_700_000_005_000,
+          cpuUsage: 0.25,
+          memoryUsage: 0.5,
+          loadAverage: 1.5,
+          serving: true,
+        },
+      ],
+      workers: [
+        {
+          address: '127.0.0.1:1234',
+          host: '127.0.0.1',
+          port: 1234,
+          startTime: 1_700_000_000_000,
+          heartbeatTime: 1_700_000_005_000,
+          cpuUsage: 0.25,
+          memoryUsage: 0.5,
+          loadAverage: 1.5,
+          serving: true,
+          group: 'default',
+          runningTasks: 2,
+          capacity: 8,
+        },
+      ],
+    });
+  });
+});
+
+describe('operations', () => {
+  it('GET /health answers 200 when Postgres and the registry answer', async () => {
+    const res = await send('GET', '/health');
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ status: 'ok', database: 'ok', registry: 'ok' });
+    expect((await send('GET', '/api/v1/health')).status).toBe(404);
+  });
+
+  it('GET /metrics: process metrics, requests by route and status, instances by state', async () => {
+    await send('GET', '/api/v1/workflow-instances/abc');
+    const res = await send('GET', '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.text).toContain('porpoise_api_process_cpu_user_seconds_total');
+    expect(res.text).toMatch(
+      /porpoise_api_http_requests_total\{method="POST",route="\/api\/v1\/workflows",status="201"\} \d+/,
+    );
+    expect(res.text).toMatch(
+      /porpoise_api_http_requests_total\{method="GET",route="\/api\/v1\/workflow-instances\/:id",status="400"\} \d+/,
+    );
+    expect(res.text).toContain('porpoise_api_http_request_duration_seconds_bucket');
+    // Refused by the body parser before any route matched: still counted.
+    expect(res.text).toMatch(
+      /porpoise_api_http_requests_total\{method="POST",route="unmatched",status="400"\} \d+/,
+    );
+    const submitted = (
+      await db.query("SELECT count(*)::int AS n FROM workflow_instance WHERE state = 'SUBMITTED_SUCCESS'")
+    ).rows[0].n as number;
+    expect(res.text).toContain(`porpoise_workflow_instances{state="SUBMITTED_SUCCESS"} ${submitted}`);
+    expect(res.text).toContain('porpoise_workflow_instances{state="READY_STOP"}');
+  });
+
+  it('GET /api/docs-json documents every route; /api/docs is served locally', async () => {
+    const doc = await send('GET', '/api/docs-json');
+    expect(doc.status).toBe(200);
+    const paths = doc.json.paths as Record<string, Record<string, unknown>>;
+    const routes = Object.entries(paths).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'GET /health',
+        'GET /metrics',
+        'POST /api/v1/workflows',
+        'GET /api/v1/workflows',
+        'GET /api/v1/workflows/{code}',
+        'PUT /api/v1/workflows/{code}',
+        'POST /api/v1/workflows/{code}/runs',
+        'GET /api/v1/workflow-instances',
+        'GET /api/v1/workflow-instances/{id}',
+        'POST /api/v1/workflow-instances/{id}/stop',
+        'POST /api/v1/workflow-instances/{id}/pause',
+        'POST /api/v1/workflow-instances/{id}/resume',
+        'POST /api/v1/workflow-instances/{id}/rerun',
+        'POST /api/v1/workflow-instances/{id}/resume-failed',
+        'GET /api/v1/task-instances/{id}/log',
+        'POST /api/v1/schedules',
+        'GET /api/v1/schedules',
+        'DELETE /api/v1/schedules/{id}',
+        'GET /api/v1/cluster/nodes',
+      ].sort(),
+    );
+    const create = paths['/api/v1/workflows'].post as {
+      requestBody: unknown;
+      responses: Record<string, unknown>;
+    };
+    expect(JSON.stringify(create.requestBody)).toContain('WorkflowBodyDto');
+    expect(JSON.stringify(create.responses['201'])).toContain('WorkflowDto');
+    expect(doc.json.components.schemas.TaskDto.properties.type.enum).toEqual(['SHELL']);
+
+    const page = await send('GET', '/api/docs');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.text).not.toMatch(/https?:\/\//);
+    for (const asset of ['swagger-ui-bundle.js', 'swagger-ui.css', 'swagger-init.js']) {
+      const res = await fetch(`${base}/api/docs/${asset}`);
+      expect({ asset, status: res.status }).toEqual({ asset, status: 200 });
+      await res.arrayBuffer();
+    }
+    expect((await send('GET', '/api/docs/..%2Fpackage.json')).status).toBe(404);
+  });
+
+  it('ApiServerModule alone (no configureApiApp) serves the API, its docs and JSON errors', async () => {
+    const bare = await NestFactory.create(ApiServerModule.forRoot(config), {
+      logger: false,
+      abortOnError: false,
+    });
+    try {
+      await bare.listen(0, '127.0.0.1');
+      const url = `http://127.0.0.1:${(bare.getHttpServer().address() as { port: number }).port}`;
+      expect((await fetch(`${url}/api/v1/workflows?limit=1`)).status).toBe(200);
+      expect((await fetch(`${url}/api/docs-json`)).status).toBe(200);
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+      const bad = await fetch(`${url}/api/v1/workflows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{',
+      });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({
+        statusCode: 400,
+        message: expect.stringMatching(/^malformed JSON body/),
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
+  it('an unknown route is a JSON 404', async () => {
+    const res = await send('GET', '/api/v1/nothing-here');
+    expect(res.status).toBe(404);
+    expect(res.json).toEqual({
+      statusCode: 404,
+      error: 'Not Found',
+      message: expect.stringContaining('/api/v1/nothing-here'),
+    });
+  });
+
+  it('a body over the limit is a JSON 413', async () => {
+    const res = await send('POST', '/api/v1/workflows', {
+      body: { name: 'big', tasks: [task('a', { command: 'x'.repeat(9 * 1024 * 1024) })] },
+    });
+    expect(res.status).toBe(413);
+    expect(res.json).toMatchObject({
+      statusCode: 413,
+      error: 'Payload Too Large',
+      message: expect.stringMatching(/too large/),
+    });
+  });
+});

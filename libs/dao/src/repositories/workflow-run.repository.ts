@@ -1,0 +1,180 @@
+import { Injectable } from '@nestjs/common';
+import type { CommandType, WorkflowState } from '@porpoise/common';
+import { DataSource } from 'typeorm';
+import { inTransaction, queryRows } from './workflow-definition.repository';
+
+/** Masters LISTEN here for stop/pause requests; the payload is the workflow instance id. */
+export const INSTANCE_CONTROL_CHANNEL = 'porpoise_instance_control';
+
+export interface TriggerOutcome {
+  readonly commandId: number;
+  readonly workflowInstanceId: number;
+  /** True when the Idempotency-Key was seen before: these are the first trigger's ids, nothing new started. */
+  readonly repeated: boolean;
+}
+
+/** Thrown inside a transaction to roll it back when a conditional write found the row changed. */
+class StateChanged extends Error {}
+
+/**
+ * Writes that start or steer workflow runs: the trigger (instance + command in one statement)
+ * and the state changes behind stop/pause/resume/rerun/resume-failed. Every write is
+ * conditional on the state it expects, so concurrent requests and masters cannot interleave
+ * into a state nobody asked for; the caller re-reads and decides again on a miss.
+ */
+@Injectable()
+export class WorkflowRunRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * One statement, one round trip: reserves both ids from their sequences, records the
+   * idempotency key (when given) with them, inserts the SUBMITTED_SUCCESS instance at the
+   * workflow's current version and its START_PROCESS command (whose insert fires NOTIFY
+   * porpoise_command at commit). A repeated key conflicts on the key's primary key: the
+   * statement then writes nothing (a concurrent first request is waited for by the unique
+   * index), and a second query returns the stored answer. Null when the workflow is unknown.
+   */
+  async trigger(
+    code: string,
+    params: Record<string, string>,
+    idempotencyKey?: string,
+  ): Promise<TriggerOutcome | null> {
+    const ids = idempotencyKey
+      ? `ids AS (
+           INSERT INTO idempotency_key (key, workflow_code, command_id, workflow_instance_id)
+           SELECT $3, code, nextval('command_id_seq'), nextval('workflow_instance_id_seq') FROM def
+           ON CONFLICT (workflow_code, key) DO NOTHING
+           RETURNING command_id, workflow_instance_id)`
+      : `ids AS (
+           SELECT nextval('command_id_seq') AS command_id, nextval('workflow_instance_id_seq') AS workflow_instance_id
+           FROM def)`;
+    const rows = await queryRows<{
+      defined: boolean;
+      command_id: string | null;
+      workflow_instance_id: string | null;
+    }>(
+      this.dataSource,
+      `WITH def AS (SELECT code, version FROM workflow_definition WHERE code = $1),
+       ${ids},
+       wi AS (
+         INSERT INTO workflow_instance (id, workflow_code, workflow_version, state, host, epoch, command_type, params)
+         SELECT ids.workflow_instance_id, def.code, def.version, 'SUBMITTED_SUCCESS', NULL, 0, 'START_PROCESS', $2::jsonb
+         FROM ids, def
+         RETURNING id, workflow_code, workflow_version),
+       cmd AS (
+         INSERT INTO command (id, type, workflow_code, workflow_version, workflow_instance_id, params)
+         SELECT ids.command_id, 'START_PROCESS', wi.workflow_code, wi.workflow_version, wi.id, $2::jsonb
+         FROM ids JOIN wi ON wi.id = ids.workflow_instance_id
+         RETURNING id, workflow_instance_id)
+       SELECT EXISTS (SELECT 1 FROM def) AS defined, cmd.id AS command_id, cmd.workflow_instance_id
+       FROM (SELECT 1) AS one LEFT JOIN cmd ON true`,
+      idempotencyKey ? [code, JSON.stringify(params), idempotencyKey] : [code, JSON.stringify(params)],
+    );
+    const row = rows[0];
+    if (!row.defined) return null;
+    if (row.command_id !== null && row.workflow_instance_id !== null)
+      return {
+        commandId: Number(row.command_id),
+        workflowInstanceId: Number(row.workflow_instance_id),
+        repeated: false,
+      };
+    // Only a repeated key gets here: the key row is committed (the insert waited for it).
+    const stored = await queryRows<{ command_id: string; workflow_instance_id: string }>(
+      this.dataSource,
+      'SELECT command_id, workflow_instance_id FROM idempotency_key WHERE workflow_code = $1 AND key = $2',
+      [code, idempotencyKey],
+    );
+    if (stored.length === 0) throw new Error(`idempotency key of workflow ${code} vanished while read`);
+    return {
+      commandId: Number(stored[0].command_id),
+      workflowInstanceId: Number(stored[0].workflow_instance_id),
+      repeated: true,
+    };
+  }
+
+  /** The instance's state, or null when there is no such instance. */
+  async state(workflowInstanceId: number): Promise<WorkflowState | null> {
+    const rows = await queryRows<{ state: WorkflowState }>(
+      this.dataSource,
+      'SELECT state FROM workflow_instance WHERE id = $1',
+      [workflowInstanceId],
+    );
+    return rows.length > 0 ? rows[0].state : null;
+  }
+
+  /**
+   * Ends a SUBMITTED_SUCCESS instance that no master took yet (STOP or PAUSE) and deletes its
+   * pending commands. Commands are locked (deleted) before the instance row, the order in
+   * which a consuming master locks them, so the two cannot deadlock; a master that holds the
+   * command makes this wait, then the instance is no longer SUBMITTED_SUCCESS and nothing
+   * changes (false).
+   */
+  async endSubmitted(workflowInstanceId: number, state: 'STOP' | 'PAUSE'): Promise<boolean> {
+    try {
+      return await inTransaction(this.dataSource, async (runner) => {
+        await queryRows(runner, 'DELETE FROM command WHERE workflow_instance_id = $1 RETURNING id', [
+          workflowInstanceId,
+        ]);
+        const updated = await queryRows(
+          runner,
+          `UPDATE workflow_instance
+           SET state = $2, end_time = CASE WHEN $2 = 'STOP' THEN now() ELSE end_time END, updated_at = now()
+           WHERE id = $1 AND state = 'SUBMITTED_SUCCESS' RETURNING id`,
+          [workflowInstanceId, state],
+        );
+        // Someone changed it meanwhile: undo the delete too.
+        if (updated.length === 0) throw new StateChanged();
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof StateChanged) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Asks the owning master to stop or pause a RUNNING_EXECUTION instance: READY_STOP /
+   * READY_PAUSE plus a NOTIFY in the same statement (delivered at commit). False when the
+   * instance is not RUNNING_EXECUTION any more.
+   */
+  async requestHalt(workflowInstanceId: number, state: 'READY_STOP' | 'READY_PAUSE'): Promise<boolean> {
+    const rows = await queryRows(
+      this.dataSource,
+      `WITH u AS (
+         UPDATE workflow_instance SET state = $2, updated_at = now()
+         WHERE id = $1 AND state = 'RUNNING_EXECUTION' RETURNING id)
+       SELECT pg_notify('${INSTANCE_CONTROL_CHANNEL}', id::text) FROM u`,
+      [workflowInstanceId, state],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Hands a finished or paused instance back to the masters: state SUBMITTED_SUCCESS, no
+   * host, and a command of the given type for the same instance, in one statement and only
+   * if the instance is still in one of fromStates. A rerun starts its clock again. Returns
+   * the command id, or null when the state did not match.
+   */
+  async resubmit(
+    workflowInstanceId: number,
+    fromStates: readonly WorkflowState[],
+    commandType: CommandType,
+  ): Promise<number | null> {
+    const rows = await queryRows<{ id: string }>(
+      this.dataSource,
+      `WITH u AS (
+         UPDATE workflow_instance
+         SET state = 'SUBMITTED_SUCCESS', host = NULL, command_type = $2, end_time = NULL,
+             start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE start_time END, updated_at = now()
+         WHERE id = $1 AND state = ANY($3::text[])
+         RETURNING id, workflow_code, workflow_version, params),
+       c AS (
+         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
+         SELECT $2, workflow_code, workflow_version, id, params FROM u
+         RETURNING id)
+       SELECT id FROM c`,
+      [workflowInstanceId, commandType, [...fromStates]],
+    );
+    return rows.length > 0 ? Number(rows[0].id) : null;
+  }
+}
