@@ -1,11 +1,76 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
 import { DaoModule } from '@porpoise/dao';
+import { CommandConsumerRepository } from '@porpoise/dao/repositories/command-consumer.repository';
+import { InstanceStateRepository } from '@porpoise/dao/repositories/instance-state.repository';
+import { TaskInstanceRepository } from '@porpoise/dao/repositories/task-instance.repository';
 import { RegistryModule } from '@porpoise/registry';
+import { WorkerClient } from '@porpoise/rpc';
+import { systemClock } from './clock';
+import { CommandConsumerService } from './command/command-consumer.service';
+import { InstanceControlService } from './control/instance-control.service';
+import { PgNotificationListener } from './db/pg-notification-listener.service';
+import { WorkflowEngineService } from './engine/workflow-engine.service';
+import { MasterLifecycleService } from './lifecycle/master-lifecycle.service';
+import {
+  CLOCK,
+  DEFAULT_MASTER_OPTIONS,
+  MASTER_IDENTITY,
+  MASTER_OPTIONS,
+  WORKER_GATEWAY,
+  type MasterIdentity,
+  type MasterOptions,
+} from './master.constants';
+import { MasterConfigError } from './master.errors';
+import { MasterMembershipService } from './registry/master-membership.service';
+import { MasterRegistrationService } from './registry/master-registration.service';
+import { SessionStateService } from './registry/session-state.service';
+import { WorkerDirectoryService } from './registry/worker-directory.service';
+import { MasterRpcService } from './rpc/master-rpc.service';
+import { ScheduleRepository } from './schedule/schedule.repository';
+import { ScheduleService } from './schedule/schedule.service';
 
+/**
+ * The master node: command consumer, workflow engine, dispatcher, instance control, schedules.
+ * `MasterModule.forRoot(config)` is all a host needs (main.ts, or the standalone app booting it
+ * in-process next to the API and a worker); nothing in it exits the process.
+ */
 @Module({})
 export class MasterModule {
-  static forRoot(config: PorpoiseConfig): DynamicModule {
-    return { module: MasterModule, imports: [ConfigModule.forRoot(config), DaoModule, RegistryModule] };
+  static forRoot(config: PorpoiseConfig, options: Partial<MasterOptions> = {}): DynamicModule {
+    if (!config.clusterSecret)
+      throw new MasterConfigError('the master needs a cluster secret (CLUSTER_SECRET)');
+    const secret = config.clusterSecret;
+    const identity: MasterIdentity = {
+      host: config.nodeHost,
+      port: config.masterPort,
+      address: `${config.nodeHost}:${config.masterPort}`,
+    };
+    return {
+      module: MasterModule,
+      imports: [ConfigModule.forRoot(config), DaoModule, RegistryModule],
+      providers: [
+        { provide: MASTER_OPTIONS, useValue: { ...DEFAULT_MASTER_OPTIONS, ...options } },
+        { provide: MASTER_IDENTITY, useValue: identity },
+        { provide: CLOCK, useValue: systemClock },
+        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(secret) },
+        CommandConsumerRepository,
+        InstanceStateRepository,
+        TaskInstanceRepository,
+        ScheduleRepository,
+        SessionStateService,
+        WorkerDirectoryService,
+        MasterMembershipService,
+        MasterRegistrationService,
+        PgNotificationListener,
+        WorkflowEngineService,
+        MasterRpcService,
+        InstanceControlService,
+        CommandConsumerService,
+        ScheduleService,
+        MasterLifecycleService,
+      ],
+      exports: [WorkflowEngineService, MasterMembershipService, WorkerDirectoryService, SessionStateService],
+    };
   }
 }

@@ -1,0 +1,187 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  CommandConsumerRepository,
+  type ConsumedCommand,
+} from '@porpoise/dao/repositories/command-consumer.repository';
+import { TaskInstanceRepository, type TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
+import type { Clock, TimerHandle } from '../clock';
+import {
+  CLOCK,
+  MASTER_IDENTITY,
+  MASTER_OPTIONS,
+  type MasterIdentity,
+  type MasterOptions,
+} from '../master.constants';
+import { PgNotificationListener } from '../db/pg-notification-listener.service';
+import { buildDag } from '../engine/dag';
+import { WorkflowEngineService } from '../engine/workflow-engine.service';
+import { MasterMembershipService } from '../registry/master-membership.service';
+import { SessionStateService } from '../registry/session-state.service';
+
+/** Commands that start a run from scratch: there are no task rows to load. */
+const FRESH = new Set(['START_PROCESS', 'SCHEDULER']);
+
+/**
+ * Takes this master's share of the command queue (DESIGN.md section 6) and hands each taken
+ * instance to the engine. Woken by NOTIFY porpoise_command, by a (re)connect of the LISTEN
+ * connection, by a change of the live masters (the slot moved) or of the session, and by a
+ * fallback poll. Never consumes while the session is not CONNECTED or this master is not in the
+ * live list. Database round trips per batch: 1 (the consume statement, which also returns the
+ * definitions) + 1 when the batch holds re-runs or recoveries (their latest task rows).
+ */
+@Injectable()
+export class CommandConsumerService {
+  private readonly logger = new Logger('CommandConsumer');
+  private running = false;
+  private wanted = false;
+  private loop: Promise<void> | undefined;
+  private pollTimer: TimerHandle | undefined;
+  private readonly unsubscribe: Array<() => void> = [];
+  private failing = false;
+
+  constructor(
+    @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
+    @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(CommandConsumerRepository) private readonly commands: CommandConsumerRepository,
+    @Inject(TaskInstanceRepository) private readonly tasks: TaskInstanceRepository,
+    @Inject(WorkflowEngineService) private readonly engine: WorkflowEngineService,
+    @Inject(MasterMembershipService) private readonly membership: MasterMembershipService,
+    @Inject(SessionStateService) private readonly session: SessionStateService,
+    @Inject(PgNotificationListener) private readonly listener: PgNotificationListener,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.unsubscribe.push(
+      this.listener.on('porpoise_command', () => this.wake()),
+      this.listener.onConnected(() => this.wake()),
+      this.membership.onMembershipChange(() => this.wake()),
+      this.session.onChange(() => this.wake()),
+    );
+    this.schedulePoll();
+    this.wake();
+  }
+
+  /** Stops taking commands; resolves once a consume in progress has finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const u of this.unsubscribe.splice(0)) u();
+    this.clock.clearTimeout(this.pollTimer);
+    await this.loop;
+  }
+
+  /** Asks for a consume pass soon; coalesces while one is running. */
+  wake(): void {
+    this.wanted = true;
+    if (this.loop || !this.running) return;
+    this.loop = this.drain().finally(() => {
+      this.loop = undefined;
+      if (this.wanted && this.running) this.wake();
+    });
+  }
+
+  private schedulePoll(): void {
+    if (!this.running) return;
+    this.pollTimer = this.clock.setTimeout(() => {
+      this.wake();
+      this.schedulePoll();
+    }, this.options.commandPollIntervalMs);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.wanted && this.running) {
+      this.wanted = false;
+      // Fencing: a suspended session may already be expired on the server; take nothing.
+      if (!this.session.canStartWork()) return;
+      const slot = this.membership.slot();
+      if (!slot) return;
+      let batch: ConsumedCommand[];
+      try {
+        batch = await this.commands.consume({
+          slot: slot.slot,
+          count: slot.count,
+          host: this.identity.address,
+          batchSize: this.options.commandBatchSize,
+        });
+        if (this.failing) this.logger.log('consuming commands works again');
+        this.failing = false;
+      } catch (err) {
+        // The poll retries; log once per outage.
+        if (!this.failing) this.logger.error(`consume failed: ${(err as Error).message}`);
+        this.failing = true;
+        return;
+      }
+      if (batch.length === 0) continue;
+      await this.adopt(batch);
+      // A full batch means there may be more: go again at once.
+      if (batch.length >= this.options.commandBatchSize) this.wanted = true;
+    }
+  }
+
+  private async adopt(batch: ConsumedCommand[]): Promise<void> {
+    for (const c of batch)
+      if (!c.taken)
+        this.logger.warn(
+          `command ${c.commandId} (${c.type}) dropped: workflow instance ${c.workflowInstanceId} is already owned or finished`,
+        );
+    const taken = batch.filter((c) => c.taken);
+    const rerun = taken.filter((c) => !FRESH.has(c.type)).map((c) => c.workflowInstanceId);
+    let latest: TaskRow[] = [];
+    if (rerun.length > 0) {
+      try {
+        latest = await this.tasks.latestAttempts(rerun);
+      } catch (err) {
+        // The instances are ours now (the consume committed); hand them back rather than run
+        // them without knowing their tasks. Failing that, the failover sweep finds them.
+        this.logger.error(`could not load the tasks of ${rerun.join(', ')}: ${(err as Error).message}`);
+        for (const c of taken.filter((t) => !FRESH.has(t.type))) await this.handBack(c);
+        return this.adoptAll(
+          taken.filter((t) => FRESH.has(t.type)),
+          [],
+        );
+      }
+    }
+    this.adoptAll(taken, latest);
+  }
+
+  private adoptAll(taken: ConsumedCommand[], latest: TaskRow[]): void {
+    for (const c of taken) {
+      let dag: ReturnType<typeof buildDag> | Error;
+      try {
+        if (c.tasks === null)
+          throw new Error(`workflow ${c.workflowCode} version ${c.workflowVersion} does not exist`);
+        dag = buildDag(c.tasks, c.edges);
+      } catch (err) {
+        dag = err as Error;
+      }
+      this.logger.log(
+        `took command ${c.commandId} (${c.type}) for instance ${c.workflowInstanceId}, epoch ${c.epoch}`,
+      );
+      this.engine.adopt({
+        instanceId: c.workflowInstanceId,
+        epoch: c.epoch,
+        commandType: c.type,
+        state: c.state,
+        params: stringParams(c.params),
+        dag,
+        latest: latest.filter((r) => r.workflowInstanceId === c.workflowInstanceId),
+      });
+    }
+  }
+
+  private async handBack(c: ConsumedCommand): Promise<void> {
+    await this.engine
+      .handBack({ instanceId: c.workflowInstanceId, host: this.identity.address, epoch: c.epoch }, c.type)
+      .catch((err: Error) =>
+        this.logger.error(`could not hand instance ${c.workflowInstanceId} back: ${err.message}`),
+      );
+  }
+}
+
+/** Run params become environment variables: keep them strings (the API stores strings). */
+export function stringParams(params: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}

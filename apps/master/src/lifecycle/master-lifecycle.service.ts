@@ -1,0 +1,124 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { CommandConsumerService } from '../command/command-consumer.service';
+import { InstanceControlService } from '../control/instance-control.service';
+import { PgNotificationListener } from '../db/pg-notification-listener.service';
+import { WORKER_GATEWAY, MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
+import type { WorkerGateway } from '../dispatch/worker-gateway';
+import { WorkflowEngineService } from '../engine/workflow-engine.service';
+import { MasterMembershipService } from '../registry/master-membership.service';
+import { MasterRegistrationService } from '../registry/master-registration.service';
+import { SessionStateService } from '../registry/session-state.service';
+import { WorkerDirectoryService } from '../registry/worker-directory.service';
+import { MasterRpcService } from '../rpc/master-rpc.service';
+import { ScheduleService } from '../schedule/schedule.service';
+
+/**
+ * Starts and stops the master's parts in an explicit order, instead of relying on the order in
+ * which Nest calls hooks across providers.
+ *
+ * Start (onApplicationBootstrap, after the database and registry modules are ready):
+ * session watch → worker directory → engine → gRPC server (workers must reach us before we
+ * dispatch) → master membership → registration (others now see us) → LISTEN connection →
+ * instance control → command consumer → schedules.
+ *
+ * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
+ * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, LISTEN),
+ * mark the heartbeat draining, close the gRPC server after in-flight calls, stop the runners
+ * (waiting for writes in progress), deregister. Instances stay owned by this host until failover
+ * takes them; handing them over at once is a later step (libs/failover).
+ */
+@Injectable()
+export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Master');
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
+    @Inject(SessionStateService) private readonly session: SessionStateService,
+    @Inject(WorkerDirectoryService) private readonly workers: WorkerDirectoryService,
+    @Inject(WorkflowEngineService) private readonly engine: WorkflowEngineService,
+    @Inject(MasterRpcService) private readonly rpc: MasterRpcService,
+    @Inject(MasterMembershipService) private readonly membership: MasterMembershipService,
+    @Inject(MasterRegistrationService) private readonly registration: MasterRegistrationService,
+    @Inject(PgNotificationListener) private readonly listener: PgNotificationListener,
+    @Inject(InstanceControlService) private readonly control: InstanceControlService,
+    @Inject(CommandConsumerService) private readonly consumer: CommandConsumerService,
+    @Inject(ScheduleService) private readonly schedules: ScheduleService,
+    @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.boot();
+    } catch (err) {
+      // A half-started master (port taken, registry refused the key, ...) must not leave a
+      // listening port, a registry key or timers behind: the host decides what happens next.
+      this.stopping ??= this.shutdown();
+      await this.stopping;
+      throw err;
+    }
+  }
+
+  private async boot(): Promise<void> {
+    this.session.start();
+    // A new session after LOST may have missed registry events: re-read both directories.
+    this.session.onChange((phase) => {
+      if (phase !== 'CONNECTED') return;
+      void Promise.all([this.workers.resync(), this.membership.resync()]).catch((err: Error) =>
+        this.logger.warn(`registry resync failed: ${err.message}`),
+      );
+    });
+    await this.workers.start();
+    this.engine.start();
+    await this.rpc.start();
+    await this.membership.start();
+    await this.registration.start();
+    await this.listener.start();
+    this.control.start();
+    this.consumer.start();
+    this.schedules.start();
+    this.logger.log(`master ${this.identity.address} started`);
+  }
+
+  beforeApplicationShutdown(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /**
+   * Every step runs even if an earlier one failed (and each is safe on a part that never
+   * started), so a failure half-way through never leaves a port, a key or a timer behind.
+   */
+  private async shutdown(): Promise<void> {
+    this.logger.log(`master ${this.identity.address} stopping`);
+    const steps: Array<[string, () => unknown]> = [
+      ['consumer', () => this.consumer.stop()],
+      ['schedules', () => this.schedules.stop()],
+      ['instance control', () => this.control.stop()],
+      ['LISTEN connection', () => this.listener.stop()],
+      ['health', () => this.rpc.setServing(false)],
+      ['drain heartbeat', () => this.registration.drain()],
+      ['gRPC server', () => this.rpc.stop()],
+      ['engine', () => this.engine.stop()],
+      ['membership', () => this.membership.stop()],
+      ['worker directory', () => this.workers.stop()],
+      ['registration', () => this.registration.stop()],
+      ['session watch', () => this.session.stop()],
+      ['worker channels', () => this.gateway.close()],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.logger.warn(`stopping ${name} failed: ${(err as Error).message}`);
+      }
+    }
+    this.logger.log(`master ${this.identity.address} stopped`);
+  }
+}

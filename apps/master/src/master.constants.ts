@@ -1,0 +1,54 @@
+import type { WorkerSelectionStrategy } from './dispatch/worker-selector';
+
+/** Injection tokens of the master's adapters (swappable in tests). */
+export const CLOCK = Symbol('CLOCK');
+export const WORKER_GATEWAY = Symbol('WORKER_GATEWAY');
+export const MASTER_OPTIONS = Symbol('MASTER_OPTIONS');
+export const MASTER_IDENTITY = Symbol('MASTER_IDENTITY');
+
+/** Postgres NOTIFY channels: the command insert trigger (migration) and the API's stop/pause. */
+export const COMMAND_CHANNEL = 'porpoise_command';
+export const INSTANCE_CONTROL_CHANNEL = 'porpoise_instance_control';
+
+/** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
+export interface MasterOptions {
+  /**
+   * How a task's worker is chosen among the live workers of its group. LOWEST_LOAD (default,
+   * DESIGN.md section 6) ranks by runningTasks / capacity, then loadAverage; RANDOM and
+   * ROUND_ROBIN are the alternatives DS offers.
+   */
+  readonly workerSelection: WorkerSelectionStrategy;
+  /** Commands taken per consume transaction. */
+  readonly commandBatchSize: number;
+  /** Fallback poll for commands when a NOTIFY was missed (listener reconnecting, slot change). */
+  readonly commandPollIntervalMs: number;
+  /** How often due schedules are looked for. */
+  readonly scheduleTickMs: number;
+  /** Deadline of Dispatch / Kill / TakeOver calls to workers. */
+  readonly workerCallDeadlineMs: number;
+  /**
+   * A task that no live worker of its group accepted waits for a worker event (ADD / UPDATE of
+   * that group); this is the fallback re-try in case such an event never comes.
+   */
+  readonly parkedRetryMs: number;
+  /** Grace for in-flight gRPC calls at shutdown. */
+  readonly shutdownGraceMs: number;
+}
+
+export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
+  workerSelection: 'LOWEST_LOAD',
+  commandBatchSize: 100,
+  commandPollIntervalMs: 2000,
+  scheduleTickMs: 1000,
+  workerCallDeadlineMs: 5000,
+  parkedRetryMs: 5000,
+  shutdownGraceMs: 5000,
+};
+
+/** Who this master is: the address workers report to and the registry key it holds. */
+export interface MasterIdentity {
+  readonly host: string;
+  readonly port: number;
+  /** "host:port", also the value of workflow_instance.host for the instances it drives. */
+  readonly address: string;
+}

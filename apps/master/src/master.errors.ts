@@ -1,0 +1,52 @@
+/** Small named errors of the master; each message says what went wrong and where. */
+
+export class MasterConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MasterConfigError';
+  }
+}
+
+/**
+ * A conditional write (host = me AND epoch = mine) matched no instance row: another master took
+ * the instance over (or it was handed back). The runner must stop at once and write nothing more.
+ */
+export class OwnershipLostError extends Error {
+  constructor(
+    readonly workflowInstanceId: number,
+    readonly epoch: number,
+  ) {
+    super(`lost ownership of workflow instance ${workflowInstanceId} (epoch ${epoch})`);
+    this.name = 'OwnershipLostError';
+  }
+}
+
+/** The stored definition of a workflow version is unusable (missing, not a DAG, bad JSON). */
+export class InvalidDefinitionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidDefinitionError';
+  }
+}
+
+/** A schedule row whose cron expression or timezone cannot be evaluated. */
+export class InvalidScheduleError extends Error {
+  constructor(
+    readonly scheduleId: number,
+    message: string,
+  ) {
+    super(`schedule ${scheduleId}: ${message}`);
+    this.name = 'InvalidScheduleError';
+  }
+}
+
+/** A registry value under /nodes that is not a valid NodeHeartbeat for its key. */
+export class InvalidHeartbeatError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`ignoring registry entry ${key}: ${message}`);
+    this.name = 'InvalidHeartbeatError';
+  }
+}

@@ -1,0 +1,95 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { REGISTRY_PATHS } from '@porpoise/common';
+import { REGISTRY, type Registry } from '@porpoise/registry';
+import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
+import { WorkerSelector, type WorkerCandidate } from '../dispatch/worker-selector';
+import { NodeDirectory, type LiveNode } from './node-directory';
+
+export interface WorkerListener {
+  /** A worker of group became live or refreshed its heartbeat (capacity may have freed up). */
+  available(group: string): void;
+  /** A worker's key disappeared (session expired, or it stopped): its tasks are lost. */
+  removed(address: string, group: string | undefined): void;
+}
+
+/**
+ * The live workers (/nodes/worker/{group}/{host}:{port}) and the choice of one for a task.
+ * A worker with serving=false (draining, or its session suspended) is never chosen.
+ */
+@Injectable()
+export class WorkerDirectoryService {
+  private readonly logger = new Logger('WorkerDirectory');
+  private readonly directory: NodeDirectory;
+  private readonly selector: WorkerSelector;
+  /** Tasks this master sent to a worker since that worker's last heartbeat. */
+  private readonly recentlyAssigned = new Map<string, number>();
+  private readonly listeners = new Set<WorkerListener>();
+
+  constructor(@Inject(REGISTRY) registry: Registry, @Inject(MASTER_OPTIONS) options: MasterOptions) {
+    this.directory = new NodeDirectory(registry, REGISTRY_PATHS.workers, this.logger);
+    this.selector = new WorkerSelector(options.workerSelection);
+    this.directory.onChange((change) => {
+      const { node } = change;
+      if (change.type === 'REMOVE') {
+        this.recentlyAssigned.delete(node.address);
+        if (change.reason === 'invalid') return; // not chosen any more; its tasks are not lost
+        this.logger.log(`worker ${node.address} (group ${node.group}) is gone`);
+        for (const l of [...this.listeners]) l.removed(node.address, node.group);
+        return;
+      }
+      // A heartbeat's runningTasks now includes what we sent before it.
+      this.recentlyAssigned.delete(node.address);
+      if (change.type === 'ADD') this.logger.log(`worker ${node.address} (group ${node.group}) is live`);
+      if ((node as LiveNode).heartbeat.serving)
+        for (const l of [...this.listeners]) l.available(node.group ?? '');
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.directory.start();
+  }
+
+  resync(): Promise<void> {
+    return this.directory.resync();
+  }
+
+  stop(): void {
+    this.directory.stop();
+    this.listeners.clear();
+  }
+
+  addListener(listener: WorkerListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Is address a live worker (serving or not)? */
+  isLive(address: string): boolean {
+    return this.directory.list().some((n) => n.address === address);
+  }
+
+  /** Live, serving workers of a group. */
+  candidates(group: string): WorkerCandidate[] {
+    return this.directory
+      .list()
+      .filter((n) => n.group === group && n.heartbeat.serving)
+      .map((n) => ({
+        address: n.address,
+        runningTasks: n.heartbeat.runningTasks ?? 0,
+        capacity: n.heartbeat.capacity ?? 1,
+        loadAverage: n.heartbeat.loadAverage,
+        recentlyAssigned: this.recentlyAssigned.get(n.address) ?? 0,
+      }));
+  }
+
+  /** Chooses a worker of group not in exclude, or undefined when none is left. */
+  pick(group: string, exclude: ReadonlySet<string>): string | undefined {
+    const candidates = this.candidates(group).filter((c) => !exclude.has(c.address));
+    return this.selector.select(group, candidates)?.address;
+  }
+
+  /** Counts a dispatch the worker accepted until its next heartbeat reflects it. */
+  noteAssigned(address: string): void {
+    this.recentlyAssigned.set(address, (this.recentlyAssigned.get(address) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,566 @@
+/**
+ * The master against a real Postgres and the JDBC registry on it, booted in-process with
+ * MasterModule.forRoot(config). The worker process is played by FakeWorker (real registry key,
+ * real gRPC service, real MasterEventClient); the master code is the real one. Rows are written
+ * the way the API server writes them. Nothing here asserts timings.
+ */
+import { status } from '@grpc/grpc-js';
+import { runMigrations } from '@porpoise/dao/migration-runner';
+import { MasterEventClient, RpcCallError, type TaskFinishedEvent } from '@porpoise/rpc';
+import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { WorkflowEngineService } from '../src/engine/workflow-engine.service';
+import { WorkerDirectoryService } from '../src/registry/worker-directory.service';
+import { FakeWorker, Journal } from './support/fake-worker';
+import { Db, SECRET, bootMaster, task, waitForMembership, type RunningMaster } from './support/fixtures';
+
+describe('master', () => {
+  let pg: TestServer;
+  let db: Db;
+  let journal: Journal;
+  let worker: FakeWorker;
+  let a: RunningMaster;
+  let events: MasterEventClient;
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    await runMigrations(pg.endpoint);
+    db = new Db(pg.endpoint);
+    journal = new Journal();
+    worker = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal });
+    a = await bootMaster(pg.endpoint);
+    await waitForMembership([a]);
+    events = new MasterEventClient(SECRET);
+  });
+
+  afterAll(async () => {
+    events?.close();
+    await a?.app.close();
+    await worker?.close();
+    await db?.close();
+    await pg?.dispose();
+  });
+
+  afterEach(() => {
+    worker.behaviour = () => ({ kind: 'succeed' });
+  });
+
+  it('runs a diamond DAG (a → b, a → c, b + c → d) in dependency order and ends SUCCESS', async () => {
+    const code = await db.createWorkflow(
+      [task('a'), task('b'), task('c'), task('d')],
+      [
+        { from: 'a', to: 'b' },
+        { from: 'a', to: 'c' },
+        { from: 'b', to: 'd' },
+        { from: 'c', to: 'd' },
+      ],
+    );
+    const id = await db.trigger(code, { who: 'test' });
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('SUCCESS');
+    expect(done.host).toBe(a.address);
+    expect(done.epoch).toBe(1);
+    expect(done.end_time).not.toBeNull();
+
+    const tasks = await db.tasks(id);
+    expect(tasks.map((t) => [t.name, t.state, t.attempt, t.host])).toEqual([
+      ['a', 'SUCCESS', 1, worker.address],
+      ['b', 'SUCCESS', 1, worker.address],
+      ['c', 'SUCCESS', 1, worker.address],
+      ['d', 'SUCCESS', 1, worker.address],
+    ]);
+    const ids = new Set(tasks.map((t) => t.id));
+    const mine = (e: { taskInstanceId: number }) => ids.has(e.taskInstanceId);
+    const dispatched = (n: string) => journal.indexOf('dispatch', n, mine);
+    const finishedAccepted = (n: string) =>
+      journal.indexOf('finished', n, (e) => mine(e) && e.ack?.status === 'ACCEPTED');
+    // Each task was dispatched once, and only after all its upstream tasks' results were accepted.
+    expect(journal.dispatches().filter(mine)).toHaveLength(4);
+    expect(dispatched('b')).toBeGreaterThan(finishedAccepted('a'));
+    expect(dispatched('c')).toBeGreaterThan(finishedAccepted('a'));
+    expect(dispatched('d')).toBeGreaterThan(finishedAccepted('b'));
+    expect(dispatched('d')).toBeGreaterThan(finishedAccepted('c'));
+    // The params reached the TaskSpec unchanged (checked through the worker's view of the run).
+    expect(
+      journal.entries
+        .filter((e) => mine(e) && e.what === 'started')
+        .every((e) => e.ack?.status === 'ACCEPTED'),
+    ).toBe(true);
+  });
+
+  it('fails the instance on a failed task: its downstream tasks are never created, running branches finish, nothing new starts', async () => {
+    const code = await db.createWorkflow(
+      [task('bad'), task('slow'), task('after_bad'), task('after_slow')],
+      [
+        { from: 'bad', to: 'after_bad' },
+        { from: 'slow', to: 'after_slow' },
+      ],
+    );
+    worker.behaviour = (spec) =>
+      spec.taskName === 'bad'
+        ? { kind: 'fail', exitCode: 3 }
+        : spec.taskName === 'slow'
+          ? { kind: 'hold', then: 'SUCCESS' }
+          : { kind: 'succeed' };
+    const id = await db.trigger(code);
+    await db.waitForTask(id, 'bad', 'FAILURE');
+    const slow = await db.waitForTask(id, 'slow', 'RUNNING_EXECUTION');
+    // The instance waits for the branch that is still running.
+    expect((await db.instance(id)).state).toBe('RUNNING_EXECUTION');
+    worker.release(slow.id);
+
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('FAILURE');
+    const tasks = await db.tasks(id);
+    expect(tasks.map((t) => [t.name, t.state, t.exit_code])).toEqual([
+      ['bad', 'FAILURE', 3],
+      ['slow', 'SUCCESS', 0],
+    ]);
+    expect(journal.dispatches('after_bad')).toHaveLength(0);
+    expect(journal.dispatches('after_slow')).toHaveLength(0);
+  });
+
+  it('retries a failed task: attempt 1 waits in DELAY_EXECUTION, attempt 2 runs and succeeds', async () => {
+    const code = await db.createWorkflow([task('flaky', { retries: 2, retryIntervalMs: 1500 })]);
+    worker.behaviour = (spec) => (spec.attempt === 1 ? { kind: 'fail', exitCode: 7 } : { kind: 'succeed' });
+    const id = await db.trigger(code);
+    await db.waitForTask(id, 'flaky', 'DELAY_EXECUTION', 1);
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('SUCCESS');
+    const tasks = await db.tasks(id);
+    expect(tasks.map((t) => [t.name, t.attempt, t.state, t.exit_code])).toEqual([
+      ['flaky', 1, 'FAILURE', 7],
+      ['flaky', 2, 'SUCCESS', 0],
+    ]);
+    const spec2 = journal.dispatches('flaky').find((e) => e.taskInstanceId === tasks[1].id);
+    expect(spec2?.attempt).toBe(2);
+  });
+
+  it('a failed task with no retries left fails the instance after its last attempt', async () => {
+    const code = await db.createWorkflow(
+      [task('always', { retries: 1, retryIntervalMs: 200 }), task('next')],
+      [{ from: 'always', to: 'next' }],
+    );
+    worker.behaviour = () => ({ kind: 'fail' });
+    const id = await db.trigger(code);
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('FAILURE');
+    expect((await db.tasks(id)).map((t) => [t.name, t.attempt, t.state])).toEqual([
+      ['always', 1, 'FAILURE'],
+      ['always', 2, 'FAILURE'],
+    ]);
+  });
+
+  it('stops a running instance: kills its running task, marks it KILL and ends STOP', async () => {
+    const code = await db.createWorkflow([task('long'), task('never')], [{ from: 'long', to: 'never' }]);
+    worker.behaviour = () => ({ kind: 'hang' });
+    const id = await db.trigger(code);
+    const long = await db.waitForTask(id, 'long', 'RUNNING_EXECUTION');
+    // What the API does for POST /workflow-instances/{id}/stop.
+    await db.pool.query(
+      `WITH u AS (UPDATE workflow_instance SET state = 'READY_STOP' WHERE id = $1 AND state = 'RUNNING_EXECUTION' RETURNING id)
+       SELECT pg_notify('porpoise_instance_control', id::text) FROM u`,
+      [id],
+    );
+    const done = await db.waitForState(id, ['STOP', 'SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('STOP');
+    expect(done.end_time).not.toBeNull();
+    expect(journal.entries.some((e) => e.what === 'kill' && e.taskInstanceId === long.id)).toBe(true);
+    expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([['long', 'KILL']]);
+  });
+
+  it('pauses a running instance: the running task finishes, nothing new starts, the instance ends PAUSE', async () => {
+    const code = await db.createWorkflow([task('first'), task('second')], [{ from: 'first', to: 'second' }]);
+    worker.behaviour = () => ({ kind: 'hold', then: 'SUCCESS' });
+    const id = await db.trigger(code);
+    const first = await db.waitForTask(id, 'first', 'RUNNING_EXECUTION');
+    await db.pool.query(
+      `WITH u AS (UPDATE workflow_instance SET state = 'READY_PAUSE' WHERE id = $1 AND state = 'RUNNING_EXECUTION' RETURNING id)
+       SELECT pg_notify('porpoise_instance_control', id::text) FROM u`,
+      [id],
+    );
+    await waitFor(
+      'the master to start pausing',
+      () => a.app.get(WorkflowEngineService).inspect(id)?.mode === 'pausing',
+    );
+    worker.release(first.id);
+    const done = await db.waitForState(id, ['PAUSE', 'SUCCESS', 'FAILURE', 'STOP']);
+    expect(done.state).toBe('PAUSE');
+    expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([['first', 'SUCCESS']]);
+
+    // Resume (what the API does): the instance goes back to SUBMITTED_SUCCESS with a command.
+    worker.behaviour = () => ({ kind: 'succeed' });
+    await db.pool.query(
+      `WITH u AS (UPDATE workflow_instance SET state = 'SUBMITTED_SUCCESS', host = NULL WHERE id = $1 AND state = 'PAUSE'
+                  RETURNING id, workflow_code, workflow_version)
+       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id)
+       SELECT 'RECOVER_SUSPENDED_PROCESS', workflow_code, workflow_version, id FROM u`,
+      [id],
+    );
+    const resumed = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(resumed.state).toBe('SUCCESS');
+    expect(resumed.epoch).toBe(2);
+    expect((await db.tasks(id)).map((t) => [t.name, t.attempt, t.state])).toEqual([
+      ['first', 1, 'SUCCESS'],
+      ['second', 1, 'SUCCESS'],
+    ]);
+  });
+
+  it('re-runs the tasks of a lost worker elsewhere as a new attempt without using a retry', async () => {
+    const doomed = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'solo',
+      behaviour: () => ({ kind: 'hang' }),
+    });
+    let rescuer: FakeWorker | undefined;
+    try {
+      const code = await db.createWorkflow([task('only', { workerGroup: 'solo', retries: 0 })]);
+      const id = await db.trigger(code);
+      const first = await db.waitForTask(id, 'only', 'RUNNING_EXECUTION');
+      expect(first.host).toBe(doomed.address);
+      // A second worker of the group, then the first one dies.
+      rescuer = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal, group: 'solo' });
+      await doomed.close();
+      const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+      expect(done.state).toBe('SUCCESS');
+      expect((await db.tasks(id)).map((t) => [t.attempt, t.state, t.host])).toEqual([
+        [1, 'NEED_FAULT_TOLERANCE', doomed.address],
+        [2, 'SUCCESS', rescuer.address],
+      ]);
+    } finally {
+      await doomed.close();
+      await rescuer?.close();
+    }
+  });
+
+  it('waits for a worker of the group when none is live, then dispatches to the one that appears', async () => {
+    const code = await db.createWorkflow([task('later', { workerGroup: 'late' })]);
+    const id = await db.trigger(code);
+    await db.waitForTask(id, 'later', 'SUBMITTED_SUCCESS');
+    const late = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal, group: 'late' });
+    try {
+      expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+      expect((await db.tasks(id))[0].host).toBe(late.address);
+    } finally {
+      await late.close();
+    }
+  });
+
+  it('tries another worker when one refuses the dispatch', async () => {
+    const picky = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'pair',
+      behaviour: () => ({ kind: 'refuse', reason: 'over capacity' }),
+    });
+    const willing = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'pair',
+    });
+    try {
+      // The refusing worker looks idlest, so it is asked first.
+      await willing.beat({ runningTasks: 50 });
+      const directory = a.app.get(WorkerDirectoryService);
+      await waitFor('the master to see both workers and their load', () => {
+        const c = directory.candidates('pair');
+        return c.length === 2 && c.find((w) => w.address === willing.address)?.runningTasks === 50;
+      });
+      const code = await db.createWorkflow([task('one', { workerGroup: 'pair' })]);
+      const id = await db.trigger(code);
+      expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+      const [row] = await db.tasks(id);
+      expect(row.host).toBe(willing.address);
+      expect(
+        journal
+          .dispatches('one')
+          .filter((e) => e.taskInstanceId === row.id)
+          .map((e) => e.worker),
+      ).toEqual([picky.address, willing.address]);
+    } finally {
+      await picky.close();
+      await willing.close();
+    }
+  });
+
+  it('recovers a fault-tolerance command: keeps finished tasks and applies a result the worker still holds', async () => {
+    const code = await db.createWorkflow(
+      [task('done'), task('held'), task('tail')],
+      [
+        { from: 'done', to: 'held' },
+        { from: 'held', to: 'tail' },
+      ],
+    );
+    // An instance a dead master left behind, handed back by failover: host NULL, epoch bumped.
+    const { rows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, start_time)
+       VALUES ($1, 1, 'RUNNING_EXECUTION', NULL, 4, 'START_PROCESS', now()) RETURNING id`,
+      [code],
+    );
+    const id = Number(rows[0].id);
+    const t = await db.pool.query<{ id: string; name: string }>(
+      `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt) VALUES
+       ($1, 'done', 'SUCCESS', $2, 1), ($1, 'held', 'RUNNING_EXECUTION', $2, 1) RETURNING id, name`,
+      [id, worker.address],
+    );
+    const heldId = Number(t.rows.find((r) => r.name === 'held')!.id);
+    worker.takeOverAnswer = (taskInstanceId) =>
+      taskInstanceId === heldId
+        ? {
+            status: 'FINISHED',
+            startTimeMs: Date.now() - 10,
+            result: {
+              taskInstanceId: heldId,
+              workflowInstanceId: id,
+              attempt: 1,
+              state: 'SUCCESS',
+              exitCode: 0,
+              startTimeMs: Date.now() - 10,
+              endTimeMs: Date.now(),
+              workerAddress: worker.address,
+              epoch: 4,
+              message: '',
+            },
+          }
+        : { status: 'UNKNOWN', result: null, startTimeMs: 0 };
+    await db.pool.query(
+      `INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id)
+       VALUES ('RECOVER_TOLERANCE_FAULT_PROCESS', $1, 1, $2)`,
+      [code, id],
+    );
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('SUCCESS');
+    expect(done.epoch).toBe(5);
+    expect((await db.tasks(id)).map((r) => [r.name, r.attempt, r.state])).toEqual([
+      ['done', 1, 'SUCCESS'],
+      ['held', 1, 'SUCCESS'],
+      ['tail', 1, 'SUCCESS'],
+    ]);
+    // Only the task that had not run yet was dispatched; the held result was taken over.
+    const rowIds = new Set((await db.tasks(id)).map((r) => r.id));
+    expect(
+      journal
+        .dispatches()
+        .filter((e) => rowIds.has(e.taskInstanceId))
+        .map((e) => e.taskName),
+    ).toEqual(['tail']);
+    expect(journal.entries.some((e) => e.what === 'takeOver' && e.taskInstanceId === heldId)).toBe(true);
+  });
+
+  it('on a LOST registry session drops its runners, re-registers, and hands the instances back for recovery', async () => {
+    const code = await db.createWorkflow(
+      [task('survivor'), task('tail')],
+      [{ from: 'survivor', to: 'tail' }],
+    );
+    worker.behaviour = (spec) =>
+      spec.taskName === 'survivor' ? { kind: 'hold', then: 'SUCCESS' } : { kind: 'succeed' };
+    const id = await db.trigger(code);
+    const survivor = await db.waitForTask(id, 'survivor', 'RUNNING_EXECUTION');
+    worker.takeOverAnswer = (taskInstanceId) =>
+      taskInstanceId === survivor.id
+        ? { status: 'RUNNING', result: null, startTimeMs: Date.now() }
+        : { status: 'UNKNOWN', result: null, startTimeMs: 0 };
+    try {
+      // The database expires the master's registry session (as after a long pause or partition).
+      await db.pool.query(
+        `SELECT registry_remove_client(owner_client_id) FROM registry_data WHERE key = $1`,
+        [`/nodes/master/${a.address}`],
+      );
+      // Dropped (epoch 1), handed back (epoch 2), re-consumed by the new session (epoch 3).
+      const engine = a.app.get(WorkflowEngineService);
+      await waitFor('the instance to be recovered', () => engine.inspect(id)?.epoch === 3);
+      await waitFor('the running task to be re-attached', () =>
+        journal.entries.some((e) => e.what === 'takeOver' && e.taskInstanceId === survivor.id),
+      );
+      await waitForMembership([a]);
+      worker.release(survivor.id);
+      const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+      expect(done.state).toBe('SUCCESS');
+      expect(done.epoch).toBe(3);
+      expect(done.host).toBe(a.address);
+      // Not run again: the same attempt finished on the same worker.
+      expect((await db.tasks(id)).map((t) => [t.name, t.attempt, t.state])).toEqual([
+        ['survivor', 1, 'SUCCESS'],
+        ['tail', 1, 'SUCCESS'],
+      ]);
+      expect(journal.dispatches('survivor').filter((e) => e.taskInstanceId === survivor.id)).toHaveLength(1);
+    } finally {
+      worker.takeOverAnswer = () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 });
+    }
+  });
+
+  describe('task events', () => {
+    const finished = (over: Partial<TaskFinishedEvent>): TaskFinishedEvent => ({
+      taskInstanceId: 1,
+      workflowInstanceId: 1,
+      attempt: 1,
+      state: 'SUCCESS',
+      exitCode: 0,
+      startTimeMs: Date.now() - 5,
+      endTimeMs: Date.now(),
+      workerAddress: '127.0.0.1:1',
+      epoch: 1,
+      message: '',
+      ...over,
+    });
+
+    it('answers NOT_OWNER for an instance another master drives, OBSOLETE for a finished one', async () => {
+      const code = await db.createWorkflow([task('x')]);
+      const { rows } = await db.pool.query<{ id: string }>(
+        `INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type)
+         VALUES ($1, 1, 'RUNNING_EXECUTION', '10.9.9.9:5678', 3, 'START_PROCESS'),
+                ($1, 1, 'SUCCESS', '10.9.9.9:5678', 3, 'START_PROCESS') RETURNING id`,
+        [code],
+      );
+      const [foreign, finishedOne] = rows.map((r) => Number(r.id));
+      const ack = await events.taskFinished(a.address, finished({ workflowInstanceId: foreign, epoch: 3 }));
+      expect(ack.status).toBe('NOT_OWNER');
+      expect(ack.reason).toContain('10.9.9.9:5678');
+      const ack2 = await events.taskFinished(
+        a.address,
+        finished({ workflowInstanceId: finishedOne, epoch: 3 }),
+      );
+      expect(ack2.status).toBe('OBSOLETE');
+      const ack3 = await events.taskStarted(a.address, {
+        taskInstanceId: 5,
+        workflowInstanceId: foreign,
+        attempt: 1,
+        startTimeMs: Date.now(),
+        workerAddress: '127.0.0.1:1',
+        epoch: 3,
+      });
+      expect(ack3.status).toBe('NOT_OWNER');
+    });
+
+    it.each([
+      ['taskInstanceId', { taskInstanceId: 0 }],
+      ['workflowInstanceId', { workflowInstanceId: -4 }],
+      ['attempt', { attempt: 0 }],
+      ['state', { state: 'DONE' as never }],
+      ['workerAddress', { workerAddress: 'nowhere' }],
+      ['epoch', { epoch: 0 }],
+    ])('answers INVALID_ARGUMENT naming %s', async (field, over) => {
+      const err = await events.taskFinished(a.address, finished(over)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RpcCallError);
+      expect((err as RpcCallError).code).toBe(status.INVALID_ARGUMENT);
+      expect((err as RpcCallError).message).toContain(`${field}:`);
+    });
+
+    it('refuses a call without the cluster secret', async () => {
+      const stranger = new MasterEventClient('not-the-secret-at-all');
+      try {
+        const err = await stranger.taskFinished(a.address, finished({})).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect((err as RpcCallError).code).toBe(status.UNAUTHENTICATED);
+      } finally {
+        stranger.close();
+      }
+    });
+  });
+
+  describe('with two masters', () => {
+    let b: RunningMaster;
+    let bClosed = false;
+
+    beforeAll(async () => {
+      b = await bootMaster(pg.endpoint);
+      await waitForMembership([a, b]);
+    });
+
+    afterAll(async () => {
+      if (!bClosed) await b?.app.close();
+    });
+
+    it('consumes each of 50 commands exactly once, both masters taking their slot', async () => {
+      const code = await db.createWorkflow([task('one')]);
+      const ids = await Promise.all(Array.from({ length: 50 }, () => db.trigger(code)));
+      await waitFor(
+        'all 50 instances to finish',
+        async () => {
+          const { rows } = await db.pool.query<{ n: string }>(
+            `SELECT count(*) AS n FROM workflow_instance WHERE id = ANY($1::bigint[]) AND state = 'SUCCESS'`,
+            [ids],
+          );
+          return Number(rows[0].n) === 50;
+        },
+        60_000,
+        100,
+      );
+      const { rows } = await db.pool.query<{ host: string; epoch: string; n: string }>(
+        `SELECT host, epoch, count(*) AS n FROM workflow_instance WHERE id = ANY($1::bigint[]) GROUP BY host, epoch`,
+        [ids],
+      );
+      // epoch 1 everywhere: each instance was taken by exactly one consume transaction.
+      expect(rows.every((r) => Number(r.epoch) === 1)).toBe(true);
+      expect(rows.map((r) => r.host).sort()).toEqual([a.address, b.address].sort());
+      expect(rows.reduce((s, r) => s + Number(r.n), 0)).toBe(50);
+      const left = await db.pool.query(
+        `SELECT 1 FROM command WHERE workflow_instance_id = ANY($1::bigint[])`,
+        [ids],
+      );
+      expect(left.rowCount).toBe(0);
+      const taskRows = await db.pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM task_instance WHERE workflow_instance_id = ANY($1::bigint[])`,
+        [ids],
+      );
+      expect(Number(taskRows.rows[0].n)).toBe(50);
+    });
+
+    it('fires a due schedule once', async () => {
+      const code = await db.createWorkflow([task('cron')]);
+      // Due now; the next fire is next New Year, so the only possible fire is this one.
+      const { rows } = await db.pool.query<{ id: string }>(
+        `INSERT INTO schedule (workflow_code, cron, timezone, next_fire_time)
+         VALUES ($1, '0 0 1 1 *', 'Europe/Berlin', now() - interval '1 second') RETURNING id`,
+        [code],
+      );
+      const scheduleId = Number(rows[0].id);
+      const instance = await waitFor(
+        'the schedule to fire',
+        async () => {
+          const r = await db.pool.query<{ id: string }>(
+            `SELECT id FROM workflow_instance WHERE workflow_code = $1`,
+            [code],
+          );
+          return r.rows[0] ? Number(r.rows[0].id) : undefined;
+        },
+        30_000,
+      );
+      expect((await db.waitForState(instance, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+      const all = await db.pool.query<{ command_type: string; schedule_time: Date | null }>(
+        `SELECT command_type, schedule_time FROM workflow_instance WHERE workflow_code = $1`,
+        [code],
+      );
+      expect(all.rows).toHaveLength(1);
+      expect(all.rows[0].command_type).toBe('SCHEDULER');
+      expect(all.rows[0].schedule_time).not.toBeNull();
+      const next = await db.pool.query<{ next: Date }>(
+        `SELECT next_fire_time AS next FROM schedule WHERE id = $1`,
+        [scheduleId],
+      );
+      expect(next.rows[0].next.getTime()).toBeGreaterThan(Date.now());
+    });
+
+    it('a master that is closed deregisters at once and the other one takes every slot', async () => {
+      bClosed = true;
+      await b.app.close();
+      const key = await db.pool.query(`SELECT 1 FROM registry_data WHERE key = $1`, [
+        `/nodes/master/${b.address}`,
+      ]);
+      expect(key.rowCount).toBe(0);
+      await waitForMembership([a]);
+      expect(a.membership.slot()).toEqual({ slot: 0, count: 1 });
+      const code = await db.createWorkflow([task('after')]);
+      const id = await db.trigger(code);
+      expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).host).toBe(a.address);
+    });
+  });
+});

@@ -1,0 +1,54 @@
+import { RpcInvalidArgument, type TaskFinishedEvent, type TaskStartedEvent } from '@porpoise/rpc';
+import { validateTaskFinished, validateTaskStarted } from '../../src/rpc/event-validation';
+
+const started: TaskStartedEvent = {
+  taskInstanceId: 3,
+  workflowInstanceId: 2,
+  attempt: 1,
+  startTimeMs: 1,
+  workerAddress: '127.0.0.1:1234',
+  epoch: 1,
+};
+const finished: TaskFinishedEvent = {
+  taskInstanceId: 3,
+  workflowInstanceId: 2,
+  attempt: 1,
+  state: 'SUCCESS',
+  exitCode: 0,
+  startTimeMs: 1,
+  endTimeMs: 2,
+  workerAddress: '127.0.0.1:1234',
+  epoch: 1,
+  message: '',
+};
+
+describe('task event validation', () => {
+  it('accepts valid events', () => {
+    expect(validateTaskStarted(started)).toEqual(started);
+    expect(validateTaskFinished(finished)).toEqual(finished);
+    expect(validateTaskFinished({ ...finished, state: 'KILL', exitCode: -1 }).exitCode).toBe(-1);
+  });
+
+  it.each([
+    ['taskInstanceId', { taskInstanceId: 0 }],
+    ['workflowInstanceId', { workflowInstanceId: 1.5 }],
+    ['attempt', { attempt: -1 }],
+    ['state', { state: 'RUNNING' }],
+    ['exitCode', { exitCode: 0.5 }],
+    ['startTimeMs', { startTimeMs: -3 }],
+    ['workerAddress', { workerAddress: '' }],
+    ['epoch', { epoch: 0 }],
+  ])('names the bad field %s', (field, over) => {
+    const run = () => validateTaskFinished({ ...finished, ...over } as TaskFinishedEvent);
+    expect(run).toThrow(RpcInvalidArgument);
+    expect(run).toThrow(new RegExp(`^${field}: `));
+  });
+
+  it('checks TaskStarted too', () => {
+    expect(() => validateTaskStarted({ ...started, workerAddress: 'x' })).toThrow(/^workerAddress: /);
+  });
+
+  it('caps an oversized message', () => {
+    expect(validateTaskFinished({ ...finished, message: 'x'.repeat(10_000) }).message).toHaveLength(4096);
+  });
+});

@@ -1,0 +1,312 @@
+/**
+ * The runner's decisions with in-memory stand-ins for its database and peers: fencing on a
+ * suspended session and on lost ownership, answers to stale or repeated events, retries, and
+ * waiting for a worker. The integration suite runs the same code on Postgres and gRPC.
+ */
+import type { TaskState, WorkflowState } from '@porpoise/common';
+import type {
+  InstanceFence,
+  InstanceStateRepository,
+} from '@porpoise/dao/repositories/instance-state.repository';
+import type { TaskInstanceRepository, TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
+import type { DispatchResponse, TaskFinishedEvent, TaskSpec } from '@porpoise/rpc';
+import type { Clock, TimerHandle } from '../../src/clock';
+import { buildDag } from '../../src/engine/dag';
+import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
+import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
+import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
+import { task } from '../support/tasks';
+
+const ME = 'm:1';
+
+class ManualClock implements Clock {
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private seq = 0;
+  private t = 0;
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number): TimerHandle => {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id as unknown as TimerHandle;
+  };
+  clearTimeout = (h: TimerHandle | undefined) => {
+    if (h !== undefined) this.timers.delete(h as unknown as number);
+  };
+  advance(ms: number): void {
+    this.t += ms;
+    for (const [id, timer] of [...this.timers]) {
+      if (timer.at > this.t) continue;
+      this.timers.delete(id);
+      timer.fn();
+    }
+  }
+}
+
+/** Task rows and the instance fence, in memory, with the same guards as the SQL. */
+class FakeStore {
+  rows: TaskRow[] = [];
+  owned = true;
+  instanceState: WorkflowState = 'RUNNING_EXECUTION';
+  private nextId = 100;
+
+  private fenced<T>(fence: InstanceFence, fn: () => T): T | { owned: false; ids: []; rows: [] } {
+    return this.owned && fence.host === ME ? fn() : { owned: false, ids: [], rows: [] };
+  }
+
+  private update(ids: number[], from: readonly TaskState[], change: Partial<TaskRow>, host?: string) {
+    const changed: number[] = [];
+    for (const r of this.rows)
+      if (ids.includes(r.id) && from.includes(r.state) && (host === undefined || r.host === host)) {
+        Object.assign(r, change);
+        changed.push(r.id);
+      }
+    return { owned: true, ids: changed };
+  }
+
+  tasks: Partial<TaskInstanceRepository> = {
+    createAttempts: async (fence, items) =>
+      this.fenced(fence, () => ({
+        owned: true,
+        rows: items.map((i) => {
+          const row: TaskRow = {
+            id: this.nextId++,
+            workflowInstanceId: fence.instanceId,
+            name: i.name,
+            state: 'SUBMITTED_SUCCESS',
+            host: null,
+            attempt: i.attempt,
+          };
+          this.rows.push(row);
+          return { ...row };
+        }),
+      })) as never,
+    markDispatch: async (fence, id, worker) =>
+      this.fenced(fence, () =>
+        this.update([id], ['SUBMITTED_SUCCESS', 'DISPATCH'], { state: 'DISPATCH', host: worker }),
+      ) as never,
+    markUndispatched: async (fence, id, worker) =>
+      this.fenced(fence, () =>
+        this.update([id], ['DISPATCH'], { state: 'SUBMITTED_SUCCESS', host: null }, worker),
+      ) as never,
+    markStarted: async (fence, id, worker) =>
+      this.fenced(fence, () =>
+        this.update([id], ['DISPATCH'], { state: 'RUNNING_EXECUTION' }, worker),
+      ) as never,
+    markFinished: async (fence, id, worker, result) =>
+      this.fenced(fence, () =>
+        this.update([id], ['DISPATCH', 'RUNNING_EXECUTION'], { state: result.state }, worker),
+      ) as never,
+    markState: async (fence, ids, from, state) =>
+      this.fenced(fence, () => this.update(ids, from, { state })) as never,
+    retry: async (fence, oldId, name, attempt) =>
+      this.fenced(fence, () => {
+        const { ids } = this.update([oldId], ['DELAY_EXECUTION'], { state: 'FAILURE' });
+        if (ids.length === 0) return { owned: true, rows: [] };
+        const row: TaskRow = {
+          id: this.nextId++,
+          workflowInstanceId: fence.instanceId,
+          name,
+          state: 'SUBMITTED_SUCCESS',
+          host: null,
+          attempt,
+        };
+        this.rows.push(row);
+        return { owned: true, rows: [{ ...row }] };
+      }) as never,
+    latestAttempts: async () => this.rows.map((r) => ({ ...r })),
+  };
+
+  instances: Partial<InstanceStateRepository> = {
+    finish: async (_fence, state) => {
+      if (!this.owned) return false;
+      this.instanceState = state;
+      return true;
+    },
+    readOwnedState: async () => (this.owned ? this.instanceState : undefined),
+  };
+
+  row(name: string, attempt = 1): TaskRow | undefined {
+    return this.rows.find((r) => r.name === name && r.attempt === attempt);
+  }
+}
+
+interface Harness {
+  runner: WorkflowRunner;
+  store: FakeStore;
+  clock: ManualClock;
+  sent: TaskSpec[];
+  session: { ok: boolean };
+  workers: string[];
+  closed: string[];
+  answer: (spec: TaskSpec) => DispatchResponse;
+}
+
+const settle = async () => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
+
+function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }]): Harness {
+  const store = new FakeStore();
+  const clock = new ManualClock();
+  const h = {
+    store,
+    clock,
+    sent: [] as TaskSpec[],
+    session: { ok: true },
+    workers: ['w:1'],
+    closed: [] as string[],
+    answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
+  } as Omit<Harness, 'runner'> as Harness;
+  const gateway: Partial<WorkerGateway> = {
+    dispatch: async (_w, spec) => {
+      h.sent.push(spec);
+      return h.answer(spec);
+    },
+    kill: async () => ({ killed: true }),
+    takeOver: async () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
+  };
+  const adoption: Adoption = {
+    instanceId: 7,
+    epoch: 2,
+    commandType: 'START_PROCESS',
+    state: 'RUNNING_EXECUTION',
+    params: { k: 'v' },
+    dag: buildDag(tasks, edges),
+    latest: [],
+  };
+  const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
+  h.runner = new WorkflowRunner(adoption, {
+    me: ME,
+    tasks: store.tasks as TaskInstanceRepository,
+    instances: store.instances as InstanceStateRepository,
+    workers: {
+      pick: (_g, exclude) => h.workers.find((w) => !exclude.has(w)),
+      isLive: (a) => h.workers.includes(a),
+      noteAssigned: () => undefined,
+    },
+    gateway: gateway as WorkerGateway,
+    clock,
+    session: { canStartWork: () => h.session.ok },
+    options: { ...DEFAULT_MASTER_OPTIONS, parkedRetryMs: 1000 },
+    logger: silent,
+    onClosed: (_r, reason) => h.closed.push(reason),
+  });
+  return h;
+}
+
+const finishedEvent = (
+  spec: TaskSpec,
+  state: TaskFinishedEvent['state'],
+  over: Partial<TaskFinishedEvent> = {},
+) => ({
+  taskInstanceId: spec.taskInstanceId,
+  workflowInstanceId: spec.workflowInstanceId,
+  attempt: spec.attempt,
+  state,
+  exitCode: state === 'SUCCESS' ? 0 : 1,
+  startTimeMs: 1,
+  endTimeMs: 2,
+  workerAddress: 'w:1',
+  epoch: spec.epoch,
+  message: '',
+  ...over,
+});
+
+describe('WorkflowRunner', () => {
+  it('dispatches with the instance epoch, its params and this master as the address', async () => {
+    const h = harness();
+    await h.runner.start();
+    await settle();
+    expect(h.sent).toHaveLength(1);
+    expect(h.sent[0]).toMatchObject({
+      taskName: 'a',
+      attempt: 1,
+      epoch: 2,
+      masterAddress: ME,
+      params: { k: 'v' },
+    });
+    expect(h.store.row('a')?.state).toBe('DISPATCH');
+  });
+
+  it('starts nothing while the registry session is suspended, and carries on when it is back', async () => {
+    const h = harness();
+    h.session.ok = false;
+    await h.runner.start();
+    await settle();
+    expect(h.sent).toHaveLength(0);
+    h.session.ok = true;
+    h.runner.resume();
+    await settle();
+    expect(h.sent.map((s) => s.taskName)).toEqual(['a']);
+  });
+
+  it('stops at once when a write finds the instance owned by someone else', async () => {
+    const h = harness();
+    await h.runner.start();
+    await settle();
+    h.store.owned = false;
+    const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'));
+    expect(ack.status).toBe('NOT_OWNER');
+    expect(h.runner.isClosed).toBe(true);
+    expect(h.closed[0]).toMatch(/lost ownership of workflow instance 7/);
+    // Nothing more is dispatched for it.
+    await settle();
+    expect(h.sent).toHaveLength(1);
+    expect((await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'))).status).toBe('NOT_OWNER');
+  });
+
+  it('answers a repeated TaskFinished ACCEPTED, a superseded attempt OBSOLETE and a newer epoch NOT_OWNER', async () => {
+    const h = harness([task('a', { retries: 1, retryIntervalMs: 500 })], []);
+    await h.runner.start();
+    await settle();
+    const first = h.sent[0];
+    expect((await h.runner.taskFinished(finishedEvent(first, 'FAILURE'))).status).toBe('ACCEPTED');
+    expect(h.store.row('a')?.state).toBe('DELAY_EXECUTION');
+    expect((await h.runner.taskFinished(finishedEvent(first, 'FAILURE'))).status).toBe('ACCEPTED');
+    h.clock.advance(500);
+    await settle();
+    expect(h.store.row('a', 1)?.state).toBe('FAILURE');
+    expect(h.store.row('a', 2)?.state).toBe('DISPATCH');
+    const late = await h.runner.taskFinished(finishedEvent(first, 'SUCCESS'));
+    expect(late).toMatchObject({ status: 'OBSOLETE' });
+    const newer = await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS', { epoch: 3 }));
+    expect(newer.status).toBe('NOT_OWNER');
+    expect(
+      (await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS', { workerAddress: 'w:9' }))).status,
+    ).toBe('OBSOLETE');
+    expect((await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS'))).status).toBe('ACCEPTED');
+    await settle();
+    expect(h.store.instanceState).toBe('SUCCESS');
+    // After the end, events are dropped (OBSOLETE), not kept for another owner.
+    expect((await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS'))).status).toBe('OBSOLETE');
+  });
+
+  it('tries every live worker, then waits for one instead of looping', async () => {
+    const h = harness([task('a')], []);
+    h.workers = ['w:1', 'w:2'];
+    h.answer = () => ({ accepted: false, reason: 'over capacity' });
+    await h.runner.start();
+    await settle();
+    expect(h.sent).toHaveLength(2);
+    expect(h.store.row('a')).toMatchObject({ state: 'SUBMITTED_SUCCESS', host: null });
+    await settle();
+    expect(h.sent).toHaveLength(2);
+    h.answer = () => ({ accepted: true, reason: '' });
+    h.runner.workersAvailable('default');
+    await settle();
+    expect(h.sent).toHaveLength(3);
+    expect(h.store.row('a')?.state).toBe('DISPATCH');
+  });
+
+  it('re-runs the task of a lost worker as a new attempt without using a retry', async () => {
+    const h = harness([task('a', { retries: 0 })], []);
+    await h.runner.start();
+    await settle();
+    await h.runner.taskStarted({ ...finishedEvent(h.sent[0], 'SUCCESS'), startTimeMs: 1 });
+    h.workers = ['w:2'];
+    await h.runner.workerLost('w:1');
+    await settle();
+    expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+    expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+  });
+});

@@ -1,0 +1,105 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { CommandType, WorkflowState } from '@porpoise/common';
+import { DataSource } from 'typeorm';
+import { queryRows } from './instance-state.repository';
+
+/** One command taken by a consume transaction, with what the master needs to drive its instance. */
+export interface ConsumedCommand {
+  commandId: number;
+  type: CommandType;
+  workflowInstanceId: number;
+  /**
+   * False when the command was deleted without taking its instance: the instance is owned by a
+   * master already, is in a final state, or another command of the same batch named it.
+   */
+  taken: boolean;
+  /** The following are set when taken. */
+  epoch: number;
+  state: WorkflowState;
+  workflowCode: string;
+  workflowVersion: number;
+  params: Record<string, unknown>;
+  /** The version's tasks and edges (jsonb), null if that version row is missing. */
+  tasks: unknown;
+  edges: unknown;
+}
+
+interface RawConsumed {
+  command_id: string;
+  type: CommandType;
+  workflow_instance_id: string;
+  taken: boolean | null;
+  epoch: string | null;
+  state: WorkflowState | null;
+  workflow_code: string | null;
+  workflow_version: number | null;
+  params: Record<string, unknown> | null;
+  tasks: unknown;
+  edges: unknown;
+}
+
+/**
+ * Command consumption (DESIGN.md section 6): ONE statement, hence one transaction and one round
+ * trip per batch, which
+ *  1. locks this master's share of the oldest commands (`id % count = slot`, FOR UPDATE SKIP
+ *     LOCKED: a command locked by another consumer is skipped, never waited for or taken twice);
+ *  2. deletes them;
+ *  3. takes each referenced instance: host = me, epoch + 1, RUNNING_EXECUTION (an instance that
+ *     was stopping or pausing when its previous owner died keeps READY_STOP / READY_PAUSE so the
+ *     new owner finishes that), start_time kept if set, end_time cleared, command_type = the
+ *     command's. Only an instance nobody owns (host NULL) and not final is taken: commands are
+ *     only ever written together with host = NULL, so anything else is a stale duplicate;
+ *  4. returns the taken instances with their definition version (tasks, edges).
+ * The data-modifying CTEs all run on one snapshot and commit together.
+ */
+@Injectable()
+export class CommandConsumerRepository {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  async consume(args: {
+    slot: number;
+    count: number;
+    host: string;
+    batchSize: number;
+  }): Promise<ConsumedCommand[]> {
+    const { rows } = await queryRows<RawConsumed>(
+      this.dataSource,
+      `WITH c AS (
+         SELECT id, type, workflow_instance_id FROM command
+         WHERE id % $1 = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+       del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
+       pick AS (
+         SELECT DISTINCT ON (workflow_instance_id) id, type, workflow_instance_id FROM c
+         ORDER BY workflow_instance_id, id DESC),
+       u AS (
+         UPDATE workflow_instance w SET
+           host = $4, epoch = w.epoch + 1, command_type = pick.type,
+           state = CASE WHEN w.state IN ('READY_STOP', 'READY_PAUSE') THEN w.state ELSE 'RUNNING_EXECUTION' END,
+           start_time = coalesce(w.start_time, now()), end_time = NULL, updated_at = now()
+         FROM pick
+         WHERE w.id = pick.workflow_instance_id AND w.host IS NULL
+           AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')
+         RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id)
+       SELECT c.id AS command_id, c.type, c.workflow_instance_id, u.command_id IS NOT NULL AS taken,
+              u.epoch, u.state, u.workflow_code, u.workflow_version, u.params, v.tasks, v.edges
+       FROM c
+       LEFT JOIN u ON u.command_id = c.id
+       LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
+       ORDER BY c.id`,
+      [args.count, args.slot, args.batchSize, args.host],
+    );
+    return rows.map((r) => ({
+      commandId: Number(r.command_id),
+      type: r.type,
+      workflowInstanceId: Number(r.workflow_instance_id),
+      taken: r.taken === true,
+      epoch: Number(r.epoch ?? 0),
+      state: (r.state ?? 'SUBMITTED_SUCCESS') as WorkflowState,
+      workflowCode: r.workflow_code ?? '',
+      workflowVersion: r.workflow_version ?? 0,
+      params: r.params ?? {},
+      tasks: r.tasks ?? null,
+      edges: r.edges ?? null,
+    }));
+  }
+}

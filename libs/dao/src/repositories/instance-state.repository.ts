@@ -1,0 +1,142 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { CommandType, WorkflowState } from '@porpoise/common';
+import { DataSource } from 'typeorm';
+
+/**
+ * The ownership a master holds on a workflow instance: every write it makes is conditional on
+ * `workflow_instance.host = host AND epoch = epoch` (DESIGN.md section 6, fencing), so a master
+ * that lost the instance can never overwrite its successor.
+ */
+export interface InstanceFence {
+  readonly instanceId: number;
+  readonly host: string;
+  readonly epoch: number;
+}
+
+export interface QueryOutcome<T> {
+  rows: T[];
+  /** Rows the statement touched (pg rowCount). */
+  rowCount: number;
+}
+
+/**
+ * Runs one SQL statement on a pooled connection and returns pg's rows and rowCount (TypeORM's
+ * DataSource.query reshapes UPDATE results into [rows, count]; the structured result does not).
+ * Every statement of the master's hot path is a single statement: one round trip, one
+ * transaction (data-modifying CTEs commit together).
+ */
+export async function queryRows<T>(
+  dataSource: DataSource,
+  sql: string,
+  params: unknown[],
+): Promise<QueryOutcome<T>> {
+  const runner = dataSource.createQueryRunner();
+  try {
+    const result = await runner.query(sql, params, true);
+    const rows = (result.records ?? []) as T[];
+    return { rows, rowCount: result.affected ?? rows.length };
+  } finally {
+    await runner.release();
+  }
+}
+
+/**
+ * Locks the instance row in share mode while this statement runs, and only if this master still
+ * owns it: a concurrent takeover (an UPDATE of host/epoch) either waits for us to commit or has
+ * already committed, in which case the row no longer matches and we write nothing.
+ * Parameters $1 = instance id, $2 = host, $3 = epoch.
+ */
+export const OWN_CTE =
+  'own AS (SELECT id FROM workflow_instance WHERE id = $1 AND host = $2 AND epoch = $3 FOR SHARE)';
+
+export const fenceParams = (f: InstanceFence): unknown[] => [f.instanceId, f.host, f.epoch];
+
+const FINAL_STATES_SQL = "('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')";
+
+export interface InstanceOwnership {
+  id: number;
+  state: WorkflowState;
+  host: string | null;
+  epoch: number;
+}
+
+/** Instance-level reads and writes of a master. */
+@Injectable()
+export class InstanceStateRepository {
+  constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
+
+  /**
+   * Ends an instance in a final state with end_time. False when this master no longer owns it
+   * (or it already ended, which only its owner could have done).
+   */
+  async finish(fence: InstanceFence, state: WorkflowState): Promise<boolean> {
+    const { rowCount } = await queryRows(
+      this.dataSource,
+      `UPDATE workflow_instance SET state = $4, end_time = now(), updated_at = now()
+       WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL}`,
+      [...fenceParams(fence), state],
+    );
+    return rowCount === 1;
+  }
+
+  /** The instance's state if this master still owns it, else undefined. */
+  async readOwnedState(fence: InstanceFence): Promise<WorkflowState | undefined> {
+    const { rows } = await queryRows<{ state: WorkflowState }>(
+      this.dataSource,
+      'SELECT state FROM workflow_instance WHERE id = $1 AND host = $2 AND epoch = $3',
+      fenceParams(fence),
+    );
+    return rows[0]?.state;
+  }
+
+  /** Who owns an instance, for answering events about instances this master does not drive. */
+  async lookup(instanceId: number): Promise<InstanceOwnership | undefined> {
+    const { rows } = await queryRows<{
+      id: string;
+      state: WorkflowState;
+      host: string | null;
+      epoch: string;
+    }>(this.dataSource, 'SELECT id, state, host, epoch FROM workflow_instance WHERE id = $1', [instanceId]);
+    const r = rows[0];
+    return r && { id: Number(r.id), state: r.state, host: r.host, epoch: Number(r.epoch) };
+  }
+
+  /** States of several instances this master drives (one round trip; for a missed-NOTIFY sweep). */
+  async ownedStates(host: string, instanceIds: number[]): Promise<InstanceOwnership[]> {
+    if (instanceIds.length === 0) return [];
+    const { rows } = await queryRows<{
+      id: string;
+      state: WorkflowState;
+      host: string | null;
+      epoch: string;
+    }>(
+      this.dataSource,
+      'SELECT id, state, host, epoch FROM workflow_instance WHERE id = ANY($1::bigint[]) AND host = $2',
+      [instanceIds, host],
+    );
+    return rows.map((r) => ({ id: Number(r.id), state: r.state, host: r.host, epoch: Number(r.epoch) }));
+  }
+
+  /**
+   * Gives an unfinished instance up (host NULL, epoch + 1) and queues its
+   * RECOVER_TOLERANCE_FAULT_PROCESS command, in one statement, conditional on the fence: the
+   * same transaction failover runs for a dead master, so whichever commits first wins.
+   * Returns the new command id, or undefined when the fence no longer held.
+   */
+  async handBack(
+    fence: InstanceFence,
+    type: CommandType = 'RECOVER_TOLERANCE_FAULT_PROCESS',
+  ): Promise<number | undefined> {
+    const { rows } = await queryRows<{ id: string }>(
+      this.dataSource,
+      `WITH u AS (
+         UPDATE workflow_instance SET host = NULL, epoch = epoch + 1, updated_at = now()
+         WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL}
+         RETURNING id, workflow_code, workflow_version, params)
+       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
+       SELECT $4, workflow_code, workflow_version, id, params FROM u RETURNING id`,
+      [...fenceParams(fence), type],
+    );
+    return rows[0] ? Number(rows[0].id) : undefined;
+  }
+}
