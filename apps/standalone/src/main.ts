@@ -43,9 +43,14 @@ async function bootstrap(): Promise<void> {
     clusterSecret: loaded.clusterSecret ?? randomBytes(24).toString('base64url'),
   };
 
-  apps.push(await NestFactory.createApplicationContext(MasterModule.forRoot(config)));
-  apps.push(await NestFactory.createApplicationContext(WorkerModule.forRoot(config)));
-  const api = await NestFactory.create(ApiServerModule.forRoot(config));
+  // abortOnError false: a failing start rejects here (and is reported) instead of Nest exiting.
+  apps.push(
+    await NestFactory.createApplicationContext(MasterModule.forRoot(config), { abortOnError: false }),
+  );
+  apps.push(
+    await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { abortOnError: false }),
+  );
+  const api = await NestFactory.create(ApiServerModule.forRoot(config), { abortOnError: false });
   configureApiApp(api);
   apps.push(api);
   await api.listen(config.apiPort, config.bindHost);

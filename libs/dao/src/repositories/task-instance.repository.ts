@@ -82,11 +82,15 @@ export class TaskInstanceRepository {
     };
   }
 
-  /** SUBMITTED_SUCCESS or DISPATCH (another worker, after a refusal) → DISPATCH on worker. */
+  /**
+   * SUBMITTED_SUCCESS or DISPATCH (another worker, after a refusal) → DISPATCH on worker. The
+   * log path is the worker's layout (relative to its DATA_DIR), known before the task starts so
+   * the log route can find the output of a task still running.
+   */
   markDispatch(fence: InstanceFence, taskId: number, worker: string): Promise<FencedWrite> {
     return this.fenced(
       fence,
-      `state = 'DISPATCH', host = $6`,
+      `state = 'DISPATCH', host = $6, log_path = 'logs/' || t.workflow_instance_id || '/' || t.id || '.log'`,
       `t.id = ANY($4::bigint[]) AND t.state = ANY($5::text[])`,
       [[taskId], ['SUBMITTED_SUCCESS', 'DISPATCH'], worker],
     );
