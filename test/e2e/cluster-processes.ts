@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, stopProcess, waitFor } from '@porpoise/test-harness';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface NodeProcess {
+  readonly role: 'api-server' | 'master' | 'worker';
+  readonly port: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  output(): string;
+}
+
+/**
+ * Starts one node from the built code (npm run build) as its own OS process, configured only
+ * through the documented environment variables, and waits until it is registered / serving.
+ */
+export async function startNode(
+  role: NodeProcess['role'],
+  env: Record<string, string>,
+  ready: (port: number) => Promise<boolean>,
+): Promise<NodeProcess> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), `porpoise-${role}-`));
+  const portVariable = role === 'api-server' ? 'API_PORT' : role === 'master' ? 'MASTER_PORT' : 'WORKER_PORT';
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'apps', role, 'src', 'main.js')], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ...env,
+      [portVariable]: String(port),
+      DATA_DIR: dataDir,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const append = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const node: NodeProcess = { role, port, dataDir, child, output: () => output };
+  await waitFor(
+    `${role} on port ${port} to be ready`,
+    async () => {
+      if (child.exitCode !== null)
+        throw new Error(`${role} exited ${child.exitCode}: ${output.slice(-3000)}`);
+      return ready(port);
+    },
+    60_000,
+    100,
+  );
+  return node;
+}
+
+export async function stopNodes(nodes: NodeProcess[]): Promise<void> {
+  await Promise.all(nodes.map((n) => stopProcess(n.child, 'SIGTERM', 15_000)));
+}
