@@ -281,6 +281,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       PORPOISE_ATTEMPT: '2',
       PORPOISE_PARAM_GREETING: 'hello world $HOME "quoted"',
       PORPOISE_PARAM_lower_name: 'x',
+      PORPOISE_PARAM_LOWER_NAME: 'x',
     });
     expect(env.WORKER_ENV_MARKER).toBe('inherited');
     expect(env.CLUSTER_SECRET).toBeUndefined();

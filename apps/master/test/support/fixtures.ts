@@ -92,6 +92,9 @@ export class Db {
 
   constructor(url: string) {
     this.pool = new Pool({ connectionString: url, max: 4 });
+    // An idle connection the server drops must not crash the test process; the next query
+    // opens a new one.
+    this.pool.on('error', () => undefined);
   }
 
   async close(): Promise<void> {
