@@ -1,3 +1,4 @@
+import { NOTIFY_CHANNELS } from '@porpoise/common';
 import type { WorkerSelectionStrategy } from './dispatch/worker-selector';
 
 /** Injection tokens of the master's adapters (swappable in tests). */
@@ -6,9 +7,8 @@ export const WORKER_GATEWAY = Symbol('WORKER_GATEWAY');
 export const MASTER_OPTIONS = Symbol('MASTER_OPTIONS');
 export const MASTER_IDENTITY = Symbol('MASTER_IDENTITY');
 
-/** Postgres NOTIFY channels: the command insert trigger (migration) and the API's stop/pause. */
-export const COMMAND_CHANNEL = 'porpoise_command';
-export const INSTANCE_CONTROL_CHANNEL = 'porpoise_instance_control';
+export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
+export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
 export interface MasterOptions {

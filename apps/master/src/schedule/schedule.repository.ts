@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { queryRows } from '@porpoise/dao/repositories/instance-state.repository';
+import { queryResult } from '@porpoise/dao/repositories/sql';
 import { DataSource } from 'typeorm';
 
 export interface DueSchedule {
@@ -23,7 +23,7 @@ export class ScheduleRepository {
 
   /** Schedules whose fire time has come (by the database's clock), or that have none yet. */
   async due(limit: number, exclude: number[]): Promise<DueSchedule[]> {
-    const { rows } = await queryRows<{
+    const { rows } = await queryResult<{
       id: string;
       workflow_code: string;
       cron: string;
@@ -50,7 +50,7 @@ export class ScheduleRepository {
 
   /** Sets the first fire time of a schedule that has none (no run for it). */
   async initialize(id: number, next: Date): Promise<void> {
-    await queryRows(
+    await queryResult(
       this.dataSource,
       'UPDATE schedule SET next_fire_time = $2 WHERE id = $1 AND next_fire_time IS NULL',
       [id, next],
@@ -64,7 +64,7 @@ export class ScheduleRepository {
    * SCHEDULER command. Returns the instance id, or undefined when another master fired it.
    */
   async fire(id: number, oldText: string, next: Date): Promise<number | undefined> {
-    const { rows } = await queryRows<{ workflow_instance_id: string }>(
+    const { rows } = await queryResult<{ workflow_instance_id: string }>(
       this.dataSource,
       `WITH s AS (
          UPDATE schedule SET next_fire_time = $3 WHERE id = $1 AND next_fire_time = $2::timestamptz

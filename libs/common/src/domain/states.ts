@@ -87,3 +87,12 @@ export interface NodeHeartbeat {
   /** False while the node drains or its session is suspended. */
   serving: boolean;
 }
+
+/**
+ * Postgres NOTIFY channels: a new command (the insert trigger in the workflow-tables
+ * migration) and a stop/pause request from the API (payload: the instance id).
+ */
+export const NOTIFY_CHANNELS = {
+  command: 'porpoise_command',
+  instanceControl: 'porpoise_instance_control',
+} as const;

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './instance-state.repository';
+import { queryResult } from './sql';
 
 /** One command taken by a consume transaction, with what the master needs to drive its instance. */
 export interface ConsumedCommand {
@@ -62,7 +62,7 @@ export class CommandConsumerRepository {
     host: string;
     batchSize: number;
   }): Promise<ConsumedCommand[]> {
-    const { rows } = await queryRows<RawConsumed>(
+    const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
          SELECT id, type, workflow_instance_id FROM command

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { WORKFLOW_STATES, type CommandType, type TaskState, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './workflow-definition.repository';
+import { queryRows } from './sql';
 
 export interface WorkflowInstanceView {
   readonly id: number;

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
+import { queryResult } from './sql';
 
 /**
  * The ownership a master holds on a workflow instance: every write it makes is conditional on
@@ -11,33 +12,6 @@ export interface InstanceFence {
   readonly instanceId: number;
   readonly host: string;
   readonly epoch: number;
-}
-
-export interface QueryOutcome<T> {
-  rows: T[];
-  /** Rows the statement touched (pg rowCount). */
-  rowCount: number;
-}
-
-/**
- * Runs one SQL statement on a pooled connection and returns pg's rows and rowCount (TypeORM's
- * DataSource.query reshapes UPDATE results into [rows, count]; the structured result does not).
- * Every statement of the master's hot path is a single statement: one round trip, one
- * transaction (data-modifying CTEs commit together).
- */
-export async function queryRows<T>(
-  dataSource: DataSource,
-  sql: string,
-  params: unknown[],
-): Promise<QueryOutcome<T>> {
-  const runner = dataSource.createQueryRunner();
-  try {
-    const result = await runner.query(sql, params, true);
-    const rows = (result.records ?? []) as T[];
-    return { rows, rowCount: result.affected ?? rows.length };
-  } finally {
-    await runner.release();
-  }
 }
 
 /**
@@ -70,7 +44,7 @@ export class InstanceStateRepository {
    * (or it already ended, which only its owner could have done).
    */
   async finish(fence: InstanceFence, state: WorkflowState): Promise<boolean> {
-    const { rowCount } = await queryRows(
+    const { rowCount } = await queryResult(
       this.dataSource,
       `UPDATE workflow_instance SET state = $4, end_time = now(), updated_at = now()
        WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL}`,
@@ -81,7 +55,7 @@ export class InstanceStateRepository {
 
   /** The instance's state if this master still owns it, else undefined. */
   async readOwnedState(fence: InstanceFence): Promise<WorkflowState | undefined> {
-    const { rows } = await queryRows<{ state: WorkflowState }>(
+    const { rows } = await queryResult<{ state: WorkflowState }>(
       this.dataSource,
       'SELECT state FROM workflow_instance WHERE id = $1 AND host = $2 AND epoch = $3',
       fenceParams(fence),
@@ -91,7 +65,7 @@ export class InstanceStateRepository {
 
   /** Who owns an instance, for answering events about instances this master does not drive. */
   async lookup(instanceId: number): Promise<InstanceOwnership | undefined> {
-    const { rows } = await queryRows<{
+    const { rows } = await queryResult<{
       id: string;
       state: WorkflowState;
       host: string | null;
@@ -104,7 +78,7 @@ export class InstanceStateRepository {
   /** States of several instances this master drives (one round trip; for a missed-NOTIFY sweep). */
   async ownedStates(host: string, instanceIds: number[]): Promise<InstanceOwnership[]> {
     if (instanceIds.length === 0) return [];
-    const { rows } = await queryRows<{
+    const { rows } = await queryResult<{
       id: string;
       state: WorkflowState;
       host: string | null;
@@ -127,7 +101,7 @@ export class InstanceStateRepository {
     fence: InstanceFence,
     type: CommandType = 'RECOVER_TOLERANCE_FAULT_PROCESS',
   ): Promise<number | undefined> {
-    const { rows } = await queryRows<{ id: string }>(
+    const { rows } = await queryResult<{ id: string }>(
       this.dataSource,
       `WITH u AS (
          UPDATE workflow_instance SET host = NULL, epoch = epoch + 1, updated_at = now()

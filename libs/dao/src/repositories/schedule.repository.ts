@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './workflow-definition.repository';
+import { queryRows } from './sql';
 
 export interface ScheduleRecord {
   readonly id: number;

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { TaskState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { fenceParams, OWN_CTE, queryRows, type InstanceFence } from './instance-state.repository';
+import { fenceParams, OWN_CTE, type InstanceFence } from './instance-state.repository';
+import { queryResult } from './sql';
 
 /** The columns of a task_instance row the engine tracks. */
 export interface TaskRow {
@@ -60,7 +61,7 @@ export class TaskInstanceRepository {
     items: Array<{ name: string; attempt: number }>,
   ): Promise<FencedInsert> {
     if (items.length === 0) return { owned: true, rows: [] };
-    const { rows } = await queryRows<RawInsert>(
+    const { rows } = await queryResult<RawInsert>(
       this.dataSource,
       `WITH ${OWN_CTE},
        ins AS (
@@ -171,7 +172,7 @@ export class TaskInstanceRepository {
    * with owned=true: the old row was no longer waiting (nothing created).
    */
   async retry(fence: InstanceFence, oldTaskId: number, name: string, attempt: number): Promise<FencedInsert> {
-    const { rows } = await queryRows<RawInsert>(
+    const { rows } = await queryResult<RawInsert>(
       this.dataSource,
       `WITH ${OWN_CTE},
        old AS (
@@ -198,7 +199,7 @@ export class TaskInstanceRepository {
   /** The latest attempt of every task of the given instances (one round trip for a whole batch). */
   async latestAttempts(instanceIds: number[]): Promise<TaskRow[]> {
     if (instanceIds.length === 0) return [];
-    const { rows } = await queryRows<{
+    const { rows } = await queryResult<{
       id: string;
       workflow_instance_id: string;
       name: string;
@@ -229,7 +230,7 @@ export class TaskInstanceRepository {
     where: string,
     params: unknown[],
   ): Promise<FencedWrite> {
-    const { rows } = await queryRows<RawFenced>(
+    const { rows } = await queryResult<RawFenced>(
       this.dataSource,
       `WITH ${OWN_CTE},
        upd AS (

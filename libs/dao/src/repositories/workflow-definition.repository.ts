@@ -1,46 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EdgeDefinition, TaskDefinition } from '@porpoise/common';
-import { DataSource, type QueryResult, type QueryRunner } from 'typeorm';
-
-/**
- * Runs one statement and returns its rows, whatever the statement is. DataSource.query()
- * answers UPDATE/DELETE with [rows, count] and everything else with rows; the structured
- * result has the rows in one place. Without a runner it borrows a pooled connection.
- */
-export async function queryRows<T>(
-  source: DataSource | QueryRunner,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const runner = source instanceof DataSource ? source.createQueryRunner() : source;
-  try {
-    const result = (await runner.query(sql, params, true)) as QueryResult<T>;
-    return result.records ?? [];
-  } finally {
-    if (runner !== source) await runner.release();
-  }
-}
-
-/** Runs fn in one transaction on one connection: committed when it resolves, rolled back when it throws. */
-export async function inTransaction<T>(
-  dataSource: DataSource,
-  fn: (runner: QueryRunner) => Promise<T>,
-): Promise<T> {
-  const runner = dataSource.createQueryRunner();
-  try {
-    await runner.startTransaction();
-    try {
-      const result = await fn(runner);
-      await runner.commitTransaction();
-      return result;
-    } catch (err) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction();
-      throw err;
-    }
-  } finally {
-    await runner.release();
-  }
-}
+import { DataSource } from 'typeorm';
+import { queryRows } from './sql';
 
 /** A validated workflow definition body: what a version stores. */
 export interface WorkflowDefinitionInput {

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { CommandType, WorkflowState } from '@porpoise/common';
+import { NOTIFY_CHANNELS, type CommandType, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { inTransaction, queryRows } from './workflow-definition.repository';
+import { inTransaction, queryRows } from './sql';
 
 /** Masters LISTEN here for stop/pause requests; the payload is the workflow instance id. */
-export const INSTANCE_CONTROL_CHANNEL = 'porpoise_instance_control';
+const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
 
 export interface TriggerOutcome {
   readonly commandId: number;
