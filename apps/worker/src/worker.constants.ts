@@ -1,3 +1,4 @@
+import { TASK_RESULT_MESSAGES } from '@porpoise/rpc';
 /**
  * Tunables of the worker that are not configuration (DESIGN.md section 3 names the variables;
  * these are fixed in code so that every worker of a cluster behaves the same).
@@ -29,14 +30,7 @@ export const STARTED_EVENT_ATTEMPTS = 3;
 export const OUTBOX_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
 /** Messages of results the worker reports for runs it ended itself (the master may tell them apart). */
-export const RESULT_MESSAGES = {
-  killed: 'killed on request',
-  timeout: 'timeout',
-  sessionLost: 'registry session lost',
-  stopping: 'worker stopping',
-  restarted: 'worker restarted while the task ran',
-  obsolete: 'master answered OBSOLETE',
-} as const;
+export const RESULT_MESSAGES = TASK_RESULT_MESSAGES;
 
 /** Variables stripped from the task environment: a task must never read the cluster's credentials. */
 export const STRIPPED_ENV_VARIABLES = ['CLUSTER_SECRET', 'DATABASE_URL'] as const;

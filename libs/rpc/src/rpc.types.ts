@@ -50,6 +50,20 @@ export interface ReadLogResponse {
 
 export type TaskFinalState = 'SUCCESS' | 'FAILURE' | 'KILL';
 
+/**
+ * TaskFinishedEvent.message values a worker sends. Only `killed` answers a master's Kill; every
+ * other KILL is the worker's own doing (session lost, draining, restarted) and means "run this
+ * task again elsewhere", not "the user stopped it".
+ */
+export const TASK_RESULT_MESSAGES = {
+  killed: 'killed on request',
+  timeout: 'timeout',
+  sessionLost: 'registry session lost',
+  stopping: 'worker stopping',
+  restarted: 'worker restarted while the task ran',
+  obsolete: 'master answered OBSOLETE',
+} as const;
+
 export interface TaskFinishedEvent {
   taskInstanceId: number;
   workflowInstanceId: number;
