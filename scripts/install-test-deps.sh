@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests run real servers from, where missing:
-# zookeeper (the server jar, run with java) and etcd-server. Does nothing when they are there.
+# zookeeper (the server jar, run with java), etcd-server, and docker-compose (to validate
+# deploy/docker-compose.yml; no Docker engine is needed for that). Does nothing when they are there.
 set -euo pipefail
 
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "install-test-deps: zookeeper, etcd and java are present"
+  echo "install-test-deps: zookeeper, etcd, java and docker-compose are present"
   exit 0
 fi
 
