@@ -175,6 +175,19 @@ describe('zookeeper registry smoke', () => {
     }
   });
 
+  it('reads values near the size limit without the binding dropping the session', async () => {
+    const w = await client();
+    const r = await client();
+    const states = record(r);
+    const events = await collect(r, '/large');
+    for (let i = 0; i < 3; i++) {
+      await w.put('/large/k', String(i).repeat(999_000));
+      expect((await r.get('/large/k'))?.length).toBe(999_000);
+    }
+    await waitFor('last value', () => events.at(-1)?.value?.startsWith('2') === true);
+    expect(states).toEqual([]);
+  });
+
   it('gives an ephemeral key to the session that put it last', async () => {
     const a = await client();
     const b = await client();

@@ -19,6 +19,8 @@ export const ZK = {
   SESSIONMOVED: -118,
 } as const;
 
+/** Enough partial reads for a response of many MB, few enough to end a genuine busy loop fast. */
+const RESPONSE_COUNTER_LIMIT = 10_000;
 const CONNECTED_STATE = 3;
 const READONLY_STATE = 5;
 
@@ -176,10 +178,9 @@ export class ZkClient {
           if (typeof path === 'string') this.events.emit('watch', type, path);
         }),
       );
-    // Deferred to a macrotask of its own: init opens a socket at once, and doing that inside
-    // another handle's callback (where its just-closed fd number is free but its poll watcher
-    // is still registered) cross-wires the two handles in libuv. The binding then sees "no
-    // response" on the wrong one and kills its session.
+    // Deferred to a macrotask of its own: init opens a socket at once, and it should not do so
+    // from inside another handle's native callback, where that handle may just have closed
+    // an fd number that its libuv poll watcher still holds.
     setImmediate(() => {
       if (this.closeCalled) return;
       try {
@@ -188,6 +189,9 @@ export class ZkClient {
           timeout: sessionTimeoutMs,
           // 0 switches the C client's own stderr logging off (zoo_set_debug_level).
           debug_level: 0,
+          // The binding kills the session after this many reads in a row that complete no
+          // response (default 10), and a value near 1 MB arrives in more pieces than that.
+          response_counter_limit: RESPONSE_COUNTER_LIMIT,
           host_order_deterministic: false,
           ...(credentials ? { client_id: credentials.id, client_password: credentials.password } : {}),
         });

@@ -31,6 +31,7 @@ import {
   type WatchType,
 } from './zookeeper.client';
 import { decodeValue, encodeValue, isMarker, MARKER } from './zookeeper.codec';
+import { connectPorts, inheritableSockets } from './zookeeper.fd-check';
 import { byLockSequence, isLockNode, lockNodePrefix, lockNodeToken, ZkHeldLock } from './zookeeper.lock';
 import { ZkTreeCache } from './zookeeper.tree';
 
@@ -170,6 +171,7 @@ export class ZooKeeperRegistry implements Registry {
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
     this.maintenanceTimer.unref();
     this.logger?.log(`zookeeper session ${this.client?.sessionId} established`);
+    this.warnIfSocketsLeak();
     this.emitState('CONNECTED');
   }
 
@@ -831,6 +833,19 @@ export class ZooKeeperRegistry implements Registry {
     }
   }
 
+  /** Once per process: say so if child processes will inherit the client's sockets. */
+  private warnIfSocketsLeak(): void {
+    if (socketCheckDone) return;
+    socketCheckDone = true;
+    const leaking = inheritableSockets(connectPorts(this.config.connect));
+    if (leaking.length > 0)
+      this.logger?.warn(
+        `the zookeeper native client's sockets (fd ${leaking.join(', ')}) lack close-on-exec: child processes ` +
+          'inherit them, which after a reconnect can make the binding drop healthy sessions. ' +
+          'Rebuild the package with CPPFLAGS=-DSOCK_CLOEXEC_ENABLED=1.',
+      );
+  }
+
   /** A bug of ours surfacing in a native callback: log it rather than crash the process. */
   private readonly onInternalError = (err: unknown): void =>
     this.logger?.error(
@@ -873,6 +888,8 @@ export class ZooKeeperRegistry implements Registry {
     }
   }
 }
+
+let socketCheckDone = false;
 
 function closeReason(code: number): string {
   if (code === ZK.SESSIONEXPIRED) return 'session expired';
