@@ -27,12 +27,26 @@ console.log('build-zookeeper-client: rebuilding the ZooKeeper C client with SOCK
 rmSync(join(pkgDir, 'build'), { recursive: true, force: true });
 rmSync(join(pkgDir, 'deps', 'zookeeper-client-c'), { recursive: true, force: true });
 const env = { ...process.env, CPPFLAGS: `${process.env.CPPFLAGS ?? ''} -DSOCK_CLOEXEC_ENABLED=1`.trim() };
-execFileSync(process.execPath, [join(pkgDir, 'scripts', 'prepublish.js')], { cwd: pkgDir, env, stdio: 'inherit' });
+execFileSync(process.execPath, [join(pkgDir, 'scripts', 'prepublish.js')], {
+  cwd: pkgDir,
+  env,
+  stdio: 'inherit',
+});
 // node-gyp is npm's own; the package's binding.gyp builds the C library (scripts/build.js) first.
 const npmCli = process.env.npm_execpath;
 const candidates = [
   npmCli && join(dirname(dirname(npmCli)), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  join(
+    dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  ),
 ].filter(Boolean);
 const nodeGyp = candidates.find((c) => existsSync(c));
 if (!nodeGyp) {
