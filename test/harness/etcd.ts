@@ -1,13 +1,14 @@
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { assertEtcdInstalled, ETCD_BINARY, etcdEndpoint, spawnEtcd } from '../../scripts/cluster/servers';
 import { stopProcess } from './child-process';
 import { dockerAvailable } from './docker';
 import { freePort, waitForPort } from './net';
 import { NotControllableError, type TestServer } from './test-server';
 
-export const ETCD_BINARY = '/usr/bin/etcd';
+export { ETCD_BINARY };
 
 /**
  * A real etcd: TEST_ETCD_ENDPOINTS if set, else a testcontainers etcd when Docker answers,
@@ -58,14 +59,11 @@ class LocalEtcd implements TestServer {
   ) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return etcdEndpoint(this.clientPort);
   }
 
   static async start(): Promise<LocalEtcd> {
-    if (!existsSync(ETCD_BINARY))
-      throw new Error(
-        `${ETCD_BINARY} is missing: run scripts/install-test-deps.sh (Debian package etcd-server)`,
-      );
+    assertEtcdInstalled();
     const server = new LocalEtcd(
       mkdtempSync(join(tmpdir(), 'porpoise-etcd-')),
       await freePort(),
@@ -77,26 +75,13 @@ class LocalEtcd implements TestServer {
 
   async start(): Promise<void> {
     if (this.child) return;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
-    this.child = spawn(
-      ETCD_BINARY,
-      [
-        '--name=porpoise-test',
-        `--data-dir=${join(this.root, 'data')}`,
-        `--listen-client-urls=${this.endpoint}`,
-        `--advertise-client-urls=${this.endpoint}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=porpoise-test=${peer}`,
-        '--heartbeat-interval=50',
-        '--election-timeout=250',
-        '--log-level=error',
-      ],
-      {
-        stdio: 'ignore',
-        env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch },
-      },
-    );
+    // The same server the cluster launcher runs (scripts/cluster/servers.ts).
+    this.child = spawnEtcd({
+      name: 'porpoise-test',
+      dataDir: join(this.root, 'data'),
+      clientPort: this.clientPort,
+      peerPort: this.peerPort,
+    });
     await waitForPort(this.clientPort, '127.0.0.1', 60_000);
   }
 

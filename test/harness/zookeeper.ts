@@ -1,14 +1,20 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import {
+  assertZooKeeperInstalled,
+  spawnZooKeeper,
+  writeZooKeeperConfig,
+  ZOOKEEPER_JAR,
+} from '../../scripts/cluster/servers';
 import { stopProcess } from './child-process';
 import { dockerAvailable } from './docker';
 import { freePort, waitForPort } from './net';
 import { NotControllableError, type TestServer } from './test-server';
 
 /** Where the Debian `zookeeper` package puts the server jar. */
-export const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
+export { ZOOKEEPER_JAR };
 
 /**
  * A real ZooKeeper: TEST_ZOOKEEPER_CONNECT if set, else a testcontainers ZooKeeper when
@@ -59,48 +65,17 @@ class LocalZooKeeper implements TestServer {
   }
 
   static async start(): Promise<LocalZooKeeper> {
-    if (!existsSync(ZOOKEEPER_JAR))
-      throw new Error(
-        `${ZOOKEEPER_JAR} is missing: run scripts/install-test-deps.sh (Debian package zookeeper)`,
-      );
+    assertZooKeeperInstalled();
     const server = new LocalZooKeeper(mkdtempSync(join(tmpdir(), 'porpoise-zk-')), await freePort());
-    mkdirSync(join(server.root, 'data'));
-    writeFileSync(
-      join(server.root, 'zoo.cfg'),
-      [
-        'tickTime=200',
-        'initLimit=10',
-        'syncLimit=5',
-        `dataDir=${join(server.root, 'data')}`,
-        `clientPort=${server.port}`,
-        'clientPortAddress=127.0.0.1',
-        'minSessionTimeout=400',
-        'maxSessionTimeout=60000',
-        'admin.enableServer=false',
-        '4lw.commands.whitelist=*',
-        'maxClientCnxns=0',
-        'forceSync=no',
-      ].join('\n') + '\n',
-    );
+    // The same server the cluster launcher runs (scripts/cluster/servers.ts), without fsync.
+    writeZooKeeperConfig({ dir: server.root, port: server.port, tickTimeMs: 200, noSync: true });
     await server.start();
     return server;
   }
 
   async start(): Promise<void> {
     if (this.child) return;
-    this.child = spawn(
-      'java',
-      [
-        '-Xmx256m',
-        '-XX:+UseSerialGC',
-        '-XX:TieredStopAtLevel=1',
-        '-cp',
-        ZOOKEEPER_JAR,
-        'org.apache.zookeeper.server.quorum.QuorumPeerMain',
-        join(this.root, 'zoo.cfg'),
-      ],
-      { stdio: 'ignore' },
-    );
+    this.child = spawnZooKeeper(join(this.root, 'zoo.cfg'));
     await waitForPort(this.port, '127.0.0.1', 60_000);
   }
 

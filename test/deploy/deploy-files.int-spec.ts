@@ -1,0 +1,405 @@
+/**
+ * deploy/: no Docker engine runs here, so the files themselves are checked. Debian's
+ * `docker-compose` validates the compose file (`docker-compose config`), and the file is read
+ * to check that every service's command exists, every variable is one the configuration knows,
+ * and ports and dependencies line up. The Dockerfile is checked the same way.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import * as yaml from 'js-yaml';
+import { CONFIG_VARIABLES } from '../../libs/common/src/config/config.loader';
+
+const ROOT = join(__dirname, '..', '..');
+const COMPOSE_FILE = join(ROOT, 'deploy', 'docker-compose.yml');
+const DOCKERFILE = join(ROOT, 'deploy', 'Dockerfile');
+const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  scripts: Record<string, string>;
+};
+
+type Role = 'api-server' | 'master' | 'worker';
+const PORT_VARIABLE: Record<Role, string> = {
+  'api-server': 'API_PORT',
+  master: 'MASTER_PORT',
+  worker: 'WORKER_PORT',
+};
+const DEFAULT_PORT: Record<Role, number> = { 'api-server': 12345, master: 5678, worker: 1234 };
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string | number | boolean | null> | string[];
+  depends_on?: Record<string, { condition: string }> | string[];
+  ports?: Array<string | { target: number; published?: number | string }>;
+  expose?: Array<string | number>;
+  volumes?: Array<string | { source?: string; target: string }>;
+  healthcheck?: { test: string[] | string; disable?: boolean };
+  restart?: string;
+}
+interface ComposeFile {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+/** YAML with merge keys (<<): js-yaml 5 leaves them out of its default schema, js-yaml 4 has them. */
+function load(text: string): unknown {
+  const y = yaml as unknown as {
+    CORE_SCHEMA?: { withTags(tag: unknown): unknown };
+    mergeTag?: unknown;
+    load(text: string, options?: object): unknown;
+  };
+  return y.CORE_SCHEMA && y.mergeTag
+    ? y.load(text, { schema: y.CORE_SCHEMA.withTags(y.mergeTag) })
+    : y.load(text);
+}
+
+const raw = readFileSync(COMPOSE_FILE, 'utf8');
+const compose = load(raw) as ComposeFile;
+const services = Object.entries(compose.services);
+
+const env = (s: Service): Record<string, string> => {
+  if (Array.isArray(s.environment))
+    return Object.fromEntries(
+      s.environment.map((e) => [e.split('=')[0], e.includes('=') ? e.slice(e.indexOf('=') + 1) : '']),
+    );
+  return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
+};
+const command = (s: Service): string[] =>
+  Array.isArray(s.command) ? s.command : (s.command ?? '').split(/\s+/).filter(Boolean);
+const dependsOn = (s: Service): Record<string, string> =>
+  Array.isArray(s.depends_on)
+    ? Object.fromEntries(s.depends_on.map((d) => [d, 'service_started']))
+    : Object.fromEntries(Object.entries(s.depends_on ?? {}).map(([k, v]) => [k, v.condition]));
+const isPorpoise = (s: Service) => (s.image ?? '').startsWith('porpoise:') || s.build !== undefined;
+/** The app a Porpoise service runs, from its command. */
+const roleOf = (s: Service): Role | 'migrate' | undefined => {
+  const script = command(s).find((part) => part.startsWith('dist/'));
+  const m = /^dist\/apps\/(api-server|master|worker)\/src\/main\.js$/.exec(script ?? '');
+  if (m) return m[1] as Role;
+  if (script === 'dist/libs/dao/src/cli/migration-run.js') return 'migrate';
+  if (command(s).join(' ') === 'npm run migration:run') return 'migrate';
+  return undefined;
+};
+const nodes = services.filter(([, s]) => isPorpoise(s) && roleOf(s) !== 'migrate' && roleOf(s));
+
+/** dist/x/y.js → x/y.ts: the source the build turns into that file. */
+const sourceOf = (distPath: string) => distPath.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+
+function which(binary: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, binary);
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+describe('deploy/docker-compose.yml', () => {
+  it('has Postgres, ZooKeeper, a migration step, two API servers, three masters, three workers', () => {
+    const images = services.map(([, s]) => s.image ?? '');
+    expect(images.filter((i) => i.startsWith('postgres:'))).toHaveLength(1);
+    expect(images.filter((i) => i.startsWith('zookeeper:'))).toHaveLength(1);
+    const roles = services.filter(([, s]) => isPorpoise(s)).map(([, s]) => roleOf(s));
+    expect(roles.filter((r) => r === 'migrate')).toHaveLength(1);
+    expect(roles.filter((r) => r === 'api-server')).toHaveLength(2);
+    expect(roles.filter((r) => r === 'master')).toHaveLength(3);
+    expect(roles.filter((r) => r === 'worker')).toHaveLength(3);
+    expect(roles.filter((r) => r === undefined)).toEqual([]);
+  });
+
+  it('runs every Porpoise service from one image, with a command that exists', () => {
+    const porpoise = services.filter(([, s]) => isPorpoise(s));
+    expect(new Set(porpoise.map(([, s]) => s.image)).size).toBe(1);
+    for (const [name, s] of porpoise) {
+      const argv = command(s);
+      if (argv[0] === 'npm') {
+        expect({ name, script: PACKAGE.scripts[argv[2]] }).toEqual({ name, script: expect.any(String) });
+        continue;
+      }
+      expect({ name, program: argv[0] }).toEqual({ name, program: 'node' });
+      const script = argv[1];
+      // The build turns the source into this file; after `npm run build` it is there.
+      expect({ name, source: existsSync(join(ROOT, sourceOf(script))) }).toEqual({ name, source: true });
+      if (existsSync(join(ROOT, 'dist')))
+        expect({ name, built: existsSync(join(ROOT, script)) }).toEqual({ name, built: true });
+    }
+  });
+
+  it('configures the nodes only through variables the configuration knows', () => {
+    const known = new Set<string>(CONFIG_VARIABLES);
+    for (const [name, s] of services.filter(([, svc]) => isPorpoise(svc))) {
+      const unknown = Object.keys(env(s)).filter((k) => !known.has(k));
+      expect({ name, unknown }).toEqual({ name, unknown: [] });
+    }
+    const [, postgres] = services.find(([, s]) => s.image?.startsWith('postgres:')) as [string, Service];
+    expect(Object.keys(env(postgres)).filter((k) => !/^(POSTGRES_[A-Z_]+|PGDATA)$/.test(k))).toEqual([]);
+    const [, zookeeper] = services.find(([, s]) => s.image?.startsWith('zookeeper:')) as [string, Service];
+    expect(Object.keys(env(zookeeper)).filter((k) => !/^(ZOO_[A-Z0-9_]+|JVMFLAGS)$/.test(k))).toEqual([]);
+  });
+
+  it('gives every node what it needs to join, the secrets only from the environment', () => {
+    const serviceNames = new Set(Object.keys(compose.services));
+    const [postgresName] = services.find(([, s]) => s.image?.startsWith('postgres:')) as [string, Service];
+    const [zookeeperName] = services.find(([, s]) => s.image?.startsWith('zookeeper:')) as [string, Service];
+    for (const [name, s] of services.filter(([, svc]) => isPorpoise(svc))) {
+      const e = env(s);
+      const url = new URL(e.DATABASE_URL.replace(/\$\{[^}]*\}/g, 'x'));
+      expect({ name, db: `${url.hostname}:${url.port}` }).toEqual({ name, db: `${postgresName}:5432` });
+      expect({ name, password: e.DATABASE_URL }).toEqual({
+        name,
+        password: expect.stringMatching(/^postgres:\/\/[^:]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@/),
+      });
+      if (roleOf(s) === 'migrate') continue;
+      expect({ name, registry: e.REGISTRY_TYPE }).toEqual({ name, registry: 'zookeeper' });
+      for (const hostPort of e.ZOOKEEPER_CONNECT.split('/')[0].split(',')) {
+        const [host, port] = hostPort.split(':');
+        expect({ name, zk: serviceNames.has(host) && port === '2181' }).toEqual({ name, zk: true });
+        expect(host).toBe(zookeeperName);
+      }
+      // Never a hard-coded secret: compose refuses to start without it.
+      expect({ name, secret: e.CLUSTER_SECRET }).toEqual({
+        name,
+        secret: expect.stringMatching(/^\$\{CLUSTER_SECRET:\?[^}]+\}$/),
+      });
+      expect({ name, nodeHost: e.NODE_HOST }).toEqual({ name, nodeHost: name });
+    }
+    expect(env(compose.services[postgresName]).POSTGRES_PASSWORD).toMatch(
+      /^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/,
+    );
+    expect(raw).not.toMatch(/CLUSTER_SECRET:\s*['"]?[A-Za-z0-9+/_-]{16,}/);
+  });
+
+  it('has ports that line up: the port variable, published and exposed ports, unique addresses', () => {
+    const published = new Map<string, string>();
+    const addresses = new Set<string>();
+    for (const [name, s] of nodes) {
+      const role = roleOf(s) as Role;
+      const port = Number(env(s)[PORT_VARIABLE[role]] ?? DEFAULT_PORT[role]);
+      const address = `${env(s).NODE_HOST}:${port}`;
+      expect({ name, unique: !addresses.has(address) }).toEqual({ name, unique: true });
+      addresses.add(address);
+      for (const p of s.ports ?? []) {
+        const spec = typeof p === 'string' ? p : `${p.published ?? ''}:${p.target}`;
+        const parts = spec.replace(/\/tcp$/, '').split(':');
+        const target = Number(parts[parts.length - 1]);
+        const hostSide = parts.slice(0, -1).join(':');
+        expect({ name, target }).toEqual({ name, target: port });
+        expect({ name, taken: published.get(hostSide) }).toEqual({ name, taken: undefined });
+        published.set(hostSide, name);
+      }
+      for (const p of s.expose ?? []) expect({ name, expose: Number(p) }).toEqual({ name, expose: port });
+    }
+    // The API servers are reachable from the host; masters and workers only on the network.
+    for (const [name, s] of nodes)
+      expect({ name, published: (s.ports ?? []).length > 0 }).toEqual({
+        name,
+        published: roleOf(s) === 'api-server',
+      });
+  });
+
+  it('has dependencies that exist, with conditions the targets can meet, and no cycle', () => {
+    const names = new Set(Object.keys(compose.services));
+    for (const [name, s] of services)
+      for (const [target, condition] of Object.entries(dependsOn(s))) {
+        expect({ name, target, exists: names.has(target) }).toEqual({ name, target, exists: true });
+        const t = compose.services[target];
+        if (condition === 'service_healthy')
+          expect({ name, target, healthcheck: t.healthcheck !== undefined }).toEqual({
+            name,
+            target,
+            healthcheck: true,
+          });
+        else if (condition === 'service_completed_successfully')
+          expect({ name, target, oneShot: roleOf(t) === 'migrate' && String(t.restart) === 'no' }).toEqual({
+            name,
+            target,
+            oneShot: true,
+          });
+        else expect(condition).toBe('service_started');
+      }
+    for (const [name, s] of nodes)
+      expect({ name, deps: Object.keys(dependsOn(s)).sort() }).toEqual({
+        name,
+        deps: ['migrate', 'postgres', 'zookeeper'],
+      });
+    const visiting = new Set<string>();
+    const done = new Set<string>();
+    const visit = (n: string) => {
+      if (done.has(n)) return;
+      if (visiting.has(n)) throw new Error(`depends_on cycle through ${n}`);
+      visiting.add(n);
+      for (const d of Object.keys(dependsOn(compose.services[n]))) visit(d);
+      visiting.delete(n);
+      done.add(n);
+    };
+    for (const n of names) visit(n);
+  });
+
+  it('has a health check and a restart policy on every long-running service', () => {
+    for (const [name, s] of services) {
+      if (roleOf(s) === 'migrate') {
+        expect({ name, restart: String(s.restart) }).toEqual({ name, restart: 'no' });
+        continue;
+      }
+      expect({ name, restart: s.restart }).toEqual({
+        name,
+        restart: expect.stringMatching(/^(always|unless-stopped|on-failure)/),
+      });
+      expect({ name, healthcheck: s.healthcheck?.test !== undefined }).toEqual({ name, healthcheck: true });
+    }
+    for (const [name, s] of nodes) {
+      const test = s.healthcheck?.test as string[];
+      expect({ name, test }).toEqual({ name, test: ['CMD', 'node', 'deploy/healthcheck.js', roleOf(s)] });
+    }
+    expect(existsSync(join(ROOT, 'deploy', 'healthcheck.js'))).toBe(true);
+  });
+
+  it('keeps data in declared volumes: Postgres, ZooKeeper, and each worker its own DATA_DIR', () => {
+    const declared = new Set(Object.keys(compose.volumes ?? {}));
+    const mounts = (s: Service) =>
+      (s.volumes ?? []).map((v) => {
+        const [source, target] = typeof v === 'string' ? v.split(':') : [v.source ?? '', v.target];
+        return { source, target };
+      });
+    for (const [name, s] of services)
+      for (const { source } of mounts(s))
+        if (!source.startsWith('.') && !source.startsWith('/'))
+          expect({ name, source, declared: declared.has(source) }).toEqual({ name, source, declared: true });
+    const pg = services.find(([, s]) => s.image?.startsWith('postgres:'))?.[1] as Service;
+    expect(mounts(pg).map((m) => m.target)).toContain('/var/lib/postgresql/data');
+    const zk = services.find(([, s]) => s.image?.startsWith('zookeeper:'))?.[1] as Service;
+    expect(mounts(zk).map((m) => m.target)).toContain('/data');
+    const workerVolumes = new Set<string>();
+    for (const [name, s] of nodes.filter(([, svc]) => roleOf(svc) === 'worker')) {
+      const mount = mounts(s).find((m) => m.target === env(s).DATA_DIR);
+      expect({ name, mounted: mount !== undefined }).toEqual({ name, mounted: true });
+      expect(workerVolumes.has(mount?.source as string)).toBe(false);
+      workerVolumes.add(mount?.source as string);
+    }
+  });
+
+  describe('docker-compose config (Debian package docker-compose)', () => {
+    const binary = which('docker-compose');
+    let scratch = '';
+    const missing = () =>
+      console.warn(
+        'SKIPPED: docker-compose is not installed, so the compose file was not validated by it ' +
+          '(install the Debian package docker-compose; scripts/install-test-deps.sh does)',
+      );
+    const run = (variables: Record<string, string>, ...args: string[]) => {
+      // An empty env file: a developer's own deploy/.env must not change the result.
+      const envFile = join(scratch, 'empty.env');
+      writeFileSync(envFile, '');
+      const childEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...variables };
+      return spawnSync(binary as string, ['--env-file', envFile, '-f', COMPOSE_FILE, 'config', ...args], {
+        cwd: scratch,
+        env: childEnv,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    };
+
+    beforeAll(() => {
+      scratch = mkdtempSync(join(tmpdir(), 'porpoise-compose-'));
+    });
+    afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+    it('validates the file and resolves it to the same services', () => {
+      if (!binary) return missing();
+      const secret = 'compose-test-secret-0123456789';
+      const result = run({ CLUSTER_SECRET: secret, POSTGRES_PASSWORD: 'compose-test-password' });
+      expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: '' });
+      const resolved = load(result.stdout) as ComposeFile;
+      expect(Object.keys(resolved.services).sort()).toEqual(Object.keys(compose.services).sort());
+      for (const name of Object.keys(compose.services)) {
+        const e = env(resolved.services[name]);
+        expect(Object.keys(e).sort()).toEqual(Object.keys(env(compose.services[name])).sort());
+        if (e.CLUSTER_SECRET !== undefined) expect(e.CLUSTER_SECRET).toBe(secret);
+      }
+      expect(env(resolved.services['master-1']).DATABASE_URL).toBe(
+        'postgres://porpoise:compose-test-password@postgres:5432/porpoise',
+      );
+    });
+
+    it('refuses to run without CLUSTER_SECRET or POSTGRES_PASSWORD', () => {
+      if (!binary) return missing();
+      const noSecret = run({ POSTGRES_PASSWORD: 'compose-test-password' }, '-q');
+      expect(noSecret.status).not.toBe(0);
+      expect(noSecret.stderr).toContain('CLUSTER_SECRET');
+      const noPassword = run({ CLUSTER_SECRET: 'compose-test-secret-0123456789' }, '-q');
+      expect(noPassword.status).not.toBe(0);
+      expect(noPassword.stderr).toContain('POSTGRES_PASSWORD');
+    });
+  });
+});
+
+describe('deploy/Dockerfile', () => {
+  const text = readFileSync(DOCKERFILE, 'utf8').replace(/\\\n/g, ' ');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const stages = lines.filter((l) => /^FROM\s/i.test(l));
+  const lastStage = lines.slice(lines.lastIndexOf(stages[stages.length - 1]));
+
+  it('builds in one stage and runs from another, on Node 20', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/ARG NODE_IMAGE=node:20[-\w.]*/);
+    const build = lines.slice(0, lines.indexOf(stages[stages.length - 1])).join('\n');
+    expect(build).toMatch(/apt-get install[^\n]*python3[^\n]*make[^\n]*g\+\+/);
+    expect(build).toMatch(/npm ci\b/);
+    expect(build).toMatch(/npm run build\b/);
+    expect(build).toMatch(/npm prune --omit=dev\b/);
+  });
+
+  it('runs as a user that is not root', () => {
+    const user = lastStage.filter((l) => /^USER\s/i.test(l)).pop();
+    expect(user).toBeDefined();
+    expect(user?.split(/\s+/)[1].split(':')[0]).not.toMatch(/^(root|0)$/);
+  });
+
+  it('copies only what exists, and its default command exists', () => {
+    for (const line of lines.filter((l) => /^COPY\s/i.test(l))) {
+      const parts = line.split(/\s+/).slice(1);
+      const fromStage = parts.some((p) => p.startsWith('--from='));
+      const sources = parts.filter((p) => !p.startsWith('--')).slice(0, -1);
+      for (const source of sources) {
+        const inRepo = fromStage ? source.replace(/^\/app\//, '') : source;
+        if (fromStage && /^(node_modules|dist)(\/|$)/.test(inRepo)) continue; // made by the build
+        expect({ line, exists: existsSync(join(ROOT, inRepo)) }).toEqual({ line, exists: true });
+      }
+    }
+    const cmd = lastStage.filter((l) => /^CMD\s/i.test(l)).pop() as string;
+    const argv = JSON.parse(cmd.replace(/^CMD\s+/i, '')) as string[];
+    expect(argv[0]).toBe('node');
+    expect(existsSync(join(ROOT, sourceOf(argv[1])))).toBe(true);
+  });
+
+  it('copies what the install scripts of package.json run before npm ci runs them', () => {
+    const scripts = PACKAGE.scripts;
+    const install = ['preinstall', 'install', 'postinstall', 'prepare']
+      .map((name) => scripts[name] ?? '')
+      .join(' ');
+    const needed = install.match(/scripts\/[\w./-]+/g) ?? [];
+    const npmCi = lines.findIndex((l) => /^RUN\s.*\bnpm ci\b/.test(l));
+    expect(npmCi).toBeGreaterThan(0);
+    const copied = lines
+      .slice(0, npmCi)
+      .filter((l) => /^COPY\s/i.test(l) && !l.includes('--from='))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    for (const file of needed)
+      expect({
+        file,
+        copied: copied.some((c) => file === c || file.startsWith(`${c.replace(/\/$/, '')}/`)),
+      }).toEqual({
+        file,
+        copied: true,
+      });
+  });
+
+  it('keeps secrets, dependencies and build output out of the build context', () => {
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
+    for (const entry of ['node_modules', 'dist', '.porpoise', '.env']) expect(ignored).toContain(entry);
+  });
+});
