@@ -33,6 +33,10 @@ export interface MasterOptions {
   readonly parkedRetryMs: number;
   /** Grace for in-flight gRPC calls at shutdown. */
   readonly shutdownGraceMs: number;
+  /** Periodic failover sweep; undefined = 2 × the registry session timeout (jittered ±20 %). */
+  readonly failoverSweepIntervalMs?: number;
+  /** How long a failover pass waits for /lock/failover; undefined = 2 × session timeout + 5 s. */
+  readonly failoverLockTimeoutMs?: number;
 }
 
 export const DEFAULT_MASTER_OPTIONS: MasterOptions = {

@@ -4,12 +4,21 @@ import { DaoModule } from '@porpoise/dao';
 import { CommandConsumerRepository } from '@porpoise/dao/repositories/command-consumer.repository';
 import { InstanceStateRepository } from '@porpoise/dao/repositories/instance-state.repository';
 import { TaskInstanceRepository } from '@porpoise/dao/repositories/task-instance.repository';
-import { RegistryModule } from '@porpoise/registry';
+import { REGISTRY, RegistryModule } from '@porpoise/registry';
 import { WorkerClient } from '@porpoise/rpc';
 import { systemClock } from './clock';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
+import {
+  FAILOVER_CLOCK,
+  FAILOVER_OPTIONS,
+  FAILOVER_REGISTRY,
+  FAILOVER_REPOSITORY,
+  FAILOVER_SESSION,
+  MasterFailoverService,
+  type MasterFailoverOptions,
+} from '@porpoise/failover';
 import { WorkflowEngineService } from './engine/workflow-engine.service';
 import { MasterLifecycleService } from './lifecycle/master-lifecycle.service';
 import {
@@ -31,7 +40,8 @@ import { ScheduleRepository } from './schedule/schedule.repository';
 import { ScheduleService } from './schedule/schedule.service';
 
 /**
- * The master node: command consumer, workflow engine, dispatcher, instance control, schedules.
+ * The master node: command consumer, workflow engine, dispatcher, instance control, schedules,
+ * master failover (libs/failover) and the graceful hand-over at stop.
  * `MasterModule.forRoot(config)` is all a host needs (main.ts, or the standalone app booting it
  * in-process next to the API and a worker); nothing in it exits the process.
  */
@@ -46,11 +56,18 @@ export class MasterModule {
       port: config.masterPort,
       address: `${config.nodeHost}:${config.masterPort}`,
     };
+    const masterOptions: MasterOptions = { ...DEFAULT_MASTER_OPTIONS, ...options };
+    const failoverOptions: MasterFailoverOptions = {
+      me: identity.address,
+      sessionTimeoutMs: config.registry.sessionTimeoutMs,
+      sweepIntervalMs: masterOptions.failoverSweepIntervalMs,
+      lockTimeoutMs: masterOptions.failoverLockTimeoutMs,
+    };
     return {
       module: MasterModule,
       imports: [ConfigModule.forRoot(config), DaoModule, RegistryModule],
       providers: [
-        { provide: MASTER_OPTIONS, useValue: { ...DEFAULT_MASTER_OPTIONS, ...options } },
+        { provide: MASTER_OPTIONS, useValue: masterOptions },
         { provide: MASTER_IDENTITY, useValue: identity },
         { provide: CLOCK, useValue: systemClock },
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(secret) },
@@ -68,9 +85,21 @@ export class MasterModule {
         InstanceControlService,
         CommandConsumerService,
         ScheduleService,
+        { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
+        { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
+        { provide: FAILOVER_CLOCK, useExisting: CLOCK },
+        { provide: FAILOVER_SESSION, useExisting: SessionStateService },
+        { provide: FAILOVER_OPTIONS, useValue: failoverOptions },
+        MasterFailoverService,
         MasterLifecycleService,
       ],
-      exports: [WorkflowEngineService, MasterMembershipService, WorkerDirectoryService, SessionStateService],
+      exports: [
+        WorkflowEngineService,
+        MasterMembershipService,
+        WorkerDirectoryService,
+        SessionStateService,
+        MasterFailoverService,
+      ],
     };
   }
 }

@@ -6,7 +6,7 @@
  */
 import { status } from '@grpc/grpc-js';
 import { runMigrations } from '@porpoise/dao/migration-runner';
-import { MasterEventClient, RpcCallError, type TaskFinishedEvent } from '@porpoise/rpc';
+import { MasterEventClient, RpcCallError, TASK_RESULT_MESSAGES, type TaskFinishedEvent } from '@porpoise/rpc';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { WorkflowEngineService } from '../src/engine/workflow-engine.service';
 import { WorkerDirectoryService } from '../src/registry/worker-directory.service';
@@ -234,6 +234,41 @@ describe('master', () => {
     }
   });
 
+  it('re-runs a task its worker killed on its own (stopping) as a new attempt elsewhere, without using a retry or failing the instance', async () => {
+    const quitter = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'quit',
+      behaviour: () => ({ kind: 'selfKill', message: TASK_RESULT_MESSAGES.stopping }),
+    });
+    let other: FakeWorker | undefined;
+    try {
+      // The quitter is the only worker when attempt 1 is dispatched.
+      const code = await db.createWorkflow([task('only', { workerGroup: 'quit', retries: 0 })]);
+      const directory = a.app.get(WorkerDirectoryService);
+      await waitFor('the master to see the quitter', () => directory.candidates('quit').length === 1);
+      other = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal, group: 'quit' });
+      await waitFor('the master to see both', () => directory.candidates('quit').length === 2);
+      // Make the quitter look idlest so attempt 1 goes there.
+      await other.beat({ runningTasks: 10 });
+      await waitFor(
+        'the load to be seen',
+        () => directory.candidates('quit').find((c) => c.address === other!.address)?.runningTasks === 10,
+      );
+      const id = await db.trigger(code);
+      const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+      expect(done.state).toBe('SUCCESS');
+      expect((await db.tasks(id)).map((t) => [t.attempt, t.state, t.host, t.message])).toEqual([
+        [1, 'NEED_FAULT_TOLERANCE', quitter.address, TASK_RESULT_MESSAGES.stopping],
+        [2, 'SUCCESS', other.address, null],
+      ]);
+    } finally {
+      await quitter.close();
+      await other?.close();
+    }
+  });
+
   it('waits for a worker of the group when none is live, then dispatches to the one that appears', async () => {
     const code = await db.createWorkflow([task('later', { workerGroup: 'late' })]);
     const id = await db.trigger(code);
@@ -407,8 +442,8 @@ describe('master', () => {
       ...over,
     });
 
-    it('answers NOT_OWNER for an instance another master drives, OBSOLETE for a finished one', async () => {
-      const code = await db.createWorkflow([task('x')]);
+    it('answers NOT_OWNER for an instance another master drives, OBSOLETE for a finished one or an attempt no longer active', async () => {
+      const code = await db.createWorkflow([task('x'), task('y')]);
       const { rows } = await db.pool.query<{ id: string }>(
         `INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type)
          VALUES ($1, 1, 'RUNNING_EXECUTION', '10.9.9.9:5678', 3, 'START_PROCESS'),
@@ -416,23 +451,57 @@ describe('master', () => {
         [code],
       );
       const [foreign, finishedOne] = rows.map((r) => Number(r.id));
-      const ack = await events.taskFinished(a.address, finished({ workflowInstanceId: foreign, epoch: 3 }));
-      expect(ack.status).toBe('NOT_OWNER');
-      expect(ack.reason).toContain('10.9.9.9:5678');
-      const ack2 = await events.taskFinished(
-        a.address,
-        finished({ workflowInstanceId: finishedOne, epoch: 3 }),
+      const t = await db.pool.query<{ id: string; name: string }>(
+        `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt) VALUES
+         ($1, 'x', 'RUNNING_EXECUTION', '127.0.0.1:1', 1), ($1, 'y', 'NEED_FAULT_TOLERANCE', '127.0.0.1:1', 1)
+         RETURNING id, name`,
+        [foreign],
       );
-      expect(ack2.status).toBe('OBSOLETE');
-      const ack3 = await events.taskStarted(a.address, {
-        taskInstanceId: 5,
-        workflowInstanceId: foreign,
-        attempt: 1,
-        startTimeMs: Date.now(),
-        workerAddress: '127.0.0.1:1',
-        epoch: 3,
-      });
-      expect(ack3.status).toBe('NOT_OWNER');
+      const running = Number(t.rows.find((r) => r.name === 'x')!.id);
+      const superseded = Number(t.rows.find((r) => r.name === 'y')!.id);
+      try {
+        const ack = await events.taskFinished(
+          a.address,
+          finished({ workflowInstanceId: foreign, taskInstanceId: running, epoch: 3 }),
+        );
+        expect(ack.status).toBe('NOT_OWNER');
+        expect(ack.reason).toContain('10.9.9.9:5678');
+        const ack2 = await events.taskFinished(
+          a.address,
+          finished({ workflowInstanceId: finishedOne, epoch: 3 }),
+        );
+        expect(ack2.status).toBe('OBSOLETE');
+        const started = (taskInstanceId: number) =>
+          events.taskStarted(a.address, {
+            taskInstanceId,
+            workflowInstanceId: foreign,
+            attempt: 1,
+            startTimeMs: Date.now(),
+            workerAddress: '127.0.0.1:1',
+            epoch: 3,
+          });
+        expect((await started(running)).status).toBe('NOT_OWNER');
+        // Re-run after a failover: a late run of the old attempt is told to stop (OBSOLETE).
+        const late = await started(superseded);
+        expect(late.status).toBe('OBSOLETE');
+        expect(late.reason).toContain('NEED_FAULT_TOLERANCE');
+        // Not a task of this instance at all.
+        expect((await started(999_999)).status).toBe('OBSOLETE');
+        // Reported by a worker the attempt is not assigned to.
+        const elsewhere = await events.taskFinished(
+          a.address,
+          finished({
+            workflowInstanceId: foreign,
+            taskInstanceId: running,
+            epoch: 3,
+            workerAddress: '127.0.0.1:2',
+          }),
+        );
+        expect(elsewhere.status).toBe('OBSOLETE');
+      } finally {
+        // Not left for the failover sweeps of later tests (10.9.9.9 is no live master).
+        await db.pool.query(`UPDATE workflow_instance SET state = 'FAILURE' WHERE id = $1`, [foreign]);
+      }
     });
 
     it.each([

@@ -6,7 +6,7 @@ import {
 } from '@porpoise/dao/repositories/instance-state.repository';
 import { TaskInstanceRepository } from '@porpoise/dao/repositories/task-instance.repository';
 import type { EventAck, TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
-import type { Clock } from '../clock';
+import type { Clock, TimerHandle } from '../clock';
 import {
   CLOCK,
   MASTER_IDENTITY,
@@ -33,13 +33,17 @@ export class WorkflowEngineService {
   private readonly droppedOnLoss = new Map<number, InstanceFence>();
   private readonly unsubscribe: Array<() => void> = [];
   private stopped = false;
+  private handBackTimer: TimerHandle | undefined;
+  /** Runners dropped on a LOST session whose Dispatch calls may still be in flight. */
+  private readonly unsettled = new Set<WorkflowRunner>();
+  private handingBack: Promise<void> | undefined;
 
   constructor(
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
     @Inject(MASTER_OPTIONS) options: MasterOptions,
-    @Inject(CLOCK) clock: Clock,
+    @Inject(CLOCK) private readonly clock: Clock,
     @Inject(WORKER_GATEWAY) gateway: WorkerGateway,
-    @Inject(TaskInstanceRepository) tasks: TaskInstanceRepository,
+    @Inject(TaskInstanceRepository) private readonly tasks: TaskInstanceRepository,
     @Inject(InstanceStateRepository) private readonly instances: InstanceStateRepository,
     @Inject(WorkerDirectoryService) private readonly workers: WorkerDirectoryService,
     @Inject(SessionStateService) private readonly session: SessionStateService,
@@ -74,7 +78,7 @@ export class WorkflowEngineService {
         if (phase === 'LOST') this.dropAllOnLoss();
         else if (phase === 'CONNECTED') {
           for (const r of this.runners.values()) r.resume();
-          if (previous === 'LOST') void this.handBackDropped();
+          if (previous === 'LOST' || this.droppedOnLoss.size > 0) void this.handBackDropped();
         }
       }),
     );
@@ -102,12 +106,12 @@ export class WorkflowEngineService {
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {
     const runner = this.runners.get(ev.workflowInstanceId);
-    return runner ? runner.taskStarted(ev) : this.notDrivenHere(ev.workflowInstanceId);
+    return runner ? runner.taskStarted(ev) : this.notDrivenHere(ev.workflowInstanceId, ev);
   }
 
   taskFinished(ev: TaskFinishedEvent): Promise<EventAck> {
     const runner = this.runners.get(ev.workflowInstanceId);
-    return runner ? runner.taskFinished(ev) : this.notDrivenHere(ev.workflowInstanceId);
+    return runner ? runner.taskFinished(ev) : this.notDrivenHere(ev.workflowInstanceId, ev);
   }
 
   /** NOTIFY porpoise_instance_control: the API asked to stop or pause an instance. */
@@ -131,24 +135,97 @@ export class WorkflowEngineService {
     return this.instances.handBack(fence, type);
   }
 
+  /**
+   * Graceful stop (SIGTERM): hands every instance this master drives back at once, so a live
+   * master recovers it now instead of after the session timeout. Per instance: the runner is
+   * dropped and allowed to settle (no write of ours in flight, no Dispatch call unanswered, so a
+   * task cannot land on a worker after the successor asked that worker about it), then ONE
+   * statement sets host NULL, epoch + 1 compared on our (host, epoch) and inserts the
+   * RECOVER_TOLERANCE_FAULT_PROCESS command (the failover transaction). Tasks running on workers
+   * keep running; the successor re-attaches them with TakeOver. An instance whose hand-back
+   * fails stays ours until we deregister; then the other masters' failover takes it.
+   * Call after the consumer stopped and before deregistering.
+   */
+  async handOver(): Promise<{ handedBack: number; notHandedBack: number }> {
+    this.stopped = true;
+    this.clock.clearTimeout(this.handBackTimer);
+    const runners = [...this.runners.values()];
+    for (const r of runners) {
+      this.droppedOnLoss.set(r.instanceId, {
+        instanceId: r.instanceId,
+        host: this.identity.address,
+        epoch: r.epoch,
+      });
+      r.drop('master stopping: handing the instance over');
+    }
+    const unsettled = [...runners, ...this.unsettled];
+    this.unsettled.clear();
+    await Promise.all(unsettled.map((r) => r.settled(this.settleBoundMs)));
+    await this.handingBack;
+    let handedBack = 0;
+    let notHandedBack = 0;
+    for (const [id, fence] of [...this.droppedOnLoss]) {
+      try {
+        const command = await this.instances.handBack(fence);
+        this.droppedOnLoss.delete(id);
+        if (command !== undefined) handedBack++;
+      } catch (err) {
+        notHandedBack++;
+        this.logger.warn(`could not hand instance ${id} over: ${(err as Error).message}`);
+      }
+    }
+    if (handedBack + notHandedBack > 0)
+      this.logger.log(
+        `handed ${handedBack} instance(s) over for recovery by the other masters` +
+          (notHandedBack > 0 ? `; ${notHandedBack} left to failover` : ''),
+      );
+    return { handedBack, notHandedBack };
+  }
+
   /** Shutdown: stop driving everything and wait until no runner is mid-write. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.clock.clearTimeout(this.handBackTimer);
     for (const u of this.unsubscribe.splice(0)) u();
     const runners = [...this.runners.values()];
     for (const r of runners) r.drop('master shutting down');
     await Promise.all(runners.map((r) => r.idle()));
+    await this.handingBack;
+  }
+
+  /** How long a dropped runner may take to settle: a Dispatch call ends by its deadline. */
+  private get settleBoundMs(): number {
+    return this.deps.options.workerCallDeadlineMs + 1000;
   }
 
   /**
    * An event about an instance without a runner here: OBSOLETE when it is finished (or gone),
-   * else NOT_OWNER so the worker keeps it for the master that will take the instance over.
+   * or when the event's attempt is not active on that worker in the rows (re-run as a new
+   * attempt after a failover, killed, assigned elsewhere, or its result already stored): a
+   * TaskStarted answered OBSOLETE makes the worker kill the run, so a Dispatch that reached a
+   * worker late, after its instance was failed over, does not run on beside its successor.
+   * Else NOT_OWNER: the worker keeps the event for the master that takes the instance over.
    */
-  private async notDrivenHere(instanceId: number): Promise<EventAck> {
+  private async notDrivenHere(
+    instanceId: number,
+    ev: { taskInstanceId: number; workerAddress: string; attempt: number },
+  ): Promise<EventAck> {
     const owner = await this.instances.lookup(instanceId);
     if (!owner) return { status: 'OBSOLETE', reason: `workflow instance ${instanceId} does not exist` };
     if (FINAL_WORKFLOW_STATES.includes(owner.state))
       return { status: 'OBSOLETE', reason: `workflow instance ${instanceId} finished ${owner.state}` };
+    const row = await this.tasks.find(ev.taskInstanceId);
+    if (!row || row.workflowInstanceId !== instanceId || row.attempt !== ev.attempt)
+      return {
+        status: 'OBSOLETE',
+        reason: `task instance ${ev.taskInstanceId} is not part of instance ${instanceId}`,
+      };
+    // A result already stored (the row is final) needs no keeping either: OBSOLETE drops it.
+    if (row.host !== ev.workerAddress || (row.state !== 'DISPATCH' && row.state !== 'RUNNING_EXECUTION'))
+      return {
+        status: 'OBSOLETE',
+        reason: `task instance ${row.id} is ${row.state} on ${row.host ?? 'no worker'}`,
+      };
     return {
       status: 'NOT_OWNER',
       reason: `workflow instance ${instanceId} is driven by ${owner.host ?? 'no master yet'}, not ${this.identity.address}`,
@@ -167,6 +244,7 @@ export class WorkflowEngineService {
         epoch: r.epoch,
       });
       r.drop('registry session lost');
+      this.unsettled.add(r);
     }
     this.runners.clear();
   }
@@ -176,17 +254,52 @@ export class WorkflowEngineService {
    * took them meanwhile. Hand each back (host NULL, epoch + 1, RECOVER_TOLERANCE_FAULT_PROCESS
    * command), conditional on the epoch we held, the same transaction a failover runs, so
    * whichever commits first wins and nothing stays stuck with a host that no longer drives it.
+   * Our address is live again, so no other master's failover would take what is left: a failed
+   * hand-back is retried until it is done.
    */
-  private async handBackDropped(): Promise<void> {
+  private handBackDropped(): Promise<void> {
+    this.handingBack ??= this.runHandBack().finally(() => {
+      this.handingBack = undefined;
+      if (this.droppedOnLoss.size > 0 && !this.stopped) {
+        this.clock.clearTimeout(this.handBackTimer);
+        this.handBackTimer = this.clock.setTimeout(() => {
+          this.handBackTimer = undefined;
+          if (this.session.canStartWork()) void this.handBackDropped();
+        }, HAND_BACK_RETRY_MS);
+      }
+    });
+    return this.handingBack;
+  }
+
+  private async runHandBack(): Promise<void> {
+    // A Dispatch still in flight could reach its worker after the successor asked that worker
+    // about the task (TakeOver) and run it beside the re-run: let the calls end first.
+    const unsettled = [...this.unsettled];
+    this.unsettled.clear();
+    await Promise.all(unsettled.map((r) => r.settled(this.settleBoundMs)));
+    let handedBack = 0;
+    let taken = 0;
     for (const [id, fence] of [...this.droppedOnLoss]) {
+      if (this.stopped || !this.session.canStartWork()) return;
       try {
         const command = await this.instances.handBack(fence);
         this.droppedOnLoss.delete(id);
-        if (command !== undefined)
+        if (command !== undefined) {
+          handedBack++;
           this.logger.log(`handed instance ${id} back for recovery (command ${command})`);
+        } else taken++;
       } catch (err) {
         this.logger.warn(`could not hand instance ${id} back: ${(err as Error).message}`);
       }
     }
+    if (taken > 0)
+      this.logger.log(
+        `${taken} instance(s) dropped on the lost session were already taken over (or finished) meanwhile; left to their new owner`,
+      );
+    if (handedBack + taken > 0 && this.droppedOnLoss.size > 0)
+      this.logger.warn(`${this.droppedOnLoss.size} dropped instance(s) not handed back yet; retrying`);
   }
 }
+
+/** Retry of hand-backs that failed (database unreachable). */
+const HAND_BACK_RETRY_MS = 2000;

@@ -12,6 +12,7 @@ import type {
 } from '@porpoise/dao/repositories/task-instance.repository';
 import {
   RpcCallError,
+  TASK_RESULT_MESSAGES,
   type EventAck,
   type TaskFinishedEvent,
   type TaskSpec,
@@ -79,6 +80,8 @@ interface TaskSlot {
   retriesUsed: number;
   /** Workers tried (refused / unreachable) for the current dispatch round. */
   readonly tried: Set<string>;
+  /** A worker that ended the previous attempt itself (stopping, lost session): prefer another. */
+  avoid: string | undefined;
   /** A Dispatch call for the current row is in flight. */
   dispatching: boolean;
   /** Waiting for a worker of its group (no live worker accepted it). */
@@ -113,6 +116,8 @@ export class WorkflowRunner {
   private closed = false;
   private finishedAs: WorkflowState | undefined;
   private recoveryTimer: TimerHandle | undefined;
+  /** Dispatch calls not answered yet (a dropped runner waits for them before a hand-back). */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly adoption: Adoption,
@@ -148,6 +153,23 @@ export class WorkflowRunner {
   /** Settles once every queued change has been applied (used at shutdown). */
   idle(): Promise<void> {
     return this.queue.idle();
+  }
+
+  /**
+   * Settles once every queued change has been applied and every Dispatch call has been answered
+   * (or failed), waiting at most boundMs for the calls. Before an instance is handed over: a
+   * Dispatch landing on a worker after the successor's TakeOver asked that worker about the
+   * task would run it beside the successor's re-run.
+   */
+  async settled(boundMs: number): Promise<void> {
+    await this.queue.idle();
+    if (this.inFlight.size === 0) return;
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, boundMs))),
+    ]);
+    this.deps.clock.clearTimeout(timer);
   }
 
   // ---------------------------------------------------------------- inputs
@@ -254,6 +276,7 @@ export class WorkflowRunner {
         lastAttempt: prev?.attempt ?? 0,
         retriesUsed: 0,
         tried: new Set(),
+        avoid: undefined,
         dispatching: false,
         parked: false,
         parkTimer: undefined,
@@ -406,6 +429,10 @@ export class WorkflowRunner {
 
   /** Records a run's result: SUCCESS, KILL, FAILURE, or DELAY_EXECUTION when a retry is left. */
   private async applyResult(slot: TaskSlot, ev: TaskFinishedEvent): Promise<EventAck> {
+    // Only `killed` answers a Kill of ours; any other KILL is the worker's own doing (its session
+    // was lost, it is stopping, it restarted under the task, ...): a fault, not a failure.
+    if (ev.state === 'KILL' && ev.message !== TASK_RESULT_MESSAGES.killed)
+      return this.applyWorkerKill(slot, ev);
     const row = slot.row!;
     const retryLeft = slot.retriesUsed < slot.def.retries;
     const willRetry = ev.state === 'FAILURE' && this.mode === 'running' && !this.failed && retryLeft;
@@ -437,6 +464,44 @@ export class WorkflowRunner {
     return ack('ACCEPTED');
   }
 
+  /**
+   * A run its worker ended itself: like a lost worker, the attempt becomes NEED_FAULT_TOLERANCE
+   * and the task runs again as a new attempt, preferably on another worker, without using up a
+   * retry and without failing the instance. While stopping / pausing / failing nothing new
+   * starts, so it ends KILL / PAUSE / KILL instead.
+   */
+  private async applyWorkerKill(slot: TaskSlot, ev: TaskFinishedEvent): Promise<EventAck> {
+    const row = slot.row!;
+    const state: TaskState =
+      this.mode === 'stopping'
+        ? 'KILL'
+        : this.mode === 'pausing'
+          ? 'PAUSE'
+          : this.failed
+            ? 'KILL'
+            : 'NEED_FAULT_TOLERANCE';
+    const why = ev.message || 'ended by its worker';
+    const w = await this.write(
+      this.deps.tasks.markFinished(this.fence, row.id, row.host!, {
+        state,
+        exitCode: ev.exitCode,
+        startMs: ev.startTimeMs,
+        endMs: ev.endTimeMs,
+        message: why,
+      }),
+    );
+    if (w.ids.length === 0) return this.reconcileAfterMiss(slot, state);
+    row.state = state;
+    if (state === 'NEED_FAULT_TOLERANCE') {
+      slot.avoid = row.host ?? undefined;
+      this.log(
+        'warn',
+        `task ${slot.name} attempt ${row.attempt} was killed by worker ${row.host} (${why}); it runs again as a new attempt`,
+      );
+    } else this.log('log', `task ${slot.name} attempt ${row.attempt} ${state} (${why})`);
+    return ack('ACCEPTED');
+  }
+
   /** The retry interval elapsed: the DELAY_EXECUTION row becomes FAILURE and attempt + 1 exists. */
   private async retry(slot: TaskSlot): Promise<void> {
     slot.retryDue = false;
@@ -462,7 +527,10 @@ export class WorkflowRunner {
   private async dispatch(slot: TaskSlot): Promise<void> {
     const row = slot.row!;
     if (!this.deps.session.canStartWork()) return this.park(slot);
-    const worker = this.deps.workers.pick(slot.def.workerGroup, slot.tried);
+    const worker =
+      (slot.avoid !== undefined
+        ? this.deps.workers.pick(slot.def.workerGroup, new Set([...slot.tried, slot.avoid]))
+        : undefined) ?? this.deps.workers.pick(slot.def.workerGroup, slot.tried);
     if (!worker) {
       if (row.state === 'DISPATCH' && row.host) {
         const w = await this.write(this.deps.tasks.markUndispatched(this.fence, row.id, row.host));
@@ -500,12 +568,14 @@ export class WorkflowRunner {
       epoch: this.epoch,
     };
     const rowId = row.id;
-    this.deps.gateway.dispatch(worker, spec, this.deps.options.workerCallDeadlineMs).then(
+    const call = this.deps.gateway.dispatch(worker, spec, this.deps.options.workerCallDeadlineMs).then(
       (res) =>
         this.later('dispatch answer', () => this.dispatched(slot, rowId, worker, res.accepted, res.reason)),
       (err: Error) =>
         this.later('dispatch error', () => this.dispatched(slot, rowId, worker, false, err.message, err)),
     );
+    this.inFlight.add(call);
+    void call.finally(() => this.inFlight.delete(call));
   }
 
   private async dispatched(
@@ -528,6 +598,7 @@ export class WorkflowRunner {
     if (accepted) {
       this.deps.workers.noteAssigned(worker);
       slot.tried.clear();
+      slot.avoid = undefined;
       return;
     }
     this.log('warn', `worker ${worker} did not take task ${slot.name} (${rowId}): ${reason}`);
@@ -804,6 +875,8 @@ export class WorkflowRunner {
         const state = await this.deps.instances.readOwnedState(this.fence);
         if (state === undefined) throw new OwnershipLostError(this.instanceId, this.epoch);
         await this.applyInstanceState(state);
+        // Fencing: sending (even again) may start a task; not while the session is suspended.
+        if (!this.deps.session.canStartWork()) return this.scheduleRecovery();
         // An attempt stored as DISPATCH may never have been sent (the write's answer was lost):
         // send it again to the same worker (Dispatch is idempotent per task instance id), or
         // re-run it if that worker is gone. Never to another worker: it may be running there.

@@ -11,6 +11,7 @@ import { PgNotificationListener } from '../db/pg-notification-listener.service';
 import { WORKER_GATEWAY, MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
+import { MasterFailoverService } from '@porpoise/failover';
 import { MasterMembershipService } from '../registry/master-membership.service';
 import { MasterRegistrationService } from '../registry/master-registration.service';
 import { SessionStateService } from '../registry/session-state.service';
@@ -25,13 +26,18 @@ import { ScheduleService } from '../schedule/schedule.service';
  * Start (onApplicationBootstrap, after the database and registry modules are ready):
  * session watch → worker directory → engine → gRPC server (workers must reach us before we
  * dispatch) → master membership → registration (others now see us) → LISTEN connection →
- * instance control → command consumer → schedules.
+ * instance control → master failover (reads what an earlier process on this address left
+ * BEFORE anything is consumed, then runs its start-up pass in the background) → command
+ * consumer → schedules.
  *
  * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
- * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, LISTEN),
- * mark the heartbeat draining, close the gRPC server after in-flight calls, stop the runners
- * (waiting for writes in progress), deregister. Instances stay owned by this host until failover
- * takes them; handing them over at once is a later step (libs/failover).
+ * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, instance
+ * control, LISTEN, failover passes), mark the heartbeat draining, hand every instance this
+ * master drives over at once (host NULL, epoch + 1 and a RECOVER_TOLERANCE_FAULT_PROCESS command
+ * each, the failover transaction: live masters recover them now, not a session timeout later),
+ * deregister (the others re-slot and consume those commands), close the gRPC server after
+ * in-flight calls (events for handed-over instances are answered NOT_OWNER: the worker keeps
+ * them for the successor's TakeOver), stop the engine.
  */
 @Injectable()
 export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -50,6 +56,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(InstanceControlService) private readonly control: InstanceControlService,
     @Inject(CommandConsumerService) private readonly consumer: CommandConsumerService,
     @Inject(ScheduleService) private readonly schedules: ScheduleService,
+    @Inject(MasterFailoverService) private readonly failover: MasterFailoverService,
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
   ) {}
 
@@ -70,9 +77,10 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     // A new session after LOST may have missed registry events: re-read both directories.
     this.session.onChange((phase) => {
       if (phase !== 'CONNECTED') return;
-      void Promise.all([this.workers.resync(), this.membership.resync()]).catch((err: Error) =>
-        this.logger.warn(`registry resync failed: ${err.message}`),
-      );
+      void Promise.all([this.workers.resync(), this.membership.resync()])
+        .catch((err: Error) => this.logger.warn(`registry resync failed: ${err.message}`))
+        // REMOVEs of masters may have been missed (or skipped while suspended): look now.
+        .then(() => this.failover.wake('registry session usable again'));
     });
     await this.workers.start();
     this.engine.start();
@@ -81,6 +89,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.registration.start();
     await this.listener.start();
     this.control.start();
+    await this.failover.start();
     this.consumer.start();
     this.schedules.start();
     this.logger.log(`master ${this.identity.address} started`);
@@ -102,13 +111,15 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
       ['schedules', () => this.schedules.stop()],
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],
+      ['failover', () => this.failover.stop()],
       ['health', () => this.rpc.setServing(false)],
       ['drain heartbeat', () => this.registration.drain()],
+      ['hand-over', () => this.engine.handOver()],
+      ['registration', () => this.registration.stop()],
       ['gRPC server', () => this.rpc.stop()],
       ['engine', () => this.engine.stop()],
       ['membership', () => this.membership.stop()],
       ['worker directory', () => this.workers.stop()],
-      ['registration', () => this.registration.stop()],
       ['session watch', () => this.session.stop()],
       ['worker channels', () => this.gateway.close()],
     ];

@@ -9,6 +9,7 @@ import { createRegistry, type Registry } from '@porpoise/registry';
 import {
   GrpcServer,
   MasterEventClient,
+  TASK_RESULT_MESSAGES,
   type EventAck,
   type TakeOverResponse,
   type TaskFinishedEvent,
@@ -23,6 +24,8 @@ export type Behaviour =
   | { kind: 'hold'; then: 'SUCCESS' | 'FAILURE' }
   /** Starts and runs until killed. */
   | { kind: 'hang' }
+  /** Starts, then ends the run itself (session lost, stopping, ...): a KILL with that message. */
+  | { kind: 'selfKill'; message: string }
   | { kind: 'refuse'; reason: string };
 
 export interface JournalEntry {
@@ -70,7 +73,10 @@ export class FakeWorker {
   readonly group: string;
   behaviour: (spec: TaskSpec) => Behaviour;
   takeOverAnswer: (taskInstanceId: number) => TakeOverResponse;
-  private readonly held = new Map<number, { spec: TaskSpec; then: 'SUCCESS' | 'FAILURE' | 'KILL' }>();
+  private readonly held = new Map<
+    number,
+    { spec: TaskSpec; then: 'SUCCESS' | 'FAILURE' | 'KILL'; message?: string }
+  >();
   private readonly seen = new Set<number>();
   private readonly events: MasterEventClient;
   private readonly pending = new Set<Promise<unknown>>();
@@ -123,12 +129,18 @@ export class FakeWorker {
           const h = this.held.get(taskInstanceId);
           if (!h) return { killed: false };
           h.then = 'KILL';
+          h.message = TASK_RESULT_MESSAGES.killed;
           this.release(taskInstanceId);
           return { killed: true };
         },
-        takeOver: async ({ taskInstanceId }) => {
+        takeOver: async ({ taskInstanceId, newMasterAddress, epoch }) => {
           journal.add({ what: 'takeOver', worker: this.address, taskInstanceId });
-          return this.takeOverAnswer(taskInstanceId);
+          const answer = this.takeOverAnswer(taskInstanceId);
+          // Like the real worker: a run it still has reports to the new owner from now on.
+          const h = this.held.get(taskInstanceId);
+          if (answer.status === 'RUNNING' && h)
+            h.spec = { ...h.spec, masterAddress: newMasterAddress, epoch };
+          return answer;
         },
         readLog: async () => ({ found: false, content: Buffer.alloc(0), nextOffset: 0, eof: true }),
       },
@@ -170,7 +182,7 @@ export class FakeWorker {
     const h = this.held.get(taskInstanceId);
     if (!h) return;
     this.held.delete(taskInstanceId);
-    this.track(this.finish(h.spec, h.then));
+    this.track(this.finish(h.spec, h.then, undefined, h.message));
   }
 
   heldTasks(): number[] {
@@ -221,6 +233,7 @@ export class FakeWorker {
       this.held.set(spec.taskInstanceId, { spec, then: b.kind === 'hold' ? b.then : 'KILL' });
       return;
     }
+    if (b.kind === 'selfKill') return this.finish(spec, 'KILL', -1, b.message);
     await this.finish(
       spec,
       b.kind === 'succeed' ? 'SUCCESS' : 'FAILURE',
@@ -232,6 +245,7 @@ export class FakeWorker {
     spec: TaskSpec,
     state: 'SUCCESS' | 'FAILURE' | 'KILL',
     exitCode = state === 'SUCCESS' ? 0 : state === 'KILL' ? -1 : 1,
+    message = '',
   ): Promise<void> {
     const ack = await this.events
       .taskFinished(spec.masterAddress, {
@@ -244,7 +258,7 @@ export class FakeWorker {
         endTimeMs: Date.now(),
         workerAddress: this.address,
         epoch: spec.epoch,
-        message: '',
+        message,
       })
       .catch((err: Error) => ({ status: 'ERROR', reason: err.message }) as unknown as EventAck);
     this.options.journal.add({

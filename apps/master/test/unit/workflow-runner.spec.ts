@@ -9,7 +9,12 @@ import type {
   InstanceStateRepository,
 } from '@porpoise/dao/repositories/instance-state.repository';
 import type { TaskInstanceRepository, TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
-import type { DispatchResponse, TaskFinishedEvent, TaskSpec } from '@porpoise/rpc';
+import {
+  TASK_RESULT_MESSAGES,
+  type DispatchResponse,
+  type TaskFinishedEvent,
+  type TaskSpec,
+} from '@porpoise/rpc';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { buildDag } from '../../src/engine/dag';
 import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
@@ -240,6 +245,24 @@ describe('WorkflowRunner', () => {
     expect(h.sent.map((s) => s.taskName)).toEqual(['a']);
   });
 
+  it('holds a due retry back while the session is suspended and makes it when the session is back', async () => {
+    const h = harness([task('a', { retries: 1, retryIntervalMs: 500 })], []);
+    await h.runner.start();
+    await settle();
+    await h.runner.taskFinished(finishedEvent(h.sent[0], 'FAILURE'));
+    expect(h.store.row('a')?.state).toBe('DELAY_EXECUTION');
+    h.session.ok = false;
+    h.clock.advance(500);
+    await settle();
+    expect(h.store.row('a', 2)).toBeUndefined();
+    expect(h.sent).toHaveLength(1);
+    h.session.ok = true;
+    h.runner.resume();
+    await settle();
+    expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH' });
+    expect(h.sent).toHaveLength(2);
+  });
+
   it('stops at once when a write finds the instance owned by someone else', async () => {
     const h = harness();
     await h.runner.start();
@@ -308,5 +331,110 @@ describe('WorkflowRunner', () => {
     await settle();
     expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
     expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+  });
+
+  it.each([
+    ['sessionLost', TASK_RESULT_MESSAGES.sessionLost],
+    ['stopping', TASK_RESULT_MESSAGES.stopping],
+    ['restarted', TASK_RESULT_MESSAGES.restarted],
+    ['obsolete', TASK_RESULT_MESSAGES.obsolete],
+  ])(
+    'a KILL its worker did on its own (%s) is fault tolerance: a new attempt elsewhere, no retry used, the instance not failed',
+    async (_name, message) => {
+      const h = harness([task('a', { retries: 0 }), task('b')], [{ from: 'a', to: 'b' }]);
+      h.workers = ['w:1', 'w:2'];
+      await h.runner.start();
+      await settle();
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+      const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message }));
+      expect(ack.status).toBe('ACCEPTED');
+      await settle();
+      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+      // Preferably not on the worker that ended it.
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      expect(h.runner.snapshot().failed).toBe(false);
+      const second = h.sent.find((x) => x.attempt === 2)!;
+      await h.runner.taskFinished(finishedEvent(second, 'SUCCESS', { workerAddress: 'w:2' }));
+      await settle();
+      const third = h.sent.find((x) => x.taskName === 'b')!;
+      await h.runner.taskFinished(
+        finishedEvent(third, 'SUCCESS', { workerAddress: h.store.row('b')!.host! }),
+      );
+      await settle();
+      expect(h.store.instanceState).toBe('SUCCESS');
+    },
+  );
+
+  it('a worker-ended attempt runs again on the same worker when it is the only one', async () => {
+    const h = harness([task('a')], []);
+    await h.runner.start();
+    await settle();
+    await h.runner.taskFinished(
+      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.restarted }),
+    );
+    await settle();
+    expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+  });
+
+  it('a KILL it asked for (killed on request) while running still fails the instance', async () => {
+    const h = harness([task('a', { retries: 2 })], []);
+    await h.runner.start();
+    await settle();
+    await h.runner.taskFinished(
+      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.killed }),
+    );
+    await settle();
+    expect(h.store.row('a', 1)?.state).toBe('KILL');
+    expect(h.store.row('a', 2)).toBeUndefined();
+    expect(h.store.instanceState).toBe('FAILURE');
+  });
+
+  it('a worker-ended attempt while pausing ends PAUSE (resume runs it again), not FAILURE', async () => {
+    const h = harness([task('a')], []);
+    await h.runner.start();
+    await settle();
+    h.store.instanceState = 'READY_PAUSE';
+    await h.runner.control();
+    await h.runner.taskFinished(
+      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.stopping }),
+    );
+    await settle();
+    expect(h.store.row('a', 1)?.state).toBe('PAUSE');
+    expect(h.store.instanceState).toBe('PAUSE');
+  });
+
+  it('settled() waits for a Dispatch call still in flight (a hand-over must not race it)', async () => {
+    const h = harness([task('a')], []);
+    let answer!: (r: DispatchResponse) => void;
+    h.answer = () => undefined as never;
+    const gatewayDispatch = new Promise<DispatchResponse>((r) => (answer = r));
+    (h.runner as unknown as { deps: { gateway: { dispatch: unknown } } }).deps.gateway.dispatch = () =>
+      gatewayDispatch;
+    await h.runner.start();
+    await settle();
+    h.runner.drop('handing over');
+    let settled = false;
+    void h.runner.settled(10_000).then(() => (settled = true));
+    await settle();
+    expect(settled).toBe(false);
+    answer({ accepted: true, reason: '' });
+    await settle();
+    expect(settled).toBe(true);
+  });
+
+  it('settled() gives up waiting after its bound', async () => {
+    const h = harness([task('a')], []);
+    (h.runner as unknown as { deps: { gateway: { dispatch: unknown } } }).deps.gateway.dispatch = () =>
+      new Promise(() => undefined);
+    await h.runner.start();
+    await settle();
+    h.runner.drop('handing over');
+    let settled = false;
+    void h.runner.settled(1000).then(() => (settled = true));
+    await settle();
+    expect(settled).toBe(false);
+    h.clock.advance(1000);
+    await settle();
+    expect(settled).toBe(true);
   });
 });

@@ -34,6 +34,9 @@ export interface InstanceOwnership {
   epoch: number;
 }
 
+/** An unfinished instance some master owns. */
+export type HostedInstance = InstanceOwnership & { host: string };
+
 /** Instance-level reads and writes of a master. */
 @Injectable()
 export class InstanceStateRepository {
@@ -87,6 +90,35 @@ export class InstanceStateRepository {
       this.dataSource,
       'SELECT id, state, host, epoch FROM workflow_instance WHERE id = ANY($1::bigint[]) AND host = $2',
       [instanceIds, host],
+    );
+    return rows.map((r) => ({ id: Number(r.id), state: r.state, host: r.host, epoch: Number(r.epoch) }));
+  }
+
+  /**
+   * Unfinished instances whose host is one of hosts (failover: what a dead master, or an
+   * earlier process on this master's address, left). Uses the partial index on host.
+   */
+  async unfinishedOwnedBy(hosts: readonly string[]): Promise<HostedInstance[]> {
+    if (hosts.length === 0) return [];
+    return this.owners(`host = ANY($1::text[])`, [hosts]);
+  }
+
+  /** Unfinished instances with a host that is none of hosts (failover sweep: hosts = the live masters). */
+  async unfinishedNotOwnedBy(hosts: readonly string[]): Promise<HostedInstance[]> {
+    return this.owners(`host IS NOT NULL AND host <> ALL($1::text[])`, [hosts]);
+  }
+
+  private async owners(where: string, params: unknown[]): Promise<HostedInstance[]> {
+    const { rows } = await queryResult<{
+      id: string;
+      state: WorkflowState;
+      host: string;
+      epoch: string;
+    }>(
+      this.dataSource,
+      `SELECT id, state, host, epoch FROM workflow_instance
+       WHERE state NOT IN ${FINAL_STATES_SQL} AND ${where} ORDER BY id`,
+      params,
     );
     return rows.map((r) => ({ id: Number(r.id), state: r.state, host: r.host, epoch: Number(r.epoch) }));
   }

@@ -223,6 +223,33 @@ export class TaskInstanceRepository {
     }));
   }
 
+  /** One task row by id (answering events about instances this master does not drive). */
+  async find(taskInstanceId: number): Promise<TaskRow | undefined> {
+    const { rows } = await queryResult<{
+      id: string;
+      workflow_instance_id: string;
+      name: string;
+      state: TaskState;
+      host: string | null;
+      attempt: number;
+    }>(
+      this.dataSource,
+      'SELECT id, workflow_instance_id, name, state, host, attempt FROM task_instance WHERE id = $1',
+      [taskInstanceId],
+    );
+    const r = rows[0];
+    return (
+      r && {
+        id: Number(r.id),
+        workflowInstanceId: Number(r.workflow_instance_id),
+        name: r.name,
+        state: r.state,
+        host: r.host,
+        attempt: r.attempt,
+      }
+    );
+  }
+
   /** One fenced UPDATE of task rows; $1-$3 fence, $4.. the caller's parameters. */
   private async fenced(
     fence: InstanceFence,
