@@ -1,23 +1,12 @@
 /** Small process, port and file helpers of the cluster launcher (Node built-ins only). */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort, portIsFree } from '../../libs/common/src/net/ports';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A TCP port on 127.0.0.1 that nothing listens on right now (bound to 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, portIsFree };
 
 /** Free ports, none of them in taken (which gets them added). */
 export async function freePorts(count: number, taken: Set<number>): Promise<number[]> {
@@ -29,14 +18,6 @@ export async function freePorts(count: number, taken: Set<number>): Promise<numb
     ports.push(port);
   }
   return ports;
-}
-
-export function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

@@ -1,18 +1,6 @@
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 
-/** A free TCP port on 127.0.0.1, found by binding port 0. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../libs/common/src/net/ports';
 
 /** Resolves once something accepts TCP connections on host:port, or rejects after timeoutMs. */
 export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { freePort, portIsFree } from '@porpoise/common';
 
 /** What standalone remembers of its embedded Postgres across restarts (mode 600). */
 interface EmbeddedPostgresState {
@@ -91,24 +91,4 @@ function repoRoot(): string {
     dir = parent;
   }
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolveFree) => {
-    const srv = createServer();
-    srv.once('error', () => resolveFree(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolveFree(true)));
-  });
 }

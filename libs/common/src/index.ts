@@ -4,3 +4,4 @@ export * from './config/config.loader';
 export * from './config/config.module';
 export * from './lifecycle/graceful-shutdown';
 export * from './domain/states';
+export * from './net/ports';
