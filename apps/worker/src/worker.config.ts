@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import type { PorpoiseConfig } from '@porpoise/common';
 import { WorkerConfigError } from './worker.errors';
 
@@ -11,4 +12,12 @@ export function requireClusterSecret(config: PorpoiseConfig): string {
   if (!config.clusterSecret)
     throw new WorkerConfigError('the worker needs CLUSTER_SECRET: every gRPC call between nodes carries it');
   return config.clusterSecret;
+}
+
+/**
+ * DATA_DIR/worker.alive: the worker's proof of life for the task watchdogs, rewritten every touch
+ * interval with the CLOCK_BOOTTIME time (centiseconds, from /proc/uptime) of the touch.
+ */
+export function aliveFilePath(config: PorpoiseConfig): string {
+  return join(resolve(config.dataDir), 'worker.alive');
 }

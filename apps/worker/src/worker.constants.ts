@@ -29,8 +29,28 @@ export const STARTED_EVENT_ATTEMPTS = 3;
  */
 export const OUTBOX_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
-/** Messages of results the worker reports for runs it ended itself (the master may tell them apart). */
-export const RESULT_MESSAGES = TASK_RESULT_MESSAGES;
+/**
+ * Messages of results the worker reports for runs it ended itself (the master may tell them apart).
+ * A run its watchdog killed because the worker stalled reports `sessionLost`: the session is about to
+ * expire, if it has not already. `unsupervised` (no watchdog could be started for the run, so it was
+ * killed rather than left to run where a frozen worker could not end it) is the worker's own; like
+ * every KILL message but `killed`, masters treat it as a fault and run the task again.
+ */
+export const RESULT_MESSAGES = {
+  ...TASK_RESULT_MESSAGES,
+  unsupervised: 'no watchdog could supervise the task',
+} as const;
+
+/** A task's watchdog that ends unexpectedly (someone killed it) is started again this many times. */
+export const WATCHDOG_RESTARTS = 3;
+
+/**
+ * TakeOver answered UNKNOWN: a Dispatch of that task from an older epoch is refused ("superseded").
+ * Remembered (also on disk, DATA_DIR/superseded.json) for this long and at most this many tasks:
+ * the Dispatch it guards against is one a frozen master had in flight during the failover.
+ */
+export const SUPERSEDED_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+export const SUPERSEDED_MAX_ENTRIES = 10_000;
 
 /** Variables stripped from the task environment: a task must never read the cluster's credentials. */
 export const STRIPPED_ENV_VARIABLES = ['CLUSTER_SECRET', 'DATABASE_URL'] as const;

@@ -3,9 +3,12 @@ import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
 import { RegistryModule } from '@porpoise/registry';
 import { MasterEvents } from './adapters/master-events';
 import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
+import { SupersededStore } from './adapters/superseded-store';
 import { TaskLogStore } from './adapters/task-log-store';
+import { ShellTaskWatchdog, TaskWatchdog } from './adapters/task-watchdog';
 import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
 import { AdmissionService } from './services/admission.service';
+import { LivenessService } from './services/liveness.service';
 import { RegistrationService } from './services/registration.service';
 import { ResultDeliveryService } from './services/result-delivery.service';
 import { TaskExecutorService } from './services/task-executor.service';
@@ -30,6 +33,9 @@ export class WorkerModule {
       imports: [ConfigModule.forRoot(config), RegistryModule],
       providers: [
         { provide: ProcessRunner, useClass: NodeProcessRunner },
+        { provide: TaskWatchdog, useClass: ShellTaskWatchdog },
+        LivenessService,
+        SupersededStore,
         TaskLogStore,
         OutboxStore,
         RunningMarkerStore,

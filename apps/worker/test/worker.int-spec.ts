@@ -25,6 +25,9 @@ import { freePort, startPostgres, stopProcess, waitFor, type TestServer } from '
 const ROOT = join(__dirname, '..', '..', '..');
 const MAIN = join(ROOT, 'dist', 'apps', 'worker', 'src', 'main.js');
 const SECRET = 'worker-test-secret-0123456789';
+/** The worker's registry session timeout and heartbeat: a 2 s liveness deadline, 250 ms watchdog poll. */
+const SESSION_TIMEOUT_MS = 3_000;
+const HEARTBEAT_INTERVAL_MS = 500;
 const silent = { warn: () => undefined, error: () => undefined };
 
 /** The test's stand-in for a master: records events, answers what `answer` says. */
@@ -98,6 +101,30 @@ function liveMembers(pgid: number): number[] {
   return members;
 }
 
+/** The pid of the watchdog of a task's process group (argv: /bin/sh -c SCRIPT porpoise-watchdog <pgid> …). */
+function watchdogOf(pgid: number): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (argv[3] === 'porpoise-watchdog' && argv[4] === String(pgid)) return Number(name);
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return undefined;
+}
+
+/** The state letter of a process (R, S, T for stopped, Z ...), undefined when there is none. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
 async function rpcError(p: Promise<unknown>): Promise<RpcCallError> {
   try {
     await p;
@@ -151,8 +178,8 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
         NODE_HOST: '127.0.0.1',
         WORKER_PORT: String(workerPort),
         DATA_DIR: dataDir,
-        REGISTRY_SESSION_TIMEOUT_MS: '3000',
-        HEARTBEAT_INTERVAL_MS: '500',
+        REGISTRY_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
+        HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS),
         // Inherited by tasks (the worker's own environment) ...
         WORKER_ENV_MARKER: 'inherited',
         // ... except PORPOISE_* variables, which only the task's own run sets.
@@ -192,6 +219,18 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     return pgid;
   }
 
+  /** After its session was lost: the worker takes and runs tasks again. */
+  async function waitUntilUsable(): Promise<void> {
+    const again = task({ command: 'true' });
+    await waitFor(
+      'dispatch accepted again',
+      async () => (await client.dispatch(workerAddress(), again)).accepted,
+      60_000,
+      200,
+    );
+    expect(await master.waitFinished(again.taskInstanceId)).toMatchObject({ state: 'SUCCESS' });
+  }
+
   beforeAll(async () => {
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
@@ -200,7 +239,11 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     workerPort = await freePort();
     master = await FakeMaster.start();
     client = new WorkerClient(SECRET);
-    registry = createRegistry({ type: 'jdbc', databaseUrl: pg.endpoint, sessionTimeoutMs: 3000 });
+    registry = createRegistry({
+      type: 'jdbc',
+      databaseUrl: pg.endpoint,
+      sessionTimeoutMs: SESSION_TIMEOUT_MS,
+    });
     await registry.start();
     worker = await startWorker();
   });
@@ -445,7 +488,81 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     }
   });
 
-  it('on a lost registry session kills running tasks (KILL), refuses work, and registers again', async () => {
+  it('refuses a Dispatch from an older epoch after a TakeOver answered UNKNOWN ("superseded")', async () => {
+    const stale = task({ command: 'echo ran', epoch: 4 });
+    const id = stale.taskInstanceId;
+    expect((await client.takeOver(workerAddress(), id, master.address, 5)).status).toBe('UNKNOWN');
+    // The frozen master's Dispatch arrives after the successor heard UNKNOWN (and re-ran the task).
+    expect(await client.dispatch(workerAddress(), stale)).toEqual({ accepted: false, reason: 'superseded' });
+    expect((await client.readLog(workerAddress(), id)).found).toBe(false);
+    expect(master.startedOf(id)).toEqual([]);
+    // The successor's own epoch is not refused.
+    expect(await client.dispatch(workerAddress(), { ...stale, epoch: 5 })).toEqual({
+      accepted: true,
+      reason: '',
+    });
+    expect(await master.waitFinished(id)).toMatchObject({ state: 'SUCCESS', epoch: 5 });
+  });
+
+  it('a frozen worker (SIGSTOP): the watchdog kills the task before the session can expire; KILL on waking', async () => {
+    const spec = task({ command: 'echo $$; sleep 1000 & sleep 1000' });
+    const id = spec.taskInstanceId;
+    await client.dispatch(workerAddress(), spec);
+    const pgid = await pgidOf(id);
+    expect(watchdogOf(pgid)).toBeDefined();
+    const pid = worker!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // Bounded by the session timeout: after it the masters could run the task elsewhere.
+      await waitFor(
+        `group ${pgid} killed while the worker is stopped`,
+        () => liveMembers(pgid).length === 0,
+        SESSION_TIMEOUT_MS,
+        20,
+      );
+      expect(processState(pid)).toBe('T');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(await master.waitFinished(id)).toMatchObject({ state: 'KILL', message: 'registry session lost' });
+    expect(workerOutput).toMatch(
+      new RegExp(`task ${id}: its watchdog killed process group ${pgid}: the worker stalled`),
+    );
+    await waitUntilUsable();
+    expect(master.finishedOf(id).map((e) => e.state)).not.toContain('SUCCESS');
+  });
+
+  it('a killed worker (SIGKILL): the watchdog kills the task at once; the restart reports KILL and remembers', async () => {
+    const spec = task({ command: 'echo $$; sleep 1000 & sleep 1000' });
+    const id = spec.taskInstanceId;
+    await client.dispatch(workerAddress(), spec);
+    const pgid = await pgidOf(id);
+    const superseded = newId();
+    expect((await client.takeOver(workerAddress(), superseded, master.address, 9)).status).toBe('UNKNOWN');
+
+    await stopProcess(worker!, 'SIGKILL');
+    await waitFor(
+      `group ${pgid} killed by its watchdog`,
+      () => liveMembers(pgid).length === 0,
+      SESSION_TIMEOUT_MS,
+      20,
+    );
+    await restartWorker('SIGKILL');
+    expect(await master.waitFinished(id)).toMatchObject({
+      state: 'KILL',
+      message: 'worker restarted while the task ran',
+    });
+    expect(workerOutput).toContain(
+      `task ${id}: its watchdog killed process group ${pgid}: the worker process died`,
+    );
+    // What the TakeOver answered UNKNOWN for survives the restart.
+    expect(await client.dispatch(workerAddress(), task({ taskInstanceId: superseded, epoch: 8 }))).toEqual({
+      accepted: false,
+      reason: 'superseded',
+    });
+  });
+
+  it('on a suspended registry session kills running tasks before it can expire (KILL), refuses work, and registers again', async () => {
     if (!pg.controllable) {
       console.warn(`skipped: the ${pg.source} Postgres cannot be stopped by the test`);
       return;
@@ -460,6 +577,11 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
         message: 'registry session lost',
       });
       await waitFor(`no process left in group ${pgid}`, () => liveMembers(pgid).length === 0);
+      // Killed by the SUSPENDED timer, before the session was declared lost.
+      const killed = workerOutput.indexOf('registry session suspended for too long');
+      expect(killed).toBeGreaterThanOrEqual(0);
+      const lost = workerOutput.indexOf('registry session lost: killing running tasks');
+      expect(lost === -1 || lost > killed).toBe(true);
       const refused = await client.dispatch(workerAddress(), task());
       expect(refused.accepted).toBe(false);
       expect(refused.reason).toMatch(/^session (lost|suspended)$/);
@@ -472,14 +594,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       60_000,
       200,
     );
-    const again = task({ command: 'true' });
-    await waitFor(
-      'dispatch accepted again',
-      async () => (await client.dispatch(workerAddress(), again)).accepted,
-      30_000,
-      200,
-    );
-    expect(await master.waitFinished(again.taskInstanceId)).toMatchObject({ state: 'SUCCESS' });
+    await waitUntilUsable();
   });
 
   it('keeps an undelivered result across a SIGKILL and delivers it after restart; ends orphaned tasks', async () => {
@@ -492,6 +607,10 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const orphan = task({ command: 'echo $$; sleep 1000', masterAddress: downAddress });
     await client.dispatch(workerAddress(), orphan);
     const pgid = await pgidOf(orphan.taskInstanceId);
+    // A watchdog that cannot act (stopped): the group outlives the worker, and the restart ends it.
+    const dog = watchdogOf(pgid);
+    expect(dog).toBeDefined();
+    process.kill(dog!, 'SIGSTOP');
 
     await stopProcess(worker!, 'SIGKILL');
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
@@ -512,7 +631,9 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       expect((await client.readLog(workerAddress(), result.taskInstanceId)).content.toString()).toBe(
         'persisted\n',
       );
+      expect(workerOutput).toContain(`killing process group ${pgid} left by an earlier run`);
     } finally {
+      if (dog) process.kill(dog, 'SIGKILL');
       await revived.stop();
     }
   });

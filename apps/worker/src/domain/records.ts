@@ -34,6 +34,15 @@ export interface RunningMarker {
   startToken: string | null;
 }
 
+/**
+ * DATA_DIR/superseded.json: for each task whose TakeOver this worker answered UNKNOWN, the epoch of
+ * that TakeOver (the newest one), so a Dispatch from an older epoch is refused even after a restart.
+ */
+export interface SupersededRecord {
+  version: 1;
+  entries: { taskInstanceId: number; epoch: number; atMs: number }[];
+}
+
 const FINAL_STATES = new Set(['SUCCESS', 'FAILURE', 'KILL']);
 
 function fail(file: string, reason: string): never {
@@ -115,6 +124,22 @@ export function parseRunningMarker(file: string, text: string): RunningMarker {
     // pid 1 is init: never ours, and kill(-1) would signal every process we may signal.
     pid: int(file, 'pid', r.pid, 2),
     startToken,
+  };
+}
+
+export function parseSupersededRecord(file: string, text: string): SupersededRecord {
+  const r = parseJson(file, text);
+  if (!Array.isArray(r.entries)) fail(file, 'entries must be an array');
+  return {
+    version: 1,
+    entries: r.entries.map((v: unknown, i: number) => {
+      const e = object(file, `entries[${i}]`, v);
+      return {
+        taskInstanceId: int(file, `entries[${i}].taskInstanceId`, e.taskInstanceId, 1),
+        epoch: int(file, `entries[${i}].epoch`, e.epoch, 0),
+        atMs: int(file, `entries[${i}].atMs`, e.atMs, 0),
+      };
+    }),
   };
 }
 

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, REGISTRY_PATHS, type PorpoiseConfig } from '@porpoise/common';
 import { REGISTRY, type ConnectionState, type Registry } from '@porpoise/registry';
 import { buildHeartbeat, type HostSample } from '../domain/heartbeat';
+import { livenessTimings, suspendedKillDelayMs, type LivenessTimings } from '../domain/liveness';
 import { RESULT_MESSAGES } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
@@ -25,7 +26,11 @@ function sampleHost(): HostSample {
 /**
  * Membership: the ephemeral key /nodes/worker/{group}/{host}:{port} with a NodeHeartbeat, refreshed
  * every HEARTBEAT_INTERVAL_MS, and the reaction to the registry session (DESIGN.md section 6):
- * - SUSPENDED: stop taking tasks (the masters may think we are gone);
+ * - SUSPENDED: stop taking tasks (the masters may think we are gone), and unless the session is
+ *   back in time, kill every running task at the liveness deadline (session timeout minus a margin,
+ *   domain/liveness.ts) counted from the last proof that the session was alive: a worker cut off
+ *   from the registry (a partition, not a freeze, which the watchdogs handle) must end its tasks
+ *   before the server can expire its session and the masters run them again elsewhere;
  * - LOST: kill every running task's process group at once: the masters saw this worker vanish and
  *   dispatch its tasks again elsewhere, and a stalled worker that kept running them would run a
  *   task twice (a DolphinScheduler bug). Their results report KILL, never SUCCESS;
@@ -44,6 +49,13 @@ export class RegistrationService {
   private failing = false;
   private stopped = false;
   private registered = false;
+  private readonly timings: LivenessTimings;
+  /**
+   * performance.now() of the last proof that the session was alive: the send time of the last
+   * heartbeat put that succeeded while connected, or the last CONNECTED / RECONNECTED.
+   */
+  private lastAliveAt = 0;
+  private suspendTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
@@ -52,13 +64,16 @@ export class RegistrationService {
     private readonly executor: TaskExecutorService,
   ) {
     this.key = REGISTRY_PATHS.worker(config.workerGroup, config.nodeHost, config.workerPort);
+    this.timings = livenessTimings(config.registry.sessionTimeoutMs, config.registry.heartbeatIntervalMs);
   }
 
   /** Registers (failing loudly if the first put fails) and starts the heartbeat. */
   async start(): Promise<void> {
     this.removeListener = this.registry.onConnectionStateChange((state) => this.onConnectionState(state));
     this.previousSample = sampleHost();
+    const sentAt = performance.now();
     await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
+    this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
     this.registered = true;
     this.logger.log(`registered ${this.key}`);
     this.timer = setInterval(() => void this.publish(), this.config.registry.heartbeatIntervalMs);
@@ -88,6 +103,7 @@ export class RegistrationService {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    this.clearSuspendTimer();
     this.removeListener?.();
     await this.publishing;
     // Never registered (start failed, e.g. the port is taken): the key may be another node's.
@@ -107,7 +123,11 @@ export class RegistrationService {
     // Without a session an ephemeral put cannot succeed; CONNECTED will publish.
     if (this.admission.sessionState === 'lost') return;
     try {
+      const sentAt = performance.now();
       await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
+      // Proof of life only while connected: during SUSPENDED the put may have gone through a
+      // connection other than the one that keeps the session.
+      if (this.admission.sessionState === 'connected') this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
       if (this.failing) this.logger.log(`heartbeat to ${this.key} works again`);
       this.failing = false;
     } catch (err) {
@@ -140,20 +160,53 @@ export class RegistrationService {
     switch (state) {
       case 'SUSPENDED':
         this.admission.setSession('suspended');
-        this.logger.warn('registry session suspended: not taking tasks');
+        this.armSuspendTimer();
         return;
       case 'LOST':
+        this.clearSuspendTimer();
         this.admission.setSession('lost');
         this.logger.error('registry session lost: killing running tasks, not taking tasks');
         void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
         return;
       case 'RECONNECTED':
       case 'CONNECTED':
+        this.clearSuspendTimer();
+        this.lastAliveAt = performance.now();
         if (this.admission.sessionState !== 'connected')
           this.logger.log(`registry ${state.toLowerCase()}: taking tasks again`);
         this.admission.setSession('connected');
         void this.publish();
         return;
     }
+  }
+
+  /**
+   * SUSPENDED: the running tasks die at the liveness deadline after the last proof of life unless
+   * the session comes back first (RECONNECTED, or LOST, which kills them anyway).
+   */
+  private armSuspendTimer(): void {
+    if (this.suspendTimer) return;
+    const delay = Math.round(
+      suspendedKillDelayMs(this.lastAliveAt, performance.now(), this.timings.deadlineMs),
+    );
+    this.logger.warn(
+      `registry session suspended: not taking tasks; running tasks are killed in ${delay} ms unless it reconnects`,
+    );
+    this.suspendTimer = setTimeout(() => {
+      this.suspendTimer = undefined;
+      if (this.stopped || this.admission.sessionState !== 'suspended') return;
+      this.logger.error(
+        `registry session suspended for too long (${this.timings.deadlineMs} ms since the last sign of ` +
+          `a live session, session timeout ${this.timings.sessionTimeoutMs} ms): killing running tasks ` +
+          'before the session can expire',
+      );
+      void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
+    }, delay);
+    this.suspendTimer.unref();
+  }
+
+  private clearSuspendTimer(): void {
+    clearTimeout(this.suspendTimer);
+    this.suspendTimer = undefined;
   }
 }

@@ -10,15 +10,18 @@ import type {
   TaskSpec,
 } from '@porpoise/rpc';
 import { ProcessRunner, type StartedProcess } from '../adapters/process-runner';
+import { SupersededStore } from '../adapters/superseded-store';
+import { TaskWatchdog, type WatchdogHandle } from '../adapters/task-watchdog';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { RunningMarkerStore } from '../adapters/worker-stores';
 import type { RunningMarker } from '../domain/records';
 import { buildTaskEnv } from '../domain/task-env';
 import { decideOutcome, type ProcessExit, type StopReason } from '../domain/task-result';
-import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES } from '../worker.constants';
+import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { workerAddress } from '../worker.config';
 import { SpawnFailedError } from '../worker.errors';
 import { AdmissionService } from './admission.service';
+import { LivenessService } from './liveness.service';
 import { ResultDeliveryService } from './result-delivery.service';
 
 /** One task run on this worker, from Dispatch until its result is held in the outbox. */
@@ -31,6 +34,9 @@ interface RunningTask {
   /** The shell's pid = the process group id; undefined until spawned (or if spawning failed). */
   pid: number | undefined;
   startToken: string | null;
+  /** The process outside the worker that kills the group if the worker stalls or dies. */
+  watchdog: WatchdogHandle | undefined;
+  watchdogRestarts: number;
   /** Set when the worker ends the run itself; the first reason wins. */
   stop: StopReason | undefined;
   cancelTimeout: (() => void) | undefined;
@@ -73,6 +79,11 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
  * appended to the task's log, the whole group killed on Kill, timeout, session loss or stop.
  * A running marker on disk names each live group, so that a worker restarted after a crash ends
  * the groups its predecessor left behind instead of letting them run on unseen.
+ *
+ * Each group also has a watchdog (adapters/task-watchdog.ts): a process of its own that kills the
+ * group when this worker's liveness file goes stale (the worker is frozen) or the worker dies, so
+ * that the task is dead before the worker's registry session can expire and the masters run it
+ * again elsewhere. A run its watchdog killed is reported KILL (session lost), never SUCCESS.
  */
 @Injectable()
 export class TaskExecutorService {
@@ -87,6 +98,9 @@ export class TaskExecutorService {
     private readonly markers: RunningMarkerStore,
     private readonly delivery: ResultDeliveryService,
     private readonly admission: AdmissionService,
+    private readonly watchdog: TaskWatchdog,
+    private readonly liveness: LivenessService,
+    private readonly superseded: SupersededStore,
   ) {
     this.address = workerAddress(config);
   }
@@ -102,6 +116,16 @@ export class TaskExecutorService {
   async dispatch(spec: TaskSpec): Promise<DispatchResponse> {
     const id = spec.taskInstanceId;
     // Everything up to running.set() is synchronous, so two concurrent Dispatches cannot both start it.
+    // A newer owner asked for this task and heard UNKNOWN: it runs the task again as a new attempt,
+    // so a Dispatch from before that (a master frozen while sending it) must not start a stale run.
+    const newer = this.superseded.epochOf(id);
+    if (newer !== undefined && spec.epoch < newer) {
+      this.logger.warn(
+        `task ${id}: Dispatch from ${spec.masterAddress} with epoch ${spec.epoch} refused: ` +
+          `a TakeOver with epoch ${newer} was answered UNKNOWN`,
+      );
+      return { accepted: false, reason: 'superseded' };
+    }
     const current = this.running.get(id);
     if (current) {
       this.redirect(current, spec.masterAddress, spec.epoch);
@@ -124,6 +148,8 @@ export class TaskExecutorService {
       startTimeMs: Date.now(),
       pid: undefined,
       startToken: null,
+      watchdog: undefined,
+      watchdogRestarts: 0,
       stop: undefined,
       cancelTimeout: undefined,
       startedDelivery: Promise.resolve(),
@@ -144,8 +170,12 @@ export class TaskExecutorService {
     return { killed: true };
   }
 
-  /** A new owner re-attaches a task: its future events (or its held result) go there. */
-  takeOver(req: TakeOverRequest): TakeOverResponse {
+  /**
+   * A new owner re-attaches a task: its future events (or its held result) go there. UNKNOWN makes
+   * the new owner run the task again, so its epoch is remembered first (memory at once, then disk)
+   * and a later Dispatch of the task from an older epoch is refused.
+   */
+  async takeOver(req: TakeOverRequest): Promise<TakeOverResponse> {
     const task = this.running.get(req.taskInstanceId);
     if (task) {
       this.redirect(task, req.newMasterAddress, req.epoch);
@@ -153,6 +183,7 @@ export class TaskExecutorService {
     }
     const result = this.delivery.redirect(req.taskInstanceId, req.newMasterAddress, req.epoch);
     if (result) return { status: 'FINISHED', result, startTimeMs: result.startTimeMs };
+    await this.superseded.record(req.taskInstanceId, req.epoch);
     return { status: 'UNKNOWN', result: null, startTimeMs: 0 };
   }
 
@@ -188,6 +219,8 @@ export class TaskExecutorService {
         this.logger.error(`running marker ${id}.json names task ${marker.taskInstanceId}; ignoring it`);
         continue;
       }
+      const fired = this.watchdog.takeFiring(id);
+      if (fired) this.logger.warn(`task ${id}: its watchdog killed process group ${marker.pid}: ${fired}`);
       if (this.ownsGroup(marker)) {
         this.logger.warn(
           `task ${id}: killing process group ${marker.pid} left by an earlier run of this worker`,
@@ -210,6 +243,7 @@ export class TaskExecutorService {
       }
       await this.markers.remove(id);
     }
+    this.watchdog.clearMarks();
     return markers.size;
   }
 
@@ -236,6 +270,7 @@ export class TaskExecutorService {
     // delivery must exist before finish() can run.
     task.pid = proc.pid;
     task.startToken = proc.startToken;
+    this.supervise(task);
     if (spec.timeoutMs > 0)
       task.cancelTimeout = longTimeout(() => {
         this.logger.warn(`task ${id}: timed out after ${spec.timeoutMs} ms; killing its process group`);
@@ -270,6 +305,18 @@ export class TaskExecutorService {
     task.cancelTimeout?.();
     // The shell is gone; anything it left running in its group belongs to the finished task.
     if (task.pid !== undefined) this.signal(task.pid, 'SIGKILL');
+    task.watchdog?.stop();
+    const fired = task.pid !== undefined ? this.watchdog.takeFiring(id) : null;
+    if (fired) {
+      // The watchdog writes its mark before it kills, so a shell that died of a signal while the
+      // mark exists died of that kill. A shell that had exited by itself first keeps its result.
+      if ('signal' in end && end.signal !== null) {
+        this.logger.warn(`task ${id}: its watchdog killed process group ${task.pid}: ${fired}`);
+        task.stop ??= { state: 'KILL', message: RESULT_MESSAGES.sessionLost };
+      } else {
+        this.logger.warn(`task ${id}: its watchdog fired (${fired}) after the task had exited by itself`);
+      }
+    }
     const outcome = decideOutcome(end, task.stop);
     const event: TaskFinishedEvent = {
       taskInstanceId: id,
@@ -309,6 +356,29 @@ export class TaskExecutorService {
     }
     if (!(await within(task.done, KILL_REAP_WAIT_MS)))
       this.logger.warn(`task ${task.spec.taskInstanceId}: still not ended after SIGKILL`);
+  }
+
+  /**
+   * Starts the task's watchdog. One that cannot be started, or cannot run, ends the task (KILL,
+   * unsupervised): a task a frozen worker could not end may run twice. One that someone killed is
+   * started again (a few times).
+   */
+  private supervise(task: RunningTask): void {
+    const id = task.spec.taskInstanceId;
+    if (!this.liveness.watchdogs || task.pid === undefined) return;
+    task.watchdog = this.watchdog.supervise(id, task.pid, {
+      onFailure: (why, canRestart) => {
+        if (this.running.get(id) !== task || task.stop) return;
+        if (canRestart && task.watchdogRestarts < WATCHDOG_RESTARTS) {
+          task.watchdogRestarts++;
+          this.logger.warn(`task ${id}: ${why}; starting it again`);
+          this.supervise(task);
+          return;
+        }
+        this.logger.error(`task ${id}: ${why}; killing the task rather than run it unsupervised`);
+        void this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.unsupervised }, 0);
+      },
+    });
   }
 
   private redirect(task: RunningTask, masterAddress: string, epoch: number): void {

@@ -4,9 +4,11 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { SupersededStore } from '../adapters/superseded-store';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
 import { AdmissionService } from './admission.service';
+import { LivenessService } from './liveness.service';
 import { RegistrationService } from './registration.service';
 import { ResultDeliveryService } from './result-delivery.service';
 import { TaskExecutorService } from './task-executor.service';
@@ -33,20 +35,29 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     private readonly rpc: WorkerRpcService,
     private readonly registration: RegistrationService,
     private readonly admission: AdmissionService,
+    private readonly liveness: LivenessService,
+    private readonly superseded: SupersededStore,
   ) {}
 
   /**
-   * 1. local state: log index, held results, orphans of an earlier run (killed, reported KILL);
-   * 2. the gRPC server; 3. the registry key (masters see us only once we can answer);
-   * 4. delivery of held results.
+   * 1. the liveness file the task watchdogs read (touched from now on);
+   * 2. local state: log index, held results, orphans of an earlier run (killed, reported KILL),
+   *    superseded dispatches;
+   * 3. the gRPC server; 4. the registry key (masters see us only once we can answer);
+   * 5. delivery of held results.
    */
   async onApplicationBootstrap(): Promise<void> {
     try {
       await this.logs.init();
+      this.liveness.start();
       const held = await this.delivery.loadOutbox();
       const orphans = await this.executor.recoverOrphans();
-      if (held + orphans > 0)
-        this.logger.log(`resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart`);
+      const superseded = await this.superseded.load();
+      if (held + orphans + superseded > 0)
+        this.logger.log(
+          `resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart, ` +
+            `${superseded} superseded task(s) remembered`,
+        );
       await this.rpc.start();
       this.rpcStarted = true;
       await this.registration.start();
@@ -85,5 +96,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.registration.stop();
     if (this.rpcStarted) await this.rpc.stop();
     this.delivery.close();
+    // Last: every task has ended by now (a straggler's watchdog kills it at the deadline).
+    this.liveness.stop();
   }
 }
