@@ -1,0 +1,434 @@
+/**
+ * The chaos checker must really fail on a broken history: a clean fabricated history passes, and
+ * each way of breaking an invariant of DESIGN.md section 7 is reported under that invariant.
+ */
+import { checkInvariants, formatViolations, type CheckInput, type Fault, type TaskRow } from './invariants';
+import { parseWitness, witnessCommand } from './witness';
+
+const W1 = '127.0.0.1:1001';
+const W2 = '127.0.0.1:1002';
+const M1 = '127.0.0.1:2001';
+const M2 = '127.0.0.1:2002';
+const DAG = { tasks: ['a', 'b'], edges: [{ from: 'a', to: 'b' }] };
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends ReadonlyArray<infer U> ? U[] : T[K] };
+
+/** Two runs of a -> b, each task once on W1, instance 10 driven by M1, 11 by M2; the witness text separately. */
+function cleanHistory(): { input: Mutable<CheckInput>; witness: string[] } {
+  const tasks: TaskRow[] = [
+    { id: 100, instanceId: 10, name: 'a', state: 'SUCCESS', host: W1, attempt: 1, exitCode: 0 },
+    { id: 101, instanceId: 10, name: 'b', state: 'SUCCESS', host: W1, attempt: 1, exitCode: 0 },
+    { id: 102, instanceId: 11, name: 'a', state: 'SUCCESS', host: W1, attempt: 1, exitCode: 0 },
+    { id: 103, instanceId: 11, name: 'b', state: 'SUCCESS', host: W1, attempt: 1, exitCode: 0 },
+  ];
+  const witness = [
+    'start 10 a 1 100 1000 1001',
+    'start 11 a 1 102 1001 1001',
+    'end 10 a 1 100 1100 1001',
+    'start 10 b 1 101 1150 1001',
+    'end 11 a 1 102 1160 1001',
+    'end 10 b 1 101 1200 1001',
+    'start 11 b 1 103 1210 1001',
+    'end 11 b 1 103 1300 1001',
+  ];
+  let seq = 0;
+  const instanceAudit = [10, 11].flatMap((id) => {
+    const m = id === 10 ? M1 : M2;
+    return [
+      { seq: ++seq, instanceId: id, host: null, epoch: 0, state: 'SUBMITTED_SUCCESS' },
+      { seq: ++seq, instanceId: id, host: m, epoch: 1, state: 'RUNNING_EXECUTION' },
+      { seq: ++seq, instanceId: id, host: m, epoch: 1, state: 'SUCCESS' },
+    ];
+  });
+  const taskAudit = tasks.flatMap((t) =>
+    ['SUBMITTED_SUCCESS', 'DISPATCH', 'RUNNING_EXECUTION', 'SUCCESS'].map((state, i) => ({
+      seq: ++seq,
+      taskId: t.id,
+      instanceId: t.instanceId,
+      name: t.name,
+      attempt: t.attempt,
+      state,
+      host: i === 0 ? null : t.host,
+      at: 1000 + seq,
+    })),
+  );
+  const input: Mutable<CheckInput> = {
+    runs: [
+      { commandId: 1, instanceId: 10 },
+      { commandId: 2, instanceId: 11 },
+    ],
+    dag: DAG,
+    instances: [
+      { id: 10, state: 'SUCCESS', host: M1, epoch: 1 },
+      { id: 11, state: 'SUCCESS', host: M2, epoch: 1 },
+    ],
+    tasks,
+    commandsLeft: [],
+    commandAudit: [
+      { seq: 1, op: 'INSERT', commandId: 1, instanceId: 10, type: 'START_PROCESS' },
+      { seq: 2, op: 'INSERT', commandId: 2, instanceId: 11, type: 'START_PROCESS' },
+      { seq: 3, op: 'DELETE', commandId: 1, instanceId: 10, type: 'START_PROCESS' },
+      { seq: 4, op: 'DELETE', commandId: 2, instanceId: 11, type: 'START_PROCESS' },
+    ],
+    instanceAudit,
+    taskAudit,
+    witness: parseWitness(''),
+    faults: [],
+    unexpectedExits: [],
+  };
+  return { input, witness };
+}
+
+function check(mutate: (h: { input: Mutable<CheckInput>; witness: string[] }) => void) {
+  const h = cleanHistory();
+  mutate(h);
+  h.input.witness = parseWitness(h.witness.join('\n'));
+  return checkInvariants(h.input);
+}
+
+const invariants = (v: ReturnType<typeof checkInvariants>) => [...new Set(v.map((x) => x.invariant))].sort();
+
+/** Instance 10's task a ran as attempt 1 on W1 and again as attempt 2 on W2 (the fault is up to the caller). */
+function rerunOfA(h: { input: Mutable<CheckInput>; witness: string[] }, firstEnds: boolean): void {
+  const a1 = h.input.tasks.find((t) => t.id === 100)!;
+  h.input.tasks[h.input.tasks.indexOf(a1)] = { ...a1, state: 'NEED_FAULT_TOLERANCE', exitCode: null };
+  h.input.tasks.push({
+    id: 104,
+    instanceId: 10,
+    name: 'a',
+    state: 'SUCCESS',
+    host: W2,
+    attempt: 2,
+    exitCode: 0,
+  });
+  h.witness.splice(
+    h.witness.indexOf('end 10 a 1 100 1100 1001'),
+    1,
+    'start 10 a 2 104 1050 1002',
+    ...(firstEnds ? ['end 10 a 1 100 1100 1001'] : []),
+    'end 10 a 2 104 1120 1002',
+  );
+}
+
+describe('chaos invariant checker', () => {
+  it('accepts a clean history', () => {
+    const v = check(() => undefined);
+    expect(formatViolations(v)).toBe('every invariant holds');
+  });
+
+  it('accepts a task re-run after its worker was killed, even overlapping its orphaned first attempt', () => {
+    const v = check((h) => {
+      rerunOfA(h, true);
+      h.input.faults.push({ at: 1040, address: W1, role: 'worker', kind: 'SIGKILL' });
+    });
+    expect(v).toEqual([]);
+  });
+
+  it('accepts a re-run after the worker lost its registry session', () => {
+    const v = check((h) => {
+      rerunOfA(h, false);
+      h.input.faults.push({ at: 1030, address: W1, role: 'worker', kind: 'session-lost' });
+    });
+    expect(v).toEqual([]);
+  });
+
+  it('accepts a new attempt of a task that never started (its dispatch was lost with a master)', () => {
+    const v = check((h) => {
+      const b1 = h.input.tasks.find((t) => t.id === 101)!;
+      h.input.tasks[h.input.tasks.indexOf(b1)] = {
+        ...b1,
+        state: 'NEED_FAULT_TOLERANCE',
+        host: W2,
+        exitCode: null,
+      };
+      h.input.tasks.push({
+        id: 105,
+        instanceId: 10,
+        name: 'b',
+        state: 'SUCCESS',
+        host: W1,
+        attempt: 2,
+        exitCode: 0,
+      });
+      h.witness = h.witness.map((l) => l.replace(/^(start|end) 10 b 1 101/, '$1 10 b 2 105'));
+    });
+    expect(v).toEqual([]);
+  });
+
+  describe('reports', () => {
+    it('1: an instance no run created', () => {
+      const v = check((h) => h.input.instances.push({ id: 12, state: 'SUCCESS', host: M1, epoch: 1 }));
+      expect(invariants(v)).toEqual(['1']);
+      expect(v[0].message).toContain('instance 12 belongs to no run');
+    });
+
+    it('1: a run without an instance', () => {
+      const v = check((h) => h.input.instances.splice(1, 1));
+      expect(v.map((x) => x.invariant)).toContain('1');
+    });
+
+    it('1: a command never consumed', () => {
+      const v = check((h) => {
+        h.input.commandsLeft.push({ id: 2, instanceId: 11, type: 'START_PROCESS' });
+        h.input.commandAudit.splice(3, 1);
+      });
+      expect(invariants(v)).toEqual(['1']);
+    });
+
+    it('1: a command consumed twice', () => {
+      const v = check((h) =>
+        h.input.commandAudit.push({
+          seq: 5,
+          op: 'DELETE',
+          commandId: 1,
+          instanceId: 10,
+          type: 'START_PROCESS',
+        }),
+      );
+      expect(invariants(v)).toEqual(['1']);
+      expect(v[0].message).toContain('consumed 2 time(s)');
+    });
+
+    it('1: an instance taken by a second master without a command', () => {
+      const v = check((h) => {
+        h.input.instanceAudit.splice(
+          2,
+          0,
+          { seq: 2.1, instanceId: 10, host: null, epoch: 2, state: 'RUNNING_EXECUTION' },
+          { seq: 2.2, instanceId: 10, host: M2, epoch: 3, state: 'RUNNING_EXECUTION' },
+        );
+        h.input.instanceAudit[4] = { ...h.input.instanceAudit[4], host: M2, epoch: 3 };
+      });
+      expect(invariants(v)).toEqual(['1']);
+      expect(v[0].message).toContain('taken 2 time(s) by a master for 1 command(s)');
+    });
+
+    it('1: a task that ran for an instance of no run', () => {
+      const v = check((h) => h.witness.push('start 99 a 1 900 2000 1001', 'end 99 a 1 900 2001 1001'));
+      expect(invariants(v)).toEqual(['1']);
+    });
+
+    it('2: a stale master writing with an older epoch', () => {
+      const v = check((h) => {
+        h.input.instanceAudit[2] = { ...h.input.instanceAudit[2], epoch: 2 };
+        h.input.instanceAudit.push({ seq: 99, instanceId: 10, host: M1, epoch: 1, state: 'SUCCESS' });
+      });
+      expect(v.map((x) => x.invariant)).toContain('2');
+      expect(v.map((x) => x.message).join()).toContain('epoch went back from 2 to 1');
+    });
+
+    it('2: two masters writing the same instance at the same epoch', () => {
+      const v = check((h) =>
+        h.input.instanceAudit.splice(2, 0, {
+          seq: 2.5,
+          instanceId: 10,
+          host: M2,
+          epoch: 1,
+          state: 'RUNNING_EXECUTION',
+        }),
+      );
+      expect(v.map((x) => x.invariant)).toContain('2');
+      expect(v.map((x) => x.message).join()).toContain('wrote over');
+    });
+
+    it('2: an instance changed after it ended', () => {
+      const v = check((h) =>
+        h.input.instanceAudit.push({
+          seq: 99,
+          instanceId: 11,
+          host: M2,
+          epoch: 1,
+          state: 'RUNNING_EXECUTION',
+        }),
+      );
+      expect(invariants(v)).toEqual(['2']);
+    });
+
+    it('2: a task attempt started twice', () => {
+      const v = check((h) => h.witness.splice(1, 0, 'start 10 a 1 100 1005 1002'));
+      expect(v.map((x) => x.invariant)).toContain('2');
+      expect(v.map((x) => x.message).join()).toContain('attempt 1 started 2 times');
+    });
+
+    it('2: a task that ran on another worker than its row says', () => {
+      const v = check(
+        (h) =>
+          (h.witness = h.witness.map((l) => l.replace(/^(start|end) (11 b 1 103 \d+) 1001/, '$1 $2 1002'))),
+      );
+      expect(v.map((x) => x.invariant)).toContain('2');
+    });
+
+    it('2: a SUCCESS task row written over', () => {
+      const v = check((h) =>
+        h.input.taskAudit.push({
+          seq: 999,
+          taskId: 103,
+          instanceId: 11,
+          name: 'b',
+          attempt: 1,
+          state: 'NEED_FAULT_TOLERANCE',
+          host: W1,
+          at: 5000,
+        }),
+      );
+      expect(invariants(v)).toEqual(['2']);
+    });
+
+    it('2 and 3: a task run again, overlapping, while its worker was alive', () => {
+      const v = check((h) => rerunOfA(h, true));
+      expect(invariants(v)).toEqual(['2', '3']);
+      expect(v.map((x) => x.message).join('\n')).toContain('ran again as attempt 2');
+    });
+
+    it('3: a re-run after a fault of another worker only', () => {
+      const v = check((h) => {
+        rerunOfA(h, false);
+        h.input.faults.push({ at: 1040, address: W2, role: 'worker', kind: 'SIGKILL' } satisfies Fault);
+      });
+      expect(invariants(v)).toEqual(['2', '3']);
+    });
+
+    it('3: a re-run long after the worker was killed and came back', () => {
+      const v = check((h) => {
+        rerunOfA(h, true);
+        h.input.faults.push({ at: -5000, address: W1, role: 'worker', kind: 'SIGKILL' });
+      });
+      expect(invariants(v)).toContain('3');
+    });
+
+    it('2: a superseded attempt that starts late on a worker woken from a stall', () => {
+      const v = check((h) => {
+        rerunOfA(h, false);
+        // Attempt 1 only starts once attempt 2 ran: the frozen W1 ran a stale dispatch on waking.
+        h.witness.splice(h.witness.indexOf('start 10 a 1 100 1000 1001'), 1);
+        h.witness.splice(h.witness.indexOf('end 10 a 2 104 1120 1002') + 1, 0, 'start 10 a 1 100 1130 1001');
+        h.input.faults.push({ at: 990, address: W1, role: 'worker', kind: 'SIGSTOP' });
+        h.input.faults.push({ at: 1135, address: W1, role: 'worker', kind: 'session-lost' });
+      });
+      expect(invariants(v)).toEqual(['2']);
+      expect(v[0].message).toContain('attempt 1 started on 127.0.0.1:1001 80 ms after attempt 2 had started');
+    });
+
+    it('4: a fault-tolerated task never run again', () => {
+      const v = check((h) => {
+        const b = h.input.tasks.find((t) => t.id === 103)!;
+        h.input.tasks[h.input.tasks.indexOf(b)] = { ...b, state: 'NEED_FAULT_TOLERANCE' };
+        h.witness.pop();
+        h.input.faults.push({ at: 1250, address: W1, role: 'worker', kind: 'SIGKILL' });
+      });
+      expect(invariants(v)).toEqual(['4']);
+    });
+
+    it('4: a task recorded SUCCESS that never reached its end', () => {
+      const v = check((h) => h.witness.splice(h.witness.indexOf('end 11 b 1 103 1300 1001'), 1));
+      expect(v.map((x) => x.invariant)).toContain('4');
+    });
+
+    it('4: a task still running after its instance ended', () => {
+      const v = check((h) => {
+        h.input.tasks.push({
+          id: 106,
+          instanceId: 11,
+          name: 'b',
+          state: 'RUNNING_EXECUTION',
+          host: W2,
+          attempt: 2,
+          exitCode: null,
+        });
+      });
+      expect(v.map((x) => x.invariant)).toContain('4');
+    });
+
+    it('6: a task started before its upstream ended', () => {
+      const v = check((h) => {
+        const i = h.witness.indexOf('start 11 b 1 103 1210 1001');
+        h.witness.splice(i, 1);
+        h.witness.splice(2, 0, 'start 11 b 1 103 1210 1001');
+      });
+      expect(invariants(v)).toEqual(['6']);
+    });
+
+    it('6: a task started although its upstream never succeeded', () => {
+      const v = check((h) => {
+        h.input.tasks[0] = { ...h.input.tasks[0], state: 'FAILURE', exitCode: 1 };
+        h.input.instances[0] = { ...h.input.instances[0], state: 'FAILURE' };
+      });
+      expect(v.map((x) => x.invariant)).toContain('6');
+    });
+
+    it('7: an instance that never finished; 5 after every master was killed', () => {
+      const stuck = (h: { input: Mutable<CheckInput> }) => {
+        h.input.instances[1] = { ...h.input.instances[1], state: 'RUNNING_EXECUTION' };
+        h.input.instanceAudit = h.input.instanceAudit.filter(
+          (a) => !(a.instanceId === 11 && a.state === 'SUCCESS'),
+        );
+      };
+      expect(invariants(check(stuck))).toEqual(['7']);
+      expect(
+        invariants(
+          check((h) => {
+            stuck(h);
+            h.input.stuckInvariant = '5';
+          }),
+        ),
+      ).toEqual(['5']);
+    });
+
+    it('3/4: a run failed by the cluster although no task failed', () => {
+      const v = check((h) => (h.input.instances[0] = { ...h.input.instances[0], state: 'FAILURE' }));
+      expect(invariants(v)).toEqual(['3/4']);
+    });
+
+    it('8: a node that exited on its own', () => {
+      const v = check((h) => h.input.unexpectedExits.push({ node: 'master-2#1', code: 1, signal: null }));
+      expect(invariants(v)).toEqual(['8']);
+    });
+
+    it('an unreadable witness line', () => {
+      const v = check((h) => h.witness.push('start 10 a'));
+      expect(invariants(v)).toEqual(['witness']);
+    });
+  });
+
+  it('formats violations grouped by invariant', () => {
+    const text = formatViolations([
+      { invariant: '3', message: 'x' },
+      { invariant: '3', message: 'y' },
+      { invariant: '6', message: 'z' },
+    ]);
+    expect(text).toBe('3 violation(s):\n  invariant 3: 2\n    - x\n    - y\n  invariant 6: 1\n    - z');
+  });
+
+  it('writes witness lines the parser reads back', () => {
+    const command = witnessCommand('/tmp/w.txt', '$PORPOISE_PARAM_SLEEP_A');
+    expect(command).toBe(
+      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; ' +
+        'sleep $PORPOISE_PARAM_SLEEP_A; ' +
+        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt',
+    );
+    expect(
+      parseWitness('start 1 a 2 3 1700000000000 1234\n\nend 1 a 2 3 1700000000500 1234\n').lines,
+    ).toEqual([
+      {
+        index: 0,
+        kind: 'start',
+        instance: 1,
+        task: 'a',
+        attempt: 2,
+        taskInstanceId: 3,
+        ms: 1700000000000,
+        workerPort: 1234,
+      },
+      {
+        index: 1,
+        kind: 'end',
+        instance: 1,
+        task: 'a',
+        attempt: 2,
+        taskInstanceId: 3,
+        ms: 1700000000500,
+        workerPort: 1234,
+      },
+    ]);
+  });
+});

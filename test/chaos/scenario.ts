@@ -1,0 +1,326 @@
+/**
+ * The chaos scenarios, shared by the per-registry test files: a stream of runs of a witnessed
+ * DAG while masters and workers are SIGKILLed at random and restarted, and every master killed
+ * with one restarted. Every random choice comes from a Prng seeded by CHAOS_SEED (or at random),
+ * printed as `chaos seed: N`.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { sleep, waitFor } from '../harness';
+import { ChaosCluster, type ChaosNode, type RegistryKind, type Role } from './cluster';
+import {
+  checkInvariants,
+  formatViolations,
+  summarize,
+  type CheckInput,
+  type Run,
+  type Violation,
+} from './invariants';
+import { chaosSeed, Prng } from './prng';
+import { witnessCommand } from './witness';
+
+/** A diamond with a tail: a -> (b, c) -> d -> e. */
+export const CHAOS_DAG: CheckInput['dag'] = {
+  tasks: ['a', 'b', 'c', 'd', 'e'],
+  edges: [
+    { from: 'a', to: 'b' },
+    { from: 'a', to: 'c' },
+    { from: 'b', to: 'd' },
+    { from: 'c', to: 'd' },
+    { from: 'd', to: 'e' },
+  ],
+};
+
+/** Each task sleeps as long as its run's param SLEEP_<TASK> says (0.2 to 1 s, chosen per run). */
+export async function createChaosWorkflow(
+  cluster: ChaosCluster,
+  name: string,
+  witnessFile: string,
+): Promise<string> {
+  return cluster.createWorkflow({
+    name,
+    tasks: CHAOS_DAG.tasks.map((task) => ({
+      name: task,
+      type: 'SHELL',
+      command: witnessCommand(witnessFile, `$PORPOISE_PARAM_SLEEP_${task.toUpperCase()}`),
+    })),
+    edges: CHAOS_DAG.edges,
+  });
+}
+
+function runParams(rng: Prng): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const task of CHAOS_DAG.tasks) params[`SLEEP_${task.toUpperCase()}`] = rng.range(0.2, 1).toFixed(1);
+  return params;
+}
+
+export interface StreamPlan {
+  /** How many runs to trigger, one after the other. */
+  readonly runs: number;
+  /** Pause between two triggers, ms [min, max]. */
+  readonly runGapMs: readonly [number, number];
+  /** Pause between two kills, ms [min, max]. */
+  readonly faultGapMs: readonly [number, number];
+  /** How long a killed node stays down before it is started again (same port, same DATA_DIR). */
+  readonly downMs: readonly [number, number];
+  /**
+   * Besides SIGKILL: the chance that a fault is a SIGTERM (graceful stop, then a start again), and
+   * that it is a SIGSTOP past the session timeout followed by SIGCONT (a stalled node).
+   */
+  readonly termChance?: number;
+  readonly freezeChance?: number;
+}
+
+/** Problems of the harness itself that break invariant 8 (a node that does not come back). */
+export interface StreamOutcome {
+  readonly runs: Run[];
+  /** Faults caused (kills, stops, freezes). */
+  readonly faults: number;
+  readonly problems: Violation[];
+}
+
+const upCount = (cluster: ChaosCluster, role: Role) =>
+  cluster.nodes.filter((n) => n.role === role && n.state === 'up').length;
+
+/**
+ * Triggers plan.runs runs while, until the last one is triggered, a master or a worker (never
+ * the last one up of its role) is SIGKILLed every faultGapMs and started again downMs later.
+ * Resolves once every killed node is back.
+ */
+export async function chaosStream(
+  cluster: ChaosCluster,
+  rng: Prng,
+  code: string,
+  plan: StreamPlan,
+): Promise<StreamOutcome> {
+  const runs: Run[] = [];
+  const problems: Violation[] = [];
+  const restarts: Array<Promise<void>> = [];
+  let faults = 0;
+  let streaming = true;
+  const restart = async (node: ChaosNode, downMs: number) => {
+    await sleep(downMs);
+    cluster.log(`chaos: starting ${node.name} (${node.address}) again`);
+    try {
+      await cluster.startNode(node);
+    } catch (err) {
+      problems.push({ invariant: '8', message: `${node.name} did not come back: ${(err as Error).message}` });
+    }
+  };
+
+  const triggering = (async () => {
+    const r = rng.fork('runs');
+    try {
+      for (let i = 0; i < plan.runs; i++) {
+        runs.push(await cluster.trigger(code, runParams(r)));
+        await sleep(r.int(plan.runGapMs[0], plan.runGapMs[1]));
+      }
+    } finally {
+      streaming = false;
+    }
+  })();
+
+  const faulting = (async () => {
+    const r = rng.fork('faults');
+    await sleep(r.int(plan.faultGapMs[0], plan.faultGapMs[1]));
+    while (streaming) {
+      const first: Role = r.chance(0.5) ? 'master' : 'worker';
+      const roles: Role[] = [first, first === 'master' ? 'worker' : 'master'];
+      const role = roles.find((x) => upCount(cluster, x) > 1);
+      if (role) {
+        const victim = r.pick(cluster.nodes.filter((n) => n.role === role && n.state === 'up'));
+        const dice = r.next();
+        const freeze = dice < (plan.freezeChance ?? 0);
+        const signal =
+          !freeze && dice < (plan.freezeChance ?? 0) + (plan.termChance ?? 0) ? 'SIGTERM' : 'SIGKILL';
+        if (freeze) {
+          const ms = cluster.options.sessionTimeoutMs + r.int(500, 2500);
+          cluster.log(`chaos: SIGSTOP ${victim.name} (${victim.address}, pid ${victim.pid}) for ${ms} ms`);
+          restarts.push(cluster.freeze(victim, ms).then(() => cluster.log(`chaos: SIGCONT ${victim.name}`)));
+        } else {
+          const downMs = r.int(plan.downMs[0], plan.downMs[1]);
+          cluster.log(
+            `chaos: ${signal} ${victim.name} (${victim.address}, pid ${victim.pid}); back in ${downMs} ms`,
+          );
+          const stop = await cluster.signal(victim, signal);
+          if (signal === 'SIGTERM' && stop && (stop.exitCode !== 0 || stop.forced))
+            problems.push({
+              invariant: '8',
+              message: `${victim.name} did not stop cleanly on SIGTERM (exit ${stop.exitCode}, signal ${stop.exitSignal}${stop.forced ? ', killed after the grace period' : ''})`,
+            });
+          restarts.push(restart(victim, downMs));
+        }
+        faults++;
+      }
+      await sleep(r.int(plan.faultGapMs[0], plan.faultGapMs[1]));
+    }
+  })();
+
+  await Promise.all([triggering, faulting]);
+  await Promise.all(restarts);
+  return { runs, faults, problems };
+}
+
+/**
+ * Every master killed at once while runs are under way, the registry left to expire them all,
+ * then one of them started again (same address, same DATA_DIR): its start-up failover must
+ * recover the instances of all three.
+ */
+export async function killAllMasters(
+  cluster: ChaosCluster,
+  rng: Prng,
+  code: string,
+  runCount: number,
+): Promise<{ runs: Run[]; restarted: ChaosNode; problems: Violation[] }> {
+  const r = rng.fork('all-masters');
+  const runs: Run[] = [];
+  for (let i = 0; i < runCount; i++) runs.push(await cluster.trigger(code, runParams(r)));
+  // Every instance owned by a master, and some tasks under way.
+  await waitFor(
+    'every run to be taken by a master',
+    async () => {
+      const { rows } = await cluster.db.query(
+        'SELECT 1 FROM workflow_instance WHERE id = ANY($1::bigint[]) AND host IS NULL',
+        [runs.map((x) => x.instanceId)],
+      );
+      return rows.length === 0;
+    },
+    30_000,
+    100,
+  );
+  await sleep(r.int(300, 1500));
+  const masters = cluster.masters().filter((m) => m.state === 'up');
+  cluster.log(`chaos: SIGKILL every master: ${masters.map((m) => m.name).join(', ')}`);
+  await Promise.all(masters.map((m) => cluster.kill(m)));
+  // Past the session timeout: the registry has removed them all, with no master left to react.
+  await sleep(cluster.options.sessionTimeoutMs + 1500);
+  const restarted = r.pick(masters);
+  cluster.log(`chaos: starting ${restarted.name} (${restarted.address}) again, alone`);
+  const problems: Violation[] = [];
+  try {
+    await cluster.startNode(restarted);
+  } catch (err) {
+    problems.push({
+      invariant: '8',
+      message: `${restarted.name} did not come back: ${(err as Error).message}`,
+    });
+  }
+  return { runs, restarted, problems };
+}
+
+/** Throws a readable error (violations, stuck instances, node tails, seed, kept logs) unless all holds. */
+export async function assertInvariants(
+  cluster: ChaosCluster,
+  input: CheckInput,
+  extra: readonly Violation[],
+  seed: number,
+  stuck: readonly number[],
+): Promise<void> {
+  const violations = [...extra, ...checkInvariants(input)];
+  const summary = summarize(input);
+  cluster.log(`chaos: ${summary}: ${formatViolations(violations)}`);
+  process.stdout.write(`chaos (${cluster.options.registry}): ${summary}: ${formatViolations(violations)}\n`);
+  if (violations.length === 0) return;
+  throw new Error(
+    [
+      `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
+      summary,
+      formatViolations(violations),
+      stuck.length > 0 ? `unfinished instances:\n${await cluster.describeInstances(stuck)}` : '',
+      `faults: ${input.faults.map((f) => `${f.kind} ${f.role} ${f.address} @${f.at}`).join('; ')}`,
+      `node logs and witness files kept in ${cluster.scratch}`,
+      cluster.tails(15),
+    ]
+      .filter(Boolean)
+      .join('\n'),
+  );
+}
+
+export interface ChaosSuiteOptions {
+  readonly registry: RegistryKind;
+  readonly stream: StreamPlan;
+  /** Also kill every master and restart one (invariant 5). */
+  readonly allMasters?: { readonly runs: number };
+  /** Bound on the wait for the runs to finish after the chaos (a stuck run fails invariant 7). */
+  readonly settleMs: number;
+}
+
+const SESSION_TIMEOUT_MS = 2500;
+const HEARTBEAT_INTERVAL_MS = 400;
+
+/** The chaos suite for one registry backend: three masters, three workers, one api-server. */
+export function describeChaos(options: ChaosSuiteOptions): void {
+  describe(`chaos on real processes (${options.registry} registry)`, () => {
+    const seed = chaosSeed(`chaos ${options.registry}`);
+    const rng = new Prng(seed);
+    let cluster: ChaosCluster | undefined;
+    let failed = false;
+
+    beforeAll(async () => {
+      cluster = await ChaosCluster.start({
+        registry: options.registry,
+        masters: 3,
+        workers: 3,
+        sessionTimeoutMs: SESSION_TIMEOUT_MS,
+        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        log: process.env.CHAOS_VERBOSE ? (line) => process.stdout.write(`${line}\n`) : undefined,
+      });
+      cluster.log(`chaos seed: ${seed}`);
+    }, 120_000);
+
+    afterAll(async () => {
+      if (!cluster) return;
+      await cluster.dispose();
+      if (failed || process.env.CHAOS_KEEP)
+        process.stdout.write(`chaos (${options.registry}): logs kept in ${cluster.scratch}\n`);
+      else rmSync(cluster.scratch, { recursive: true, force: true });
+    }, 60_000);
+
+    const guarded = (fn: () => Promise<void>) => async () => {
+      try {
+        await fn();
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    };
+
+    it(
+      'finishes a stream of runs while masters and workers are SIGKILLed and restarted, and every invariant holds',
+      guarded(async () => {
+        const c = cluster!;
+        const witness = join(c.scratch, 'witness-stream.txt');
+        const code = await createChaosWorkflow(c, `chaos-stream-${options.registry}`, witness);
+        const outcome = await chaosStream(c, rng, code, options.stream);
+        const stuck = await c.waitFinal(
+          outcome.runs.map((r) => r.instanceId),
+          options.settleMs,
+        );
+        const input = await c.gather(outcome.runs, code, CHAOS_DAG, witness);
+        c.log(`chaos: ${outcome.faults} faults during ${outcome.runs.length} runs`);
+        await assertInvariants(c, input, outcome.problems, seed, stuck);
+      }),
+      300_000,
+    );
+
+    if (options.allMasters) {
+      const runCount = options.allMasters.runs;
+      it(
+        'recovers every run by start-up failover when every master was killed and one started again',
+        guarded(async () => {
+          const c = cluster!;
+          const witness = join(c.scratch, 'witness-all-masters.txt');
+          const code = await createChaosWorkflow(c, `chaos-all-masters-${options.registry}`, witness);
+          const { runs, problems } = await killAllMasters(c, rng, code, runCount);
+          const stuck = await c.waitFinal(
+            runs.map((r) => r.instanceId),
+            options.settleMs,
+          );
+          const input = await c.gather(runs, code, CHAOS_DAG, witness, '5');
+          await assertInvariants(c, input, problems, seed, stuck);
+        }),
+        180_000,
+      );
+    }
+  });
+}
