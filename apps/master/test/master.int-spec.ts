@@ -321,6 +321,51 @@ describe('master', () => {
     }
   });
 
+  it('a Dispatch that fails after the worker started the task is settled with TakeOver on that worker, never sent to another', async () => {
+    const flaky = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'flaky',
+      behaviour: () => ({ kind: 'startThenError', then: 'SUCCESS' }),
+    });
+    // Like the real worker: RUNNING for a task it runs, UNKNOWN otherwise.
+    flaky.takeOverAnswer = (id) =>
+      flaky.started(id)
+        ? { status: 'RUNNING', result: null, startTimeMs: Date.now() }
+        : { status: 'UNKNOWN', result: null, startTimeMs: 0 };
+    const other = await FakeWorker.start({
+      databaseUrl: pg.endpoint,
+      secret: SECRET,
+      journal,
+      group: 'flaky',
+    });
+    try {
+      // The failing worker looks idlest, so it is asked first.
+      await other.beat({ runningTasks: 50 });
+      const directory = a.app.get(WorkerDirectoryService);
+      await waitFor('the master to see both workers and their load', () => {
+        const c = directory.candidates('flaky');
+        return c.length === 2 && c.find((w) => w.address === other.address)?.runningTasks === 50;
+      });
+      const code = await db.createWorkflow([task('dropped', { workerGroup: 'flaky' })]);
+      const id = await db.trigger(code);
+      await waitFor('the task to run on the flaky worker', () => flaky.heldTasks().length === 1);
+      const [taskId] = flaky.heldTasks();
+      await db.waitForTask(id, 'dropped', 'RUNNING_EXECUTION');
+      flaky.release(taskId);
+      expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+      const rows = await db.tasks(id);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ id: taskId, host: flaky.address, state: 'SUCCESS' });
+      expect(journal.dispatches('dropped').map((e) => e.worker)).toEqual([flaky.address]);
+      expect(other.started(taskId)).toBe(false);
+    } finally {
+      await flaky.close();
+      await other.close();
+    }
+  });
+
   it('recovers a fault-tolerance command: keeps finished tasks and applies a result the worker still holds', async () => {
     const code = await db.createWorkflow(
       [task('done'), task('held'), task('tail')],

@@ -15,6 +15,7 @@ import {
   RpcCallError,
   services,
   WorkerClient,
+  type DispatchResponse,
   type EventAckStatus,
   type TaskFinishedEvent,
   type TaskSpec,
@@ -488,20 +489,63 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     }
   });
 
-  it('refuses a Dispatch from an older epoch after a TakeOver answered UNKNOWN ("superseded")', async () => {
+  it('refuses a Dispatch from an older or the same epoch after a TakeOver answered UNKNOWN ("superseded")', async () => {
     const stale = task({ command: 'echo ran', epoch: 4 });
     const id = stale.taskInstanceId;
     expect((await client.takeOver(workerAddress(), id, master.address, 5)).status).toBe('UNKNOWN');
     // The frozen master's Dispatch arrives after the successor heard UNKNOWN (and re-ran the task).
     expect(await client.dispatch(workerAddress(), stale)).toEqual({ accepted: false, reason: 'superseded' });
+    // A Dispatch of the TakeOver's own epoch that arrives late (the call was cut mid-way, and the
+    // master asked TakeOver, heard UNKNOWN and re-ran the task under a new id) is refused too.
+    expect(await client.dispatch(workerAddress(), { ...stale, epoch: 5 })).toEqual({
+      accepted: false,
+      reason: 'superseded',
+    });
     expect((await client.readLog(workerAddress(), id)).found).toBe(false);
     expect(master.startedOf(id)).toEqual([]);
-    // The successor's own epoch is not refused.
-    expect(await client.dispatch(workerAddress(), { ...stale, epoch: 5 })).toEqual({
+    // A newer epoch is not refused.
+    expect(await client.dispatch(workerAddress(), { ...stale, epoch: 6 })).toEqual({
       accepted: true,
       reason: '',
     });
-    expect(await master.waitFinished(id)).toMatchObject({ state: 'SUCCESS', epoch: 5 });
+    expect(await master.waitFinished(id)).toMatchObject({ state: 'SUCCESS', epoch: 6 });
+  });
+
+  it('a worker woken from a stall past the deadline refuses the Dispatches queued meanwhile ("session unconfirmed") until its session is confirmed', async () => {
+    // The liveness deadline at these timings (session 3 s, heartbeat 0.5 s) is 2 s.
+    const DEADLINE_MS = 2_000;
+    const queued = task({ command: `touch ${join(scratch, 'queued-ran')}` });
+    const id = queued.taskInstanceId;
+    const pid = worker!.pid!;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    process.kill(pid, 'SIGSTOP');
+    let answer: Promise<DispatchResponse>;
+    try {
+      await sleep(300);
+      // Queues in the stopped worker's socket; it runs the moment the worker wakes, before any
+      // registry event can tell the worker what became of its session.
+      answer = client.dispatch(workerAddress(), queued, 15_000);
+      answer.catch(() => undefined);
+      await sleep(DEADLINE_MS + 300);
+      expect(processState(pid)).toBe('T');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Refused: normally by the stall check itself; under load the registry client's own timer may
+    // declare the session lost first on waking.
+    const refused = await answer;
+    expect(refused.accepted).toBe(false);
+    expect(refused.reason).toMatch(/^session (unconfirmed|lost|suspended)$/);
+    expect(workerOutput).toMatch(/the worker was stalled for \d+ ms/);
+    // Once the session is confirmed (a heartbeat sent after waking succeeded, or a new session
+    // registered) a new task is accepted and runs.
+    await waitUntilUsable();
+    expect(workerOutput).toContain('registry session confirmed alive after the stall');
+    // The queued one never started.
+    expect((await client.readLog(workerAddress(), id)).found).toBe(false);
+    expect(existsSync(join(scratch, 'queued-ran'))).toBe(false);
+    expect(master.startedOf(id)).toEqual([]);
+    expect(master.finishedOf(id)).toEqual([]);
   });
 
   it('a frozen worker (SIGSTOP): the watchdog kills the task before the session can expire; KILL on waking', async () => {

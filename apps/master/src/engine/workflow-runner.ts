@@ -17,6 +17,7 @@ import {
   type TaskFinishedEvent,
   type TaskSpec,
   type TaskStartedEvent,
+  type TakeOverResponse,
 } from '@porpoise/rpc';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Clock, TimerHandle } from '../clock';
@@ -84,6 +85,11 @@ interface TaskSlot {
   avoid: string | undefined;
   /** A Dispatch call for the current row is in flight. */
   dispatching: boolean;
+  /**
+   * Id of the row whose Dispatch failed ambiguously (it may have started on its worker): it is
+   * being resolved with TakeOver on that same worker and must never be sent to another one.
+   */
+  resolving: number | undefined;
   /** Waiting for a worker of its group (no live worker accepted it). */
   parked: boolean;
   parkTimer: TimerHandle | undefined;
@@ -95,6 +101,23 @@ interface TaskSlot {
 const ACTIVE: readonly TaskState[] = ['DISPATCH', 'RUNNING_EXECUTION'];
 const LIVE: readonly TaskState[] = ['SUBMITTED_SUCCESS', 'DISPATCH', 'RUNNING_EXECUTION', 'DELAY_EXECUTION'];
 const ack = (status: EventAck['status'], reason = ''): EventAck => ({ status, reason });
+/** Backoff of the TakeOver calls that resolve an ambiguous Dispatch (doubling, capped). */
+const RESOLVE_BACKOFF_MIN_MS = 250;
+const RESOLVE_BACKOFF_MAX_MS = 5000;
+
+/**
+ * Whether a failed Dispatch provably never reached the worker, so the worker cannot have started
+ * the task: only a call the channel failed before sending anything (no connection to the worker:
+ * refused, unreachable). Anything else (connection dropped, deadline, cancelled, internal, ...)
+ * may have started it and is ambiguous.
+ */
+export function dispatchNeverSent(err: Error): boolean {
+  return (
+    err instanceof RpcCallError &&
+    err.code === GrpcStatus.UNAVAILABLE &&
+    /: UNAVAILABLE: No connection established\b/.test(err.message)
+  );
+}
 
 /**
  * Drives one workflow instance this master owns, from events only (no polling): the adoption,
@@ -278,6 +301,7 @@ export class WorkflowRunner {
         tried: new Set(),
         avoid: undefined,
         dispatching: false,
+        resolving: undefined,
         parked: false,
         parkTimer: undefined,
         retryDue: false,
@@ -324,13 +348,15 @@ export class WorkflowRunner {
   /**
    * Re-attaches tasks a previous owner (or a previous epoch of ours) left on workers: the worker
    * sends their events to us from now on (RUNNING), hands over a result it still holds
-   * (FINISHED), or never heard of them / is gone (UNKNOWN, unreachable): run again.
+   * (FINISHED), or never heard of them / is gone (UNKNOWN, not live): run again. A live worker
+   * that does not answer is asked again until it does or its key is gone (resolve()).
    */
   private async takeOver(slots: TaskSlot[]): Promise<void> {
     const answers = await Promise.all(
       slots.map(async (slot) => {
         const row = slot.row!;
-        if (!row.host || !this.deps.workers.isLive(row.host)) return { slot, answer: undefined };
+        if (!row.host || !this.deps.workers.isLive(row.host))
+          return { slot, answer: undefined, failed: false };
         try {
           const answer = await this.deps.gateway.takeOver(
             row.host,
@@ -339,31 +365,46 @@ export class WorkflowRunner {
             this.epoch,
             this.deps.options.workerCallDeadlineMs,
           );
-          return { slot, answer };
+          return { slot, answer, failed: false };
         } catch (err) {
           this.log('warn', `TakeOver of task ${row.id} on ${row.host} failed: ${(err as Error).message}`);
-          return { slot, answer: undefined };
+          return { slot, answer: undefined, failed: true };
         }
       }),
     );
     const rerun: TaskSlot[] = [];
-    for (const { slot, answer } of answers) {
+    for (const { slot, answer, failed } of answers) {
       const row = slot.row!;
-      if (answer?.status === 'RUNNING') {
-        if (row.state === 'DISPATCH') {
-          const w = await this.write(
-            this.deps.tasks.markStarted(this.fence, row.id, row.host!, answer.startTimeMs),
-          );
-          if (w.ids.length > 0) row.state = 'RUNNING_EXECUTION';
-        }
-        this.log('log', `re-attached task ${slot.name} (${row.id}) running on ${row.host}`);
-      } else if (answer?.status === 'FINISHED' && answer.result && answer.result.taskInstanceId === row.id) {
-        await this.applyResult(slot, answer.result);
-      } else {
-        rerun.push(slot);
-      }
+      // A live worker that did not answer may still run the task: never run it a second time
+      // beside itself; keep asking until it answers or its registry key is gone.
+      if (failed && row.host) this.resolve(slot, row.id, row.host, ['DISPATCH', 'RUNNING_EXECUTION']);
+      else if (!(await this.applyTakeOver(slot, answer))) rerun.push(slot);
     }
     if (rerun.length > 0) await this.faultTolerate(rerun, 'not found on its worker after failover');
+  }
+
+  /**
+   * Applies what a worker answered to TakeOver of the slot's current row: RUNNING re-attaches it
+   * (its events come to us), FINISHED applies the result it held. False when the worker does not
+   * have it (UNKNOWN, no answer): the caller runs it again as a new attempt.
+   */
+  private async applyTakeOver(slot: TaskSlot, answer: TakeOverResponse | undefined): Promise<boolean> {
+    const row = slot.row!;
+    if (answer?.status === 'RUNNING') {
+      if (row.state === 'DISPATCH') {
+        const w = await this.write(
+          this.deps.tasks.markStarted(this.fence, row.id, row.host!, answer.startTimeMs),
+        );
+        if (w.ids.length > 0) row.state = 'RUNNING_EXECUTION';
+      }
+      this.log('log', `re-attached task ${slot.name} (${row.id}) running on ${row.host}`);
+      return true;
+    }
+    if (answer?.status === 'FINISHED' && answer.result && answer.result.taskInstanceId === row.id) {
+      await this.applyResult(slot, answer.result);
+      return true;
+    }
+    return false;
   }
 
   // ---------------------------------------------------------------- the DAG
@@ -526,6 +567,8 @@ export class WorkflowRunner {
   /** Sends the current (SUBMITTED_SUCCESS or refused DISPATCH) attempt to a worker of its group. */
   private async dispatch(slot: TaskSlot): Promise<void> {
     const row = slot.row!;
+    // It may be running on the worker that got it: only TakeOver on that worker settles it.
+    if (slot.resolving === row.id) return;
     if (!this.deps.session.canStartWork()) return this.park(slot);
     const worker =
       (slot.avoid !== undefined
@@ -588,10 +631,12 @@ export class WorkflowRunner {
   ): Promise<void> {
     const row = slot.row;
     if (row?.id === rowId) slot.dispatching = false;
+    // An error other than "never sent" leaves it open whether the worker started the task.
+    const ambiguous = err !== undefined && !dispatchNeverSent(err);
     if (!row || row.id !== rowId || row.host !== worker || row.state !== 'DISPATCH') {
       // Moved on meanwhile (finished fast, killed, re-run after worker loss). A dispatch that
-      // landed after a stop must not keep running.
-      if (accepted && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE'))
+      // (may have) landed after a stop must not keep running.
+      if ((accepted || ambiguous) && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE'))
         this.killQuietly(worker, rowId);
       return;
     }
@@ -601,16 +646,109 @@ export class WorkflowRunner {
       slot.avoid = undefined;
       return;
     }
+    if (ambiguous) {
+      // The task may run there: never send this task instance anywhere else. The row stays
+      // DISPATCH on that worker (a successor would ask it too) and the worker is asked.
+      this.log(
+        'warn',
+        `Dispatch of task ${slot.name} (${rowId}) to ${worker} failed, it may have started there (${reason}); asking the worker (TakeOver)`,
+      );
+      this.resolve(slot, rowId, worker);
+      return;
+    }
     this.log('warn', `worker ${worker} did not take task ${slot.name} (${rowId}): ${reason}`);
-    // A deadline leaves it open whether the worker started the task: make sure it does not.
-    if (err instanceof RpcCallError && err.code === GrpcStatus.DEADLINE_EXCEEDED)
-      this.killQuietly(worker, rowId);
     if (this.mode !== 'running' || this.failed) {
       await this.cancel([slot], this.mode === 'pausing' ? 'PAUSE' : 'KILL', 'not started');
       await this.advance();
       return;
     }
     await this.dispatch(slot);
+  }
+
+  /**
+   * Settles an ambiguous Dispatch with the same worker: TakeOver (this master, this epoch) until
+   * it answers, with a capped backoff, while the row is still active on that worker, the worker
+   * is live and the runner runs. Outside the queue; the answer comes back as a queued change.
+   * A worker answering UNKNOWN has recorded the task instance as superseded up to our epoch, so
+   * the late Dispatch can no longer start it there.
+   */
+  private resolve(
+    slot: TaskSlot,
+    rowId: number,
+    worker: string,
+    states: readonly TaskState[] = ['DISPATCH'],
+  ): void {
+    if (slot.resolving === rowId) return;
+    slot.resolving = rowId;
+    const current = () => {
+      const row = slot.row;
+      // After an ambiguous Dispatch: once RUNNING_EXECUTION (its TaskStarted came) or beyond,
+      // nothing is left to settle. After a failover, a running task still needs its TakeOver.
+      return !this.closed && row?.id === rowId && row.host === worker && states.includes(row.state);
+    };
+    const loop = async (): Promise<void> => {
+      let delay = RESOLVE_BACKOFF_MIN_MS;
+      for (let tries = 1; ; tries++) {
+        if (!current()) {
+          if (slot.resolving === rowId) slot.resolving = undefined;
+          return;
+        }
+        if (!this.deps.workers.isLive(worker)) {
+          // Its registry key is gone: worker-loss handling (a new attempt), here too in case the
+          // removal was seen before this runner was told.
+          return this.later('resolve: worker gone', async () => {
+            if (slot.resolving === rowId) slot.resolving = undefined;
+            if (!current()) return;
+            await this.faultTolerate([slot], `worker ${worker} lost`);
+            await this.advance();
+          });
+        }
+        try {
+          const answer = await this.deps.gateway.takeOver(
+            worker,
+            rowId,
+            this.deps.me,
+            this.epoch,
+            this.deps.options.workerCallDeadlineMs,
+          );
+          return this.later('resolve: TakeOver answer', () => this.resolved(slot, rowId, worker, answer));
+        } catch (err) {
+          this.log(
+            'warn',
+            `TakeOver of task ${slot.name} (${rowId}) on ${worker} failed (try ${tries}): ${(err as Error).message}`,
+          );
+        }
+        await new Promise<void>((r) => this.deps.clock.setTimeout(r, delay));
+        delay = Math.min(delay * 2, RESOLVE_BACKOFF_MAX_MS);
+      }
+    };
+    const run = loop();
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
+  }
+
+  /** The worker answered TakeOver for an ambiguous Dispatch. */
+  private async resolved(
+    slot: TaskSlot,
+    rowId: number,
+    worker: string,
+    answer: TakeOverResponse,
+  ): Promise<void> {
+    if (slot.resolving === rowId) slot.resolving = undefined;
+    const row = slot.row;
+    if (!row || row.id !== rowId || row.host !== worker || !ACTIVE.includes(row.state)) return;
+    if (await this.applyTakeOver(slot, answer)) {
+      if (answer.status === 'RUNNING') {
+        this.deps.workers.noteAssigned(worker);
+        slot.tried.clear();
+        slot.avoid = undefined;
+      }
+    } else {
+      this.log('warn', `task ${slot.name} (${rowId}) never started on ${worker}; it runs as a new attempt`);
+      slot.avoid = worker;
+      await this.faultTolerate([slot], `Dispatch to ${worker} failed; the worker never started it`);
+    }
+    await this.advance();
   }
 
   /** No worker took the task: wait for a worker event of its group (or the fallback timer). */
@@ -634,7 +772,8 @@ export class WorkflowRunner {
       if (
         slot.row &&
         (slot.row.state === 'SUBMITTED_SUCCESS' || slot.row.state === 'DISPATCH') &&
-        !slot.dispatching
+        !slot.dispatching &&
+        slot.resolving !== slot.row.id
       ) {
         if (this.mode === 'running' && !this.failed) await this.dispatch(slot);
       }
@@ -880,8 +1019,9 @@ export class WorkflowRunner {
         // An attempt stored as DISPATCH may never have been sent (the write's answer was lost):
         // send it again to the same worker (Dispatch is idempotent per task instance id), or
         // re-run it if that worker is gone. Never to another worker: it may be running there.
+        // One being resolved (TakeOver after an ambiguous Dispatch) is left to that.
         const unsent = [...this.slots.values()].filter(
-          (s) => s.row?.state === 'DISPATCH' && s.row.host && !s.dispatching,
+          (s) => s.row?.state === 'DISPATCH' && s.row.host && !s.dispatching && s.resolving !== s.row.id,
         );
         const gone = unsent.filter((s) => !this.deps.workers.isLive(s.row!.host!));
         for (const slot of unsent) if (!gone.includes(slot)) this.send(slot, slot.row!.host!);

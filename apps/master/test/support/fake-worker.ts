@@ -26,7 +26,12 @@ export type Behaviour =
   | { kind: 'hang' }
   /** Starts, then ends the run itself (session lost, stopping, ...): a KILL with that message. */
   | { kind: 'selfKill'; message: string }
-  | { kind: 'refuse'; reason: string };
+  | { kind: 'refuse'; reason: string }
+  /**
+   * Starts (held, like 'hold'), then fails the Dispatch call itself, as if the connection dropped
+   * after the worker took the task: the master cannot tell whether it started.
+   */
+  | { kind: 'startThenError'; then: 'SUCCESS' | 'FAILURE' };
 
 export interface JournalEntry {
   what: 'dispatch' | 'started' | 'finished' | 'kill' | 'takeOver';
@@ -121,6 +126,10 @@ export class FakeWorker {
           // Idempotent per task instance id, like the real worker.
           if (this.seen.has(task.taskInstanceId)) return { accepted: true, reason: '' };
           this.seen.add(task.taskInstanceId);
+          if (b.kind === 'startThenError') {
+            this.track(this.run(task, { kind: 'hold', then: b.then }));
+            throw new Error('connection dropped after the task started (simulated)');
+          }
           this.track(this.run(task, b));
           return { accepted: true, reason: '' };
         },
@@ -209,7 +218,15 @@ export class FakeWorker {
     void p.finally(() => this.pending.delete(p));
   }
 
-  private async run(spec: TaskSpec, b: Exclude<Behaviour, { kind: 'refuse' }>): Promise<void> {
+  /** Has a Dispatch of this task instance started it here? */
+  started(taskInstanceId: number): boolean {
+    return this.seen.has(taskInstanceId);
+  }
+
+  private async run(
+    spec: TaskSpec,
+    b: Exclude<Behaviour, { kind: 'refuse' } | { kind: 'startThenError' }>,
+  ): Promise<void> {
     await new Promise((r) => setImmediate(r));
     const started = await this.events
       .taskStarted(spec.masterAddress, {

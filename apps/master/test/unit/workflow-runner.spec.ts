@@ -9,15 +9,18 @@ import type {
   InstanceStateRepository,
 } from '@porpoise/dao/repositories/instance-state.repository';
 import type { TaskInstanceRepository, TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
+  RpcCallError,
   TASK_RESULT_MESSAGES,
   type DispatchResponse,
+  type TakeOverResponse,
   type TaskFinishedEvent,
   type TaskSpec,
 } from '@porpoise/rpc';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { buildDag } from '../../src/engine/dag';
-import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
+import { dispatchNeverSent, WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
 import { task } from '../support/tasks';
@@ -143,7 +146,10 @@ interface Harness {
   session: { ok: boolean };
   workers: string[];
   closed: string[];
-  answer: (spec: TaskSpec) => DispatchResponse;
+  answer: (spec: TaskSpec, worker: string) => DispatchResponse;
+  /** Every Dispatch / TakeOver / Kill call, in order. */
+  calls: Array<{ what: 'dispatch' | 'takeOver' | 'kill'; worker: string; id: number; epoch?: number }>;
+  takeOver: (worker: string, id: number) => TakeOverResponse;
 }
 
 const settle = async () => {
@@ -161,14 +167,24 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
     workers: ['w:1'],
     closed: [] as string[],
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
+    calls: [],
+    takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
   } as Omit<Harness, 'runner'> as Harness;
   const gateway: Partial<WorkerGateway> = {
-    dispatch: async (_w, spec) => {
+    dispatch: async (w, spec) => {
       h.sent.push(spec);
-      return h.answer(spec);
+      h.calls.push({ what: 'dispatch', worker: w, id: spec.taskInstanceId });
+      return h.answer(spec, w);
     },
-    kill: async () => ({ killed: true }),
-    takeOver: async () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
+    kill: async (w, id) => {
+      h.calls.push({ what: 'kill', worker: w, id });
+      return { killed: true };
+    },
+    takeOver: async (w, id, master, epoch) => {
+      expect(master).toBe(ME);
+      h.calls.push({ what: 'takeOver', worker: w, id, epoch });
+      return h.takeOver(w, id);
+    },
   };
   const adoption: Adoption = {
     instanceId: 7,
@@ -436,5 +452,282 @@ describe('WorkflowRunner', () => {
     h.clock.advance(1000);
     await settle();
     expect(settled).toBe(true);
+  });
+
+  describe('a Dispatch that failed', () => {
+    const rpcError = (code: number, detail: string) => new RpcCallError('Dispatch', 'w:1', code, detail);
+    const dropped = () => rpcError(GrpcStatus.UNAVAILABLE, 'Connection dropped');
+    const neverSent = () =>
+      rpcError(
+        GrpcStatus.UNAVAILABLE,
+        'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ',
+      );
+    /** w:1 fails every Dispatch with err(); w:2 accepts. */
+    const failingFirst = (h: Harness, err: () => Error) => {
+      h.workers = ['w:1', 'w:2'];
+      h.answer = (_spec, w) => {
+        if (w === 'w:1') throw err();
+        return { accepted: true, reason: '' };
+      };
+    };
+    const dispatchesOf = (h: Harness, id: number) =>
+      h.calls.filter((c) => c.what === 'dispatch' && c.id === id).map((c) => c.worker);
+    const takeOversOf = (h: Harness, id: number) =>
+      h.calls.filter((c) => c.what === 'takeOver' && c.id === id).map((c) => c.worker);
+
+    it('tells an error that provably happened before sending from an ambiguous one', () => {
+      expect(dispatchNeverSent(neverSent())).toBe(true);
+      expect(dispatchNeverSent(dropped())).toBe(false);
+      expect(dispatchNeverSent(rpcError(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded'))).toBe(false);
+      expect(dispatchNeverSent(rpcError(GrpcStatus.INTERNAL, 'No connection established'))).toBe(false);
+      expect(dispatchNeverSent(rpcError(GrpcStatus.UNAVAILABLE, 'worker: No connection established'))).toBe(
+        false,
+      );
+      expect(dispatchNeverSent(new Error('UNAVAILABLE: No connection established'))).toBe(false);
+    });
+
+    it.each([
+      ['UNAVAILABLE: Connection dropped', () => rpcError(GrpcStatus.UNAVAILABLE, 'Connection dropped')],
+      ['DEADLINE_EXCEEDED', () => rpcError(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded')],
+      ['CANCELLED', () => rpcError(GrpcStatus.CANCELLED, 'Call cancelled')],
+      ['INTERNAL', () => rpcError(GrpcStatus.INTERNAL, 'boom')],
+      ['a non-gRPC error', () => new Error('socket hang up')],
+    ])(
+      'ambiguous (%s): asks the same worker (TakeOver), never sends the task instance to another one',
+      async (_name, err) => {
+        const h = harness([task('a', { retries: 0 })], []);
+        failingFirst(h, err);
+        h.takeOver = () => ({ status: 'RUNNING', result: null, startTimeMs: 5 });
+        await h.runner.start();
+        await settle();
+        const id = h.store.row('a')!.id;
+        expect(dispatchesOf(h, id)).toEqual(['w:1']);
+        expect(h.calls.find((c) => c.what === 'takeOver')).toEqual({
+          what: 'takeOver',
+          worker: 'w:1',
+          id,
+          epoch: 2,
+        });
+        // No fire-and-forget Kill either: TakeOver settles it.
+        expect(h.calls.filter((c) => c.what === 'kill')).toHaveLength(0);
+        h.clock.advance(60_000);
+        await settle();
+        expect(dispatchesOf(h, id)).toEqual(['w:1']);
+        expect(h.store.rows).toHaveLength(1);
+      },
+    );
+
+    it('ambiguous, TakeOver RUNNING: re-attached on that worker, its events accepted', async () => {
+      const h = harness();
+      failingFirst(h, dropped);
+      h.takeOver = () => ({ status: 'RUNNING', result: null, startTimeMs: 5 });
+      await h.runner.start();
+      await settle();
+      const a = h.store.row('a')!;
+      expect(a).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      expect(takeOversOf(h, a.id)).toEqual(['w:1']);
+      h.answer = () => ({ accepted: true, reason: '' });
+      const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'));
+      expect(ack.status).toBe('ACCEPTED');
+      await settle();
+      expect(h.store.row('a')?.state).toBe('SUCCESS');
+      expect(h.store.row('a', 2)).toBeUndefined();
+      expect(h.store.row('b')).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+      expect(dispatchesOf(h, a.id)).toEqual(['w:1']);
+    });
+
+    it('ambiguous, TakeOver FINISHED: the held result is applied', async () => {
+      const h = harness();
+      failingFirst(h, dropped);
+      h.takeOver = (_w, id) => ({
+        status: 'FINISHED',
+        result: finishedEvent(
+          h.sent.find((s) => s.taskInstanceId === id)!,
+          'SUCCESS',
+        ),
+        startTimeMs: 1,
+      });
+      const failing = h.answer;
+      h.answer = (spec, w) => (spec.taskName === 'a' ? failing(spec, w) : { accepted: true, reason: '' });
+      await h.runner.start();
+      await settle();
+      const a = h.store.row('a')!;
+      expect(a.state).toBe('SUCCESS');
+      expect(dispatchesOf(h, a.id)).toEqual(['w:1']);
+      expect(h.store.row('a', 2)).toBeUndefined();
+      expect(h.store.row('b')).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+    });
+
+    it('ambiguous, TakeOver UNKNOWN: NEED_FAULT_TOLERANCE and a new attempt with a new id, no retry used', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      failingFirst(h, dropped);
+      await h.runner.start();
+      await settle();
+      const first = h.store.row('a', 1)!;
+      expect(first.state).toBe('NEED_FAULT_TOLERANCE');
+      expect(takeOversOf(h, first.id)).toEqual(['w:1']);
+      expect(dispatchesOf(h, first.id)).toEqual(['w:1']);
+      const second = h.store.row('a', 2)!;
+      expect(second.id).not.toBe(first.id);
+      // Preferably not on the worker whose connection failed.
+      expect(second).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      expect(h.runner.snapshot().failed).toBe(false);
+      await h.runner.taskFinished(
+        finishedEvent(
+          h.sent.find((s) => s.taskInstanceId === second.id)!,
+          'SUCCESS',
+          { workerAddress: 'w:2' },
+        ),
+      );
+      await settle();
+      expect(h.store.instanceState).toBe('SUCCESS');
+    });
+
+    it('ambiguous, TakeOver UNKNOWN while the session is suspended: the new attempt waits for the session', async () => {
+      const h = harness([task('a')], []);
+      failingFirst(h, dropped);
+      h.takeOver = () => {
+        h.session.ok = false; // suspended while the TakeOver was on its way
+        return { status: 'UNKNOWN', result: null, startTimeMs: 0 };
+      };
+      await h.runner.start();
+      await settle();
+      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+      expect(h.store.row('a', 2)).toBeUndefined();
+      h.session.ok = true;
+      h.runner.resume();
+      await settle();
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH' });
+    });
+
+    it('ambiguous: TakeOver is retried with a backoff (no tight loop) until the worker answers', async () => {
+      const h = harness([task('a')], []);
+      failingFirst(h, dropped);
+      let failures = 3;
+      h.takeOver = () => {
+        if (failures-- > 0)
+          throw new RpcCallError('TakeOver', 'w:1', GrpcStatus.UNAVAILABLE, 'No connection');
+        return { status: 'RUNNING', result: null, startTimeMs: 5 };
+      };
+      await h.runner.start();
+      await settle();
+      const id = h.store.row('a')!.id;
+      expect(takeOversOf(h, id)).toHaveLength(1);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(1);
+      h.clock.advance(250);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(2);
+      h.clock.advance(250);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(2);
+      h.clock.advance(250);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(3);
+      h.clock.advance(1000);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(4);
+      expect(h.store.row('a')).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      h.clock.advance(60_000);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(4);
+      expect(dispatchesOf(h, id)).toEqual(['w:1']);
+    });
+
+    it('ambiguous, worker lost while unresolved: a new attempt (new id) elsewhere, TakeOver stops', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      failingFirst(h, dropped);
+      h.takeOver = () => {
+        throw new RpcCallError('TakeOver', 'w:1', GrpcStatus.UNAVAILABLE, 'No connection established');
+      };
+      await h.runner.start();
+      await settle();
+      const first = h.store.row('a', 1)!;
+      h.clock.advance(250);
+      await settle();
+      expect(first.state).toBe('DISPATCH');
+      expect(h.store.row('a', 2)).toBeUndefined();
+      h.workers = ['w:2'];
+      await h.runner.workerLost('w:1');
+      await settle();
+      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+      const second = h.store.row('a', 2)!;
+      expect(second).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      expect(dispatchesOf(h, first.id)).toEqual(['w:1']);
+      const asked = takeOversOf(h, first.id).length;
+      h.clock.advance(60_000);
+      await settle();
+      expect(takeOversOf(h, first.id)).toHaveLength(asked);
+      expect(h.runner.snapshot().failed).toBe(false);
+    });
+
+    it('ambiguous, and the worker is no longer live when it would be asked: the worker-loss path re-runs it', async () => {
+      const h = harness([task('a')], []);
+      failingFirst(h, dropped);
+      h.answer = (_spec, w) => {
+        if (w === 'w:1') {
+          h.workers = ['w:2']; // its key went away; the runner has not been told yet
+          throw dropped();
+        }
+        return { accepted: true, reason: '' };
+      };
+      await h.runner.start();
+      await settle();
+      const first = h.store.row('a', 1)!;
+      expect(first.state).toBe('NEED_FAULT_TOLERANCE');
+      expect(takeOversOf(h, first.id)).toHaveLength(0);
+      expect(dispatchesOf(h, first.id)).toEqual(['w:1']);
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      // The late registry event changes nothing more.
+      await h.runner.workerLost('w:1');
+      await settle();
+      expect(h.store.rows).toHaveLength(2);
+    });
+
+    it('never sent (no connection established): the next worker, same task instance id', async () => {
+      const h = harness([task('a')], []);
+      failingFirst(h, neverSent);
+      await h.runner.start();
+      await settle();
+      const row = h.store.row('a')!;
+      expect(dispatchesOf(h, row.id)).toEqual(['w:1', 'w:2']);
+      expect(row).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      expect(h.calls.filter((c) => c.what === 'takeOver')).toHaveLength(0);
+      expect(h.store.rows).toHaveLength(1);
+    });
+
+    it('refused (accepted=false): the next worker, same task instance id', async () => {
+      const h = harness([task('a')], []);
+      h.workers = ['w:1', 'w:2'];
+      h.answer = (_spec, w) =>
+        w === 'w:1' ? { accepted: false, reason: 'superseded' } : { accepted: true, reason: '' };
+      await h.runner.start();
+      await settle();
+      const row = h.store.row('a')!;
+      expect(dispatchesOf(h, row.id)).toEqual(['w:1', 'w:2']);
+      expect(row).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      expect(h.calls.filter((c) => c.what === 'takeOver')).toHaveLength(0);
+    });
+
+    it('ambiguous while stopping: the row ends KILL and TakeOver stops', async () => {
+      const h = harness([task('a')], []);
+      failingFirst(h, dropped);
+      h.takeOver = () => {
+        throw new RpcCallError('TakeOver', 'w:1', GrpcStatus.UNAVAILABLE, 'No connection established');
+      };
+      await h.runner.start();
+      await settle();
+      const id = h.store.row('a')!.id;
+      h.store.instanceState = 'READY_STOP';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('a')?.state).toBe('KILL');
+      expect(h.calls.filter((c) => c.what === 'kill').map((c) => c.worker)).toEqual(['w:1']);
+      const asked = takeOversOf(h, id).length;
+      h.clock.advance(60_000);
+      await settle();
+      expect(takeOversOf(h, id)).toHaveLength(asked);
+      expect(dispatchesOf(h, id)).toEqual(['w:1']);
+    });
   });
 });

@@ -13,9 +13,10 @@ interface Entry {
 
 /**
  * The epochs of the TakeOvers this worker answered UNKNOWN, per task instance id. A successor
- * master that hears UNKNOWN runs the task again as a new attempt; a Dispatch of the old task
- * that arrives afterwards from an older epoch (its master froze while sending it) must not start
- * a stale run beside the re-run, so the executor refuses it as "superseded".
+ * master that hears UNKNOWN runs the task again as a new attempt (under a new task id); a Dispatch
+ * of the old task that arrives afterwards from that epoch or an older one (its master froze while
+ * sending it, or the call was cut mid-way and the master asked TakeOver) must not start a stale run
+ * beside the re-run, so the executor refuses it as "superseded" (domain/admission.ts).
  *
  * Kept in memory (recorded synchronously, before TakeOver answers) and in
  * DATA_DIR/superseded.json (written before TakeOver answers, coalesced, atomically), so a worker

@@ -1,16 +1,33 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { SessionConfirmation } from '../domain/admission';
+import { livenessTimings } from '../domain/liveness';
 
 export type SessionState = 'connected' | 'suspended' | 'lost';
 
 /**
  * Whether this worker may take new tasks. A worker whose registry session is suspended or lost
  * must not start work: the masters may already consider it dead and dispatch its tasks elsewhere
- * (DESIGN.md section 6, Fencing). Draining (graceful stop) refuses too.
+ * (DESIGN.md section 6, Fencing). Nor may a worker that has just woken from a stall longer than
+ * the liveness deadline, until its session is confirmed alive again (domain/admission.ts): the
+ * session may have expired while it was frozen, and the Dispatches that queued up meanwhile may be
+ * attempts the masters have already run elsewhere. Draining (graceful stop) refuses too.
  */
 @Injectable()
 export class AdmissionService {
+  private readonly logger = new Logger('WorkerAdmission');
   private session: SessionState = 'connected';
   private drainingSince: number | undefined;
+  private readonly confirmation: SessionConfirmation;
+  private readonly stallListeners: (() => void)[] = [];
+
+  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+    const { deadlineMs } = livenessTimings(
+      config.registry.sessionTimeoutMs,
+      config.registry.heartbeatIntervalMs,
+    );
+    this.confirmation = new SessionConfirmation(deadlineMs, performance.now());
+  }
 
   setSession(state: SessionState): void {
     this.session = state;
@@ -18,6 +35,49 @@ export class AdmissionService {
 
   get sessionState(): SessionState {
     return this.session;
+  }
+
+  /** The liveness ticks begin: the time the worker took to start is no stall. */
+  loopStarted(now = performance.now()): void {
+    this.confirmation.restart(now);
+  }
+
+  /**
+   * The event loop runs now (the liveness tick, and every admission check): a gap since it was
+   * last seen longer than the deadline was a stall, and the session is unconfirmed from now on.
+   * Returns the stall's length, or null.
+   */
+  observeLoop(now = performance.now()): number | null {
+    const stall = this.confirmation.observe(now);
+    if (stall !== null) {
+      this.logger.warn(
+        `the worker was stalled for ${Math.round(stall)} ms (deadline ${this.confirmation.deadlineMs} ms): ` +
+          'the watchdogs have killed the tasks that were running, and its registry session may have ' +
+          'expired: not taking tasks until the session is confirmed alive',
+      );
+      for (const listener of this.stallListeners) queueMicrotask(listener);
+    }
+    return stall;
+  }
+
+  /** Called (soon after, not inside the check) when a stall is detected: e.g. to heartbeat at once. */
+  onStall(listener: () => void): () => void {
+    this.stallListeners.push(listener);
+    return () => {
+      const i = this.stallListeners.indexOf(listener);
+      if (i >= 0) this.stallListeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * Proof, obtained at `proofAt` (performance.now()), that the session is alive: a registry
+   * operation sent then succeeded while connected, or CONNECTED / RECONNECTED. True when it ended
+   * an unconfirmed state.
+   */
+  confirmSession(proofAt: number): boolean {
+    if (this.session !== 'connected' || !this.confirmation.confirm(proofAt)) return false;
+    this.logger.log('registry session confirmed alive after the stall: taking tasks again');
+    return true;
   }
 
   startDraining(): void {
@@ -28,12 +88,23 @@ export class AdmissionService {
     return this.drainingSince !== undefined;
   }
 
-  /** Why a Dispatch is refused now, or null when the worker takes tasks. */
-  refusal(): string | null {
-    if (this.draining) return 'draining';
+  /**
+   * Why the registry session does not allow starting a task now, or null. Checks the clock
+   * synchronously: right after a stall the calls queued meanwhile run before any registry event.
+   */
+  sessionRefusal(now = performance.now()): string | null {
+    this.observeLoop(now);
     if (this.session === 'suspended') return 'session suspended';
     if (this.session === 'lost') return 'session lost';
+    if (this.confirmation.unconfirmed) return 'session unconfirmed';
     return null;
+  }
+
+  /** Why a Dispatch is refused now, or null when the worker takes tasks. */
+  refusal(now = performance.now()): string | null {
+    const session = this.sessionRefusal(now);
+    if (this.draining) return 'draining';
+    return session;
   }
 
   /** The heartbeat's `serving` flag. */

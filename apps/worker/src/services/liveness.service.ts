@@ -5,6 +5,7 @@ import { TaskWatchdog } from '../adapters/task-watchdog';
 import { parseUptimeCentis, type LivenessTimings } from '../domain/liveness';
 import { aliveFilePath } from '../worker.config';
 import { WorkerError } from '../worker.errors';
+import { AdmissionService } from './admission.service';
 
 /** Width of the in-place fallback record: space-padded, so the watchdog's `read` strips it. */
 const RECORD_WIDTH = 20;
@@ -28,13 +29,13 @@ export class LivenessService {
   private readonly tmp: string;
   readonly timings: LivenessTimings;
   private timer: NodeJS.Timeout | undefined;
-  private lastTouchAt = 0;
   private failing = false;
   private enabled = false;
 
   constructor(
     @Inject(PORPOISE_CONFIG) config: PorpoiseConfig,
     private readonly watchdog: TaskWatchdog,
+    private readonly admission: AdmissionService,
   ) {
     this.file = aliveFilePath(config);
     this.tmp = `${this.file}.tmp`;
@@ -47,20 +48,22 @@ export class LivenessService {
    */
   start(): void {
     this.enabled = this.watchdog.init();
+    const t = this.timings;
     if (!this.enabled) {
       this.logger.error(
         'no /proc/uptime or /proc/self/stat: tasks run WITHOUT watchdogs, so a frozen worker cannot end them',
       );
-      return;
+    } else {
+      if (!this.touch())
+        throw new WorkerError(`cannot write the liveness file ${this.file}: the task watchdogs need it`);
+      this.logger.log(
+        `task watchdogs: a task dies ${t.deadlineMs} ms after the worker's last sign of life ` +
+          `(session timeout ${t.sessionTimeoutMs} ms - margin ${t.marginMs} ms); touched every ` +
+          `${t.touchIntervalMs} ms, polled every ${t.pollMs} ms`,
+      );
     }
-    const t = this.timings;
-    if (!this.touch())
-      throw new WorkerError(`cannot write the liveness file ${this.file}: the task watchdogs need it`);
-    this.logger.log(
-      `task watchdogs: a task dies ${t.deadlineMs} ms after the worker's last sign of life ` +
-        `(session timeout ${t.sessionTimeoutMs} ms - margin ${t.marginMs} ms); touched every ` +
-        `${t.touchIntervalMs} ms, polled every ${t.pollMs} ms`,
-    );
+    // The ticks also let Dispatch see a stall of the event loop (AdmissionService), watchdogs or not.
+    this.admission.loopStarted();
     this.timer = setInterval(() => this.tick(), t.touchIntervalMs);
     this.timer.unref();
   }
@@ -75,14 +78,14 @@ export class LivenessService {
     this.timer = undefined;
   }
 
+  /**
+   * A stall longer than the deadline is logged by the admission check (which may see it first,
+   * when a queued Dispatch runs before this timer on waking) and refuses Dispatch until the registry
+   * session is confirmed alive again.
+   */
   private tick(): void {
-    const gap = performance.now() - this.lastTouchAt;
-    if (gap > this.timings.deadlineMs)
-      this.logger.warn(
-        `the worker was stalled for ${Math.round(gap)} ms (deadline ${this.timings.deadlineMs} ms): ` +
-          'the watchdogs have killed the tasks that were running',
-      );
-    this.touch();
+    this.admission.observeLoop();
+    if (this.enabled) this.touch();
   }
 
   /** Writes the current boot time; false when neither way of writing worked. */
@@ -95,7 +98,6 @@ export class LivenessService {
     }
     if (centis === null) return this.failed(new Error('/proc/uptime is unreadable'));
     const record = `${String(centis).padStart(RECORD_WIDTH)}\n`;
-    const now = performance.now();
     try {
       writeFileSync(this.tmp, record, { mode: 0o600 });
       renameSync(this.tmp, this.file);
@@ -111,7 +113,6 @@ export class LivenessService {
         return this.failed(err as Error);
       }
     }
-    this.lastTouchAt = now;
     if (this.failing) this.logger.log(`liveness file ${this.file} is written again`);
     this.failing = false;
     return true;

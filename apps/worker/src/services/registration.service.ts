@@ -35,6 +35,9 @@ function sampleHost(): HostSample {
  *   dispatch its tasks again elsewhere, and a stalled worker that kept running them would run a
  *   task twice (a DolphinScheduler bug). Their results report KILL, never SUCCESS;
  * - RECONNECTED / CONNECTED after LOST: take tasks again and register anew.
+ * After a stall of the worker longer than the liveness deadline (AdmissionService) it heartbeats at
+ * once: the first put sent after the stall that succeeds while connected (or a CONNECTED /
+ * RECONNECTED) confirms the session, and Dispatch is accepted again.
  */
 @Injectable()
 export class RegistrationService {
@@ -44,6 +47,7 @@ export class RegistrationService {
   private previousSample: HostSample | undefined;
   private timer: NodeJS.Timeout | undefined;
   private removeListener: (() => void) | undefined;
+  private removeStallListener: (() => void) | undefined;
   private publishing: Promise<void> | undefined;
   private publishAgain = false;
   private failing = false;
@@ -70,10 +74,13 @@ export class RegistrationService {
   /** Registers (failing loudly if the first put fails) and starts the heartbeat. */
   async start(): Promise<void> {
     this.removeListener = this.registry.onConnectionStateChange((state) => this.onConnectionState(state));
+    // After a stall Dispatch is refused until a registry operation proves the session alive: ask now.
+    this.removeStallListener = this.admission.onStall(() => void this.publish());
     this.previousSample = sampleHost();
     const sentAt = performance.now();
     await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
     this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
+    this.admission.confirmSession(sentAt);
     this.registered = true;
     this.logger.log(`registered ${this.key}`);
     this.timer = setInterval(() => void this.publish(), this.config.registry.heartbeatIntervalMs);
@@ -105,6 +112,7 @@ export class RegistrationService {
     clearInterval(this.timer);
     this.clearSuspendTimer();
     this.removeListener?.();
+    this.removeStallListener?.();
     await this.publishing;
     // Never registered (start failed, e.g. the port is taken): the key may be another node's.
     if (!this.registered) return;
@@ -127,7 +135,12 @@ export class RegistrationService {
       await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
       // Proof of life only while connected: during SUSPENDED the put may have gone through a
       // connection other than the one that keeps the session.
-      if (this.admission.sessionState === 'connected') this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
+      // It also confirms the session after a stall (if sent after the stall was noticed); the
+      // heartbeat just written said serving: false, so write it again at once.
+      if (this.admission.sessionState === 'connected') {
+        this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
+        if (this.admission.confirmSession(sentAt)) this.publishAgain = true;
+      }
       if (this.failing) this.logger.log(`heartbeat to ${this.key} works again`);
       this.failing = false;
     } catch (err) {
@@ -175,6 +188,7 @@ export class RegistrationService {
         if (this.admission.sessionState !== 'connected')
           this.logger.log(`registry ${state.toLowerCase()}: taking tasks again`);
         this.admission.setSession('connected');
+        this.admission.confirmSession(this.lastAliveAt);
         void this.publish();
         return;
     }

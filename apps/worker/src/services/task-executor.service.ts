@@ -14,12 +14,13 @@ import { SupersededStore } from '../adapters/superseded-store';
 import { TaskWatchdog, type WatchdogHandle } from '../adapters/task-watchdog';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { RunningMarkerStore } from '../adapters/worker-stores';
+import { isSuperseded } from '../domain/admission';
 import type { RunningMarker } from '../domain/records';
 import { buildTaskEnv } from '../domain/task-env';
 import { decideOutcome, type ProcessExit, type StopReason } from '../domain/task-result';
 import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { workerAddress } from '../worker.config';
-import { SpawnFailedError } from '../worker.errors';
+import { SpawnFailedError, WorkerError } from '../worker.errors';
 import { AdmissionService } from './admission.service';
 import { LivenessService } from './liveness.service';
 import { ResultDeliveryService } from './result-delivery.service';
@@ -116,13 +117,14 @@ export class TaskExecutorService {
   async dispatch(spec: TaskSpec): Promise<DispatchResponse> {
     const id = spec.taskInstanceId;
     // Everything up to running.set() is synchronous, so two concurrent Dispatches cannot both start it.
-    // A newer owner asked for this task and heard UNKNOWN: it runs the task again as a new attempt,
-    // so a Dispatch from before that (a master frozen while sending it) must not start a stale run.
-    const newer = this.superseded.epochOf(id);
-    if (newer !== undefined && spec.epoch < newer) {
+    // An owner asked for this task and heard UNKNOWN: it runs the task again as a new attempt, so a
+    // Dispatch sent before that (a frozen master, a call cut mid-way) must not start a stale run.
+    // The same epoch too: that master re-runs it under a new task id, never this one (see isSuperseded).
+    const unknownAt = this.superseded.epochOf(id);
+    if (isSuperseded(spec.epoch, unknownAt)) {
       this.logger.warn(
         `task ${id}: Dispatch from ${spec.masterAddress} with epoch ${spec.epoch} refused: ` +
-          `a TakeOver with epoch ${newer} was answered UNKNOWN`,
+          `a TakeOver with epoch ${unknownAt} was answered UNKNOWN`,
       );
       return { accepted: false, reason: 'superseded' };
     }
@@ -136,6 +138,7 @@ export class TaskExecutorService {
       return { accepted: true, reason: 'already finished' };
     }
     if (this.logs.has(id)) return { accepted: true, reason: 'already ran' };
+    // Synchronous, on the clock: after a stall the queued Dispatches run before any registry event.
     const refusal = this.admission.refusal();
     if (refusal) return { accepted: false, reason: refusal };
     if (this.running.size >= this.config.workerCapacity) return { accepted: false, reason: 'over capacity' };
@@ -173,7 +176,7 @@ export class TaskExecutorService {
   /**
    * A new owner re-attaches a task: its future events (or its held result) go there. UNKNOWN makes
    * the new owner run the task again, so its epoch is remembered first (memory at once, then disk)
-   * and a later Dispatch of the task from an older epoch is refused.
+   * and a later Dispatch of the task from that epoch or an older one is refused.
    */
   async takeOver(req: TakeOverRequest): Promise<TakeOverResponse> {
     const task = this.running.get(req.taskInstanceId);
@@ -254,6 +257,13 @@ export class TaskExecutorService {
     let proc: StartedProcess;
     try {
       log = await this.logs.openForAppend(spec.workflowInstanceId, id);
+      // The worker may have stalled (or lost its session) during that await: do not start the
+      // task then; it is reported KILL (registry session lost) and the master runs it again.
+      const refusal = this.admission.sessionRefusal();
+      if (refusal) {
+        task.stop ??= { state: 'KILL', message: RESULT_MESSAGES.sessionLost };
+        throw new WorkerError(refusal);
+      }
       const env = buildTaskEnv(this.runner.baseEnvironment(), spec);
       proc = await this.runner.spawn({ command: spec.command, env, outputFd: log.fd });
     } catch (err) {
