@@ -97,7 +97,7 @@ describe('task watchdog (real /bin/sh)', () => {
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
     expect(liveMembers(handle.pid!)).toContain(handle.pid);
     process.kill(-pgid, 'SIGKILL');
-    await until('the watchdog to end', () => liveMembers(handle.pid!).length === 0, 2_000);
+    await until('the watchdog to end', () => liveMembers(handle.pid!).length === 0, 10_000);
     expect(watchdog.takeFiring(1)).toBeNull();
     expect(failures).toEqual([]);
   });
@@ -124,7 +124,7 @@ describe('task watchdog (real /bin/sh)', () => {
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
     clearInterval(toucher);
     unlinkSync(alive);
-    await until('the group to die', () => liveMembers(pgid).length === 0, 2_000);
+    await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
     expect(watchdog.takeFiring(3)).toBe("the worker's liveness file is unreadable");
   });
 
@@ -149,7 +149,7 @@ describe('task watchdog (real /bin/sh)', () => {
     await sleep(500);
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
     parent.kill('SIGKILL');
-    await until('the group to die', () => liveMembers(pgid).length === 0, 2_000);
+    await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
     expect(watchdog.takeFiring(4)).toBe('the worker process died');
   });
 
@@ -161,7 +161,7 @@ describe('task watchdog (real /bin/sh)', () => {
     stops.push(handle.stop);
     await sleep(200);
     process.kill(handle.pid!, 'SIGKILL');
-    await until('the failure report', () => failures.length > 0, 2_000);
+    await until('the failure report', () => failures.length > 0, 10_000);
     expect(failures).toEqual([['the watchdog ended unexpectedly (SIGKILL)', true]]);
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
   });
