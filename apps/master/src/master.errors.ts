@@ -40,13 +40,4 @@ export class InvalidScheduleError extends Error {
   }
 }
 
-/** A registry value under /nodes that is not a valid NodeHeartbeat for its key. */
-export class InvalidHeartbeatError extends Error {
-  constructor(
-    readonly key: string,
-    message: string,
-  ) {
-    super(`ignoring registry entry ${key}: ${message}`);
-    this.name = 'InvalidHeartbeatError';
-  }
-}
+export { InvalidHeartbeatError } from '@porpoise/common';

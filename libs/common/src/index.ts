@@ -5,3 +5,4 @@ export * from './config/config.module';
 export * from './lifecycle/graceful-shutdown';
 export * from './domain/states';
 export * from './net/ports';
+export * from './domain/node-heartbeat';

@@ -28,7 +28,9 @@ describe('node heartbeats from the registry', () => {
         serving: false,
       },
     });
-    expect(parseWorkerHeartbeat('h:1', 'gpu', hb({ runningTasks: 0, capacity: 4 })).node).toMatchObject({
+    expect(
+      parseWorkerHeartbeat('h:1', 'gpu', hb({ group: 'gpu', runningTasks: 0, capacity: 4 })).node,
+    ).toMatchObject({
       group: 'gpu',
       runningTasks: 0,
       capacity: 4,
@@ -40,22 +42,26 @@ describe('node heartbeats from the registry', () => {
     ['', 'value is not JSON'],
     ['null', 'value is not a JSON object'],
     ['[1]', 'value is not a JSON object'],
-    [hb({ host: '' }), '"host" must be a non-empty string'],
-    [hb({ port: 70000 }), '"port" must be an integer 1..65535'],
-    [hb({ port: '1' }), '"port" must be an integer 1..65535'],
-    [hb({ cpuUsage: -1 }), '"cpuUsage" must be a non-negative number'],
-    [hb({ heartbeatTime: null }), '"heartbeatTime" must be a non-negative number'],
-    [hb({ serving: 'yes' }), '"serving" must be a boolean'],
+    [hb({ host: '' }), 'host "" does not match the key'],
+    [hb({ host: 'other' }), 'host "other" does not match the key'],
+    [hb({ port: 70000 }), 'port 70000 does not match the key'],
+    [hb({ port: '1' }), 'port "1" does not match the key'],
+    [hb({ cpuUsage: -1 }), 'cpuUsage must be a number >= 0'],
+    [hb({ heartbeatTime: null }), 'heartbeatTime must be a number >= 0'],
+    [hb({ serving: 'yes' }), 'serving must be a boolean'],
   ])('refuses %j: %s', (raw, problem) => {
     expect(parseMasterHeartbeat('h:1', raw)).toEqual({ problem });
   });
 
-  it('refuses a worker without running tasks or capacity', () => {
-    expect(parseWorkerHeartbeat('h:1', 'g', hb({ capacity: 1 })).problem).toBe(
-      '"runningTasks" must be a non-negative integer',
+  it('refuses a worker without running tasks or capacity, or filed under another group', () => {
+    expect(parseWorkerHeartbeat('h:1', 'g', hb({ group: 'g', capacity: 1 })).problem).toBe(
+      'runningTasks must be a whole number >= 0',
     );
-    expect(parseWorkerHeartbeat('h:1', 'g', hb({ runningTasks: 1, capacity: 1.5 })).problem).toBe(
-      '"capacity" must be a non-negative integer',
+    expect(parseWorkerHeartbeat('h:1', 'g', hb({ group: 'g', runningTasks: 1, capacity: 1.5 })).problem).toBe(
+      'capacity must be a whole number >= 1',
     );
+    expect(
+      parseWorkerHeartbeat('h:1', 'g', hb({ group: 'other', runningTasks: 0, capacity: 1 })).problem,
+    ).toBe('group "other" does not match the key');
   });
 });

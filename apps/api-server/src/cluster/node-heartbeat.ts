@@ -1,4 +1,10 @@
-import type { NodeHeartbeat } from '@porpoise/common';
+import {
+  InvalidHeartbeatError,
+  parseHeartbeat,
+  REGISTRY_PATHS,
+  type NodeHeartbeat,
+  type ParsedNodeKey,
+} from '@porpoise/common';
 
 export interface MasterNode {
   readonly address: string;
@@ -21,44 +27,36 @@ export interface WorkerNode extends MasterNode {
 type Parsed<T> = { node: T; problem?: undefined } | { node?: undefined; problem: string };
 
 /**
- * Validates the heartbeat JSON a node keeps in the registry (NodeHeartbeat). Registry data
- * is input like any other: another version of a node, a hand-written key or a truncated
- * value must not break the listing, so a bad entry yields a problem to log, not an error.
- * Only the known fields are passed on; a worker's group is the one its key is filed under. Pure.
+ * Validates the heartbeat JSON a node keeps in the registry with the parser the masters use
+ * (libs/common). Registry data is input like any other: another version of a node, a
+ * hand-written key or a truncated value must not break the listing, so a bad entry yields a
+ * problem to log, not an error. Only the known fields are passed on. Pure.
  */
 export function parseMasterHeartbeat(address: string, raw: string | null): Parsed<MasterNode> {
-  const base = parseCommon(raw);
-  if (base.problem !== undefined) return base;
-  return { node: pick(address, base.node) };
+  return parse(`${REGISTRY_PATHS.masters}/${address}`, { address }, raw, (hb) => pick(address, hb));
 }
 
 export function parseWorkerHeartbeat(address: string, group: string, raw: string | null): Parsed<WorkerNode> {
-  const base = parseCommon(raw);
-  if (base.problem !== undefined) return base;
-  const hb = base.node;
-  if (!isCount(hb.runningTasks)) return { problem: '"runningTasks" must be a non-negative integer' };
-  if (!isCount(hb.capacity)) return { problem: '"capacity" must be a non-negative integer' };
-  return { node: { ...pick(address, hb), group, runningTasks: hb.runningTasks, capacity: hb.capacity } };
+  return parse(`${REGISTRY_PATHS.workers}/${group}/${address}`, { address, group }, raw, (hb) => ({
+    ...pick(address, hb),
+    group,
+    runningTasks: hb.runningTasks ?? 0,
+    capacity: hb.capacity ?? 0,
+  }));
 }
 
-function parseCommon(raw: string | null): Parsed<NodeHeartbeat> {
-  if (raw === null) return { problem: 'no value' };
-  let value: unknown;
+function parse<T>(
+  key: string,
+  node: ParsedNodeKey,
+  raw: string | null,
+  build: (hb: NodeHeartbeat) => T,
+): Parsed<T> {
   try {
-    value = JSON.parse(raw);
-  } catch {
-    return { problem: 'value is not JSON' };
+    return { node: build(parseHeartbeat(key, node, raw)) };
+  } catch (err) {
+    if (err instanceof InvalidHeartbeatError) return { problem: err.problem };
+    throw err;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    return { problem: 'value is not a JSON object' };
-  const hb = value as Record<string, unknown>;
-  if (typeof hb.host !== 'string' || hb.host === '') return { problem: '"host" must be a non-empty string' };
-  if (!Number.isInteger(hb.port) || (hb.port as number) < 1 || (hb.port as number) > 65535)
-    return { problem: '"port" must be an integer 1..65535' };
-  for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'])
-    if (!isNonNegative(hb[field])) return { problem: `"${field}" must be a non-negative number` };
-  if (typeof hb.serving !== 'boolean') return { problem: '"serving" must be a boolean' };
-  return { node: hb as unknown as NodeHeartbeat };
 }
 
 function pick(address: string, hb: NodeHeartbeat): MasterNode {
@@ -74,6 +72,3 @@ function pick(address: string, hb: NodeHeartbeat): MasterNode {
     serving: hb.serving,
   };
 }
-
-const isNonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
