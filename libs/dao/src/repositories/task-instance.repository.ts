@@ -199,55 +199,24 @@ export class TaskInstanceRepository {
   /** The latest attempt of every task of the given instances (one round trip for a whole batch). */
   async latestAttempts(instanceIds: number[]): Promise<TaskRow[]> {
     if (instanceIds.length === 0) return [];
-    const { rows } = await queryResult<{
-      id: string;
-      workflow_instance_id: string;
-      name: string;
-      state: TaskState;
-      host: string | null;
-      attempt: number;
-    }>(
+    const { rows } = await queryResult<TaskRowRecord>(
       this.dataSource,
       `SELECT DISTINCT ON (workflow_instance_id, name) id, workflow_instance_id, name, state, host, attempt
        FROM task_instance WHERE workflow_instance_id = ANY($1::bigint[])
        ORDER BY workflow_instance_id, name, attempt DESC`,
       [instanceIds],
     );
-    return rows.map((r) => ({
-      id: Number(r.id),
-      workflowInstanceId: Number(r.workflow_instance_id),
-      name: r.name,
-      state: r.state,
-      host: r.host,
-      attempt: r.attempt,
-    }));
+    return rows.map(toTaskRow);
   }
 
   /** One task row by id (answering events about instances this master does not drive). */
   async find(taskInstanceId: number): Promise<TaskRow | undefined> {
-    const { rows } = await queryResult<{
-      id: string;
-      workflow_instance_id: string;
-      name: string;
-      state: TaskState;
-      host: string | null;
-      attempt: number;
-    }>(
+    const { rows } = await queryResult<TaskRowRecord>(
       this.dataSource,
       'SELECT id, workflow_instance_id, name, state, host, attempt FROM task_instance WHERE id = $1',
       [taskInstanceId],
     );
-    const r = rows[0];
-    return (
-      r && {
-        id: Number(r.id),
-        workflowInstanceId: Number(r.workflow_instance_id),
-        name: r.name,
-        state: r.state,
-        host: r.host,
-        attempt: r.attempt,
-      }
-    );
+    return rows[0] && toTaskRow(rows[0]);
   }
 
   /** One fenced UPDATE of task rows; $1-$3 fence, $4.. the caller's parameters. */
@@ -268,4 +237,25 @@ export class TaskInstanceRepository {
     );
     return { owned: rows[0].owned > 0, ids: (rows[0].ids ?? []).map(Number) };
   }
+}
+
+/** A task_instance row as pg returns it (bigint ids as strings). */
+interface TaskRowRecord {
+  id: string;
+  workflow_instance_id: string;
+  name: string;
+  state: TaskState;
+  host: string | null;
+  attempt: number;
+}
+
+function toTaskRow(r: TaskRowRecord): TaskRow {
+  return {
+    id: Number(r.id),
+    workflowInstanceId: Number(r.workflow_instance_id),
+    name: r.name,
+    state: r.state,
+    host: r.host,
+    attempt: r.attempt,
+  };
 }
