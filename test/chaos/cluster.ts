@@ -290,6 +290,10 @@ export class ChaosCluster {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         ...this.env,
+        // Debugging aid: grpc-js tracing in every node (its own variables, read by grpc-js).
+        ...(process.env.CHAOS_GRPC_TRACE
+          ? { GRPC_TRACE: process.env.CHAOS_GRPC_TRACE, GRPC_VERBOSITY: 'DEBUG' }
+          : {}),
         [portVariable]: String(node.port),
         DATA_DIR: node.dataDir,
       },

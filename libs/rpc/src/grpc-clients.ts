@@ -1,4 +1,11 @@
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  connectivityState,
+  credentials,
+  Metadata,
+  status,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { services, type LoadedServices } from './proto-loader';
 import { RpcCallError } from './rpc.errors';
 import { SECRET_METADATA_KEY } from './grpc-server';
@@ -20,17 +27,42 @@ type UnaryMethod = (
   callback: (err: ServiceError | null, response: unknown) => void,
 ) => void;
 
+/** Channel options of every peer channel. */
+export const PEER_CHANNEL_OPTIONS = {
+  // A restarted peer is found again within ~2 s instead of grpc's default 120 s backoff cap.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2000,
+  // Each channel gets subchannels of its own, so a channel made to replace a stuck one (below)
+  // really connects afresh instead of inheriting the stuck connection attempt.
+  'grpc.use_local_subchannel_pool': 1,
+} as const;
+
 /**
  * One channel per peer address, reused across calls; every call carries the cluster secret
  * and a deadline. Close it to release the channels.
+ *
+ * A call that fails UNAVAILABLE or DEADLINE_EXCEEDED on a channel that is not READY replaces that
+ * channel (a slow answer on a READY channel does not). grpc-js has no connect timeout: a
+ * connection attempt that never completes (seen in the chaos suite
+ * when a worker resumed from SIGSTOP just as the master it reported to restarted on the same
+ * port) leaves the channel CONNECTING forever, and every call fails at once with the stale
+ * "No connection established" error while the peer is up. The caller's retry then uses a fresh
+ * channel. Calls in flight on the old channel still complete (close() only stops new calls).
  */
 class PeerClients<T extends Client> {
   private readonly clients = new Map<string, T>();
+  private replaced = 0;
 
   constructor(
     private readonly service: keyof LoadedServices,
     private readonly secret: string,
+    private readonly channelOptions: Record<string, number> = PEER_CHANNEL_OPTIONS,
   ) {}
+
+  /** Channels replaced after a failed call (diagnostics, tests). */
+  get channelsReplaced(): number {
+    return this.replaced;
+  }
 
   call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
     const client = this.client(address);
@@ -39,10 +71,22 @@ class PeerClients<T extends Client> {
     const fn = (client as unknown as Record<string, UnaryMethod>)[method].bind(client);
     return new Promise<R>((resolve, reject) => {
       fn(request, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (err, response) => {
-        if (err) reject(new RpcCallError(method, address, err.code, err.details || err.message));
-        else resolve(response as R);
+        if (err) {
+          if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)
+            this.replaceIfNotReady(address, client);
+          reject(new RpcCallError(method, address, err.code, err.details || err.message));
+        } else resolve(response as R);
       });
     });
+  }
+
+  private replaceIfNotReady(address: string, client: T): void {
+    // Another failed call may have replaced it already; never close a newer channel.
+    if (this.clients.get(address) !== client) return;
+    if (client.getChannel().getConnectivityState(false) === connectivityState.READY) return;
+    this.clients.delete(address);
+    client.close();
+    this.replaced++;
   }
 
   /** Drops the channel to a peer that went away. */
@@ -60,10 +104,7 @@ class PeerClients<T extends Client> {
     let client = this.clients.get(address);
     if (!client) {
       const Ctor = services()[this.service];
-      client = new Ctor(address, credentials.createInsecure(), {
-        'grpc.initial_reconnect_backoff_ms': 200,
-        'grpc.max_reconnect_backoff_ms': 2000,
-      }) as unknown as T;
+      client = new Ctor(address, credentials.createInsecure(), this.channelOptions) as unknown as T;
       this.clients.set(address, client);
     }
     return client;
