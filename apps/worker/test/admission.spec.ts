@@ -84,6 +84,19 @@ describe('AdmissionService', () => {
     admission = new AdmissionService(config);
     t0 = performance.now();
     admission.loopStarted(t0);
+    admission.markRegistered();
+  });
+
+  it('refuses "not registered yet" until its registry key exists, while already serving', () => {
+    const fresh = new AdmissionService(config);
+    fresh.loopStarted(t0);
+    expect(fresh.refusal(t0 + 100)).toBe('not registered yet');
+    // The first heartbeat (the registration itself) must advertise the worker as serving.
+    expect(fresh.serving).toBe(true);
+    fresh.markRegistered();
+    expect(fresh.refusal(t0 + 200)).toBeNull();
+    fresh.startDraining();
+    expect(fresh.refusal(t0 + 300)).toBe('draining');
   });
 
   it('takes tasks while connected and the loop runs', () => {

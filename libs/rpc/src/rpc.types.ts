@@ -18,6 +18,8 @@ export interface DispatchRequest {
 export interface DispatchResponse {
   accepted: boolean;
   reason: string;
+  /** The answering worker process's start time (its incarnation); 0 when not given. */
+  workerStartTimeMs?: number;
 }
 export interface KillRequest {
   taskInstanceId: number;
@@ -35,6 +37,8 @@ export interface TakeOverResponse {
   status: TaskRunStatus;
   result: TaskFinishedEvent | null;
   startTimeMs: number;
+  /** The answering worker process's start time (its incarnation); 0 when not given. */
+  workerStartTimeMs?: number;
 }
 export interface ReadLogRequest {
   taskInstanceId: number;

@@ -70,8 +70,8 @@ export class WorkflowEngineService {
         available: (group) => {
           for (const r of this.runners.values()) r.workersAvailable(group);
         },
-        removed: (address) => {
-          for (const r of this.runners.values()) void r.workerLost(address);
+        removed: (address, _group, startTimeMs) => {
+          for (const r of this.runners.values()) void r.workerLost(address, startTimeMs);
         },
       }),
       this.session.onChange((phase, previous) => {

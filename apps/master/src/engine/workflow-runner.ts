@@ -86,6 +86,17 @@ interface TaskSlot {
   /** A Dispatch call for the current row is in flight. */
   dispatching: boolean;
   /**
+   * The worker process (its heartbeat startTime) that has the current row, from its Dispatch or
+   * TakeOver answer; undefined until one answered. A restarted worker on the same address is
+   * another process: the loss of the old one does not touch the tasks the new one took.
+   */
+  workerStartTimeMs: number | undefined;
+  /**
+   * The row's worker process was reported gone while its Dispatch was in flight (the process's
+   * startTime, or null when unknown): the answer tells whether that process took it.
+   */
+  lostDuringDispatch: number | null | undefined;
+  /**
    * Id of the row whose Dispatch failed ambiguously (it may have started on its worker): it is
    * being resolved with TakeOver on that same worker and must never be sent to another one.
    */
@@ -243,12 +254,27 @@ export class WorkflowRunner {
     });
   }
 
-  /** A worker's registry key went away: its tasks of this instance must run again elsewhere. */
-  workerLost(address: string): Promise<void> {
+  /**
+   * A worker process is gone (its registry key went away, or a new process on the address
+   * replaced it): the tasks of this instance it had must run again elsewhere. startTimeMs names
+   * the process (undefined: unknown, every task on the address counts as its).
+   */
+  workerLost(address: string, startTimeMs?: number): Promise<void> {
     return this.op('worker lost', async () => {
-      const lost = [...this.slots.values()].filter(
-        (s) => s.row && s.row.host === address && ACTIVE.includes(s.row.state),
-      );
+      const lost: TaskSlot[] = [];
+      for (const slot of this.slots.values()) {
+        const row = slot.row;
+        if (!row || row.host !== address || !ACTIVE.includes(row.state)) continue;
+        // Another process on this address took it: not lost.
+        const known = slot.workerStartTimeMs;
+        if (startTimeMs !== undefined && known !== undefined && known !== startTimeMs) continue;
+        if (slot.dispatching && known === undefined) {
+          // Which process takes the Dispatch in flight is not known yet: its answer decides.
+          slot.lostDuringDispatch = startTimeMs ?? null;
+          continue;
+        }
+        lost.push(slot);
+      }
       if (lost.length === 0) return;
       this.log('warn', `worker ${address} is gone; re-running ${lost.map((s) => s.name).join(', ')}`);
       await this.faultTolerate(lost, `worker ${address} lost`);
@@ -301,6 +327,8 @@ export class WorkflowRunner {
         tried: new Set(),
         avoid: undefined,
         dispatching: false,
+        workerStartTimeMs: undefined,
+        lostDuringDispatch: undefined,
         resolving: undefined,
         parked: false,
         parkTimer: undefined,
@@ -391,6 +419,7 @@ export class WorkflowRunner {
   private async applyTakeOver(slot: TaskSlot, answer: TakeOverResponse | undefined): Promise<boolean> {
     const row = slot.row!;
     if (answer?.status === 'RUNNING') {
+      slot.workerStartTimeMs = answer.workerStartTimeMs || undefined;
       if (row.state === 'DISPATCH') {
         const w = await this.write(
           this.deps.tasks.markStarted(this.fence, row.id, row.host!, answer.startTimeMs),
@@ -557,6 +586,8 @@ export class WorkflowRunner {
 
   private setRow(slot: TaskSlot, row: TaskRow): void {
     slot.row = { ...row };
+    slot.workerStartTimeMs = undefined;
+    slot.lostDuringDispatch = undefined;
     slot.lastAttempt = Math.max(slot.lastAttempt, row.attempt);
     slot.tried.clear();
     this.byRowId.set(row.id, slot);
@@ -591,6 +622,8 @@ export class WorkflowRunner {
       return void this.log('warn', `task ${slot.name} (${row.id}) could not be marked DISPATCH`);
     row.state = 'DISPATCH';
     row.host = worker;
+    slot.workerStartTimeMs = undefined;
+    slot.lostDuringDispatch = undefined;
     slot.tried.add(worker);
     this.send(slot, worker);
   }
@@ -613,7 +646,9 @@ export class WorkflowRunner {
     const rowId = row.id;
     const call = this.deps.gateway.dispatch(worker, spec, this.deps.options.workerCallDeadlineMs).then(
       (res) =>
-        this.later('dispatch answer', () => this.dispatched(slot, rowId, worker, res.accepted, res.reason)),
+        this.later('dispatch answer', () =>
+          this.dispatched(slot, rowId, worker, res.accepted, res.reason, undefined, res.workerStartTimeMs),
+        ),
       (err: Error) =>
         this.later('dispatch error', () => this.dispatched(slot, rowId, worker, false, err.message, err)),
     );
@@ -628,9 +663,15 @@ export class WorkflowRunner {
     accepted: boolean,
     reason: string,
     err?: Error,
+    workerStartTimeMs?: number,
   ): Promise<void> {
     const row = slot.row;
-    if (row?.id === rowId) slot.dispatching = false;
+    let lostDuringDispatch: number | null | undefined;
+    if (row?.id === rowId) {
+      slot.dispatching = false;
+      lostDuringDispatch = slot.lostDuringDispatch;
+      slot.lostDuringDispatch = undefined;
+    }
     // An error other than "never sent" leaves it open whether the worker started the task.
     const ambiguous = err !== undefined && !dispatchNeverSent(err);
     if (!row || row.id !== rowId || row.host !== worker || row.state !== 'DISPATCH') {
@@ -641,6 +682,19 @@ export class WorkflowRunner {
       return;
     }
     if (accepted) {
+      slot.workerStartTimeMs = workerStartTimeMs || undefined;
+      if (
+        lostDuringDispatch !== undefined &&
+        (lostDuringDispatch === null ||
+          slot.workerStartTimeMs === undefined ||
+          slot.workerStartTimeMs === lostDuringDispatch)
+      ) {
+        // The process that took it was reported gone meanwhile.
+        this.log('warn', `worker ${worker} is gone; re-running ${slot.name}`);
+        await this.faultTolerate([slot], `worker ${worker} lost`);
+        await this.advance();
+        return;
+      }
       this.deps.workers.noteAssigned(worker);
       slot.tried.clear();
       slot.avoid = undefined;

@@ -12,7 +12,9 @@ export interface LiveNode {
 }
 
 export type NodeChange =
-  | { type: 'ADD' | 'UPDATE'; node: LiveNode }
+  | { type: 'ADD'; node: LiveNode }
+  /** previous: the entry this one replaced (another incarnation when its startTime differs). */
+  | { type: 'UPDATE'; node: LiveNode; previous: LiveNode }
   | {
       type: 'REMOVE';
       /**
@@ -136,7 +138,7 @@ export class NodeDirectory {
       return;
     }
     this.nodes.set(key, node);
-    this.emit({ type: before ? 'UPDATE' : 'ADD', node });
+    this.emit(before ? { type: 'UPDATE', node, previous: before } : { type: 'ADD', node });
   }
 
   private validate(key: string, parsed: ParsedNodeKey, value: string | null): LiveNode | undefined {

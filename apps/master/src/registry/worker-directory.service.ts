@@ -8,8 +8,13 @@ import { NodeDirectory, type LiveNode } from './node-directory';
 export interface WorkerListener {
   /** A worker of group became live or refreshed its heartbeat (capacity may have freed up). */
   available(group: string): void;
-  /** A worker's key disappeared (session expired, or it stopped): its tasks are lost. */
-  removed(address: string, group: string | undefined): void;
+  /**
+   * A worker process is gone: its key disappeared (session expired, or it stopped), or a new
+   * process on the same address replaced it. Its tasks are lost. startTimeMs names that process
+   * (its heartbeat's startTime; undefined when its entry was never valid): tasks another process
+   * on the address took are not.
+   */
+  removed(address: string, group: string | undefined, startTimeMs: number | undefined): void;
 }
 
 /**
@@ -34,8 +39,19 @@ export class WorkerDirectoryService {
         this.recentlyAssigned.delete(node.address);
         if (change.reason === 'invalid') return; // not chosen any more; its tasks are not lost
         this.logger.log(`worker ${node.address} (group ${node.group}) is gone`);
-        for (const l of [...this.listeners]) l.removed(node.address, node.group);
+        const startTime = 'heartbeat' in node ? node.heartbeat.startTime : undefined;
+        for (const l of [...this.listeners]) l.removed(node.address, node.group, startTime);
         return;
+      }
+      if (
+        change.type === 'UPDATE' &&
+        change.previous.heartbeat.startTime !== change.node.heartbeat.startTime
+      ) {
+        // A new process took the key over before the old one's removal was seen (ZooKeeper
+        // coalesces the delete and re-create): the old process is gone all the same.
+        this.logger.log(`worker ${node.address} (group ${node.group}) restarted`);
+        for (const l of [...this.listeners])
+          l.removed(node.address, change.previous.group, change.previous.heartbeat.startTime);
       }
       // A heartbeat's runningTasks now includes what we sent before it.
       this.recentlyAssigned.delete(node.address);

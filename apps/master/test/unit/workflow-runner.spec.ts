@@ -349,6 +349,92 @@ describe('WorkflowRunner', () => {
     expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
   });
 
+  describe('a worker process restarted on the same address (incarnations)', () => {
+    const OLD = 1_000;
+    const NEW = 2_000;
+
+    it('the loss of the old process leaves a task the new process took where it runs', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      h.answer = () => ({ accepted: true, reason: '', workerStartTimeMs: NEW });
+      h.workers = ['w:1', 'w:2'];
+      await h.runner.start();
+      await settle();
+      await h.runner.workerLost('w:1', OLD);
+      await settle();
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+      expect(h.store.row('a', 2)).toBeUndefined();
+      // The loss of the process that took it does re-run it.
+      h.workers = ['w:2'];
+      await h.runner.workerLost('w:1', NEW);
+      await settle();
+      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+    });
+
+    it('a loss that names no process, or a worker that names none, re-runs as before', async () => {
+      for (const [answerTime, lostTime] of [
+        [NEW, undefined],
+        [0, OLD],
+      ] as const) {
+        const h = harness([task('a', { retries: 0 })], []);
+        h.answer = () => ({ accepted: true, reason: '', workerStartTimeMs: answerTime });
+        h.workers = ['w:1', 'w:2'];
+        await h.runner.start();
+        await settle();
+        h.workers = ['w:2'];
+        await h.runner.workerLost('w:1', lostTime);
+        await settle();
+        expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+        expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      }
+    });
+
+    it('a loss reported while the Dispatch is in flight is decided by which process answers', async () => {
+      for (const [taker, rerun] of [
+        [NEW, false],
+        [OLD, true],
+      ] as const) {
+        const h = harness([task('a', { retries: 0 })], []);
+        let answer!: (r: DispatchResponse) => void;
+        const gatewayAnswer = new Promise<DispatchResponse>((r) => (answer = r));
+        h.answer = (() => gatewayAnswer) as never;
+        h.workers = ['w:1', 'w:2'];
+        await h.runner.start();
+        await settle();
+        expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+        h.workers = ['w:2'];
+        await h.runner.workerLost('w:1', OLD);
+        await settle();
+        expect(h.store.row('a', 2)).toBeUndefined();
+        answer({ accepted: true, reason: '', workerStartTimeMs: taker });
+        await settle();
+        if (rerun) {
+          expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+          expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+        } else {
+          expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+          expect(h.store.row('a', 2)).toBeUndefined();
+        }
+      }
+    });
+
+    it('a task re-attached by TakeOver belongs to the process that answered', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      h.answer = () => {
+        throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.DEADLINE_EXCEEDED, 'deadline');
+      };
+      h.takeOver = () => ({ status: 'RUNNING', result: null, startTimeMs: 5, workerStartTimeMs: NEW });
+      h.workers = ['w:1', 'w:2'];
+      await h.runner.start();
+      await settle();
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      await h.runner.workerLost('w:1', OLD);
+      await settle();
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      expect(h.store.row('a', 2)).toBeUndefined();
+    });
+  });
+
   it.each([
     ['sessionLost', TASK_RESULT_MESSAGES.sessionLost],
     ['stopping', TASK_RESULT_MESSAGES.stopping],

@@ -18,7 +18,14 @@ export class AdmissionService {
   private readonly logger = new Logger('WorkerAdmission');
   private session: SessionState = 'connected';
   private drainingSince: number | undefined;
+  private registered = false;
   private readonly confirmation: SessionConfirmation;
+  /**
+   * This process's incarnation: the heartbeat's startTime, and told to masters in Dispatch and
+   * TakeOver answers, so a master can tell a restarted worker on the same address from the
+   * process that ran its task before.
+   */
+  readonly startTimeMs = Date.now();
   private readonly stallListeners: (() => void)[] = [];
 
   constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
@@ -80,6 +87,15 @@ export class AdmissionService {
     return true;
   }
 
+  /**
+   * The worker's registry key exists. Before that no Dispatch is taken: a master may still list
+   * this address under a predecessor's key, and the removal of that key (when this process
+   * replaces it) would make it re-run, elsewhere, a task this process had taken.
+   */
+  markRegistered(): void {
+    this.registered = true;
+  }
+
   startDraining(): void {
     this.drainingSince ??= Date.now();
   }
@@ -102,13 +118,19 @@ export class AdmissionService {
 
   /** Why a Dispatch is refused now, or null when the worker takes tasks. */
   refusal(now = performance.now()): string | null {
+    const refusal = this.servingRefusal(now);
+    if (refusal === null && !this.registered) return 'not registered yet';
+    return refusal;
+  }
+
+  /** The heartbeat's `serving` flag (the first heartbeat, which registers, already says true). */
+  get serving(): boolean {
+    return this.servingRefusal() === null;
+  }
+
+  private servingRefusal(now = performance.now()): string | null {
     const session = this.sessionRefusal(now);
     if (this.draining) return 'draining';
     return session;
-  }
-
-  /** The heartbeat's `serving` flag. */
-  get serving(): boolean {
-    return this.refusal() === null;
   }
 }

@@ -43,7 +43,6 @@ function sampleHost(): HostSample {
 export class RegistrationService {
   private readonly logger = new Logger('WorkerRegistration');
   readonly key: string;
-  private readonly startTime = Date.now();
   private previousSample: HostSample | undefined;
   private timer: NodeJS.Timeout | undefined;
   private removeListener: (() => void) | undefined;
@@ -156,7 +155,7 @@ export class RegistrationService {
         host: this.config.nodeHost,
         port: this.config.workerPort,
         group: this.config.workerGroup,
-        startTime: this.startTime,
+        startTime: this.admission.startTimeMs,
         runningTasks: this.executor.runningCount,
         capacity: this.config.workerCapacity,
         serving: this.admission.serving,

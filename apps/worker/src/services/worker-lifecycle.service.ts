@@ -62,6 +62,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
       this.rpcStarted = true;
       await this.registration.start();
       this.registered = true;
+      this.admission.markRegistered();
       this.delivery.start();
     } catch (err) {
       await this.release();

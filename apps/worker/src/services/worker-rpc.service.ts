@@ -17,6 +17,7 @@ import {
 } from '../domain/message-validation';
 import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
 import { requireClusterSecret } from '../worker.config';
+import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
 
 /**
@@ -33,6 +34,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
     @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
     private readonly executor: TaskExecutorService,
     private readonly logs: TaskLogStore,
+    private readonly admission: AdmissionService,
   ) {}
 
   async start(): Promise<void> {
@@ -63,7 +65,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
     const { task } = validateDispatchRequest(req);
     const res = await this.executor.dispatch(task);
     if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
-    return res;
+    return { ...res, workerStartTimeMs: this.admission.startTimeMs };
   }
 
   async kill(req: unknown): Promise<KillResponse> {
@@ -71,7 +73,8 @@ export class WorkerRpcService implements WorkerTaskHandlers {
   }
 
   async takeOver(req: unknown): Promise<TakeOverResponse> {
-    return this.executor.takeOver(validateTakeOverRequest(req));
+    const res = await this.executor.takeOver(validateTakeOverRequest(req));
+    return { ...res, workerStartTimeMs: this.admission.startTimeMs };
   }
 
   async readLog(req: unknown): Promise<ReadLogResponse> {
