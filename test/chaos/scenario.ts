@@ -19,7 +19,8 @@ import {
 import { chaosSeed, Prng } from './prng';
 import { witnessCommand } from './witness';
 
-const FREEZE_MASTERS = process.env.CHAOS_FREEZE_MASTERS === '1';
+/** CHAOS_FREEZE_MASTERS=0 leaves masters out of the SIGSTOP faults (to tell problems apart). */
+const FREEZE_MASTERS = process.env.CHAOS_FREEZE_MASTERS !== '0';
 
 /** A diamond with a tail: a -> (b, c) -> d -> e. */
 export const CHAOS_DAG: CheckInput['dag'] = {
@@ -132,9 +133,6 @@ export async function chaosStream(
       if (role) {
         const victim = r.pick(cluster.nodes.filter((n) => n.role === role && n.state === 'up'));
         const dice = r.next();
-        // Freezing a master past its session timeout is off unless CHAOS_FREEZE_MASTERS=1: it
-        // exposes an open bug (docs/chaos.md, "Known open bug"): a master that loses its session
-        // while frozen can stop consuming its slot after it reconnects.
         const freeze = dice < (plan.freezeChance ?? 0) && (role === 'worker' || FREEZE_MASTERS);
         const signal =
           !freeze && dice < (plan.freezeChance ?? 0) + (plan.termChance ?? 0) ? 'SIGTERM' : 'SIGKILL';
