@@ -33,6 +33,12 @@ export interface MasterOptions {
   readonly parkedRetryMs: number;
   /** Grace for in-flight gRPC calls at shutdown. */
   readonly shutdownGraceMs: number;
+  /**
+   * Bound of each shutdown step: a step that has not finished by then is logged and left
+   * behind, so that one stuck part (a connection that never answers) cannot keep the master
+   * from handing its instances over and deregistering.
+   */
+  readonly shutdownStepTimeoutMs: number;
   /** Periodic failover sweep; undefined = 2 × the registry session timeout (jittered ±20 %). */
   readonly failoverSweepIntervalMs?: number;
   /** How long a failover pass waits for /lock/failover; undefined = 2 × session timeout + 5 s. */
@@ -47,6 +53,7 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   workerCallDeadlineMs: 5000,
   parkedRetryMs: 5000,
   shutdownGraceMs: 5000,
+  shutdownStepTimeoutMs: 5000,
 };
 
 /** Who this master is: the address workers report to and the registry key it holds. */

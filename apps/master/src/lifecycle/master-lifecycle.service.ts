@@ -8,7 +8,13 @@ import {
 import { CommandConsumerService } from '../command/command-consumer.service';
 import { InstanceControlService } from '../control/instance-control.service';
 import { PgNotificationListener } from '../db/pg-notification-listener.service';
-import { WORKER_GATEWAY, MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
+import {
+  WORKER_GATEWAY,
+  MASTER_IDENTITY,
+  MASTER_OPTIONS,
+  type MasterIdentity,
+  type MasterOptions,
+} from '../master.constants';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
 import { MasterFailoverService } from '@porpoise/failover';
@@ -58,6 +64,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(ScheduleService) private readonly schedules: ScheduleService,
     @Inject(MasterFailoverService) private readonly failover: MasterFailoverService,
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
+    @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -102,7 +109,9 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
 
   /**
    * Every step runs even if an earlier one failed (and each is safe on a part that never
-   * started), so a failure half-way through never leaves a port, a key or a timer behind.
+   * started), so a failure half-way through never leaves a port, a key or a timer behind. Each
+   * step is bounded (shutdownStepTimeoutMs): one that hangs is logged and the next runs, so the
+   * hand-over and the deregistration happen whatever got stuck before them.
    */
   private async shutdown(): Promise<void> {
     this.logger.log(`master ${this.identity.address} stopping`);
@@ -123,11 +132,20 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
       ['session watch', () => this.session.stop()],
       ['worker channels', () => this.gateway.close()],
     ];
+    const bound = this.options.shutdownStepTimeoutMs;
     for (const [name, step] of steps) {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await step();
+        const outcome = await Promise.race([
+          Promise.resolve(step()).then(() => 'done' as const),
+          new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), bound))),
+        ]);
+        if (outcome === 'timeout')
+          this.logger.error(`stopping ${name} did not finish within ${bound} ms; going on without it`);
       } catch (err) {
         this.logger.warn(`stopping ${name} failed: ${(err as Error).message}`);
+      } finally {
+        clearTimeout(timer);
       }
     }
     this.logger.log(`master ${this.identity.address} stopped`);
