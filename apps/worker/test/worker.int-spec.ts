@@ -294,7 +294,10 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       params: { GREETING: 'hello world $HOME "quoted"', lower_name: 'x' },
       epoch: 7,
     });
-    expect(await client.dispatch(workerAddress(), spec)).toEqual({ accepted: true, reason: '' });
+    const answer = await client.dispatch(workerAddress(), spec);
+    // The answer names this worker process: its heartbeat's startTime.
+    const heartbeat = JSON.parse((await registry.get(workerKey()))!) as { startTime: number };
+    expect(answer).toEqual({ accepted: true, reason: '', workerStartTimeMs: heartbeat.startTime });
     const result = await master.waitFinished(spec.taskInstanceId);
     expect(result).toMatchObject({
       taskInstanceId: spec.taskInstanceId,
@@ -367,10 +370,15 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const gate = join(scratch, 'gate-idempotent');
     const spec = task({ command: `echo ran; while [ ! -f ${gate} ]; do sleep 0.05; done` });
     const id = spec.taskInstanceId;
-    expect(await client.dispatch(workerAddress(), spec)).toEqual({ accepted: true, reason: '' });
+    expect(await client.dispatch(workerAddress(), spec)).toEqual({
+      accepted: true,
+      reason: '',
+      workerStartTimeMs: expect.any(Number),
+    });
     expect(await client.dispatch(workerAddress(), spec)).toEqual({
       accepted: true,
       reason: 'already running',
+      workerStartTimeMs: expect.any(Number),
     });
     writeFileSync(gate, '');
     await master.waitFinished(id);
@@ -494,12 +502,17 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const id = stale.taskInstanceId;
     expect((await client.takeOver(workerAddress(), id, master.address, 5)).status).toBe('UNKNOWN');
     // The frozen master's Dispatch arrives after the successor heard UNKNOWN (and re-ran the task).
-    expect(await client.dispatch(workerAddress(), stale)).toEqual({ accepted: false, reason: 'superseded' });
+    expect(await client.dispatch(workerAddress(), stale)).toEqual({
+      accepted: false,
+      reason: 'superseded',
+      workerStartTimeMs: expect.any(Number),
+    });
     // A Dispatch of the TakeOver's own epoch that arrives late (the call was cut mid-way, and the
     // master asked TakeOver, heard UNKNOWN and re-ran the task under a new id) is refused too.
     expect(await client.dispatch(workerAddress(), { ...stale, epoch: 5 })).toEqual({
       accepted: false,
       reason: 'superseded',
+      workerStartTimeMs: expect.any(Number),
     });
     expect((await client.readLog(workerAddress(), id)).found).toBe(false);
     expect(master.startedOf(id)).toEqual([]);
@@ -507,6 +520,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     expect(await client.dispatch(workerAddress(), { ...stale, epoch: 6 })).toEqual({
       accepted: true,
       reason: '',
+      workerStartTimeMs: expect.any(Number),
     });
     expect(await master.waitFinished(id)).toMatchObject({ state: 'SUCCESS', epoch: 6 });
   });
@@ -603,6 +617,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     expect(await client.dispatch(workerAddress(), task({ taskInstanceId: superseded, epoch: 8 }))).toEqual({
       accepted: false,
       reason: 'superseded',
+      workerStartTimeMs: expect.any(Number),
     });
   });
 
