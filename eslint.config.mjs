@@ -10,7 +10,9 @@ const apps = ['api-server', 'master', 'worker', 'standalone'];
 const importableBy = (app) => (app === 'standalone' ? [] : apps.filter((a) => a !== app));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.porpoise/**', 'coverage/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', '.porpoise/**', 'coverage/**', '**/*.js', '**/*.mjs', '**/*.cjs'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
