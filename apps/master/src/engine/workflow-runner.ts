@@ -674,14 +674,8 @@ export class WorkflowRunner {
     }
     // An error other than "never sent" leaves it open whether the worker started the task.
     const ambiguous = err !== undefined && !dispatchNeverSent(err);
-    if (!row || row.id !== rowId || row.host !== worker || row.state !== 'DISPATCH') {
-      // Moved on meanwhile (finished fast, killed, re-run after worker loss). A dispatch that
-      // (may have) landed after a stop must not keep running.
-      if ((accepted || ambiguous) && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE'))
-        this.killQuietly(worker, rowId);
-      return;
-    }
-    if (accepted) {
+    if (accepted && row?.id === rowId && row.host === worker && ACTIVE.includes(row.state)) {
+      // Also when its TaskStarted came first (the row is RUNNING_EXECUTION already).
       slot.workerStartTimeMs = workerStartTimeMs || undefined;
       if (
         lostDuringDispatch !== undefined &&
@@ -695,6 +689,15 @@ export class WorkflowRunner {
         await this.advance();
         return;
       }
+    }
+    if (!row || row.id !== rowId || row.host !== worker || row.state !== 'DISPATCH') {
+      // Moved on meanwhile (finished fast, killed, re-run after worker loss). A dispatch that
+      // (may have) landed after a stop must not keep running.
+      if ((accepted || ambiguous) && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE'))
+        this.killQuietly(worker, rowId);
+      return;
+    }
+    if (accepted) {
       this.deps.workers.noteAssigned(worker);
       slot.tried.clear();
       slot.avoid = undefined;

@@ -418,6 +418,24 @@ describe('WorkflowRunner', () => {
       }
     });
 
+    it('knows the process that took it when its TaskStarted came before the Dispatch answer', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      let answer!: (r: DispatchResponse) => void;
+      const gatewayAnswer = new Promise<DispatchResponse>((r) => (answer = r));
+      h.answer = (() => gatewayAnswer) as never;
+      h.workers = ['w:1', 'w:2'];
+      await h.runner.start();
+      await settle();
+      await h.runner.taskStarted({ ...finishedEvent(h.sent[0], 'SUCCESS'), startTimeMs: 1 });
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      answer({ accepted: true, reason: '', workerStartTimeMs: NEW });
+      await settle();
+      await h.runner.workerLost('w:1', OLD);
+      await settle();
+      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
+      expect(h.store.row('a', 2)).toBeUndefined();
+    });
+
     it('a task re-attached by TakeOver belongs to the process that answered', async () => {
       const h = harness([task('a', { retries: 0 })], []);
       h.answer = () => {
