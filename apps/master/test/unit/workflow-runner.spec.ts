@@ -352,23 +352,48 @@ describe('WorkflowRunner', () => {
   describe('a worker process restarted on the same address (incarnations)', () => {
     const OLD = 1_000;
     const NEW = 2_000;
+    const accepted = (workerStartTimeMs: number) => () => ({ accepted: true, reason: '', workerStartTimeMs });
 
-    it('the loss of the old process leaves a task the new process took where it runs', async () => {
+    /** A one-task run dispatched to w:1 (w:2 is live too), its Dispatch answered by `answer`. */
+    async function dispatchedToW1(
+      answer: Harness['answer'],
+      takeOver?: Harness['takeOver'],
+    ): Promise<Harness> {
       const h = harness([task('a', { retries: 0 })], []);
-      h.answer = () => ({ accepted: true, reason: '', workerStartTimeMs: NEW });
+      h.answer = answer;
+      if (takeOver) h.takeOver = takeOver;
       h.workers = ['w:1', 'w:2'];
       await h.runner.start();
       await settle();
+      return h;
+    }
+
+    /** A Dispatch answer the test gives later. */
+    function later(): { answer: Harness['answer']; give: (r: DispatchResponse) => void } {
+      let give!: (r: DispatchResponse) => void;
+      const pending = new Promise<DispatchResponse>((r) => (give = r));
+      return { answer: (() => pending) as never, give };
+    }
+
+    const stillOnW1 = (h: Harness, state: TaskState) => {
+      expect(h.store.row('a', 1)).toMatchObject({ state, host: 'w:1' });
+      expect(h.store.row('a', 2)).toBeUndefined();
+    };
+    const reRunOnW2 = (h: Harness) => {
+      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+    };
+
+    it('the loss of the old process leaves a task the new process took where it runs', async () => {
+      const h = await dispatchedToW1(accepted(NEW));
       await h.runner.workerLost('w:1', OLD);
       await settle();
-      expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
-      expect(h.store.row('a', 2)).toBeUndefined();
+      stillOnW1(h, 'DISPATCH');
       // The loss of the process that took it does re-run it.
       h.workers = ['w:2'];
       await h.runner.workerLost('w:1', NEW);
       await settle();
-      expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
-      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+      reRunOnW2(h);
     });
 
     it('a loss that names no process, or a worker that names none, re-runs as before', async () => {
@@ -376,16 +401,11 @@ describe('WorkflowRunner', () => {
         [NEW, undefined],
         [0, OLD],
       ] as const) {
-        const h = harness([task('a', { retries: 0 })], []);
-        h.answer = () => ({ accepted: true, reason: '', workerStartTimeMs: answerTime });
-        h.workers = ['w:1', 'w:2'];
-        await h.runner.start();
-        await settle();
+        const h = await dispatchedToW1(accepted(answerTime));
         h.workers = ['w:2'];
         await h.runner.workerLost('w:1', lostTime);
         await settle();
-        expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
-        expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
+        reRunOnW2(h);
       }
     });
 
@@ -394,62 +414,43 @@ describe('WorkflowRunner', () => {
         [NEW, false],
         [OLD, true],
       ] as const) {
-        const h = harness([task('a', { retries: 0 })], []);
-        let answer!: (r: DispatchResponse) => void;
-        const gatewayAnswer = new Promise<DispatchResponse>((r) => (answer = r));
-        h.answer = (() => gatewayAnswer) as never;
-        h.workers = ['w:1', 'w:2'];
-        await h.runner.start();
-        await settle();
+        const dispatch = later();
+        const h = await dispatchedToW1(dispatch.answer);
         expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
         h.workers = ['w:2'];
         await h.runner.workerLost('w:1', OLD);
         await settle();
         expect(h.store.row('a', 2)).toBeUndefined();
-        answer({ accepted: true, reason: '', workerStartTimeMs: taker });
+        dispatch.give(accepted(taker)());
         await settle();
-        if (rerun) {
-          expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
-          expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:2' });
-        } else {
-          expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
-          expect(h.store.row('a', 2)).toBeUndefined();
-        }
+        if (rerun) reRunOnW2(h);
+        else stillOnW1(h, 'DISPATCH');
       }
     });
 
     it('knows the process that took it when its TaskStarted came before the Dispatch answer', async () => {
-      const h = harness([task('a', { retries: 0 })], []);
-      let answer!: (r: DispatchResponse) => void;
-      const gatewayAnswer = new Promise<DispatchResponse>((r) => (answer = r));
-      h.answer = (() => gatewayAnswer) as never;
-      h.workers = ['w:1', 'w:2'];
-      await h.runner.start();
-      await settle();
+      const dispatch = later();
+      const h = await dispatchedToW1(dispatch.answer);
       await h.runner.taskStarted({ ...finishedEvent(h.sent[0], 'SUCCESS'), startTimeMs: 1 });
       expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
-      answer({ accepted: true, reason: '', workerStartTimeMs: NEW });
+      dispatch.give(accepted(NEW)());
       await settle();
       await h.runner.workerLost('w:1', OLD);
       await settle();
-      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
-      expect(h.store.row('a', 2)).toBeUndefined();
+      stillOnW1(h, 'RUNNING_EXECUTION');
     });
 
     it('a task re-attached by TakeOver belongs to the process that answered', async () => {
-      const h = harness([task('a', { retries: 0 })], []);
-      h.answer = () => {
-        throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.DEADLINE_EXCEEDED, 'deadline');
-      };
-      h.takeOver = () => ({ status: 'RUNNING', result: null, startTimeMs: 5, workerStartTimeMs: NEW });
-      h.workers = ['w:1', 'w:2'];
-      await h.runner.start();
-      await settle();
+      const h = await dispatchedToW1(
+        () => {
+          throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.DEADLINE_EXCEEDED, 'deadline');
+        },
+        () => ({ status: 'RUNNING', result: null, startTimeMs: 5, workerStartTimeMs: NEW }),
+      );
       expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
       await h.runner.workerLost('w:1', OLD);
       await settle();
-      expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
-      expect(h.store.row('a', 2)).toBeUndefined();
+      stillOnW1(h, 'RUNNING_EXECUTION');
     });
   });
 
