@@ -28,7 +28,7 @@ type UnaryMethod = (
 ) => void;
 
 /** Channel options of every peer channel. */
-export const PEER_CHANNEL_OPTIONS = {
+const PEER_CHANNEL_OPTIONS = {
   // A restarted peer is found again within ~2 s instead of grpc's default 120 s backoff cap.
   'grpc.initial_reconnect_backoff_ms': 200,
   'grpc.max_reconnect_backoff_ms': 2000,
@@ -43,26 +43,19 @@ export const PEER_CHANNEL_OPTIONS = {
  *
  * A call that fails UNAVAILABLE or DEADLINE_EXCEEDED on a channel that is not READY replaces that
  * channel (a slow answer on a READY channel does not). grpc-js has no connect timeout: a
- * connection attempt that never completes (seen in the chaos suite
- * when a worker resumed from SIGSTOP just as the master it reported to restarted on the same
- * port) leaves the channel CONNECTING forever, and every call fails at once with the stale
- * "No connection established" error while the peer is up. The caller's retry then uses a fresh
- * channel. Calls in flight on the old channel still complete (close() only stops new calls).
+ * connection attempt that never completes leaves the channel CONNECTING forever, every call
+ * failing at once while the peer is up. The chaos suite saw it when the zookeeper binding
+ * dropped a fresh socket from epoll (fixed in scripts/build-zookeeper-client.mjs); this keeps any
+ * other such hang from cutting a node off its peers. Calls in flight on the old channel still
+ * complete (close() only stops new calls).
  */
 class PeerClients<T extends Client> {
   private readonly clients = new Map<string, T>();
-  private replaced = 0;
 
   constructor(
     private readonly service: keyof LoadedServices,
     private readonly secret: string,
-    private readonly channelOptions: Record<string, number> = PEER_CHANNEL_OPTIONS,
   ) {}
-
-  /** Channels replaced after a failed call (diagnostics, tests). */
-  get channelsReplaced(): number {
-    return this.replaced;
-  }
 
   call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
     const client = this.client(address);
@@ -86,7 +79,6 @@ class PeerClients<T extends Client> {
     if (client.getChannel().getConnectivityState(false) === connectivityState.READY) return;
     this.clients.delete(address);
     client.close();
-    this.replaced++;
   }
 
   /** Drops the channel to a peer that went away. */
@@ -104,7 +96,7 @@ class PeerClients<T extends Client> {
     let client = this.clients.get(address);
     if (!client) {
       const Ctor = services()[this.service];
-      client = new Ctor(address, credentials.createInsecure(), this.channelOptions) as unknown as T;
+      client = new Ctor(address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS) as unknown as T;
       this.clients.set(address, client);
     }
     return client;

@@ -8,7 +8,9 @@ import {
 import { CommandConsumerService } from '../command/command-consumer.service';
 import { InstanceControlService } from '../control/instance-control.service';
 import { PgNotificationListener } from '../db/pg-notification-listener.service';
+import type { Clock, TimerHandle } from '../clock';
 import {
+  CLOCK,
   WORKER_GATEWAY,
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -65,6 +67,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(MasterFailoverService) private readonly failover: MasterFailoverService,
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -134,18 +137,20 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     ];
     const bound = this.options.shutdownStepTimeoutMs;
     for (const [name, step] of steps) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       try {
         const outcome = await Promise.race([
           Promise.resolve(step()).then(() => 'done' as const),
-          new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), bound))),
+          new Promise<'timeout'>(
+            (resolve) => (timer = this.clock.setTimeout(() => resolve('timeout'), bound)),
+          ),
         ]);
         if (outcome === 'timeout')
           this.logger.error(`stopping ${name} did not finish within ${bound} ms; going on without it`);
       } catch (err) {
         this.logger.warn(`stopping ${name} failed: ${(err as Error).message}`);
       } finally {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
       }
     }
     this.logger.log(`master ${this.identity.address} stopped`);

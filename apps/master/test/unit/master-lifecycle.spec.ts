@@ -1,4 +1,5 @@
 import { MasterLifecycleService } from '../../src/lifecycle/master-lifecycle.service';
+import { systemClock } from '../../src/clock';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 
 /** A part whose stop records its call; `hang` never resolves, `fail` rejects. */
@@ -29,6 +30,7 @@ function lifecycle(calls: string[], hang: string, fail: string) {
     { stop: p('failover') },
     { close: p('channels') },
     { ...DEFAULT_MASTER_OPTIONS, shutdownStepTimeoutMs: 50 },
+    systemClock,
   ];
   return new (MasterLifecycleService as unknown as new (...args: unknown[]) => MasterLifecycleService)(
     ...deps,
