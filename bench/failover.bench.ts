@@ -182,8 +182,9 @@ export async function benchFailover(
     }
     return results;
   } finally {
-    if (cluster.unexpectedExits.length > 0)
+    if (cluster.unexpectedExits.length > 0) {
       log(`nodes that exited on their own: ${cluster.unexpectedExits.map((e) => e.node).join(', ')}`);
+    }
     await cluster.dispose();
     rmSync(cluster.scratch, { recursive: true, force: true });
   }

@@ -61,8 +61,9 @@ export async function benchRegistryExpiry(sessionTimeoutMs: number, rounds: numb
         const killedAt = Date.now();
         await child.kill('SIGKILL');
         while (removedAt === 0) {
-          if (Date.now() - killedAt > sessionTimeoutMs * 3 + 10_000)
+          if (Date.now() - killedAt > sessionTimeoutMs * 3 + 10_000) {
             throw new Error(`${backend.name}: no REMOVE`);
+          }
           await new Promise((r) => setTimeout(r, 20));
         }
         samplesMs.push(removedAt - killedAt);

@@ -74,15 +74,17 @@ async function main(): Promise<void> {
     return n;
   };
   const only = arg('only');
-  if (only !== undefined && !BENCHMARKS.includes(only as Benchmark))
+  if (only !== undefined && !BENCHMARKS.includes(only as Benchmark)) {
     throw new Error(`--only must be one of ${BENCHMARKS.join(', ')}`);
+  }
   const run = (b: Benchmark) => only === undefined || only === b;
 
   if (run('registry-expiry')) await registryExpiry(number('session-timeout-ms', 10_000), number('rounds', 3));
   if (run('failover')) {
     const timeouts = (arg('failover-timeouts') ?? '10000,5000').split(',').map(Number);
-    if (timeouts.some((t) => !Number.isInteger(t) || t < 400))
+    if (timeouts.some((t) => !Number.isInteger(t) || t < 400)) {
       throw new Error('--failover-timeouts must be a comma-separated list of milliseconds (>= 400)');
+    }
     await failover(timeouts, number('failover-rounds', 5));
   }
 }

@@ -123,7 +123,8 @@ export class WorkflowTables1795307647000 implements MigrationInterface {
       'workflow_instance',
       'workflow_definition_version',
       'workflow_definition',
-    ])
+    ]) {
       await q.query(`DROP TABLE IF EXISTS ${table}`);
+    }
   }
 }

@@ -80,10 +80,11 @@ export function parseClusterArgs(argv: readonly string[], env: { REGISTRY_TYPE?:
     const raw = values.get(option);
     if (raw === undefined) return 1;
     const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > MAX_NODES_PER_ROLE)
+    if (!Number.isInteger(n) || n < 1 || n > MAX_NODES_PER_ROLE) {
       throw new UsageError(
         `${option} must be a whole number from 1 to ${MAX_NODES_PER_ROLE}, got ${JSON.stringify(raw)}`,
       );
+    }
     return n;
   };
 
@@ -91,26 +92,29 @@ export function parseClusterArgs(argv: readonly string[], env: { REGISTRY_TYPE?:
   const fromFlag = values.get('--registry');
   if (fromFlag !== undefined) {
     registry = fromFlag;
-    if (!isRegistryType(registry))
+    if (!isRegistryType(registry)) {
       throw new UsageError(
         `--registry must be one of ${REGISTRY_TYPES.join(', ')}, got ${JSON.stringify(registry)}`,
       );
+    }
   } else {
     registry = env.REGISTRY_TYPE?.trim() || 'zookeeper';
-    if (!isRegistryType(registry))
+    if (!isRegistryType(registry)) {
       throw new UsageError(
         `REGISTRY_TYPE must be one of ${REGISTRY_TYPES.join(', ')}, got ${JSON.stringify(registry)}`,
       );
+    }
   }
 
   let readyTimeoutMs = 180_000;
   const timeout = values.get('--ready-timeout');
   if (timeout !== undefined) {
     const s = /^\d+$/.test(timeout) ? Number(timeout) : NaN;
-    if (!Number.isInteger(s) || s < 1 || s > 3600)
+    if (!Number.isInteger(s) || s < 1 || s > 3600) {
       throw new UsageError(
         `--ready-timeout must be a whole number of seconds from 1 to 3600, got ${JSON.stringify(timeout)}`,
       );
+    }
     readyTimeoutMs = s * 1000;
   }
 

@@ -19,8 +19,9 @@ export function staleBuildReason(repoRoot: string): string | undefined {
     if (!existsSync(entry)) return `${entry} is missing`;
     oldestOutput = Math.min(oldestOutput, statSync(entry).mtimeMs);
   }
-  for (const file of ['tsconfig.json', 'tsconfig.build.json'])
+  for (const file of ['tsconfig.json', 'tsconfig.build.json']) {
     if (statSync(join(repoRoot, file)).mtimeMs > oldestOutput) return `${file} changed since the last build`;
+  }
   for (const dir of ['apps', 'libs', 'migrations']) {
     const newer = newerSource(join(repoRoot, dir), oldestOutput);
     if (newer) return `${newer.slice(repoRoot.length + 1)} changed since the last build`;
@@ -53,8 +54,9 @@ function newerSource(dir: string, mtimeMs: number): string | undefined {
 export function build(repoRoot: string): void {
   const result = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'inherit' });
   if (result.error) throw new Error(`npm run build could not start: ${result.error.message}`);
-  if (result.status !== 0)
+  if (result.status !== 0) {
     throw new Error(`npm run build failed (${result.signal ?? `exit status ${result.status}`})`);
+  }
   const still = staleBuildReason(repoRoot);
   if (still?.endsWith('is missing')) throw new Error(`npm run build did not produce the nodes: ${still}`);
 }

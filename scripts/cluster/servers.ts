@@ -30,18 +30,20 @@ export interface ZooKeeperServerOptions {
 
 /** Throws a message naming the Debian package when the ZooKeeper jar is missing. */
 export function assertZooKeeperInstalled(): void {
-  if (!existsSync(ZOOKEEPER_JAR))
+  if (!existsSync(ZOOKEEPER_JAR)) {
     throw new Error(
       `${ZOOKEEPER_JAR} is missing: install the Debian package zookeeper (scripts/install-test-deps.sh does)`,
     );
+  }
 }
 
 /** Throws a message naming the Debian package when etcd is missing. */
 export function assertEtcdInstalled(): void {
-  if (!existsSync(ETCD_BINARY))
+  if (!existsSync(ETCD_BINARY)) {
     throw new Error(
       `${ETCD_BINARY} is missing: install the Debian package etcd-server (scripts/install-test-deps.sh does)`,
     );
+  }
 }
 
 /** Writes `<dir>/zoo.cfg` for a standalone server on 127.0.0.1:port with data in `<dir>/data`. */

@@ -324,23 +324,25 @@ export class ChaosCluster {
           node.recent.push(`[${node.name}#${incarnation}] ${line}`);
           if (node.recent.length > 300) node.recent.splice(0, node.recent.length - 300);
           if (node.role === 'api-server') continue;
-          if (SESSION_LOST.test(line))
+          if (SESSION_LOST.test(line)) {
             this.faults.push({ at, address: node.address, role: node.role, kind: 'session-lost' });
+          }
           // A worker that stalled past its liveness deadline (its task watchdogs killed its tasks
           // meanwhile) says so when it wakes up: the stall began that long ago.
           const stalled = STALLED.exec(line);
-          if (stalled)
+          if (stalled) {
             this.faults.push({
               at: at - Number(stalled[1]),
               address: node.address,
               role: node.role,
               kind: 'stalled',
             });
+          }
         }
       };
     };
-    child.stdout!.on('data', onLines());
-    child.stderr!.on('data', onLines());
+    child.stdout.on('data', onLines());
+    child.stderr.on('data', onLines());
     child.on('error', (err) => node.recent.push(`[${node.name}#${incarnation}] spawn error: ${err.message}`));
     child.once('exit', (code, signal) => {
       out.write(
@@ -352,13 +354,14 @@ export class ChaosCluster {
         node.child = undefined;
         node.state = 'down';
       }
-      if (!this.expected.has(child) && !portTaken)
+      if (!this.expected.has(child) && !portTaken) {
         this.unexpectedExits.push({
           node: `${node.name}#${incarnation} (pid ${child.pid}, ${node.address})`,
           code,
           signal,
           tail: node.tail(30),
         });
+      }
     });
     return child;
   }
@@ -394,8 +397,9 @@ export class ChaosCluster {
     if (node.state === 'frozen' && signal !== 'SIGKILL') child.kill('SIGCONT');
     node.state = 'stopping';
     const at = Date.now();
-    if (node.role !== 'api-server')
+    if (node.role !== 'api-server') {
       this.faults.push({ at, address: node.address, role: node.role, kind: signal });
+    }
     const exited = new Promise<[number | null, string | null]>((resolve) =>
       child.once('exit', (code, sig) => resolve([code, sig])),
     );
@@ -426,8 +430,9 @@ export class ChaosCluster {
   async freeze(node: ChaosNode, ms: number): Promise<void> {
     const child = node.child;
     if (!child || node.state !== 'up') return;
-    if (node.role !== 'api-server')
+    if (node.role !== 'api-server') {
       this.faults.push({ at: Date.now(), address: node.address, role: node.role, kind: 'SIGSTOP' });
+    }
     node.state = 'frozen';
     child.kill('SIGSTOP');
     await sleep(ms);
@@ -474,8 +479,9 @@ export class ChaosCluster {
 
   async createWorkflow(definition: unknown): Promise<string> {
     const res = await this.api<{ code: string }>('POST', '/workflows', definition);
-    if (res.status !== 201)
+    if (res.status !== 201) {
       throw new Error(`POST /workflows answered ${res.status}: ${JSON.stringify(res.body)}`);
+    }
     return res.body.code;
   }
 
@@ -485,8 +491,9 @@ export class ChaosCluster {
       `/workflows/${code}/runs`,
       params ? { params } : undefined,
     );
-    if (res.status !== 202)
+    if (res.status !== 202) {
       throw new Error(`POST /workflows/${code}/runs answered ${res.status}: ${JSON.stringify(res.body)}`);
+    }
     return { commandId: res.body.commandId, instanceId: res.body.workflowInstanceId };
   }
 

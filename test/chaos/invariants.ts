@@ -141,15 +141,18 @@ export function checkInvariants(input: CheckInput): Violation[] {
   const stuck = input.stuckInvariant ?? '7';
   for (const instance of input.instances) {
     if (!runInstances.has(instance.id)) continue;
-    if (!FINAL_WORKFLOW_STATES.includes(instance.state))
+    if (!FINAL_WORKFLOW_STATES.includes(instance.state)) {
       add(stuck, `instance ${instance.id} is stuck in ${instance.state} (host ${instance.host ?? 'none'})`);
-    else if (instance.state !== 'SUCCESS')
+    } else if (instance.state !== 'SUCCESS') {
       add('3/4', `instance ${instance.id} ended ${instance.state} although none of its tasks can fail`);
+    }
   }
-  for (const exit of input.unexpectedExits)
+  for (const exit of input.unexpectedExits) {
     add('8', `${exit.node} exited on its own (code ${exit.code}, signal ${exit.signal})`);
-  for (const line of input.witness.malformed)
+  }
+  for (const line of input.witness.malformed) {
     add('witness', `unreadable witness line ${JSON.stringify(line)}`);
+  }
   return violations;
 }
 
@@ -169,30 +172,37 @@ function checkCommandsAndInstances(
     seenInstances.add(run.instanceId);
   }
   const instanceIds = new Set(input.instances.map((i) => i.id));
-  for (const run of input.runs)
-    if (!instanceIds.has(run.instanceId))
+  for (const run of input.runs) {
+    if (!instanceIds.has(run.instanceId)) {
       add('1', `run of command ${run.commandId} has no instance ${run.instanceId}`);
-  for (const instance of input.instances)
+    }
+  }
+  for (const instance of input.instances) {
     if (!runInstances.has(instance.id)) add('1', `instance ${instance.id} belongs to no run`);
-  for (const c of ours(input.commandsLeft))
+  }
+  for (const c of ours(input.commandsLeft)) {
     add('1', `command ${c.id} (${c.type}) of instance ${c.instanceId} was never consumed`);
+  }
 
   const audit = ours(input.commandAudit);
   const byCommand = groupBy(audit, (a) => a.commandId);
   for (const [id, rows] of byCommand) {
     const inserts = rows.filter((r) => r.op === 'INSERT').length;
     const deletes = rows.filter((r) => r.op === 'DELETE').length;
-    if (inserts !== 1 || deletes > 1)
+    if (inserts !== 1 || deletes > 1) {
       add('1', `command ${id} was inserted ${inserts} time(s) and consumed ${deletes} time(s)`);
+    }
   }
-  if (audit.length > 0)
+  if (audit.length > 0) {
     for (const run of input.runs) {
       const inserted = byCommand.get(run.commandId)?.find((r) => r.op === 'INSERT');
-      if (!inserted)
+      if (!inserted) {
         add('1', `the command ${run.commandId} of instance ${run.instanceId} was never inserted`);
-      else if (inserted.instanceId !== run.instanceId)
+      } else if (inserted.instanceId !== run.instanceId) {
         add('1', `command ${run.commandId} names instance ${inserted.instanceId}, not ${run.instanceId}`);
+      }
     }
+  }
 
   // Each consumed command takes its instance once (host NULL -> a master, epoch + 1); a take without
   // a command, or a command that took nothing, means a command was applied twice or not at all.
@@ -209,8 +219,9 @@ function checkCommandsAndInstances(
       previous = row.host;
     }
     const commands = commandsPerInstance.get(instanceId)?.length ?? 0;
-    if (audit.length > 0 && takes !== commands)
+    if (audit.length > 0 && takes !== commands) {
       add('1', `instance ${instanceId} was taken ${takes} time(s) by a master for ${commands} command(s)`);
+    }
   }
 }
 
@@ -224,22 +235,25 @@ function checkOwnershipHistory(
     let finalRow: InstanceAuditRow | undefined;
     for (let i = 1; i < rows.length; i++) {
       const [prev, row] = [rows[i - 1], rows[i]];
-      if (row.epoch < prev.epoch)
+      if (row.epoch < prev.epoch) {
         add('2', `instance ${instanceId}: epoch went back from ${prev.epoch} to ${row.epoch} (${row.host})`);
-      if (prev.host !== null && row.host !== null && prev.host !== row.host && row.epoch <= prev.epoch)
+      }
+      if (prev.host !== null && row.host !== null && prev.host !== row.host && row.epoch <= prev.epoch) {
         add(
           '2',
           `instance ${instanceId}: ${row.host} wrote over ${prev.host} at the same epoch ${row.epoch}`,
         );
+      }
       if (FINAL_WORKFLOW_STATES.includes(prev.state)) finalRow ??= prev;
       if (
         finalRow &&
         (row.state !== finalRow.state || row.host !== finalRow.host || row.epoch !== finalRow.epoch)
-      )
+      ) {
         add(
           '2',
           `instance ${instanceId} changed after it ended ${finalRow.state}: now ${row.state} by ${row.host} epoch ${row.epoch}`,
         );
+      }
     }
   }
 }
@@ -253,12 +267,14 @@ function checkTaskHistory(
     rows.sort((a, b) => a.seq - b.seq);
     const success = rows.findIndex((r) => r.state === 'SUCCESS');
     if (success < 0) continue;
-    for (const row of rows.slice(success + 1))
-      if (row.state !== 'SUCCESS' || row.host !== rows[success].host)
+    for (const row of rows.slice(success + 1)) {
+      if (row.state !== 'SUCCESS' || row.host !== rows[success].host) {
         add(
           '2',
           `task row ${taskId} (instance ${row.instanceId} ${row.name} attempt ${row.attempt}) changed after SUCCESS to ${row.state} on ${row.host}`,
         );
+      }
+    }
   }
 }
 
@@ -296,7 +312,7 @@ function checkAttempts(
       continue;
     }
     const row = rowsById.get(line.taskInstanceId);
-    if (!row || row.instanceId !== line.instance || row.name !== line.task || row.attempt !== line.attempt)
+    if (!row || row.instanceId !== line.instance || row.name !== line.task || row.attempt !== line.attempt) {
       add(
         '2',
         `witness ${line.kind} of instance ${line.instance} ${line.task} attempt ${line.attempt} names task row ${line.taskInstanceId}, ` +
@@ -304,6 +320,7 @@ function checkAttempts(
             ? `which is instance ${row.instanceId} ${row.name} attempt ${row.attempt}`
             : 'which does not exist'),
       );
+    }
   }
 
   const rowsByTask = groupBy(
@@ -322,9 +339,11 @@ function checkAttempts(
     for (const [k, rows] of groupBy(
       input.tasks.filter((t) => t.instanceId === instance.id),
       (t) => t.name,
-    ))
-      if (!dagTasks.has(k))
+    )) {
+      if (!dagTasks.has(k)) {
         add('4', `instance ${instance.id} has ${rows.length} row(s) of unknown task ${k}`);
+      }
+    }
 
     for (const name of input.dag.tasks) {
       const rows = rowsByTask.get(key(instance.id, name)) ?? [];
@@ -341,17 +360,19 @@ function checkAttempts(
       const what = `instance ${instance.id} task ${name}`;
 
       for (const a of attempts) {
-        if (a.starts.length > 1)
+        if (a.starts.length > 1) {
           add(
             '2',
             `${what} attempt ${a.attempt} started ${a.starts.length} times (workers ${a.starts.map((s) => s.workerPort).join(', ')})`,
           );
+        }
         if (!a.row) add('2', `${what} attempt ${a.attempt} ran but has no task row`);
-        if (a.row && a.starts.length > 0 && portOf(a.row.host) !== a.starts[0].workerPort)
+        if (a.row && a.starts.length > 0 && portOf(a.row.host) !== a.starts[0].workerPort) {
           add(
             '2',
             `${what} attempt ${a.attempt} ran on worker port ${a.starts[0].workerPort} but its row names ${a.row.host}`,
           );
+        }
       }
 
       for (let i = 0; i + 1 < attempts.length; i++) {
@@ -376,11 +397,12 @@ function checkAttempts(
           `${what} ran again as attempt ${next.attempt} although attempt ${cur.attempt} had started on ${host}, which was never killed (attempt ${cur.attempt} is ${cur.row?.state ?? 'unknown'})`,
         );
         const curEnd = cur.ends[0]?.index ?? Number.POSITIVE_INFINITY;
-        if (next.starts.length > 0 && curEnd > next.starts[0].index)
+        if (next.starts.length > 0 && curEnd > next.starts[0].index) {
           add(
             '2',
             `${what}: attempts ${cur.attempt} (${host}) and ${next.attempt} ran at the same time although ${host} was never killed`,
           );
+        }
       }
 
       if (!finished) continue; // the stuck check reports it; its tasks may legitimately be open
@@ -388,43 +410,48 @@ function checkAttempts(
         // Started, never ended, not a success: something ended it; only a fault of its worker may.
         if (a.starts.length === 0 || a.ends.length > 0 || a.row?.state === 'SUCCESS') continue;
         const host = a.row?.host ?? `127.0.0.1:${a.starts[0].workerPort}`;
-        if (!workerFaulted(host, a.starts[0].ms, Number.POSITIVE_INFINITY) && a.row?.state !== 'FAILURE')
+        if (!workerFaulted(host, a.starts[0].ms, Number.POSITIVE_INFINITY) && a.row?.state !== 'FAILURE') {
           add(
             '3',
             `${what} attempt ${a.attempt} was interrupted (${a.row?.state ?? 'no row'}) on ${host}, which was never killed`,
           );
+        }
       }
 
       const successes = attempts.filter((a) => a.row?.state === 'SUCCESS');
       const open = attempts.filter((a) => a.row && !FINAL_TASK_STATES.includes(a.row.state));
-      for (const a of open)
+      for (const a of open) {
         add(
           '4',
           `${what} attempt ${a.attempt} is still ${a.row!.state} on ${a.row!.host} after the run ended`,
         );
+      }
       const last = attempts[attempts.length - 1];
-      if (last?.row?.state === 'NEED_FAULT_TOLERANCE')
+      if (last?.row?.state === 'NEED_FAULT_TOLERANCE') {
         add(
           '4',
           `${what}: attempt ${last.attempt} on ${last.row.host} needed fault tolerance and never ran again`,
         );
+      }
       if (instance.state !== 'SUCCESS') continue;
-      if (successes.length !== 1)
+      if (successes.length !== 1) {
         add(
           '4',
           `${what} has ${successes.length} successful attempts (${attempts.map((a) => a.row?.state).join(', ')})`,
         );
+      }
       for (const s of successes) {
-        if (s.starts.length === 0 || s.ends.length === 0)
+        if (s.starts.length === 0 || s.ends.length === 0) {
           add(
             '4',
             `${what} attempt ${s.attempt} is SUCCESS but the task ${s.starts.length === 0 ? 'never started' : 'never reached its end'}`,
           );
-        else if (portOf(s.row!.host) !== s.ends[0].workerPort)
+        } else if (portOf(s.row!.host) !== s.ends[0].workerPort) {
           add(
             '4',
             `${what} attempt ${s.attempt} ended on port ${s.ends[0].workerPort}, not on ${s.row!.host}`,
           );
+        }
       }
     }
   }
@@ -440,8 +467,9 @@ function checkOrder(
   const success = new Map<string, TaskRow>();
   for (const t of input.tasks) if (t.state === 'SUCCESS') success.set(key(t.instanceId, t.name), t);
   const endIndex = new Map<string, number>();
-  for (const l of input.witness.lines)
+  for (const l of input.witness.lines) {
     if (l.kind === 'end') endIndex.set(`${key(l.instance, l.task)}/${l.attempt}`, l.index);
+  }
 
   for (const line of input.witness.lines) {
     if (line.kind !== 'start' || !runInstances.has(line.instance)) continue;
@@ -453,8 +481,9 @@ function checkOrder(
         continue;
       }
       const ended = endIndex.get(`${key(line.instance, edge.from)}/${up.attempt}`);
-      if (ended === undefined || ended > line.index)
+      if (ended === undefined || ended > line.index) {
         add('6', `${what} before upstream ${edge.from} (attempt ${up.attempt}) ended`);
+      }
     }
   }
 }
@@ -464,8 +493,9 @@ export function summarize(input: CheckInput): string {
   const takes = new Map<number, number>();
   const last = new Map<number, string | null>();
   for (const row of [...input.instanceAudit].sort((a, b) => a.seq - b.seq)) {
-    if ((last.get(row.instanceId) ?? null) === null && row.host !== null)
+    if ((last.get(row.instanceId) ?? null) === null && row.host !== null) {
       takes.set(row.instanceId, (takes.get(row.instanceId) ?? 0) + 1);
+    }
     last.set(row.instanceId, row.host);
   }
   const takenOver = [...takes.values()].filter((n) => n > 1).length;

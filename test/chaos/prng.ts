@@ -60,8 +60,9 @@ export function chaosSeed(
   let seed: number;
   if (fromEnv !== undefined && fromEnv !== '') {
     seed = Number(fromEnv);
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff)
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
       throw new Error(`CHAOS_SEED must be an integer 0..4294967295, got ${JSON.stringify(fromEnv)}`);
+    }
   } else {
     seed = Math.floor(Math.random() * 0xffffffff);
   }

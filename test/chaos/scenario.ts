@@ -146,11 +146,12 @@ export async function chaosStream(
             `chaos: ${signal} ${victim.name} (${victim.address}, pid ${victim.pid}); back in ${downMs} ms`,
           );
           const stop = await cluster.signal(victim, signal);
-          if (signal === 'SIGTERM' && stop && (stop.exitCode !== 0 || stop.forced))
+          if (signal === 'SIGTERM' && stop && (stop.exitCode !== 0 || stop.forced)) {
             problems.push({
               invariant: '8',
               message: `${victim.name} did not stop cleanly on SIGTERM (exit ${stop.exitCode}, signal ${stop.exitSignal}${stop.forced ? ', killed after the grace period' : ''})`,
             });
+          }
           restarts.push(restart(victim, downMs));
         }
         faults++;
@@ -274,9 +275,9 @@ export function describeChaos(options: ChaosSuiteOptions): void {
     afterAll(async () => {
       if (!cluster) return;
       await cluster.dispose();
-      if (failed || process.env.CHAOS_KEEP)
+      if (failed || process.env.CHAOS_KEEP) {
         process.stdout.write(`chaos (${options.registry}): logs kept in ${cluster.scratch}\n`);
-      else rmSync(cluster.scratch, { recursive: true, force: true });
+      } else rmSync(cluster.scratch, { recursive: true, force: true });
     }, 60_000);
 
     const guarded = (fn: () => Promise<void>) => async () => {

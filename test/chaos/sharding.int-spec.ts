@@ -87,11 +87,12 @@ describe('command sharding while masters join and leave (real processes, ZooKeep
           const victim: ChaosNode = rng.pick(up);
           const stop = await c.signal(victim, change === 'term' ? 'SIGTERM' : 'SIGKILL');
           c.log(`sharding: ${change === 'term' ? 'stopped' : 'killed'} ${victim.name} (${victim.address})`);
-          if (change === 'term' && stop && (stop.exitCode !== 0 || stop.forced))
+          if (change === 'term' && stop && (stop.exitCode !== 0 || stop.forced)) {
             problems.push({
               invariant: '8',
               message: `${victim.name} did not stop cleanly on SIGTERM (exit ${stop.exitCode}, signal ${stop.exitSignal}${stop.forced ? ', killed after the grace period' : ''})`,
             });
+          }
         }
       })();
       await Promise.all([triggering, changing]);
@@ -102,17 +103,19 @@ describe('command sharding while masters join and leave (real processes, ZooKeep
       // Which master took each command first: the shares of the slots.
       const takers = new Map<string, number>();
       const taken = new Set<number>();
-      for (const row of input.instanceAudit)
+      for (const row of input.instanceAudit) {
         if (row.host && !taken.has(row.instanceId)) {
           taken.add(row.instanceId);
           takers.set(row.host, (takers.get(row.host) ?? 0) + 1);
         }
+      }
       c.log(
         `sharding: first takes per master: ${[...takers].map(([h, n]) => `${h}=${n}`).join(' ')}; ${summarize(input)}`,
       );
       const firstAttempts = input.tasks.filter((t) => t.attempt === 1).length;
-      if (firstAttempts !== RUNS)
+      if (firstAttempts !== RUNS) {
         problems.push({ invariant: '1', message: `${firstAttempts} first attempts for ${RUNS} runs` });
+      }
       await assertInvariants(c, input, problems, seed, stuck);
     } catch (err) {
       failed = true;

@@ -42,8 +42,9 @@ interface Launcher {
 function launch(cwd: string, args: string[], extraEnv: Record<string, string> = {}): Launcher {
   const env: Record<string, string> = {};
   // The launcher's own environment, without anything that would point it at other servers.
-  for (const [k, v] of Object.entries(process.env))
+  for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !DOCUMENTED.has(k) && !k.startsWith('TEST_')) env[k] = v;
+  }
   const child = spawn(
     process.execPath,
     [
@@ -103,10 +104,11 @@ async function waitForClusterFile(
   return waitFor(
     'the launcher to write .porpoise/cluster.json',
     () => {
-      if (!running(launcher.child))
+      if (!running(launcher.child)) {
         throw new Error(
           `the launcher exited (${launcher.child.exitCode}):\n${launcher.output().slice(-5000)}`,
         );
+      }
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as ClusterFile) : undefined;
     },
     timeoutMs,
@@ -175,9 +177,11 @@ describe('npm run cluster', () => {
   const everyPid = new Set<number>();
 
   beforeAll(() => {
-    for (const role of ROLES)
-      if (!existsSync(join(ROOT, 'dist', 'apps', role, 'src', 'main.js')))
+    for (const role of ROLES) {
+      if (!existsSync(join(ROOT, 'dist', 'apps', role, 'src', 'main.js'))) {
         throw new Error('dist/ is missing: run npm run build before this test');
+      }
+    }
     cwd = mkdtempSync(join(tmpdir(), 'porpoise-cluster-'));
     // As root, the embedded Postgres runs as the 'postgres' user, who must reach .porpoise/.
     chmodSync(cwd, 0o755);
@@ -187,13 +191,15 @@ describe('npm run cluster', () => {
     for (const child of extra) if (running(child)) child.kill('SIGKILL');
     if (launcher) await interrupt(launcher);
     // Whatever a failed test left behind, and only what this test started.
-    for (const pid of everyPid)
-      if (pidAlive(pid))
+    for (const pid of everyPid) {
+      if (pidAlive(pid)) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
           // gone
         }
+      }
+    }
     rmSync(cwd, { recursive: true, force: true });
   }, 180_000);
 
@@ -235,8 +241,9 @@ describe('npm run cluster', () => {
       expect(file.nodes.map((n) => n.role).sort()).toEqual(
         ['api-server', 'master', 'master', 'worker', 'worker'].sort(),
       );
-      for (const node of file.nodes)
+      for (const node of file.nodes) {
         expect(node).toMatchObject({ pid: expect.any(Number), host: '127.0.0.1', port: expect.any(Number) });
+      }
       expect(new Set(file.nodes.map((n) => n.port)).size).toBe(file.nodes.length);
       const api = file.nodes.find((n) => n.role === 'api-server');
       expect(file.apiUrl).toBe(`http://127.0.0.1:${api?.port}`);
@@ -352,7 +359,7 @@ describe('npm run cluster', () => {
           ...file.env,
           WORKER_PORT: String(port),
           DATA_DIR: join(cwd, 'worker-by-hand'),
-        } as Record<string, string>,
+        },
         stdio: 'ignore',
         detached: true,
       });
@@ -387,8 +394,9 @@ describe('npm run cluster', () => {
         100,
       );
       expect(running(launcher?.child as ChildProcess)).toBe(true);
-      for (const node of file.nodes.filter((n) => n !== victim))
+      for (const node of file.nodes.filter((n) => n !== victim)) {
         expect({ node: node.name, alive: pidAlive(node.pid) }).toEqual({ node: node.name, alive: true });
+      }
       expect(existsSync(join(cwd, '.porpoise', 'cluster.json'))).toBe(true);
       expect(launcher?.output()).not.toMatch(new RegExp(`starting it again|restart(ing|ed) ${victim.name}`));
     });
@@ -454,8 +462,9 @@ describe('npm run cluster', () => {
 
   describe('with etcd', () => {
     it('starts a local etcd, registers the nodes there, and stops it', async () => {
-      if (!existsSync('/usr/bin/etcd'))
+      if (!existsSync('/usr/bin/etcd')) {
         throw new Error('/usr/bin/etcd is missing: run scripts/install-test-deps.sh');
+      }
       launcher = launch(cwd, ['--registry', 'etcd']);
       const file = await waitForClusterFile(cwd, launcher);
       const pids = startedPids(cwd);

@@ -60,10 +60,11 @@ const compose = load(raw) as ComposeFile;
 const services = Object.entries(compose.services);
 
 const env = (s: Service): Record<string, string> => {
-  if (Array.isArray(s.environment))
+  if (Array.isArray(s.environment)) {
     return Object.fromEntries(
       s.environment.map((e) => [e.split('=')[0], e.includes('=') ? e.slice(e.indexOf('=') + 1) : '']),
     );
+  }
   return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
 };
 const command = (s: Service): string[] =>
@@ -121,8 +122,9 @@ describe('deploy/docker-compose.yml', () => {
       const script = argv[1];
       // The build turns the source into this file; after `npm run build` it is there.
       expect({ name, source: existsSync(join(ROOT, sourceOf(script))) }).toEqual({ name, source: true });
-      if (existsSync(join(ROOT, 'dist')))
+      if (existsSync(join(ROOT, 'dist'))) {
         expect({ name, built: existsSync(join(ROOT, script)) }).toEqual({ name, built: true });
+      }
     }
   });
 
@@ -191,38 +193,41 @@ describe('deploy/docker-compose.yml', () => {
       for (const p of s.expose ?? []) expect({ name, expose: Number(p) }).toEqual({ name, expose: port });
     }
     // The API servers are reachable from the host; masters and workers only on the network.
-    for (const [name, s] of nodes)
+    for (const [name, s] of nodes) {
       expect({ name, published: (s.ports ?? []).length > 0 }).toEqual({
         name,
         published: roleOf(s) === 'api-server',
       });
+    }
   });
 
   it('has dependencies that exist, with conditions the targets can meet, and no cycle', () => {
     const names = new Set(Object.keys(compose.services));
-    for (const [name, s] of services)
+    for (const [name, s] of services) {
       for (const [target, condition] of Object.entries(dependsOn(s))) {
         expect({ name, target, exists: names.has(target) }).toEqual({ name, target, exists: true });
         const t = compose.services[target];
-        if (condition === 'service_healthy')
+        if (condition === 'service_healthy') {
           expect({ name, target, healthcheck: t.healthcheck !== undefined }).toEqual({
             name,
             target,
             healthcheck: true,
           });
-        else if (condition === 'service_completed_successfully')
+        } else if (condition === 'service_completed_successfully') {
           expect({ name, target, oneShot: roleOf(t) === 'migrate' && String(t.restart) === 'no' }).toEqual({
             name,
             target,
             oneShot: true,
           });
-        else expect(condition).toBe('service_started');
+        } else expect(condition).toBe('service_started');
       }
-    for (const [name, s] of nodes)
+    }
+    for (const [name, s] of nodes) {
       expect({ name, deps: Object.keys(dependsOn(s)).sort() }).toEqual({
         name,
         deps: ['migrate', 'postgres', 'zookeeper'],
       });
+    }
     const visiting = new Set<string>();
     const done = new Set<string>();
     const visit = (n: string) => {
@@ -262,10 +267,13 @@ describe('deploy/docker-compose.yml', () => {
         const [source, target] = typeof v === 'string' ? v.split(':') : [v.source ?? '', v.target];
         return { source, target };
       });
-    for (const [name, s] of services)
-      for (const { source } of mounts(s))
-        if (!source.startsWith('.') && !source.startsWith('/'))
+    for (const [name, s] of services) {
+      for (const { source } of mounts(s)) {
+        if (!source.startsWith('.') && !source.startsWith('/')) {
           expect({ name, source, declared: declared.has(source) }).toEqual({ name, source, declared: true });
+        }
+      }
+    }
     const pg = services.find(([, s]) => s.image?.startsWith('postgres:'))?.[1] as Service;
     expect(mounts(pg).map((m) => m.target)).toContain('/var/lib/postgresql/data');
     const zk = services.find(([, s]) => s.image?.startsWith('zookeeper:'))?.[1] as Service;
@@ -388,7 +396,7 @@ describe('deploy/Dockerfile', () => {
       .slice(0, npmCi)
       .filter((l) => /^COPY\s/i.test(l) && !l.includes('--from='))
       .flatMap((l) => l.split(/\s+/).slice(1, -1));
-    for (const file of needed)
+    for (const file of needed) {
       expect({
         file,
         copied: copied.some((c) => file === c || file.startsWith(`${c.replace(/\/$/, '')}/`)),
@@ -396,6 +404,7 @@ describe('deploy/Dockerfile', () => {
         file,
         copied: true,
       });
+    }
   });
 
   it('keeps secrets, dependencies and build output out of the build context', () => {

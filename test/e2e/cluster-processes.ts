@@ -43,8 +43,9 @@ export async function startNode(
   await waitFor(
     `${role} on port ${port} to be ready`,
     async () => {
-      if (child.exitCode !== null)
+      if (child.exitCode !== null) {
         throw new Error(`${role} exited ${child.exitCode}: ${output.slice(-3000)}`);
+      }
       return ready(port);
     },
     60_000,

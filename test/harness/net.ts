@@ -38,11 +38,12 @@ export async function waitFor<T>(
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
       throw new Error(
         `timed out after ${timeoutMs} ms waiting for ${what}` +
           (lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''),
       );
+    }
     await sleep(intervalMs);
   }
 }

@@ -35,7 +35,7 @@ export class RegistryChild {
       child.once('exit', (code, signal) =>
         reject(new Error(`registry child exited (${code ?? signal}) before ready: ${rc.stderr}`)),
       );
-      createInterface({ input: child.stdout! }).on('line', (line) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
         const msg = JSON.parse(line) as {
           ready?: boolean;
           id?: number;

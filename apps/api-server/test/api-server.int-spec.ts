@@ -412,8 +412,9 @@ describe('workflows', () => {
         ['offset=-1', /"offset" must be between 0/],
         ['limit=1&limit=2', /"limit" must be given once/],
         ['sort=name', /unknown query parameter "sort"/],
-      ] as const)
+      ] as const) {
         await expectRejected('GET', `/api/v1/workflows?${query}`, {}, message);
+      }
     });
   });
 });
@@ -672,8 +673,9 @@ describe('workflow instances', () => {
       ['offset=x', /"offset" must be an integer/],
       ['workflowCode=a%20b', /"workflowCode" "a b" is not a workflow code/],
       ['page=2', /unknown query parameter "page"/],
-    ] as const)
+    ] as const) {
       await expectRejected('GET', `/api/v1/workflow-instances?${query}`, {}, message);
+    }
     await expectRejected(
       'GET',
       '/api/v1/workflow-instances/abc',

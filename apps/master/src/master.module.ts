@@ -48,8 +48,9 @@ import { ScheduleService } from './schedule/schedule.service';
 @Module({})
 export class MasterModule {
   static forRoot(config: PorpoiseConfig, options: Partial<MasterOptions> = {}): DynamicModule {
-    if (!config.clusterSecret)
+    if (!config.clusterSecret) {
       throw new MasterConfigError('the master needs a cluster secret (CLUSTER_SECRET)');
+    }
     const secret = config.clusterSecret;
     const identity: MasterIdentity = {
       host: config.nodeHost,

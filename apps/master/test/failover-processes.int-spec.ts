@@ -202,11 +202,12 @@ describe('master failover with master and worker processes (Postgres, ZooKeeper)
       new RegExp(`failover \\(master ${a.address} gone.*handed 3 instance\\(s\\) back`),
     );
     expectEachTaskRanOnce(ids);
-    for (const id of ids)
+    for (const id of ids) {
       expect((await db.tasks(id)).map((t) => [t.name, t.attempt, t.state])).toEqual([
         ['a', 1, 'SUCCESS'],
         ['b', 1, 'SUCCESS'],
       ]);
+    }
   });
 
   it('with every master killed, the first master to start recovers all instances (start-up failover)', async () => {

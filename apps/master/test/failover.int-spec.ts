@@ -151,11 +151,12 @@ describe('master failover (in-process masters, JDBC registry)', () => {
     await close(a);
     expect(await registered(a)).toBe(false);
     // Handed over before the key went: B recovers them (epoch 1 → 2 hand-back → 3 consume).
-    for (const r of runs)
+    for (const r of runs) {
       await waitFor(`instance ${r.id} to be recovered by B`, async () => {
         const i = await db.instance(r.id);
         return i.host === b.address && i.epoch === 3;
       });
+    }
     for (const r of runs) {
       expect((await db.instance(r.id)).command_type).toBe('RECOVER_TOLERANCE_FAULT_PROCESS');
       await waitFor(`the running task of ${r.id} to be re-attached`, () =>
@@ -189,8 +190,9 @@ describe('master failover (in-process masters, JDBC registry)', () => {
     await db.pool.query(`SELECT registry_remove_client(owner_client_id) FROM registry_data WHERE key = $1`, [
       `/nodes/master/${c.address}`,
     ]);
-    for (const r of runs)
+    for (const r of runs) {
       await waitFor(`instance ${r.id} to be recovered`, async () => (await db.instance(r.id)).epoch >= 3);
+    }
     await waitForMembership([c, d]);
     for (const r of runs) {
       await waitFor(`the running task of ${r.id} to be re-attached`, () =>

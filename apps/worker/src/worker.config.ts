@@ -9,8 +9,9 @@ export function workerAddress(config: PorpoiseConfig): string {
 
 /** A worker runs shell commands: it never serves without the cluster secret. */
 export function requireClusterSecret(config: PorpoiseConfig): string {
-  if (!config.clusterSecret)
+  if (!config.clusterSecret) {
     throw new WorkerConfigError('the worker needs CLUSTER_SECRET: every gRPC call between nodes carries it');
+  }
   return config.clusterSecret;
 }
 

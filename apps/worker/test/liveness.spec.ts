@@ -46,7 +46,7 @@ describe('livenessTimings', () => {
   });
 
   it('kills before the session can expire for every configuration the loader accepts', () => {
-    for (const session of [400, 1_000, 3_000, 5_000, 10_000, 60_000, 600_000])
+    for (const session of [400, 1_000, 3_000, 5_000, 10_000, 60_000, 600_000]) {
       for (const heartbeat of [50, 200, 500, 1_000, 2_000, 5_000, 30_000]) {
         if (heartbeat >= session) continue;
         const t = livenessTimings(session, heartbeat);
@@ -59,6 +59,7 @@ describe('livenessTimings', () => {
         expect(t.touchIntervalMs).toBeLessThanOrEqual(heartbeat);
         expect(t.touchIntervalMs * 3).toBeLessThanOrEqual(t.deadlineMs);
       }
+    }
   });
 
   it('refuses nonsense', () => {

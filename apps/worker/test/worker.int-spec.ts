@@ -189,8 +189,8 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     });
     // Keep draining the pipes (a full pipe would block the worker) and keep the tail for failures.
     const keep = (d: Buffer) => (workerOutput = (workerOutput + d.toString()).slice(-20_000));
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     await waitFor(
       'worker ready',
       () => {
@@ -281,8 +281,9 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       capacity: 32,
       serving: true,
     });
-    for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'])
+    for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage']) {
       expect(typeof heartbeat[field]).toBe('number');
+    }
   });
 
   it('runs a task with exactly the documented variables, and without the cluster secret', async () => {

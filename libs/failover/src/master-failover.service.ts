@@ -110,12 +110,14 @@ export class MasterFailoverService {
       if (address === undefined || address === this.options.me) return;
       void this.request(`master ${address} gone`);
     });
-    for (const instance of await this.repository.unfinishedOwnedBy([this.options.me]))
+    for (const instance of await this.repository.unfinishedOwnedBy([this.options.me])) {
       this.selfOrphans.set(instance.id, instance);
-    if (this.selfOrphans.size > 0)
+    }
+    if (this.selfOrphans.size > 0) {
       this.logger.log(
         `${this.selfOrphans.size} unfinished instance(s) still name ${this.options.me} from an earlier process on this address`,
       );
+    }
     const startup = this.request('start-up');
     this.scheduleSweep();
     return { startup };

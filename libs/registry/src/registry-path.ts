@@ -11,24 +11,27 @@ const MAX_PATH_LENGTH = 1024;
 export function validatePath(path: unknown): string {
   if (typeof path !== 'string') throw new InvalidPathError(String(path), 'not a string');
   if (path.length === 0) throw new InvalidPathError(path, 'empty');
-  if (path.length > MAX_PATH_LENGTH)
+  if (path.length > MAX_PATH_LENGTH) {
     throw new InvalidPathError(path, `longer than ${MAX_PATH_LENGTH} characters`);
+  }
   if (!path.startsWith('/')) throw new InvalidPathError(path, 'must start with /');
   if (path === '/') return path;
   if (path.endsWith('/')) throw new InvalidPathError(path, 'must not end with /');
   for (const segment of path.slice(1).split('/')) {
     if (segment === '') throw new InvalidPathError(path, 'empty segment');
     if (segment === '.' || segment === '..') throw new InvalidPathError(path, `segment "${segment}"`);
-    if (!SEGMENT.test(segment))
+    if (!SEGMENT.test(segment)) {
       throw new InvalidPathError(path, `segment "${segment}" may hold only letters, digits and . _ : @ -`);
+    }
   }
   return path;
 }
 
 /** Checks a value's type and size before it is sent anywhere. */
 export function validateValue(key: string, value: unknown, maxBytes = DEFAULT_MAX_VALUE_BYTES): string {
-  if (typeof value !== 'string')
+  if (typeof value !== 'string') {
     throw new InvalidArgumentError(`value for ${key} must be a string, got ${typeof value}`);
+  }
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > maxBytes) throw new ValueTooLargeError(key, bytes, maxBytes);
   return value;
@@ -52,7 +55,8 @@ export function joinPath(parent: string, child: string): string {
 /** Checks LockOptions.timeoutMs: absent, or a finite number >= 0. */
 export function validateLockTimeout(timeoutMs: unknown): number | undefined {
   if (timeoutMs === undefined) return undefined;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0)
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
     throw new InvalidArgumentError(`lock timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+  }
   return timeoutMs;
 }

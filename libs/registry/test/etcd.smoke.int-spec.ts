@@ -216,6 +216,6 @@ function spawnVictim(endpoint: string, sessionTimeoutMs: number, key: string): P
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: 'pipe' });
   return new Promise((resolve, reject) => {
     child.once('exit', (c) => reject(new Error(`victim exited ${c}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve(child));
+    createInterface({ input: child.stdout }).on('line', (line) => line === 'ready' && resolve(child));
   });
 }

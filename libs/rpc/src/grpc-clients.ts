@@ -65,8 +65,9 @@ class PeerClients<T extends Client> {
     return new Promise<R>((resolve, reject) => {
       fn(request, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (err, response) => {
         if (err) {
-          if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)
+          if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
             this.replaceIfNotReady(address, client);
+          }
           reject(new RpcCallError(method, address, err.code, err.details || err.message));
         } else resolve(response as R);
       });

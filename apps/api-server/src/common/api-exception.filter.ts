@@ -48,8 +48,9 @@ export class ApiExceptionFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const message = httpExceptionMessage(exception);
       // Nest turns body-parser's SyntaxError into a plain 400 carrying the parser's message.
-      if (status === 400 && /JSON/.test(message))
+      if (status === 400 && /JSON/.test(message)) {
         return { status, message: `malformed JSON body: ${message}` };
+      }
       return { status, message };
     }
     const err = exception as {

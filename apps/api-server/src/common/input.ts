@@ -27,11 +27,12 @@ export function describeType(value: unknown): string {
 
 export function rejectUnknownFields(obj: JsonObject, allowed: readonly string[], where: string): void {
   const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0)
+  if (unknown.length > 0) {
     throw new BadRequestError(
       `${where}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quote(k)).join(', ')}` +
         ` (allowed: ${allowed.join(', ')})`,
     );
+  }
 }
 
 export interface StringRule {
@@ -42,8 +43,9 @@ export interface StringRule {
 
 /** A required, non-empty string field. */
 export function requiredString(obj: JsonObject, field: string, where: string, rule: StringRule): string {
-  if (!(field in obj) || obj[field] === undefined)
+  if (!(field in obj) || obj[field] === undefined) {
     throw new BadRequestError(`${where}: missing field "${field}"`);
+  }
   return checkString(obj[field], field, where, rule);
 }
 
@@ -65,16 +67,20 @@ function checkString(
   where: string,
   rule: StringRule & { allowEmpty?: boolean },
 ): string {
-  if (typeof value !== 'string')
+  if (typeof value !== 'string') {
     throw new BadRequestError(`${where}: "${field}" must be a string, got ${describeType(value)}`);
-  if (!rule.allowEmpty && value.trim() === '')
+  }
+  if (!rule.allowEmpty && value.trim() === '') {
     throw new BadRequestError(`${where}: "${field}" must not be empty`);
-  if (value.length > rule.maxLength)
+  }
+  if (value.length > rule.maxLength) {
     throw new BadRequestError(`${where}: "${field}" is longer than ${rule.maxLength} characters`);
-  if (rule.pattern && !rule.pattern.test(value))
+  }
+  if (rule.pattern && !rule.pattern.test(value)) {
     throw new BadRequestError(
       `${where}: "${field}" ${quote(value)} is invalid (${rule.patternText ?? `must match ${rule.pattern}`})`,
     );
+  }
   return value;
 }
 
@@ -89,10 +95,12 @@ export function optionalInteger(
 ): number {
   if (!(field in obj) || obj[field] === undefined) return fallback;
   const value = obj[field];
-  if (typeof value !== 'number' || !Number.isInteger(value))
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new BadRequestError(`${where}: "${field}" must be an integer, got ${quote(value)}`);
-  if (value < min || value > max)
+  }
+  if (value < min || value > max) {
     throw new BadRequestError(`${where}: "${field}" must be between ${min} and ${max}, got ${value}`);
+  }
   return value;
 }
 
@@ -103,11 +111,12 @@ export function queryReader(
 ): (name: string) => string | undefined {
   const q: JsonObject = isPlainObject(query) ? query : {};
   const unknown = Object.keys(q).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0)
+  if (unknown.length > 0) {
     throw new BadRequestError(
       `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => quote(k)).join(', ')}` +
         (allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : ' (none are accepted)'),
     );
+  }
   return (name) => {
     const v = q[name];
     if (v === undefined) return undefined;
@@ -126,11 +135,13 @@ export function queryInteger(
 ): number {
   const raw = read(name);
   if (raw === undefined) return fallback;
-  if (!/^-?\d{1,16}$/.test(raw))
+  if (!/^-?\d{1,16}$/.test(raw)) {
     throw new BadRequestError(`query parameter "${name}" must be an integer, got ${quote(raw)}`);
+  }
   const value = Number(raw);
-  if (value < min || value > max)
+  if (value < min || value > max) {
     throw new BadRequestError(`query parameter "${name}" must be between ${min} and ${max}, got ${value}`);
+  }
   return value;
 }
 
@@ -154,8 +165,9 @@ export function readPage(read: (name: string) => string | undefined): Page {
  * exist), so the database never sees a value it would reject.
  */
 export function parseId(raw: string, what: string): number {
-  if (!/^[1-9]\d*$/.test(raw))
+  if (!/^[1-9]\d*$/.test(raw)) {
     throw new BadRequestError(`${what} id must be a positive integer, got ${quote(raw)}`);
+  }
   const id = Number(raw);
   if (!Number.isSafeInteger(id)) throw new NotFoundError(`${what} ${raw} not found`);
   return id;

@@ -38,15 +38,17 @@ export class InstancesController {
   list(@Query() query: unknown): Promise<{ items: WorkflowInstanceView[]; total: number }> {
     const read = queryReader(query, ['workflowCode', 'state', 'limit', 'offset']);
     const workflowCode = read('workflowCode');
-    if (workflowCode !== undefined && !WORKFLOW_CODE_PATTERN.test(workflowCode))
+    if (workflowCode !== undefined && !WORKFLOW_CODE_PATTERN.test(workflowCode)) {
       throw new BadRequestError(
         `query parameter "workflowCode" ${quote(workflowCode)} is not a workflow code`,
       );
+    }
     const state = read('state');
-    if (state !== undefined && !(WORKFLOW_STATES as readonly string[]).includes(state))
+    if (state !== undefined && !(WORKFLOW_STATES as readonly string[]).includes(state)) {
       throw new BadRequestError(
         `query parameter "state" ${quote(state)} is not a workflow state (one of ${WORKFLOW_STATES.join(', ')})`,
       );
+    }
     return this.instances.list({
       workflowCode,
       state: state as WorkflowState | undefined,

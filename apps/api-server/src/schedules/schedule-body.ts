@@ -25,10 +25,11 @@ export interface ScheduleInput {
  * from reading the clock (now is a parameter for tests).
  */
 export function parseScheduleBody(body: unknown, now: Date = new Date()): ScheduleInput {
-  if (!isPlainObject(body))
+  if (!isPlainObject(body)) {
     throw new BadRequestError(
       `request body must be a JSON object (Content-Type: application/json), got ${describeType(body)}`,
     );
+  }
   rejectUnknownFields(body, ['workflowCode', 'cron', 'timezone'], 'schedule');
   const workflowCode = requiredString(body, 'workflowCode', 'schedule', {
     maxLength: 200,
@@ -37,10 +38,11 @@ export function parseScheduleBody(body: unknown, now: Date = new Date()): Schedu
   });
   const cron = requiredString(body, 'cron', 'schedule', { maxLength: 200 }).trim();
   const timezone = optionalString(body, 'timezone', 'schedule', { maxLength: 100 }, 'UTC').trim();
-  if (!isTimeZone(timezone))
+  if (!isTimeZone(timezone)) {
     throw new BadRequestError(
       `schedule: unknown timezone ${quote(timezone)} (an IANA name such as Europe/Berlin)`,
     );
+  }
   let cronTime: CronTime;
   try {
     cronTime = new CronTime(cron, timezone);
@@ -58,8 +60,9 @@ export function parseScheduleBody(body: unknown, now: Date = new Date()): Schedu
         : `schedule: no next fire time for cron expression ${quote(cron)}: ${errorMessage(err)}`,
     );
   }
-  if (Number.isNaN(next.getTime()))
+  if (Number.isNaN(next.getTime())) {
     throw new BadRequestError(`schedule: cron expression ${quote(cron)} never fires`);
+  }
   return { workflowCode, cron, timezone, nextFireTime: next };
 }
 

@@ -45,10 +45,11 @@ export class SchedulesController {
   list(@Query() query: unknown): Promise<{ items: ScheduleRecord[]; total: number }> {
     const read = queryReader(query, ['workflowCode', 'limit', 'offset']);
     const workflowCode = read('workflowCode');
-    if (workflowCode !== undefined && !WORKFLOW_CODE_PATTERN.test(workflowCode))
+    if (workflowCode !== undefined && !WORKFLOW_CODE_PATTERN.test(workflowCode)) {
       throw new BadRequestError(
         `query parameter "workflowCode" ${quote(workflowCode)} is not a workflow code`,
       );
+    }
     return this.schedules.list({ workflowCode, ...readPage(read) });
   }
 

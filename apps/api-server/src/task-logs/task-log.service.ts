@@ -36,8 +36,9 @@ export class TaskLogService implements OnApplicationShutdown {
     if (!location) throw new NotFoundError(`task instance ${taskInstanceId} not found`);
     const { host, logPath } = location;
     if (!host || !logPath) throw new NotFoundError(`task instance ${taskInstanceId} has no log yet`);
-    if (!this.workers)
+    if (!this.workers) {
       throw new ServiceUnavailableError('cannot read task logs: this API server has no CLUSTER_SECRET');
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let offset = 0;
@@ -51,8 +52,9 @@ export class TaskLogService implements OnApplicationShutdown {
         throw this.workerError(err, host, taskInstanceId);
       }
       if (!res.found) {
-        if (offset === 0)
+        if (offset === 0) {
           throw new NotFoundError(`worker ${host} has no log of task instance ${taskInstanceId}`);
+        }
         break;
       }
       const content = Buffer.from(res.content ?? []);

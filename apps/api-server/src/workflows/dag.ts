@@ -11,8 +11,9 @@ export function dagProblems(taskNames: readonly string[], edges: readonly EdgeDe
   const seen = new Set<string>();
   edges.forEach((edge, i) => {
     const label = `edge ${i} (${JSON.stringify(edge.from)} -> ${JSON.stringify(edge.to)})`;
-    for (const end of [edge.from, edge.to])
+    for (const end of [edge.from, edge.to]) {
       if (!known.has(end)) problems.push(`${label}: unknown task ${JSON.stringify(end)}`);
+    }
     if (edge.from === edge.to) problems.push(`${label}: a task cannot depend on itself`);
     // JSON of the pair is an unambiguous key (names may contain any character).
     const key = JSON.stringify([edge.from, edge.to]);

@@ -16,32 +16,39 @@ export const RUN_LIMITS = {
  */
 export function parseRunBody(body: unknown): Record<string, string> {
   if (body === undefined || body === null) return {};
-  if (!isPlainObject(body))
+  if (!isPlainObject(body)) {
     throw new BadRequestError(`request body must be a JSON object, got ${describeType(body)}`);
+  }
   rejectUnknownFields(body, ['params'], 'run');
   if (body.params === undefined) return {};
-  if (!isPlainObject(body.params))
+  if (!isPlainObject(body.params)) {
     throw new BadRequestError(`run: "params" must be an object of strings, got ${describeType(body.params)}`);
+  }
   const entries = Object.entries(body.params);
-  if (entries.length > RUN_LIMITS.params)
+  if (entries.length > RUN_LIMITS.params) {
     throw new BadRequestError(`run: more than ${RUN_LIMITS.params} params`);
+  }
   const params: Record<string, string> = {};
   for (const [name, value] of entries) {
-    if (!PARAM_NAME_PATTERN.test(name) || name.length > RUN_LIMITS.paramNameLength)
+    if (!PARAM_NAME_PATTERN.test(name) || name.length > RUN_LIMITS.paramNameLength) {
       throw new BadRequestError(
         `run: param name ${quote(name)} is invalid (letters, digits and _, not starting with a digit, ` +
           `at most ${RUN_LIMITS.paramNameLength} characters)`,
       );
-    if (typeof value !== 'string')
+    }
+    if (typeof value !== 'string') {
       throw new BadRequestError(`run: param ${quote(name)} must be a string, got ${describeType(value)}`);
-    if (Buffer.byteLength(value, 'utf8') > RUN_LIMITS.paramValueBytes)
+    }
+    if (Buffer.byteLength(value, 'utf8') > RUN_LIMITS.paramValueBytes) {
       throw new BadRequestError(
         `run: param ${quote(name)} is larger than ${RUN_LIMITS.paramValueBytes} bytes`,
       );
-    if (value.includes('\u0000'))
+    }
+    if (value.includes('\u0000')) {
       throw new BadRequestError(
         `run: param ${quote(name)} must not contain NUL (it becomes an environment variable)`,
       );
+    }
     params[name] = value;
   }
   return params;
@@ -52,9 +59,10 @@ export function parseIdempotencyKey(raw: string | string[] | undefined): string 
   if (raw === undefined) return undefined;
   if (Array.isArray(raw)) throw new BadRequestError('Idempotency-Key header must be given once');
   if (raw.trim() === '') throw new BadRequestError('Idempotency-Key header must not be empty');
-  if (raw.length > RUN_LIMITS.idempotencyKeyLength)
+  if (raw.length > RUN_LIMITS.idempotencyKeyLength) {
     throw new BadRequestError(
       `Idempotency-Key header is longer than ${RUN_LIMITS.idempotencyKeyLength} characters`,
     );
+  }
   return raw;
 }

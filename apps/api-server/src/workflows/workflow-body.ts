@@ -47,10 +47,11 @@ const hasControlChars = (s: string): boolean => [...s].some((c) => c.charCodeAt(
  * in. Pure. Throws BadRequestError naming the first problem (for edges: every edge problem).
  */
 export function parseWorkflowBody(body: unknown): WorkflowDefinitionInput {
-  if (!isPlainObject(body))
+  if (!isPlainObject(body)) {
     throw new BadRequestError(
       `request body must be a JSON object (Content-Type: application/json), got ${describeType(body)}`,
     );
+  }
   rejectUnknownFields(body, TOP_FIELDS, 'workflow');
   const name = requiredString(body, 'name', 'workflow', { maxLength: WORKFLOW_LIMITS.nameLength });
   const description = optionalString(
@@ -61,13 +62,16 @@ export function parseWorkflowBody(body: unknown): WorkflowDefinitionInput {
     '',
   );
 
-  if (!('tasks' in body) || body.tasks === undefined)
+  if (!('tasks' in body) || body.tasks === undefined) {
     throw new BadRequestError('workflow: missing field "tasks"');
-  if (!Array.isArray(body.tasks))
+  }
+  if (!Array.isArray(body.tasks)) {
     throw new BadRequestError(`workflow: "tasks" must be an array, got ${describeType(body.tasks)}`);
+  }
   if (body.tasks.length === 0) throw new BadRequestError('workflow: "tasks" must not be empty');
-  if (body.tasks.length > WORKFLOW_LIMITS.tasks)
+  if (body.tasks.length > WORKFLOW_LIMITS.tasks) {
     throw new BadRequestError(`workflow: more than ${WORKFLOW_LIMITS.tasks} tasks`);
+  }
   const tasks = body.tasks.map((t, i) => parseTask(t, i));
   const names = new Set<string>();
   for (const t of tasks) {
@@ -77,10 +81,12 @@ export function parseWorkflowBody(body: unknown): WorkflowDefinitionInput {
 
   let edges: EdgeDefinition[] = [];
   if ('edges' in body && body.edges !== undefined) {
-    if (!Array.isArray(body.edges))
+    if (!Array.isArray(body.edges)) {
       throw new BadRequestError(`workflow: "edges" must be an array, got ${describeType(body.edges)}`);
-    if (body.edges.length > WORKFLOW_LIMITS.edges)
+    }
+    if (body.edges.length > WORKFLOW_LIMITS.edges) {
       throw new BadRequestError(`workflow: more than ${WORKFLOW_LIMITS.edges} edges`);
+    }
     edges = body.edges.map((e, i) => parseEdge(e, i));
   }
   const problems = dagProblems(
@@ -92,20 +98,23 @@ export function parseWorkflowBody(body: unknown): WorkflowDefinitionInput {
 }
 
 function parseTask(raw: unknown, index: number): TaskDefinition {
-  if (!isPlainObject(raw))
+  if (!isPlainObject(raw)) {
     throw new BadRequestError(`task ${index} must be an object, got ${describeType(raw)}`);
+  }
   // Name the task by its name once it has a usable one: that is what the user wrote.
   const where =
     typeof raw.name === 'string' && raw.name.trim() !== '' ? `task ${quote(raw.name)}` : `task ${index}`;
   rejectUnknownFields(raw, TASK_FIELDS, where);
   const name = requiredString(raw, 'name', `task ${index}`, { maxLength: WORKFLOW_LIMITS.taskNameLength });
-  if (hasControlChars(name))
+  if (hasControlChars(name)) {
     throw new BadRequestError(`task ${index}: "name" must not contain control characters`);
+  }
   const type = requiredString(raw, 'type', where, { maxLength: 100 });
-  if (!(TASK_TYPES as readonly string[]).includes(type))
+  if (!(TASK_TYPES as readonly string[]).includes(type)) {
     throw new BadRequestError(
       `unknown task type ${quote(type)} for task ${quote(name)} (known: ${TASK_TYPES.join(', ')})`,
     );
+  }
   const command = requiredString(raw, 'command', where, { maxLength: WORKFLOW_LIMITS.commandLength });
   return {
     name,

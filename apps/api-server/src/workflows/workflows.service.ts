@@ -60,12 +60,13 @@ export class WorkflowsService {
 
   async get(code: string, version?: number): Promise<WorkflowDefinitionRecord> {
     const found = WORKFLOW_CODE_PATTERN.test(code) ? await this.definitions.find(code, version) : null;
-    if (!found)
+    if (!found) {
       throw new NotFoundError(
         version === undefined
           ? `workflow ${quote(code)} not found`
           : `workflow ${quote(code)} version ${version} not found`,
       );
+    }
     return found;
   }
 

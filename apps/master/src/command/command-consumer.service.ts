@@ -120,11 +120,13 @@ export class CommandConsumerService {
   }
 
   private async adopt(batch: ConsumedCommand[]): Promise<void> {
-    for (const c of batch)
-      if (!c.taken)
+    for (const c of batch) {
+      if (!c.taken) {
         this.logger.warn(
           `command ${c.commandId} (${c.type}) dropped: workflow instance ${c.workflowInstanceId} is already owned or finished`,
         );
+      }
+    }
     const taken = batch.filter((c) => c.taken);
     const rerun = taken.filter((c) => !FRESH.has(c.type)).map((c) => c.workflowInstanceId);
     let latest: TaskRow[] = [];
@@ -149,8 +151,9 @@ export class CommandConsumerService {
     for (const c of taken) {
       let dag: ReturnType<typeof buildDag> | Error;
       try {
-        if (c.tasks === null)
+        if (c.tasks === null) {
           throw new Error(`workflow ${c.workflowCode} version ${c.workflowVersion} does not exist`);
+        }
         dag = buildDag(c.tasks, c.edges);
       } catch (err) {
         dag = err as Error;

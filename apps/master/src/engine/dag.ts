@@ -25,26 +25,34 @@ const nonNegativeInt = (v: unknown): v is number => typeof v === 'number' && Num
  * the API validated it when it was written, but a master must not crash or loop on a bad row).
  */
 export function buildDag(tasksJson: unknown, edgesJson: unknown): Dag {
-  if (!Array.isArray(tasksJson) || tasksJson.length === 0)
+  if (!Array.isArray(tasksJson) || tasksJson.length === 0) {
     throw new InvalidDefinitionError('tasks must be a non-empty array');
+  }
   if (!Array.isArray(edgesJson)) throw new InvalidDefinitionError('edges must be an array');
   const tasks = new Map<string, TaskDefinition>();
   tasksJson.forEach((raw: unknown, i) => {
-    if (typeof raw !== 'object' || raw === null)
+    if (typeof raw !== 'object' || raw === null) {
       throw new InvalidDefinitionError(`tasks[${i}] is not an object`);
+    }
     const t = raw as Record<string, unknown>;
-    if (typeof t.name !== 'string' || t.name === '')
+    if (typeof t.name !== 'string' || t.name === '') {
       throw new InvalidDefinitionError(`tasks[${i}].name is missing`);
+    }
     if (tasks.has(t.name)) throw new InvalidDefinitionError(`duplicate task name ${JSON.stringify(t.name)}`);
-    if (!(TASK_TYPES as readonly unknown[]).includes(t.type))
+    if (!(TASK_TYPES as readonly unknown[]).includes(t.type)) {
       throw new InvalidDefinitionError(`task ${t.name}: unknown type ${JSON.stringify(t.type)}`);
-    if (typeof t.command !== 'string')
+    }
+    if (typeof t.command !== 'string') {
       throw new InvalidDefinitionError(`task ${t.name}: command must be a string`);
-    for (const field of ['retries', 'retryIntervalMs', 'timeoutMs'] as const)
-      if (!nonNegativeInt(t[field]))
+    }
+    for (const field of ['retries', 'retryIntervalMs', 'timeoutMs'] as const) {
+      if (!nonNegativeInt(t[field])) {
         throw new InvalidDefinitionError(`task ${t.name}: ${field} must be a whole number >= 0`);
-    if (typeof t.workerGroup !== 'string' || t.workerGroup === '')
+      }
+    }
+    if (typeof t.workerGroup !== 'string' || t.workerGroup === '') {
       throw new InvalidDefinitionError(`task ${t.name}: workerGroup must be a non-empty string`);
+    }
     tasks.set(t.name, t as unknown as TaskDefinition);
   });
 
@@ -52,12 +60,15 @@ export function buildDag(tasksJson: unknown, edgesJson: unknown): Dag {
   const downstream = new Map<string, string[]>([...tasks.keys()].map((n) => [n, []]));
   edgesJson.forEach((raw: unknown, i) => {
     const e = raw as Partial<EdgeDefinition> | null;
-    if (typeof e !== 'object' || e === null || typeof e.from !== 'string' || typeof e.to !== 'string')
+    if (typeof e !== 'object' || e === null || typeof e.from !== 'string' || typeof e.to !== 'string') {
       throw new InvalidDefinitionError(`edges[${i}] must be { from, to }`);
-    if (!tasks.has(e.from))
+    }
+    if (!tasks.has(e.from)) {
       throw new InvalidDefinitionError(`edges[${i}]: unknown task ${JSON.stringify(e.from)}`);
-    if (!tasks.has(e.to))
+    }
+    if (!tasks.has(e.to)) {
       throw new InvalidDefinitionError(`edges[${i}]: unknown task ${JSON.stringify(e.to)}`);
+    }
     if (e.from === e.to) throw new InvalidDefinitionError(`edges[${i}]: ${e.from} depends on itself`);
     const ups = upstream.get(e.to)!;
     if (!ups.includes(e.from)) {

@@ -174,11 +174,12 @@ export class WorkflowEngineService {
         this.logger.warn(`could not hand instance ${id} over: ${(err as Error).message}`);
       }
     }
-    if (handedBack + notHandedBack > 0)
+    if (handedBack + notHandedBack > 0) {
       this.logger.log(
         `handed ${handedBack} instance(s) over for recovery by the other masters` +
           (notHandedBack > 0 ? `; ${notHandedBack} left to failover` : ''),
       );
+    }
     return { handedBack, notHandedBack };
   }
 
@@ -212,20 +213,23 @@ export class WorkflowEngineService {
   ): Promise<EventAck> {
     const owner = await this.instances.lookup(instanceId);
     if (!owner) return { status: 'OBSOLETE', reason: `workflow instance ${instanceId} does not exist` };
-    if (FINAL_WORKFLOW_STATES.includes(owner.state))
+    if (FINAL_WORKFLOW_STATES.includes(owner.state)) {
       return { status: 'OBSOLETE', reason: `workflow instance ${instanceId} finished ${owner.state}` };
+    }
     const row = await this.tasks.find(ev.taskInstanceId);
-    if (!row || row.workflowInstanceId !== instanceId || row.attempt !== ev.attempt)
+    if (!row || row.workflowInstanceId !== instanceId || row.attempt !== ev.attempt) {
       return {
         status: 'OBSOLETE',
         reason: `task instance ${ev.taskInstanceId} is not part of instance ${instanceId}`,
       };
+    }
     // A result already stored (the row is final) needs no keeping either: OBSOLETE drops it.
-    if (row.host !== ev.workerAddress || (row.state !== 'DISPATCH' && row.state !== 'RUNNING_EXECUTION'))
+    if (row.host !== ev.workerAddress || (row.state !== 'DISPATCH' && row.state !== 'RUNNING_EXECUTION')) {
       return {
         status: 'OBSOLETE',
         reason: `task instance ${row.id} is ${row.state} on ${row.host ?? 'no worker'}`,
       };
+    }
     return {
       status: 'NOT_OWNER',
       reason: `workflow instance ${instanceId} is driven by ${owner.host ?? 'no master yet'}, not ${this.identity.address}`,
@@ -292,12 +296,14 @@ export class WorkflowEngineService {
         this.logger.warn(`could not hand instance ${id} back: ${(err as Error).message}`);
       }
     }
-    if (taken > 0)
+    if (taken > 0) {
       this.logger.log(
         `${taken} instance(s) dropped on the lost session were already taken over (or finished) meanwhile; left to their new owner`,
       );
-    if (handedBack + taken > 0 && this.droppedOnLoss.size > 0)
+    }
+    if (handedBack + taken > 0 && this.droppedOnLoss.size > 0) {
       this.logger.warn(`${this.droppedOnLoss.size} dropped instance(s) not handed back yet; retrying`);
+    }
   }
 }
 

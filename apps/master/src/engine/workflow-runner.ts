@@ -218,8 +218,9 @@ export class WorkflowRunner {
       const check = this.checkEvent(ev);
       if ('status' in check) return check;
       const { slot, row } = check;
-      if (row.state === 'RUNNING_EXECUTION' || !LIVE.includes(row.state) || row.state === 'DELAY_EXECUTION')
+      if (row.state === 'RUNNING_EXECUTION' || !LIVE.includes(row.state) || row.state === 'DELAY_EXECUTION') {
         return ack('ACCEPTED', `already ${row.state}`);
+      }
       if (row.state !== 'DISPATCH') return ack('OBSOLETE', `task instance ${row.id} is ${row.state}`);
       const w = await this.write(this.deps.tasks.markStarted(this.fence, row.id, row.host!, ev.startTimeMs));
       if (w.ids.length === 0) return this.reconcileAfterMiss(slot, 'RUNNING_EXECUTION');
@@ -383,8 +384,9 @@ export class WorkflowRunner {
     const answers = await Promise.all(
       slots.map(async (slot) => {
         const row = slot.row!;
-        if (!row.host || !this.deps.workers.isLive(row.host))
+        if (!row.host || !this.deps.workers.isLive(row.host)) {
           return { slot, answer: undefined, failed: false };
+        }
         try {
           const answer = await this.deps.gateway.takeOver(
             row.host,
@@ -468,9 +470,11 @@ export class WorkflowRunner {
       );
       for (const row of created.rows) this.setRow(this.slots.get(row.name)!, row);
     }
-    for (const slot of this.slots.values())
-      if (slot.row?.state === 'SUBMITTED_SUCCESS' && !slot.dispatching && !slot.parked)
+    for (const slot of this.slots.values()) {
+      if (slot.row?.state === 'SUBMITTED_SUCCESS' && !slot.dispatching && !slot.parked) {
         await this.dispatch(slot);
+      }
+    }
 
     if (!this.closed && !this.hasActive() && !this.allSucceeded() && !this.failed) {
       // Cannot happen for a valid DAG; never leave an instance stuck silently.
@@ -501,8 +505,9 @@ export class WorkflowRunner {
   private async applyResult(slot: TaskSlot, ev: TaskFinishedEvent): Promise<EventAck> {
     // Only `killed` answers a Kill of ours; any other KILL is the worker's own doing (its session
     // was lost, it is stopping, it restarted under the task, ...): a fault, not a failure.
-    if (ev.state === 'KILL' && ev.message !== TASK_RESULT_MESSAGES.killed)
+    if (ev.state === 'KILL' && ev.message !== TASK_RESULT_MESSAGES.killed) {
       return this.applyWorkerKill(slot, ev);
+    }
     const row = slot.row!;
     const retryLeft = slot.retriesUsed < slot.def.retries;
     const willRetry = ev.state === 'FAILURE' && this.mode === 'running' && !this.failed && retryLeft;
@@ -618,8 +623,9 @@ export class WorkflowRunner {
     // DISPATCH with the worker is written before the call: if we die in between, failover finds
     // the task on that worker and asks it (TakeOver) instead of running it twice.
     const w = await this.write(this.deps.tasks.markDispatch(this.fence, row.id, worker));
-    if (w.ids.length === 0)
+    if (w.ids.length === 0) {
       return void this.log('warn', `task ${slot.name} (${row.id}) could not be marked DISPATCH`);
+    }
     row.state = 'DISPATCH';
     row.host = worker;
     slot.workerStartTimeMs = undefined;
@@ -693,8 +699,9 @@ export class WorkflowRunner {
     if (!row || row.id !== rowId || row.host !== worker || row.state !== 'DISPATCH') {
       // Moved on meanwhile (finished fast, killed, re-run after worker loss). A dispatch that
       // (may have) landed after a stop must not keep running.
-      if ((accepted || ambiguous) && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE'))
+      if ((accepted || ambiguous) && row?.id === rowId && (row.state === 'KILL' || row.state === 'PAUSE')) {
         this.killQuietly(worker, rowId);
+      }
       return;
     }
     if (accepted) {
@@ -972,17 +979,21 @@ export class WorkflowRunner {
     epoch: number;
   }): EventAck | { slot: TaskSlot; row: TaskRow } {
     // A newer epoch means someone took the instance after us: we are the stale one.
-    if (ev.epoch > this.epoch)
+    if (ev.epoch > this.epoch) {
       return ack('NOT_OWNER', `epoch ${ev.epoch} is newer than ours (${this.epoch})`);
+    }
     const slot = this.byRowId.get(ev.taskInstanceId);
-    if (!slot || !slot.row)
+    if (!slot || !slot.row) {
       return ack('OBSOLETE', `task instance ${ev.taskInstanceId} is not part of this run`);
+    }
     const row = slot.row;
-    if (row.id !== ev.taskInstanceId)
+    if (row.id !== ev.taskInstanceId) {
       return ack('OBSOLETE', `task instance ${ev.taskInstanceId} was superseded by attempt ${row.attempt}`);
+    }
     if (row.attempt !== ev.attempt) return ack('OBSOLETE', `attempt ${ev.attempt} is not the current one`);
-    if (row.host !== ev.workerAddress)
+    if (row.host !== ev.workerAddress) {
       return ack('OBSOLETE', `task instance ${row.id} is assigned to ${row.host ?? 'no worker'}`);
+    }
     return { slot, row };
   }
 

@@ -145,8 +145,9 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
             (resolve) => (timer = this.clock.setTimeout(() => resolve('timeout'), bound)),
           ),
         ]);
-        if (outcome === 'timeout')
+        if (outcome === 'timeout') {
           this.logger.error(`stopping ${name} did not finish within ${bound} ms; going on without it`);
+        }
       } catch (err) {
         this.logger.warn(`stopping ${name} failed: ${(err as Error).message}`);
       } finally {

@@ -87,9 +87,11 @@ export class NodeDirectory {
           value === null ? { type: 'REMOVE', key, value: null } : { type: 'UPDATE', key, value },
         );
       }
-      for (const key of [...this.nodes.keys()])
-        if (!seen.has(key) && !this.touchedDuringList.has(key))
+      for (const key of [...this.nodes.keys()]) {
+        if (!seen.has(key) && !this.touchedDuringList.has(key)) {
           this.apply(key, { type: 'REMOVE', key, value: null });
+        }
+      }
     } finally {
       this.touchedDuringList = undefined;
     }

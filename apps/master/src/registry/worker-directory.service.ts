@@ -50,14 +50,16 @@ export class WorkerDirectoryService {
         // A new process took the key over before the old one's removal was seen (ZooKeeper
         // coalesces the delete and re-create): the old process is gone all the same.
         this.logger.log(`worker ${node.address} (group ${node.group}) restarted`);
-        for (const l of [...this.listeners])
+        for (const l of [...this.listeners]) {
           l.removed(node.address, change.previous.group, change.previous.heartbeat.startTime);
+        }
       }
       // A heartbeat's runningTasks now includes what we sent before it.
       this.recentlyAssigned.delete(node.address);
       if (change.type === 'ADD') this.logger.log(`worker ${node.address} (group ${node.group}) is live`);
-      if ((node as LiveNode).heartbeat.serving)
+      if ((node as LiveNode).heartbeat.serving) {
         for (const l of [...this.listeners]) l.available(node.group ?? '');
+      }
     });
   }
 

@@ -5,18 +5,21 @@ const FINAL = ['SUCCESS', 'FAILURE', 'KILL'];
 const MAX_MESSAGE = 4096;
 
 function positiveId(name: string, v: unknown): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
     throw new RpcInvalidArgument(`${name}: must be a positive integer, got ${JSON.stringify(v)}`);
+  }
 }
 
 function nonNegative(name: string, v: unknown): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     throw new RpcInvalidArgument(`${name}: must be an integer >= 0, got ${JSON.stringify(v)}`);
+  }
 }
 
 function address(name: string, v: unknown): void {
-  if (typeof v !== 'string' || !ADDRESS.test(v))
+  if (typeof v !== 'string' || !ADDRESS.test(v)) {
     throw new RpcInvalidArgument(`${name}: must be "host:port", got ${JSON.stringify(v)}`);
+  }
 }
 
 /**
@@ -40,12 +43,14 @@ export function validateTaskFinished(ev: TaskFinishedEvent): TaskFinishedEvent {
   positiveId('taskInstanceId', ev.taskInstanceId);
   positiveId('workflowInstanceId', ev.workflowInstanceId);
   positiveId('attempt', ev.attempt);
-  if (!FINAL.includes(ev.state))
+  if (!FINAL.includes(ev.state)) {
     throw new RpcInvalidArgument(
       `state: must be one of ${FINAL.join(', ')}, got ${JSON.stringify(ev.state)}`,
     );
-  if (typeof ev.exitCode !== 'number' || !Number.isInteger(ev.exitCode))
+  }
+  if (typeof ev.exitCode !== 'number' || !Number.isInteger(ev.exitCode)) {
     throw new RpcInvalidArgument(`exitCode: must be an integer, got ${JSON.stringify(ev.exitCode)}`);
+  }
   nonNegative('startTimeMs', ev.startTimeMs);
   nonNegative('endTimeMs', ev.endTimeMs);
   address('workerAddress', ev.workerAddress);

@@ -23,8 +23,9 @@ export class MasterRpcService {
   ) {}
 
   async start(): Promise<number> {
-    if (!this.config.clusterSecret)
+    if (!this.config.clusterSecret) {
       throw new MasterConfigError('the master needs a cluster secret (CLUSTER_SECRET)');
+    }
     this.server = new GrpcServer({
       bindHost: this.config.bindHost,
       port: this.config.masterPort,

@@ -82,10 +82,11 @@ export class ScheduleService {
           continue;
         }
         const instanceId = await this.schedules.fire(s.id, s.nextFireText, next);
-        if (instanceId !== undefined)
+        if (instanceId !== undefined) {
           this.logger.log(
             `schedule ${s.id} fired for ${s.nextFireTime.toISOString()}: instance ${instanceId}; next ${next.toISOString()}`,
           );
+        }
       } catch (err) {
         this.logger.error(`firing schedule ${s.id} failed: ${(err as Error).message}`);
       }

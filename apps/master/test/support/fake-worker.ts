@@ -147,8 +147,9 @@ export class FakeWorker {
           const answer = this.takeOverAnswer(taskInstanceId);
           // Like the real worker: a run it still has reports to the new owner from now on.
           const h = this.held.get(taskInstanceId);
-          if (answer.status === 'RUNNING' && h)
+          if (answer.status === 'RUNNING' && h) {
             h.spec = { ...h.spec, masterAddress: newMasterAddress, epoch };
+          }
           return answer;
         },
         readLog: async () => ({ found: false, content: Buffer.alloc(0), nextOffset: 0, eof: true }),

@@ -23,7 +23,7 @@ class FakeRegistry {
   listener: RegistryListener | undefined;
   subscribe = async (_prefix: string, listener: RegistryListener): Promise<Subscription> => {
     this.listener = listener;
-    return { unsubscribe: () => undefined } as Subscription;
+    return { unsubscribe: () => undefined };
   };
   children = async (): Promise<string[]> => [];
   get = async (): Promise<string | null> => null;

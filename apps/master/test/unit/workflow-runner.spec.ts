@@ -63,11 +63,12 @@ class FakeStore {
 
   private update(ids: number[], from: readonly TaskState[], change: Partial<TaskRow>, host?: string) {
     const changed: number[] = [];
-    for (const r of this.rows)
+    for (const r of this.rows) {
       if (ids.includes(r.id) && from.includes(r.state) && (host === undefined || r.host === host)) {
         Object.assign(r, change);
         changed.push(r.id);
       }
+    }
     return { owned: true, ids: changed };
   }
 
@@ -87,25 +88,22 @@ class FakeStore {
           this.rows.push(row);
           return { ...row };
         }),
-      })) as never,
+      })),
     markDispatch: async (fence, id, worker) =>
       this.fenced(fence, () =>
         this.update([id], ['SUBMITTED_SUCCESS', 'DISPATCH'], { state: 'DISPATCH', host: worker }),
-      ) as never,
+      ),
     markUndispatched: async (fence, id, worker) =>
       this.fenced(fence, () =>
         this.update([id], ['DISPATCH'], { state: 'SUBMITTED_SUCCESS', host: null }, worker),
-      ) as never,
+      ),
     markStarted: async (fence, id, worker) =>
-      this.fenced(fence, () =>
-        this.update([id], ['DISPATCH'], { state: 'RUNNING_EXECUTION' }, worker),
-      ) as never,
+      this.fenced(fence, () => this.update([id], ['DISPATCH'], { state: 'RUNNING_EXECUTION' }, worker)),
     markFinished: async (fence, id, worker, result) =>
       this.fenced(fence, () =>
         this.update([id], ['DISPATCH', 'RUNNING_EXECUTION'], { state: result.state }, worker),
-      ) as never,
-    markState: async (fence, ids, from, state) =>
-      this.fenced(fence, () => this.update(ids, from, { state })) as never,
+      ),
+    markState: async (fence, ids, from, state) => this.fenced(fence, () => this.update(ids, from, { state })),
     retry: async (fence, oldId, name, attempt) =>
       this.fenced(fence, () => {
         const { ids } = this.update([oldId], ['DELAY_EXECUTION'], { state: 'FAILURE' });
@@ -120,7 +118,7 @@ class FakeStore {
         };
         this.rows.push(row);
         return { owned: true, rows: [{ ...row }] };
-      }) as never,
+      }),
     latestAttempts: async () => this.rows.map((r) => ({ ...r })),
   };
 
@@ -710,8 +708,9 @@ describe('WorkflowRunner', () => {
       failingFirst(h, dropped);
       let failures = 3;
       h.takeOver = () => {
-        if (failures-- > 0)
+        if (failures-- > 0) {
           throw new RpcCallError('TakeOver', 'w:1', GrpcStatus.UNAVAILABLE, 'No connection');
+        }
         return { status: 'RUNNING', result: null, startTimeMs: 5 };
       };
       await h.runner.start();

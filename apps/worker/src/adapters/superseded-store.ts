@@ -53,8 +53,9 @@ export class SupersededStore {
       await rename(this.file, `${this.file}.corrupt`).catch(() => undefined);
       return 0;
     }
-    for (const e of [...record.entries].sort((a, b) => a.atMs - b.atMs))
+    for (const e of [...record.entries].sort((a, b) => a.atMs - b.atMs)) {
       this.remember(e.taskInstanceId, e.epoch, e.atMs);
+    }
     this.prune(Date.now());
     return this.entries.size;
   }

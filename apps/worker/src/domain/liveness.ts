@@ -35,10 +35,12 @@ export const MIN_WATCHDOG_POLL_MS = 50;
 export const MAX_WATCHDOG_POLL_MS = 500;
 
 export function livenessTimings(sessionTimeoutMs: number, heartbeatIntervalMs: number): LivenessTimings {
-  if (!Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0)
+  if (!Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
     throw new RangeError(`session timeout must be positive, got ${sessionTimeoutMs}`);
-  if (!Number.isFinite(heartbeatIntervalMs) || heartbeatIntervalMs <= 0)
+  }
+  if (!Number.isFinite(heartbeatIntervalMs) || heartbeatIntervalMs <= 0) {
     throw new RangeError(`heartbeat interval must be positive, got ${heartbeatIntervalMs}`);
+  }
   const marginMs = Math.floor(Math.min(2 * heartbeatIntervalMs, 0.4 * sessionTimeoutMs));
   const deadlineMs = sessionTimeoutMs - marginMs;
   const touchIntervalMs = Math.max(1, Math.min(heartbeatIntervalMs, Math.floor(deadlineMs / 3)));

@@ -23,14 +23,16 @@ function invalid(field: string, problem: string): never {
 }
 
 function positiveInteger(field: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     invalid(field, `must be a positive integer, got ${describe(value)}`);
+  }
   return value;
 }
 
 function nonNegativeInteger(field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
     invalid(field, `must be an integer between 0 and ${max}, got ${describe(value)}`);
+  }
   return value;
 }
 
@@ -53,15 +55,17 @@ export function hostPort(field: string, value: unknown): string {
 
 function params(field: string, value: unknown): Record<string, string> {
   if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value))
+  if (typeof value !== 'object' || Array.isArray(value)) {
     invalid(field, `must be a map of strings, got ${describe(value)}`);
+  }
   const out: Record<string, string> = {};
   for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
-    if (!PARAM_NAME.test(name))
+    if (!PARAM_NAME.test(name)) {
       invalid(
         `${field}`,
         `name ${JSON.stringify(name)} must match ${PARAM_NAME.source} (it becomes PORPOISE_PARAM_<NAME>)`,
       );
+    }
     out[name] = text(`${field}.${name}`, v, { nonEmpty: false });
   }
   return out;

@@ -55,8 +55,9 @@ function object(file: string, field: string, v: unknown): Record<string, unknown
 }
 
 function int(file: string, field: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
     fail(file, `${field} must be an integer >= ${min}`);
+  }
   return v;
 }
 

@@ -54,8 +54,9 @@ export class LivenessService {
         'no /proc/uptime or /proc/self/stat: tasks run WITHOUT watchdogs, so a frozen worker cannot end them',
       );
     } else {
-      if (!this.touch())
+      if (!this.touch()) {
         throw new WorkerError(`cannot write the liveness file ${this.file}: the task watchdogs need it`);
+      }
       this.logger.log(
         `task watchdogs: a task dies ${t.deadlineMs} ms after the worker's last sign of life ` +
           `(session timeout ${t.sessionTimeoutMs} ms - margin ${t.marginMs} ms); touched every ` +
@@ -119,11 +120,12 @@ export class LivenessService {
   }
 
   private failed(err: Error): false {
-    if (!this.failing)
+    if (!this.failing) {
       this.logger.error(
         `cannot touch the liveness file ${this.file}: ${err.message}; ` +
           `the watchdogs kill running tasks ${this.timings.deadlineMs} ms after the last touch`,
       );
+    }
     this.failing = true;
     return false;
   }

@@ -184,8 +184,9 @@ export class RegistrationService {
       case 'CONNECTED':
         this.clearSuspendTimer();
         this.lastAliveAt = performance.now();
-        if (this.admission.sessionState !== 'connected')
+        if (this.admission.sessionState !== 'connected') {
           this.logger.log(`registry ${state.toLowerCase()}: taking tasks again`);
+        }
         this.admission.setSession('connected');
         this.admission.confirmSession(this.lastAliveAt);
         void this.publish();

@@ -140,11 +140,11 @@ export class ResultDeliveryService {
         }
         return;
       } catch (err) {
-        if (attempt === STARTED_EVENT_ATTEMPTS)
+        if (attempt === STARTED_EVENT_ATTEMPTS) {
           this.logger.warn(
             `task ${event.taskInstanceId}: TaskStarted not delivered: ${(err as Error).message}`,
           );
-        else await sleep(retryDelayMs(attempt));
+        } else await sleep(retryDelayMs(attempt));
       }
     }
   }
@@ -154,10 +154,11 @@ export class ResultDeliveryService {
     const deadline = Date.now() + timeoutMs;
     for (const entry of this.held.values()) this.kick(entry);
     while (this.held.size > 0 && Date.now() < deadline && !this.closed) await sleep(50);
-    if (this.held.size > 0)
+    if (this.held.size > 0) {
       this.logger.warn(
         `${this.held.size} result(s) not yet acknowledged; kept in the outbox for the next start`,
       );
+    }
   }
 
   /** Stops delivering (results stay on disk) and closes the channels to masters. */
@@ -220,8 +221,9 @@ export class ResultDeliveryService {
       try {
         const ack = await this.masters.taskFinished(masterAddress, event, EVENT_DEADLINE_MS);
         if (ack.status === 'ACCEPTED' || ack.status === 'OBSOLETE') {
-          if (ack.status === 'OBSOLETE')
+          if (ack.status === 'OBSOLETE') {
             this.logger.log(`task ${id}: master ${masterAddress} answered OBSOLETE`);
+          }
           return this.forget(id, entry);
         }
         why = `${ack.status}${ack.reason ? ` (${ack.reason})` : ''}`;
@@ -230,10 +232,11 @@ export class ResultDeliveryService {
       }
       if (this.closed) return;
       entry.failures++;
-      if (entry.failures === 1 || entry.failures % 50 === 0)
+      if (entry.failures === 1 || entry.failures % 50 === 0) {
         this.logger.warn(
           `task ${id}: result not accepted by ${masterAddress} (try ${entry.failures}): ${why}; keeping it`,
         );
+      }
       if (entry.again) continue;
       entry.timer = setTimeout(() => this.kick(entry), retryDelayMs(entry.failures));
       entry.timer.unref();

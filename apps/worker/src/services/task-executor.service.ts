@@ -281,11 +281,12 @@ export class TaskExecutorService {
     task.pid = proc.pid;
     task.startToken = proc.startToken;
     this.supervise(task);
-    if (spec.timeoutMs > 0)
+    if (spec.timeoutMs > 0) {
       task.cancelTimeout = longTimeout(() => {
         this.logger.warn(`task ${id}: timed out after ${spec.timeoutMs} ms; killing its process group`);
         void this.stopTask(task, { state: 'FAILURE', message: RESULT_MESSAGES.timeout, exitCode: -1 }, 0);
       }, spec.timeoutMs);
+    }
     task.startedDelivery = this.delivery.sendStarted(
       () => ({
         address: task.masterAddress,
@@ -364,8 +365,9 @@ export class TaskExecutorService {
       this.signal(task.pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
       if (graceMs > 0 && !(await within(task.done, graceMs))) this.signal(task.pid, 'SIGKILL');
     }
-    if (!(await within(task.done, KILL_REAP_WAIT_MS)))
+    if (!(await within(task.done, KILL_REAP_WAIT_MS))) {
       this.logger.warn(`task ${task.spec.taskInstanceId}: still not ended after SIGKILL`);
+    }
   }
 
   /**

@@ -53,11 +53,12 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
       const held = await this.delivery.loadOutbox();
       const orphans = await this.executor.recoverOrphans();
       const superseded = await this.superseded.load();
-      if (held + orphans + superseded > 0)
+      if (held + orphans + superseded > 0) {
         this.logger.log(
           `resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart, ` +
             `${superseded} superseded task(s) remembered`,
         );
+      }
       await this.rpc.start();
       this.rpcStarted = true;
       await this.registration.start();

@@ -38,8 +38,9 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
   };
 
   const databaseUrl = value('DATABASE_URL');
-  if (databaseUrl === undefined && role !== 'standalone')
+  if (databaseUrl === undefined && role !== 'standalone') {
     throw new ConfigError('DATABASE_URL', 'required (a postgres:// URL)');
+  }
   if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
 
   const registryType = oneOf(
@@ -67,31 +68,37 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
     50,
     600_000,
   );
-  if (heartbeatIntervalMs >= sessionTimeoutMs)
+  if (heartbeatIntervalMs >= sessionTimeoutMs) {
     throw new ConfigError(
       'HEARTBEAT_INTERVAL_MS',
       `must be less than REGISTRY_SESSION_TIMEOUT_MS (${sessionTimeoutMs}), got ${heartbeatIntervalMs}`,
     );
+  }
 
   const nodeHost = value('NODE_HOST') ?? '127.0.0.1';
-  if (!HOST.test(nodeHost))
+  if (!HOST.test(nodeHost)) {
     throw new ConfigError('NODE_HOST', `not a host name or IPv4 address: ${JSON.stringify(nodeHost)}`);
+  }
   const bindHost = value('BIND_HOST') ?? nodeHost;
-  if (!HOST.test(bindHost))
+  if (!HOST.test(bindHost)) {
     throw new ConfigError('BIND_HOST', `not a host name or IPv4 address: ${JSON.stringify(bindHost)}`);
+  }
 
   const workerGroup = value('WORKER_GROUP') ?? 'default';
-  if (!GROUP.test(workerGroup))
+  if (!GROUP.test(workerGroup)) {
     throw new ConfigError('WORKER_GROUP', 'use 1 to 64 letters, digits, dots, dashes or underscores');
+  }
 
   const clusterSecret = value('CLUSTER_SECRET');
-  if (clusterSecret === undefined && role !== 'standalone')
+  if (clusterSecret === undefined && role !== 'standalone') {
     throw new ConfigError(
       'CLUSTER_SECRET',
       'required in a cluster: every gRPC call between nodes carries it',
     );
-  if (clusterSecret !== undefined && clusterSecret.length < 16)
+  }
+  if (clusterSecret !== undefined && clusterSecret.length < 16) {
     throw new ConfigError('CLUSTER_SECRET', 'must be at least 16 characters');
+  }
 
   return {
     role,
@@ -124,8 +131,9 @@ function integer(
 }
 
 function oneOf<T extends string>(name: ConfigVariable, raw: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(raw))
+  if (!(allowed as readonly string[]).includes(raw)) {
     throw new ConfigError(name, `must be one of ${allowed.join(', ')}; got ${JSON.stringify(raw)}`);
+  }
   return raw as T;
 }
 
@@ -136,8 +144,9 @@ function checkDatabaseUrl(raw: string): void {
   } catch {
     throw new ConfigError('DATABASE_URL', 'not a URL (expected postgres://user:password@host:port/database)');
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new ConfigError('DATABASE_URL', `must use postgres:// or postgresql://, got ${url.protocol}//`);
+  }
   if (!url.hostname) throw new ConfigError('DATABASE_URL', 'has no host');
 }
 
@@ -146,11 +155,12 @@ function checkZooKeeperConnect(raw: string): void {
   const hosts = slash === -1 ? raw : raw.slice(0, slash);
   for (const part of hosts.split(',')) {
     const m = HOST_PORT.exec(part.trim());
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
       throw new ConfigError(
         'ZOOKEEPER_CONNECT',
         `expected host:port[,host:port...], got ${JSON.stringify(part)}`,
       );
+    }
   }
 }
 
@@ -164,8 +174,9 @@ function checkEtcdEndpoint(raw: string): void {
       `not a URL: ${JSON.stringify(raw)} (expected http://host:port,...)`,
     );
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError('ETCD_ENDPOINTS', `must use http:// or https://, got ${JSON.stringify(raw)}`);
+  }
 }
 
 /**

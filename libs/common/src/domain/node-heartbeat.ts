@@ -52,25 +52,32 @@ export function parseHeartbeat(key: string, node: ParsedNodeKey, raw: string | n
   } catch {
     throw new InvalidHeartbeatError(key, 'value is not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidHeartbeatError(key, 'value is not a JSON object');
+  }
   const v = value as Record<string, unknown>;
   const m = ADDRESS.exec(node.address);
   if (!m) throw new InvalidHeartbeatError(key, `key does not end in host:port`);
-  if (v.host !== m[1])
+  if (v.host !== m[1]) {
     throw new InvalidHeartbeatError(key, `host ${JSON.stringify(v.host)} does not match the key`);
-  if (v.port !== Number(m[2]))
+  }
+  if (v.port !== Number(m[2])) {
     throw new InvalidHeartbeatError(key, `port ${JSON.stringify(v.port)} does not match the key`);
-  for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'] as const)
+  }
+  for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'] as const) {
     if (!isNonNegative(v[field])) throw new InvalidHeartbeatError(key, `${field} must be a number >= 0`);
+  }
   if (typeof v.serving !== 'boolean') throw new InvalidHeartbeatError(key, 'serving must be a boolean');
   if (node.group !== undefined) {
-    if (v.group !== node.group)
+    if (v.group !== node.group) {
       throw new InvalidHeartbeatError(key, `group ${JSON.stringify(v.group)} does not match the key`);
-    if (!isCount(v.runningTasks))
+    }
+    if (!isCount(v.runningTasks)) {
       throw new InvalidHeartbeatError(key, 'runningTasks must be a whole number >= 0');
-    if (!isCount(v.capacity) || v.capacity < 1)
+    }
+    if (!isCount(v.capacity) || v.capacity < 1) {
       throw new InvalidHeartbeatError(key, 'capacity must be a whole number >= 1');
+    }
   }
   return v as unknown as NodeHeartbeat;
 }

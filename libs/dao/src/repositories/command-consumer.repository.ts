@@ -94,7 +94,7 @@ export class CommandConsumerRepository {
       workflowInstanceId: Number(r.workflow_instance_id),
       taken: r.taken === true,
       epoch: Number(r.epoch ?? 0),
-      state: (r.state ?? 'SUBMITTED_SUCCESS') as WorkflowState,
+      state: r.state ?? 'SUBMITTED_SUCCESS',
       workflowCode: r.workflow_code ?? '',
       workflowVersion: r.workflow_version ?? 0,
       params: r.params ?? {},

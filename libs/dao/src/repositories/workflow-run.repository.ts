@@ -72,12 +72,13 @@ export class WorkflowRunRepository {
     );
     const row = rows[0];
     if (!row.defined) return null;
-    if (row.command_id !== null && row.workflow_instance_id !== null)
+    if (row.command_id !== null && row.workflow_instance_id !== null) {
       return {
         commandId: Number(row.command_id),
         workflowInstanceId: Number(row.workflow_instance_id),
         repeated: false,
       };
+    }
     // Only a repeated key gets here: the key row is committed (the insert waited for it).
     const stored = await queryRows<{ command_id: string; workflow_instance_id: string }>(
       this.dataSource,

@@ -113,29 +113,36 @@ export class EtcdRegistry implements Registry {
     config: EtcdRegistryConfig,
     private readonly logger?: RegistryLogger,
   ) {
-    if (!Array.isArray(config.endpoints) || config.endpoints.length === 0)
+    if (!Array.isArray(config.endpoints) || config.endpoints.length === 0) {
       throw new InvalidArgumentError('etcd endpoints must be a non-empty array');
-    for (const endpoint of config.endpoints)
-      if (typeof endpoint !== 'string' || endpoint.length === 0)
+    }
+    for (const endpoint of config.endpoints) {
+      if (typeof endpoint !== 'string' || endpoint.length === 0) {
         throw new InvalidArgumentError(`etcd endpoint must be a non-empty string, got ${String(endpoint)}`);
-    if (!isPositive(config.sessionTimeoutMs))
+      }
+    }
+    if (!isPositive(config.sessionTimeoutMs)) {
       throw new InvalidArgumentError(`sessionTimeoutMs must be > 0, got ${String(config.sessionTimeoutMs)}`);
-    if (config.heartbeatIntervalMs !== undefined && !isPositive(config.heartbeatIntervalMs))
+    }
+    if (config.heartbeatIntervalMs !== undefined && !isPositive(config.heartbeatIntervalMs)) {
       throw new InvalidArgumentError(
         `heartbeatIntervalMs must be > 0, got ${String(config.heartbeatIntervalMs)}`,
       );
-    if (config.maxValueBytes !== undefined && !isPositive(config.maxValueBytes))
+    }
+    if (config.maxValueBytes !== undefined && !isPositive(config.maxValueBytes)) {
       throw new InvalidArgumentError(`maxValueBytes must be > 0, got ${String(config.maxValueBytes)}`);
+    }
     this.endpoints = [...config.endpoints];
     this.sessionTimeoutMs = config.sessionTimeoutMs;
     this.heartbeatIntervalMs = config.heartbeatIntervalMs ?? config.sessionTimeoutMs / 5;
     this.maxValueBytes = config.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.ttlSeconds = Math.max(1, Math.ceil(config.sessionTimeoutMs / 1000));
-    if (this.heartbeatIntervalMs >= this.sessionTimeoutMs)
+    if (this.heartbeatIntervalMs >= this.sessionTimeoutMs) {
       this.logger?.warn(
         `etcd registry: heartbeatIntervalMs ${this.heartbeatIntervalMs} >= sessionTimeoutMs ` +
           `${this.sessionTimeoutMs}; the session will keep expiring`,
       );
+    }
     this.listeners = new ListenerSet((err) =>
       this.logger?.error(`registry listener threw: ${describe(err)}`),
     );
@@ -225,10 +232,11 @@ export class EtcdRegistry implements Registry {
       await Promise.all(
         leases.map((ID) =>
           client.leaseClient.leaseRevoke({ ID }, { deadline }).catch((err: unknown) => {
-            if (!(err instanceof EtcdLeaseInvalidError))
+            if (!(err instanceof EtcdLeaseInvalidError)) {
               this.logger?.warn(
                 `etcd registry: lease revoke on close failed, it expires by TTL: ${describe(err)}`,
               );
+            }
           }),
         ),
       );
@@ -271,8 +279,9 @@ export class EtcdRegistry implements Registry {
       deadline ? { deadline: Math.min(deadline, Date.now() + this.sessionTimeoutMs) } : undefined,
     );
     if (res.error) throw new Error(`lease grant refused: ${res.error}`);
-    if (Number(res.TTL) > this.ttlSeconds)
+    if (Number(res.TTL) > this.ttlSeconds) {
       this.logger?.warn(`etcd registry: etcd raised the lease TTL to its minimum of ${res.TTL} s`);
+    }
     return { leaseId: res.ID, sentAt };
   }
 
@@ -499,10 +508,12 @@ export class EtcdRegistry implements Registry {
     try {
       if (key === '/') await client.kv.deleteRange(subtreeRange('/'));
       else
-        // One transaction: the key and its subtree vanish in the same revision.
+      // One transaction: the key and its subtree vanish in the same revision.
+      {
         await client.kv.txn({
           success: [{ request_delete_range: exactKey(key) }, { request_delete_range: descendantsRange(key) }],
         });
+      }
     } catch (err) {
       throw this.failure('delete', err);
     }
@@ -636,8 +647,9 @@ export class EtcdRegistry implements Registry {
       }
       // Someone may have deleted our key (e.g. delete() of the lock path) while we waited.
       const mine = await raceAbort(client.kv.range({ ...exactKey(myKey), count_only: true }), aborter.signal);
-      if (Number(mine.count) === 0)
+      if (Number(mine.count) === 0) {
         throw new RegistryUnavailableError(`lock key ${myKey} vanished while waiting`);
+      }
       if (aborter.signal.aborted) throw aborter.signal.reason;
     } catch (err) {
       const reason: unknown = aborter.signal.aborted ? aborter.signal.reason : err;
@@ -766,8 +778,9 @@ export class EtcdRegistry implements Registry {
   }
 
   private requireLease(operation: string): string {
-    if (!this.leaseId || this.state === 'lost')
+    if (!this.leaseId || this.state === 'lost') {
       throw new RegistryUnavailableError(`etcd session lost; ${operation} must wait for a new session`);
+    }
     return this.leaseId;
   }
 
@@ -775,8 +788,9 @@ export class EtcdRegistry implements Registry {
   private failure(operation: string, err: unknown, leaseUsed?: string): RegistryError {
     if (err instanceof RegistryError) return err;
     if (this.closed || err instanceof ClientClosedError) return new RegistryClosedError(operation);
-    if (err instanceof EtcdLeaseInvalidError && leaseUsed !== undefined && leaseUsed === this.leaseId)
+    if (err instanceof EtcdLeaseInvalidError && leaseUsed !== undefined && leaseUsed === this.leaseId) {
       this.sessionLost('etcd reports the lease is gone');
+    }
     return new RegistryUnavailableError(`etcd ${operation} failed: ${describe(err)}`, { cause: err });
   }
 }

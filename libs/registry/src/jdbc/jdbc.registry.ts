@@ -135,28 +135,32 @@ export class JdbcRegistry implements Registry {
   private readonly lockWaiters = new Map<string, Set<() => void>>();
 
   constructor(config: JdbcRegistryConfig, logger?: RegistryLogger) {
-    if (typeof config.databaseUrl !== 'string' || config.databaseUrl === '')
+    if (typeof config.databaseUrl !== 'string' || config.databaseUrl === '') {
       throw new InvalidArgumentError('jdbc registry: databaseUrl is required');
+    }
     const { sessionTimeoutMs } = config;
-    if (typeof sessionTimeoutMs !== 'number' || !Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0)
+    if (typeof sessionTimeoutMs !== 'number' || !Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
       throw new InvalidArgumentError(
         `sessionTimeoutMs must be a positive number, got ${String(sessionTimeoutMs)}`,
       );
+    }
     const heartbeatIntervalMs = config.heartbeatIntervalMs ?? sessionTimeoutMs / 5;
     if (
       typeof heartbeatIntervalMs !== 'number' ||
       !Number.isFinite(heartbeatIntervalMs) ||
       heartbeatIntervalMs <= 0 ||
       heartbeatIntervalMs >= sessionTimeoutMs
-    )
+    ) {
       throw new InvalidArgumentError(
         `heartbeatIntervalMs must be positive and below sessionTimeoutMs, got ${String(heartbeatIntervalMs)}`,
       );
+    }
     const maxValueBytes = config.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    if (!Number.isInteger(maxValueBytes) || maxValueBytes <= 0)
+    if (!Number.isInteger(maxValueBytes) || maxValueBytes <= 0) {
       throw new InvalidArgumentError(
         `maxValueBytes must be a positive integer, got ${String(maxValueBytes)}`,
       );
+    }
 
     this.databaseUrl = config.databaseUrl;
     this.sessionTimeoutMs = Math.round(sessionTimeoutMs);
@@ -465,8 +469,9 @@ export class JdbcRegistry implements Registry {
     const ephemeral = options?.ephemeral ?? false;
     if (typeof ephemeral !== 'boolean') throw new InvalidArgumentError('options.ephemeral must be a boolean');
     const pool = this.openPool('put');
-    if (ephemeral && this.sessionLost)
+    if (ephemeral && this.sessionLost) {
       throw new RegistryUnavailableError(`put ${key}: the registry session is lost and not yet renewed`);
+    }
     const owner = ephemeral ? this.clientId : null;
     try {
       await pool.query(SQL.put, [key, value, owner]);
@@ -527,8 +532,9 @@ export class JdbcRegistry implements Registry {
       return new RegistryUnavailableError(`${operation}: the registry session has expired`, { cause: err });
     }
     // Confirm (RECONNECTED) or refute quickly instead of waiting for the next heartbeat.
-    if (isConnectionFailure(err) && this.phase === 'open' && this.suspend() && !this.ticking)
+    if (isConnectionFailure(err) && this.phase === 'open' && this.suspend() && !this.ticking) {
       this.scheduleTick(0);
+    }
     return new RegistryUnavailableError(`${operation} failed: ${messageOf(err)}`, { cause: err });
   }
 
@@ -614,10 +620,11 @@ export class JdbcRegistry implements Registry {
     try {
       for (;;) {
         const pool = this.openPool('acquireLock');
-        if (this.sessionLost)
+        if (this.sessionLost) {
           throw new RegistryUnavailableError(
             `acquireLock ${key}: the registry session is lost and not yet renewed`,
           );
+        }
         const generation = gen.generation;
         const owner = this.clientId;
         let acquired: boolean;
@@ -630,8 +637,9 @@ export class JdbcRegistry implements Registry {
           throw this.translate('acquireLock', err, owner);
         }
         if (acquired) {
-          if (owner === this.clientId && !this.sessionLost && this.phase === 'open')
+          if (owner === this.clientId && !this.sessionLost && this.phase === 'open') {
             return this.holdLock(key, token);
+          }
           // That session ended while we were acquiring, and its locks with it; try again.
           continue;
         }
@@ -691,8 +699,9 @@ export class JdbcRegistry implements Registry {
 
   /** Resolves on a release NOTIFY for key (or one since `generation` was read), after ms, or at close. */
   private waitForLockChange(key: string, generation: number, ms: number): Promise<void> {
-    if (this.lockGeneration.get(key)?.generation !== generation || this.phase !== 'open')
+    if (this.lockGeneration.get(key)?.generation !== generation || this.phase !== 'open') {
       return Promise.resolve();
+    }
     return new Promise((resolve) => {
       let waiters = this.lockWaiters.get(key);
       if (!waiters) this.lockWaiters.set(key, (waiters = new Set()));

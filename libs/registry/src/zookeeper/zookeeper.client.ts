@@ -172,12 +172,13 @@ export class ZkClient {
         this.events.emit('closed', typeof code === 'number' ? code : 0);
       }),
     );
-    for (const type of ['created', 'deleted', 'changed', 'child'] as const)
+    for (const type of ['created', 'deleted', 'changed', 'child'] as const) {
       this.native.on(type, (_self: unknown, path: unknown) =>
         this.guard(() => {
           if (typeof path === 'string') this.events.emit('watch', type, path);
         }),
       );
+    }
     // Deferred to a macrotask of its own: init opens a socket at once, and it should not do so
     // from inside another handle's native callback, where that handle may just have closed
     // an fd number that its libuv poll watcher still holds.

@@ -3,15 +3,17 @@ import { byLockSequence, isLockNode, lockNodePrefix, lockNodeToken } from './zoo
 
 describe('zookeeper codec', () => {
   it('round-trips every string, including empty and non-ASCII ones', () => {
-    for (const value of ['', 'x', '{"a":1}', 'ünïcødé ✓', '\uffff', '\ud800'])
+    for (const value of ['', 'x', '{"a":1}', 'ünïcødé ✓', '\uffff', '\ud800']) {
       expect(decodeValue(encodeValue(value))).toBe(Buffer.from(value, 'utf8').toString('utf8'));
+    }
   });
 
   it('never mistakes a value for the implicit-parent marker', () => {
     expect(decodeValue(MARKER)).toBeNull();
     expect(decodeValue(null)).toBeNull();
-    for (let code = 0; code < 0x10000; code += 7)
+    for (let code = 0; code < 0x10000; code += 7) {
       expect(isMarker(encodeValue(String.fromCharCode(code)))).toBe(false);
+    }
   });
 
   it('knows ZooKeeper’s own subtree', () => {

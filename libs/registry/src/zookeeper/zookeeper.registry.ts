@@ -106,23 +106,27 @@ export class ZooKeeperRegistry implements Registry {
     private readonly logger?: RegistryLogger,
   ) {
     const { sessionTimeoutMs, maxValueBytes } = config;
-    if (typeof config.connect !== 'string' || config.connect.trim() === '')
+    if (typeof config.connect !== 'string' || config.connect.trim() === '') {
       throw new InvalidArgumentError('zookeeper connect string must be a non-empty host:port list');
-    if (typeof sessionTimeoutMs !== 'number' || !Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0)
+    }
+    if (typeof sessionTimeoutMs !== 'number' || !Number.isFinite(sessionTimeoutMs) || sessionTimeoutMs <= 0) {
       throw new InvalidArgumentError(
         `sessionTimeoutMs must be a positive number, got ${String(sessionTimeoutMs)}`,
       );
-    if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes < 0))
+    }
+    if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes < 0)) {
       throw new InvalidArgumentError(
         `maxValueBytes must be a non-negative integer, got ${String(maxValueBytes)}`,
       );
+    }
     this.sessionTimeoutMs = sessionTimeoutMs;
     this.maxValueBytes = maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     // The server drops the connection on a request above its jute.maxbuffer (1 MiB by default).
-    if (this.maxValueBytes > DEFAULT_MAX_VALUE_BYTES)
+    if (this.maxValueBytes > DEFAULT_MAX_VALUE_BYTES) {
       this.logger?.warn(
         `maxValueBytes ${this.maxValueBytes} exceeds ZooKeeper's default request limit; raise jute.maxbuffer on the servers`,
       );
+    }
     // A call waits for a lost link at most about as long as the session would survive it.
     this.opTimeoutMs = Math.max(sessionTimeoutMs, MIN_OPERATION_TIMEOUT_MS);
     this.listeners = new ListenerSet((err) =>
@@ -153,10 +157,11 @@ export class ZooKeeperRegistry implements Registry {
       while (!this.linkUp) {
         if (this.isClosed()) throw new RegistryClosedError('start');
         if (!this.client) this.openClient();
-        if (Date.now() >= deadline)
+        if (Date.now() >= deadline) {
           throw new RegistryUnavailableError(
             `could not connect to ZooKeeper at ${this.config.connect} within ${this.opTimeoutMs} ms`,
           );
+        }
         await this.waitForChange(deadline - Date.now());
       }
     } catch (err) {
@@ -199,8 +204,9 @@ export class ZooKeeperRegistry implements Registry {
   }
 
   onConnectionStateChange(listener: ConnectionListener): () => void {
-    if (typeof listener !== 'function')
+    if (typeof listener !== 'function') {
       throw new InvalidArgumentError('connection listener must be a function');
+    }
     return this.listeners.addConnectionListener(listener);
   }
 
@@ -301,13 +307,15 @@ export class ZooKeeperRegistry implements Registry {
           }
           await c.delete(key, stat.version);
         } catch (err) {
-          if (isZkError(err, ZK.NOTEMPTY))
+          if (isZkError(err, ZK.NOTEMPTY)) {
             throw new InvalidArgumentError(`${key} has keys under it and cannot become ephemeral`);
+          }
           if (
             isZkError(err, ZK.BADVERSION) ||
             (isZkError(err, ZK.NONODE) && stat.ephemeralOwner === c.sessionId)
-          )
+          ) {
             continue;
+          }
           if (!isZkError(err, ZK.NONODE)) throw err;
         }
       }
@@ -381,8 +389,9 @@ export class ZooKeeperRegistry implements Registry {
 
   async subscribe(prefix: string, listener: RegistryListener): Promise<Subscription> {
     validatePath(prefix);
-    if (typeof listener !== 'function')
+    if (typeof listener !== 'function') {
       throw new InvalidArgumentError('subscription listener must be a function');
+    }
     const deadline = Date.now() + this.opTimeoutMs;
     // Not while a new session is being re-synced: that re-read would replay the new root's keys.
     await this.linkedClient('subscribe', deadline, undefined, true);
@@ -463,8 +472,9 @@ export class ZooKeeperRegistry implements Registry {
       throw err;
     }
 
-    if (client !== this.client)
+    if (client !== this.client) {
       throw new RegistryUnavailableError('acquireLock: the ZooKeeper session was lost');
+    }
     const lock = new ZkHeldLock(path, node, client, (l) => this.releaseLock(l));
     this.heldLocks.add(lock);
     this.watchHeldLock(lock);
@@ -477,8 +487,9 @@ export class ZooKeeperRegistry implements Registry {
       try {
         return await c.create(prefix, MARKER, CreateMode.EPHEMERAL_SEQUENTIAL);
       } catch (err) {
-        if (isZkError(err, ZK.NOCHILDRENFOREPHEMERALS))
+        if (isZkError(err, ZK.NOCHILDRENFOREPHEMERALS)) {
           throw new InvalidArgumentError(`lock path ${path} is an ephemeral key`);
+        }
         if (!isZkError(err, ZK.NONODE)) throw err;
       }
       await this.ensureParents(c, path);
@@ -525,8 +536,9 @@ export class ZooKeeperRegistry implements Registry {
   /** A held lock's node deleted by someone else is a lost lock, too. */
   private watchHeldLock(lock: ZkHeldLock): void {
     lock.client.existsCb(lock.node, true, (err, stat) => {
-      if (!err && !stat && this.heldLocks.delete(lock))
+      if (!err && !stat && this.heldLocks.delete(lock)) {
         lock.markLost(new RegistryError(`lock node ${lock.node} was deleted`));
+      }
     });
   }
 
@@ -574,8 +586,9 @@ export class ZooKeeperRegistry implements Registry {
         if (this.isClosed()) throw new RegistryClosedError(op);
         if (!isZkError(err) || !err.transient || Date.now() >= deadline) throw this.translate(err, op);
         // Transient: wait for the link (or a new session) and try again; a short pause if it looks up.
-        if (client === this.client && this.linkUp)
+        if (client === this.client && this.linkUp) {
           await this.waitForChange(Math.min(100, deadline - Date.now()));
+        }
       }
     }
   }
@@ -590,12 +603,14 @@ export class ZooKeeperRegistry implements Registry {
     for (;;) {
       if (this.isClosed()) throw new RegistryClosedError(op);
       if (this.phase === 'idle') throw new RegistryClosedError(op);
-      if (session && session !== this.client)
+      if (session && session !== this.client) {
         throw new RegistryUnavailableError(`${op}: the ZooKeeper session was lost`);
+      }
       if (this.client && this.linkUp && !(announced && this.phase === 'recovering')) return this.client;
       const left = deadline - Date.now();
-      if (left <= 0)
+      if (left <= 0) {
         throw new RegistryUnavailableError(`${op}: not connected to ZooKeeper at ${this.config.connect}`);
+      }
       await this.waitForChange(left);
     }
   }
@@ -618,8 +633,9 @@ export class ZooKeeperRegistry implements Registry {
     if (err instanceof RegistryError) return err;
     if (isZkError(err)) {
       if (err.transient) return new RegistryUnavailableError(`${op} failed: ${err.message}`, { cause: err });
-      if (err.code === ZK.NOCHILDRENFOREPHEMERALS)
+      if (err.code === ZK.NOCHILDRENFOREPHEMERALS) {
         return new InvalidArgumentError(`${op}: an ephemeral key cannot have keys under it (${err.path})`);
+      }
       return new RegistryError(`${op} failed: ${err.message}`, { cause: err });
     }
     return new RegistryError(`${op} failed: ${errorText(err)}`, { cause: err });
@@ -737,8 +753,9 @@ export class ZooKeeperRegistry implements Registry {
     if (old?.session) this.toReap.push(old.session);
     this.dropClient();
     this.cleanups = [];
-    for (const lock of this.heldLocks)
+    for (const lock of this.heldLocks) {
       lock.markLost(new RegistryUnavailableError(`ZooKeeper session lost: ${reason}`));
+    }
     this.heldLocks.clear();
     this.notifyChange();
     this.wakeAllWatchWaiters();
@@ -800,8 +817,9 @@ export class ZooKeeperRegistry implements Registry {
       this.recovering = false;
     }
     // A loss while the loop was finishing (or a failure) starts it again.
-    if (this.phase === 'recovering')
+    if (this.phase === 'recovering') {
       setTimeout(() => void this.recover(), failed ? MAINTENANCE_INTERVAL_MS : 0);
+    }
   }
 
   /**
@@ -838,12 +856,13 @@ export class ZooKeeperRegistry implements Registry {
     if (socketCheckDone) return;
     socketCheckDone = true;
     const leaking = inheritableSockets(connectPorts(this.config.connect));
-    if (leaking.length > 0)
+    if (leaking.length > 0) {
       this.logger?.warn(
         `the zookeeper native client's sockets (fd ${leaking.join(', ')}) lack close-on-exec: child processes ` +
           'inherit them, which after a reconnect can make the binding drop healthy sessions. ' +
           'Rebuild the package with CPPFLAGS=-DSOCK_CLOEXEC_ENABLED=1.',
       );
+    }
   }
 
   /** A bug of ours surfacing in a native callback: log it rather than crash the process. */
@@ -865,9 +884,11 @@ export class ZooKeeperRegistry implements Registry {
     const waiters = this.watchWaiters.get(path);
     if (waiters) for (const wake of [...waiters]) wake();
     if (type !== 'deleted') return;
-    for (const lock of this.heldLocks)
-      if (lock.node === path && lock.client === client && this.heldLocks.delete(lock))
+    for (const lock of this.heldLocks) {
+      if (lock.node === path && lock.client === client && this.heldLocks.delete(lock)) {
         lock.markLost(new RegistryError(`lock node ${path} was deleted`));
+      }
+    }
   }
 
   /** Periodic: notice a silent drop; redo failed watch reads and delete leftover lock nodes while up. */

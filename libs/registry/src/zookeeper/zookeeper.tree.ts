@@ -269,8 +269,9 @@ export class ZkTreeCache {
       if (value !== null) this.host.emit({ type: 'ADD', key: e.path, value });
     } else if (before === null && value !== null) this.host.emit({ type: 'ADD', key: e.path, value });
     else if (before !== null && value !== null) this.host.emit({ type: 'UPDATE', key: e.path, value });
-    else if (before !== null && value === null)
+    else if (before !== null && value === null) {
       this.host.emit({ type: 'REMOVE', key: e.path, value: before });
+    }
   }
 
   /** The node does not exist: neither can anything under it (ZooKeeper deletes bottom-up). */
