@@ -6,3 +6,4 @@ export * from './zookeeper';
 export * from './etcd';
 export * from './child-process';
 export * from './registry-child';
+export * from './manual-clock';

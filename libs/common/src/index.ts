@@ -6,3 +6,5 @@ export * from './lifecycle/graceful-shutdown';
 export * from './domain/states';
 export * from './net/ports';
 export * from './domain/node-heartbeat';
+export * from './time/clock';
+export * from './logging/logger';

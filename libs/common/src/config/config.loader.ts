@@ -1,5 +1,14 @@
 import { ConfigError } from './config.errors';
-import type { NodeRole, PorpoiseConfig } from './config.types';
+import type {
+  ApiServerConfig,
+  ConfigFor,
+  MasterConfig,
+  NodeConfig,
+  NodeRole,
+  RegistrySettings,
+  StandaloneConfig,
+  WorkerConfig,
+} from './config.types';
 
 /** The variables Porpoise reads (DESIGN.md section 3, plus BIND_HOST and DATA_DIR). */
 export const CONFIG_VARIABLES = [
@@ -28,19 +37,18 @@ const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Validates the environment into a typed configuration, once, at start. Throws ConfigError
- * naming the first variable that is wrong. Pure: reads only the env object it is given.
+ * Validates the environment into the typed configuration of one role, once, at start. Throws
+ * ConfigError naming the first variable that is wrong. Pure: reads only the env object it is
+ * given. Every variable is checked whatever the role, so a typo never waits for another role.
  */
-export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
+export function loadConfig<R extends NodeRole>(env: ConfigEnv, role: R): ConfigFor<R>;
+export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | StandaloneConfig {
   const value = (name: ConfigVariable): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
 
   const databaseUrl = value('DATABASE_URL');
-  if (databaseUrl === undefined && role !== 'standalone') {
-    throw new ConfigError('DATABASE_URL', 'required (a postgres:// URL)');
-  }
   if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
 
   const registryType = oneOf(
@@ -90,29 +98,72 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): PorpoiseConfig {
   }
 
   const clusterSecret = value('CLUSTER_SECRET');
-  if (clusterSecret === undefined && role !== 'standalone') {
-    throw new ConfigError(
-      'CLUSTER_SECRET',
-      'required in a cluster: every gRPC call between nodes carries it',
-    );
-  }
   if (clusterSecret !== undefined && clusterSecret.length < 16) {
     throw new ConfigError('CLUSTER_SECRET', 'must be at least 16 characters');
   }
 
+  const apiPort = integer('API_PORT', value('API_PORT'), 12345, 1, 65535);
+  const masterPort = integer('MASTER_PORT', value('MASTER_PORT'), 5678, 1, 65535);
+  const workerPort = integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535);
+  const workerCapacity = integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000);
+  const dataDir = value('DATA_DIR') ?? '.porpoise';
+
+  if (role === 'standalone') {
+    const snapshot: ConfigEnv = {};
+    for (const name of CONFIG_VARIABLES) snapshot[name] = value(name);
+    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, env: snapshot };
+  }
+
+  // A cluster node: what its role needs is required here, never re-checked later.
+  if (clusterSecret === undefined) {
+    throw new ConfigError('CLUSTER_SECRET', 'required in a cluster: every gRPC call between nodes carries it');
+  }
+  const needDatabase = (): string => {
+    if (databaseUrl !== undefined) return databaseUrl;
+    throw new ConfigError(
+      'DATABASE_URL',
+      role === 'worker'
+        ? 'required with REGISTRY_TYPE=jdbc (a postgres:// URL)'
+        : 'required (a postgres:// URL)',
+    );
+  };
+  const timing = { sessionTimeoutMs, heartbeatIntervalMs };
+  const registry: RegistrySettings =
+    registryType === 'zookeeper'
+      ? { type: 'zookeeper', connect: zookeeperConnect, ...timing }
+      : registryType === 'etcd'
+        ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
+        : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir };
+
+  switch (role) {
+    case 'master':
+      return { role, ...base, databaseUrl: needDatabase(), masterPort };
+    case 'api-server':
+      return { role, ...base, databaseUrl: needDatabase(), apiPort };
+    case 'worker':
+      return { role, ...base, workerPort, workerGroup, workerCapacity };
+  }
+}
+
+/**
+ * The three roles of a standalone node, once its database and cluster secret are known (an
+ * embedded Postgres and a generated secret where the environment gave none).
+ */
+export function standaloneRoles(
+  standalone: StandaloneConfig,
+  resolved: { databaseUrl: string; clusterSecret: string },
+): { master: MasterConfig; worker: WorkerConfig; api: ApiServerConfig } {
+  const env: ConfigEnv = {
+    ...standalone.env,
+    DATABASE_URL: resolved.databaseUrl,
+    CLUSTER_SECRET: resolved.clusterSecret,
+    REGISTRY_TYPE: standalone.registryType,
+  };
   return {
-    role,
-    databaseUrl,
-    registry: { type: registryType, zookeeperConnect, etcdEndpoints, sessionTimeoutMs, heartbeatIntervalMs },
-    nodeHost,
-    bindHost,
-    apiPort: integer('API_PORT', value('API_PORT'), 12345, 1, 65535),
-    masterPort: integer('MASTER_PORT', value('MASTER_PORT'), 5678, 1, 65535),
-    workerPort: integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535),
-    workerGroup,
-    workerCapacity: integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000),
-    clusterSecret,
-    dataDir: value('DATA_DIR') ?? '.porpoise',
+    master: loadConfig(env, 'master'),
+    worker: loadConfig(env, 'worker'),
+    api: loadConfig(env, 'api-server'),
   };
 }
 
@@ -183,7 +234,7 @@ function checkEtcdEndpoint(raw: string): void {
  * The one place that reads process.env: picks the known variables, then validates them.
  * On bad configuration, prints one line naming the variable and exits with status 78 (EX_CONFIG).
  */
-export function loadConfigFromProcess(role: NodeRole): PorpoiseConfig {
+export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R> {
   const env: ConfigEnv = {};
   for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
   try {

@@ -1,30 +1,78 @@
 export type NodeRole = 'api-server' | 'master' | 'worker' | 'standalone';
 export type RegistryKind = 'zookeeper' | 'jdbc' | 'etcd';
 
-/** The whole validated configuration of one node. Built once at start by loadConfig(). */
-export interface PorpoiseConfig {
-  readonly role: NodeRole;
-  /** Postgres URL. Undefined only in standalone, which then starts an embedded Postgres. */
-  readonly databaseUrl: string | undefined;
-  readonly registry: {
-    readonly type: RegistryKind;
-    readonly zookeeperConnect: string;
-    readonly etcdEndpoints: string[];
-    readonly sessionTimeoutMs: number;
-    readonly heartbeatIntervalMs: number;
-  };
-  /** Address this node advertises in the registry. */
+interface RegistryTiming {
+  /** How long a silent node stays registered (REGISTRY_SESSION_TIMEOUT_MS). */
+  readonly sessionTimeoutMs: number;
+  /** Heartbeat refresh (HEARTBEAT_INTERVAL_MS), always below the session timeout. */
+  readonly heartbeatIntervalMs: number;
+}
+
+/** The registry backend chosen by REGISTRY_TYPE, with exactly what that backend needs. */
+export type RegistrySettings =
+  | ({ readonly type: 'zookeeper'; readonly connect: string } & RegistryTiming)
+  | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryTiming)
+  | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryTiming);
+
+/** What every cluster node has. */
+interface NodeConfigBase {
+  readonly registry: RegistrySettings;
+  /** Address this node advertises in the registry (NODE_HOST). */
   readonly nodeHost: string;
-  /** Address the node's listeners bind to (defaults to NODE_HOST). */
+  /** Address the node's listeners bind to (BIND_HOST, defaults to NODE_HOST). */
   readonly bindHost: string;
-  readonly apiPort: number;
-  readonly masterPort: number;
-  readonly workerPort: number;
-  readonly workerGroup: string;
-  /** How many tasks a worker runs at once. */
-  readonly workerCapacity: number;
-  /** Shared secret on every gRPC call between nodes. Undefined only in standalone (generated there). */
-  readonly clusterSecret: string | undefined;
-  /** Where a node keeps its local state (task logs, undelivered results). */
+  /** Shared secret on every gRPC call between nodes (CLUSTER_SECRET). */
+  readonly clusterSecret: string;
+  /** Where a node keeps its local state: task logs, undelivered results (DATA_DIR). */
   readonly dataDir: string;
 }
+
+export interface MasterConfig extends NodeConfigBase {
+  readonly role: 'master';
+  readonly databaseUrl: string;
+  readonly masterPort: number;
+}
+
+export interface WorkerConfig extends NodeConfigBase {
+  readonly role: 'worker';
+  readonly workerPort: number;
+  readonly workerGroup: string;
+  /** How many tasks the worker runs at once (WORKER_CAPACITY). */
+  readonly workerCapacity: number;
+}
+
+export interface ApiServerConfig extends NodeConfigBase {
+  readonly role: 'api-server';
+  readonly databaseUrl: string;
+  readonly apiPort: number;
+}
+
+/** The configuration of one cluster node, by role. Built once at start by loadConfig(). */
+export type NodeConfig = MasterConfig | WorkerConfig | ApiServerConfig;
+
+/**
+ * What `npm start` reads before it has a database: DATABASE_URL and CLUSTER_SECRET may be
+ * missing (it then starts an embedded Postgres and generates a secret), and it runs all three
+ * roles; standaloneRoles() turns it into their configurations once both are known.
+ */
+export interface StandaloneConfig {
+  readonly role: 'standalone';
+  readonly databaseUrl: string | undefined;
+  readonly clusterSecret: string | undefined;
+  readonly registryType: RegistryKind;
+  readonly dataDir: string;
+  readonly apiPort: number;
+  /** Everything else, as the three roles will have it, resolved from the environment. */
+  readonly env: ConfigEnvSnapshot;
+}
+
+/** The validated environment of a standalone node, kept to compile its three roles later. */
+export type ConfigEnvSnapshot = Readonly<Record<string, string | undefined>>;
+
+export type ConfigFor<R extends NodeRole> = R extends 'master'
+  ? MasterConfig
+  : R extends 'worker'
+    ? WorkerConfig
+    : R extends 'api-server'
+      ? ApiServerConfig
+      : StandaloneConfig;
