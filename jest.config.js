@@ -5,6 +5,7 @@ const moduleNameMapper = {
   '^@porpoise/dao(|/.*)$': '<rootDir>/libs/dao/src$1',
   '^@porpoise/failover(|/.*)$': '<rootDir>/libs/failover/src$1',
   '^@porpoise/rpc(|/.*)$': '<rootDir>/libs/rpc/src$1',
+  '^@porpoise/migrations(|/.*)$': '<rootDir>/migrations$1',
   '^@porpoise/test-harness(|/.*)$': '<rootDir>/test/harness$1',
 };
 const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }] };

@@ -15,6 +15,7 @@
 import { rmSync } from 'node:fs';
 import { sleep, waitFor } from '../test/harness';
 import { ChaosCluster, type ChaosNode } from '../test/chaos/cluster';
+import { sampleStats } from './sample-stats';
 
 export interface FailoverResult {
   kind: 'master' | 'worker';
@@ -31,14 +32,6 @@ export interface FailoverResult {
 
 const RUNS_PER_ROUND = 6;
 const POLL_MS = 50;
-
-const stats = (samples: number[]) => {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    medianMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
-    maxMs: sorted.length ? sorted[sorted.length - 1] : null,
-  };
-};
 
 export async function benchFailover(
   sessionTimeoutMs: number,
@@ -92,10 +85,13 @@ export async function benchFailover(
              WHERE workflow_instance_id = ANY($1::bigint[]) AND state = 'RUNNING_EXECUTION' GROUP BY host`;
       const { rows } = await cluster.db.query<{ host: string; n: number }>(sql, [ids]);
       const up = cluster.nodes.filter((n) => n.role === role && n.state === 'up');
-      const ranked = rows.filter((r) => up.some((n) => n.address === r.host)).sort((a, b) => b.n - a.n);
-      return ranked.length
-        ? { node: up.find((n) => n.address === ranked[0].host)!, load: ranked[0].n }
-        : undefined;
+      const ranked = rows
+        .flatMap((r) => {
+          const node = up.find((n) => n.address === r.host);
+          return node ? [{ node, load: r.n }] : [];
+        })
+        .sort((a, b) => b.load - a.load);
+      return ranked[0];
     };
 
     const results: FailoverResult[] = [];
@@ -177,7 +173,7 @@ export async function benchFailover(
         // Let the restarted node settle before the next kill.
         await sleep(1000);
       }
-      Object.assign(result, stats(result.samplesMs));
+      Object.assign(result, sampleStats(result.samplesMs));
       results.push(result);
     }
     return results;

@@ -3,16 +3,15 @@
  * ephemeral key and is SIGKILLed; we time until a subscriber in this process gets the REMOVE.
  * Run per backend at the default session timeout (10 s) unless BENCH_SESSION_TIMEOUT_MS is set.
  */
+import { runMigrations } from '@porpoise/dao';
+import { createRegistry, type RegistryConfig } from '@porpoise/registry';
 import { RegistryChild, startEtcd, startPostgres, startZooKeeper, type TestServer } from '../test/harness';
-import { createRegistry, type RegistryConfig } from '../libs/registry/src/registry.factory';
-import { runMigrations } from '../libs/dao/src/migration-runner';
+import { sampleStats, type SampleStats } from './sample-stats';
 
-export interface ExpiryResult {
+export interface ExpiryResult extends SampleStats {
   backend: string;
   sessionTimeoutMs: number;
   samplesMs: number[];
-  medianMs: number;
-  maxMs: number;
 }
 
 const backends: Array<{
@@ -70,14 +69,7 @@ export async function benchRegistryExpiry(sessionTimeoutMs: number, rounds: numb
         sub.unsubscribe();
       }
       await observer.close();
-      const sorted = [...samplesMs].sort((a, b) => a - b);
-      results.push({
-        backend: backend.name,
-        sessionTimeoutMs,
-        samplesMs,
-        medianMs: sorted[Math.floor(sorted.length / 2)],
-        maxMs: sorted[sorted.length - 1],
-      });
+      results.push({ backend: backend.name, sessionTimeoutMs, samplesMs, ...sampleStats(samplesMs) });
     } finally {
       await server.dispose();
     }

@@ -55,8 +55,9 @@ const FLAGS = ['--no-build', '--help', '-h'];
 export function parseClusterArgs(argv: readonly string[], env: { REGISTRY_TYPE?: string } = {}): ClusterArgs {
   const values = new Map<string, string>();
   const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+  // Taken from the front; an option's value is taken with it.
+  const rest = [...argv];
+  for (let arg = rest.shift(); arg !== undefined; arg = rest.shift()) {
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const name = eq === -1 ? arg : arg.slice(0, eq);
     if (FLAGS.includes(name)) {
@@ -70,8 +71,9 @@ export function parseClusterArgs(argv: readonly string[], env: { REGISTRY_TYPE?:
     }
     if (values.has(name)) throw new UsageError(`${name} is given twice`);
     let value: string | undefined;
+    const next = rest[0];
     if (eq !== -1) value = arg.slice(eq + 1);
-    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
+    else if (next !== undefined && !next.startsWith('--')) value = rest.shift();
     if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
     values.set(name, value);
   }

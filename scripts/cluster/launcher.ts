@@ -31,7 +31,7 @@ import {
 import {
   exited,
   fileSize,
-  freePorts,
+  freePortNotIn,
   httpJson,
   httpStatus,
   isRunning,
@@ -176,15 +176,13 @@ export class ClusterLauncher {
       ['master', this.args.masters],
       ['worker', this.args.workers],
     ];
-    const total = plan.reduce((sum, [, n]) => sum + n, 0);
-    const ports = await freePorts(total, this.ports);
     for (const [role, count] of plan) {
       for (let i = 1; i <= count; i++) {
         const name = `${role}-${i}`;
         this.nodes.push({
           role,
           name,
-          port: ports.shift() as number,
+          port: await freePortNotIn(this.ports),
           dataDir: join(this.paths.dir, name),
           logFile: join(this.paths.logs, `${name}.log`),
           logOffset: 0,
@@ -292,7 +290,7 @@ export class ClusterLauncher {
     if (!fresh && existsSync(stateFile)) {
       state = JSON.parse(readFileSync(stateFile, 'utf8')) as { password: string; port: number };
       if (this.ports.has(state.port) || !(await portIsFree(state.port))) {
-        state = { ...state, port: (await freePorts(1, this.ports))[0] };
+        state = { ...state, port: await freePortNotIn(this.ports) };
       } else this.ports.add(state.port);
     } else {
       if (!fresh) {
@@ -303,7 +301,7 @@ export class ClusterLauncher {
       }
       // A half-initialised directory from an interrupted first start: start over.
       rmSync(dataDir, { recursive: true, force: true });
-      state = { password: randomBytes(18).toString('base64url'), port: (await freePorts(1, this.ports))[0] };
+      state = { password: randomBytes(18).toString('base64url'), port: await freePortNotIn(this.ports) };
     }
     writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
     this.checkNotStopping();
@@ -408,13 +406,14 @@ export class ClusterLauncher {
     let child: ChildProcess;
     try {
       if (registry === 'zookeeper') {
-        [port] = await freePorts(1, this.ports);
+        port = await freePortNotIn(this.ports);
         const config = writeZooKeeperConfig({ dir, port, tickTimeMs: 200 });
         this.checkNotStopping();
         this.log(`registry: starting ZooKeeper on 127.0.0.1:${port}`);
         child = spawnZooKeeper(config, { stdio: ['ignore', fd, fd], detached: true });
       } else {
-        const [clientPort, peerPort] = await freePorts(2, this.ports);
+        const clientPort = await freePortNotIn(this.ports);
+        const peerPort = await freePortNotIn(this.ports);
         port = clientPort;
         this.checkNotStopping();
         this.log(`registry: starting etcd on 127.0.0.1:${port}`);
@@ -540,7 +539,7 @@ export class ClusterLauncher {
           const output = readFrom(node.logFile, node.logOffset, 3000);
           const how = node.child.signalCode ?? `status ${node.child.exitCode}`;
           if (/EADDRINUSE/.test(output) && node.attempts < MAX_NODE_ATTEMPTS) {
-            const [port] = await freePorts(1, this.ports);
+            const port = await freePortNotIn(this.ports);
             this.log(`${node.name}: port ${node.port} was taken meanwhile; starting it again on ${port}`);
             node.port = port;
             this.spawnNode(node, env);
@@ -668,12 +667,12 @@ export class ClusterLauncher {
       ['node', 'pid', 'address', 'log'],
       ...file.nodes.map((n) => [n.name, String(n.pid), `${n.host}:${n.port}`, this.rel(n.logFile)]),
     ];
-    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    const widths = rows.reduce<number[]>((w, r) => r.map((cell, c) => Math.max(w[c] ?? 0, cell.length)), []);
     const table = rows.map(
       (r) =>
         '  ' +
         r
-          .map((cell, c) => cell.padEnd(widths[c]))
+          .map((cell, c) => cell.padEnd(widths[c] ?? 0))
           .join('  ')
           .trimEnd(),
     );

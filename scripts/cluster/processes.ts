@@ -2,22 +2,20 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { freePort, portIsFree } from '../../libs/common/src/net/ports';
+import { freePort, portIsFree } from '@porpoise/common';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export { freePort, portIsFree };
 
-/** Free ports, none of them in taken (which gets them added). */
-export async function freePorts(count: number, taken: Set<number>): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < count) {
+/** A free port that is not in taken (which gets it added). */
+export async function freePortNotIn(taken: Set<number>): Promise<number> {
+  for (;;) {
     const port = await freePort();
     if (taken.has(port)) continue;
     taken.add(port);
-    ports.push(port);
+    return port;
   }
-  return ports;
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

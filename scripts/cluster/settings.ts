@@ -3,8 +3,7 @@
  * configuration loader, so a value the nodes would refuse is refused before anything starts.
  */
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '../../libs/common/src/config/config.loader';
-import { ConfigError } from '../../libs/common/src/config/config.errors';
+import { ConfigError, loadConfig } from '@porpoise/common';
 import { UsageError, type RegistryType } from './args';
 
 /** The documented default session timeout (DESIGN.md section 3). */

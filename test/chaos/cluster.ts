@@ -188,12 +188,13 @@ export class ChaosCluster {
       ]);
       servers.push(pg);
       if (registryServer) servers.push(registryServer);
+      // jdbc has no server of its own: it uses the Postgres.
       const registryEnv: Record<string, string> =
-        options.registry === 'zookeeper'
-          ? { ZOOKEEPER_CONNECT: registryServer!.endpoint }
-          : options.registry === 'etcd'
-            ? { ETCD_ENDPOINTS: registryServer!.endpoint }
-            : {};
+        registryServer === undefined
+          ? {}
+          : options.registry === 'zookeeper'
+            ? { ZOOKEEPER_CONNECT: registryServer.endpoint }
+            : { ETCD_ENDPOINTS: registryServer.endpoint };
       const cluster = new ChaosCluster(options, servers, pg.endpoint, registryEnv);
       try {
         cluster.apiNode = await cluster.addNode('api-server');
@@ -220,7 +221,8 @@ export class ChaosCluster {
   }
 
   get apiUrl(): string {
-    return `http://127.0.0.1:${this.apiNode!.port}`;
+    if (!this.apiNode) throw new Error('the chaos cluster has no API server (start() adds it first)');
+    return `http://127.0.0.1:${this.apiNode.port}`;
   }
 
   masters(): ChaosNode[] {

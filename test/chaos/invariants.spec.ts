@@ -86,12 +86,20 @@ function check(mutate: (h: { input: Mutable<CheckInput>; witness: string[] }) =>
   return checkInvariants(h.input);
 }
 
+/** Replaces rows[index] by a changed copy; a missing row means the clean history changed under the test. */
+function change<T>(rows: T[], index: number, changes: Partial<T>): void {
+  const row = rows[index];
+  if (row === undefined) throw new Error(`the clean history has no row at ${index}`);
+  rows[index] = { ...row, ...changes };
+}
+const taskIndex = (h: { input: Mutable<CheckInput> }, id: number) =>
+  h.input.tasks.findIndex((t) => t.id === id);
+
 const invariants = (v: ReturnType<typeof checkInvariants>) => [...new Set(v.map((x) => x.invariant))].sort();
 
 /** Instance 10's task a ran as attempt 1 on W1 and again as attempt 2 on W2 (the fault is up to the caller). */
 function rerunOfA(h: { input: Mutable<CheckInput>; witness: string[] }, firstEnds: boolean): void {
-  const a1 = h.input.tasks.find((t) => t.id === 100)!;
-  h.input.tasks[h.input.tasks.indexOf(a1)] = { ...a1, state: 'NEED_FAULT_TOLERANCE', exitCode: null };
+  change(h.input.tasks, taskIndex(h, 100), { state: 'NEED_FAULT_TOLERANCE', exitCode: null });
   h.input.tasks.push({
     id: 104,
     instanceId: 10,
@@ -134,13 +142,7 @@ describe('chaos invariant checker', () => {
 
   it('accepts a new attempt of a task that never started (its dispatch was lost with a master)', () => {
     const v = check((h) => {
-      const b1 = h.input.tasks.find((t) => t.id === 101)!;
-      h.input.tasks[h.input.tasks.indexOf(b1)] = {
-        ...b1,
-        state: 'NEED_FAULT_TOLERANCE',
-        host: W2,
-        exitCode: null,
-      };
+      change(h.input.tasks, taskIndex(h, 101), { state: 'NEED_FAULT_TOLERANCE', host: W2, exitCode: null });
       h.input.tasks.push({
         id: 105,
         instanceId: 10,
@@ -159,7 +161,7 @@ describe('chaos invariant checker', () => {
     it('1: an instance no run created', () => {
       const v = check((h) => h.input.instances.push({ id: 12, state: 'SUCCESS', host: M1, epoch: 1 }));
       expect(invariants(v)).toEqual(['1']);
-      expect(v[0].message).toContain('instance 12 belongs to no run');
+      expect(v[0]?.message).toContain('instance 12 belongs to no run');
     });
 
     it('1: a run without an instance', () => {
@@ -186,7 +188,7 @@ describe('chaos invariant checker', () => {
         }),
       );
       expect(invariants(v)).toEqual(['1']);
-      expect(v[0].message).toContain('consumed 2 time(s)');
+      expect(v[0]?.message).toContain('consumed 2 time(s)');
     });
 
     it('1: an instance taken by a second master without a command', () => {
@@ -197,10 +199,10 @@ describe('chaos invariant checker', () => {
           { seq: 2.1, instanceId: 10, host: null, epoch: 2, state: 'RUNNING_EXECUTION' },
           { seq: 2.2, instanceId: 10, host: M2, epoch: 3, state: 'RUNNING_EXECUTION' },
         );
-        h.input.instanceAudit[4] = { ...h.input.instanceAudit[4], host: M2, epoch: 3 };
+        change(h.input.instanceAudit, 4, { host: M2, epoch: 3 });
       });
       expect(invariants(v)).toEqual(['1']);
-      expect(v[0].message).toContain('taken 2 time(s) by a master for 1 command(s)');
+      expect(v[0]?.message).toContain('taken 2 time(s) by a master for 1 command(s)');
     });
 
     it('1: a task that ran for an instance of no run', () => {
@@ -210,7 +212,7 @@ describe('chaos invariant checker', () => {
 
     it('2: a stale master writing with an older epoch', () => {
       const v = check((h) => {
-        h.input.instanceAudit[2] = { ...h.input.instanceAudit[2], epoch: 2 };
+        change(h.input.instanceAudit, 2, { epoch: 2 });
         h.input.instanceAudit.push({ seq: 99, instanceId: 10, host: M1, epoch: 1, state: 'SUCCESS' });
       });
       expect(v.map((x) => x.invariant)).toContain('2');
@@ -306,13 +308,14 @@ describe('chaos invariant checker', () => {
         h.input.faults.push({ at: 1135, address: W1, role: 'worker', kind: 'session-lost' });
       });
       expect(invariants(v)).toEqual(['2']);
-      expect(v[0].message).toContain('attempt 1 started on 127.0.0.1:1001 80 ms after attempt 2 had started');
+      expect(v[0]?.message).toContain(
+        'attempt 1 started on 127.0.0.1:1001 80 ms after attempt 2 had started',
+      );
     });
 
     it('4: a fault-tolerated task never run again', () => {
       const v = check((h) => {
-        const b = h.input.tasks.find((t) => t.id === 103)!;
-        h.input.tasks[h.input.tasks.indexOf(b)] = { ...b, state: 'NEED_FAULT_TOLERANCE' };
+        change(h.input.tasks, taskIndex(h, 103), { state: 'NEED_FAULT_TOLERANCE' });
         h.witness.pop();
         h.input.faults.push({ at: 1250, address: W1, role: 'worker', kind: 'SIGKILL' });
       });
@@ -350,15 +353,15 @@ describe('chaos invariant checker', () => {
 
     it('6: a task started although its upstream never succeeded', () => {
       const v = check((h) => {
-        h.input.tasks[0] = { ...h.input.tasks[0], state: 'FAILURE', exitCode: 1 };
-        h.input.instances[0] = { ...h.input.instances[0], state: 'FAILURE' };
+        change(h.input.tasks, 0, { state: 'FAILURE', exitCode: 1 });
+        change(h.input.instances, 0, { state: 'FAILURE' });
       });
       expect(v.map((x) => x.invariant)).toContain('6');
     });
 
     it('7: an instance that never finished; 5 after every master was killed', () => {
       const stuck = (h: { input: Mutable<CheckInput> }) => {
-        h.input.instances[1] = { ...h.input.instances[1], state: 'RUNNING_EXECUTION' };
+        change(h.input.instances, 1, { state: 'RUNNING_EXECUTION' });
         h.input.instanceAudit = h.input.instanceAudit.filter(
           (a) => !(a.instanceId === 11 && a.state === 'SUCCESS'),
         );
@@ -375,7 +378,7 @@ describe('chaos invariant checker', () => {
     });
 
     it('3/4: a run failed by the cluster although no task failed', () => {
-      const v = check((h) => (h.input.instances[0] = { ...h.input.instances[0], state: 'FAILURE' }));
+      const v = check((h) => change(h.input.instances, 0, { state: 'FAILURE' }));
       expect(invariants(v)).toEqual(['3/4']);
     });
 

@@ -114,6 +114,17 @@ const key = (instance: number, task: string) => `${instance}/${task}`;
 const portOf = (address: string | null) =>
   address ? Number(address.slice(address.lastIndexOf(':') + 1)) : NaN;
 
+/** Each element with the one after it, in order. */
+function consecutivePairs<T>(items: readonly T[]): Array<[T, T]> {
+  const pairs: Array<[T, T]> = [];
+  let previous: { item: T } | undefined;
+  for (const item of items) {
+    if (previous) pairs.push([previous.item, item]);
+    previous = { item };
+  }
+  return pairs;
+}
+
 function groupBy<T, K>(items: readonly T[], by: (t: T) => K): Map<K, T[]> {
   const out = new Map<K, T[]>();
   for (const item of items) {
@@ -233,8 +244,7 @@ function checkOwnershipHistory(
   for (const [instanceId, rows] of groupBy(audit, (a) => a.instanceId)) {
     rows.sort((a, b) => a.seq - b.seq);
     let finalRow: InstanceAuditRow | undefined;
-    for (let i = 1; i < rows.length; i++) {
-      const [prev, row] = [rows[i - 1], rows[i]];
+    for (const [prev, row] of consecutivePairs(rows)) {
       if (row.epoch < prev.epoch) {
         add('2', `instance ${instanceId}: epoch went back from ${prev.epoch} to ${row.epoch} (${row.host})`);
       }
@@ -265,10 +275,11 @@ function checkTaskHistory(
 ): void {
   for (const [taskId, rows] of groupBy(audit, (a) => a.taskId)) {
     rows.sort((a, b) => a.seq - b.seq);
-    const success = rows.findIndex((r) => r.state === 'SUCCESS');
-    if (success < 0) continue;
-    for (const row of rows.slice(success + 1)) {
-      if (row.state !== 'SUCCESS' || row.host !== rows[success].host) {
+    const successIndex = rows.findIndex((r) => r.state === 'SUCCESS');
+    const success = rows[successIndex];
+    if (!success) continue;
+    for (const row of rows.slice(successIndex + 1)) {
+      if (row.state !== 'SUCCESS' || row.host !== success.host) {
         add(
           '2',
           `task row ${taskId} (instance ${row.instanceId} ${row.name} attempt ${row.attempt}) changed after SUCCESS to ${row.state} on ${row.host}`,
@@ -283,7 +294,13 @@ interface Attempt {
   readonly row: TaskRow | undefined;
   readonly starts: WitnessLine[];
   readonly ends: WitnessLine[];
+  /** The first start line: undefined if this attempt never started. */
+  readonly start: WitnessLine | undefined;
+  /** The first end line: undefined if it never reached its end. */
+  readonly end: WitnessLine | undefined;
 }
+
+const hasRow = (a: Attempt): a is Attempt & { readonly row: TaskRow } => a.row !== undefined;
 
 /**
  * 2, 3, 4 from the attempts of each task: no attempt started twice; a new attempt only when the
@@ -351,12 +368,18 @@ function checkAttempts(
       const numbers = [...new Set([...rows.map((r) => r.attempt), ...lines.map((l) => l.attempt)])].sort(
         (a, b) => a - b,
       );
-      const attempts: Attempt[] = numbers.map((n) => ({
-        attempt: n,
-        row: rows.find((r) => r.attempt === n),
-        starts: lines.filter((l) => l.attempt === n && l.kind === 'start'),
-        ends: lines.filter((l) => l.attempt === n && l.kind === 'end'),
-      }));
+      const attempts: Attempt[] = numbers.map((n) => {
+        const starts = lines.filter((l) => l.attempt === n && l.kind === 'start');
+        const ends = lines.filter((l) => l.attempt === n && l.kind === 'end');
+        return {
+          attempt: n,
+          row: rows.find((r) => r.attempt === n),
+          starts,
+          ends,
+          start: starts[0],
+          end: ends[0],
+        };
+      });
       const what = `instance ${instance.id} task ${name}`;
 
       for (const a of attempts) {
@@ -367,37 +390,37 @@ function checkAttempts(
           );
         }
         if (!a.row) add('2', `${what} attempt ${a.attempt} ran but has no task row`);
-        if (a.row && a.starts.length > 0 && portOf(a.row.host) !== a.starts[0].workerPort) {
+        if (a.row && a.start && portOf(a.row.host) !== a.start.workerPort) {
           add(
             '2',
-            `${what} attempt ${a.attempt} ran on worker port ${a.starts[0].workerPort} but its row names ${a.row.host}`,
+            `${what} attempt ${a.attempt} ran on worker port ${a.start.workerPort} but its row names ${a.row.host}`,
           );
         }
       }
 
-      for (let i = 0; i + 1 < attempts.length; i++) {
-        const [cur, next] = [attempts[i], attempts[i + 1]];
-        if (cur.starts.length === 0) continue; // never started: running it again repeats nothing
+      for (const [cur, next] of consecutivePairs(attempts)) {
+        const curStart = cur.start;
+        if (!curStart) continue; // never started: running it again repeats nothing
         const failedByItself = cur.row?.state === 'FAILURE' || (cur.row?.exitCode ?? 0) !== 0;
-        const host = cur.row?.host ?? `127.0.0.1:${cur.starts[0].workerPort}`;
-        if (next.starts.length > 0 && cur.starts[0].index > next.starts[0].index) {
+        const host = cur.row?.host ?? `127.0.0.1:${curStart.workerPort}`;
+        if (next.start && curStart.index > next.start.index) {
           // A superseded attempt must never start, whatever happened to its worker (a stalled
           // worker that wakes up must not run what was queued for it meanwhile).
           add(
             '2',
-            `${what} attempt ${cur.attempt} started on ${host} ${cur.starts[0].ms - next.starts[0].ms} ms after attempt ${next.attempt} had started: a superseded dispatch ran late`,
+            `${what} attempt ${cur.attempt} started on ${host} ${curStart.ms - next.start.ms} ms after attempt ${next.attempt} had started: a superseded dispatch ran late`,
           );
           continue;
         }
-        const until = next.starts[0]?.ms ?? Number.POSITIVE_INFINITY;
-        const faulted = workerFaulted(host, cur.starts[0].ms, until);
+        const until = next.start?.ms ?? Number.POSITIVE_INFINITY;
+        const faulted = workerFaulted(host, curStart.ms, until);
         if (failedByItself || faulted) continue;
         add(
           '3',
           `${what} ran again as attempt ${next.attempt} although attempt ${cur.attempt} had started on ${host}, which was never killed (attempt ${cur.attempt} is ${cur.row?.state ?? 'unknown'})`,
         );
-        const curEnd = cur.ends[0]?.index ?? Number.POSITIVE_INFINITY;
-        if (next.starts.length > 0 && curEnd > next.starts[0].index) {
+        const curEnd = cur.end?.index ?? Number.POSITIVE_INFINITY;
+        if (next.start && curEnd > next.start.index) {
           add(
             '2',
             `${what}: attempts ${cur.attempt} (${host}) and ${next.attempt} ran at the same time although ${host} was never killed`,
@@ -408,9 +431,9 @@ function checkAttempts(
       if (!finished) continue; // the stuck check reports it; its tasks may legitimately be open
       for (const a of attempts) {
         // Started, never ended, not a success: something ended it; only a fault of its worker may.
-        if (a.starts.length === 0 || a.ends.length > 0 || a.row?.state === 'SUCCESS') continue;
-        const host = a.row?.host ?? `127.0.0.1:${a.starts[0].workerPort}`;
-        if (!workerFaulted(host, a.starts[0].ms, Number.POSITIVE_INFINITY) && a.row?.state !== 'FAILURE') {
+        if (!a.start || a.end || a.row?.state === 'SUCCESS') continue;
+        const host = a.row?.host ?? `127.0.0.1:${a.start.workerPort}`;
+        if (!workerFaulted(host, a.start.ms, Number.POSITIVE_INFINITY) && a.row?.state !== 'FAILURE') {
           add(
             '3',
             `${what} attempt ${a.attempt} was interrupted (${a.row?.state ?? 'no row'}) on ${host}, which was never killed`,
@@ -418,15 +441,13 @@ function checkAttempts(
         }
       }
 
-      const successes = attempts.filter((a) => a.row?.state === 'SUCCESS');
-      const open = attempts.filter((a) => a.row && !FINAL_TASK_STATES.includes(a.row.state));
+      const withRow = attempts.filter(hasRow);
+      const successes = withRow.filter((a) => a.row.state === 'SUCCESS');
+      const open = withRow.filter((a) => !FINAL_TASK_STATES.includes(a.row.state));
       for (const a of open) {
-        add(
-          '4',
-          `${what} attempt ${a.attempt} is still ${a.row!.state} on ${a.row!.host} after the run ended`,
-        );
+        add('4', `${what} attempt ${a.attempt} is still ${a.row.state} on ${a.row.host} after the run ended`);
       }
-      const last = attempts[attempts.length - 1];
+      const last = attempts.at(-1);
       if (last?.row?.state === 'NEED_FAULT_TOLERANCE') {
         add(
           '4',
@@ -441,16 +462,13 @@ function checkAttempts(
         );
       }
       for (const s of successes) {
-        if (s.starts.length === 0 || s.ends.length === 0) {
+        if (!s.start || !s.end) {
           add(
             '4',
-            `${what} attempt ${s.attempt} is SUCCESS but the task ${s.starts.length === 0 ? 'never started' : 'never reached its end'}`,
+            `${what} attempt ${s.attempt} is SUCCESS but the task ${s.start ? 'never reached its end' : 'never started'}`,
           );
-        } else if (portOf(s.row!.host) !== s.ends[0].workerPort) {
-          add(
-            '4',
-            `${what} attempt ${s.attempt} ended on port ${s.ends[0].workerPort}, not on ${s.row!.host}`,
-          );
+        } else if (portOf(s.row.host) !== s.end.workerPort) {
+          add('4', `${what} attempt ${s.attempt} ended on port ${s.end.workerPort}, not on ${s.row.host}`);
         }
       }
     }

@@ -33,7 +33,22 @@ export class Prng {
 
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('pick from an empty list');
-    return items[Math.floor(this.next() * items.length)];
+    const index = Math.floor(this.next() * items.length); // next() < 1: inside the list
+    const item = items[index];
+    if (item === undefined) throw new Error(`pick: nothing at index ${index} of ${items.length}`);
+    return item;
+  }
+
+  /** A shuffled copy (Fisher-Yates: one int(0, i) for each i from the last index down to 1). */
+  shuffle<T>(items: readonly T[]): T[] {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      const [a, b] = [out[i], out[j]];
+      if (a === undefined || b === undefined) throw new Error(`shuffle: nothing at index ${i} or ${j}`);
+      [out[i], out[j]] = [b, a];
+    }
+    return out;
   }
 
   chance(p: number): boolean {

@@ -292,7 +292,8 @@ export function describeChaos(options: ChaosSuiteOptions): void {
     it(
       'finishes a stream of runs while masters and workers are SIGKILLed and restarted, and every invariant holds',
       guarded(async () => {
-        const c = cluster!;
+        if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+        const c = cluster;
         const witness = join(c.scratch, 'witness-stream.txt');
         const code = await createChaosWorkflow(c, `chaos-stream-${options.registry}`, witness);
         const outcome = await chaosStream(c, rng, code, options.stream);
@@ -312,7 +313,8 @@ export function describeChaos(options: ChaosSuiteOptions): void {
       it(
         'recovers every run by start-up failover when every master was killed and one started again',
         guarded(async () => {
-          const c = cluster!;
+          if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+          const c = cluster;
           const witness = join(c.scratch, 'witness-all-masters.txt');
           const code = await createChaosWorkflow(c, `chaos-all-masters-${options.registry}`, witness);
           const { runs, problems } = await killAllMasters(c, rng, code, runCount);

@@ -50,7 +50,8 @@ describe('command sharding while masters join and leave (real processes, ZooKeep
   }, 60_000);
 
   it(`consumes ${RUNS} commands exactly once while masters are added, stopped and killed`, async () => {
-    const c = cluster!;
+    if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+    const c = cluster;
     try {
       const witness = join(c.scratch, 'witness-sharding.txt');
       const code = await c.createWorkflow({
@@ -70,11 +71,7 @@ describe('command sharding while masters join and leave (real processes, ZooKeep
         }
       })();
 
-      const order = [...CHANGES];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(0, i);
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = rng.shuffle(CHANGES);
       const changing = (async () => {
         for (const change of order) {
           await sleep(rng.int(1000, 2000));

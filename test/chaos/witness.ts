@@ -38,15 +38,16 @@ export function parseWitness(text: string): Witness {
   for (const raw of text.split('\n')) {
     if (raw.trim() === '') continue;
     const m = LINE.exec(raw.trim());
-    if (!m) {
+    const task = m?.[3];
+    if (!m || task === undefined) {
       malformed.push(raw);
       continue;
     }
     lines.push({
       index: lines.length,
-      kind: m[1] as 'start' | 'end',
+      kind: m[1] === 'start' ? 'start' : 'end',
       instance: Number(m[2]),
-      task: m[3],
+      task,
       attempt: Number(m[4]),
       taskInstanceId: Number(m[5]),
       ms: Number(m[6]),

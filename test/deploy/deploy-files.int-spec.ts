@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { CONFIG_VARIABLES } from '../../libs/common/src/config/config.loader';
+import { CONFIG_VARIABLES } from '@porpoise/common';
 
 const ROOT = join(__dirname, '..', '..');
 const COMPOSE_FILE = join(ROOT, 'deploy', 'docker-compose.yml');
@@ -67,6 +67,18 @@ const env = (s: Service): Record<string, string> => {
   }
   return Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
 };
+/** A variable the service must set; a missing one fails the test that needs it, naming both. */
+const variable = (vars: Record<string, string>, name: string, service: string): string => {
+  const value = vars[name];
+  if (value === undefined) throw new Error(`service ${service} does not set ${name}`);
+  return value;
+};
+/** The service of that name; a missing one is a broken compose file. */
+const serviceNamed = (file: ComposeFile, name: string): Service => {
+  const s = file.services[name];
+  if (!s) throw new Error(`the compose file has no service ${name}`);
+  return s;
+};
 const command = (s: Service): string[] =>
   Array.isArray(s.command) ? s.command : (s.command ?? '').split(/\s+/).filter(Boolean);
 const dependsOn = (s: Service): Record<string, string> =>
@@ -113,13 +125,14 @@ describe('deploy/docker-compose.yml', () => {
     const porpoise = services.filter(([, s]) => isPorpoise(s));
     expect(new Set(porpoise.map(([, s]) => s.image)).size).toBe(1);
     for (const [name, s] of porpoise) {
-      const argv = command(s);
-      if (argv[0] === 'npm') {
-        expect({ name, script: PACKAGE.scripts[argv[2]] }).toEqual({ name, script: expect.any(String) });
+      const [program, script, npmScript] = command(s);
+      if (program === 'npm') {
+        const body = npmScript === undefined ? undefined : PACKAGE.scripts[npmScript];
+        expect({ name, script: body }).toEqual({ name, script: expect.any(String) });
         continue;
       }
-      expect({ name, program: argv[0] }).toEqual({ name, program: 'node' });
-      const script = argv[1];
+      expect({ name, program }).toEqual({ name, program: 'node' });
+      if (script === undefined) throw new Error(`service ${name} runs node without a script`);
       // The build turns the source into this file; after `npm run build` it is there.
       expect({ name, source: existsSync(join(ROOT, sourceOf(script))) }).toEqual({ name, source: true });
       if (existsSync(join(ROOT, 'dist'))) {
@@ -146,16 +159,19 @@ describe('deploy/docker-compose.yml', () => {
     const [zookeeperName] = services.find(([, s]) => s.image?.startsWith('zookeeper:')) as [string, Service];
     for (const [name, s] of services.filter(([, svc]) => isPorpoise(svc))) {
       const e = env(s);
-      const url = new URL(e.DATABASE_URL.replace(/\$\{[^}]*\}/g, 'x'));
+      const databaseUrl = variable(e, 'DATABASE_URL', name);
+      const url = new URL(databaseUrl.replace(/\$\{[^}]*\}/g, 'x'));
       expect({ name, db: `${url.hostname}:${url.port}` }).toEqual({ name, db: `${postgresName}:5432` });
-      expect({ name, password: e.DATABASE_URL }).toEqual({
+      expect({ name, password: databaseUrl }).toEqual({
         name,
         password: expect.stringMatching(/^postgres:\/\/[^:]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@/),
       });
       if (roleOf(s) === 'migrate') continue;
       expect({ name, registry: e.REGISTRY_TYPE }).toEqual({ name, registry: 'zookeeper' });
-      for (const hostPort of e.ZOOKEEPER_CONNECT.split('/')[0].split(',')) {
-        const [host, port] = hostPort.split(':');
+      // host:port,host:port[/chroot]
+      const servers = variable(e, 'ZOOKEEPER_CONNECT', name).replace(/\/.*$/, '');
+      for (const hostPort of servers.split(',')) {
+        const [host = '', port] = hostPort.split(':'); // split() yields at least one part
         expect({ name, zk: serviceNames.has(host) && port === '2181' }).toEqual({ name, zk: true });
         expect(host).toBe(zookeeperName);
       }
@@ -166,7 +182,7 @@ describe('deploy/docker-compose.yml', () => {
       });
       expect({ name, nodeHost: e.NODE_HOST }).toEqual({ name, nodeHost: name });
     }
-    expect(env(compose.services[postgresName]).POSTGRES_PASSWORD).toMatch(
+    expect(env(serviceNamed(compose, postgresName)).POSTGRES_PASSWORD).toMatch(
       /^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/,
     );
     expect(raw).not.toMatch(/CLUSTER_SECRET:\s*['"]?[A-Za-z0-9+/_-]{16,}/);
@@ -206,7 +222,7 @@ describe('deploy/docker-compose.yml', () => {
     for (const [name, s] of services) {
       for (const [target, condition] of Object.entries(dependsOn(s))) {
         expect({ name, target, exists: names.has(target) }).toEqual({ name, target, exists: true });
-        const t = compose.services[target];
+        const t = serviceNamed(compose, target);
         if (condition === 'service_healthy') {
           expect({ name, target, healthcheck: t.healthcheck !== undefined }).toEqual({
             name,
@@ -234,7 +250,7 @@ describe('deploy/docker-compose.yml', () => {
       if (done.has(n)) return;
       if (visiting.has(n)) throw new Error(`depends_on cycle through ${n}`);
       visiting.add(n);
-      for (const d of Object.keys(dependsOn(compose.services[n]))) visit(d);
+      for (const d of Object.keys(dependsOn(serviceNamed(compose, n)))) visit(d);
       visiting.delete(n);
       done.add(n);
     };
@@ -264,7 +280,8 @@ describe('deploy/docker-compose.yml', () => {
     const declared = new Set(Object.keys(compose.volumes ?? {}));
     const mounts = (s: Service) =>
       (s.volumes ?? []).map((v) => {
-        const [source, target] = typeof v === 'string' ? v.split(':') : [v.source ?? '', v.target];
+        if (typeof v !== 'string') return { source: v.source ?? '', target: v.target };
+        const [source = '', target] = v.split(':'); // split() yields at least one part
         return { source, target };
       });
     for (const [name, s] of services) {
@@ -321,11 +338,11 @@ describe('deploy/docker-compose.yml', () => {
       const resolved = load(result.stdout) as ComposeFile;
       expect(Object.keys(resolved.services).sort()).toEqual(Object.keys(compose.services).sort());
       for (const name of Object.keys(compose.services)) {
-        const e = env(resolved.services[name]);
-        expect(Object.keys(e).sort()).toEqual(Object.keys(env(compose.services[name])).sort());
+        const e = env(serviceNamed(resolved, name));
+        expect(Object.keys(e).sort()).toEqual(Object.keys(env(serviceNamed(compose, name))).sort());
         if (e.CLUSTER_SECRET !== undefined) expect(e.CLUSTER_SECRET).toBe(secret);
       }
-      expect(env(resolved.services['master-1']).DATABASE_URL).toBe(
+      expect(env(serviceNamed(resolved, 'master-1')).DATABASE_URL).toBe(
         'postgres://porpoise:compose-test-password@postgres:5432/porpoise',
       );
     });
@@ -349,12 +366,14 @@ describe('deploy/Dockerfile', () => {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
   const stages = lines.filter((l) => /^FROM\s/i.test(l));
-  const lastStage = lines.slice(lines.lastIndexOf(stages[stages.length - 1]));
+  const lastFrom = stages.at(-1);
+  if (lastFrom === undefined) throw new Error(`${DOCKERFILE} has no FROM line`);
+  const lastStage = lines.slice(lines.lastIndexOf(lastFrom));
 
   it('builds in one stage and runs from another, on Node 20', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(text).toMatch(/ARG NODE_IMAGE=node:20[-\w.]*/);
-    const build = lines.slice(0, lines.indexOf(stages[stages.length - 1])).join('\n');
+    const build = lines.slice(0, lines.indexOf(lastFrom)).join('\n');
     expect(build).toMatch(/apt-get install[^\n]*python3[^\n]*make[^\n]*g\+\+/);
     expect(build).toMatch(/npm ci\b/);
     expect(build).toMatch(/npm run build\b/);
@@ -364,7 +383,7 @@ describe('deploy/Dockerfile', () => {
   it('runs as a user that is not root', () => {
     const user = lastStage.filter((l) => /^USER\s/i.test(l)).pop();
     expect(user).toBeDefined();
-    expect(user?.split(/\s+/)[1].split(':')[0]).not.toMatch(/^(root|0)$/);
+    expect(user?.split(/\s+/)[1]?.split(':')[0]).not.toMatch(/^(root|0)$/);
   });
 
   it('copies only what exists, and its default command exists', () => {
@@ -379,9 +398,9 @@ describe('deploy/Dockerfile', () => {
       }
     }
     const cmd = lastStage.filter((l) => /^CMD\s/i.test(l)).pop() as string;
-    const argv = JSON.parse(cmd.replace(/^CMD\s+/i, '')) as string[];
-    expect(argv[0]).toBe('node');
-    expect(existsSync(join(ROOT, sourceOf(argv[1])))).toBe(true);
+    const [program, script] = JSON.parse(cmd.replace(/^CMD\s+/i, '')) as string[];
+    expect(program).toBe('node');
+    expect(script !== undefined && existsSync(join(ROOT, sourceOf(script)))).toBe(true);
   });
 
   it('copies what the install scripts of package.json run before npm ci runs them', () => {

@@ -91,7 +91,7 @@ describe('one workflow end to end (api-server, master, worker processes; Postgre
     nodes.push(apiNode);
     api = `http://127.0.0.1:${apiNode.port}`;
     const registered = (kind: 'masters' | 'workers') => async (port: number) => {
-      const res = await call<Record<string, Array<{ port: number }>>>('GET', '/cluster/nodes');
+      const res = await call<Record<typeof kind, Array<{ port: number }>>>('GET', '/cluster/nodes');
       return res.body[kind].some((n) => n.port === port);
     };
     nodes.push(await startNode('master', env, registered('masters')));
@@ -186,7 +186,7 @@ describe('one workflow end to end (api-server, master, worker processes; Postgre
     const id = (await run(code)).body.workflowInstanceId;
     const instance = await finished(id);
     expect(instance.state).toBe('FAILURE');
-    expect(instance.tasks[0].state).toBe('FAILURE');
+    expect(instance.tasks[0]?.state).toBe('FAILURE');
     const pids = readFileSync(pidFile, 'utf8').trim().split('\n').map(Number);
     expect(pids).toHaveLength(2);
     for (const pid of pids) {
@@ -210,7 +210,9 @@ describe('one workflow end to end (api-server, master, worker processes; Postgre
     });
     const id = (await run(code)).body.workflowInstanceId;
     const instance = await finished(id);
-    const log = await call<string>('GET', `/task-instances/${instance.tasks[0].id}/log`);
+    const [task] = instance.tasks;
+    if (!task) throw new Error(`instance ${id} has no task`);
+    const log = await call<string>('GET', `/task-instances/${task.id}/log`);
     expect(log.status).toBe(200);
     expect(log.body).toContain('hello from talk');
     expect(log.body).toContain('to stderr');
@@ -227,6 +229,7 @@ describe('one workflow end to end (api-server, master, worker processes; Postgre
     expect(answers.every((a) => a.status === 202)).toBe(true);
     expect(ids.size).toBe(1);
     const [id] = [...ids];
+    if (id === undefined) throw new Error('no run was answered');
     expect((await finished(id)).state).toBe('SUCCESS');
     const list = await call<{ total: number }>('GET', `/workflow-instances?workflowCode=${code}`);
     expect(list.body.total).toBe(1);

@@ -17,7 +17,9 @@ async function pgNow(url: string): Promise<Date> {
   const c = new Client({ connectionString: url });
   await c.connect();
   try {
-    return (await c.query<{ now: Date }>('SELECT now()')).rows[0].now;
+    const [row] = (await c.query<{ now: Date }>('SELECT now()')).rows;
+    if (!row) throw new Error('SELECT now() returned no row');
+    return row.now;
   } finally {
     await c.end();
   }

@@ -37,7 +37,9 @@ export class ManualClock implements Clock {
     const end = this.t + ms;
     for (;;) {
       let next: [number, { at: number; every?: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      for (const entry of this.timers) {
+        if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      }
       if (!next) break;
       const [id, timer] = next;
       this.t = Math.max(this.t, timer.at);

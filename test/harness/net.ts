@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
+import { inspect } from 'node:util';
 
-export { freePort } from '../../libs/common/src/net/ports';
+export { freePort } from '@porpoise/common';
 
 /** Resolves once something accepts TCP connections on host:port, or rejects after timeoutMs. */
 export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {
@@ -41,7 +42,7 @@ export async function waitFor<T>(
     if (Date.now() > deadline) {
       throw new Error(
         `timed out after ${timeoutMs} ms waiting for ${what}` +
-          (lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''),
+          (lastError ? `: ${lastError instanceof Error ? lastError.message : inspect(lastError)}` : ''),
       );
     }
     await sleep(intervalMs);

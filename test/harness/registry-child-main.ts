@@ -6,8 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRegistry, type RegistryConfig } from '../../libs/registry/src/registry.factory';
-import type { RegistryLock } from '../../libs/registry/src/registry.interface';
+import { createRegistry, type RegistryConfig, type RegistryLock } from '@porpoise/registry';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as RegistryConfig;
 const registry = createRegistry(config, {

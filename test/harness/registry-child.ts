@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import type { RegistryConfig } from '../../libs/registry/src/registry.factory';
-import type { ConnectionState, RegistryEvent } from '../../libs/registry/src/registry.interface';
+import type { ConnectionState, RegistryConfig, RegistryEvent } from '@porpoise/registry';
 
 const ROOT = join(__dirname, '..', '..');
 

@@ -1,7 +1,7 @@
 import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { PorpoiseConfig } from '@porpoise/common';
+import type { ApiServerConfig } from '@porpoise/common';
 import type { NextFunction, Request, Response } from 'express';
 import { ApiServerModule } from './api-server.module';
 import { trackHttpMetrics } from './metrics/http-metrics.middleware';
@@ -28,7 +28,7 @@ export function configureApiApp(app: INestApplication): void {
 
 /** Creates (does not listen) the API server's Nest application, configured. */
 export async function createApiServerApp(
-  config: PorpoiseConfig,
+  config: ApiServerConfig,
   options: { logger?: LoggerService | LogLevel[] | false } = {},
 ): Promise<INestApplication> {
   const app = await NestFactory.create(ApiServerModule.forRoot(config), {

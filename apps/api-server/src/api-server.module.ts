@@ -6,7 +6,7 @@ import {
   type NestModule,
 } from '@nestjs/common';
 import { APP_FILTER, RouterModule } from '@nestjs/core';
-import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
+import { ConfigModule, type ApiServerConfig } from '@porpoise/common';
 import { DaoModule } from '@porpoise/dao';
 import { RegistryModule } from '@porpoise/registry';
 import { ApiV1Module } from './api-v1.module';
@@ -28,7 +28,7 @@ import { MetricsService } from './metrics/metrics.service';
  */
 @Module({})
 export class ApiServerModule implements NestModule {
-  static forRoot(config: PorpoiseConfig): DynamicModule {
+  static forRoot(config: ApiServerConfig): DynamicModule {
     return {
       module: ApiServerModule,
       imports: [

@@ -1,8 +1,10 @@
 import { Module } from '@nestjs/common';
-import { InstanceQueryRepository } from '@porpoise/dao/repositories/instance-query.repository';
-import { ScheduleRepository } from '@porpoise/dao/repositories/schedule.repository';
-import { WorkflowDefinitionRepository } from '@porpoise/dao/repositories/workflow-definition.repository';
-import { WorkflowRunRepository } from '@porpoise/dao/repositories/workflow-run.repository';
+import {
+  InstanceQueryRepository,
+  ScheduleRepository,
+  WorkflowDefinitionRepository,
+  WorkflowRunRepository,
+} from '@porpoise/dao';
 import { ClusterController } from './cluster/cluster.controller';
 import { ClusterService } from './cluster/cluster.service';
 import { InstancesController } from './instances/instances.controller';

@@ -2,7 +2,6 @@ import { NOTIFY_CHANNELS } from '@porpoise/common';
 import type { WorkerSelectionStrategy } from './dispatch/worker-selector';
 
 /** Injection tokens of the master's adapters (swappable in tests). */
-export const CLOCK = Symbol('CLOCK');
 export const WORKER_GATEWAY = Symbol('WORKER_GATEWAY');
 export const MASTER_OPTIONS = Symbol('MASTER_OPTIONS');
 export const MASTER_IDENTITY = Symbol('MASTER_IDENTITY');

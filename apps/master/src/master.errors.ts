@@ -1,12 +1,5 @@
 /** Small named errors of the master; each message says what went wrong and where. */
 
-export class MasterConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MasterConfigError';
-  }
-}
-
 /**
  * A conditional write (host = me AND epoch = mine) matched no instance row: another master took
  * the instance over (or it was handed back). The runner must stop at once and write nothing more.

@@ -1,17 +1,17 @@
+import { ConfigModule, type MasterConfig } from '@porpoise/common';
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
-import { DaoModule } from '@porpoise/dao';
-import { CommandConsumerRepository } from '@porpoise/dao/repositories/command-consumer.repository';
-import { InstanceStateRepository } from '@porpoise/dao/repositories/instance-state.repository';
-import { TaskInstanceRepository } from '@porpoise/dao/repositories/task-instance.repository';
+import {
+  DaoModule,
+  CommandConsumerRepository,
+  InstanceStateRepository,
+  TaskInstanceRepository,
+} from '@porpoise/dao';
 import { REGISTRY, RegistryModule } from '@porpoise/registry';
 import { WorkerClient } from '@porpoise/rpc';
-import { systemClock } from './clock';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
 import {
-  FAILOVER_CLOCK,
   FAILOVER_OPTIONS,
   FAILOVER_REGISTRY,
   FAILOVER_REPOSITORY,
@@ -22,7 +22,6 @@ import {
 import { WorkflowEngineService } from './engine/workflow-engine.service';
 import { MasterLifecycleService } from './lifecycle/master-lifecycle.service';
 import {
-  CLOCK,
   DEFAULT_MASTER_OPTIONS,
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -30,7 +29,6 @@ import {
   type MasterIdentity,
   type MasterOptions,
 } from './master.constants';
-import { MasterConfigError } from './master.errors';
 import { MasterMembershipService } from './registry/master-membership.service';
 import { MasterRegistrationService } from './registry/master-registration.service';
 import { SessionStateService } from './registry/session-state.service';
@@ -47,11 +45,7 @@ import { ScheduleService } from './schedule/schedule.service';
  */
 @Module({})
 export class MasterModule {
-  static forRoot(config: PorpoiseConfig, options: Partial<MasterOptions> = {}): DynamicModule {
-    if (!config.clusterSecret) {
-      throw new MasterConfigError('the master needs a cluster secret (CLUSTER_SECRET)');
-    }
-    const secret = config.clusterSecret;
+  static forRoot(config: MasterConfig, options: Partial<MasterOptions> = {}): DynamicModule {
     const identity: MasterIdentity = {
       host: config.nodeHost,
       port: config.masterPort,
@@ -70,8 +64,7 @@ export class MasterModule {
       providers: [
         { provide: MASTER_OPTIONS, useValue: masterOptions },
         { provide: MASTER_IDENTITY, useValue: identity },
-        { provide: CLOCK, useValue: systemClock },
-        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(secret) },
+        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
         CommandConsumerRepository,
         InstanceStateRepository,
         TaskInstanceRepository,
@@ -88,7 +81,6 @@ export class MasterModule {
         ScheduleService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
-        { provide: FAILOVER_CLOCK, useExisting: CLOCK },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },
         { provide: FAILOVER_OPTIONS, useValue: failoverOptions },
         MasterFailoverService,

@@ -1,12 +1,11 @@
+import { nth } from '@porpoise/test-harness/defined';
 /**
  * Master failover and hand-over with real masters booted in-process on a real Postgres and the
  * JDBC registry on it; workers are FakeWorkers (real registry keys, real gRPC). The process
  * level (SIGKILL, SIGSTOP, SIGTERM of master processes, ZooKeeper, a real worker) is in
  * failover-processes.int-spec.ts. Nothing here asserts timings.
  */
-import { runMigrations } from '@porpoise/dao/migration-runner';
-import { InstanceStateRepository } from '@porpoise/dao/repositories/instance-state.repository';
-import { createDataSource } from '@porpoise/dao';
+import { runMigrations, InstanceStateRepository, createDataSource } from '@porpoise/dao';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import type { DataSource } from 'typeorm';
 import { MasterFailoverService } from '@porpoise/failover';
@@ -98,7 +97,7 @@ describe('master failover (in-process masters, JDBC registry)', () => {
       );
       const ids = rows.map((r) => Number(r.id));
       // The failover repository reads the candidates (what a winner sees under the lock).
-      const seen = await repos[1].unfinishedOwnedBy(['10.255.0.2:5678']);
+      const seen = await nth(repos, 1).unfinishedOwnedBy(['10.255.0.2:5678']);
       expect(seen.map((s) => s.id).sort((x, y) => x - y)).toEqual(ids);
       const results = await Promise.all(
         seen.flatMap((i) => repos.map((r) => r.handBack({ instanceId: i.id, host: i.host, epoch: i.epoch }))),
@@ -134,7 +133,7 @@ describe('master failover (in-process masters, JDBC registry)', () => {
        VALUES ($1, 1, 'RUNNING_EXECUTION', '10.255.0.1:5678', 6, 'START_PROCESS', now()) RETURNING id`,
       [quick],
     );
-    const ghostId = Number(ghost.rows[0].id);
+    const ghostId = Number(nth(ghost.rows, 0).id);
 
     const b = await boot();
     await waitForMembership([a, b]);

@@ -1,3 +1,4 @@
+import { nth } from '@porpoise/test-harness/defined';
 /**
  * The master against a real Postgres and the JDBC registry on it, booted in-process with
  * MasterModule.forRoot(config). The worker process is played by FakeWorker (real registry key,
@@ -5,7 +6,7 @@
  * the way the API server writes them. Nothing here asserts timings.
  */
 import { status } from '@grpc/grpc-js';
-import { runMigrations } from '@porpoise/dao/migration-runner';
+import { runMigrations } from '@porpoise/dao';
 import { MasterEventClient, RpcCallError, TASK_RESULT_MESSAGES, type TaskFinishedEvent } from '@porpoise/rpc';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { WorkflowEngineService } from '../src/engine/workflow-engine.service';
@@ -131,7 +132,7 @@ describe('master', () => {
       ['flaky', 1, 'FAILURE', 7],
       ['flaky', 2, 'SUCCESS', 0],
     ]);
-    const spec2 = journal.dispatches('flaky').find((e) => e.taskInstanceId === tasks[1].id);
+    const spec2 = journal.dispatches('flaky').find((e) => e.taskInstanceId === nth(tasks, 1).id);
     expect(spec2?.attempt).toBe(2);
   });
 
@@ -276,7 +277,7 @@ describe('master', () => {
     const late = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal, group: 'late' });
     try {
       expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
-      expect((await db.tasks(id))[0].host).toBe(late.address);
+      expect(nth(await db.tasks(id), 0).host).toBe(late.address);
     } finally {
       await late.close();
     }
@@ -307,7 +308,7 @@ describe('master', () => {
       const code = await db.createWorkflow([task('one', { workerGroup: 'pair' })]);
       const id = await db.trigger(code);
       expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
-      const [row] = await db.tasks(id);
+      const row = nth(await db.tasks(id), 0);
       expect(row.host).toBe(willing.address);
       expect(
         journal
@@ -351,7 +352,7 @@ describe('master', () => {
       const code = await db.createWorkflow([task('dropped', { workerGroup: 'flaky' })]);
       const id = await db.trigger(code);
       await waitFor('the task to run on the flaky worker', () => flaky.heldTasks().length === 1);
-      const [taskId] = flaky.heldTasks();
+      const taskId = nth(flaky.heldTasks(), 0);
       await db.waitForTask(id, 'dropped', 'RUNNING_EXECUTION');
       flaky.release(taskId);
       expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
@@ -380,7 +381,7 @@ describe('master', () => {
        VALUES ($1, 1, 'RUNNING_EXECUTION', NULL, 4, 'START_PROCESS', now()) RETURNING id`,
       [code],
     );
-    const id = Number(rows[0].id);
+    const id = Number(nth(rows, 0).id);
     const t = await db.pool.query<{ id: string; name: string }>(
       `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt) VALUES
        ($1, 'done', 'SUCCESS', $2, 1), ($1, 'held', 'RUNNING_EXECUTION', $2, 1) RETURNING id, name`,
@@ -495,7 +496,8 @@ describe('master', () => {
                 ($1, 1, 'SUCCESS', '10.9.9.9:5678', 3, 'START_PROCESS') RETURNING id`,
         [code],
       );
-      const [foreign, finishedOne] = rows.map((r) => Number(r.id));
+      const foreign = Number(nth(rows, 0).id);
+      const finishedOne = Number(nth(rows, 1).id);
       const t = await db.pool.query<{ id: string; name: string }>(
         `INSERT INTO task_instance (workflow_instance_id, name, state, host, attempt) VALUES
          ($1, 'x', 'RUNNING_EXECUTION', '127.0.0.1:1', 1), ($1, 'y', 'NEED_FAULT_TOLERANCE', '127.0.0.1:1', 1)
@@ -603,7 +605,7 @@ describe('master', () => {
             `SELECT count(*) AS n FROM workflow_instance WHERE id = ANY($1::bigint[]) AND state = 'SUCCESS'`,
             [ids],
           );
-          return Number(rows[0].n) === 50;
+          return Number(nth(rows, 0).n) === 50;
         },
         60_000,
         100,
@@ -625,7 +627,7 @@ describe('master', () => {
         `SELECT count(*) AS n FROM task_instance WHERE workflow_instance_id = ANY($1::bigint[])`,
         [ids],
       );
-      expect(Number(taskRows.rows[0].n)).toBe(50);
+      expect(Number(nth(taskRows.rows, 0).n)).toBe(50);
     });
 
     it('fires a due schedule once', async () => {
@@ -636,7 +638,7 @@ describe('master', () => {
          VALUES ($1, '0 0 1 1 *', 'Europe/Berlin', now() - interval '1 second') RETURNING id`,
         [code],
       );
-      const scheduleId = Number(rows[0].id);
+      const scheduleId = Number(nth(rows, 0).id);
       const instance = await waitFor(
         'the schedule to fire',
         async () => {
@@ -644,7 +646,7 @@ describe('master', () => {
             `SELECT id FROM workflow_instance WHERE workflow_code = $1`,
             [code],
           );
-          return r.rows[0] ? Number(r.rows[0].id) : undefined;
+          return r.rows[0] ? Number(nth(r.rows, 0).id) : undefined;
         },
         30_000,
       );
@@ -654,13 +656,13 @@ describe('master', () => {
         [code],
       );
       expect(all.rows).toHaveLength(1);
-      expect(all.rows[0].command_type).toBe('SCHEDULER');
-      expect(all.rows[0].schedule_time).not.toBeNull();
+      expect(nth(all.rows, 0).command_type).toBe('SCHEDULER');
+      expect(nth(all.rows, 0).schedule_time).not.toBeNull();
       const next = await db.pool.query<{ next: Date }>(
         `SELECT next_fire_time AS next FROM schedule WHERE id = $1`,
         [scheduleId],
       );
-      expect(next.rows[0].next.getTime()).toBeGreaterThan(Date.now());
+      expect(nth(next.rows, 0).next.getTime()).toBeGreaterThan(Date.now());
     });
 
     it('a master that is closed deregisters at once and the other one takes every slot', async () => {

@@ -8,7 +8,7 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfigFromProcess, type PorpoiseConfig } from '@porpoise/common';
+import { loadConfigFromProcess, standaloneRoles } from '@porpoise/common';
 import { ApiServerModule } from '../../api-server/src/api-server.module';
 import { configureApiApp } from '../../api-server/src/api-app';
 import { MasterModule } from '../../master/src/master.module';
@@ -36,25 +36,26 @@ async function bootstrap(): Promise<void> {
   process.on('SIGTERM', (s) => void stop(s));
 
   if (!loaded.databaseUrl) postgres = await startEmbeddedPostgres(loaded.dataDir, (m) => logger.log(m));
-  const config: PorpoiseConfig = {
-    ...loaded,
-    databaseUrl: loaded.databaseUrl ?? postgres?.url,
+  const databaseUrl = loaded.databaseUrl ?? postgres?.url;
+  if (databaseUrl === undefined) throw new Error('the embedded Postgres did not report its URL');
+  const roles = standaloneRoles(loaded, {
+    databaseUrl,
     // One process: the secret only has to be shared with itself.
     clusterSecret: loaded.clusterSecret ?? randomBytes(24).toString('base64url'),
-  };
+  });
 
   // abortOnError false: a failing start rejects here (and is reported) instead of Nest exiting.
   apps.push(
-    await NestFactory.createApplicationContext(MasterModule.forRoot(config), { abortOnError: false }),
+    await NestFactory.createApplicationContext(MasterModule.forRoot(roles.master), { abortOnError: false }),
   );
   apps.push(
-    await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { abortOnError: false }),
+    await NestFactory.createApplicationContext(WorkerModule.forRoot(roles.worker), { abortOnError: false }),
   );
-  const api = await NestFactory.create(ApiServerModule.forRoot(config), { abortOnError: false });
+  const api = await NestFactory.create(ApiServerModule.forRoot(roles.api), { abortOnError: false });
   configureApiApp(api);
   apps.push(api);
-  await api.listen(config.apiPort, config.bindHost);
-  const url = `http://${config.nodeHost}:${config.apiPort}`;
+  await api.listen(roles.api.apiPort, roles.api.bindHost);
+  const url = `http://${roles.api.nodeHost}:${roles.api.apiPort}`;
   logger.log(`Porpoise standalone is ready: API at ${url}/api/v1 (docs at ${url}/api/docs)`);
   process.stdout.write(`Porpoise is ready at ${url}/api/v1\n`);
 }

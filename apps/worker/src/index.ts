@@ -1,3 +1,2 @@
 export { WorkerModule } from './worker.module';
 export { RESULT_MESSAGES, DRAIN_GRACE_MS } from './worker.constants';
-export { WorkerConfigError } from './worker.errors';

@@ -7,9 +7,6 @@ export class WorkerError extends Error {
   }
 }
 
-/** The worker cannot start with this configuration (e.g. no cluster secret). */
-export class WorkerConfigError extends WorkerError {}
-
 /** /bin/sh could not be started for a task. */
 export class SpawnFailedError extends WorkerError {
   constructor(reason: string, options?: { cause?: unknown }) {

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule, type PorpoiseConfig } from '@porpoise/common';
+import { ConfigModule, type WorkerConfig } from '@porpoise/common';
 import { RegistryModule } from '@porpoise/registry';
 import { MasterEvents } from './adapters/master-events';
 import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
@@ -14,7 +14,6 @@ import { ResultDeliveryService } from './services/result-delivery.service';
 import { TaskExecutorService } from './services/task-executor.service';
 import { WorkerLifecycleService } from './services/worker-lifecycle.service';
 import { WorkerRpcService } from './services/worker-rpc.service';
-import { requireClusterSecret } from './worker.config';
 
 /**
  * The worker node: gRPC task service, SHELL executor, result outbox and registry membership.
@@ -23,11 +22,11 @@ import { requireClusterSecret } from './worker.config';
  *
  * Safe to import into another application (the standalone app boots it in-process): it installs
  * no signal handlers and never exits the process; it stops in beforeApplicationShutdown.
+ * Every timer and timestamp goes through CLOCK, which a test may override with a fake clock.
  */
 @Module({})
 export class WorkerModule {
-  static forRoot(config: PorpoiseConfig): DynamicModule {
-    requireClusterSecret(config);
+  static forRoot(config: WorkerConfig): DynamicModule {
     return {
       module: WorkerModule,
       imports: [ConfigModule.forRoot(config), RegistryModule],

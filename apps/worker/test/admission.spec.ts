@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
-import type { PorpoiseConfig } from '@porpoise/common';
+import { ManualClock } from '@porpoise/test-harness/manual-clock';
 import { isSuperseded, SessionConfirmation } from '../src/domain/admission';
 import { AdmissionService } from '../src/services/admission.service';
+import { workerConfig } from './support/worker-config';
 
 beforeAll(() => Logger.overrideLogger(false));
 
@@ -76,19 +77,19 @@ describe('SessionConfirmation', () => {
 
 describe('AdmissionService', () => {
   // Session timeout 3 s, heartbeat 0.5 s: deadline 2 s.
-  const config = { registry: { sessionTimeoutMs: 3_000, heartbeatIntervalMs: 500 } } as PorpoiseConfig;
+  const config = workerConfig({ REGISTRY_SESSION_TIMEOUT_MS: '3000', HEARTBEAT_INTERVAL_MS: '500' });
   let t0: number;
   let admission: AdmissionService;
 
   beforeEach(() => {
-    admission = new AdmissionService(config);
+    admission = new AdmissionService(config, new ManualClock());
     t0 = performance.now();
     admission.loopStarted(t0);
     admission.markRegistered();
   });
 
   it('refuses "not registered yet" until its registry key exists, while already serving', () => {
-    const fresh = new AdmissionService(config);
+    const fresh = new AdmissionService(config, new ManualClock());
     fresh.loopStarted(t0);
     expect(fresh.refusal(t0 + 100)).toBe('not registered yet');
     // The first heartbeat (the registration itself) must advertise the worker as serving.
@@ -97,6 +98,12 @@ describe('AdmissionService', () => {
     expect(fresh.refusal(t0 + 200)).toBeNull();
     fresh.startDraining();
     expect(fresh.refusal(t0 + 300)).toBe('draining');
+  });
+
+  it("takes this incarnation's start time from the clock", () => {
+    expect(new AdmissionService(config, new ManualClock(1_700_000_000_000)).startTimeMs).toBe(
+      1_700_000_000_000,
+    );
   });
 
   it('takes tasks while connected and the loop runs', () => {

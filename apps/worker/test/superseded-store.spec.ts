@@ -1,16 +1,19 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PorpoiseConfig } from '@porpoise/common';
+import { ManualClock } from '@porpoise/test-harness/manual-clock';
 import { SupersededStore } from '../src/adapters/superseded-store';
 import { SUPERSEDED_MAX_AGE_MS } from '../src/worker.constants';
+import { workerConfig } from './support/worker-config';
 
 describe('SupersededStore', () => {
   let dir: string;
-  const store = () => new SupersededStore({ dataDir: dir } as unknown as PorpoiseConfig);
+  let clock: ManualClock;
+  const store = () => new SupersededStore(workerConfig({ DATA_DIR: dir }), clock);
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'porpoise-superseded-'));
+    clock = new ManualClock(1_700_000_000_000);
   });
 
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,14 +35,14 @@ describe('SupersededStore', () => {
   });
 
   it('forgets entries older than the maximum age', async () => {
-    const old = Date.now() - SUPERSEDED_MAX_AGE_MS - 1_000;
+    const old = clock.now() - SUPERSEDED_MAX_AGE_MS - 1_000;
     writeFileSync(
       join(dir, 'superseded.json'),
       JSON.stringify({
         version: 1,
         entries: [
           { taskInstanceId: 1, epoch: 2, atMs: old },
-          { taskInstanceId: 2, epoch: 3, atMs: Date.now() },
+          { taskInstanceId: 2, epoch: 3, atMs: clock.now() },
         ],
       }),
     );
@@ -47,6 +50,17 @@ describe('SupersededStore', () => {
     expect(await s.load()).toBe(1);
     expect(s.epochOf(1)).toBeUndefined();
     expect(s.epochOf(2)).toBe(3);
+  });
+
+  it('drops entries that grew older than the maximum age when it records a new one', async () => {
+    const s = store();
+    await s.record(1, 2);
+    clock.advance(SUPERSEDED_MAX_AGE_MS + 1);
+    await s.record(2, 3);
+    expect(s.epochOf(1)).toBeUndefined();
+    expect(s.epochOf(2)).toBe(3);
+    const reloaded = store();
+    expect(await reloaded.load()).toBe(1);
   });
 
   it('sets an unreadable file aside and starts empty', async () => {

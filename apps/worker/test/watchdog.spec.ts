@@ -8,10 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PorpoiseConfig } from '@porpoise/common';
 import { NodeProcessRunner } from '../src/adapters/process-runner';
 import { ShellTaskWatchdog, WATCHDOG_NAME, WATCHDOG_SCRIPT } from '../src/adapters/task-watchdog';
 import { parseUptimeCentis } from '../src/domain/liveness';
+import { workerConfig } from './support/worker-config';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,10 +64,11 @@ describe('task watchdog (real /bin/sh)', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'porpoise-watchdog-'));
     alive = join(dir, 'worker.alive');
-    const config = {
-      dataDir: dir,
-      registry: { sessionTimeoutMs: 1_000, heartbeatIntervalMs: 200 },
-    } as unknown as PorpoiseConfig;
+    const config = workerConfig({
+      DATA_DIR: dir,
+      REGISTRY_SESSION_TIMEOUT_MS: '1000',
+      HEARTBEAT_INTERVAL_MS: '200',
+    });
     watchdog = new ShellTaskWatchdog(config, new NodeProcessRunner());
     expect(watchdog.init()).toBe(true);
     expect(watchdog.timings).toMatchObject({ deadlineMs: 600, pollMs: 100 });

@@ -7,8 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { runMigrations } from '@porpoise/dao/migration-runner';
+import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { silentLogger } from '@porpoise/common';
+import { runMigrations } from '@porpoise/dao';
 import { createRegistry, type Registry } from '@porpoise/registry';
 import {
   GrpcServer,
@@ -29,7 +30,16 @@ const SECRET = 'worker-test-secret-0123456789';
 /** The worker's registry session timeout and heartbeat: a 2 s liveness deadline, 250 ms watchdog poll. */
 const SESSION_TIMEOUT_MS = 3_000;
 const HEARTBEAT_INTERVAL_MS = 500;
-const silent = { warn: () => undefined, error: () => undefined };
+
+/** The raw client's Dispatch, called without the cluster secret. */
+interface RawDispatch {
+  Dispatch(
+    request: unknown,
+    metadata: Metadata,
+    options: CallOptions,
+    callback: (err: ServiceError | null) => void,
+  ): void;
+}
 
 /** The test's stand-in for a master: records events, answers what `answer` says. */
 class FakeMaster {
@@ -45,7 +55,7 @@ class FakeMaster {
       bindHost: '127.0.0.1',
       port,
       clusterSecret: SECRET,
-      logger: silent,
+      logger: silentLogger,
       master: {
         taskStarted: async (e) => {
           this.started.push(e);
@@ -407,7 +417,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const raw = new Raw(workerAddress(), credentials.createInsecure());
     try {
       const err = await new Promise<ServiceError | null>((resolve) =>
-        (raw as unknown as Record<string, Function>).Dispatch(
+        (raw as unknown as RawDispatch).Dispatch(
           { task: task() },
           new Metadata(),
           { deadline: new Date(Date.now() + 5000) },

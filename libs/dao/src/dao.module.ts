@@ -1,5 +1,5 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type ApiServerConfig, type MasterConfig } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { createDataSource } from './data-source';
 import { runMigrations } from './migration-runner';
@@ -14,9 +14,9 @@ import { runMigrations } from './migration-runner';
     {
       provide: DataSource,
       inject: [PORPOISE_CONFIG],
-      useFactory: async (config: PorpoiseConfig): Promise<DataSource> => {
+      // Only the roles that use the database import this module; their configuration has it.
+      useFactory: async (config: MasterConfig | ApiServerConfig): Promise<DataSource> => {
         const logger = new Logger('Dao');
-        if (!config.databaseUrl) throw new Error('DATABASE_URL is not set');
         const { applied } = await runMigrations(config.databaseUrl);
         if (applied.length > 0) logger.log(`applied migrations: ${applied.join(', ')}`);
         const dataSource = createDataSource(config.databaseUrl, `porpoise-${config.role}`);

@@ -1,25 +1,4 @@
 import { DataSource } from 'typeorm';
-import {
-  WorkflowDefinitionEntity,
-  WorkflowDefinitionVersionEntity,
-} from './entities/workflow-definition.entity';
-import {
-  CommandEntity,
-  ScheduleEntity,
-  TaskInstanceEntity,
-  WorkflowInstanceEntity,
-} from './entities/workflow-instance.entity';
-
-/** Every entity; the schema itself comes from migrations/. */
-export const ENTITIES: Function[] = [
-  WorkflowDefinitionEntity,
-  WorkflowDefinitionVersionEntity,
-  WorkflowInstanceEntity,
-  TaskInstanceEntity,
-  CommandEntity,
-  ScheduleEntity,
-];
-
 /**
  * Bounds on every pooled connection. Without them one connection that never answers (a half-open
  * TCP connection, a lock nobody releases) parks its caller forever: a master's consumer loop
@@ -47,7 +26,9 @@ export function createDataSource(
   return new DataSource({
     type: 'postgres',
     url: databaseUrl,
-    entities: ENTITIES,
+    // No entities: every query is parameterized SQL (repositories/sql.ts); TypeORM supplies the
+    // pool, transactions and the migration runner.
+    entities: [],
     synchronize: false,
     migrationsRun: false,
     logging: false,

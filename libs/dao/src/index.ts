@@ -1,6 +1,19 @@
-export * from './data-source';
-export * from './migration-runner';
-export * from './dao.module';
-export * from './entities/workflow-definition.entity';
-export * from './entities/workflow-instance.entity';
-export * from './repositories/sql';
+// The database layer's public surface: the data source, the migration runner, and the
+// repositories. Every query is parameterized SQL; there are no TypeORM entities. Helpers the
+// repositories share among themselves (the ownership CTE, transactions) stay inside.
+export { POOL_LIMITS, createDataSource } from './data-source';
+export { runMigrations, type MigrationResult } from './migration-runner';
+export { DaoModule } from './dao.module';
+export { MissingRowError, firstRow, queryResult, queryRows } from './repositories/sql';
+export * from './repositories/command-consumer.repository';
+export * from './repositories/instance-query.repository';
+export {
+  InstanceStateRepository,
+  type InstanceFence,
+  type InstanceOwnership,
+  type HostedInstance,
+} from './repositories/instance-state.repository';
+export * from './repositories/schedule.repository';
+export * from './repositories/task-instance.repository';
+export * from './repositories/workflow-definition.repository';
+export * from './repositories/workflow-run.repository';

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { MIGRATIONS } from '../../../migrations';
+import { MIGRATIONS } from '@porpoise/migrations';
 
 /** Every node takes this advisory lock before migrating, so nodes starting together cannot race. */
 export const MIGRATION_LOCK_KEY = 0x706f7270; // "porp"

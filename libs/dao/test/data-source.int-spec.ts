@@ -1,7 +1,6 @@
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
 import type { DataSource } from 'typeorm';
-import { createDataSource, POOL_LIMITS } from '../src/data-source';
-import { queryRows } from '../src/repositories/sql';
+import { createDataSource, firstRow, POOL_LIMITS, queryRows } from '../src';
 
 describe('createDataSource pool limits', () => {
   let pg: TestServer;
@@ -17,12 +16,13 @@ describe('createDataSource pool limits', () => {
   });
 
   it('sets the statement and idle-in-transaction timeouts on every pooled session', async () => {
-    const [row] = await queryRows<{ statement: string; idle: string; app: string }>(
+    const rows = await queryRows<{ statement: string; idle: string; app: string }>(
       source,
       `SELECT extract(epoch FROM current_setting('statement_timeout')::interval) * 1000 AS statement,
               extract(epoch FROM current_setting('idle_in_transaction_session_timeout')::interval) * 1000 AS idle,
               current_setting('application_name') AS app`,
     );
+    const row = firstRow(rows, 'session settings');
     expect({ statement: Number(row.statement), idle: Number(row.idle), app: row.app }).toEqual({
       statement: POOL_LIMITS.statement_timeout,
       idle: POOL_LIMITS.idle_in_transaction_session_timeout,

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
-import { runMigrations } from '../src/migration-runner';
-import { MIGRATIONS } from '../../../migrations';
+import { MIGRATIONS } from '@porpoise/migrations';
+import { runMigrations } from '../src';
 
 describe('runMigrations', () => {
   let pg: TestServer;

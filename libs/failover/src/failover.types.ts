@@ -2,7 +2,8 @@ import type { Registry } from '@porpoise/registry';
 
 /**
  * What master failover needs from its surroundings, as small interfaces so the logic can be
- * tested with fakes (the master wires the real registry, repository, clock and session).
+ * tested with fakes (the master wires the real registry, repository and session; the clock and
+ * the logger are the common Clock and Logger).
  */
 
 /** The registry calls failover makes: REMOVE events of masters, the live list, the lock. */
@@ -37,24 +38,9 @@ export interface FailoverRepository {
   handBack(fence: HandBackFence): Promise<number | undefined>;
 }
 
-export type FailoverTimer = ReturnType<typeof setTimeout>;
-
-/** Timer scheduling, replaceable in tests. */
-export interface FailoverClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): FailoverTimer;
-  clearTimeout(handle: FailoverTimer | undefined): void;
-}
-
 /** The master's registry session as fencing sees it: only a CONNECTED session may start work. */
 export interface FailoverSession {
   canStartWork(): boolean;
-}
-
-export interface FailoverLogger {
-  log(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
 }
 
 export interface MasterFailoverOptions {
@@ -102,10 +88,12 @@ export interface FailoverPassResult {
   readonly error?: string;
 }
 
-/** Injection tokens (the master provides them). */
+/**
+ * Injection tokens (the master provides them; the clock is the node's, under the common CLOCK).
+ * FAILOVER_LOGGER is optional: without it the service logs through Nest's Logger.
+ */
 export const FAILOVER_REGISTRY = Symbol('FAILOVER_REGISTRY');
 export const FAILOVER_REPOSITORY = Symbol('FAILOVER_REPOSITORY');
-export const FAILOVER_CLOCK = Symbol('FAILOVER_CLOCK');
 export const FAILOVER_SESSION = Symbol('FAILOVER_SESSION');
 export const FAILOVER_OPTIONS = Symbol('FAILOVER_OPTIONS');
 export const FAILOVER_LOGGER = Symbol('FAILOVER_LOGGER');

@@ -1,24 +1,25 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { REGISTRY_PATHS } from '@porpoise/common';
+import { Inject, Injectable, Logger as NestLogger, Optional } from '@nestjs/common';
+import { CLOCK, REGISTRY_PATHS, type Clock, type Logger, type TimerHandle } from '@porpoise/common';
 import { LockTimeoutError, type RegistryLock, type Subscription } from '@porpoise/registry';
 import {
-  FAILOVER_CLOCK,
   FAILOVER_LOGGER,
   FAILOVER_OPTIONS,
   FAILOVER_REGISTRY,
   FAILOVER_REPOSITORY,
   FAILOVER_SESSION,
-  type FailoverClock,
-  type FailoverLogger,
   type FailoverOutcome,
   type FailoverPassResult,
   type FailoverRegistry,
   type FailoverRepository,
   type FailoverSession,
-  type FailoverTimer,
   type MasterFailoverOptions,
   type OwnedInstance,
 } from './failover.types';
+
+/** A failure's message; registry and database calls may reject with anything. */
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 interface PassState {
   handedBack: Record<string, number>;
@@ -57,12 +58,12 @@ interface PassState {
  */
 @Injectable()
 export class MasterFailoverService {
-  private readonly logger: FailoverLogger;
+  private readonly logger: Logger;
   private readonly sweepIntervalMs: number;
   private readonly lockTimeoutMs: number;
   private readonly random: () => number;
   private subscription: Subscription | undefined;
-  private sweepTimer: FailoverTimer | undefined;
+  private sweepTimer: TimerHandle | undefined;
   private started = false;
   private stopped = false;
   /** The pass running now, and whether it holds the lock (stop waits only for that). */
@@ -77,12 +78,12 @@ export class MasterFailoverService {
   constructor(
     @Inject(FAILOVER_REGISTRY) private readonly registry: FailoverRegistry,
     @Inject(FAILOVER_REPOSITORY) private readonly repository: FailoverRepository,
-    @Inject(FAILOVER_CLOCK) private readonly clock: FailoverClock,
+    @Inject(CLOCK) private readonly clock: Clock,
     @Inject(FAILOVER_SESSION) private readonly session: FailoverSession,
     @Inject(FAILOVER_OPTIONS) private readonly options: MasterFailoverOptions,
-    @Optional() @Inject(FAILOVER_LOGGER) logger?: FailoverLogger,
+    @Optional() @Inject(FAILOVER_LOGGER) logger?: Logger,
   ) {
-    this.logger = logger ?? new Logger('MasterFailover');
+    this.logger = logger ?? new NestLogger('MasterFailover');
     this.sweepIntervalMs = options.sweepIntervalMs ?? 2 * options.sessionTimeoutMs;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 2 * options.sessionTimeoutMs + 5000;
     this.random = options.random ?? Math.random;
@@ -215,9 +216,9 @@ export class MasterFailoverService {
         return end('lock-busy', err.message);
       }
       this.logger.warn(
-        `failover (${trigger}): could not take ${REGISTRY_PATHS.failoverLock}: ${(err as Error).message}`,
+        `failover (${trigger}): could not take ${REGISTRY_PATHS.failoverLock}: ${messageOf(err)}`,
       );
-      return end('error', (err as Error).message);
+      return end('error', messageOf(err));
     }
     this.holdingLock = true;
     let result: FailoverPassResult;
@@ -225,8 +226,8 @@ export class MasterFailoverService {
       result = await this.underLock(trigger, lock, state, end);
     } finally {
       this.holdingLock = false;
-      await lock.release().catch((err: Error) => {
-        this.logger.warn(`failover: releasing ${REGISTRY_PATHS.failoverLock} failed: ${err.message}`);
+      await lock.release().catch((err: unknown) => {
+        this.logger.warn(`failover: releasing ${REGISTRY_PATHS.failoverLock} failed: ${messageOf(err)}`);
       });
     }
     this.report(result);
@@ -252,11 +253,10 @@ export class MasterFailoverService {
       // before, so it is in this listing even if it was not in the first one.
       liveAfter = new Set(await this.registry.children(REGISTRY_PATHS.masters));
     } catch (err) {
-      return end('error', (err as Error).message);
+      return end('error', messageOf(err));
     }
 
-    for (let i = 0; i < work.length; i++) {
-      const instance = work[i];
+    for (const [i, instance] of work.entries()) {
       if (lock.lost.aborted || this.stopped) {
         state.notReached = work.length - i;
         return end(lock.lost.aborted ? 'lock-lost' : 'stopped');
@@ -276,7 +276,7 @@ export class MasterFailoverService {
       } catch (err) {
         // Untouched (one statement): a later pass takes it and the rest.
         state.notReached = work.length - i;
-        return end('error', (err as Error).message);
+        return end('error', messageOf(err));
       }
       if (own) this.selfOrphans.delete(instance.id);
       if (command === undefined) state.alreadyTaken++;

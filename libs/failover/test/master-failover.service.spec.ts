@@ -4,12 +4,11 @@
  * gets taken, what is skipped, and what is left behind when a pass stops half-way.
  */
 import { LockTimeoutError, type RegistryEvent, type RegistryLock } from '@porpoise/registry';
+import { ManualClock } from '@porpoise/test-harness/manual-clock';
 import {
   MasterFailoverService,
-  type FailoverClock,
   type FailoverRegistry,
   type FailoverRepository,
-  type FailoverTimer,
   type HandBackFence,
   type OwnedInstance,
 } from '../src';
@@ -39,11 +38,11 @@ class FakeDb implements FailoverRepository {
   }
 
   async unfinishedOwnedBy(hosts: readonly string[]): Promise<OwnedInstance[]> {
-    return this.select((r) => r.host !== null && hosts.includes(r.host));
+    return this.select((host) => hosts.includes(host));
   }
 
   async unfinishedNotOwnedBy(hosts: readonly string[]): Promise<OwnedInstance[]> {
-    return this.select((r) => r.host !== null && !hosts.includes(r.host));
+    return this.select((host) => !hosts.includes(host));
   }
 
   async handBack(fence: HandBackFence): Promise<number | undefined> {
@@ -57,9 +56,15 @@ class FakeDb implements FailoverRepository {
     return id;
   }
 
+  row(id: number): Row {
+    const r = this.rows.get(id);
+    if (!r) throw new Error(`no instance ${id} in the fake database`);
+    return r;
+  }
+
   /** A master's consume of the instance's command: host = master, epoch + 1. */
   consume(id: number, host: string): void {
-    const r = this.rows.get(id)!;
+    const r = this.row(id);
     r.host = host;
     r.epoch++;
   }
@@ -68,11 +73,13 @@ class FakeDb implements FailoverRepository {
     return this.commands.filter((c) => c.instanceId === id).length;
   }
 
-  private select(pred: (r: Row) => boolean): OwnedInstance[] {
-    return [...this.rows.values()]
-      .filter((r) => !r.final && pred(r))
-      .sort((a, b) => a.id - b.id)
-      .map((r) => ({ id: r.id, host: r.host!, epoch: r.epoch }));
+  /** Unfinished instances with a host that pred accepts, by id. */
+  private select(pred: (host: string) => boolean): OwnedInstance[] {
+    const found: OwnedInstance[] = [];
+    for (const { id, host, epoch, final } of this.rows.values()) {
+      if (!final && host !== null && pred(host)) found.push({ id, host, epoch });
+    }
+    return found.sort((a, b) => a.id - b.id);
   }
 }
 
@@ -102,6 +109,12 @@ class FakeRegistry {
   private readonly waiters: Array<() => void> = [];
   busy = false;
   locks: FakeLock[] = [];
+  /** The lock taken last. */
+  get lastLock(): FakeLock {
+    const lock = this.locks.at(-1);
+    if (!lock) throw new Error('no lock was taken');
+    return lock;
+  }
   /** Called on each children() read (a master may appear between two reads). */
   onChildren: (read: number) => void = () => undefined;
   private reads = 0;
@@ -135,29 +148,6 @@ class FakeRegistry {
     this.live.delete(address);
     const event: RegistryEvent = { type: 'REMOVE', key: `/nodes/master/${address}`, value: '{}' };
     for (const l of [...this.listeners]) l(event);
-  }
-}
-
-class ManualClock implements FailoverClock {
-  timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  t = 0;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number): FailoverTimer => {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id as unknown as FailoverTimer;
-  };
-  clearTimeout = (h: FailoverTimer | undefined) => {
-    if (h !== undefined) this.timers.delete(h as unknown as number);
-  };
-  advance(ms: number): void {
-    this.t += ms;
-    for (const [id, timer] of [...this.timers]) {
-      if (timer.at > this.t) continue;
-      this.timers.delete(id);
-      timer.fn();
-    }
   }
 }
 
@@ -295,7 +285,7 @@ describe('MasterFailoverService', () => {
     for (let id = 1; id <= 5; id++) s.db.add(id, DEAD, 1);
     const svc = s.make();
     s.db.beforeHandBack = (_f, index) => {
-      if (index === 2) s.registry.locks.at(-1)!.loseIt(); // the session died during the 3rd statement
+      if (index === 2) s.registry.lastLock.loseIt(); // the session died during the 3rd statement
     };
     const first = await (await svc.start()).startup;
     expect(first.outcome).toBe('lock-lost');
@@ -320,7 +310,7 @@ describe('MasterFailoverService', () => {
     };
     const crashed = await (await winner.start()).startup;
     expect(crashed.outcome).toBe('error');
-    expect(s.registry.locks.at(-1)!.released).toBe(true);
+    expect(s.registry.lastLock.released).toBe(true);
     // Handed back with a command, or still on the dead host: nothing in between.
     for (const r of s.db.rows.values()) {
       if (r.host === null) expect(s.db.commandsFor(r.id)).toBe(1);
@@ -416,9 +406,9 @@ describe('MasterFailoverService', () => {
     await settle();
     expect(s.db.rows.get(1)).toMatchObject({ host: null, epoch: 3 });
     // The next sweep is scheduled again.
-    expect(s.clock.timers.size).toBe(1);
+    expect(s.clock.pending).toBe(1);
     await svc.stop();
-    expect(s.clock.timers.size).toBe(0);
+    expect(s.clock.pending).toBe(0);
   });
 
   it('coalesces REMOVE bursts into one pass queued behind the running one', async () => {
@@ -465,8 +455,8 @@ describe('MasterFailoverService', () => {
     s.db.beforeHandBack = (fence) => {
       // Instance 2 was handed back by someone else and consumed by B meanwhile.
       if (fence.instanceId === 2) {
-        s.db.rows.get(2)!.host = null;
-        s.db.rows.get(2)!.epoch = 2;
+        s.db.row(2).host = null;
+        s.db.row(2).epoch = 2;
         s.db.consume(2, B);
       }
     };

@@ -1,4 +1,5 @@
 export * from './registry.interface';
+export * from './registry.config';
 export * from './registry.errors';
 export * from './registry-path';
 export * from './registry.factory';

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, InvalidPathError, ValueTooLargeError } from './registry.errors';
-import { DEFAULT_MAX_VALUE_BYTES } from './registry.interface';
+import { DEFAULT_MAX_VALUE_BYTES } from './registry.config';
 
 const SEGMENT = /^[A-Za-z0-9._:@-]+$/;
 const MAX_PATH_LENGTH = 1024;
@@ -56,7 +56,8 @@ export function joinPath(parent: string, child: string): string {
 export function validateLockTimeout(timeoutMs: unknown): number | undefined {
   if (timeoutMs === undefined) return undefined;
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-    throw new InvalidArgumentError(`lock timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+    const got = typeof timeoutMs === 'number' ? String(timeoutMs) : typeof timeoutMs;
+    throw new InvalidArgumentError(`lock timeoutMs must be a finite number >= 0, got ${got}`);
   }
   return timeoutMs;
 }

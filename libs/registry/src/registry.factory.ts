@@ -1,28 +1,25 @@
-import type { Registry, RegistryCommonOptions } from './registry.interface';
+import { silentLogger, systemClock, type Clock, type Logger } from '@porpoise/common';
+import type { RegistryConfig } from './registry.config';
+import type { Registry } from './registry.interface';
 import { ZooKeeperRegistry } from './zookeeper/zookeeper.registry';
 import { JdbcRegistry } from './jdbc/jdbc.registry';
 import { EtcdRegistry } from './etcd/etcd.registry';
 
-export type RegistryConfig =
-  | ({ type: 'zookeeper'; connect: string } & RegistryCommonOptions)
-  | ({ type: 'jdbc'; databaseUrl: string } & RegistryCommonOptions)
-  | ({ type: 'etcd'; endpoints: string[] } & RegistryCommonOptions);
-
-/** Builds the backend named by config.type; call start() on the result. */
-export function createRegistry(config: RegistryConfig, logger?: RegistryLogger): Registry {
+/**
+ * Builds the backend named by config.type; call start() on the result. The backends log
+ * through logger (never given secrets) and take local timers and durations from clock.
+ */
+export function createRegistry(
+  config: RegistryConfig,
+  logger: Logger = silentLogger,
+  clock: Clock = systemClock,
+): Registry {
   switch (config.type) {
     case 'zookeeper':
-      return new ZooKeeperRegistry(config, logger);
+      return new ZooKeeperRegistry(config, logger, clock);
     case 'jdbc':
-      return new JdbcRegistry(config, logger);
+      return new JdbcRegistry(config, logger, clock);
     case 'etcd':
-      return new EtcdRegistry(config, logger);
+      return new EtcdRegistry(config, logger, clock);
   }
-}
-
-/** What the backends log through; Nest's Logger fits. Never given secrets. */
-export interface RegistryLogger {
-  log(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
 }

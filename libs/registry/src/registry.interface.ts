@@ -86,15 +86,3 @@ export interface Registry {
 }
 
 export type RegistryType = 'zookeeper' | 'jdbc' | 'etcd';
-
-/** Shared by every backend; each also takes its own connection settings. */
-export interface RegistryCommonOptions {
-  /** How long a silent client stays registered. */
-  readonly sessionTimeoutMs: number;
-  /** How often the client proves it is alive (JDBC, etcd keep-alive). Default sessionTimeoutMs / 5. */
-  readonly heartbeatIntervalMs?: number;
-  /** Largest value accepted by put(), in bytes. Default 1 MiB minus headroom (ZooKeeper's jute limit). */
-  readonly maxValueBytes?: number;
-}
-
-export const DEFAULT_MAX_VALUE_BYTES = 1_000_000;

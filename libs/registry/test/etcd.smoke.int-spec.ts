@@ -5,13 +5,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { freePort, startEtcd, type TestServer } from '../../../test/harness';
+import { silentLogger } from '@porpoise/common';
+import { freePort, startEtcd, type TestServer } from '@porpoise/test-harness';
 import { EtcdRegistry } from '../src/etcd/etcd.registry';
 import { LockTimeoutError, RegistryClosedError, RegistryUnavailableError } from '../src/registry.errors';
 import type { ConnectionState, RegistryEvent } from '../src/registry.interface';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const quiet = { log: () => undefined, warn: () => undefined, error: () => undefined };
 
 async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -31,7 +31,10 @@ describe('etcd registry smoke', () => {
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
   const client = async (sessionTimeoutMs = 3000) => {
-    const r = new EtcdRegistry({ type: 'etcd', endpoints: [server.endpoint], sessionTimeoutMs }, quiet);
+    const r = new EtcdRegistry(
+      { type: 'etcd', endpoints: [server.endpoint], sessionTimeoutMs },
+      silentLogger,
+    );
     open.push(r);
     await r.start();
     return r;
@@ -164,7 +167,7 @@ describe('etcd registry smoke', () => {
     const port = await freePort();
     const dead = new EtcdRegistry(
       { type: 'etcd', endpoints: [`http://127.0.0.1:${port}`], sessionTimeoutMs: 1500 },
-      quiet,
+      silentLogger,
     );
     const started = Date.now();
     await expect(dead.start()).rejects.toBeInstanceOf(RegistryUnavailableError);

@@ -1,5 +1,5 @@
 import { startPostgres } from '@porpoise/test-harness';
-import { runMigrations } from '@porpoise/dao/migration-runner';
+import { runMigrations } from '@porpoise/dao';
 import { describeRegistryConformance } from './registry.conformance';
 
 describeRegistryConformance({

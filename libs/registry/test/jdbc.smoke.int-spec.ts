@@ -7,10 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { freePort, sleep, startPostgres, waitFor, type TestServer } from '../../../test/harness';
 import type { QueryRunner } from 'typeorm';
-import { runMigrations } from '../../dao/src/migration-runner';
-import { RegistryTables1795306077000 } from '../../../migrations/1795306077000-registry-tables';
+import { runMigrations } from '@porpoise/dao';
+import { MIGRATIONS } from '@porpoise/migrations';
+import { freePort, sleep, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { JdbcRegistry, type JdbcRegistryConfig } from '../src/jdbc/jdbc.registry';
 import type { ConnectionState, RegistryEvent } from '../src/registry.interface';
 import { RegistryClosedError, RegistryUnavailableError } from '../src/registry.errors';
@@ -66,11 +66,12 @@ describe('jdbc registry smoke', () => {
         [after],
       )
     ).rows;
-  const maxEventId = async () =>
-    Number(
-      (await admin.query<{ m: string }>('SELECT coalesce(max(id), 0) AS m FROM registry_data_change_event'))
-        .rows[0].m,
+  const maxEventId = async () => {
+    const { rows } = await admin.query<{ m: string }>(
+      'SELECT coalesce(max(id), 0) AS m FROM registry_data_change_event',
     );
+    return Number(rows[0]?.m);
+  };
 
   beforeAll(async () => {
     server = await startPostgres();
@@ -90,7 +91,8 @@ describe('jdbc registry smoke', () => {
 
   it('migrates idempotently and down/up cleanly', async () => {
     expect((await runMigrations(server.endpoint)).applied).toEqual([]);
-    const migration = new RegistryTables1795306077000();
+    const migration = MIGRATIONS.map((M) => new M()).find((m) => m.name === 'RegistryTables1795306077000');
+    if (!migration) throw new Error('the registry tables migration is missing from MIGRATIONS');
     const runner = { query: (sql: string) => admin.query(sql) } as unknown as QueryRunner;
     await migration.down(runner);
     expect((await admin.query("SELECT 1 FROM pg_tables WHERE tablename LIKE 'registry_%'")).rowCount).toBe(0);

@@ -3,11 +3,11 @@ import {
   credentials,
   Metadata,
   status,
-  type Client,
+  type ServiceClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { services, type LoadedServices } from './proto-loader';
-import { RpcCallError } from './rpc.errors';
+import { RpcCallError, RpcUnknownMethodError } from './rpc.errors';
 import { SECRET_METADATA_KEY } from './grpc-server';
 import type {
   DispatchResponse,
@@ -19,6 +19,9 @@ import type {
   TaskSpec,
   TaskStartedEvent,
 } from './rpc.types';
+
+/** A client of a service loaded from proto/ (grpc-js does not export the type by name). */
+type ServiceClient = InstanceType<ServiceClientConstructor>;
 
 type UnaryMethod = (
   request: unknown,
@@ -49,8 +52,8 @@ const PEER_CHANNEL_OPTIONS = {
  * other such hang from cutting a node off its peers. Calls in flight on the old channel still
  * complete (close() only stops new calls).
  */
-class PeerClients<T extends Client> {
-  private readonly clients = new Map<string, T>();
+class PeerClients {
+  private readonly clients = new Map<string, ServiceClient>();
 
   constructor(
     private readonly service: keyof LoadedServices,
@@ -59,10 +62,14 @@ class PeerClients<T extends Client> {
 
   call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
     const client = this.client(address);
+    const found = Object.hasOwn(services()[this.service].service, method) ? client[method] : undefined;
+    if (typeof found !== 'function') return Promise.reject(new RpcUnknownMethodError(this.service, method));
+    // The loaded service's methods are untyped; every one called here is unary.
+    const fn = (found as UnaryMethod).bind(client);
     const metadata = new Metadata();
     metadata.set(SECRET_METADATA_KEY, this.secret);
-    const fn = (client as unknown as Record<string, UnaryMethod>)[method].bind(client);
     return new Promise<R>((resolve, reject) => {
+      // grpc deadlines are wall-clock Dates, so Date.now() rather than the injectable Clock.
       fn(request, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (err, response) => {
         if (err) {
           if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
@@ -74,7 +81,7 @@ class PeerClients<T extends Client> {
     });
   }
 
-  private replaceIfNotReady(address: string, client: T): void {
+  private replaceIfNotReady(address: string, client: ServiceClient): void {
     // Another failed call may have replaced it already; never close a newer channel.
     if (this.clients.get(address) !== client) return;
     if (client.getChannel().getConnectivityState(false) === connectivityState.READY) return;
@@ -93,11 +100,11 @@ class PeerClients<T extends Client> {
     this.clients.clear();
   }
 
-  private client(address: string): T {
+  private client(address: string): ServiceClient {
     let client = this.clients.get(address);
     if (!client) {
       const Ctor = services()[this.service];
-      client = new Ctor(address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS) as unknown as T;
+      client = new Ctor(address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
       this.clients.set(address, client);
     }
     return client;
@@ -106,7 +113,7 @@ class PeerClients<T extends Client> {
 
 /** Master -> worker calls. */
 export class WorkerClient {
-  private readonly peers: PeerClients<Client>;
+  private readonly peers: PeerClients;
   constructor(secret: string) {
     this.peers = new PeerClients('WorkerTaskService', secret);
   }
@@ -144,7 +151,7 @@ export class WorkerClient {
 
 /** Worker -> master calls. */
 export class MasterEventClient {
-  private readonly peers: PeerClients<Client>;
+  private readonly peers: PeerClients;
   constructor(secret: string) {
     this.peers = new PeerClients('MasterTaskEventService', secret);
   }
@@ -164,7 +171,7 @@ export class MasterEventClient {
 
 /** grpc.health.v1 Check against a master or worker. */
 export class HealthClient {
-  private readonly peers: PeerClients<Client>;
+  private readonly peers: PeerClients;
   constructor(secret: string) {
     this.peers = new PeerClients('Health', secret);
   }

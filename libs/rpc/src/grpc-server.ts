@@ -9,28 +9,25 @@ import {
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { Logger } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
 import { RpcInvalidArgument } from './rpc.errors';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
 export const SECRET_METADATA_KEY = 'x-porpoise-secret';
 
-export interface RpcLogger {
-  warn(message: string): void;
-  error(message: string): void;
-}
-
 export interface GrpcServerOptions {
   bindHost: string;
   port: number;
   clusterSecret: string;
-  logger: RpcLogger;
+  /** Refused calls (warn) and handler failures (error). */
+  logger: Pick<Logger, 'warn' | 'error'>;
   worker?: WorkerTaskHandlers;
   master?: MasterTaskEventHandlers;
 }
 
 /** Constant-time check of the secret a call carries. */
-export function secretMatches(metadata: Metadata, secret: string): boolean {
+function secretMatches(metadata: Metadata, secret: string): boolean {
   const given = metadata.get(SECRET_METADATA_KEY)[0];
   if (typeof given !== 'string') return false;
   const a = Buffer.from(given);
@@ -63,7 +60,9 @@ export class GrpcServer {
       });
     }
     const health: UntypedServiceImplementation = {
-      Check: this.unary('Health.Check', async () => ({ status: this.serving ? 'SERVING' : 'NOT_SERVING' })),
+      Check: this.unary('Health.Check', () =>
+        Promise.resolve({ status: this.serving ? 'SERVING' : 'NOT_SERVING' }),
+      ),
       Watch: (call: ServerWritableStream<unknown, unknown>) => {
         if (!this.authorized(call.metadata, 'Health.Watch', call.getPeer())) {
           call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });

@@ -1,7 +1,12 @@
 import { join } from 'node:path';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import {
+  loadPackageDefinition,
+  type GrpcObject,
+  type ServiceClientConstructor,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
-import type { ServiceDefinition } from '@grpc/grpc-js';
+import { RpcProtoError } from './rpc.errors';
 
 /** proto/ at the repository root; the same relative place from src (ts) and dist (js). */
 function protoRoot(): string {
@@ -24,26 +29,37 @@ export interface LoadedServices {
   Health: ServiceClientConstructor;
 }
 
+const PROTO_FILES = ['porpoise/v1/worker.proto', 'porpoise/v1/master.proto', 'grpc/health/v1/health.proto'];
+
 let loaded: LoadedServices | undefined;
 
 /** Loads the .proto files at run time (once per process). */
 export function services(): LoadedServices {
   if (loaded) return loaded;
-  const root = protoRoot();
-  const definition = loadSync(
-    ['porpoise/v1/worker.proto', 'porpoise/v1/master.proto', 'grpc/health/v1/health.proto'],
-    { ...OPTIONS, includeDirs: [root] },
-  );
-  const pkg = loadPackageDefinition(definition) as GrpcObject & {
-    porpoise: { v1: Record<string, ServiceClientConstructor> };
-    grpc: { health: { v1: Record<string, ServiceClientConstructor> } };
-  };
+  const pkg = loadPackageDefinition(loadSync(PROTO_FILES, { ...OPTIONS, includeDirs: [protoRoot()] }));
   loaded = {
-    WorkerTaskService: pkg.porpoise.v1.WorkerTaskService,
-    MasterTaskEventService: pkg.porpoise.v1.MasterTaskEventService,
-    Health: pkg.grpc.health.v1.Health,
+    WorkerTaskService: serviceAt(pkg, 'porpoise.v1.WorkerTaskService'),
+    MasterTaskEventService: serviceAt(pkg, 'porpoise.v1.MasterTaskEventService'),
+    Health: serviceAt(pkg, 'grpc.health.v1.Health'),
   };
   return loaded;
+}
+
+/** The client constructor of a fully qualified service name in the loaded package tree. */
+function serviceAt(pkg: GrpcObject, fullName: string): ServiceClientConstructor {
+  let node: GrpcObject[string] | undefined = pkg;
+  for (const part of fullName.split('.')) {
+    node = isNamespace(node) ? node[part] : undefined;
+  }
+  if (typeof node !== 'function') {
+    throw new RpcProtoError(`no service ${fullName} in ${PROTO_FILES.join(', ')} under ${protoRoot()}`);
+  }
+  return node;
+}
+
+/** A package (namespace) node: neither a service constructor nor a message or enum type. */
+function isNamespace(node: GrpcObject[string] | undefined): node is GrpcObject {
+  return typeof node === 'object' && !('format' in node && 'fileDescriptorProtos' in node);
 }
 
 export function serviceDefinition(name: keyof LoadedServices): ServiceDefinition {

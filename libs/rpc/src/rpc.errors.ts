@@ -14,7 +14,7 @@ export class RpcCallError extends Error {
   constructor(
     readonly method: string,
     readonly address: string,
-    readonly code: number,
+    readonly code: status,
     detail: string,
   ) {
     super(`${method} to ${address} failed: ${status[code] ?? code}: ${detail}`);
@@ -24,5 +24,24 @@ export class RpcCallError extends Error {
   /** True when the peer may simply be down or slow (worth retrying elsewhere or later). */
   get unavailable(): boolean {
     return this.code === status.UNAVAILABLE || this.code === status.DEADLINE_EXCEEDED;
+  }
+}
+
+/** A client called a method its service (as loaded from proto/) does not have: a programming error. */
+export class RpcUnknownMethodError extends Error {
+  constructor(
+    readonly service: string,
+    readonly method: string,
+  ) {
+    super(`${service} has no method ${method}`);
+    this.name = 'RpcUnknownMethodError';
+  }
+}
+
+/** A service the clients and servers need is missing from the .proto files under proto/. */
+export class RpcProtoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RpcProtoError';
   }
 }

@@ -1,9 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { freePort } from '@porpoise/common';
+import { freePort, silentLogger } from '@porpoise/common';
 import { GrpcServer, HealthClient, RpcCallError } from '../src';
 
 const SECRET = 'peer-channel-recovery-secret';
-const quiet = { warn: () => undefined, error: () => undefined };
 
 /**
  * A port that accepts TCP connections and never speaks HTTP/2: a gRPC connection attempt to it
@@ -54,7 +53,12 @@ describe('peer channels recover from a connection attempt that never completes',
   });
 
   async function grpcServerOn(port: number): Promise<void> {
-    const server = new GrpcServer({ bindHost: '127.0.0.1', port, clusterSecret: SECRET, logger: quiet });
+    const server = new GrpcServer({
+      bindHost: '127.0.0.1',
+      port,
+      clusterSecret: SECRET,
+      logger: silentLogger,
+    });
     servers.push(server);
     await server.start();
   }

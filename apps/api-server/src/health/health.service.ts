@@ -4,8 +4,10 @@ import { DataSource } from 'typeorm';
 
 export interface HealthReport {
   readonly status: 'ok' | 'unavailable';
-  readonly database: 'ok' | string;
-  readonly registry: 'ok' | string;
+  /** 'ok', or the name of the error the probe met. */
+  readonly database: string;
+  /** 'ok', or the name of the error the probe met. */
+  readonly registry: string;
 }
 
 /** Whether this node can reach Postgres and the registry right now. */

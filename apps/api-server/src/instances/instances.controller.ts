@@ -9,10 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { WORKFLOW_STATES, type WorkflowState } from '@porpoise/common';
-import type {
-  TaskInstanceView,
-  WorkflowInstanceView,
-} from '@porpoise/dao/repositories/instance-query.repository';
+import type { TaskInstanceView, WorkflowInstanceView } from '@porpoise/dao';
 import { BadRequestError } from '../common/api-errors';
 import { ErrorDto } from '../common/error.dto';
 import { parseId, queryReader, quote, readPage, WORKFLOW_CODE_PATTERN } from '../common/input';

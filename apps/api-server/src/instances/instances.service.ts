@@ -5,8 +5,8 @@ import {
   type InstanceFilter,
   type TaskInstanceView,
   type WorkflowInstanceView,
-} from '@porpoise/dao/repositories/instance-query.repository';
-import { WorkflowRunRepository } from '@porpoise/dao/repositories/workflow-run.repository';
+  WorkflowRunRepository,
+} from '@porpoise/dao';
 import { ConflictError, NotFoundError } from '../common/api-errors';
 
 export const CONTROL_ACTIONS = ['stop', 'pause', 'resume', 'rerun', 'resume-failed'] as const;

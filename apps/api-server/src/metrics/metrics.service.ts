@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InstanceQueryRepository } from '@porpoise/dao/repositories/instance-query.repository';
+import { InstanceQueryRepository } from '@porpoise/dao';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**

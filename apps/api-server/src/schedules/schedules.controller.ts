@@ -8,7 +8,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import type { ScheduleRecord } from '@porpoise/dao/repositories/schedule.repository';
+import type { ScheduleRecord } from '@porpoise/dao';
 import { BadRequestError } from '../common/api-errors';
 import { ErrorDto } from '../common/error.dto';
 import { WORKFLOW_CODE_PATTERN, parseId, queryReader, quote, readPage } from '../common/input';

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ScheduleRepository, type ScheduleRecord } from '@porpoise/dao/repositories/schedule.repository';
+import { ScheduleRepository, type ScheduleRecord } from '@porpoise/dao';
 import { NotFoundError } from '../common/api-errors';
 import { quote, type Page } from '../common/input';
 import { parseScheduleBody } from './schedule-body';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
-import { InstanceQueryRepository } from '@porpoise/dao/repositories/instance-query.repository';
+import { PORPOISE_CONFIG, type ApiServerConfig } from '@porpoise/common';
+import { InstanceQueryRepository } from '@porpoise/dao';
 import { RpcCallError, WorkerClient } from '@porpoise/rpc';
 import { BadGatewayError, NotFoundError, ServiceUnavailableError } from '../common/api-errors';
 
@@ -22,13 +22,13 @@ export interface TaskLog {
 @Injectable()
 export class TaskLogService implements OnApplicationShutdown {
   private readonly logger = new Logger('TaskLogService');
-  private readonly workers: WorkerClient | null;
+  private readonly workers: WorkerClient;
 
   constructor(
     private readonly instances: InstanceQueryRepository,
-    @Inject(PORPOISE_CONFIG) config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) config: ApiServerConfig,
   ) {
-    this.workers = config.clusterSecret ? new WorkerClient(config.clusterSecret) : null;
+    this.workers = new WorkerClient(config.clusterSecret);
   }
 
   async read(taskInstanceId: number): Promise<TaskLog> {
@@ -36,9 +36,6 @@ export class TaskLogService implements OnApplicationShutdown {
     if (!location) throw new NotFoundError(`task instance ${taskInstanceId} not found`);
     const { host, logPath } = location;
     if (!host || !logPath) throw new NotFoundError(`task instance ${taskInstanceId} has no log yet`);
-    if (!this.workers) {
-      throw new ServiceUnavailableError('cannot read task logs: this API server has no CLUSTER_SECRET');
-    }
     const chunks: Buffer[] = [];
     let size = 0;
     let offset = 0;
@@ -69,14 +66,14 @@ export class TaskLogService implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    this.workers?.close();
+    this.workers.close();
   }
 
   private workerError(err: unknown, host: string, taskInstanceId: number): Error {
     if (err instanceof RpcCallError) {
       if (err.unavailable) {
         // A worker that is gone may come back under the same address: drop the channel.
-        this.workers?.forget(host);
+        this.workers.forget(host);
         return new ServiceUnavailableError(
           `worker ${host} is unreachable; the log of task instance ${taskInstanceId} cannot be read now`,
         );

@@ -37,31 +37,37 @@ export function findCycle(taskNames: readonly string[], edges: readonly EdgeDefi
   const GREY = 1;
   const BLACK = 2;
   const color = new Map<string, number>(taskNames.map((n) => [n, WHITE]));
+  const enter = (node: string): PathStep => {
+    color.set(node, GREY);
+    return { node, successors: next.get(node) ?? [], tried: 0 };
+  };
   for (const root of taskNames) {
     if (color.get(root) !== WHITE) continue;
-    // The path from root to the current node, with how many successors each has tried.
-    const path: string[] = [root];
-    const tried: number[] = [0];
-    color.set(root, GREY);
-    while (path.length > 0) {
-      const top = path.length - 1;
-      const node = path[top];
-      const succ = next.get(node) ?? [];
-      if (tried[top] < succ.length) {
-        const to = succ[tried[top]++];
-        const c = color.get(to);
-        if (c === GREY) return [...path.slice(path.indexOf(to)), to];
-        if (c === WHITE) {
-          color.set(to, GREY);
-          path.push(to);
-          tried.push(0);
-        }
-      } else {
-        color.set(node, BLACK);
+    // The path from root to the current node.
+    const path: PathStep[] = [enter(root)];
+    for (let top = path.at(-1); top !== undefined; top = path.at(-1)) {
+      const to = top.successors[top.tried];
+      if (to === undefined) {
+        // Every successor tried: the node is done.
+        color.set(top.node, BLACK);
         path.pop();
-        tried.pop();
+        continue;
       }
+      top.tried++;
+      const c = color.get(to);
+      if (c === GREY) {
+        const names = path.map((step) => step.node);
+        return [...names.slice(names.indexOf(to)), to];
+      }
+      if (c === WHITE) path.push(enter(to));
     }
   }
   return null;
+}
+
+/** A node on the depth-first path, with how many of its successors were tried so far. */
+interface PathStep {
+  readonly node: string;
+  readonly successors: readonly string[];
+  tried: number;
 }

@@ -1,5 +1,5 @@
 import { TASK_TYPES, type EdgeDefinition, type TaskDefinition, type TaskType } from '@porpoise/common';
-import type { WorkflowDefinitionInput } from '@porpoise/dao/repositories/workflow-definition.repository';
+import type { WorkflowDefinitionInput } from '@porpoise/dao';
 import { BadRequestError } from '../common/api-errors';
 import {
   describeType,

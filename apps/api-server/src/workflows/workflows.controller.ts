@@ -9,10 +9,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import type {
-  WorkflowDefinitionRecord,
-  WorkflowDefinitionSummary,
-} from '@porpoise/dao/repositories/workflow-definition.repository';
+import type { WorkflowDefinitionRecord, WorkflowDefinitionSummary } from '@porpoise/dao';
 import { ErrorDto } from '../common/error.dto';
 import { queryInteger, queryReader, readPage } from '../common/input';
 import { RunAcceptedDto, RunBodyDto, WorkflowBodyDto, WorkflowDto, WorkflowListDto } from './workflow.dto';

@@ -3,11 +3,9 @@ import {
   WorkflowDefinitionRepository,
   type WorkflowDefinitionRecord,
   type WorkflowDefinitionSummary,
-} from '@porpoise/dao/repositories/workflow-definition.repository';
-import {
   WorkflowRunRepository,
   type TriggerOutcome,
-} from '@porpoise/dao/repositories/workflow-run.repository';
+} from '@porpoise/dao';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../common/api-errors';
 import { WORKFLOW_CODE_PATTERN, quote, type Page } from '../common/input';

@@ -1,12 +1,12 @@
+import { CLOCK, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   CommandConsumerRepository,
   type ConsumedCommand,
-} from '@porpoise/dao/repositories/command-consumer.repository';
-import { TaskInstanceRepository, type TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
-import type { Clock, TimerHandle } from '../clock';
+  TaskInstanceRepository,
+  type TaskRow,
+} from '@porpoise/dao';
 import {
-  CLOCK,
   MASTER_IDENTITY,
   MASTER_OPTIONS,
   type MasterIdentity,

@@ -1,8 +1,7 @@
+import { CLOCK, PORPOISE_CONFIG, type MasterConfig, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
 import { Client, type Notification } from 'pg';
-import type { Clock, TimerHandle } from '../clock';
-import { CLOCK, COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL } from '../master.constants';
+import { COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL } from '../master.constants';
 
 const CHANNELS = [COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
@@ -29,7 +28,7 @@ export class PgNotificationListener {
   private readonly connectedHandlers = new Set<() => void>();
 
   constructor(
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: MasterConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 

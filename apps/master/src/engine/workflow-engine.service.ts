@@ -1,14 +1,14 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { FINAL_WORKFLOW_STATES, type CommandType } from '@porpoise/common';
-import {
-  InstanceStateRepository,
-  type InstanceFence,
-} from '@porpoise/dao/repositories/instance-state.repository';
-import { TaskInstanceRepository } from '@porpoise/dao/repositories/task-instance.repository';
-import type { EventAck, TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
-import type { Clock, TimerHandle } from '../clock';
 import {
   CLOCK,
+  FINAL_WORKFLOW_STATES,
+  type CommandType,
+  type Clock,
+  type TimerHandle,
+} from '@porpoise/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InstanceStateRepository, type InstanceFence, TaskInstanceRepository } from '@porpoise/dao';
+import type { EventAck, TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
+import {
   MASTER_IDENTITY,
   MASTER_OPTIONS,
   WORKER_GATEWAY,

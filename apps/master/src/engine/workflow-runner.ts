@@ -1,15 +1,20 @@
 import type { LoggerService } from '@nestjs/common';
-import type { CommandType, TaskDefinition, TaskState, WorkflowState } from '@porpoise/common';
-import type {
-  InstanceFence,
-  InstanceStateRepository,
-} from '@porpoise/dao/repositories/instance-state.repository';
-import type {
-  FencedInsert,
-  FencedWrite,
-  TaskInstanceRepository,
-  TaskRow,
-} from '@porpoise/dao/repositories/task-instance.repository';
+import {
+  type CommandType,
+  type TaskDefinition,
+  type TaskState,
+  type WorkflowState,
+  type Clock,
+  type TimerHandle,
+} from '@porpoise/common';
+import {
+  type InstanceFence,
+  type InstanceStateRepository,
+  type FencedInsert,
+  type FencedWrite,
+  type TaskInstanceRepository,
+  type TaskRow,
+} from '@porpoise/dao';
 import {
   RpcCallError,
   TASK_RESULT_MESSAGES,
@@ -20,7 +25,6 @@ import {
   type TakeOverResponse,
 } from '@porpoise/rpc';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { Clock, TimerHandle } from '../clock';
 import type { MasterOptions } from '../master.constants';
 import { OwnershipLostError } from '../master.errors';
 import type { WorkerGateway } from '../dispatch/worker-gateway';

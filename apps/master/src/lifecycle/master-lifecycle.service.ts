@@ -1,3 +1,4 @@
+import { CLOCK, type Clock, type TimerHandle } from '@porpoise/common';
 import {
   Inject,
   Injectable,
@@ -8,9 +9,7 @@ import {
 import { CommandConsumerService } from '../command/command-consumer.service';
 import { InstanceControlService } from '../control/instance-control.service';
 import { PgNotificationListener } from '../db/pg-notification-listener.service';
-import type { Clock, TimerHandle } from '../clock';
 import {
-  CLOCK,
   WORKER_GATEWAY,
   MASTER_IDENTITY,
   MASTER_OPTIONS,

@@ -32,7 +32,7 @@ export class HeartbeatSampler {
       heartbeatTime: Date.now(),
       cpuUsage: Math.round(((cpu.user + cpu.system) / elapsedMicros) * 1000) / 1000,
       memoryUsage: Math.round((1 - freemem() / totalmem()) * 1000) / 1000,
-      loadAverage: loadavg()[0],
+      loadAverage: loadavg()[0] ?? 0,
       serving,
     };
   }

@@ -1,8 +1,14 @@
+import {
+  CLOCK,
+  PORPOISE_CONFIG,
+  REGISTRY_PATHS,
+  type MasterConfig,
+  type Clock,
+  type TimerHandle,
+} from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, REGISTRY_PATHS, type PorpoiseConfig } from '@porpoise/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
-import { CLOCK, MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
-import type { Clock, TimerHandle } from '../clock';
+import { MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
 import { HeartbeatSampler } from './heartbeat';
 import { SessionStateService } from './session-state.service';
 
@@ -25,7 +31,7 @@ export class MasterRegistrationService {
 
   constructor(
     @Inject(REGISTRY) private readonly registry: Registry,
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: MasterConfig,
     @Inject(MASTER_IDENTITY) identity: MasterIdentity,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(SessionStateService) private readonly session: SessionStateService,

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type MasterConfig } from '@porpoise/common';
 import { GrpcServer, type EventAck, type TaskFinishedEvent, type TaskStartedEvent } from '@porpoise/rpc';
 import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
-import { MasterConfigError } from '../master.errors';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
 import { validateTaskFinished, validateTaskStarted } from './event-validation';
 
@@ -17,15 +16,12 @@ export class MasterRpcService {
   private server: GrpcServer | undefined;
 
   constructor(
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: MasterConfig,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(WorkflowEngineService) private readonly engine: WorkflowEngineService,
   ) {}
 
   async start(): Promise<number> {
-    if (!this.config.clusterSecret) {
-      throw new MasterConfigError('the master needs a cluster secret (CLUSTER_SECRET)');
-    }
     this.server = new GrpcServer({
       bindHost: this.config.bindHost,
       port: this.config.masterPort,

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { queryResult } from '@porpoise/dao/repositories/sql';
+import { queryResult } from '@porpoise/dao';
 import { DataSource } from 'typeorm';
 
 export interface DueSchedule {

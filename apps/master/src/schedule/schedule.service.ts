@@ -1,6 +1,6 @@
+import { CLOCK, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Clock, TimerHandle } from '../clock';
-import { CLOCK, MASTER_OPTIONS, type MasterOptions } from '../master.constants';
+import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
 import { SessionStateService } from '../registry/session-state.service';
 import { nextFireTime } from './next-fire';
 import { ScheduleRepository, type DueSchedule } from './schedule.repository';

@@ -1,3 +1,4 @@
+import { nth } from '@porpoise/test-harness/defined';
 /** Writing and reading rows the way the API server does (no master code imported). */
 import type { EdgeDefinition, TaskDefinition } from '@porpoise/common';
 import { waitFor } from '@porpoise/test-harness';
@@ -59,7 +60,7 @@ export class Db {
        SELECT 'START_PROCESS', $1, 1, id, $2 FROM i RETURNING workflow_instance_id AS id`,
       [code, JSON.stringify(params)],
     );
-    return Number(rows[0].id);
+    return Number(nth(rows, 0).id);
   }
 
   async instance(id: number): Promise<InstanceRow> {
@@ -67,7 +68,7 @@ export class Db {
       'SELECT id, state, host, epoch, command_type, start_time, end_time FROM workflow_instance WHERE id = $1',
       [id],
     );
-    return { ...rows[0], id: Number(rows[0].id), epoch: Number(rows[0].epoch) } as InstanceRow;
+    return { ...rows[0], id: Number(nth(rows, 0).id), epoch: Number(nth(rows, 0).epoch) } as InstanceRow;
   }
 
   async tasks(instanceId: number): Promise<TaskRowView[]> {

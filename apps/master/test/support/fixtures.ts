@@ -1,7 +1,7 @@
 /** Booting masters in-process and writing/reading rows the way the API server does. */
 import type { INestApplicationContext, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfig, type PorpoiseConfig } from '@porpoise/common';
+import { loadConfig, type MasterConfig } from '@porpoise/common';
 import { freePort, waitFor } from '@porpoise/test-harness';
 import { MasterModule } from '../../src/master.module';
 import type { MasterOptions } from '../../src/master.constants';
@@ -15,7 +15,7 @@ export const SECRET = 'master-test-secret-0123456789';
 /** Nest logs: errors and warnings only, unless MASTER_TEST_LOGS=1. */
 const LOG_LEVELS: LogLevel[] = process.env.MASTER_TEST_LOGS ? ['log', 'warn', 'error'] : ['error', 'warn'];
 
-export async function masterConfig(databaseUrl: string, port?: number): Promise<PorpoiseConfig> {
+export async function masterConfig(databaseUrl: string, port?: number): Promise<MasterConfig> {
   return loadConfig(
     {
       DATABASE_URL: databaseUrl,
@@ -33,7 +33,7 @@ export async function masterConfig(databaseUrl: string, port?: number): Promise<
 export interface RunningMaster {
   app: INestApplicationContext;
   address: string;
-  config: PorpoiseConfig;
+  config: MasterConfig;
   membership: MasterMembershipService;
 }
 

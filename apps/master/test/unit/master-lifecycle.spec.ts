@@ -1,5 +1,5 @@
 import { MasterLifecycleService } from '../../src/lifecycle/master-lifecycle.service';
-import { systemClock } from '../../src/clock';
+import { systemClock } from '@porpoise/common';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 
 /** A part whose stop records its call; `hang` never resolves, `fail` rejects. */

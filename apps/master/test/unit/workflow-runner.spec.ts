@@ -1,14 +1,17 @@
+import { ManualClock } from '@porpoise/test-harness/manual-clock';
+import { nth } from '@porpoise/test-harness/defined';
 /**
  * The runner's decisions with in-memory stand-ins for its database and peers: fencing on a
  * suspended session and on lost ownership, answers to stale or repeated events, retries, and
  * waiting for a worker. The integration suite runs the same code on Postgres and gRPC.
  */
-import type { TaskState, WorkflowState } from '@porpoise/common';
-import type {
-  InstanceFence,
-  InstanceStateRepository,
-} from '@porpoise/dao/repositories/instance-state.repository';
-import type { TaskInstanceRepository, TaskRow } from '@porpoise/dao/repositories/task-instance.repository';
+import { type TaskState, type WorkflowState } from '@porpoise/common';
+import {
+  type InstanceFence,
+  type InstanceStateRepository,
+  type TaskInstanceRepository,
+  type TaskRow,
+} from '@porpoise/dao';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
   RpcCallError,
@@ -18,7 +21,6 @@ import {
   type TaskFinishedEvent,
   type TaskSpec,
 } from '@porpoise/rpc';
-import type { Clock, TimerHandle } from '../../src/clock';
 import { buildDag } from '../../src/engine/dag';
 import { dispatchNeverSent, WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
@@ -26,29 +28,6 @@ import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
 import { task } from '../support/tasks';
 
 const ME = 'm:1';
-
-class ManualClock implements Clock {
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  private t = 0;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number): TimerHandle => {
-    const id = ++this.seq;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id as unknown as TimerHandle;
-  };
-  clearTimeout = (h: TimerHandle | undefined) => {
-    if (h !== undefined) this.timers.delete(h as unknown as number);
-  };
-  advance(ms: number): void {
-    this.t += ms;
-    for (const [id, timer] of [...this.timers]) {
-      if (timer.at > this.t) continue;
-      this.timers.delete(id);
-      timer.fn();
-    }
-  }
-}
 
 /** Task rows and the instance fence, in memory, with the same guards as the SQL. */
 class FakeStore {
@@ -237,7 +216,7 @@ describe('WorkflowRunner', () => {
     await h.runner.start();
     await settle();
     expect(h.sent).toHaveLength(1);
-    expect(h.sent[0]).toMatchObject({
+    expect(nth(h.sent, 0)).toMatchObject({
       taskName: 'a',
       attempt: 1,
       epoch: 2,
@@ -263,7 +242,7 @@ describe('WorkflowRunner', () => {
     const h = harness([task('a', { retries: 1, retryIntervalMs: 500 })], []);
     await h.runner.start();
     await settle();
-    await h.runner.taskFinished(finishedEvent(h.sent[0], 'FAILURE'));
+    await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'FAILURE'));
     expect(h.store.row('a')?.state).toBe('DELAY_EXECUTION');
     h.session.ok = false;
     h.clock.advance(500);
@@ -282,21 +261,21 @@ describe('WorkflowRunner', () => {
     await h.runner.start();
     await settle();
     h.store.owned = false;
-    const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'));
+    const ack = await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'SUCCESS'));
     expect(ack.status).toBe('NOT_OWNER');
     expect(h.runner.isClosed).toBe(true);
     expect(h.closed[0]).toMatch(/lost ownership of workflow instance 7/);
     // Nothing more is dispatched for it.
     await settle();
     expect(h.sent).toHaveLength(1);
-    expect((await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'))).status).toBe('NOT_OWNER');
+    expect((await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'SUCCESS'))).status).toBe('NOT_OWNER');
   });
 
   it('answers a repeated TaskFinished ACCEPTED, a superseded attempt OBSOLETE and a newer epoch NOT_OWNER', async () => {
     const h = harness([task('a', { retries: 1, retryIntervalMs: 500 })], []);
     await h.runner.start();
     await settle();
-    const first = h.sent[0];
+    const first = nth(h.sent, 0);
     expect((await h.runner.taskFinished(finishedEvent(first, 'FAILURE'))).status).toBe('ACCEPTED');
     expect(h.store.row('a')?.state).toBe('DELAY_EXECUTION');
     expect((await h.runner.taskFinished(finishedEvent(first, 'FAILURE'))).status).toBe('ACCEPTED');
@@ -306,16 +285,17 @@ describe('WorkflowRunner', () => {
     expect(h.store.row('a', 2)?.state).toBe('DISPATCH');
     const late = await h.runner.taskFinished(finishedEvent(first, 'SUCCESS'));
     expect(late).toMatchObject({ status: 'OBSOLETE' });
-    const newer = await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS', { epoch: 3 }));
+    const newer = await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS', { epoch: 3 }));
     expect(newer.status).toBe('NOT_OWNER');
     expect(
-      (await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS', { workerAddress: 'w:9' }))).status,
+      (await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS', { workerAddress: 'w:9' })))
+        .status,
     ).toBe('OBSOLETE');
-    expect((await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS'))).status).toBe('ACCEPTED');
+    expect((await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS'))).status).toBe('ACCEPTED');
     await settle();
     expect(h.store.instanceState).toBe('SUCCESS');
     // After the end, events are dropped (OBSOLETE), not kept for another owner.
-    expect((await h.runner.taskFinished(finishedEvent(h.sent[1], 'SUCCESS'))).status).toBe('OBSOLETE');
+    expect((await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS'))).status).toBe('OBSOLETE');
   });
 
   it('tries every live worker, then waits for one instead of looping', async () => {
@@ -339,7 +319,7 @@ describe('WorkflowRunner', () => {
     const h = harness([task('a', { retries: 0 })], []);
     await h.runner.start();
     await settle();
-    await h.runner.taskStarted({ ...finishedEvent(h.sent[0], 'SUCCESS'), startTimeMs: 1 });
+    await h.runner.taskStarted({ ...finishedEvent(nth(h.sent, 0), 'SUCCESS'), startTimeMs: 1 });
     h.workers = ['w:2'];
     await h.runner.workerLost('w:1');
     await settle();
@@ -429,7 +409,7 @@ describe('WorkflowRunner', () => {
     it('knows the process that took it when its TaskStarted came before the Dispatch answer', async () => {
       const dispatch = later();
       const h = await dispatchedToW1(dispatch.answer);
-      await h.runner.taskStarted({ ...finishedEvent(h.sent[0], 'SUCCESS'), startTimeMs: 1 });
+      await h.runner.taskStarted({ ...finishedEvent(nth(h.sent, 0), 'SUCCESS'), startTimeMs: 1 });
       expect(h.store.row('a', 1)).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
       dispatch.give(accepted(NEW)());
       await settle();
@@ -465,7 +445,9 @@ describe('WorkflowRunner', () => {
       await h.runner.start();
       await settle();
       expect(h.store.row('a', 1)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
-      const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message }));
+      const ack = await h.runner.taskFinished(
+        finishedEvent(nth(h.sent, 0), 'KILL', { exitCode: -1, message }),
+      );
       expect(ack.status).toBe('ACCEPTED');
       await settle();
       expect(h.store.row('a', 1)?.state).toBe('NEED_FAULT_TOLERANCE');
@@ -489,7 +471,7 @@ describe('WorkflowRunner', () => {
     await h.runner.start();
     await settle();
     await h.runner.taskFinished(
-      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.restarted }),
+      finishedEvent(nth(h.sent, 0), 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.restarted }),
     );
     await settle();
     expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
@@ -500,7 +482,7 @@ describe('WorkflowRunner', () => {
     await h.runner.start();
     await settle();
     await h.runner.taskFinished(
-      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.killed }),
+      finishedEvent(nth(h.sent, 0), 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.killed }),
     );
     await settle();
     expect(h.store.row('a', 1)?.state).toBe('KILL');
@@ -515,7 +497,7 @@ describe('WorkflowRunner', () => {
     h.store.instanceState = 'READY_PAUSE';
     await h.runner.control();
     await h.runner.taskFinished(
-      finishedEvent(h.sent[0], 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.stopping }),
+      finishedEvent(nth(h.sent, 0), 'KILL', { exitCode: -1, message: TASK_RESULT_MESSAGES.stopping }),
     );
     await settle();
     expect(h.store.row('a', 1)?.state).toBe('PAUSE');
@@ -630,7 +612,7 @@ describe('WorkflowRunner', () => {
       expect(a).toMatchObject({ state: 'RUNNING_EXECUTION', host: 'w:1' });
       expect(takeOversOf(h, a.id)).toEqual(['w:1']);
       h.answer = () => ({ accepted: true, reason: '' });
-      const ack = await h.runner.taskFinished(finishedEvent(h.sent[0], 'SUCCESS'));
+      const ack = await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'SUCCESS'));
       expect(ack.status).toBe('ACCEPTED');
       await settle();
       expect(h.store.row('a')?.state).toBe('SUCCESS');

@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '@nestjs/common';
+import type { Logger } from '@porpoise/common';
 import { taskIdOfFile } from '../domain/records';
 
 let tmpSequence = 0;

@@ -72,8 +72,10 @@ export class NodeProcessRunner extends ProcessRunner {
         child.off('error', onError);
         // Later 'error' events (none are expected: signals go through process.kill) must not crash us.
         child.on('error', noop);
-        const pid = child.pid as number;
-        resolve({ pid, startToken: this.startToken(pid), exited });
+        const pid = child.pid;
+        // Node sets the pid before 'spawn'; without one the group could never be signalled.
+        if (pid === undefined) reject(new SpawnFailedError('the shell started without a pid'));
+        else resolve({ pid, startToken: this.startToken(pid), exited });
       });
     });
   }

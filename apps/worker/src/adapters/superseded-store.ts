@@ -1,7 +1,7 @@
 import { readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { CLOCK, PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
 import { parseSupersededRecord, type SupersededRecord } from '../domain/records';
 import { SUPERSEDED_MAX_AGE_MS, SUPERSEDED_MAX_ENTRIES } from '../worker.constants';
 import { writeFileAtomic } from './json-record-store';
@@ -32,7 +32,10 @@ export class SupersededStore {
   /** A write queued but not yet serialised: a new record rides along with it. */
   private queued: Promise<void> | undefined;
 
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+  constructor(
+    @Inject(PORPOISE_CONFIG) config: WorkerConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {
     this.file = join(resolve(config.dataDir), 'superseded.json');
   }
 
@@ -56,7 +59,7 @@ export class SupersededStore {
     for (const e of [...record.entries].sort((a, b) => a.atMs - b.atMs)) {
       this.remember(e.taskInstanceId, e.epoch, e.atMs);
     }
-    this.prune(Date.now());
+    this.prune(this.clock.now());
     return this.entries.size;
   }
 
@@ -72,7 +75,7 @@ export class SupersededStore {
   record(taskInstanceId: number, epoch: number): Promise<void> {
     const known = this.entries.get(taskInstanceId);
     if (known && known.epoch >= epoch) return this.queued ?? this.chain;
-    const now = Date.now();
+    const now = this.clock.now();
     this.remember(taskInstanceId, epoch, now);
     this.prune(now);
     return this.save();

@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import type { ReadLogResponse } from '@porpoise/rpc';
 
 const NUMERIC = /^[1-9]\d{0,14}$/;
@@ -19,7 +19,7 @@ export class TaskLogStore {
   /** taskInstanceId → workflowInstanceId (the path follows from both; numbers keep the index small). */
   private readonly index = new Map<number, number>();
 
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+  constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
     this.root = join(resolve(config.dataDir), 'logs');
   }
 

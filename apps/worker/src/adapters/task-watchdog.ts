@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import { livenessTimings, type LivenessTimings } from '../domain/liveness';
 import { aliveFilePath } from '../worker.config';
 import { ProcessRunner } from './process-runner';
@@ -89,7 +89,7 @@ export class ShellTaskWatchdog extends TaskWatchdog {
   private readonly aliveFile: string;
   private readonly path: string;
 
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig, runner: ProcessRunner) {
+  constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig, runner: ProcessRunner) {
     super();
     this.timings = livenessTimings(config.registry.sessionTimeoutMs, config.registry.heartbeatIntervalMs);
     this.dir = join(resolve(config.dataDir), 'watchdog');

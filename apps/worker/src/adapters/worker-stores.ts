@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { resolve, join } from 'node:path';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import {
   parseOutboxRecord,
   parseRunningMarker,
@@ -12,7 +12,7 @@ import { JsonRecordStore } from './json-record-store';
 /** DATA_DIR/outbox: results not yet acknowledged by a master (DESIGN.md section 6, Dispatch). */
 @Injectable()
 export class OutboxStore extends JsonRecordStore<OutboxRecord> {
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+  constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
     super(join(resolve(config.dataDir), 'outbox'), parseOutboxRecord, new Logger('WorkerOutbox'));
   }
 }
@@ -20,7 +20,7 @@ export class OutboxStore extends JsonRecordStore<OutboxRecord> {
 /** DATA_DIR/running: tasks whose process group may be alive, so a restarted worker can end them. */
 @Injectable()
 export class RunningMarkerStore extends JsonRecordStore<RunningMarker> {
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+  constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
     super(join(resolve(config.dataDir), 'running'), parseRunningMarker, new Logger('WorkerRunningMarkers'));
   }
 }

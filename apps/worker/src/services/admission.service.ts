@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { CLOCK, PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
 import { SessionConfirmation } from '../domain/admission';
 import { livenessTimings } from '../domain/liveness';
 
@@ -25,14 +25,19 @@ export class AdmissionService {
    * TakeOver answers, so a master can tell a restarted worker on the same address from the
    * process that ran its task before.
    */
-  readonly startTimeMs = Date.now();
+  readonly startTimeMs: number;
   private readonly stallListeners: (() => void)[] = [];
 
-  constructor(@Inject(PORPOISE_CONFIG) config: PorpoiseConfig) {
+  constructor(
+    @Inject(PORPOISE_CONFIG) config: WorkerConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {
+    this.startTimeMs = clock.now();
     const { deadlineMs } = livenessTimings(
       config.registry.sessionTimeoutMs,
       config.registry.heartbeatIntervalMs,
     );
+    // Stalls are measured on the monotonic clock (the Clock is wall time, which NTP may step).
     this.confirmation = new SessionConfirmation(deadlineMs, performance.now());
   }
 
@@ -97,7 +102,7 @@ export class AdmissionService {
   }
 
   startDraining(): void {
-    this.drainingSince ??= Date.now();
+    this.drainingSince ??= this.clock.now();
   }
 
   get draining(): boolean {

@@ -1,6 +1,13 @@
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import {
+  CLOCK,
+  PORPOISE_CONFIG,
+  type Clock,
+  type TimerHandle,
+  type WorkerConfig,
+  unrefTimer,
+} from '@porpoise/common';
 import { TaskWatchdog } from '../adapters/task-watchdog';
 import { parseUptimeCentis, type LivenessTimings } from '../domain/liveness';
 import { aliveFilePath } from '../worker.config';
@@ -28,14 +35,15 @@ export class LivenessService {
   readonly file: string;
   private readonly tmp: string;
   readonly timings: LivenessTimings;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private failing = false;
   private enabled = false;
 
   constructor(
-    @Inject(PORPOISE_CONFIG) config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) config: WorkerConfig,
     private readonly watchdog: TaskWatchdog,
     private readonly admission: AdmissionService,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {
     this.file = aliveFilePath(config);
     this.tmp = `${this.file}.tmp`;
@@ -65,8 +73,7 @@ export class LivenessService {
     }
     // The ticks also let Dispatch see a stall of the event loop (AdmissionService), watchdogs or not.
     this.admission.loopStarted();
-    this.timer = setInterval(() => this.tick(), t.touchIntervalMs);
-    this.timer.unref();
+    this.timer = unrefTimer(this.clock.setInterval(() => this.tick(), t.touchIntervalMs));
   }
 
   /** Whether tasks are supervised by watchdogs on this host. */
@@ -75,7 +82,7 @@ export class LivenessService {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = undefined;
   }
 

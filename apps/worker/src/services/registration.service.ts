@@ -1,6 +1,14 @@
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, REGISTRY_PATHS, type PorpoiseConfig } from '@porpoise/common';
+import {
+  CLOCK,
+  PORPOISE_CONFIG,
+  REGISTRY_PATHS,
+  type Clock,
+  type TimerHandle,
+  type WorkerConfig,
+  unrefTimer,
+} from '@porpoise/common';
 import { REGISTRY, type ConnectionState, type Registry } from '@porpoise/registry';
 import { buildHeartbeat, type HostSample } from '../domain/heartbeat';
 import { livenessTimings, suspendedKillDelayMs, type LivenessTimings } from '../domain/liveness';
@@ -10,10 +18,10 @@ import { TaskExecutorService } from './task-executor.service';
 
 const KEY_DELETE_TIMEOUT_MS = 2_000;
 
-function sampleHost(): HostSample {
+function sampleHost(nowMs: number): HostSample {
   const usage = process.cpuUsage();
   return {
-    nowMs: Date.now(),
+    nowMs,
     cpuMicros: usage.user + usage.system,
     wallMicros: Number(process.hrtime.bigint() / 1000n),
     cpuCount: cpus().length,
@@ -44,7 +52,7 @@ export class RegistrationService {
   private readonly logger = new Logger('WorkerRegistration');
   readonly key: string;
   private previousSample: HostSample | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private removeListener: (() => void) | undefined;
   private removeStallListener: (() => void) | undefined;
   private publishing: Promise<void> | undefined;
@@ -58,13 +66,14 @@ export class RegistrationService {
    * heartbeat put that succeeded while connected, or the last CONNECTED / RECONNECTED.
    */
   private lastAliveAt = 0;
-  private suspendTimer: NodeJS.Timeout | undefined;
+  private suspendTimer: TimerHandle | undefined;
 
   constructor(
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     @Inject(REGISTRY) private readonly registry: Registry,
     private readonly admission: AdmissionService,
     private readonly executor: TaskExecutorService,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {
     this.key = REGISTRY_PATHS.worker(config.workerGroup, config.nodeHost, config.workerPort);
     this.timings = livenessTimings(config.registry.sessionTimeoutMs, config.registry.heartbeatIntervalMs);
@@ -75,15 +84,16 @@ export class RegistrationService {
     this.removeListener = this.registry.onConnectionStateChange((state) => this.onConnectionState(state));
     // After a stall Dispatch is refused until a registry operation proves the session alive: ask now.
     this.removeStallListener = this.admission.onStall(() => void this.publish());
-    this.previousSample = sampleHost();
+    this.previousSample = sampleHost(this.clock.now());
     const sentAt = performance.now();
     await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
     this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
     this.admission.confirmSession(sentAt);
     this.registered = true;
     this.logger.log(`registered ${this.key}`);
-    this.timer = setInterval(() => void this.publish(), this.config.registry.heartbeatIntervalMs);
-    this.timer.unref();
+    this.timer = unrefTimer(
+      this.clock.setInterval(() => void this.publish(), this.config.registry.heartbeatIntervalMs),
+    );
   }
 
   /** Writes the heartbeat now (coalesced: at most one put in flight, one more queued). */
@@ -108,7 +118,7 @@ export class RegistrationService {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.clearSuspendTimer();
     this.removeListener?.();
     this.removeStallListener?.();
@@ -122,7 +132,7 @@ export class RegistrationService {
         return false;
       },
     );
-    const timeout = new Promise<false>((r) => setTimeout(() => r(false), KEY_DELETE_TIMEOUT_MS).unref());
+    const timeout = this.clock.sleep(KEY_DELETE_TIMEOUT_MS).then(() => false);
     if (await Promise.race([deleted, timeout])) this.logger.log(`unregistered ${this.key}`);
   }
 
@@ -149,7 +159,7 @@ export class RegistrationService {
   }
 
   private heartbeatJson(): string {
-    const sample = sampleHost();
+    const sample = sampleHost(this.clock.now());
     const heartbeat = buildHeartbeat(
       {
         host: this.config.nodeHost,
@@ -206,21 +216,22 @@ export class RegistrationService {
     this.logger.warn(
       `registry session suspended: not taking tasks; running tasks are killed in ${delay} ms unless it reconnects`,
     );
-    this.suspendTimer = setTimeout(() => {
-      this.suspendTimer = undefined;
-      if (this.stopped || this.admission.sessionState !== 'suspended') return;
-      this.logger.error(
-        `registry session suspended for too long (${this.timings.deadlineMs} ms since the last sign of ` +
-          `a live session, session timeout ${this.timings.sessionTimeoutMs} ms): killing running tasks ` +
-          'before the session can expire',
-      );
-      void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
-    }, delay);
-    this.suspendTimer.unref();
+    this.suspendTimer = unrefTimer(
+      this.clock.setTimeout(() => {
+        this.suspendTimer = undefined;
+        if (this.stopped || this.admission.sessionState !== 'suspended') return;
+        this.logger.error(
+          `registry session suspended for too long (${this.timings.deadlineMs} ms since the last sign of ` +
+            `a live session, session timeout ${this.timings.sessionTimeoutMs} ms): killing running tasks ` +
+            'before the session can expire',
+        );
+        void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
+      }, delay),
+    );
   }
 
   private clearSuspendTimer(): void {
-    clearTimeout(this.suspendTimer);
+    this.clock.clearTimeout(this.suspendTimer);
     this.suspendTimer = undefined;
   }
 }

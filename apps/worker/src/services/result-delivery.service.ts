@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CLOCK, type Clock, type TimerHandle, unrefTimer } from '@porpoise/common';
 import type { TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
 import { MasterEvents } from '../adapters/master-events';
 import { OutboxStore } from '../adapters/worker-stores';
@@ -13,7 +14,7 @@ interface Held {
   /** Delivery waits for this first (the TaskStarted of the same run), so events arrive in order. */
   after: Promise<void>;
   failures: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   inFlight: boolean;
   /** Redirected while a call was in flight: try again at once. */
   again: boolean;
@@ -23,8 +24,6 @@ export interface StartedTarget {
   address: string;
   event: TaskStartedEvent;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
  * Delivers task events to the owning master.
@@ -46,6 +45,7 @@ export class ResultDeliveryService {
   constructor(
     private readonly outbox: OutboxStore,
     private readonly masters: MasterEvents,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /** Reloads results left by an earlier run of this worker; delivery starts with start(). */
@@ -92,7 +92,7 @@ export class ResultDeliveryService {
       this.logger.warn(`task ${id} already has a held result; keeping the first one`);
       return existing.persisted;
     }
-    const entry = this.entry({ version: 1, masterAddress, createdAtMs: Date.now(), event }, after);
+    const entry = this.entry({ version: 1, masterAddress, createdAtMs: this.clock.now(), event }, after);
     this.held.set(id, entry);
     entry.persisted = this.persist(entry);
     this.kick(entry);
@@ -144,16 +144,16 @@ export class ResultDeliveryService {
           this.logger.warn(
             `task ${event.taskInstanceId}: TaskStarted not delivered: ${(err as Error).message}`,
           );
-        } else await sleep(retryDelayMs(attempt));
+        } else await this.clock.sleep(retryDelayMs(attempt));
       }
     }
   }
 
   /** Graceful stop: tries every held result now and waits until all are delivered or timeoutMs passed. */
   async flush(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.clock.now() + timeoutMs;
     for (const entry of this.held.values()) this.kick(entry);
-    while (this.held.size > 0 && Date.now() < deadline && !this.closed) await sleep(50);
+    while (this.held.size > 0 && this.clock.now() < deadline && !this.closed) await this.clock.sleep(50);
     if (this.held.size > 0) {
       this.logger.warn(
         `${this.held.size} result(s) not yet acknowledged; kept in the outbox for the next start`,
@@ -164,7 +164,7 @@ export class ResultDeliveryService {
   /** Stops delivering (results stay on disk) and closes the channels to masters. */
   close(): void {
     this.closed = true;
-    for (const entry of this.held.values()) clearTimeout(entry.timer);
+    for (const entry of this.held.values()) this.clock.clearTimeout(entry.timer);
     this.masters.close();
   }
 
@@ -195,7 +195,7 @@ export class ResultDeliveryService {
       entry.again = true;
       return;
     }
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.inFlight = true;
     void this.deliver(entry).finally(() => {
@@ -209,7 +209,7 @@ export class ResultDeliveryService {
     const id = entry.record.event.taskInstanceId;
     for (;;) {
       if (this.closed || this.held.get(id) !== entry) return;
-      if (Date.now() - entry.record.createdAtMs > OUTBOX_MAX_AGE_MS) {
+      if (this.clock.now() - entry.record.createdAtMs > OUTBOX_MAX_AGE_MS) {
         this.logger.error(
           `task ${id}: no master acknowledged its ${entry.record.event.state} result in ${OUTBOX_MAX_AGE_MS} ms; dropping it`,
         );
@@ -238,15 +238,14 @@ export class ResultDeliveryService {
         );
       }
       if (entry.again) continue;
-      entry.timer = setTimeout(() => this.kick(entry), retryDelayMs(entry.failures));
-      entry.timer.unref();
+      entry.timer = unrefTimer(this.clock.setTimeout(() => this.kick(entry), retryDelayMs(entry.failures)));
       return;
     }
   }
 
   private async forget(id: number, entry: Held): Promise<void> {
     if (this.held.get(id) === entry) this.held.delete(id);
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     try {
       await this.outbox.remove(id);
     } catch (err) {

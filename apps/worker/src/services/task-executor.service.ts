@@ -1,6 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FileHandle } from 'node:fs/promises';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import {
+  CLOCK,
+  PORPOISE_CONFIG,
+  type Clock,
+  type TimerHandle,
+  type WorkerConfig,
+  unrefTimer,
+} from '@porpoise/common';
 import type {
   DispatchResponse,
   KillResponse,
@@ -50,26 +57,26 @@ interface RunningTask {
 const MAX_TIMER_MS = 2_147_483_647;
 
 /** setTimeout for any length: Node fires at once for delays above 2^31-1 ms, so re-arm in steps. */
-function longTimeout(fn: () => void, ms: number): () => void {
-  let timer: NodeJS.Timeout;
+function longTimeout(clock: Clock, fn: () => void, ms: number): () => void {
+  let timer: TimerHandle | undefined;
   const arm = (left: number) => {
-    timer = setTimeout(
-      () => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()),
-      Math.min(left, MAX_TIMER_MS),
+    timer = unrefTimer(
+      clock.setTimeout(
+        () => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()),
+        Math.min(left, MAX_TIMER_MS),
+      ),
     );
-    timer.unref();
   };
   arm(ms);
-  return () => clearTimeout(timer);
+  return () => clock.clearTimeout(timer);
 }
 
 /** Resolves true when p settles within ms, false otherwise. */
-function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+function within(clock: Clock, p: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
+    const timer = unrefTimer(clock.setTimeout(() => resolve(false), ms));
     void p.then(() => {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       resolve(true);
     });
   });
@@ -93,7 +100,7 @@ export class TaskExecutorService {
   private readonly address: string;
 
   constructor(
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     private readonly runner: ProcessRunner,
     private readonly logs: TaskLogStore,
     private readonly markers: RunningMarkerStore,
@@ -102,6 +109,7 @@ export class TaskExecutorService {
     private readonly watchdog: TaskWatchdog,
     private readonly liveness: LivenessService,
     private readonly superseded: SupersededStore,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {
     this.address = workerAddress(config);
   }
@@ -148,7 +156,7 @@ export class TaskExecutorService {
       spec,
       masterAddress: spec.masterAddress,
       epoch: spec.epoch,
-      startTimeMs: Date.now(),
+      startTimeMs: this.clock.now(),
       pid: undefined,
       startToken: null,
       watchdog: undefined,
@@ -205,7 +213,7 @@ export class TaskExecutorService {
     const tasks = [...this.running.values()];
     if (tasks.length === 0) return;
     this.logger.log(`waiting up to ${graceMs} ms for ${tasks.length} running task(s)`);
-    await within(Promise.all(tasks.map((t) => t.done)), graceMs);
+    await within(this.clock, Promise.all(tasks.map((t) => t.done)), graceMs);
     await this.stopAll({ state: 'KILL', message: RESULT_MESSAGES.stopping }, KILL_GRACE_MS);
   }
 
@@ -238,7 +246,7 @@ export class TaskExecutorService {
           state: 'KILL',
           exitCode: -1,
           startTimeMs: marker.startTimeMs,
-          endTimeMs: Date.now(),
+          endTimeMs: this.clock.now(),
           workerAddress: this.address,
           epoch: marker.epoch,
           message: RESULT_MESSAGES.restarted,
@@ -282,10 +290,14 @@ export class TaskExecutorService {
     task.startToken = proc.startToken;
     this.supervise(task);
     if (spec.timeoutMs > 0) {
-      task.cancelTimeout = longTimeout(() => {
-        this.logger.warn(`task ${id}: timed out after ${spec.timeoutMs} ms; killing its process group`);
-        void this.stopTask(task, { state: 'FAILURE', message: RESULT_MESSAGES.timeout, exitCode: -1 }, 0);
-      }, spec.timeoutMs);
+      task.cancelTimeout = longTimeout(
+        this.clock,
+        () => {
+          this.logger.warn(`task ${id}: timed out after ${spec.timeoutMs} ms; killing its process group`);
+          void this.stopTask(task, { state: 'FAILURE', message: RESULT_MESSAGES.timeout, exitCode: -1 }, 0);
+        },
+        spec.timeoutMs,
+      );
     }
     task.startedDelivery = this.delivery.sendStarted(
       () => ({
@@ -336,7 +348,7 @@ export class TaskExecutorService {
       state: outcome.state,
       exitCode: outcome.exitCode,
       startTimeMs: task.startTimeMs,
-      endTimeMs: Date.now(),
+      endTimeMs: this.clock.now(),
       workerAddress: this.address,
       epoch: task.epoch,
       message: outcome.message,
@@ -363,9 +375,9 @@ export class TaskExecutorService {
     task.stop ??= reason;
     if (task.pid !== undefined) {
       this.signal(task.pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-      if (graceMs > 0 && !(await within(task.done, graceMs))) this.signal(task.pid, 'SIGKILL');
+      if (graceMs > 0 && !(await within(this.clock, task.done, graceMs))) this.signal(task.pid, 'SIGKILL');
     }
-    if (!(await within(task.done, KILL_REAP_WAIT_MS))) {
+    if (!(await within(this.clock, task.done, KILL_REAP_WAIT_MS))) {
       this.logger.warn(`task ${task.spec.taskInstanceId}: still not ended after SIGKILL`);
     }
   }

@@ -1,9 +1,11 @@
 import {
+  Inject,
   Injectable,
   Logger,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { CLOCK, type Clock } from '@porpoise/common';
 import { SupersededStore } from '../adapters/superseded-store';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
@@ -15,7 +17,6 @@ import { TaskExecutorService } from './task-executor.service';
 import { WorkerRpcService } from './worker-rpc.service';
 
 const PUBLISH_WAIT_MS = 2_000;
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
  * The order in which the worker's parts start and stop. Nothing here owns the process: the
@@ -37,6 +38,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     private readonly admission: AdmissionService,
     private readonly liveness: LivenessService,
     private readonly superseded: SupersededStore,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /**
@@ -86,7 +88,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     this.admission.startDraining();
     this.rpc.setServing(false);
     // Tell the masters at once (bounded: the registry may be the thing that is down).
-    if (this.registered) await Promise.race([this.registration.publish(), delay(PUBLISH_WAIT_MS)]);
+    if (this.registered) await Promise.race([this.registration.publish(), this.clock.sleep(PUBLISH_WAIT_MS)]);
     await this.executor.drain(DRAIN_GRACE_MS);
     await this.delivery.flush(SHUTDOWN_FLUSH_MS);
     await this.release();

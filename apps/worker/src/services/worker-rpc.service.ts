@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type PorpoiseConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import {
   GrpcServer,
   type DispatchResponse,
@@ -16,7 +16,6 @@ import {
   validateTakeOverRequest,
 } from '../domain/message-validation';
 import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
-import { requireClusterSecret } from '../worker.config';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
 
@@ -31,7 +30,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
   private server: GrpcServer | undefined;
 
   constructor(
-    @Inject(PORPOISE_CONFIG) private readonly config: PorpoiseConfig,
+    @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     private readonly executor: TaskExecutorService,
     private readonly logs: TaskLogStore,
     private readonly admission: AdmissionService,
@@ -41,8 +40,8 @@ export class WorkerRpcService implements WorkerTaskHandlers {
     const server = new GrpcServer({
       bindHost: this.config.bindHost,
       port: this.config.workerPort,
-      clusterSecret: requireClusterSecret(this.config),
-      logger: { warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+      clusterSecret: this.config.clusterSecret,
+      logger: this.logger,
       worker: this,
     });
     const port = await server.start();

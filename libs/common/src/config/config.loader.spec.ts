@@ -1,5 +1,5 @@
 import { ConfigError } from './config.errors';
-import { loadConfig, type ConfigEnv } from './config.loader';
+import { loadConfig, standaloneRoles, type ConfigEnv } from './config.loader';
 
 const cluster: ConfigEnv = {
   DATABASE_URL: 'postgres://u:p@db:5432/porpoise',
@@ -8,56 +8,102 @@ const cluster: ConfigEnv = {
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
-    const c = loadConfig(cluster, 'master');
-    expect(c.registry).toEqual({
+    const master = loadConfig(cluster, 'master');
+    expect(master.registry).toEqual({
       type: 'zookeeper',
-      zookeeperConnect: '127.0.0.1:2181',
-      etcdEndpoints: ['http://127.0.0.1:2379'],
+      connect: '127.0.0.1:2181',
       sessionTimeoutMs: 10_000,
       heartbeatIntervalMs: 2_000,
     });
-    expect([c.nodeHost, c.bindHost, c.apiPort, c.masterPort, c.workerPort, c.workerGroup]).toEqual([
-      '127.0.0.1',
-      '127.0.0.1',
-      12345,
-      5678,
-      1234,
-      'default',
-    ]);
+    expect([master.nodeHost, master.bindHost, master.masterPort]).toEqual(['127.0.0.1', '127.0.0.1', 5678]);
+    expect(loadConfig(cluster, 'api-server').apiPort).toBe(12345);
+    const worker = loadConfig(cluster, 'worker');
+    expect([worker.workerPort, worker.workerGroup, worker.workerCapacity]).toEqual([1234, 'default', 32]);
+  });
+
+  it('gives each role what it needs, and nothing of the others', () => {
+    const master = loadConfig(cluster, 'master');
+    expect(master).toMatchObject({
+      role: 'master',
+      databaseUrl: cluster.DATABASE_URL,
+      clusterSecret: cluster.CLUSTER_SECRET,
+    });
+    expect(master).not.toHaveProperty('workerPort');
+    expect(master).not.toHaveProperty('apiPort');
+    const worker = loadConfig(cluster, 'worker');
+    expect(worker).toMatchObject({ role: 'worker', clusterSecret: cluster.CLUSTER_SECRET });
+    // A worker on ZooKeeper or etcd never touches the database.
+    expect(worker).not.toHaveProperty('databaseUrl');
+    expect(loadConfig({ CLUSTER_SECRET: cluster.CLUSTER_SECRET }, 'worker').role).toBe('worker');
+  });
+
+  it('requires DATABASE_URL of a worker only on the JDBC registry, and puts it in the registry settings', () => {
+    expect(() =>
+      loadConfig({ CLUSTER_SECRET: cluster.CLUSTER_SECRET, REGISTRY_TYPE: 'jdbc' }, 'worker'),
+    ).toThrow(/^DATABASE_URL: required with REGISTRY_TYPE=jdbc/);
+    const worker = loadConfig({ ...cluster, REGISTRY_TYPE: 'jdbc' }, 'worker');
+    expect(worker.registry).toMatchObject({ type: 'jdbc', databaseUrl: cluster.DATABASE_URL });
   });
 
   it('defaults standalone to the JDBC registry and lets it go without DATABASE_URL and CLUSTER_SECRET', () => {
     const c = loadConfig({}, 'standalone');
-    expect(c.registry.type).toBe('jdbc');
+    expect(c.registryType).toBe('jdbc');
     expect(c.databaseUrl).toBeUndefined();
     expect(c.clusterSecret).toBeUndefined();
   });
 
+  it('compiles the three roles of a standalone node once its database and secret are known', () => {
+    const standalone = loadConfig({ MASTER_PORT: '5679', WORKER_GROUP: 'gpu' }, 'standalone');
+    const roles = standaloneRoles(standalone, {
+      databaseUrl: cluster.DATABASE_URL!,
+      clusterSecret: 's'.repeat(16),
+    });
+    expect(roles.master).toMatchObject({
+      role: 'master',
+      masterPort: 5679,
+      databaseUrl: cluster.DATABASE_URL,
+    });
+    expect(roles.worker).toMatchObject({ role: 'worker', workerGroup: 'gpu', clusterSecret: 's'.repeat(16) });
+    expect(roles.api.registry).toMatchObject({ type: 'jdbc', databaseUrl: cluster.DATABASE_URL });
+  });
+
   it('reads every variable', () => {
-    const c = loadConfig(
-      {
-        ...cluster,
-        REGISTRY_TYPE: 'etcd',
-        ETCD_ENDPOINTS: 'http://e1:2379, https://e2:2379',
-        ZOOKEEPER_CONNECT: 'z1:2181,z2:2181/porpoise',
-        REGISTRY_SESSION_TIMEOUT_MS: '5000',
-        HEARTBEAT_INTERVAL_MS: '1000',
-        NODE_HOST: 'master-1',
-        BIND_HOST: '0.0.0.0',
-        API_PORT: '8080',
-        MASTER_PORT: '5679',
-        WORKER_PORT: '1235',
-        WORKER_GROUP: 'gpu',
-        DATA_DIR: '/var/lib/porpoise',
-      },
-      'worker',
-    );
-    expect(c.registry.type).toBe('etcd');
-    expect(c.registry.etcdEndpoints).toEqual(['http://e1:2379', 'https://e2:2379']);
-    expect(c.registry.zookeeperConnect).toBe('z1:2181,z2:2181/porpoise');
-    expect([c.nodeHost, c.bindHost, c.apiPort, c.masterPort, c.workerPort, c.workerGroup, c.dataDir]).toEqual(
-      ['master-1', '0.0.0.0', 8080, 5679, 1235, 'gpu', '/var/lib/porpoise'],
-    );
+    const env: ConfigEnv = {
+      ...cluster,
+      REGISTRY_TYPE: 'etcd',
+      ETCD_ENDPOINTS: 'http://e1:2379, https://e2:2379',
+      ZOOKEEPER_CONNECT: 'z1:2181,z2:2181/porpoise',
+      REGISTRY_SESSION_TIMEOUT_MS: '5000',
+      HEARTBEAT_INTERVAL_MS: '1000',
+      NODE_HOST: 'master-1',
+      BIND_HOST: '0.0.0.0',
+      API_PORT: '8080',
+      MASTER_PORT: '5679',
+      WORKER_PORT: '1235',
+      WORKER_GROUP: 'gpu',
+      WORKER_CAPACITY: '7',
+      DATA_DIR: '/var/lib/porpoise',
+    };
+    const worker = loadConfig(env, 'worker');
+    expect(worker.registry).toEqual({
+      type: 'etcd',
+      endpoints: ['http://e1:2379', 'https://e2:2379'],
+      sessionTimeoutMs: 5000,
+      heartbeatIntervalMs: 1000,
+    });
+    expect([
+      worker.nodeHost,
+      worker.bindHost,
+      worker.workerPort,
+      worker.workerGroup,
+      worker.workerCapacity,
+      worker.dataDir,
+    ]).toEqual(['master-1', '0.0.0.0', 1235, 'gpu', 7, '/var/lib/porpoise']);
+    expect(loadConfig(env, 'api-server').apiPort).toBe(8080);
+    expect(loadConfig(env, 'master').masterPort).toBe(5679);
+    expect(loadConfig({ ...env, REGISTRY_TYPE: 'zookeeper' }, 'master').registry).toMatchObject({
+      connect: 'z1:2181,z2:2181/porpoise',
+    });
   });
 
   it.each<[ConfigEnv, string]>([

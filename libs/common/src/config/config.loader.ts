@@ -116,7 +116,10 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   // A cluster node: what its role needs is required here, never re-checked later.
   if (clusterSecret === undefined) {
-    throw new ConfigError('CLUSTER_SECRET', 'required in a cluster: every gRPC call between nodes carries it');
+    throw new ConfigError(
+      'CLUSTER_SECRET',
+      'required in a cluster: every gRPC call between nodes carries it',
+    );
   }
   const needDatabase = (): string => {
     if (databaseUrl !== undefined) return databaseUrl;

@@ -28,11 +28,13 @@ export function parseNodeKey(prefix: string, key: string): ParsedNodeKey | undef
   if (!key.startsWith(`${prefix}/`)) return undefined;
   const rest = key.slice(prefix.length + 1).split('/');
   if (prefix.endsWith('/worker')) {
-    if (rest.length !== 2) return undefined;
-    return { group: rest[0], address: rest[1] };
+    const [group, address, ...extra] = rest;
+    if (group === undefined || address === undefined || extra.length > 0) return undefined;
+    return { group, address };
   }
-  if (rest.length !== 1) return undefined;
-  return { address: rest[0] };
+  const [address, ...extra] = rest;
+  if (address === undefined || extra.length > 0) return undefined;
+  return { address };
 }
 
 const isNonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;

@@ -33,3 +33,12 @@ export const systemClock: Clock = {
 
 /** Injection token of the node's Clock (systemClock unless a test provides another). */
 export const CLOCK = Symbol('CLOCK');
+
+/**
+ * Lets the process exit while the timer is pending (housekeeping timers must not keep a node
+ * alive). Returns the handle. A test clock's handles are plain ids with nothing to unref.
+ */
+export function unrefTimer(handle: TimerHandle): TimerHandle {
+  if (typeof handle === 'object') handle.unref();
+  return handle;
+}

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { WORKFLOW_STATES, type CommandType, type TaskState, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './sql';
+import { firstRow, queryRows } from './sql';
 
 export interface WorkflowInstanceView {
   readonly id: number;
@@ -111,9 +111,10 @@ export class InstanceQueryRepository {
         [id],
       ),
     ]);
-    if (instances.length === 0) return null;
+    const instance = instances[0];
+    if (instance === undefined) return null;
     return {
-      instance: toInstance(instances[0]),
+      instance: toInstance(instance),
       tasks: tasks.map((t) => ({
         id: Number(t.id),
         name: t.name,
@@ -154,7 +155,10 @@ export class InstanceQueryRepository {
         params,
       ),
     ]);
-    return { items: rows.map(toInstance), total: Number(count[0].total) };
+    return {
+      items: rows.map(toInstance),
+      total: Number(firstRow(count, 'count of workflow instances').total),
+    };
   }
 
   /** How many instances are in each state (every state present, zero when none): one grouped query. */
@@ -178,12 +182,13 @@ export class InstanceQueryRepository {
     }>(this.dataSource, 'SELECT id, workflow_instance_id, host, log_path FROM task_instance WHERE id = $1', [
       taskInstanceId,
     ]);
-    if (rows.length === 0) return null;
+    const row = rows[0];
+    if (row === undefined) return null;
     return {
-      taskInstanceId: Number(rows[0].id),
-      workflowInstanceId: Number(rows[0].workflow_instance_id),
-      host: rows[0].host,
-      logPath: rows[0].log_path,
+      taskInstanceId: Number(row.id),
+      workflowInstanceId: Number(row.workflow_instance_id),
+      host: row.host,
+      logPath: row.log_path,
     };
   }
 }

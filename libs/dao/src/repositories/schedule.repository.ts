@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './sql';
+import { firstRow, queryRows } from './sql';
 
 export interface ScheduleRecord {
   readonly id: number;
@@ -50,7 +50,8 @@ export class ScheduleRepository {
        RETURNING id, workflow_code, cron, timezone, next_fire_time, created_at`,
       [schedule.workflowCode, schedule.cron, schedule.timezone, schedule.nextFireTime],
     );
-    return rows.length > 0 ? toRecord(rows[0]) : null;
+    const row = rows[0];
+    return row === undefined ? null : toRecord(row);
   }
 
   async list(filter: {
@@ -74,7 +75,7 @@ export class ScheduleRepository {
         params,
       ),
     ]);
-    return { items: rows.map(toRecord), total: Number(count[0].total) };
+    return { items: rows.map(toRecord), total: Number(firstRow(count, 'count of schedules').total) };
   }
 
   /** False when there was no such schedule. */

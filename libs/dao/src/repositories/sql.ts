@@ -27,6 +27,28 @@ export async function queryResult<T>(
   }
 }
 
+/**
+ * A statement that always returns a row (an aggregate, a SELECT of scalar subqueries, an
+ * INSERT that cannot be skipped) returned none: a broken invariant, not a lookup that missed.
+ */
+export class MissingRowError extends Error {
+  override readonly name = 'MissingRowError';
+
+  constructor(readonly what: string) {
+    super(`${what}: the statement returned no row`);
+  }
+}
+
+/**
+ * The first row of a statement that must return one; throws MissingRowError (naming `what`)
+ * when it returned none. Lookups that may miss read `rows[0]` and handle undefined instead.
+ */
+export function firstRow<T>(rows: readonly T[], what: string): T {
+  const row = rows[0];
+  if (row === undefined) throw new MissingRowError(what);
+  return row;
+}
+
 /** queryResult's rows only. */
 export async function queryRows<T>(
   source: DataSource | QueryRunner,

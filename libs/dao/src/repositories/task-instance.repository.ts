@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { TaskState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { fenceParams, OWN_CTE, type InstanceFence } from './instance-state.repository';
-import { queryResult } from './sql';
+import { firstRow, queryResult } from './sql';
 
 /** The columns of a task_instance row the engine tracks. */
 export interface TaskRow {
@@ -73,9 +73,10 @@ export class TaskInstanceRepository {
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
       [...fenceParams(fence), items.map((i) => i.name), items.map((i) => i.attempt)],
     );
+    const created = firstRow(rows, 'createAttempts outcome');
     return {
-      owned: rows[0].owned > 0,
-      rows: (rows[0].rows ?? []).map((r) => ({
+      owned: created.owned > 0,
+      rows: (created.rows ?? []).map((r) => ({
         ...r,
         id: Number(r.id),
         workflowInstanceId: fence.instanceId,
@@ -186,9 +187,10 @@ export class TaskInstanceRepository {
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
       [...fenceParams(fence), oldTaskId, name, attempt],
     );
+    const retried = firstRow(rows, 'retry outcome');
     return {
-      owned: rows[0].owned > 0,
-      rows: (rows[0].rows ?? []).map((r) => ({
+      owned: retried.owned > 0,
+      rows: (retried.rows ?? []).map((r) => ({
         ...r,
         id: Number(r.id),
         workflowInstanceId: fence.instanceId,
@@ -216,7 +218,8 @@ export class TaskInstanceRepository {
       'SELECT id, workflow_instance_id, name, state, host, attempt FROM task_instance WHERE id = $1',
       [taskInstanceId],
     );
-    return rows[0] && toTaskRow(rows[0]);
+    const row = rows[0];
+    return row === undefined ? undefined : toTaskRow(row);
   }
 
   /** One fenced UPDATE of task rows; $1-$3 fence, $4.. the caller's parameters. */
@@ -235,7 +238,8 @@ export class TaskInstanceRepository {
        SELECT (SELECT count(*) FROM own)::int AS owned, ARRAY(SELECT id FROM upd) AS ids`,
       [...fenceParams(fence), ...params],
     );
-    return { owned: rows[0].owned > 0, ids: (rows[0].ids ?? []).map(Number) };
+    const updated = firstRow(rows, 'fenced task update outcome');
+    return { owned: updated.owned > 0, ids: (updated.ids ?? []).map(Number) };
   }
 }
 

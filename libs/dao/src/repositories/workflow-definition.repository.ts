@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EdgeDefinition, TaskDefinition } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { queryRows } from './sql';
+import { firstRow, queryRows } from './sql';
 
 /** A validated workflow definition body: what a version stores. */
 export interface WorkflowDefinitionInput {
@@ -85,7 +85,8 @@ export class WorkflowDefinitionRepository {
        SELECT v.*, d.created_at, d.updated_at FROM v JOIN d USING (code)`,
       [code, input.name, input.description, JSON.stringify(input.tasks), JSON.stringify(input.edges)],
     );
-    return rows.length > 0 ? toRecord(rows[0]) : null;
+    const row = rows[0];
+    return row === undefined ? null : toRecord(row);
   }
 
   /**
@@ -106,7 +107,8 @@ export class WorkflowDefinitionRepository {
        SELECT v.*, d.created_at, d.updated_at FROM v JOIN d USING (code)`,
       [code, input.name, input.description, JSON.stringify(input.tasks), JSON.stringify(input.edges)],
     );
-    return rows.length > 0 ? toRecord(rows[0]) : null;
+    const row = rows[0];
+    return row === undefined ? null : toRecord(row);
   }
 
   /** The current version, or the given one. Null when the workflow or that version is unknown. */
@@ -119,7 +121,8 @@ export class WorkflowDefinitionRepository {
        WHERE d.code = $1`,
       [code, version ?? null],
     );
-    return rows.length > 0 ? toRecord(rows[0]) : null;
+    const row = rows[0];
+    return row === undefined ? null : toRecord(row);
   }
 
   /** Newest first. */
@@ -142,7 +145,7 @@ export class WorkflowDefinitionRepository {
         createdAt: r.created_at,
         updatedAt: r.updated_at,
       })),
-      total: Number(count[0].total),
+      total: Number(firstRow(count, 'count of workflow definitions').total),
     };
   }
 }

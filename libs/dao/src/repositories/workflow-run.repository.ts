@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { NOTIFY_CHANNELS, type CommandType, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
-import { inTransaction, queryRows } from './sql';
+import { firstRow, inTransaction, queryRows } from './sql';
 
 /** Masters LISTEN here for stop/pause requests; the payload is the workflow instance id. */
 const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
@@ -70,7 +70,8 @@ export class WorkflowRunRepository {
        FROM (SELECT 1) AS one LEFT JOIN cmd ON true`,
       idempotencyKey ? [code, JSON.stringify(params), idempotencyKey] : [code, JSON.stringify(params)],
     );
-    const row = rows[0];
+    // The outer SELECT reads FROM (SELECT 1) LEFT JOIN cmd: exactly one row, whatever was written.
+    const row = firstRow(rows, `trigger outcome of workflow ${code}`);
     if (!row.defined) return null;
     if (row.command_id !== null && row.workflow_instance_id !== null) {
       return {
@@ -85,10 +86,10 @@ export class WorkflowRunRepository {
       'SELECT command_id, workflow_instance_id FROM idempotency_key WHERE workflow_code = $1 AND key = $2',
       [code, idempotencyKey],
     );
-    if (stored.length === 0) throw new Error(`idempotency key of workflow ${code} vanished while read`);
+    const first = firstRow(stored, `stored idempotency key of workflow ${code}`);
     return {
-      commandId: Number(stored[0].command_id),
-      workflowInstanceId: Number(stored[0].workflow_instance_id),
+      commandId: Number(first.command_id),
+      workflowInstanceId: Number(first.workflow_instance_id),
       repeated: true,
     };
   }
@@ -100,7 +101,7 @@ export class WorkflowRunRepository {
       'SELECT state FROM workflow_instance WHERE id = $1',
       [workflowInstanceId],
     );
-    return rows.length > 0 ? rows[0].state : null;
+    return rows[0]?.state ?? null;
   }
 
   /**
@@ -176,6 +177,7 @@ export class WorkflowRunRepository {
        SELECT id FROM c`,
       [workflowInstanceId, commandType, [...fromStates]],
     );
-    return rows.length > 0 ? Number(rows[0].id) : null;
+    const row = rows[0];
+    return row === undefined ? null : Number(row.id);
   }
 }

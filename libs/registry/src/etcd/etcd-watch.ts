@@ -1,4 +1,5 @@
 import type { IDuplexStream, IEvent, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
+import type { Clock, TimerHandle } from '@porpoise/common';
 import type { KeyRange } from './etcd-keys';
 
 const RETRY_MIN_MS = 100;
@@ -19,7 +20,7 @@ export class EtcdWatch {
   private nextRevision: bigint;
   private closed = false;
   private established = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: TimerHandle | undefined;
   private retryDelayMs = RETRY_MIN_MS;
   private opening: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
@@ -30,6 +31,8 @@ export class EtcdWatch {
     startRevision: bigint,
     private readonly onEvents: (events: IEvent[]) => void,
     private readonly warn: (message: string) => void,
+    /** Schedules the reconnect backoff. */
+    private readonly clock: Clock,
   ) {
     this.nextRevision = startRevision;
   }
@@ -48,7 +51,7 @@ export class EtcdWatch {
 
   /** Re-creates the stream from the last delivered revision, e.g. after the connection came back. */
   restart(): void {
-    if (this.closed || !this.established || this.retryTimer) return;
+    if (this.closed || !this.established || this.retryTimer !== undefined) return;
     this.dropStream();
     this.connect();
   }
@@ -56,7 +59,7 @@ export class EtcdWatch {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.dropStream();
     this.settleOpening(new Error('watch closed'));
@@ -114,8 +117,9 @@ export class EtcdWatch {
     }
     if (!res.events || res.events.length === 0) return;
     const fresh = res.events.filter((ev) => BigInt(ev.kv.mod_revision) >= this.nextRevision);
-    if (fresh.length === 0) return;
-    this.nextRevision = BigInt(fresh[fresh.length - 1].kv.mod_revision) + 1n;
+    const last = fresh.at(-1);
+    if (!last) return;
+    this.nextRevision = BigInt(last.kv.mod_revision) + 1n;
     this.onEvents(fresh);
   }
 
@@ -126,10 +130,10 @@ export class EtcdWatch {
       this.settleOpening(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    if (this.retryTimer) return;
+    if (this.retryTimer !== undefined) return;
     const delay = this.retryDelayMs;
     this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.connect();
     }, delay);

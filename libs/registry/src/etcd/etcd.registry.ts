@@ -10,7 +10,15 @@ import {
   type ILeaseKeepAliveResponse,
   type IOptions,
 } from 'etcd3';
-import type { RegistryLogger } from '../registry.factory';
+import {
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+  unrefTimer,
+} from '@porpoise/common';
+import { DEFAULT_MAX_VALUE_BYTES, type RegistryConfig } from '../registry.config';
 import {
   InvalidArgumentError,
   LockTimeoutError,
@@ -18,24 +26,22 @@ import {
   RegistryError,
   RegistryUnavailableError,
 } from '../registry.errors';
-import {
-  DEFAULT_MAX_VALUE_BYTES,
-  type ConnectionListener,
-  type LockOptions,
-  type PutOptions,
-  type Registry,
-  type RegistryCommonOptions,
-  type RegistryEventType,
-  type RegistryListener,
-  type RegistryLock,
-  type Subscription,
+import type {
+  ConnectionListener,
+  LockOptions,
+  PutOptions,
+  Registry,
+  RegistryEventType,
+  RegistryListener,
+  RegistryLock,
+  Subscription,
 } from '../registry.interface';
 import { ListenerSet } from '../registry-listeners';
 import { isUnder, joinPath, validateLockTimeout, validatePath, validateValue } from '../registry-path';
 import { descendantsRange, exactKey, subtreeRange } from './etcd-keys';
 import { EtcdWatch } from './etcd-watch';
 
-export type EtcdRegistryConfig = { type: 'etcd'; endpoints: string[] } & RegistryCommonOptions;
+export type EtcdRegistryConfig = Extract<RegistryConfig, { type: 'etcd' }>;
 
 /** How often to retry while the server is away (lease grants, keep-alives, key clean-up). */
 const RETRY_MS = 500;
@@ -94,8 +100,8 @@ export class EtcdRegistry implements Registry {
   private keepaliveStream: KeepaliveStream | undefined;
   private keepaliveOpening = false;
   private keepaliveBreaks = 0;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private regrantTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private regrantTimer: TimerHandle | undefined;
   private granting: Promise<void> | undefined;
 
   private readonly watches = new Set<EtcdWatch>();
@@ -105,18 +111,21 @@ export class EtcdRegistry implements Registry {
   private readonly orphanKeys = new Map<string, string>();
   /** Leases given up client-side that etcd may still hold; revoked as soon as it answers. */
   private readonly staleLeases = new Set<string>();
-  private cleanupTimer: NodeJS.Timeout | undefined;
+  private cleanupTimer: TimerHandle | undefined;
   private cleanupScheduled = false;
   private lockSeq = 0;
 
   constructor(
     config: EtcdRegistryConfig,
-    private readonly logger?: RegistryLogger,
+    private readonly logger: Logger = silentLogger,
+    /** Local timers and durations; gRPC deadlines stay on Date.now(), which grpc judges them by. */
+    private readonly clock: Clock = systemClock,
   ) {
-    if (!Array.isArray(config.endpoints) || config.endpoints.length === 0) {
+    const { endpoints } = config;
+    if (!isList(endpoints) || endpoints.length === 0) {
       throw new InvalidArgumentError('etcd endpoints must be a non-empty array');
     }
-    for (const endpoint of config.endpoints) {
+    for (const endpoint of endpoints) {
       if (typeof endpoint !== 'string' || endpoint.length === 0) {
         throw new InvalidArgumentError(`etcd endpoint must be a non-empty string, got ${String(endpoint)}`);
       }
@@ -132,20 +141,18 @@ export class EtcdRegistry implements Registry {
     if (config.maxValueBytes !== undefined && !isPositive(config.maxValueBytes)) {
       throw new InvalidArgumentError(`maxValueBytes must be > 0, got ${String(config.maxValueBytes)}`);
     }
-    this.endpoints = [...config.endpoints];
+    this.endpoints = [...endpoints];
     this.sessionTimeoutMs = config.sessionTimeoutMs;
     this.heartbeatIntervalMs = config.heartbeatIntervalMs ?? config.sessionTimeoutMs / 5;
     this.maxValueBytes = config.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     this.ttlSeconds = Math.max(1, Math.ceil(config.sessionTimeoutMs / 1000));
     if (this.heartbeatIntervalMs >= this.sessionTimeoutMs) {
-      this.logger?.warn(
+      this.logger.warn(
         `etcd registry: heartbeatIntervalMs ${this.heartbeatIntervalMs} >= sessionTimeoutMs ` +
           `${this.sessionTimeoutMs}; the session will keep expiring`,
       );
     }
-    this.listeners = new ListenerSet((err) =>
-      this.logger?.error(`registry listener threw: ${describe(err)}`),
-    );
+    this.listeners = new ListenerSet((err) => this.logger.error(`registry listener threw: ${describe(err)}`));
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -173,7 +180,7 @@ export class EtcdRegistry implements Registry {
   private async doStart(): Promise<void> {
     const client = this.client ?? this.createClient();
     this.client = client;
-    const giveUpAt = Date.now() + this.sessionTimeoutMs;
+    const giveUpAt = this.clock.now() + this.sessionTimeoutMs;
     for (;;) {
       if (this.closed) throw new RegistryClosedError('start');
       try {
@@ -184,12 +191,12 @@ export class EtcdRegistry implements Registry {
           throw new RegistryClosedError('start');
         }
         this.beginSession(leaseId, sentAt);
-        this.logger?.log(`etcd registry: session ${hexLease(leaseId)} open (TTL ${this.ttlSeconds} s)`);
+        this.logger.log(`etcd registry: session ${hexLease(leaseId)} open (TTL ${this.ttlSeconds} s)`);
         this.listeners.emitConnectionState('CONNECTED');
         return;
       } catch (err) {
         if (err instanceof RegistryError) throw err;
-        if (Date.now() + RETRY_MS >= giveUpAt) {
+        if (this.clock.now() + RETRY_MS >= giveUpAt) {
           if (!this.closed) {
             this.client = undefined;
             client.close();
@@ -199,16 +206,16 @@ export class EtcdRegistry implements Registry {
             { cause: err },
           );
         }
-        await sleep(RETRY_MS);
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, RETRY_MS));
       }
     }
   }
 
   private async doClose(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.tickTimer);
-    clearTimeout(this.regrantTimer);
-    clearTimeout(this.cleanupTimer);
+    this.clock.clearTimeout(this.tickTimer);
+    this.clock.clearTimeout(this.regrantTimer);
+    this.clock.clearTimeout(this.cleanupTimer);
     this.orphanKeys.clear();
     for (const pending of this.pendingLocks) pending.abort(new RegistryClosedError('acquireLock'));
     this.pendingLocks.clear();
@@ -233,7 +240,7 @@ export class EtcdRegistry implements Registry {
         leases.map((ID) =>
           client.leaseClient.leaseRevoke({ ID }, { deadline }).catch((err: unknown) => {
             if (!(err instanceof EtcdLeaseInvalidError)) {
-              this.logger?.warn(
+              this.logger.warn(
                 `etcd registry: lease revoke on close failed, it expires by TTL: ${describe(err)}`,
               );
             }
@@ -271,16 +278,21 @@ export class EtcdRegistry implements Registry {
 
   // ---------------------------------------------------------------- session (lease) handling
 
-  /** Grants a lease; `sentAt` bounds when etcd started its TTL clock from below. */
-  private async grantLease(client: Etcd3, deadline?: number): Promise<{ leaseId: string; sentAt: number }> {
-    const sentAt = Date.now();
+  /**
+   * Grants a lease, giving up at giveUpAt (clock time) if given; `sentAt` bounds when etcd
+   * started its TTL clock from below.
+   */
+  private async grantLease(client: Etcd3, giveUpAt?: number): Promise<{ leaseId: string; sentAt: number }> {
+    const sentAt = this.clock.now();
     const res = await client.leaseClient.leaseGrant(
       { TTL: this.ttlSeconds },
-      deadline ? { deadline: Math.min(deadline, Date.now() + this.sessionTimeoutMs) } : undefined,
+      giveUpAt === undefined
+        ? undefined
+        : { deadline: Date.now() + Math.min(giveUpAt - sentAt, this.sessionTimeoutMs) },
     );
     if (res.error) throw new Error(`lease grant refused: ${res.error}`);
     if (Number(res.TTL) > this.ttlSeconds) {
-      this.logger?.warn(`etcd registry: etcd raised the lease TTL to its minimum of ${res.TTL} s`);
+      this.logger.warn(`etcd registry: etcd raised the lease TTL to its minimum of ${res.TTL} s`);
     }
     return { leaseId: res.ID, sentAt };
   }
@@ -295,16 +307,16 @@ export class EtcdRegistry implements Registry {
   }
 
   private scheduleTick(delayMs: number): void {
-    clearTimeout(this.tickTimer);
-    this.tickTimer = setTimeout(() => this.tick(), delayMs);
-    this.tickTimer.unref();
+    this.clock.clearTimeout(this.tickTimer);
+    this.tickTimer = this.clock.setTimeout(() => this.tick(), delayMs);
+    unrefTimer(this.tickTimer);
   }
 
   /** The keep-alive loop: one ping per heartbeat, and the client-side verdict on the session. */
   private tick(): void {
     this.tickTimer = undefined;
     if (this.closed || (this.state !== 'connected' && this.state !== 'suspended')) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const silentMs = now - this.lastKeepaliveOk;
     if (silentMs > this.sessionTimeoutMs) {
       // etcd may not have expired the lease yet (its clock runs from the last refresh it saw,
@@ -334,7 +346,7 @@ export class EtcdRegistry implements Registry {
     if (stream) {
       try {
         stream.write({ ID: leaseId });
-        this.pingsInFlight.push(Date.now());
+        this.pingsInFlight.push(this.clock.now());
       } catch (err) {
         this.onKeepaliveBroken(stream, err);
       }
@@ -366,7 +378,7 @@ export class EtcdRegistry implements Registry {
 
   private onKeepaliveAnswer(stream: KeepaliveStream, res: ILeaseKeepAliveResponse): void {
     if (stream !== this.keepaliveStream || this.closed || res.ID !== this.leaseId) return;
-    const sentAt = this.pingsInFlight.shift() ?? Date.now();
+    const sentAt = this.pingsInFlight.shift() ?? this.clock.now();
     if (Number(res.TTL) <= 0) {
       this.sessionLost('etcd reports the lease expired');
       return;
@@ -375,7 +387,7 @@ export class EtcdRegistry implements Registry {
     this.keepaliveBreaks = 0;
     if (this.state === 'suspended') {
       this.state = 'connected';
-      this.logger?.log(`etcd registry: reconnected, session ${hexLease(res.ID)} survived`);
+      this.logger.log(`etcd registry: reconnected, session ${hexLease(res.ID)} survived`);
       this.listeners.emitConnectionState('RECONNECTED');
       // Watch streams may sit on a connection that died quietly; resuming them is lossless.
       for (const watch of this.watches) watch.restart();
@@ -408,7 +420,7 @@ export class EtcdRegistry implements Registry {
   private suspend(reason: string): void {
     if (this.state !== 'connected' || this.closed) return;
     this.state = 'suspended';
-    this.logger?.warn(`etcd registry: connection suspended: ${reason}`);
+    this.logger.warn(`etcd registry: connection suspended: ${reason}`);
     this.listeners.emitConnectionState('SUSPENDED');
     this.scheduleTick(Math.min(this.heartbeatIntervalMs, RETRY_MS));
   }
@@ -419,7 +431,7 @@ export class EtcdRegistry implements Registry {
     const oldLease = this.leaseId;
     this.state = 'lost';
     this.leaseId = undefined;
-    clearTimeout(this.tickTimer);
+    this.clock.clearTimeout(this.tickTimer);
     this.dropKeepaliveStream();
     // Abort before announcing LOST: holders must stop acting under the lock at once.
     const lost = new RegistryUnavailableError(`etcd session lost: ${reason}`);
@@ -428,7 +440,7 @@ export class EtcdRegistry implements Registry {
     for (const pending of this.pendingLocks) pending.abort(lost);
     this.pendingLocks.clear();
     for (const [key, lease] of this.orphanKeys) if (lease === oldLease) this.orphanKeys.delete(key);
-    this.logger?.warn(`etcd registry: session ${oldLease ? hexLease(oldLease) : '?'} lost: ${reason}`);
+    this.logger.warn(`etcd registry: session ${oldLease ? hexLease(oldLease) : '?'} lost: ${reason}`);
     this.listeners.emitConnectionState('LOST');
     if (oldLease) {
       // etcd may still hold the old lease (a restarted etcd even renews leases): revoke it so
@@ -451,15 +463,15 @@ export class EtcdRegistry implements Registry {
           return;
         }
         this.beginSession(leaseId, sentAt);
-        this.logger?.log(`etcd registry: new session ${hexLease(leaseId)} open`);
+        this.logger.log(`etcd registry: new session ${hexLease(leaseId)} open`);
         this.listeners.emitConnectionState('CONNECTED');
       },
       (err: unknown) => {
         this.granting = undefined;
         if (this.closed) return;
-        this.logger?.warn(`etcd registry: new session not granted yet, retrying: ${describe(err)}`);
-        this.regrantTimer = setTimeout(() => this.regrant(), RETRY_MS);
-        this.regrantTimer.unref();
+        this.logger.warn(`etcd registry: new session not granted yet, retrying: ${describe(err)}`);
+        this.regrantTimer = this.clock.setTimeout(() => this.regrant(), RETRY_MS);
+        unrefTimer(this.regrantTimer);
       },
     );
   }
@@ -506,10 +518,10 @@ export class EtcdRegistry implements Registry {
     validatePath(key);
     const client = this.requireOpen('delete');
     try {
-      if (key === '/') await client.kv.deleteRange(subtreeRange('/'));
-      else
-      // One transaction: the key and its subtree vanish in the same revision.
-      {
+      if (key === '/') {
+        await client.kv.deleteRange(subtreeRange('/'));
+      } else {
+        // One transaction: the key and its subtree vanish in the same revision.
         await client.kv.txn({
           success: [{ request_delete_range: exactKey(key) }, { request_delete_range: descendantsRange(key) }],
         });
@@ -572,16 +584,21 @@ export class EtcdRegistry implements Registry {
         try {
           listener({ type, key, value });
         } catch (err) {
-          this.logger?.error(`registry listener for ${prefix} threw: ${describe(err)}`);
+          this.logger.error(`registry listener for ${prefix} threw: ${describe(err)}`);
         }
       }
     };
-    const watch = new EtcdWatch(client.watchClient, range, revision + 1n, deliver, (m) =>
-      this.logger?.error(`etcd registry: watch on ${prefix}: ${m}`),
+    const watch = new EtcdWatch(
+      client.watchClient,
+      range,
+      revision + 1n,
+      deliver,
+      (m) => this.logger.error(`etcd registry: watch on ${prefix}: ${m}`),
+      this.clock,
     );
     this.watches.add(watch);
     try {
-      await withTimeout(watch.open(), this.sessionTimeoutMs, 'watch not confirmed by etcd in time');
+      await this.within(watch.open(), this.sessionTimeoutMs, 'watch not confirmed by etcd in time');
     } catch (err) {
       watch.close();
       this.watches.delete(watch);
@@ -606,11 +623,11 @@ export class EtcdRegistry implements Registry {
     const timeoutMs = validateLockTimeout(options?.timeoutMs);
     const client = this.requireOpen('acquireLock');
     const leaseId = this.requireLease('acquireLock');
-    const startedAt = Date.now();
+    const startedAt = this.clock.now();
     const myKey = joinPath(path, `${hexLease(leaseId)}-${++this.lockSeq}`);
     const aborter = new AbortController();
     this.pendingLocks.add(aborter);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     try {
       // Our place in the queue is the create revision of our key, which lives on the lease.
       const put = await raceAbort(
@@ -633,10 +650,13 @@ export class EtcdRegistry implements Registry {
         );
         const predecessor = res.kvs[0];
         if (!predecessor) break;
-        if (timeoutMs !== undefined && !timer) {
-          const remaining = startedAt + timeoutMs - Date.now();
+        if (timeoutMs !== undefined && timer === undefined) {
+          const remaining = startedAt + timeoutMs - this.clock.now();
           if (remaining <= 0) throw new LockTimeoutError(path, timeoutMs);
-          timer = setTimeout(() => aborter.abort(new LockTimeoutError(path, timeoutMs)), remaining);
+          timer = this.clock.setTimeout(
+            () => aborter.abort(new LockTimeoutError(path, timeoutMs)),
+            remaining,
+          );
         }
         await this.waitForDelete(
           client,
@@ -658,7 +678,7 @@ export class EtcdRegistry implements Registry {
       await this.deleteLockKey(myKey, leaseId);
       throw this.failure('acquireLock', reason, leaseId);
     } finally {
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       this.pendingLocks.delete(aborter);
     }
     return this.holdLock(path, myKey, leaseId);
@@ -691,7 +711,7 @@ export class EtcdRegistry implements Registry {
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let done = false;
-      const finish = (err?: unknown) => {
+      const finish = (err?: Error) => {
         if (done) return;
         done = true;
         signal.removeEventListener('abort', onAbort);
@@ -700,7 +720,7 @@ export class EtcdRegistry implements Registry {
         if (err === undefined) resolve();
         else reject(err);
       };
-      const onAbort = () => finish(signal.reason);
+      const onAbort = () => finish(asError(signal.reason));
       const watch = new EtcdWatch(
         client.watchClient,
         exactKey(key),
@@ -708,12 +728,13 @@ export class EtcdRegistry implements Registry {
         (events) => {
           if (events.some((ev) => String(ev.type).toUpperCase() === 'DELETE')) finish();
         },
-        (m) => this.logger?.error(`etcd registry: lock watch on ${key}: ${m}`),
+        (m) => this.logger.error(`etcd registry: lock watch on ${key}: ${m}`),
+        this.clock,
       );
-      if (signal.aborted) return finish(signal.reason);
+      if (signal.aborted) return finish(asError(signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
       this.watches.add(watch);
-      watch.open().catch((err: unknown) => finish(err));
+      watch.open().catch((err: unknown) => finish(asError(err)));
     });
   }
 
@@ -724,7 +745,7 @@ export class EtcdRegistry implements Registry {
     try {
       await client.kv.deleteRange(exactKey(key));
     } catch (err) {
-      this.logger?.warn(`etcd registry: deleting lock key ${key} failed, retrying: ${describe(err)}`);
+      this.logger.warn(`etcd registry: deleting lock key ${key} failed, retrying: ${describe(err)}`);
       this.orphanKeys.set(key, leaseId);
       this.scheduleCleanup(RETRY_MS);
     }
@@ -734,7 +755,7 @@ export class EtcdRegistry implements Registry {
   private scheduleCleanup(delayMs: number): void {
     if (this.cleanupScheduled || this.closed) return;
     this.cleanupScheduled = true;
-    this.cleanupTimer = setTimeout(() => {
+    this.cleanupTimer = this.clock.setTimeout(() => {
       this.runCleanup().then(
         () => {
           this.cleanupScheduled = false;
@@ -743,7 +764,7 @@ export class EtcdRegistry implements Registry {
         () => (this.cleanupScheduled = false),
       );
     }, delayMs);
-    this.cleanupTimer.unref();
+    unrefTimer(this.cleanupTimer);
   }
 
   private async runCleanup(): Promise<void> {
@@ -772,6 +793,15 @@ export class EtcdRegistry implements Registry {
 
   // ---------------------------------------------------------------- helpers
 
+  /** Rejects with RegistryUnavailableError(message) unless promise settles within ms. */
+  private within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+    let timer: TimerHandle | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimeout(() => reject(new RegistryUnavailableError(message)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => this.clock.clearTimeout(timer));
+  }
+
   private requireOpen(operation: string): Etcd3 {
     if (this.closed || !this.client || this.state === 'idle') throw new RegistryClosedError(operation);
     return this.client;
@@ -795,6 +825,11 @@ export class EtcdRegistry implements Registry {
   }
 }
 
+/** Array.isArray, which would narrow a readonly string[] to any[]. */
+function isList(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value);
+}
+
 function isPositive(n: unknown): n is number {
   return typeof n === 'number' && Number.isFinite(n) && n > 0;
 }
@@ -807,25 +842,17 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RegistryUnavailableError(message)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** Abort reasons and stream failures here are Errors; anything else is wrapped, message kept. */
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(describe(reason));
 }
 
 /** Rejects with the signal's reason as soon as it aborts; the call itself is bounded anyway. */
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
+  if (signal.aborted) return Promise.reject(asError(signal.reason));
+  let rejectAborted: (reason: Error) => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => (rejectAborted = reject));
+  const onAbort = () => rejectAborted(asError(signal.reason));
+  signal.addEventListener('abort', onAbort, { once: true });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }

@@ -2,19 +2,26 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Client, Pool, type Notification } from 'pg';
-import type { RegistryConfig, RegistryLogger } from '../registry.factory';
 import {
-  DEFAULT_MAX_VALUE_BYTES,
-  type ConnectionListener,
-  type ConnectionState,
-  type LockOptions,
-  type PutOptions,
-  type Registry,
-  type RegistryEvent,
-  type RegistryEventType,
-  type RegistryListener,
-  type RegistryLock,
-  type Subscription,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+  unrefTimer,
+} from '@porpoise/common';
+import { DEFAULT_MAX_VALUE_BYTES, type RegistryConfig } from '../registry.config';
+import type {
+  ConnectionListener,
+  ConnectionState,
+  LockOptions,
+  PutOptions,
+  Registry,
+  RegistryEvent,
+  RegistryEventType,
+  RegistryListener,
+  RegistryLock,
+  Subscription,
 } from '../registry.interface';
 import {
   InvalidArgumentError,
@@ -98,7 +105,6 @@ export class JdbcRegistry implements Registry {
   private readonly queryTimeoutMs: number;
   private readonly controlTimeoutMs: number;
   private readonly lockPollMs: number;
-  private readonly logger: RegistryLogger;
   private readonly listeners: ListenerSet;
 
   private phase: Phase = 'idle';
@@ -116,8 +122,8 @@ export class JdbcRegistry implements Registry {
   private lastHeartbeatSentAt = 0;
   private lastPruneAt = -Infinity;
   private nextTickMs = 0;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private lostTimer: NodeJS.Timeout | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private lostTimer: TimerHandle | undefined;
   private ticking: Promise<void> | undefined;
   private reportedOutage = false;
 
@@ -134,7 +140,15 @@ export class JdbcRegistry implements Registry {
   private readonly lockGeneration = new Map<string, { generation: number; acquirers: number }>();
   private readonly lockWaiters = new Map<string, Set<() => void>>();
 
-  constructor(config: JdbcRegistryConfig, logger?: RegistryLogger) {
+  /**
+   * Timers come from clock; elapsed times are read from performance.now(), which no clock step
+   * can move, and the session's expiry is judged by the database's clock.
+   */
+  constructor(
+    config: JdbcRegistryConfig,
+    private readonly logger: Logger = silentLogger,
+    private readonly clock: Clock = systemClock,
+  ) {
     if (typeof config.databaseUrl !== 'string' || config.databaseUrl === '') {
       throw new InvalidArgumentError('jdbc registry: databaseUrl is required');
     }
@@ -173,7 +187,6 @@ export class JdbcRegistry implements Registry {
     this.connectTimeoutMs = clamp(heartbeatIntervalMs, 1000, 10_000);
     this.controlTimeoutMs = clamp(heartbeatIntervalMs, 1000, 10_000);
     this.queryTimeoutMs = clamp(sessionTimeoutMs / 2, 2000, 15_000);
-    this.logger = logger ?? { log: noop, warn: noop, error: noop };
     this.listeners = new ListenerSet((err) => this.logger.warn(`registry listener threw: ${messageOf(err)}`));
   }
 
@@ -233,8 +246,8 @@ export class JdbcRegistry implements Registry {
 
   private async doClose(): Promise<void> {
     this.phase = 'closed';
-    clearTimeout(this.tickTimer);
-    clearTimeout(this.lostTimer);
+    this.clock.clearTimeout(this.tickTimer);
+    this.clock.clearTimeout(this.lostTimer);
     this.wakeAllLockWaiters();
     await this.startPromise?.catch(noop);
     // A heartbeat in flight holds our client row; removing it concurrently could deadlock.
@@ -263,8 +276,8 @@ export class JdbcRegistry implements Registry {
     this.control = undefined;
     this.pool = undefined;
     await Promise.all([
-      control && withTimeout(control.end(), CLOSE_WAIT_MS),
-      pool && withTimeout(pool.end(), CLOSE_WAIT_MS),
+      control && this.settleWithin(control.end(), CLOSE_WAIT_MS),
+      pool && this.settleWithin(pool.end(), CLOSE_WAIT_MS),
     ]);
   }
 
@@ -280,8 +293,8 @@ export class JdbcRegistry implements Registry {
   private setState(state: ConnectionState): void {
     if (this.state === state) return;
     this.state = state;
-    const log = state === 'CONNECTED' || state === 'RECONNECTED' ? this.logger.log : this.logger.warn;
-    log.call(this.logger, `registry connection ${state}`);
+    if (state === 'CONNECTED' || state === 'RECONNECTED') this.logger.log(`registry connection ${state}`);
+    else this.logger.warn(`registry connection ${state}`);
     this.listeners.emitConnectionState(state);
   }
 
@@ -289,9 +302,9 @@ export class JdbcRegistry implements Registry {
 
   private scheduleTick(delayMs: number): void {
     if (this.phase !== 'open') return;
-    clearTimeout(this.tickTimer);
-    this.tickTimer = setTimeout(() => void this.tick(), delayMs);
-    this.tickTimer.unref();
+    this.clock.clearTimeout(this.tickTimer);
+    this.tickTimer = this.clock.setTimeout(() => void this.tick(), delayMs);
+    unrefTimer(this.tickTimer);
   }
 
   private async tick(): Promise<void> {
@@ -380,19 +393,19 @@ export class JdbcRegistry implements Registry {
    * the database (which stamped that heartbeat no earlier) may expire us at any moment.
    */
   private armLostTimer(): void {
-    clearTimeout(this.lostTimer);
+    this.clock.clearTimeout(this.lostTimer);
     const dueIn = this.lastHeartbeatSentAt + this.sessionTimeoutMs - performance.now();
-    this.lostTimer = setTimeout(
+    this.lostTimer = this.clock.setTimeout(
       () => this.declareLost(`no successful heartbeat for ${this.sessionTimeoutMs} ms`),
       Math.max(0, dueIn),
     );
-    this.lostTimer.unref();
+    unrefTimer(this.lostTimer);
   }
 
   private declareLost(reason: string): void {
     if (this.sessionLost || this.phase !== 'open') return;
     this.sessionLost = true;
-    clearTimeout(this.lostTimer);
+    this.clock.clearTimeout(this.lostTimer);
     this.logger.warn(`registry session lost: ${reason}`);
     this.abortHeldLocks(`registry session lost: ${reason}`);
     this.setState('LOST');
@@ -707,12 +720,12 @@ export class JdbcRegistry implements Registry {
       if (!waiters) this.lockWaiters.set(key, (waiters = new Set()));
       const set = waiters;
       const done = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         set.delete(done);
         if (set.size === 0 && this.lockWaiters.get(key) === set) this.lockWaiters.delete(key);
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.clock.setTimeout(done, ms);
       set.add(done);
     });
   }
@@ -726,21 +739,21 @@ export class JdbcRegistry implements Registry {
   private wakeAllLockWaiters(): void {
     for (const key of [...this.lockGeneration.keys()]) this.wakeLockWaiters(key);
   }
+
+  /** Waits for p but at most ms; errors are ignored (used only while tearing down). */
+  private async settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      p.catch(noop),
+      new Promise<void>((resolve) => {
+        timer = this.clock.setTimeout(resolve, ms);
+        unrefTimer(timer);
+      }),
+    ]);
+    this.clock.clearTimeout(timer);
+  }
 }
 
 function clamp(value: number, min: number, max: number): number {
   return Math.round(Math.min(max, Math.max(min, value)));
-}
-
-/** Waits for p but at most ms; errors are ignored (used only while tearing down). */
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p.catch(noop),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
 }

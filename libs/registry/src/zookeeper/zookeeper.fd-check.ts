@@ -24,10 +24,13 @@ export function inheritableSockets(ports: ReadonlySet<number>): number[] {
         continue;
       }
       for (const line of text.split('\n').slice(1)) {
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
         const fields = line.trim().split(/\s+/);
-        if (fields.length < 10) continue;
-        const remotePort = parseInt(fields[2].split(':')[1] ?? '', 16);
-        if (ports.has(remotePort)) inodes.add(fields[9]);
+        const remote = fields[2];
+        const inode = fields[9];
+        if (remote === undefined || inode === undefined) continue;
+        const remotePort = parseInt(remote.split(':')[1] ?? '', 16);
+        if (ports.has(remotePort)) inodes.add(inode);
       }
     }
     const leaking: number[] = [];
@@ -51,7 +54,7 @@ export function inheritableSockets(ports: ReadonlySet<number>): number[] {
 
 /** The ports named in a ZooKeeper connect string (host:port[,host:port...][/chroot]). */
 export function connectPorts(connect: string): Set<number> {
-  const hosts = connect.split('/')[0];
+  const [hosts = ''] = connect.split('/');
   const ports = new Set<number>();
   for (const host of hosts.split(',')) {
     const port = Number(host.slice(host.lastIndexOf(':') + 1));

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { RegistryLogger } from '../registry.factory';
+import {
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+  unrefTimer,
+} from '@porpoise/common';
+import { DEFAULT_MAX_VALUE_BYTES, type RegistryConfig } from '../registry.config';
 import {
   InvalidArgumentError,
   InvalidPathError,
@@ -8,17 +16,15 @@ import {
   RegistryError,
   RegistryUnavailableError,
 } from '../registry.errors';
-import {
-  DEFAULT_MAX_VALUE_BYTES,
-  type ConnectionListener,
-  type ConnectionState,
-  type LockOptions,
-  type PutOptions,
-  type Registry,
-  type RegistryCommonOptions,
-  type RegistryListener,
-  type RegistryLock,
-  type Subscription,
+import type {
+  ConnectionListener,
+  ConnectionState,
+  LockOptions,
+  PutOptions,
+  Registry,
+  RegistryListener,
+  RegistryLock,
+  Subscription,
 } from '../registry.interface';
 import { ListenerSet } from '../registry-listeners';
 import { joinPath, parentOf, validateLockTimeout, validatePath, validateValue } from '../registry-path';
@@ -35,11 +41,7 @@ import { connectPorts, inheritableSockets } from './zookeeper.fd-check';
 import { byLockSequence, isLockNode, lockNodePrefix, lockNodeToken, ZkHeldLock } from './zookeeper.lock';
 import { ZkTreeCache } from './zookeeper.tree';
 
-export interface ZooKeeperRegistryConfig extends RegistryCommonOptions {
-  readonly type: 'zookeeper';
-  /** host:port[,host:port...][/chroot] */
-  readonly connect: string;
-}
+export type ZooKeeperRegistryConfig = Extract<RegistryConfig, { type: 'zookeeper' }>;
 
 type Phase = 'idle' | 'starting' | 'connected' | 'suspended' | 'recovering' | 'closed';
 
@@ -90,8 +92,8 @@ export class ZooKeeperRegistry implements Registry {
   /** When the current session was established, and the pause before the next attempt. */
   private establishedAt = 0;
   private retryDelayMs = 0;
-  private lostTimer: NodeJS.Timeout | undefined;
-  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private lostTimer: TimerHandle | undefined;
+  private maintenanceTimer: TimerHandle | undefined;
   /** Woken on any change of phase, link or session. */
   private readonly changeWaiters = new Set<() => void>();
   /** Woken when a watch on the path fires (lock waiters watching their predecessor). */
@@ -103,7 +105,9 @@ export class ZooKeeperRegistry implements Registry {
 
   constructor(
     private readonly config: ZooKeeperRegistryConfig,
-    private readonly logger?: RegistryLogger,
+    private readonly logger: Logger = silentLogger,
+    /** Local timers and deadlines; the C client's own pings and timeouts are its business. */
+    private readonly clock: Clock = systemClock,
   ) {
     const { sessionTimeoutMs, maxValueBytes } = config;
     if (typeof config.connect !== 'string' || config.connect.trim() === '') {
@@ -123,14 +127,14 @@ export class ZooKeeperRegistry implements Registry {
     this.maxValueBytes = maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     // The server drops the connection on a request above its jute.maxbuffer (1 MiB by default).
     if (this.maxValueBytes > DEFAULT_MAX_VALUE_BYTES) {
-      this.logger?.warn(
+      this.logger.warn(
         `maxValueBytes ${this.maxValueBytes} exceeds ZooKeeper's default request limit; raise jute.maxbuffer on the servers`,
       );
     }
     // A call waits for a lost link at most about as long as the session would survive it.
     this.opTimeoutMs = Math.max(sessionTimeoutMs, MIN_OPERATION_TIMEOUT_MS);
     this.listeners = new ListenerSet((err) =>
-      this.logger?.error(
+      this.logger.error(
         `registry listener threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
       ),
     );
@@ -152,17 +156,17 @@ export class ZooKeeperRegistry implements Registry {
 
   private async doStart(): Promise<void> {
     this.phase = 'starting';
-    const deadline = Date.now() + this.opTimeoutMs;
+    const deadline = this.clock.now() + this.opTimeoutMs;
     try {
       while (!this.linkUp) {
         if (this.isClosed()) throw new RegistryClosedError('start');
         if (!this.client) this.openClient();
-        if (Date.now() >= deadline) {
+        if (this.clock.now() >= deadline) {
           throw new RegistryUnavailableError(
             `could not connect to ZooKeeper at ${this.config.connect} within ${this.opTimeoutMs} ms`,
           );
         }
-        await this.waitForChange(deadline - Date.now());
+        await this.waitForChange(deadline - this.clock.now());
       }
     } catch (err) {
       if (!this.isClosed()) {
@@ -172,10 +176,10 @@ export class ZooKeeperRegistry implements Registry {
       throw err;
     }
     this.phase = 'connected';
-    this.establishedAt = Date.now();
-    this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
-    this.maintenanceTimer.unref();
-    this.logger?.log(`zookeeper session ${this.client?.sessionId} established`);
+    this.establishedAt = this.clock.now();
+    this.maintenanceTimer = this.clock.setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
+    unrefTimer(this.maintenanceTimer);
+    this.logger.log(`zookeeper session ${this.client?.sessionId} established`);
     this.warnIfSocketsLeak();
     this.emitState('CONNECTED');
   }
@@ -188,7 +192,7 @@ export class ZooKeeperRegistry implements Registry {
   private async doClose(): Promise<void> {
     this.phase = 'closed';
     this.clearLostTimer();
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.clock.clearInterval(this.maintenanceTimer);
     for (const lock of this.heldLocks) lock.markLost(new RegistryClosedError('close'));
     this.heldLocks.clear();
     this.cleanups = [];
@@ -392,7 +396,7 @@ export class ZooKeeperRegistry implements Registry {
     if (typeof listener !== 'function') {
       throw new InvalidArgumentError('subscription listener must be a function');
     }
-    const deadline = Date.now() + this.opTimeoutMs;
+    const deadline = this.clock.now() + this.opTimeoutMs;
     // Not while a new session is being re-synced: that re-read would replay the new root's keys.
     await this.linkedClient('subscribe', deadline, undefined, true);
     this.tree.addRoot(prefix);
@@ -424,29 +428,29 @@ export class ZooKeeperRegistry implements Registry {
     validatePath(path);
     const timeoutMs = validateLockTimeout(options?.timeoutMs);
     if (path === '/') throw new InvalidPathError(path, 'a lock needs a path of its own');
-    const lockDeadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const lockDeadline = timeoutMs === undefined ? Infinity : this.clock.now() + timeoutMs;
     const token = randomUUID().replace(/-/g, '');
 
     // Our ephemeral-sequential node. After a lost reply it may exist already: look for the
     // token before creating another (Curator's "protected" mode).
     let attempts = 0;
     let owner: ZkClient | undefined;
-    let node: string;
+    let created: { readonly node: string; readonly client: ZkClient };
     try {
-      node = await this.run('acquireLock', async (c) => {
+      created = await this.run('acquireLock', async (c) => {
         owner = c;
         if (attempts++ > 0) {
           const found = await this.findLockNode(c, path, token);
-          if (found) return found;
+          if (found) return { node: found, client: c };
         }
-        return this.createLockNode(c, path, token);
+        return { node: await this.createLockNode(c, path, token), client: c };
       });
     } catch (err) {
       // The node may exist without our knowing its name: remove it once the link is back.
       if (owner && !this.isClosed()) this.cleanups.push({ client: owner, parent: path, token });
       throw err;
     }
-    const client = owner!;
+    const { node, client } = created;
     const name = node.slice(node.lastIndexOf('/') + 1);
 
     try {
@@ -455,10 +459,13 @@ export class ZooKeeperRegistry implements Registry {
         const queue = names.filter(isLockNode).sort(byLockSequence);
         const index = queue.indexOf(name);
         if (index < 0) throw new RegistryUnavailableError(`lock node ${node} vanished while waiting`);
-        if (index === 0) break;
-        if (Date.now() >= lockDeadline) throw new LockTimeoutError(path, timeoutMs!);
+        const ahead = queue[index - 1];
+        if (ahead === undefined) break; // First in line: the lock is ours.
+        if (timeoutMs !== undefined && this.clock.now() >= lockDeadline) {
+          throw new LockTimeoutError(path, timeoutMs);
+        }
         // Watch only the node just ahead of us: no herd when the holder lets go.
-        const predecessor = joinPath(path, queue[index - 1]);
+        const predecessor = joinPath(path, ahead);
         const woken = this.watchWaiter(predecessor);
         try {
           const stat = await this.run('acquireLock', (c) => c.exists(predecessor, true), client);
@@ -529,7 +536,7 @@ export class ZooKeeperRegistry implements Registry {
       // Not reachable now: the node goes when the link is back, or with the session.
       const token = lockNodeToken(lock.node.slice(lock.node.lastIndexOf('/') + 1));
       if (token) this.cleanups.push({ client: lock.client, parent: lock.path, token });
-      this.logger?.warn(`lock ${lock.path}: release deferred (${errorText(err)})`);
+      this.logger.warn(`lock ${lock.path}: release deferred (${errorText(err)})`);
     }
   }
 
@@ -550,13 +557,15 @@ export class ZooKeeperRegistry implements Registry {
     set.add(wake);
     return {
       wait: async (deadline) => {
-        let timer: NodeJS.Timeout | undefined;
+        let timer: TimerHandle | undefined;
         const expired = new Promise<void>((resolve) => {
-          if (Number.isFinite(deadline)) timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          if (Number.isFinite(deadline)) {
+            timer = this.clock.setTimeout(resolve, Math.max(0, deadline - this.clock.now()));
+          }
         });
         // Session loss and close wake every waiter too (wakeAllWatchWaiters).
         await Promise.race([woken, expired]);
-        if (timer) clearTimeout(timer);
+        this.clock.clearTimeout(timer);
       },
       cancel: () => {
         const current = this.watchWaiters.get(path);
@@ -577,17 +586,17 @@ export class ZooKeeperRegistry implements Registry {
    * (about the session timeout). Pinned to `session`, it fails once that session is lost.
    */
   private async run<T>(op: string, fn: (c: ZkClient) => Promise<T>, session?: ZkClient): Promise<T> {
-    const deadline = Date.now() + this.opTimeoutMs;
+    const deadline = this.clock.now() + this.opTimeoutMs;
     for (;;) {
       const client = await this.linkedClient(op, deadline, session);
       try {
         return await this.within(fn(client), deadline, op);
       } catch (err) {
         if (this.isClosed()) throw new RegistryClosedError(op);
-        if (!isZkError(err) || !err.transient || Date.now() >= deadline) throw this.translate(err, op);
+        if (!isZkError(err) || !err.transient || this.clock.now() >= deadline) throw this.translate(err, op);
         // Transient: wait for the link (or a new session) and try again; a short pause if it looks up.
         if (client === this.client && this.linkUp) {
-          await this.waitForChange(Math.min(100, deadline - Date.now()));
+          await this.waitForChange(Math.min(100, deadline - this.clock.now()));
         }
       }
     }
@@ -607,7 +616,7 @@ export class ZooKeeperRegistry implements Registry {
         throw new RegistryUnavailableError(`${op}: the ZooKeeper session was lost`);
       }
       if (this.client && this.linkUp && !(announced && this.phase === 'recovering')) return this.client;
-      const left = deadline - Date.now();
+      const left = deadline - this.clock.now();
       if (left <= 0) {
         throw new RegistryUnavailableError(`${op}: not connected to ZooKeeper at ${this.config.connect}`);
       }
@@ -616,17 +625,17 @@ export class ZooKeeperRegistry implements Registry {
   }
 
   private within<T>(promise: Promise<T>, deadline: number, op: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+      timer = this.clock.setTimeout(
         () =>
           reject(
             new RegistryUnavailableError(`${op}: no answer from ZooKeeper within ${this.opTimeoutMs} ms`),
           ),
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, deadline - this.clock.now()),
       );
     });
-    return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+    return Promise.race([promise, expired]).finally(() => this.clock.clearTimeout(timer));
   }
 
   private translate(err: unknown, op: string): Error {
@@ -643,21 +652,21 @@ export class ZooKeeperRegistry implements Registry {
 
   private waitForChange(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: TimerHandle | undefined;
       const done = () => {
-        if (timer) clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.changeWaiters.delete(done);
         resolve();
       };
-      if (Number.isFinite(ms)) timer = setTimeout(done, Math.max(0, ms));
+      if (Number.isFinite(ms)) timer = this.clock.setTimeout(done, Math.max(0, ms));
       this.changeWaiters.add(done);
     });
   }
 
   /** Waits ms unless the registry is closed meanwhile. */
   private async pause(ms: number): Promise<void> {
-    const until = Date.now() + ms;
-    while (!this.isClosed() && Date.now() < until) await this.waitForChange(until - Date.now());
+    const until = this.clock.now() + ms;
+    while (!this.isClosed() && this.clock.now() < until) await this.waitForChange(until - this.clock.now());
   }
 
   private notifyChange(): void {
@@ -704,7 +713,7 @@ export class ZooKeeperRegistry implements Registry {
     this.clearLostTimer();
     if (this.phase === 'suspended') {
       this.phase = 'connected';
-      this.logger?.log(`zookeeper session ${this.client?.sessionId} reconnected`);
+      this.logger.log(`zookeeper session ${this.client?.sessionId} reconnected`);
       this.emitState('RECONNECTED');
       for (const lock of this.heldLocks) this.watchHeldLock(lock);
       this.maintain();
@@ -720,14 +729,14 @@ export class ZooKeeperRegistry implements Registry {
       // The server may have granted less than we asked for (it clamps to its own bounds).
       const negotiated = this.client?.negotiatedTimeoutMs ?? -1;
       const timeoutMs = negotiated > 0 ? Math.min(negotiated, this.sessionTimeoutMs) : this.sessionTimeoutMs;
-      this.lostTimer ??= setTimeout(() => {
+      this.lostTimer ??= this.clock.setTimeout(() => {
         this.lostTimer = undefined;
         this.onSessionLost(`disconnected for longer than the session timeout (${timeoutMs} ms)`);
       }, timeoutMs);
     }
     if (this.phase === 'connected') {
       this.phase = 'suspended';
-      this.logger?.warn(`zookeeper connection lost; session ${this.client?.sessionId} may survive`);
+      this.logger.warn(`zookeeper connection lost; session ${this.client?.sessionId} may survive`);
       this.emitState('SUSPENDED');
     }
     this.notifyChange();
@@ -745,7 +754,7 @@ export class ZooKeeperRegistry implements Registry {
     const announce = this.phase !== 'recovering';
     // A session that dies soon after it was made must not turn into a reconnect storm.
     this.retryDelayMs =
-      Date.now() - this.establishedAt < this.sessionTimeoutMs
+      this.clock.now() - this.establishedAt < this.sessionTimeoutMs
         ? Math.min(Math.max(this.retryDelayMs * 2, 250), MAX_RETRY_DELAY_MS)
         : 0;
     this.phase = 'recovering';
@@ -760,7 +769,7 @@ export class ZooKeeperRegistry implements Registry {
     this.notifyChange();
     this.wakeAllWatchWaiters();
     if (announce) {
-      this.logger?.warn(`zookeeper session ${old?.sessionId} lost: ${reason}`);
+      this.logger.warn(`zookeeper session ${old?.sessionId} lost: ${reason}`);
       this.emitState('LOST');
     }
     void this.recover();
@@ -780,7 +789,7 @@ export class ZooKeeperRegistry implements Registry {
           try {
             this.openClient();
           } catch (err) {
-            this.logger?.warn(errorText(err));
+            this.logger.warn(errorText(err));
             await this.waitForChange(MAINTENANCE_INTERVAL_MS);
             continue;
           }
@@ -790,7 +799,8 @@ export class ZooKeeperRegistry implements Registry {
           await this.waitForChange(MAINTENANCE_INTERVAL_MS);
           continue;
         }
-        const client = this.client!;
+        const client = this.client;
+        if (!client) continue;
         await this.reapOldSessions();
         if (client !== this.client || !this.linkUp) continue;
         if (synced !== client) {
@@ -805,20 +815,20 @@ export class ZooKeeperRegistry implements Registry {
           continue;
         }
         this.phase = 'connected';
-        this.establishedAt = Date.now();
-        this.logger?.log(`zookeeper session ${client.sessionId} established after loss`);
+        this.establishedAt = this.clock.now();
+        this.logger.log(`zookeeper session ${client.sessionId} established after loss`);
         this.emitState('CONNECTED');
         this.notifyChange();
       }
     } catch (err) {
       failed = true;
-      this.logger?.error(`zookeeper recovery failed: ${errorText(err)}`);
+      this.logger.error(`zookeeper recovery failed: ${errorText(err)}`);
     } finally {
       this.recovering = false;
     }
     // A loss while the loop was finishing (or a failure) starts it again.
     if (this.phase === 'recovering') {
-      setTimeout(() => void this.recover(), failed ? MAINTENANCE_INTERVAL_MS : 0);
+      this.clock.setTimeout(() => void this.recover(), failed ? MAINTENANCE_INTERVAL_MS : 0);
     }
   }
 
@@ -827,8 +837,9 @@ export class ZooKeeperRegistry implements Registry {
    * a restart), so their ephemeral nodes and lock nodes go now rather than a timeout later.
    */
   private async reapOldSessions(): Promise<void> {
-    while (this.toReap.length > 0 && !this.isClosed()) {
-      const credentials = this.toReap.shift()!;
+    while (!this.isClosed()) {
+      const credentials = this.toReap.shift();
+      if (!credentials) return;
       await new Promise<void>((resolve) => {
         let zk: ZkClient;
         try {
@@ -840,11 +851,11 @@ export class ZooKeeperRegistry implements Registry {
         const finish = () => {
           if (finished) return;
           finished = true;
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           // Connected means the server still had it: closing it now ends it there.
           void zk.close().then(resolve);
         };
-        const timer = setTimeout(finish, Math.min(this.opTimeoutMs, MIN_OPERATION_TIMEOUT_MS));
+        const timer = this.clock.setTimeout(finish, Math.min(this.opTimeoutMs, MIN_OPERATION_TIMEOUT_MS));
         zk.on('connected', finish);
         zk.on('closed', finish);
       });
@@ -857,7 +868,7 @@ export class ZooKeeperRegistry implements Registry {
     socketCheckDone = true;
     const leaking = inheritableSockets(connectPorts(this.config.connect));
     if (leaking.length > 0) {
-      this.logger?.warn(
+      this.logger.warn(
         `the zookeeper native client's sockets (fd ${leaking.join(', ')}) lack close-on-exec: child processes ` +
           'inherit them, which after a reconnect can make the binding drop healthy sessions. ' +
           'Rebuild the package with CPPFLAGS=-DSOCK_CLOEXEC_ENABLED=1.',
@@ -867,12 +878,12 @@ export class ZooKeeperRegistry implements Registry {
 
   /** A bug of ours surfacing in a native callback: log it rather than crash the process. */
   private readonly onInternalError = (err: unknown): void =>
-    this.logger?.error(
+    this.logger.error(
       `zookeeper registry internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
     );
 
   private clearLostTimer(): void {
-    if (this.lostTimer) clearTimeout(this.lostTimer);
+    this.clock.clearTimeout(this.lostTimer);
     this.lostTimer = undefined;
   }
 
