@@ -23,6 +23,8 @@ export interface ClusterEnv {
   ZOOKEEPER_CONNECT?: string;
   ETCD_ENDPOINTS?: string;
   CLUSTER_SECRET: string;
+  /** The key data source URLs are sealed with (DESIGN.md section 9). */
+  DATASOURCE_KEY: string;
   REGISTRY_SESSION_TIMEOUT_MS: string;
   HEARTBEAT_INTERVAL_MS: string;
 }

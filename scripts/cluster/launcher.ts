@@ -18,6 +18,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
+import { loadOrCreateKeyFile } from '@porpoise/common';
 import type { ClusterArgs } from './args';
 import { nodeEntry } from './build';
 import {
@@ -169,6 +170,8 @@ export class ClusterLauncher {
       CLUSTER_SECRET: this.settings.clusterSecret,
       REGISTRY_SESSION_TIMEOUT_MS: String(this.settings.sessionTimeoutMs),
       HEARTBEAT_INTERVAL_MS: String(this.settings.heartbeatIntervalMs),
+      // Kept under .porpoise/cluster: the secret may be new at each launch, the data sources not.
+      DATASOURCE_KEY: loadOrCreateKeyFile(join(this.paths.dir, 'datasource.key')),
     };
 
     const plan: Array<[NodeRole, number]> = [

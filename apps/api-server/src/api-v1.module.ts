@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import {
+  DatasourceRepository,
   InstanceQueryRepository,
   ScheduleRepository,
   WorkflowDefinitionRepository,
@@ -7,6 +8,8 @@ import {
 } from '@porpoise/dao';
 import { ClusterController } from './cluster/cluster.controller';
 import { ClusterService } from './cluster/cluster.service';
+import { DatasourcesController } from './datasources/datasources.controller';
+import { DatasourcesService } from './datasources/datasources.service';
 import { InstancesController } from './instances/instances.controller';
 import { InstancesService } from './instances/instances.service';
 import { SchedulesController } from './schedules/schedules.controller';
@@ -27,6 +30,7 @@ import { WorkflowsService } from './workflows/workflows.service';
     TaskLogsController,
     SchedulesController,
     ClusterController,
+    DatasourcesController,
   ],
   providers: [
     WorkflowDefinitionRepository,
@@ -38,6 +42,8 @@ import { WorkflowsService } from './workflows/workflows.service';
     TaskLogService,
     SchedulesService,
     ClusterService,
+    DatasourceRepository,
+    DatasourcesService,
   ],
   exports: [InstanceQueryRepository],
 })

@@ -6,9 +6,10 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfigFromProcess, standaloneRoles } from '@porpoise/common';
+import { loadConfigFromProcess, loadOrCreateKeyFile, standaloneRoles } from '@porpoise/common';
 import { ApiServerModule } from '../../api-server/src/api-server.module';
 import { configureApiApp } from '../../api-server/src/api-app';
 import { MasterModule } from '../../master/src/master.module';
@@ -42,6 +43,8 @@ async function bootstrap(): Promise<void> {
     databaseUrl,
     // One process: the secret only has to be shared with itself.
     clusterSecret: loaded.clusterSecret ?? randomBytes(24).toString('base64url'),
+    // Kept in the data directory: the secret above is new at each start, the data sources are not.
+    datasourceKey: loadOrCreateKeyFile(join(loaded.dataDir, 'datasource.key')),
   });
 
   // abortOnError false: a failing start rejects here (and is reported) instead of Nest exiting.

@@ -17,3 +17,4 @@ export * from './repositories/schedule.repository';
 export * from './repositories/task-instance.repository';
 export * from './repositories/workflow-definition.repository';
 export * from './repositories/workflow-run.repository';
+export * from './repositories/datasource.repository';

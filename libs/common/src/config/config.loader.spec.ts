@@ -67,6 +67,20 @@ describe('loadConfig', () => {
     expect(roles.api.registry).toMatchObject({ type: 'jdbc', databaseUrl: cluster.DATABASE_URL });
   });
 
+  it('gives masters and API servers one data-source key: DATASOURCE_KEY, else derived from the cluster secret', () => {
+    const derived = loadConfig(cluster, 'master').datasourceKey;
+    expect(derived).toHaveLength(32);
+    expect(loadConfig(cluster, 'api-server').datasourceKey.equals(derived)).toBe(true);
+    const hex = 'ab'.repeat(32);
+    const given = loadConfig({ ...cluster, DATASOURCE_KEY: hex }, 'api-server').datasourceKey;
+    expect(given.toString('hex')).toBe(hex);
+    const base64 = Buffer.from(hex, 'hex').toString('base64');
+    expect(loadConfig({ ...cluster, DATASOURCE_KEY: base64 }, 'master').datasourceKey.equals(given)).toBe(
+      true,
+    );
+    expect(loadConfig(cluster, 'worker')).not.toHaveProperty('datasourceKey');
+  });
+
   it('reads every variable', () => {
     const env: ConfigEnv = {
       ...cluster,
@@ -126,6 +140,8 @@ describe('loadConfig', () => {
     [{ ...cluster, WORKER_CAPACITY: '0' }, 'WORKER_CAPACITY'],
     [{ DATABASE_URL: cluster.DATABASE_URL }, 'CLUSTER_SECRET'],
     [{ ...cluster, CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET'],
+    [{ ...cluster, DATASOURCE_KEY: 'abcd' }, 'DATASOURCE_KEY'],
+    [{ ...cluster, DATASOURCE_KEY: 'zz'.repeat(32) }, 'DATASOURCE_KEY'],
   ])('rejects %j naming %s', (env, variable) => {
     expect(() => loadConfig(env, 'master')).toThrow(ConfigError);
     expect(() => loadConfig(env, 'master')).toThrow(new RegExp(`^${variable}: `));

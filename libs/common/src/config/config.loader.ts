@@ -1,3 +1,4 @@
+import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
 import type {
   ApiServerConfig,
@@ -27,6 +28,7 @@ export const CONFIG_VARIABLES = [
   'WORKER_CAPACITY',
   'CLUSTER_SECRET',
   'DATA_DIR',
+  'DATASOURCE_KEY',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -107,6 +109,9 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const workerPort = integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535);
   const workerCapacity = integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000);
   const dataDir = value('DATA_DIR') ?? '.porpoise';
+  const datasourceKeyText = value('DATASOURCE_KEY');
+  const datasourceKey =
+    datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
 
   if (role === 'standalone') {
     const snapshot: ConfigEnv = {};
@@ -130,6 +135,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         : 'required (a postgres:// URL)',
     );
   };
+  // Without DATASOURCE_KEY, masters and API servers derive the same key from the cluster secret.
+  const keyFor = (secret: string): Buffer => datasourceKey ?? deriveDatasourceKey(secret);
   const timing = { sessionTimeoutMs, heartbeatIntervalMs };
   const registry: RegistrySettings =
     registryType === 'zookeeper'
@@ -141,9 +148,9 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   switch (role) {
     case 'master':
-      return { role, ...base, databaseUrl: needDatabase(), masterPort };
+      return { role, ...base, databaseUrl: needDatabase(), masterPort, datasourceKey: keyFor(clusterSecret) };
     case 'api-server':
-      return { role, ...base, databaseUrl: needDatabase(), apiPort };
+      return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
     case 'worker':
       return { role, ...base, workerPort, workerGroup, workerCapacity };
   }
@@ -155,12 +162,13 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
  */
 export function standaloneRoles(
   standalone: StandaloneConfig,
-  resolved: { databaseUrl: string; clusterSecret: string },
+  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string },
 ): { master: MasterConfig; worker: WorkerConfig; api: ApiServerConfig } {
   const env: ConfigEnv = {
     ...standalone.env,
     DATABASE_URL: resolved.databaseUrl,
     CLUSTER_SECRET: resolved.clusterSecret,
+    DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
     REGISTRY_TYPE: standalone.registryType,
   };
   return {
@@ -182,6 +190,22 @@ function integer(
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+/** A 32-byte key, as 64 hex digits or base64. */
+function parseKey(name: ConfigVariable, raw: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(raw)
+    ? Buffer.from(raw, 'hex')
+    : /^[A-Za-z0-9+/_-]{43}=?$/.test(raw)
+      ? Buffer.from(raw, 'base64')
+      : undefined;
+  if (key?.length !== SECRET_KEY_BYTES) {
+    throw new ConfigError(
+      name,
+      `must be ${SECRET_KEY_BYTES} bytes as 64 hex digits or base64 (openssl rand -hex 32)`,
+    );
+  }
+  return key;
 }
 
 function oneOf<T extends string>(name: ConfigVariable, raw: string, allowed: readonly T[]): T {

@@ -27,7 +27,15 @@ interface NodeConfigBase {
   readonly dataDir: string;
 }
 
-export interface MasterConfig extends NodeConfigBase {
+/**
+ * The key data source URLs are sealed with (DATASOURCE_KEY; derived from the cluster secret when
+ * unset). Masters open them to dispatch SQL tasks; API servers seal them.
+ */
+interface DatasourceKeyHolder {
+  readonly datasourceKey: Buffer;
+}
+
+export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'master';
   readonly databaseUrl: string;
   readonly masterPort: number;
@@ -41,7 +49,7 @@ export interface WorkerConfig extends NodeConfigBase {
   readonly workerCapacity: number;
 }
 
-export interface ApiServerConfig extends NodeConfigBase {
+export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;
