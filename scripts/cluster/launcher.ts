@@ -18,7 +18,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadOrCreateKeyFile } from '@porpoise/common';
+import { loadOrCreateKeyFile } from '../../libs/common/src';
 import type { ClusterArgs } from './args';
 import { nodeEntry } from './build';
 import {

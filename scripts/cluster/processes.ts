@@ -2,7 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { freePort, portIsFree } from '@porpoise/common';
+import { freePort, portIsFree } from '../../libs/common/src';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -3,7 +3,7 @@
  * configuration loader, so a value the nodes would refuse is refused before anything starts.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig } from '@porpoise/common';
+import { ConfigError, loadConfig } from '../../libs/common/src';
 import { UsageError, type RegistryType } from './args';
 
 /** The documented default session timeout (DESIGN.md section 3). */

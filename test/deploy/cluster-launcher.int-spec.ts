@@ -23,6 +23,7 @@ const DOCUMENTED = new Set([
   'ZOOKEEPER_CONNECT',
   'ETCD_ENDPOINTS',
   'CLUSTER_SECRET',
+  'DATASOURCE_KEY',
   'REGISTRY_SESSION_TIMEOUT_MS',
   'HEARTBEAT_INTERVAL_MS',
   'NODE_HOST',
@@ -224,6 +225,7 @@ describe('npm run cluster', () => {
         [
           'CLUSTER_SECRET',
           'DATABASE_URL',
+          'DATASOURCE_KEY',
           'HEARTBEAT_INTERVAL_MS',
           'REGISTRY_SESSION_TIMEOUT_MS',
           'REGISTRY_TYPE',
@@ -431,6 +433,7 @@ describe('npm run cluster', () => {
         [
           'CLUSTER_SECRET',
           'DATABASE_URL',
+          'DATASOURCE_KEY',
           'HEARTBEAT_INTERVAL_MS',
           'REGISTRY_SESSION_TIMEOUT_MS',
           'REGISTRY_TYPE',

@@ -1145,6 +1145,10 @@ describe('operations', () => {
         'GET /api/v1/schedules',
         'DELETE /api/v1/schedules/{id}',
         'GET /api/v1/cluster/nodes',
+        'POST /api/v1/datasources',
+        'GET /api/v1/datasources',
+        'GET /api/v1/datasources/{name}',
+        'DELETE /api/v1/datasources/{name}',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {

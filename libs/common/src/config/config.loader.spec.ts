@@ -15,7 +15,12 @@ describe('loadConfig', () => {
       sessionTimeoutMs: 10_000,
       heartbeatIntervalMs: 2_000,
     });
-    expect([master.nodeHost, master.bindHost, master.masterPort]).toEqual(['127.0.0.1', '127.0.0.1', 5678]);
+    expect([master.nodeHost, master.bindHost, master.masterPort, master.maxFaultReruns]).toEqual([
+      '127.0.0.1',
+      '127.0.0.1',
+      5678,
+      3,
+    ]);
     expect(loadConfig(cluster, 'api-server').apiPort).toBe(12345);
     const worker = loadConfig(cluster, 'worker');
     expect([worker.workerPort, worker.workerGroup, worker.workerCapacity]).toEqual([1234, 'default', 32]);
@@ -141,6 +146,7 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: cluster.DATABASE_URL }, 'CLUSTER_SECRET'],
     [{ ...cluster, CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET'],
     [{ ...cluster, DATASOURCE_KEY: 'abcd' }, 'DATASOURCE_KEY'],
+    [{ ...cluster, MAX_FAULT_RERUNS: '-1' }, 'MAX_FAULT_RERUNS'],
     [{ ...cluster, DATASOURCE_KEY: 'zz'.repeat(32) }, 'DATASOURCE_KEY'],
   ])('rejects %j naming %s', (env, variable) => {
     expect(() => loadConfig(env, 'master')).toThrow(ConfigError);

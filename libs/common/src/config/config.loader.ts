@@ -29,6 +29,7 @@ export const CONFIG_VARIABLES = [
   'CLUSTER_SECRET',
   'DATA_DIR',
   'DATASOURCE_KEY',
+  'MAX_FAULT_RERUNS',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -109,6 +110,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const workerPort = integer('WORKER_PORT', value('WORKER_PORT'), 1234, 1, 65535);
   const workerCapacity = integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000);
   const dataDir = value('DATA_DIR') ?? '.porpoise';
+  const maxFaultReruns = integer('MAX_FAULT_RERUNS', value('MAX_FAULT_RERUNS'), 3, 0, 1000);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -148,7 +150,14 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   switch (role) {
     case 'master':
-      return { role, ...base, databaseUrl: needDatabase(), masterPort, datasourceKey: keyFor(clusterSecret) };
+      return {
+        role,
+        ...base,
+        databaseUrl: needDatabase(),
+        masterPort,
+        datasourceKey: keyFor(clusterSecret),
+        maxFaultReruns,
+      };
     case 'api-server':
       return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
     case 'worker':

@@ -39,6 +39,8 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'master';
   readonly databaseUrl: string;
   readonly masterPort: number;
+  /** A task whose worker is lost under it more than this many times fails (MAX_FAULT_RERUNS). */
+  readonly maxFaultReruns: number;
 }
 
 export interface WorkerConfig extends NodeConfigBase {
