@@ -2,10 +2,12 @@ import type { MigrationInterface } from 'typeorm';
 import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
 import { WorkflowTables1795307647000 } from './1795307647000-workflow-tables';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
+import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
 /** Every migration, oldest first. A new migration file is added here too. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
   RegistryTables1795306077000,
   WorkflowTables1795307647000,
   WorkflowLanguage1796000000000,
+  SubWorkflowNotify1796000001000,
 ];

@@ -25,6 +25,7 @@ const TABLES = [
   'idempotency_key',
   'schedule',
   'task_instance',
+  'datasource',
 ] as const;
 
 interface Reply {
@@ -152,6 +153,9 @@ describe('workflows', () => {
       version: 1,
       name: 'etl',
       description: 'extract then load',
+      params: {},
+      failureStrategy: 'END',
+      timeoutMs: 0,
       tasks: [
         {
           name: 'extract',
@@ -194,7 +198,16 @@ describe('workflows', () => {
       body: { name: 'etl2', tasks: [task('only')] },
     });
     expect(put.status).toBe(200);
-    expect(put.json).toMatchObject({ code, version: 2, name: 'etl2', description: '', edges: [] });
+    expect(put.json).toMatchObject({
+      code,
+      version: 2,
+      name: 'etl2',
+      description: '',
+      params: {},
+      failureStrategy: 'END',
+      timeoutMs: 0,
+      edges: [],
+    });
     expect(put.json.tasks.map((t: { name: string }) => t.name)).toEqual(['only']);
     expect((await send('GET', `/api/v1/workflows/${code}`)).json).toMatchObject({ version: 2, name: 'etl2' });
     expect((await send('GET', `/api/v1/workflows/${code}?version=1`)).json).toMatchObject({
@@ -358,6 +371,115 @@ describe('workflows', () => {
         /edge 0 must be an object/,
       ],
       ['a body that is an array', [task('a')], /request body must be a JSON object/],
+      // The workflow language (DESIGN.md section 9); every check is in parse-definition.spec.ts.
+      [
+        'an unknown failure strategy',
+        { name: 'x', tasks: [task('a')], failureStrategy: 'STOP' },
+        /^workflow: "failureStrategy" must be one of END, CONTINUE, got "STOP"$/,
+      ],
+      [
+        'a param name that is not an identifier',
+        { name: 'x', tasks: [task('a')], params: { 'a-b': '1' } },
+        /^workflow: param name "a-b" in "params" is invalid/,
+      ],
+      [
+        'a param that is not a string',
+        { name: 'x', tasks: [task('a')], params: { n: 1 } },
+        /^workflow: param "n" in "params" must be a string, got a number$/,
+      ],
+      [
+        'a negative workflow timeout',
+        { name: 'x', tasks: [task('a')], timeoutMs: -1 },
+        /^workflow: "timeoutMs" must be between 0 and 2147483647, got -1$/,
+      ],
+      [
+        'a DEPENDENT task',
+        { name: 'x', tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_a' } }] },
+        /^task "d": task type DEPENDENT is not supported yet/,
+      ],
+      [
+        'a field of another type',
+        { name: 'x', tasks: [task('a', { http: { method: 'GET', url: 'http://x/' } })] },
+        /^task "a": unknown field "http" \(allowed for SHELL:/,
+      ],
+      [
+        'an HTTP task with an ftp URL',
+        { name: 'x', tasks: [{ name: 'h', type: 'HTTP', http: { method: 'GET', url: 'ftp://x/f' } }] },
+        /^task "h": "http.url" must be an absolute http:\/\/ or https:\/\/ URL, got "ftp:\/\/x\/f"$/,
+      ],
+      [
+        'an HTTP task with an unknown method',
+        { name: 'x', tasks: [{ name: 'h', type: 'HTTP', http: { method: 'FETCH', url: 'http://x/' } }] },
+        /^task "h": "http.method" must be one of GET, POST/,
+      ],
+      [
+        'an HTTP status out of range',
+        {
+          name: 'x',
+          tasks: [
+            { name: 'h', type: 'HTTP', http: { method: 'GET', url: 'http://x/', expectStatus: [700] } },
+          ],
+        },
+        /^task "h": "http.expectStatus\[0\]" must be an integer from 100 to 599, got 700$/,
+      ],
+      [
+        'a SQL statement with a param inside quotes',
+        {
+          name: 'x',
+          tasks: [{ name: 'q', type: 'SQL', sql: { datasource: 'dw', statement: "select '%${x}%'" } }],
+        },
+        /^task "q": "sql.statement" is invalid: \$\{x\} inside a string literal/,
+      ],
+      [
+        'a SQL task naming an unknown data source',
+        {
+          name: 'x',
+          tasks: [{ name: 'q', type: 'SQL', sql: { datasource: 'nope', statement: 'select 1' } }],
+        },
+        /^task "q": "sql.datasource" names unknown data source "nope" \(register it with POST \/datasources\)$/,
+      ],
+      [
+        'a SUB_WORKFLOW task naming an unknown workflow',
+        { name: 'x', tasks: [{ name: 's', type: 'SUB_WORKFLOW', subWorkflow: { workflowCode: 'wf_nope' } }] },
+        /^task "s": "subWorkflow.workflowCode" names unknown workflow "wf_nope"$/,
+      ],
+      [
+        'a CONDITIONS target that is not a direct downstream task',
+        {
+          name: 'x',
+          tasks: [task('a'), { name: 'c', type: 'CONDITIONS', conditions: { success: ['a'] } }],
+          edges: [{ from: 'a', to: 'c' }],
+        },
+        /^task "c": "conditions.success\[0\]" "a" is not a direct downstream task of "c"/,
+      ],
+      [
+        'a SWITCH expression that does not parse',
+        {
+          name: 'x',
+          tasks: [
+            { name: 's', type: 'SWITCH', switch: { cases: [{ when: '${x} === 1', then: 'a' }] } },
+            task('a'),
+          ],
+          edges: [{ from: 's', to: 'a' }],
+        },
+        /^task "s": "switch.cases\[0\].when" is invalid: switch expression .*===/,
+      ],
+      [
+        'a SWITCH target listed twice',
+        {
+          name: 'x',
+          tasks: [
+            {
+              name: 's',
+              type: 'SWITCH',
+              switch: { cases: [{ when: '${x} == 1', then: 'a' }], default: 'a' },
+            },
+            task('a'),
+          ],
+          edges: [{ from: 's', to: 'a' }],
+        },
+        /^task "s": "switch.default" "a" is already the task of "switch.cases\[0\].then"/,
+      ],
     ];
 
     it.each(cases)('POST /workflows with %s', async (_what, b, message) => {
@@ -416,6 +538,173 @@ describe('workflows', () => {
         await expectRejected('GET', `/api/v1/workflows?${query}`, {}, message);
       }
     });
+  });
+});
+
+describe('the workflow language: every task type, settings, references', () => {
+  let childCode: string;
+  const full = () => ({
+    name: 'every type',
+    description: 'one task of each type',
+    params: { day: '2024-01-01', region: 'eu' },
+    failureStrategy: 'CONTINUE',
+    timeoutMs: 3_600_000,
+    tasks: [
+      {
+        name: 'start',
+        type: 'SHELL',
+        command: 'echo ${day} $[yyyyMMdd-1]',
+        retries: 2,
+        retryIntervalMs: 10,
+        timeoutMs: 60_000,
+        workerGroup: 'g1',
+      },
+      { name: 'noop', type: 'EMPTY', workerGroup: 'g2' },
+      {
+        name: 'call',
+        type: 'HTTP',
+        http: {
+          method: 'POST',
+          url: 'https://example.org/hook?day=${day}',
+          headers: { 'Content-Type': 'application/json', 'X-Region': '${region}' },
+          body: '{"day": "${day}"}',
+          expectStatus: [200, 202],
+          timeoutMs: 5000,
+        },
+      },
+      { name: 'count', type: 'SQL', sql: { datasource: 'dw', statement: 'select ${day} as day' } },
+      {
+        name: 'child',
+        type: 'SUB_WORKFLOW',
+        subWorkflow: { workflowCode: childCode, params: { day: '${day}' } },
+      },
+      { name: 'check', type: 'CONDITIONS', conditions: { success: ['route'], failure: ['alert'] } },
+      {
+        name: 'route',
+        type: 'SWITCH',
+        switch: { cases: [{ when: "${region} == 'eu' && ${day} >= '2024'", then: 'eu' }], default: 'other' },
+      },
+      { name: 'alert', type: 'EMPTY' },
+      { name: 'eu', type: 'EMPTY' },
+      { name: 'other', type: 'EMPTY' },
+    ],
+    edges: [
+      ['start', 'noop'],
+      ['noop', 'call'],
+      ['call', 'count'],
+      ['count', 'child'],
+      ['child', 'check'],
+      ['check', 'route'],
+      ['check', 'alert'],
+      ['route', 'eu'],
+      ['route', 'other'],
+    ].map(([from, to]) => ({ from, to })),
+  });
+  const DEFAULTS = { retries: 0, retryIntervalMs: 1000, timeoutMs: 0, workerGroup: 'default' };
+
+  beforeAll(async () => {
+    childCode = await createWorkflow();
+    const ds = await send('POST', '/api/v1/datasources', {
+      body: { name: 'dw', type: 'postgres', url: 'postgres://reader:secret@127.0.0.1:5432/dw' },
+    });
+    expect(ds.status).toBe(201);
+  });
+
+  it('a definition with a task of every type round-trips through POST, GET and PUT', async () => {
+    const body = full();
+    const expected = {
+      ...body,
+      tasks: body.tasks.map((t) => ({ ...DEFAULTS, ...t })),
+      code: expect.stringMatching(/^wf_/),
+      version: 1,
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+    };
+    const created = await send('POST', '/api/v1/workflows', { body });
+    expect({ status: created.status, json: created.json }).toEqual({ status: 201, json: expected });
+    const code = created.json.code as string;
+    const got = await send('GET', `/api/v1/workflows/${code}`);
+    expect(got.json).toEqual(created.json);
+    // Fields in the documented order, nested ones too (jsonb alone would sort them by length).
+    const call = got.json.tasks[2];
+    expect(Object.keys(call)).toEqual(['name', 'type', 'http', ...Object.keys(DEFAULTS)]);
+    expect(Object.keys(call.http)).toEqual(['method', 'url', 'headers', 'body', 'expectStatus', 'timeoutMs']);
+    expect(Object.keys(got.json.tasks[6].switch)).toEqual(['cases', 'default']);
+    expect(Object.keys(got.json.tasks[6].switch.cases[0])).toEqual(['when', 'then']);
+    // The workflow-level fields live in the settings column.
+    const row = await db.query('SELECT settings FROM workflow_definition_version WHERE code = $1', [code]);
+    expect(row.rows[0].settings).toEqual({
+      params: { day: '2024-01-01', region: 'eu' },
+      failureStrategy: 'CONTINUE',
+      timeoutMs: 3_600_000,
+    });
+
+    const put = await send('PUT', `/api/v1/workflows/${code}`, {
+      body: { ...body, failureStrategy: 'END', params: {} },
+    });
+    expect(put.status).toBe(200);
+    expect(put.json).toMatchObject({ version: 2, failureStrategy: 'END', params: {}, timeoutMs: 3_600_000 });
+    expect((await send('GET', `/api/v1/workflows/${code}?version=1`)).json).toEqual(created.json);
+  });
+
+  it('a version stored before the settings column existed answers with the default settings', async () => {
+    const code = await createWorkflow();
+    await db.query(`UPDATE workflow_definition_version SET settings = '{}' WHERE code = $1`, [code]);
+    expect((await send('GET', `/api/v1/workflows/${code}`)).json).toMatchObject({
+      params: {},
+      failureStrategy: 'END',
+      timeoutMs: 0,
+    });
+  });
+
+  it('a SUB_WORKFLOW task may not lead back to the workflow, directly or through others; nothing stored', async () => {
+    const a = await createWorkflow();
+    const subTask = (workflowCode: string) => ({
+      name: 's',
+      type: 'SUB_WORKFLOW',
+      subWorkflow: { workflowCode },
+    });
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${a}`,
+      { body: { name: 'a', tasks: [subTask(a)] } },
+      /^task "s": "subWorkflow.workflowCode" "wf_\w+" is this workflow: a workflow cannot run itself$/,
+    );
+    // b runs c, c runs a: a may not run b.
+    const c = (await send('POST', '/api/v1/workflows', { body: { name: 'c', tasks: [subTask(a)] } })).json
+      .code as string;
+    const b = (await send('POST', '/api/v1/workflows', { body: { name: 'b', tasks: [subTask(c)] } })).json
+      .code as string;
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${a}`,
+      { body: { name: 'a', tasks: [subTask(b)] } },
+      new RegExp(
+        `^task "s": "subWorkflow.workflowCode" "${b}" runs this workflow again through its sub-workflows`,
+      ),
+    );
+    expect((await send('GET', `/api/v1/workflows/${a}`)).json.version).toBe(1);
+    // A sub-workflow that does not lead back is fine.
+    const put = await send('PUT', `/api/v1/workflows/${a}`, {
+      body: { name: 'a', tasks: [subTask(childCode)] },
+    });
+    expect(put.status).toBe(200);
+  });
+
+  it('PUT naming an unknown data source keeps the current version', async () => {
+    const code = await createWorkflow();
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${code}`,
+      {
+        body: {
+          name: 'q',
+          tasks: [{ name: 'q', type: 'SQL', sql: { datasource: 'gone', statement: 'select 1' } }],
+        },
+      },
+      /^task "q": "sql.datasource" names unknown data source "gone"/,
+    );
+    expect((await send('GET', `/api/v1/workflows/${code}`)).json.version).toBe(1);
   });
 });
 
@@ -633,6 +922,8 @@ describe('workflow instances', () => {
         endTime: expect.any(String),
         exitCode: 3,
         message: null,
+        outputs: {},
+        subWorkflowInstanceId: null,
       },
       expect.objectContaining({ name: 'a', state: 'SUCCESS', attempt: 2, exitCode: 0 }),
       expect.objectContaining({
@@ -1157,7 +1448,23 @@ describe('operations', () => {
     };
     expect(JSON.stringify(create.requestBody)).toContain('WorkflowBodyDto');
     expect(JSON.stringify(create.responses['201'])).toContain('WorkflowDto');
-    expect(doc.json.components.schemas.TaskDto.properties.type.enum).toEqual(['SHELL']);
+    // A task is one of the per-type schemas, told apart by `type`.
+    const schemas = doc.json.components.schemas;
+    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'];
+    for (const holder of ['WorkflowBodyDto', 'WorkflowDto']) {
+      const items = schemas[holder].properties.tasks.items;
+      expect(Object.keys(items.discriminator.mapping)).toEqual(taskTypes);
+      expect(items.oneOf).toHaveLength(taskTypes.length);
+      for (const { $ref } of items.oneOf as Array<{ $ref: string }>) {
+        const schema = schemas[$ref.replace('#/components/schemas/', '')];
+        expect(schema.required).toEqual(expect.arrayContaining(['name', 'type']));
+      }
+    }
+    expect(schemas.HttpTaskDto.properties.type.enum).toEqual(['HTTP']);
+    expect(schemas.HttpRequestDto.required).toEqual(['method', 'url']);
+    expect(Object.keys(schemas.WorkflowBodyDto.properties)).toEqual(
+      expect.arrayContaining(['params', 'failureStrategy', 'timeoutMs']),
+    );
 
     const page = await send('GET', '/api/docs');
     expect(page.status).toBe(200);

@@ -38,6 +38,11 @@ export interface MasterOptions {
    * from handing its instances over and deregistering.
    */
   readonly shutdownStepTimeoutMs: number;
+  /**
+   * MAX_FAULT_RERUNS (DESIGN.md section 9): a task whose worker is lost under it more than this
+   * many times fails with a message saying so, instead of running again.
+   */
+  readonly maxFaultReruns: number;
   /** Periodic failover sweep; undefined = 2 × the registry session timeout (jittered ±20 %). */
   readonly failoverSweepIntervalMs?: number;
   /** How long a failover pass waits for /lock/failover; undefined = 2 × session timeout + 5 s. */
@@ -53,6 +58,7 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   parkedRetryMs: 5000,
   shutdownGraceMs: 5000,
   shutdownStepTimeoutMs: 5000,
+  maxFaultReruns: 3,
 };
 
 /** Who this master is: the address workers report to and the registry key it holds. */

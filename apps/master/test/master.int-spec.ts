@@ -404,6 +404,7 @@ describe('master', () => {
               workerAddress: worker.address,
               epoch: 4,
               message: '',
+              outputs: {},
             },
           }
         : { status: 'UNKNOWN', result: null, startTimeMs: 0 };
@@ -485,6 +486,7 @@ describe('master', () => {
       workerAddress: '127.0.0.1:1',
       epoch: 1,
       message: '',
+      outputs: {},
       ...over,
     });
 

@@ -6,6 +6,7 @@ import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
 import { SupersededStore } from './adapters/superseded-store';
 import { TaskLogStore } from './adapters/task-log-store';
 import { ShellTaskWatchdog, TaskWatchdog } from './adapters/task-watchdog';
+import { SqlPools } from './adapters/sql-pools';
 import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
 import { AdmissionService } from './services/admission.service';
 import { LivenessService } from './services/liveness.service';
@@ -14,11 +15,17 @@ import { ResultDeliveryService } from './services/result-delivery.service';
 import { TaskExecutorService } from './services/task-executor.service';
 import { WorkerLifecycleService } from './services/worker-lifecycle.service';
 import { WorkerRpcService } from './services/worker-rpc.service';
+import { EmptyTaskType } from './task-types/empty.task-type';
+import { HttpTaskType } from './task-types/http.task-type';
+import { ShellTaskType } from './task-types/shell.task-type';
+import { SqlTaskType } from './task-types/sql.task-type';
+import { TaskTypeRegistry } from './task-types/task-type.registry';
 
 /**
- * The worker node: gRPC task service, SHELL executor, result outbox and registry membership.
- * Workers never touch Postgres (as in DolphinScheduler): only the registry and gRPC (the JDBC
- * registry uses the database, but only through libs/registry).
+ * The worker node: gRPC task service, the executor of SHELL, EMPTY, HTTP and SQL tasks
+ * (task-types/), result outbox and registry membership. Workers never touch the metadata database
+ * (as in DolphinScheduler): only the registry and gRPC (the JDBC registry uses the database, but
+ * only through libs/registry). SQL tasks connect to their own data sources, given in the task.
  *
  * Safe to import into another application (the standalone app boots it in-process): it installs
  * no signal handlers and never exits the process; it stops in beforeApplicationShutdown.
@@ -41,6 +48,12 @@ export class WorkerModule {
         MasterEvents,
         AdmissionService,
         ResultDeliveryService,
+        SqlPools,
+        ShellTaskType,
+        EmptyTaskType,
+        HttpTaskType,
+        SqlTaskType,
+        TaskTypeRegistry,
         TaskExecutorService,
         WorkerRpcService,
         RegistrationService,

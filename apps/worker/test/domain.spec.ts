@@ -73,11 +73,37 @@ describe('records on disk', () => {
     workerAddress: '127.0.0.1:1234',
     epoch: 3,
     message: '',
+    outputs: { day: '20240101', empty: '' },
   };
 
-  it('round-trips an outbox record', () => {
+  it('round-trips an outbox record, outputs included', () => {
     const record = { version: 1, masterAddress: 'm:5678', createdAtMs: 5, event };
     expect(parseOutboxRecord('f', JSON.stringify(record))).toEqual(record);
+  });
+
+  it('reads an outbox record from before outputs as having none', () => {
+    const { outputs: _, ...old } = event;
+    const record = { version: 1, masterAddress: 'm:5678', createdAtMs: 5, event: old };
+    expect(parseOutboxRecord('f', JSON.stringify(record)).event.outputs).toEqual({});
+    expect(() =>
+      parseOutboxRecord('f', JSON.stringify({ ...record, event: { ...old, outputs: { a: 1 } } })),
+    ).toThrow(/event.outputs.a/);
+  });
+
+  it('round-trips a running marker of a run without a process (pid null)', () => {
+    const marker = {
+      version: 1,
+      taskInstanceId: 1,
+      workflowInstanceId: 1,
+      taskName: 't',
+      attempt: 1,
+      masterAddress: 'm:1',
+      epoch: 0,
+      startTimeMs: 0,
+      pid: null,
+      startToken: null,
+    };
+    expect(parseRunningMarker('f', JSON.stringify(marker))).toEqual(marker);
   });
 
   it('refuses damaged records with a named error', () => {

@@ -16,6 +16,8 @@ const spec = (over: Partial<Record<keyof TaskSpec, unknown>> = {}): Record<strin
   params: { DATE: '2024-01-01', _x1: '' },
   masterAddress: '127.0.0.1:5678',
   epoch: 2,
+  taskType: 'SHELL',
+  payloadJson: '',
   ...over,
 });
 
@@ -62,6 +64,51 @@ describe('Dispatch validation', () => {
     ['a non-string param value', { params: { GOOD: 5 } }, 'task.params.GOOD'],
   ])('refuses %s naming the field', (_what, over, field) => {
     expect(refusal(() => validateDispatchRequest({ task: spec(over) }))).toContain(field);
+  });
+
+  it('reads a missing task type as SHELL (a master from before task types)', () => {
+    const old = spec();
+    delete old.taskType;
+    delete old.payloadJson;
+    expect(validateDispatchRequest({ task: old }).task).toMatchObject({ taskType: 'SHELL', payloadJson: '' });
+    expect(validateDispatchRequest({ task: spec({ taskType: '' }) }).task.taskType).toBe('SHELL');
+  });
+
+  it('takes the worker types, and no command for the types that have none', () => {
+    for (const taskType of ['SHELL', 'EMPTY', 'HTTP', 'SQL']) {
+      expect(validateDispatchRequest({ task: spec({ taskType }) }).task.taskType).toBe(taskType);
+    }
+    expect(validateDispatchRequest({ task: spec({ taskType: 'EMPTY', command: '' }) }).task.command).toBe('');
+  });
+
+  it.each([
+    ['SWITCH', 'SWITCH runs on the master, never on a worker'],
+    ['SUB_WORKFLOW', 'SUB_WORKFLOW runs on the master, never on a worker'],
+    ['CONDITIONS', 'CONDITIONS runs on the master, never on a worker'],
+    ['DEPENDENT', 'DEPENDENT runs on the master, never on a worker'],
+    ['PYTHON', 'must be one of SHELL, EMPTY, HTTP, SQL, got "PYTHON"'],
+    ['shell', 'must be one of SHELL, EMPTY, HTTP, SQL, got "shell"'],
+  ])('refuses task type %s with a clear reason', (taskType, reason) => {
+    expect(refusal(() => validateDispatchRequest({ task: spec({ taskType }) }))).toBe(
+      `task.taskType ${reason}`,
+    );
+  });
+
+  it('refuses a payload larger than a worker takes, before parsing it', () => {
+    const payloadJson = JSON.stringify({ body: 'x'.repeat(3 * 1024 * 1024) });
+    expect(refusal(() => validateDispatchRequest({ task: spec({ taskType: 'HTTP', payloadJson }) }))).toMatch(
+      /^task.payloadJson is \d+ bytes, more than the 3145728 a worker takes$/,
+    );
+    expect(refusal(() => validateDispatchRequest({ task: spec({ payloadJson: 5 }) }))).toContain(
+      'task.payloadJson must be a string',
+    );
+  });
+
+  it('keeps a param named __proto__ as a param', () => {
+    const params = JSON.parse('{"__proto__": "x"}') as Record<string, string>;
+    const { task } = validateDispatchRequest({ task: spec({ params }) });
+    expect(Object.keys(task.params)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(task.params)).toBe(Object.prototype);
   });
 
   it('refuses a missing task', () => {

@@ -5,7 +5,15 @@
  * heartbeat, so a 600 ms deadline and a 100 ms poll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeProcessRunner } from '../src/adapters/process-runner';
@@ -47,8 +55,15 @@ describe('task watchdog (real /bin/sh)', () => {
   const tasks: ChildProcess[] = [];
   const stops: (() => void)[] = [];
 
-  const touch = () =>
-    writeFileSync(alive, `${String(parseUptimeCentis(readFileSync('/proc/uptime', 'utf8'))).padStart(20)}\n`);
+  // As the worker does: a new file renamed over the old one, so a poll never reads a half-written
+  // (empty) file and fires "unreadable".
+  const touch = () => {
+    writeFileSync(
+      `${alive}.tmp`,
+      `${String(parseUptimeCentis(readFileSync('/proc/uptime', 'utf8'))).padStart(20)}\n`,
+    );
+    renameSync(`${alive}.tmp`, alive);
+  };
   const keepTouching = () => {
     touch();
     toucher = setInterval(touch, 100);

@@ -4,6 +4,8 @@
  * records the events it receives, and a WorkerClient that calls the worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,6 +175,8 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     params: {},
     masterAddress: master.address,
     epoch: 1,
+    taskType: 'SHELL',
+    payloadJson: '',
     ...over,
   });
 
@@ -473,6 +477,169 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     await waitFor('three deliveries', () => master.finishedOf(id).length >= 3);
     await waitFor('outbox emptied', () => !existsSync(outboxFile(id)));
     expect(master.finishedOf(id).every((e) => e.state === 'SUCCESS')).toBe(true);
+  });
+
+  it('runs an EMPTY task: SUCCESS at once, without a process', async () => {
+    const spec = task({ taskType: 'EMPTY', command: '', payloadJson: '{}' });
+    expect((await client.dispatch(workerAddress(), spec)).accepted).toBe(true);
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({
+      state: 'SUCCESS',
+      exitCode: 0,
+      message: '',
+      outputs: {},
+    });
+    expect(master.startedOf(spec.taskInstanceId)).toHaveLength(1);
+    expect(await client.readLog(workerAddress(), spec.taskInstanceId)).toMatchObject({
+      found: true,
+      eof: true,
+    });
+    expect(workerOutput).toContain(
+      `task ${spec.taskInstanceId} (task, attempt 1) started as a EMPTY run inside the worker`,
+    );
+  });
+
+  it('sends the outputs a SHELL task set with setValue, also in the result a TakeOver hands over', async () => {
+    const newMaster = await FakeMaster.start();
+    try {
+      master.answer = () => 'NOT_OWNER';
+      const spec = task({
+        command: 'echo \'${setValue(day=20240101)}\'; echo "\\${setValue(who=$PORPOISE_PARAM_WHO)}"',
+        params: { WHO: 'a b' },
+      });
+      await client.dispatch(workerAddress(), spec);
+      expect((await master.waitFinished(spec.taskInstanceId)).outputs).toEqual({
+        day: '20240101',
+        who: 'a b',
+      });
+      const held = await client.takeOver(workerAddress(), spec.taskInstanceId, newMaster.address, 2);
+      expect(held).toMatchObject({
+        status: 'FINISHED',
+        result: { outputs: { day: '20240101', who: 'a b' } },
+      });
+      expect((await newMaster.waitFinished(spec.taskInstanceId)).outputs).toEqual({
+        day: '20240101',
+        who: 'a b',
+      });
+    } finally {
+      await newMaster.stop();
+    }
+  });
+
+  describe('HTTP tasks', () => {
+    let server: Server;
+    let base: string;
+    const hanging: ServerResponse[] = [];
+
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        if (req.url === '/hang') {
+          hanging.push(res);
+          return;
+        }
+        res.writeHead(req.url === '/teapot' ? 418 : 200, { 'content-type': 'text/plain' });
+        res.end(`you asked ${req.method ?? ''} ${req.url ?? ''}\n`);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+
+    afterAll(async () => {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    });
+
+    const http = (payload: Record<string, unknown>, over: Partial<TaskSpec> = {}) =>
+      task({ taskType: 'HTTP', command: '', payloadJson: JSON.stringify(payload), ...over });
+
+    it('runs a request: status as output, status line and body in the log', async () => {
+      const spec = http({ method: 'GET', url: `${base}/hello` });
+      await client.dispatch(workerAddress(), spec);
+      expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({
+        state: 'SUCCESS',
+        exitCode: 0,
+        outputs: { status: '200' },
+      });
+      expect((await client.readLog(workerAddress(), spec.taskInstanceId)).content.toString()).toBe(
+        `GET ${base}/hello\nHTTP 200 OK\nyou asked GET /hello\n`,
+      );
+      const teapot = http({ method: 'POST', url: `${base}/teapot`, body: 'x' });
+      await client.dispatch(workerAddress(), teapot);
+      expect(await master.waitFinished(teapot.taskInstanceId)).toMatchObject({
+        state: 'FAILURE',
+        message: 'HTTP status 418 is not expected (expected any 2xx)',
+        outputs: { status: '418' },
+      });
+    });
+
+    it('Kill aborts a request and reports KILL; the task timeout reports FAILURE "timeout"', async () => {
+      const killed = http({ method: 'GET', url: `${base}/hang` });
+      await client.dispatch(workerAddress(), killed);
+      await waitFor('request at the server', () => hanging.length === 1);
+      expect(await client.kill(workerAddress(), killed.taskInstanceId)).toEqual({ killed: true });
+      expect(await master.waitFinished(killed.taskInstanceId)).toMatchObject({
+        state: 'KILL',
+        message: 'killed on request',
+      });
+
+      const late = http({ method: 'GET', url: `${base}/hang` }, { timeoutMs: 300 });
+      await client.dispatch(workerAddress(), late);
+      expect(await master.waitFinished(late.taskInstanceId)).toMatchObject({
+        state: 'FAILURE',
+        exitCode: -1,
+        message: 'timeout',
+      });
+    });
+  });
+
+  it('runs a SQL task with bind values: first row as outputs, rows in the log, no password', async () => {
+    const spec = task({
+      taskType: 'SQL',
+      command: '',
+      payloadJson: JSON.stringify({
+        datasourceType: 'postgres',
+        url: pg.endpoint,
+        text: 'SELECT $1::text AS greeting, g AS n FROM generate_series(1, 3) g',
+        values: ["it's; DROP TABLE x"],
+      }),
+    });
+    await client.dispatch(workerAddress(), spec);
+    expect(await master.waitFinished(spec.taskInstanceId)).toMatchObject({
+      state: 'SUCCESS',
+      outputs: { greeting: "it's; DROP TABLE x", n: '1' },
+    });
+    const log = (await client.readLog(workerAddress(), spec.taskInstanceId)).content.toString();
+    expect(log).toContain('{"greeting":"it\'s; DROP TABLE x","n":"3"}\n');
+    expect(log).not.toContain(`:${new URL(pg.endpoint).password}@`);
+  });
+
+  it('refuses bad task types and payloads with INVALID_ARGUMENT and a clear reason, starting nothing', async () => {
+    const cases: [TaskSpec, string][] = [
+      [
+        task({ taskType: 'SWITCH' as TaskSpec['taskType'] }),
+        'task.taskType SWITCH runs on the master, never on a worker',
+      ],
+      [
+        task({ taskType: 'PYTHON' as TaskSpec['taskType'] }),
+        'task.taskType must be one of SHELL, EMPTY, HTTP, SQL',
+      ],
+      [task({ taskType: 'HTTP', payloadJson: '{"method":' }), 'task.payloadJson is not JSON'],
+      [task({ taskType: 'HTTP', payloadJson: '{"method":"GET"}' }), 'task.payloadJson.url is required'],
+      [
+        task({
+          taskType: 'SQL',
+          payloadJson: '{"datasourceType":"postgres","url":"postgres://h/db","text":"select 1","values":[1]}',
+        }),
+        'task.payloadJson.values[0] must be a string or null',
+      ],
+      [task({ taskType: 'EMPTY', payloadJson: '{"x":1}' }), 'task.payloadJson has unknown field "x"'],
+    ];
+    for (const [spec, reason] of cases) {
+      const err = await rpcError(client.dispatch(workerAddress(), spec));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.message).toContain(reason);
+      expect((await client.readLog(workerAddress(), spec.taskInstanceId)).found).toBe(false);
+    }
   });
 
   it('TakeOver redirects a held result and a running task to the new master', async () => {

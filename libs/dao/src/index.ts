@@ -18,3 +18,12 @@ export * from './repositories/task-instance.repository';
 export * from './repositories/workflow-definition.repository';
 export * from './repositories/workflow-run.repository';
 export * from './repositories/datasource.repository';
+export {
+  SubWorkflowRepository,
+  STOPPED_WHILE_PAUSED,
+  type ChildState,
+  type HaltAction,
+  type HaltedInstance,
+  type StartChildInput,
+  type StartChildOutcome,
+} from './repositories/sub-workflow.repository';

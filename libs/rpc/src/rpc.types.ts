@@ -1,4 +1,16 @@
 /** TypeScript shapes of the messages in proto/porpoise/v1 (proto-loader: camelCase, longs as numbers, enums as strings). */
+import {
+  MAX_TASK_OUTPUT_NAME_LENGTH,
+  MAX_TASK_OUTPUT_VALUE_BYTES,
+  MAX_TASK_OUTPUTS,
+  type WORKER_TASK_TYPES,
+} from '@porpoise/common';
+
+/**
+ * The task types a worker runs. On the wire TaskSpec.task_type may also be "" (a master from
+ * before task types), which means SHELL; a validated spec always names its type.
+ */
+export type WorkerTaskType = (typeof WORKER_TASK_TYPES)[number];
 
 export interface TaskSpec {
   taskInstanceId: number;
@@ -10,7 +22,66 @@ export interface TaskSpec {
   params: Record<string, string>;
   masterAddress: string;
   epoch: number;
+  taskType: WorkerTaskType;
+  /** The type's parameters as a JSON object (HttpTaskPayload, SqlTaskPayload; "" or "{}" for SHELL and EMPTY). */
+  payloadJson: string;
 }
+
+/**
+ * TaskSpec.payload_json of an HTTP task, every `${name}` already substituted by the master.
+ * The worker refuses (INVALID_ARGUMENT) any field not listed here.
+ */
+export interface HttpTaskPayload {
+  /** GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (any case). */
+  method: string;
+  /** http:// or https:// */
+  url: string;
+  headers?: Record<string, string>;
+  /** Not with GET or HEAD. */
+  body?: string;
+  /** The statuses that mean success; absent (or empty) means any 2xx. */
+  expectStatus?: number[];
+  /** The request's own limit in ms (0 or absent: none; the task's timeoutMs still holds). */
+  timeoutMs?: number;
+}
+
+/** TaskSpec.payload_json of a SQL task: one statement, its `$n` placeholders bound to `values`. */
+export interface SqlTaskPayload {
+  datasourceType: 'postgres';
+  /** postgres:// or postgresql:// with the credentials; never logged with its password. */
+  url: string;
+  text: string;
+  /** $1 first; null binds SQL NULL. */
+  values: (string | null)[];
+}
+
+/** Bounds of TaskSpec.payload_json a worker accepts (larger is refused, INVALID_ARGUMENT). */
+export const TASK_PAYLOAD_LIMITS = {
+  /** The whole JSON text, UTF-8 bytes: the spec must fit one gRPC message (4 MiB). */
+  payloadBytes: 3 * 1024 * 1024,
+  httpUrlLength: 64 * 1024,
+  httpHeaders: 100,
+  httpHeaderValueLength: 64 * 1024,
+  expectStatus: 100,
+  /** Postgres takes at most 65535 bind parameters. */
+  sqlValues: 65_535,
+} as const;
+
+/**
+ * Bounds of TaskFinishedEvent.outputs. A worker sends nothing beyond them (what breaks a bound is
+ * left out, and said in the task log); a master should refuse an event that breaks them. The
+ * first three are those of `${setValue()}` parsing in libs/common; the total keeps a result (and a
+ * TakeOver answer carrying it) well inside one gRPC message.
+ */
+export const TASK_OUTPUT_LIMITS = {
+  count: MAX_TASK_OUTPUTS,
+  /** Names are identifiers (a letter or _, then letters, digits, _) of at most this many characters. */
+  nameLength: MAX_TASK_OUTPUT_NAME_LENGTH,
+  /** UTF-8 bytes of one value. */
+  valueBytes: MAX_TASK_OUTPUT_VALUE_BYTES,
+  /** UTF-8 bytes of all names and values together. */
+  totalBytes: 1024 * 1024,
+} as const;
 
 export interface DispatchRequest {
   task: TaskSpec;
@@ -79,6 +150,8 @@ export interface TaskFinishedEvent {
   workerAddress: string;
   epoch: number;
   message: string;
+  /** What the run set for downstream tasks (see TASK_OUTPUT_LIMITS); {} when nothing. */
+  outputs: Record<string, string>;
 }
 
 export interface TaskStartedEvent {

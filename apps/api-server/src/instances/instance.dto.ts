@@ -21,6 +21,24 @@ export class WorkflowInstanceDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endTime!: string | null;
   @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
   @ApiProperty({ type: String, format: 'date-time' }) updatedAt!: string;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'The instance whose SUB_WORKFLOW task started this one; null for a top-level run.',
+  })
+  parentInstanceId!: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: "That SUB_WORKFLOW task's attempt (a task instance id); null for a top-level run.",
+  })
+  parentTaskInstanceId!: number | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Why the instance ended as it did (a workflow timeout, for example); null when none.',
+  })
+  message!: string | null;
 }
 
 export class TaskInstanceDto {
@@ -34,6 +52,20 @@ export class TaskInstanceDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endTime!: string | null;
   @ApiProperty({ type: Number, nullable: true }) exitCode!: number | null;
   @ApiProperty({ type: String, nullable: true }) message!: string | null;
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description:
+      'What the attempt set (${setValue(name=value)} lines, an HTTP status, a SQL row); {} when nothing.',
+  })
+  outputs!: Record<string, string>;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description:
+      "A SUB_WORKFLOW attempt's child workflow instance; null for other tasks or before it exists.",
+  })
+  subWorkflowInstanceId!: number | null;
 }
 
 export class WorkflowInstanceDetailDto extends WorkflowInstanceDto {

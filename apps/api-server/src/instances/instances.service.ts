@@ -19,7 +19,10 @@ export interface ControlOutcome {
   readonly commandId?: number;
 }
 
-/** stop/pause: a running instance is asked (READY_*), one no master took yet ends at once. */
+/**
+ * stop/pause: a running instance is asked (READY_*), one no master took yet ends at once, and a
+ * paused one is stopped at once (DESIGN.md section 9); each reaches the sub-workflow children.
+ */
 const HALT = {
   stop: { ready: 'READY_STOP', final: 'STOP' },
   pause: { ready: 'READY_PAUSE', final: 'PAUSE' },
@@ -69,8 +72,11 @@ export class InstancesService {
           if (await this.runs.requestHalt(id, ready)) return { workflowInstanceId: id, state: ready };
         } else if (state === 'SUBMITTED_SUCCESS') {
           if (await this.runs.endSubmitted(id, final)) return { workflowInstanceId: id, state: final };
+        } else if (state === 'PAUSE' && action === 'stop') {
+          if (await this.runs.stopPaused(id)) return { workflowInstanceId: id, state: 'STOP' };
         } else {
-          throw conflict(id, action, state, ['RUNNING_EXECUTION', 'SUBMITTED_SUCCESS']);
+          const from: WorkflowState[] = ['RUNNING_EXECUTION', 'SUBMITTED_SUCCESS'];
+          throw conflict(id, action, state, action === 'stop' ? [...from, 'PAUSE'] : from);
         }
       } else {
         const rule = RESUBMIT[action];

@@ -7,6 +7,11 @@ export const RUN_LIMITS = {
   paramNameLength: 128,
   /** Per value, in UTF-8 bytes. */
   paramValueBytes: 64 * 1024,
+  /**
+   * All names and values together, in UTF-8 bytes: they travel in every Dispatch of the run, and
+   * a worker accepts gRPC messages up to 4 MiB (leaving room for the task and upstream outputs).
+   */
+  totalBytes: 1024 * 1024,
   idempotencyKeyLength: 200,
 } as const;
 
@@ -29,6 +34,7 @@ export function parseRunBody(body: unknown): Record<string, string> {
     throw new BadRequestError(`run: more than ${RUN_LIMITS.params} params`);
   }
   const params: Record<string, string> = {};
+  let totalBytes = 0;
   for (const [name, value] of entries) {
     if (!PARAM_NAME_PATTERN.test(name) || name.length > RUN_LIMITS.paramNameLength) {
       throw new BadRequestError(
@@ -47,6 +53,12 @@ export function parseRunBody(body: unknown): Record<string, string> {
     if (value.includes('\u0000')) {
       throw new BadRequestError(
         `run: param ${quote(name)} must not contain NUL (it becomes an environment variable)`,
+      );
+    }
+    totalBytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
+    if (totalBytes > RUN_LIMITS.totalBytes) {
+      throw new BadRequestError(
+        `run: params are larger than ${RUN_LIMITS.totalBytes} bytes in all (they travel with every task to its worker)`,
       );
     }
     params[name] = value;

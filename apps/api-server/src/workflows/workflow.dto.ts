@@ -1,41 +1,287 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { TASK_TYPES } from '@porpoise/common';
+import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
+import {
+  DATASOURCE_NAME_PATTERN,
+  DEFINITION_LIMITS,
+  FAILURE_STRATEGIES,
+  HTTP_METHODS,
+  MAX_SWITCH_EXPRESSION_LENGTH,
+  TASK_TYPES,
+  type TaskType,
+} from '@porpoise/common';
 
 /*
- * OpenAPI documentation of the workflow routes. Validation is parseWorkflowBody /
- * parseRunBody (strict, with messages naming the problem); these classes only describe.
+ * OpenAPI documentation of the workflow routes. Validation is parseWorkflowDefinition (libs/common
+ * definition/) and parseRunBody (strict, with messages naming the problem); these classes only
+ * describe. A task is one of the per-type schemas below, told apart by `type` (oneOf with a
+ * discriminator).
  */
 
-export class TaskDto {
-  @ApiProperty({ type: String, maxLength: 100, example: 'extract', description: 'Unique in the workflow.' })
+const L = DEFINITION_LIMITS;
+const PARAM_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
+
+/** The fields every task has. Not a schema of its own: each type's schema repeats them. */
+abstract class TaskCommonDto {
+  @ApiProperty({
+    type: String,
+    maxLength: L.taskNameLength,
+    example: 'extract',
+    description: 'Unique in the workflow; edges and branch targets name tasks by it.',
+  })
   name!: string;
-  @ApiProperty({ enum: TASK_TYPES, example: 'SHELL' }) type!: string;
-  @ApiProperty({ type: String, example: 'echo hi', description: 'Run with /bin/sh -c on a worker.' })
-  command!: string;
-  @ApiPropertyOptional({ type: Number, minimum: 0, maximum: 100, default: 0 }) retries?: number;
-  @ApiPropertyOptional({ type: Number, minimum: 0, default: 1000 }) retryIntervalMs?: number;
-  @ApiPropertyOptional({ type: Number, minimum: 0, default: 0, description: '0 means no timeout.' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: L.retries,
+    default: 0,
+    description: 'How many times a task that failed by itself runs again.',
+  })
+  retries?: number;
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: L.maxMs, default: 1000 })
+  retryIntervalMs?: number;
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: L.maxMs,
+    default: 0,
+    description: '0 means no timeout.',
+  })
   timeoutMs?: number;
-  @ApiPropertyOptional({ type: String, pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'default' })
+  @ApiPropertyOptional({
+    type: String,
+    pattern: '^[A-Za-z0-9._-]{1,64}$',
+    default: 'default',
+    description: 'The worker group that runs it (worker types).',
+  })
   workerGroup?: string;
 }
+
+const typeProperty = (type: TaskType, description: string) =>
+  ApiProperty({ type: String, enum: [type], example: type, description });
+
+export class ShellTaskDto extends TaskCommonDto {
+  @typeProperty('SHELL', 'Runs a command on a worker.') type!: 'SHELL';
+  @ApiProperty({
+    type: String,
+    maxLength: L.commandLength,
+    example: 'echo ${day}',
+    description:
+      'Run with /bin/sh -c. `${name}` is a param (an unknown one is left for the shell), `$[yyyyMMdd-1]` a ' +
+      'date; every param is also $PORPOISE_PARAM_<NAME>. An output line `${setValue(name=value)}` sets an output.',
+  })
+  command!: string;
+}
+
+export class EmptyTaskDto extends TaskCommonDto {
+  @typeProperty('EMPTY', 'Dispatched to a worker, which reports SUCCESS at once.') type!: 'EMPTY';
+}
+
+export class HttpRequestDto {
+  @ApiProperty({ type: String, enum: HTTP_METHODS, example: 'GET' }) method!: string;
+  @ApiProperty({
+    type: String,
+    maxLength: L.httpUrlLength,
+    example: 'https://example.org/api/items?day=${day}',
+    description:
+      'An absolute http:// or https:// URL (or one starting with a `${param}`); params substituted.',
+  })
+  url!: string;
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: L.httpHeaderValueLength },
+    maxProperties: L.httpHeaders,
+    example: { Authorization: 'Bearer ${token}' },
+    description: 'Header names are literal; values have params substituted.',
+  })
+  headers?: Record<string, string>;
+  @ApiPropertyOptional({
+    type: String,
+    maxLength: L.httpBodyLength,
+    description: 'Params substituted. Not allowed with GET or HEAD.',
+  })
+  body?: string;
+  @ApiPropertyOptional({
+    type: 'array',
+    items: { type: 'integer', minimum: 100, maximum: 599 },
+    minItems: 1,
+    maxItems: L.expectStatus,
+    uniqueItems: true,
+    example: [200, 204],
+    description: 'The statuses that mean success; without it, any 2xx.',
+  })
+  expectStatus?: number[];
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: L.maxMs,
+    description: '0 means no own limit.',
+  })
+  timeoutMs?: number;
+}
+
+export class HttpTaskDto extends TaskCommonDto {
+  @typeProperty('HTTP', 'Sends a request from a worker; output `status`.') type!: 'HTTP';
+  @ApiProperty({ type: HttpRequestDto }) http!: HttpRequestDto;
+}
+
+export class SqlDto {
+  @ApiProperty({
+    type: String,
+    maxLength: L.datasourceNameLength,
+    pattern: DATASOURCE_NAME_PATTERN.source,
+    example: 'warehouse',
+    description: 'A registered data source (POST /datasources).',
+  })
+  datasource!: string;
+  @ApiProperty({
+    type: String,
+    maxLength: L.statementLength,
+    example: 'select count(*) as n from orders where day = ${day}',
+    description:
+      'Each `${name}` becomes a bind parameter, never text. The first row’s columns become outputs.',
+  })
+  statement!: string;
+}
+
+export class SqlTaskDto extends TaskCommonDto {
+  @typeProperty('SQL', 'Runs a statement against a data source, from a worker.') type!: 'SQL';
+  @ApiProperty({ type: SqlDto }) sql!: SqlDto;
+}
+
+export class SubWorkflowDto {
+  @ApiProperty({
+    type: String,
+    example: 'wf_3k9q2m7x1c5v8b0n',
+    description: 'An existing workflow other than this one.',
+  })
+  workflowCode!: string;
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    maxProperties: L.params,
+    example: { day: '${day}' },
+    description: 'The child run’s params; values have params substituted.',
+  })
+  params?: Record<string, string>;
+}
+
+export class SubWorkflowTaskDto extends TaskCommonDto {
+  @typeProperty('SUB_WORKFLOW', 'Starts one child instance (on the master) and ends with its state.')
+  type!: 'SUB_WORKFLOW';
+  @ApiProperty({ type: SubWorkflowDto }) subWorkflow!: SubWorkflowDto;
+}
+
+export class ConditionsDto {
+  @ApiPropertyOptional({
+    type: [String],
+    default: [],
+    description: 'Direct downstream tasks that run when every upstream task succeeded (else SKIPPED).',
+  })
+  success?: string[];
+  @ApiPropertyOptional({
+    type: [String],
+    default: [],
+    description: 'Direct downstream tasks that run when an upstream task did not succeed (else SKIPPED).',
+  })
+  failure?: string[];
+}
+
+export class ConditionsTaskDto extends TaskCommonDto {
+  @typeProperty('CONDITIONS', 'Waits for its upstream tasks and picks a branch (on the master).')
+  type!: 'CONDITIONS';
+  @ApiProperty({ type: ConditionsDto }) conditions!: ConditionsDto;
+}
+
+export class SwitchCaseDto {
+  @ApiProperty({
+    type: String,
+    maxLength: MAX_SWITCH_EXPRESSION_LENGTH,
+    example: "${region} == 'eu' && ${count} > 10",
+    description: 'Over params: == != < <= > >= && || ! ( ), string and number literals.',
+  })
+  when!: string;
+  @ApiProperty({ type: String, description: 'A direct downstream task.' }) then!: string;
+}
+
+export class SwitchDto {
+  @ApiProperty({ type: [SwitchCaseDto], minItems: 1, maxItems: L.switchCases }) cases!: SwitchCaseDto[];
+  @ApiPropertyOptional({ type: String, description: 'A direct downstream task taken when no case holds.' })
+  default?: string;
+}
+
+export class SwitchTaskDto extends TaskCommonDto {
+  @typeProperty('SWITCH', 'The first case that holds picks its task; the other branches are SKIPPED.')
+  type!: 'SWITCH';
+  @ApiProperty({ type: SwitchDto }) switch!: SwitchDto;
+}
+
+/** One schema per task type, in TASK_TYPES order; the controller registers them (ApiExtraModels). */
+export const TASK_DTOS = {
+  SHELL: ShellTaskDto,
+  EMPTY: EmptyTaskDto,
+  HTTP: HttpTaskDto,
+  SQL: SqlTaskDto,
+  SUB_WORKFLOW: SubWorkflowTaskDto,
+  CONDITIONS: ConditionsTaskDto,
+  SWITCH: SwitchTaskDto,
+} as const satisfies Record<TaskType, new () => TaskCommonDto>;
+
+const TASK_SCHEMA = {
+  oneOf: TASK_TYPES.map((t) => ({ $ref: getSchemaPath(TASK_DTOS[t]) })),
+  discriminator: {
+    propertyName: 'type',
+    mapping: Object.fromEntries(TASK_TYPES.map((t) => [t, getSchemaPath(TASK_DTOS[t])])),
+  },
+};
+
+export type TaskDto = InstanceType<(typeof TASK_DTOS)[TaskType]>;
 
 export class EdgeDto {
   @ApiProperty({ type: String, example: 'extract', description: 'Upstream task name.' }) from!: string;
   @ApiProperty({ type: String, example: 'load', description: 'Downstream task name.' }) to!: string;
 }
 
+const paramsProperty = {
+  type: 'object',
+  additionalProperties: { type: 'string' },
+  maxProperties: L.params,
+  example: { day: '2024-01-01' },
+  description: `Declared params and their defaults (names match ${PARAM_NAME}); run params override them.`,
+} as const;
+const failureStrategyProperty = {
+  type: String,
+  enum: FAILURE_STRATEGIES,
+  default: 'END',
+  description:
+    'END: after a failed task nothing new starts. CONTINUE: tasks not downstream of a failure still run. ' +
+    'Either way the instance ends FAILURE.',
+} as const;
+const workflowTimeoutProperty = {
+  type: 'integer',
+  minimum: 0,
+  maximum: L.maxMs,
+  default: 0,
+  description: 'The instance is stopped and ends FAILURE after this long; 0 means no limit.',
+} as const;
+
 export class WorkflowBodyDto {
-  @ApiProperty({ type: String, maxLength: 200, example: 'etl' }) name!: string;
-  @ApiPropertyOptional({ type: String, default: '' }) description?: string;
-  @ApiProperty({ type: [TaskDto], minItems: 1 }) tasks!: TaskDto[];
-  @ApiPropertyOptional({ type: [EdgeDto], default: [], description: 'Must form a DAG over the task names.' })
+  @ApiProperty({ type: String, maxLength: L.nameLength, example: 'etl' }) name!: string;
+  @ApiPropertyOptional({ type: String, maxLength: L.descriptionLength, default: '' }) description?: string;
+  @ApiPropertyOptional({ ...paramsProperty, default: {} }) params?: Record<string, string>;
+  @ApiPropertyOptional(failureStrategyProperty) failureStrategy?: string;
+  @ApiPropertyOptional(workflowTimeoutProperty) timeoutMs?: number;
+  @ApiProperty({ type: 'array', items: TASK_SCHEMA, minItems: 1, maxItems: L.tasks }) tasks!: TaskDto[];
+  @ApiPropertyOptional({
+    type: [EdgeDto],
+    default: [],
+    maxItems: L.edges,
+    description: 'Must form a DAG over the task names.',
+  })
   edges?: EdgeDto[];
 }
 
 export class WorkflowSummaryDto {
   @ApiProperty({ type: String, example: 'wf_3k9q2m7x1c5v8b0n' }) code!: string;
-  @ApiProperty({ type: Number, example: 1, description: 'Current version.' }) version!: number;
+  @ApiProperty({ type: 'integer', example: 1, description: 'Current version.' }) version!: number;
   @ApiProperty({ type: String }) name!: string;
   @ApiProperty({ type: String }) description!: string;
   @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
@@ -43,13 +289,17 @@ export class WorkflowSummaryDto {
 }
 
 export class WorkflowDto extends WorkflowSummaryDto {
-  @ApiProperty({ type: [TaskDto], description: 'With defaults filled in.' }) tasks!: TaskDto[];
+  @ApiProperty(paramsProperty) params!: Record<string, string>;
+  @ApiProperty(failureStrategyProperty) failureStrategy!: string;
+  @ApiProperty(workflowTimeoutProperty) timeoutMs!: number;
+  @ApiProperty({ type: 'array', items: TASK_SCHEMA, description: 'With defaults filled in.' })
+  tasks!: TaskDto[];
   @ApiProperty({ type: [EdgeDto] }) edges!: EdgeDto[];
 }
 
 export class WorkflowListDto {
   @ApiProperty({ type: [WorkflowSummaryDto] }) items!: WorkflowSummaryDto[];
-  @ApiProperty({ type: Number }) total!: number;
+  @ApiProperty({ type: 'integer' }) total!: number;
 }
 
 export class RunBodyDto {
@@ -57,12 +307,12 @@ export class RunBodyDto {
     type: 'object',
     additionalProperties: { type: 'string', maxLength: 65536 },
     example: { day: '2024-01-01' },
-    description: 'Names match ^[A-Za-z_][A-Za-z0-9_]*$; each becomes PORPOISE_PARAM_<NAME> in the task.',
+    description: `Names match ${PARAM_NAME}; each becomes PORPOISE_PARAM_<NAME> in the task.`,
   })
   params?: Record<string, string>;
 }
 
 export class RunAcceptedDto {
-  @ApiProperty({ type: Number, example: 17 }) commandId!: number;
-  @ApiProperty({ type: Number, example: 42 }) workflowInstanceId!: number;
+  @ApiProperty({ type: 'integer', example: 17 }) commandId!: number;
+  @ApiProperty({ type: 'integer', example: 42 }) workflowInstanceId!: number;
 }

@@ -2,6 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Param, Post, Put, Query } fro
 import {
   ApiBadRequestResponse,
   ApiBody,
+  ApiExtraModels,
   ApiHeader,
   ApiNotFoundResponse,
   ApiOperation,
@@ -12,10 +13,19 @@ import {
 import type { WorkflowDefinitionRecord, WorkflowDefinitionSummary } from '@porpoise/dao';
 import { ErrorDto } from '../common/error.dto';
 import { queryInteger, queryReader, readPage } from '../common/input';
-import { RunAcceptedDto, RunBodyDto, WorkflowBodyDto, WorkflowDto, WorkflowListDto } from './workflow.dto';
+import {
+  RunAcceptedDto,
+  RunBodyDto,
+  TASK_DTOS,
+  WorkflowBodyDto,
+  WorkflowDto,
+  WorkflowListDto,
+} from './workflow.dto';
 import { WorkflowsService } from './workflows.service';
 
 @ApiTags('workflows')
+// The per-type task schemas, referenced from the tasks' oneOf.
+@ApiExtraModels(...Object.values(TASK_DTOS))
 @ApiBadRequestResponse({
   type: ErrorDto,
   description: 'Invalid body, path or query; the message names the problem.',
@@ -26,7 +36,13 @@ export class WorkflowsController {
 
   @Post()
   @HttpCode(201)
-  @ApiOperation({ summary: 'Create a workflow (version 1). Nothing is stored when the body is invalid.' })
+  @ApiOperation({
+    summary: 'Create a workflow (version 1). Nothing is stored when the body is invalid.',
+    description:
+      'A task is one of the per-type schemas (by `type`). A cycle, a duplicate task name, an edge to an ' +
+      'unknown task, a branch target that is not a direct downstream task, an unknown data source or ' +
+      'sub-workflow, an unknown field: 400 naming the problem.',
+  })
   @ApiBody({ type: WorkflowBodyDto })
   @ApiResponse({ status: 201, type: WorkflowDto })
   create(@Body() body: unknown): Promise<WorkflowDefinitionRecord> {
@@ -44,7 +60,9 @@ export class WorkflowsController {
   }
 
   @Get(':code')
-  @ApiOperation({ summary: 'A workflow with its tasks and edges: the current version, or ?version=N.' })
+  @ApiOperation({
+    summary: 'A workflow with its settings, tasks and edges: the current version, or ?version=N.',
+  })
   @ApiQuery({ name: 'version', required: false, type: Number })
   @ApiResponse({ status: 200, type: WorkflowDto })
   @ApiNotFoundResponse({ type: ErrorDto })

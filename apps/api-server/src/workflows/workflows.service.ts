@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { definitionReferences, type WorkflowDefinition } from '@porpoise/common';
 import {
+  DatasourceRepository,
   WorkflowDefinitionRepository,
   type WorkflowDefinitionRecord,
   type WorkflowDefinitionSummary,
@@ -7,7 +9,7 @@ import {
   type TriggerOutcome,
 } from '@porpoise/dao';
 import { randomBytes } from 'node:crypto';
-import { NotFoundError } from '../common/api-errors';
+import { BadRequestError, NotFoundError } from '../common/api-errors';
 import { WORKFLOW_CODE_PATTERN, quote, type Page } from '../common/input';
 import { parseIdempotencyKey, parseRunBody } from './run-body';
 import { parseWorkflowBody } from './workflow-body';
@@ -36,10 +38,12 @@ export class WorkflowsService {
   constructor(
     private readonly definitions: WorkflowDefinitionRepository,
     private readonly runs: WorkflowRunRepository,
+    private readonly datasources: DatasourceRepository,
   ) {}
 
   async create(body: unknown): Promise<WorkflowDefinitionRecord> {
     const input = parseWorkflowBody(body);
+    await this.checkReferences(input);
     // A collision of 80 random bits is not expected; retrying costs nothing if it happens.
     for (let i = 0; i < 3; i++) {
       const created = await this.definitions.create(newWorkflowCode(), input);
@@ -50,10 +54,49 @@ export class WorkflowsService {
 
   /** Validates the body first: a bad body is a 400 whether or not the workflow exists. */
   async update(code: string, body: unknown): Promise<WorkflowDefinitionRecord> {
-    const input = parseWorkflowBody(body);
+    const input = parseWorkflowBody(body, code);
+    await this.checkReferences(input, code);
     const updated = WORKFLOW_CODE_PATTERN.test(code) ? await this.definitions.update(code, input) : null;
     if (!updated) throw new NotFoundError(`workflow ${quote(code)} not found`);
     return updated;
+  }
+
+  /**
+   * What the definition names outside itself must exist: its SQL tasks' data sources and its
+   * SUB_WORKFLOW tasks' workflows; and on an update, no sub-workflow may lead back to the
+   * workflow itself (it would start itself forever). Read before the write: a data source
+   * deleted in between fails the task at run time, with a message naming it.
+   */
+  private async checkReferences(input: WorkflowDefinition, selfCode?: string): Promise<void> {
+    const { datasourceNames, subWorkflowCodes } = definitionReferences(input);
+    const [datasources, codes, loops] = await Promise.all([
+      this.datasources.existing(datasourceNames),
+      this.definitions.existingCodes(subWorkflowCodes),
+      selfCode === undefined
+        ? ([] as string[])
+        : this.definitions.subWorkflowsReaching(subWorkflowCodes, selfCode),
+    ]);
+    for (const task of input.tasks) {
+      if (task.type === 'SQL' && !datasources.includes(task.sql.datasource)) {
+        throw new BadRequestError(
+          `task ${quote(task.name)}: "sql.datasource" names unknown data source ${quote(task.sql.datasource)}` +
+            ' (register it with POST /datasources)',
+        );
+      }
+      if (task.type !== 'SUB_WORKFLOW') continue;
+      const target = task.subWorkflow.workflowCode;
+      if (!codes.includes(target)) {
+        throw new BadRequestError(
+          `task ${quote(task.name)}: "subWorkflow.workflowCode" names unknown workflow ${quote(target)}`,
+        );
+      }
+      if (loops.includes(target)) {
+        throw new BadRequestError(
+          `task ${quote(task.name)}: "subWorkflow.workflowCode" ${quote(target)} runs this workflow again` +
+            ' through its sub-workflows: a workflow cannot run itself',
+        );
+      }
+    }
   }
 
   async get(code: string, version?: number): Promise<WorkflowDefinitionRecord> {

@@ -1,4 +1,5 @@
 import {
+  ACTIVE_TASK_STATES,
   CLOCK,
   FINAL_WORKFLOW_STATES,
   type CommandType,
@@ -224,7 +225,7 @@ export class WorkflowEngineService {
       };
     }
     // A result already stored (the row is final) needs no keeping either: OBSOLETE drops it.
-    if (row.host !== ev.workerAddress || (row.state !== 'DISPATCH' && row.state !== 'RUNNING_EXECUTION')) {
+    if (row.host !== ev.workerAddress || !ACTIVE_TASK_STATES.includes(row.state)) {
       return {
         status: 'OBSOLETE',
         reason: `task instance ${row.id} is ${row.state} on ${row.host ?? 'no worker'}`,

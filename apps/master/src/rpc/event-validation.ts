@@ -1,8 +1,14 @@
-import { RpcInvalidArgument, type TaskFinishedEvent, type TaskStartedEvent } from '@porpoise/rpc';
+import {
+  RpcInvalidArgument,
+  TASK_OUTPUT_LIMITS,
+  type TaskFinishedEvent,
+  type TaskStartedEvent,
+} from '@porpoise/rpc';
 
 const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const FINAL = ['SUCCESS', 'FAILURE', 'KILL'];
 const MAX_MESSAGE = 4096;
+const OUTPUT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function positiveId(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
@@ -56,5 +62,45 @@ export function validateTaskFinished(ev: TaskFinishedEvent): TaskFinishedEvent {
   address('workerAddress', ev.workerAddress);
   positiveId('epoch', ev.epoch);
   if (typeof ev.message !== 'string') throw new RpcInvalidArgument('message: must be a string');
-  return { ...ev, message: ev.message.length > MAX_MESSAGE ? ev.message.slice(0, MAX_MESSAGE) : ev.message };
+  return {
+    ...ev,
+    message: ev.message.length > MAX_MESSAGE ? ev.message.slice(0, MAX_MESSAGE) : ev.message,
+    outputs: validOutputs(ev.outputs),
+  };
+}
+
+/**
+ * A run's outputs (stored with the task instance and handed to every downstream task): absent
+ * means none; the bounds are the worker's own (TASK_OUTPUT_LIMITS), so only a foreign or broken
+ * sender is refused.
+ */
+function validOutputs(outputs: unknown): Record<string, string> {
+  if (outputs === undefined || outputs === null) return {};
+  if (typeof outputs !== 'object' || Array.isArray(outputs)) {
+    throw new RpcInvalidArgument('outputs: must be a map of strings');
+  }
+  const entries = Object.entries(outputs as Record<string, unknown>);
+  if (entries.length > TASK_OUTPUT_LIMITS.count) {
+    throw new RpcInvalidArgument(`outputs: more than ${TASK_OUTPUT_LIMITS.count} entries`);
+  }
+  let total = 0;
+  const valid: Record<string, string> = {};
+  for (const [name, value] of entries) {
+    if (!OUTPUT_NAME.test(name) || name.length > TASK_OUTPUT_LIMITS.nameLength) {
+      throw new RpcInvalidArgument(`outputs: ${JSON.stringify(name.slice(0, 80))} is not an output name`);
+    }
+    if (typeof value !== 'string' || value.includes('\u0000')) {
+      throw new RpcInvalidArgument(`outputs.${name}: must be a string without NUL`);
+    }
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > TASK_OUTPUT_LIMITS.valueBytes) {
+      throw new RpcInvalidArgument(`outputs.${name}: larger than ${TASK_OUTPUT_LIMITS.valueBytes} bytes`);
+    }
+    total += bytes + name.length;
+    if (total > TASK_OUTPUT_LIMITS.totalBytes) {
+      throw new RpcInvalidArgument(`outputs: larger than ${TASK_OUTPUT_LIMITS.totalBytes} bytes in all`);
+    }
+    Object.defineProperty(valid, name, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return valid;
 }

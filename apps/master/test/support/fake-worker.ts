@@ -277,6 +277,7 @@ export class FakeWorker {
         workerAddress: this.address,
         epoch: spec.epoch,
         message,
+        outputs: {},
       })
       .catch((err: Error) => ({ status: 'ERROR', reason: err.message }) as unknown as EventAck);
     this.options.journal.add({

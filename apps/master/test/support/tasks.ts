@@ -1,7 +1,12 @@
-import type { TaskDefinition } from '@porpoise/common';
+import type { ShellTaskDefinition, TaskDefinition } from '@porpoise/common';
+
+type Common = Omit<ShellTaskDefinition, 'type' | 'command' | 'name'>;
 
 /** A SHELL task definition with test defaults. */
-export function task(name: string, extra: Partial<TaskDefinition> = {}): TaskDefinition {
+export function task(
+  name: string,
+  extra: Partial<Omit<ShellTaskDefinition, 'type'>> = {},
+): ShellTaskDefinition {
   return {
     name,
     type: 'SHELL',
@@ -12,4 +17,9 @@ export function task(name: string, extra: Partial<TaskDefinition> = {}): TaskDef
     workerGroup: 'default',
     ...extra,
   };
+}
+
+/** Any task type with the test defaults of the common fields. */
+export function typedTask<T extends TaskDefinition>(definition: Omit<T, keyof Common> & Partial<Common>): T {
+  return { retries: 0, retryIntervalMs: 1000, timeoutMs: 60_000, workerGroup: 'default', ...definition } as T;
 }

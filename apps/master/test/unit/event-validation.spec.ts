@@ -20,6 +20,7 @@ const finished: TaskFinishedEvent = {
   workerAddress: '127.0.0.1:1234',
   epoch: 1,
   message: '',
+  outputs: { rows: '3', status: '200' },
 };
 
 describe('task event validation', () => {
@@ -38,6 +39,12 @@ describe('task event validation', () => {
     ['startTimeMs', { startTimeMs: -3 }],
     ['workerAddress', { workerAddress: '' }],
     ['epoch', { epoch: 0 }],
+    ['outputs', { outputs: ['a'] }],
+    ['outputs', { outputs: { 'not-a-name': 'x' } }],
+    ['outputs.big', { outputs: { big: 'x'.repeat(64 * 1024 + 1) } }],
+    ['outputs.nul', { outputs: { nul: 'a\u0000b' } }],
+    ['outputs.num', { outputs: { num: 3 } }],
+    ['outputs', { outputs: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`o${i}`, ''])) }],
   ])('names the bad field %s', (field, over) => {
     const run = () => validateTaskFinished({ ...finished, ...over } as TaskFinishedEvent);
     expect(run).toThrow(RpcInvalidArgument);
@@ -46,6 +53,15 @@ describe('task event validation', () => {
 
   it('checks TaskStarted too', () => {
     expect(() => validateTaskStarted({ ...started, workerAddress: 'x' })).toThrow(/^workerAddress: /);
+  });
+
+  it('takes absent outputs as none, and keeps a name like __proto__ as a plain key', () => {
+    const { outputs: _none, ...old } = finished;
+    expect(validateTaskFinished(old as TaskFinishedEvent).outputs).toEqual({});
+    const proto = JSON.parse('{"__proto__":"x"}') as Record<string, string>;
+    const out = validateTaskFinished({ ...finished, outputs: proto }).outputs;
+    expect(Object.keys(out)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
   });
 
   it('caps an oversized message', () => {

@@ -22,7 +22,8 @@ import {
   type TaskSpec,
 } from '@porpoise/rpc';
 import { buildDag } from '../../src/engine/dag';
-import { dispatchNeverSent, WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
+import { dispatchNeverSent } from '../../src/dispatch/worker-calls';
+import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
 import { task } from '../support/tasks';
@@ -34,7 +35,15 @@ class FakeStore {
   rows: TaskRow[] = [];
   owned = true;
   instanceState: WorkflowState = 'RUNNING_EXECUTION';
+  /** retry_due_at of DELAY_EXECUTION rows, on the (manual) clock standing in for the database's. */
+  readonly dueAt = new Map<number, number>();
+  /** The message each row got last (markFinished / markState). */
+  readonly messages = new Map<number, string>();
+  /** Throws from the next call of a method (after applying it when `landed`): an unexpected error. */
+  failNext: { method: keyof TaskInstanceRepository; landed: boolean } | undefined;
   private nextId = 100;
+
+  constructor(private readonly clock: ManualClock) {}
 
   private fenced<T>(fence: InstanceFence, fn: () => T): T | { owned: false; ids: []; rows: [] } {
     return this.owned && fence.host === ME ? fn() : { owned: false, ids: [], rows: [] };
@@ -51,26 +60,58 @@ class FakeStore {
     return { owned: true, ids: changed };
   }
 
+  private insert(
+    name: string,
+    attempt: number,
+    retriesUsed: number,
+    faultReruns: number,
+    state: TaskState,
+  ): TaskRow {
+    const row: TaskRow = {
+      id: this.nextId++,
+      workflowInstanceId: 7,
+      name,
+      state,
+      host: null,
+      attempt,
+      retriesUsed,
+      faultReruns,
+      retryDueInMs: null,
+      outputs: {},
+    };
+    this.rows.push(row);
+    return { ...row };
+  }
+
+  /** A row as the database returns it (the retry delay left, on its clock). */
+  private read(r: TaskRow): TaskRow {
+    const due = this.dueAt.get(r.id);
+    return {
+      ...r,
+      retryDueInMs:
+        r.state === 'DELAY_EXECUTION' && due !== undefined ? Math.max(0, due - this.clock.now()) : null,
+    };
+  }
+
   tasks: Partial<TaskInstanceRepository> = {
     createAttempts: async (fence, items) =>
       this.fenced(fence, () => ({
         owned: true,
-        rows: items.map((i) => {
-          const row: TaskRow = {
-            id: this.nextId++,
-            workflowInstanceId: fence.instanceId,
-            name: i.name,
-            state: 'SUBMITTED_SUCCESS',
-            host: null,
-            attempt: i.attempt,
-          };
-          this.rows.push(row);
-          return { ...row };
-        }),
+        rows: items.map((i) =>
+          this.insert(
+            i.name,
+            i.attempt,
+            i.retriesUsed ?? 0,
+            i.faultReruns ?? 0,
+            i.skipped ? 'SKIPPED' : 'SUBMITTED_SUCCESS',
+          ),
+        ),
       })),
     markDispatch: async (fence, id, worker) =>
-      this.fenced(fence, () =>
-        this.update([id], ['SUBMITTED_SUCCESS', 'DISPATCH'], { state: 'DISPATCH', host: worker }),
+      this.maybeFail('markDispatch', () =>
+        this.fenced(fence, () =>
+          this.update([id], ['SUBMITTED_SUCCESS', 'DISPATCH'], { state: 'DISPATCH', host: worker }),
+        ),
       ),
     markUndispatched: async (fence, id, worker) =>
       this.fenced(fence, () =>
@@ -79,26 +120,42 @@ class FakeStore {
     markStarted: async (fence, id, worker) =>
       this.fenced(fence, () => this.update([id], ['DISPATCH'], { state: 'RUNNING_EXECUTION' }, worker)),
     markFinished: async (fence, id, worker, result) =>
-      this.fenced(fence, () =>
-        this.update([id], ['DISPATCH', 'RUNNING_EXECUTION'], { state: result.state }, worker),
+      this.maybeFail('markFinished', () =>
+        this.fenced(fence, () => {
+          const w = this.update(
+            [id],
+            ['DISPATCH', 'RUNNING_EXECUTION'],
+            { state: result.state, outputs: { ...result.outputs } },
+            worker,
+          );
+          if (w.ids.length > 0 && result.state === 'DELAY_EXECUTION') {
+            this.dueAt.set(id, this.clock.now() + (result.retryDelayMs ?? 0));
+          }
+          for (const changed of w.ids) this.messages.set(changed, result.message);
+          return w;
+        }),
       ),
-    markState: async (fence, ids, from, state) => this.fenced(fence, () => this.update(ids, from, { state })),
+    markState: async (fence, ids, from, state, message) =>
+      this.fenced(fence, () => {
+        const w = this.update(ids, from, { state });
+        for (const changed of w.ids) this.messages.set(changed, message);
+        return w;
+      }),
     retry: async (fence, oldId, name, attempt) =>
       this.fenced(fence, () => {
+        const old = this.rows.find((r) => r.id === oldId);
         const { ids } = this.update([oldId], ['DELAY_EXECUTION'], { state: 'FAILURE' });
-        if (ids.length === 0) return { owned: true, rows: [] };
-        const row: TaskRow = {
-          id: this.nextId++,
-          workflowInstanceId: fence.instanceId,
-          name,
-          state: 'SUBMITTED_SUCCESS',
-          host: null,
-          attempt,
+        if (ids.length === 0 || old === undefined) return { owned: true, rows: [] };
+        return {
+          owned: true,
+          rows: [this.insert(name, attempt, old.retriesUsed + 1, old.faultReruns, 'SUBMITTED_SUCCESS')],
         };
-        this.rows.push(row);
-        return { owned: true, rows: [{ ...row }] };
       }),
-    latestAttempts: async () => this.rows.map((r) => ({ ...r })),
+    latestAttempts: async () => {
+      const latest = new Map<string, TaskRow>();
+      for (const r of this.rows) if ((latest.get(r.name)?.attempt ?? 0) < r.attempt) latest.set(r.name, r);
+      return [...latest.values()].map((r) => this.read(r));
+    },
   };
 
   instances: Partial<InstanceStateRepository> = {
@@ -110,8 +167,20 @@ class FakeStore {
     readOwnedState: async () => (this.owned ? this.instanceState : undefined),
   };
 
+  private maybeFail<T>(method: keyof TaskInstanceRepository, fn: () => T): T {
+    const fail = this.failNext?.method === method ? this.failNext : undefined;
+    if (fail === undefined) return fn();
+    this.failNext = undefined;
+    if (fail.landed) fn();
+    throw new Error(`connection terminated during ${method}`);
+  }
+
   row(name: string, attempt = 1): TaskRow | undefined {
     return this.rows.find((r) => r.name === name && r.attempt === attempt);
+  }
+
+  attempts(name: string): TaskRow[] {
+    return this.rows.filter((r) => r.name === name);
   }
 }
 
@@ -127,6 +196,11 @@ interface Harness {
   /** Every Dispatch / TakeOver / Kill call, in order. */
   calls: Array<{ what: 'dispatch' | 'takeOver' | 'kill'; worker: string; id: number; epoch?: number }>;
   takeOver: (worker: string, id: number) => TakeOverResponse;
+  /**
+   * A failover: the current runner is dropped and a new one (epoch + 1) adopts the instance
+   * from the stored rows, as the master that takes the recovery command does; it is started.
+   */
+  failover: (commandType?: Adoption['commandType']) => Promise<WorkflowRunner>;
 }
 
 const settle = async () => {
@@ -134,8 +208,8 @@ const settle = async () => {
 };
 
 function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }]): Harness {
-  const store = new FakeStore();
   const clock = new ManualClock();
+  const store = new FakeStore(clock);
   const h = {
     store,
     clock,
@@ -146,7 +220,7 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
     calls: [],
     takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
-  } as Omit<Harness, 'runner'> as Harness;
+  } as Omit<Harness, 'runner' | 'failover'> as Harness;
   const gateway: Partial<WorkerGateway> = {
     dispatch: async (w, spec) => {
       h.sent.push(spec);
@@ -163,32 +237,43 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
       return h.takeOver(w, id);
     },
   };
+  const dag = buildDag(tasks, edges);
   const adoption: Adoption = {
     instanceId: 7,
     epoch: 2,
     commandType: 'START_PROCESS',
     state: 'RUNNING_EXECUTION',
     params: { k: 'v' },
-    dag: buildDag(tasks, edges),
+    dag,
     latest: [],
   };
   const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
-  h.runner = new WorkflowRunner(adoption, {
-    me: ME,
-    tasks: store.tasks as TaskInstanceRepository,
-    instances: store.instances as InstanceStateRepository,
-    workers: {
-      pick: (_g, exclude) => h.workers.find((w) => !exclude.has(w)),
-      isLive: (a) => h.workers.includes(a),
-      noteAssigned: () => undefined,
-    },
-    gateway: gateway as WorkerGateway,
-    clock,
-    session: { canStartWork: () => h.session.ok },
-    options: { ...DEFAULT_MASTER_OPTIONS, parkedRetryMs: 1000 },
-    logger: silent,
-    onClosed: (_r, reason) => h.closed.push(reason),
-  });
+  const runnerFor = (a: Adoption) =>
+    new WorkflowRunner(a, {
+      me: ME,
+      tasks: store.tasks as TaskInstanceRepository,
+      instances: store.instances as InstanceStateRepository,
+      workers: {
+        pick: (_g, exclude) => h.workers.find((w) => !exclude.has(w)),
+        isLive: (a) => h.workers.includes(a),
+        noteAssigned: () => undefined,
+      },
+      gateway: gateway as WorkerGateway,
+      clock,
+      session: { canStartWork: () => h.session.ok },
+      options: { ...DEFAULT_MASTER_OPTIONS, parkedRetryMs: 1000 },
+      logger: silent,
+      onClosed: (_r, reason) => h.closed.push(reason),
+    });
+  h.runner = runnerFor(adoption);
+  h.failover = async (commandType = 'RECOVER_TOLERANCE_FAULT_PROCESS') => {
+    h.runner.drop('failover');
+    const latest = await store.tasks.latestAttempts!([7]);
+    h.runner = runnerFor({ ...adoption, epoch: h.runner.epoch + 1, commandType, latest });
+    await h.runner.start();
+    await settle();
+    return h.runner;
+  };
   return h;
 }
 
@@ -207,6 +292,7 @@ const finishedEvent = (
   workerAddress: 'w:1',
   epoch: spec.epoch,
   message: '',
+  outputs: {},
   ...over,
 });
 
@@ -814,6 +900,174 @@ describe('WorkflowRunner', () => {
       await settle();
       expect(takeOversOf(h, id)).toHaveLength(asked);
       expect(dispatchesOf(h, id)).toEqual(['w:1']);
+    });
+  });
+
+  describe('budgets counted in the database', () => {
+    const specOf = (h: Harness, attempt: number) => h.sent.filter((x) => x.attempt === attempt).at(-1)!;
+    const running = (): TakeOverResponse => ({ status: 'RUNNING', result: null, startTimeMs: 1 });
+
+    it('a failover neither resets the retry budget nor cuts a waiting retry short: at most retries + 1 runs', async () => {
+      const h = harness([task('a', { retries: 2, retryIntervalMs: 1000 })], []);
+      h.takeOver = running;
+      await h.runner.start();
+      await settle();
+      await h.runner.taskFinished(finishedEvent(specOf(h, 1), 'FAILURE'));
+      expect(h.store.row('a', 1)?.state).toBe('DELAY_EXECUTION');
+      h.clock.advance(600);
+
+      // The new owner waits out the rest of the delay (400 ms by the database), not none.
+      await h.failover();
+      expect(h.store.row('a', 2)).toBeUndefined();
+      h.clock.advance(399);
+      await settle();
+      expect(h.store.row('a', 2)).toBeUndefined();
+      h.clock.advance(1);
+      await settle();
+      expect(h.store.row('a', 2)).toMatchObject({ state: 'DISPATCH', retriesUsed: 1 });
+
+      // Attempt 2 fails and the instance moves at once: the retry still waits its full delay.
+      await h.runner.taskFinished(finishedEvent(specOf(h, 2), 'FAILURE'));
+      await h.failover();
+      h.clock.advance(999);
+      await settle();
+      expect(h.store.row('a', 3)).toBeUndefined();
+      h.clock.advance(1);
+      await settle();
+      expect(h.store.row('a', 3)).toMatchObject({ state: 'DISPATCH', retriesUsed: 2 });
+
+      // Another failover re-attaches attempt 3; its failure is the last one.
+      await h.failover();
+      expect(h.calls.filter((c) => c.what === 'takeOver').map((c) => c.id)).toContain(
+        h.store.row('a', 3)?.id,
+      );
+      await h.runner.taskFinished(finishedEvent(specOf(h, 3), 'FAILURE'));
+      await settle();
+      expect(h.store.attempts('a').map((r) => [r.attempt, r.state])).toEqual([
+        [1, 'FAILURE'],
+        [2, 'FAILURE'],
+        [3, 'FAILURE'],
+      ]);
+      expect(h.store.instanceState).toBe('FAILURE');
+      h.clock.advance(60_000);
+      await settle();
+      expect(h.store.attempts('a')).toHaveLength(3);
+    });
+
+    it('MAX_FAULT_RERUNS: a task whose worker keeps losing it fails after the fourth loss, across failovers too', async () => {
+      const h = harness([task('a', { retries: 5 })], []);
+      h.takeOver = running;
+      const lose = async (attempt: number) => {
+        await h.runner.taskFinished(
+          finishedEvent(specOf(h, attempt), 'KILL', {
+            exitCode: -1,
+            message: TASK_RESULT_MESSAGES.sessionLost,
+          }),
+        );
+        await settle();
+      };
+      await h.runner.start();
+      await settle();
+      await lose(1);
+      await lose(2);
+      expect(h.store.row('a', 3)).toMatchObject({ state: 'DISPATCH', faultReruns: 2, retriesUsed: 0 });
+      await h.failover();
+      await lose(3);
+      expect(h.store.row('a', 4)).toMatchObject({ state: 'DISPATCH', faultReruns: 3 });
+      await lose(4);
+      const fourth = h.store.row('a', 4)!;
+      expect(fourth.state).toBe('FAILURE');
+      expect(h.store.messages.get(fourth.id)).toMatch(
+        /lost under it 4 times, more than MAX_FAULT_RERUNS \(3\)/,
+      );
+      expect(h.store.attempts('a')).toHaveLength(4);
+      expect(h.store.instanceState).toBe('FAILURE');
+    });
+
+    it('a poison task (every Dispatch ambiguous, the worker never has it) stops after MAX_FAULT_RERUNS re-runs', async () => {
+      const h = harness([task('a')], []);
+      // What a worker that refuses the message with RESOURCE_EXHAUSTED looks like to the master
+      // (bounded, so that a broken limit fails this test instead of looping on).
+      let calls = 0;
+      h.answer = () => {
+        if (++calls > 10) return { accepted: true, reason: '' };
+        throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.RESOURCE_EXHAUSTED, 'message larger than max');
+      };
+      await h.runner.start();
+      await settle();
+      expect(h.store.attempts('a').map((r) => r.state)).toEqual([
+        'NEED_FAULT_TOLERANCE',
+        'NEED_FAULT_TOLERANCE',
+        'NEED_FAULT_TOLERANCE',
+        'FAILURE',
+      ]);
+      expect(h.store.instanceState).toBe('FAILURE');
+    });
+  });
+
+  it('a stop while pausing wins: running tasks are killed and the instance ends STOP', async () => {
+    const h = harness([task('a'), task('b')], [{ from: 'a', to: 'b' }]);
+    await h.runner.start();
+    await settle();
+    h.store.instanceState = 'READY_PAUSE';
+    await h.runner.control();
+    expect(h.runner.snapshot().mode).toBe('pausing');
+    h.store.instanceState = 'READY_STOP';
+    await h.runner.control();
+    await settle();
+    expect(h.calls.filter((c) => c.what === 'kill').map((c) => c.id)).toEqual([h.store.row('a')?.id]);
+    expect(h.store.row('a')?.state).toBe('KILL');
+    expect(h.store.instanceState).toBe('STOP');
+  });
+
+  describe('an unexpected database error', () => {
+    it('refuses the event (the worker keeps and retries it), reads the rows back, and records it once', async () => {
+      const h = harness([task('a')], []);
+      await h.runner.start();
+      await settle();
+      h.store.failNext = { method: 'markFinished', landed: false };
+      const ev = finishedEvent(nth(h.sent, 0), 'SUCCESS');
+      await expect(h.runner.taskFinished(ev)).rejects.toThrow(/connection terminated/);
+      expect(h.store.row('a')?.state).toBe('DISPATCH');
+      const retried = await h.runner.taskFinished(ev);
+      expect(retried.status).toBe('ACCEPTED');
+      await settle();
+      expect(h.store.row('a')?.state).toBe('SUCCESS');
+      expect(h.store.instanceState).toBe('SUCCESS');
+    });
+
+    it('a result whose write landed although its answer was lost: the retried event is answered from the rows', async () => {
+      const h = harness();
+      await h.runner.start();
+      await settle();
+      h.store.failNext = { method: 'markFinished', landed: true };
+      const ev = finishedEvent(nth(h.sent, 0), 'SUCCESS');
+      await expect(h.runner.taskFinished(ev)).rejects.toThrow();
+      expect(await h.runner.taskFinished(ev)).toMatchObject({
+        status: 'ACCEPTED',
+        reason: 'already recorded',
+      });
+      await settle();
+      // Read back, the run went on from the stored result: b runs, a ran once.
+      expect(h.store.row('b')?.state).toBe('DISPATCH');
+      expect(h.store.attempts('a')).toHaveLength(1);
+    });
+
+    it('DISPATCH written but its answer lost: after the read-back it is sent to that worker, never another', async () => {
+      const h = harness([task('a')], []);
+      h.workers = ['w:1', 'w:2'];
+      h.store.failNext = { method: 'markDispatch', landed: true };
+      await h.runner.start();
+      await settle();
+      const id = h.store.row('a')!.id;
+      expect(h.store.row('a')).toMatchObject({ state: 'DISPATCH', host: 'w:1' });
+      expect(h.calls.filter((c) => c.what === 'dispatch')).toHaveLength(0);
+      h.clock.advance(2000); // the recovery pass
+      await settle();
+      expect(h.calls.filter((c) => c.what === 'dispatch').map((c) => [c.id, c.worker])).toEqual([
+        [id, 'w:1'],
+      ]);
+      expect(h.store.rows).toHaveLength(1);
     });
   });
 });

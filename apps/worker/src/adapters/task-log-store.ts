@@ -1,8 +1,9 @@
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import type { ReadLogResponse } from '@porpoise/rpc';
+import type { TaskLogSink } from '../task-types/task-type';
 
 const NUMERIC = /^[1-9]\d{0,14}$/;
 const LOG_FILE = /^([1-9]\d{0,14})\.log$/;
@@ -16,6 +17,7 @@ const LOG_FILE = /^([1-9]\d{0,14})\.log$/;
 @Injectable()
 export class TaskLogStore {
   readonly root: string;
+  private readonly logger = new Logger('WorkerTaskLogs');
   /** taskInstanceId → workflowInstanceId (the path follows from both; numbers keep the index small). */
   private readonly index = new Map<number, number>();
 
@@ -47,12 +49,17 @@ export class TaskLogStore {
   }
 
   /** Creates (or reopens) the task's log for appending and records it in the index. */
-  async openForAppend(workflowInstanceId: number, taskInstanceId: number): Promise<FileHandle> {
+  async openForAppend(workflowInstanceId: number, taskInstanceId: number): Promise<TaskLogFile> {
     const path = this.pathOf(workflowInstanceId, taskInstanceId);
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
     const handle = await open(path, 'a', 0o600);
     this.index.set(taskInstanceId, workflowInstanceId);
-    return handle;
+    try {
+      return new TaskLogFile(path, handle, (await handle.stat()).size, this.logger);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
   }
 
   /**
@@ -87,4 +94,95 @@ export class TaskLogStore {
       await handle.close();
     }
   }
+}
+
+/** Bytes read at a time when scanning a log for lines. */
+const SCAN_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * One run's open log: the descriptor a child writes to, ordered appends from the worker, and a
+ * line scanner over what the run wrote (from the size the file had when the run began).
+ */
+export class TaskLogFile implements TaskLogSink {
+  private queue: Promise<void> = Promise.resolve();
+  private writeFailed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly startOffset: number,
+    private readonly logger: Pick<Logger, 'error'>,
+  ) {}
+
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  write(text: string | Uint8Array): Promise<void> {
+    // FileHandle writes must not overlap: each waits for the one before.
+    this.queue = this.queue.then(async () => {
+      try {
+        await this.handle.write(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+      } catch (err) {
+        if (!this.writeFailed) this.logger.error(`cannot write to ${this.path}: ${(err as Error).message}`);
+        this.writeFailed = true;
+      }
+    });
+    return this.queue;
+  }
+
+  /**
+   * Reads the file in chunks, so memory stays bounded whatever the task printed: a line longer
+   * than maxLineBytes is dropped as it grows, never held whole.
+   */
+  async *lines(maxLineBytes: number): AsyncIterable<string> {
+    await this.queue;
+    const reader = await open(this.path, 'r');
+    try {
+      const chunk = Buffer.alloc(SCAN_CHUNK_BYTES);
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let skipping = false;
+      let position = this.startOffset;
+      for (;;) {
+        const { bytesRead } = await reader.read(chunk, 0, chunk.length, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        let from = 0;
+        while (from < bytesRead) {
+          const nl = chunk.indexOf(0x0a, from);
+          const end = nl === -1 || nl >= bytesRead ? bytesRead : nl;
+          if (!skipping) {
+            pending.push(Buffer.from(chunk.subarray(from, end)));
+            pendingBytes += end - from;
+            if (pendingBytes > maxLineBytes) {
+              skipping = true;
+              pending = [];
+              pendingBytes = 0;
+            }
+          }
+          if (end === bytesRead) break;
+          if (!skipping) yield lineText(pending);
+          pending = [];
+          pendingBytes = 0;
+          skipping = false;
+          from = end + 1;
+        }
+      }
+      if (!skipping && pendingBytes > 0) yield lineText(pending);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Waits for the writes queued so far, then closes the file. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.handle.close();
+  }
+}
+
+function lineText(parts: Buffer[]): string {
+  const line = Buffer.concat(parts).toString('utf8');
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }

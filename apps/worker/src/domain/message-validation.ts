@@ -1,10 +1,13 @@
+import { WORKER_TASK_TYPES } from '@porpoise/common';
 import {
   RpcInvalidArgument,
+  TASK_PAYLOAD_LIMITS,
   type DispatchRequest,
   type KillRequest,
   type ReadLogRequest,
   type TakeOverRequest,
   type TaskSpec,
+  type WorkerTaskType,
 } from '@porpoise/rpc';
 
 /**
@@ -58,7 +61,7 @@ function params(field: string, value: unknown): Record<string, string> {
   if (typeof value !== 'object' || Array.isArray(value)) {
     invalid(field, `must be a map of strings, got ${describe(value)}`);
   }
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
   for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
     if (!PARAM_NAME.test(name)) {
       invalid(
@@ -66,24 +69,55 @@ function params(field: string, value: unknown): Record<string, string> {
         `name ${JSON.stringify(name)} must match ${PARAM_NAME.source} (it becomes PORPOISE_PARAM_<NAME>)`,
       );
     }
-    out[name] = text(`${field}.${name}`, v, { nonEmpty: false });
+    out.push([name, text(`${field}.${name}`, v, { nonEmpty: false })]);
   }
-  return out;
+  // fromEntries defines each key: a param named __proto__ stays a param.
+  return Object.fromEntries(out);
+}
+
+/** Types the masters run themselves (DESIGN.md section 9): never dispatched to a worker. */
+const MASTER_SIDE_TYPES = ['SUB_WORKFLOW', 'CONDITIONS', 'SWITCH', 'DEPENDENT'];
+
+/** "" is SHELL: a master from before task types sends no type. */
+function taskType(field: string, value: unknown): WorkerTaskType {
+  if (value === undefined || value === null || value === '') return 'SHELL';
+  if (typeof value !== 'string') invalid(field, `must be a string, got ${describe(value)}`);
+  const known = WORKER_TASK_TYPES.find((t) => t === value);
+  if (known) return known;
+  if (MASTER_SIDE_TYPES.includes(value)) {
+    invalid(field, `${value} runs on the master, never on a worker`);
+  }
+  invalid(field, `must be one of ${WORKER_TASK_TYPES.join(', ')}, got ${describe(value)}`);
+}
+
+/** The JSON text only: each task type parses and checks its own fields (task-types/). */
+function payloadJson(field: string, value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') invalid(field, `must be a string, got ${describe(value)}`);
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > TASK_PAYLOAD_LIMITS.payloadBytes) {
+    invalid(field, `is ${bytes} bytes, more than the ${TASK_PAYLOAD_LIMITS.payloadBytes} a worker takes`);
+  }
+  return value;
 }
 
 export function validateTaskSpec(task: unknown, field = 'task'): TaskSpec {
   if (task === null || task === undefined || typeof task !== 'object') invalid(field, 'is required');
   const t = task as Partial<Record<keyof TaskSpec, unknown>>;
+  const type = taskType(`${field}.taskType`, t.taskType);
   return {
     taskInstanceId: positiveInteger(`${field}.taskInstanceId`, t.taskInstanceId),
     workflowInstanceId: positiveInteger(`${field}.workflowInstanceId`, t.workflowInstanceId),
     taskName: text(`${field}.taskName`, t.taskName, { nonEmpty: true }),
-    command: text(`${field}.command`, t.command, { nonEmpty: true }),
+    // Only SHELL runs it; the other types ignore it (a master sends "").
+    command: text(`${field}.command`, t.command ?? '', { nonEmpty: type === 'SHELL' }),
     attempt: positiveInteger(`${field}.attempt`, t.attempt),
     timeoutMs: nonNegativeInteger(`${field}.timeoutMs`, t.timeoutMs),
     params: params(`${field}.params`, t.params),
     masterAddress: hostPort(`${field}.masterAddress`, t.masterAddress),
     epoch: nonNegativeInteger(`${field}.epoch`, t.epoch),
+    taskType: type,
+    payloadJson: payloadJson(`${field}.payloadJson`, t.payloadJson),
   };
 }
 

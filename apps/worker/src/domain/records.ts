@@ -18,7 +18,11 @@ export interface OutboxRecord {
   event: TaskFinishedEvent;
 }
 
-/** DATA_DIR/running/{taskInstanceId}.json: a task whose process group may still be alive. */
+/**
+ * DATA_DIR/running/{taskInstanceId}.json: a task that is running: a SHELL task's process group
+ * (pid set) that may outlive the worker, or a run inside the worker (pid null: HTTP, SQL, EMPTY)
+ * that dies with it. Either way a restart finds the marker and reports the run KILL.
+ */
 export interface RunningMarker {
   version: 1;
   taskInstanceId: number;
@@ -28,8 +32,8 @@ export interface RunningMarker {
   masterAddress: string;
   epoch: number;
   startTimeMs: number;
-  /** The shell's pid, which is also the process group id (it runs detached). */
-  pid: number;
+  /** The shell's pid, which is also the process group id (it runs detached); null: no process. */
+  pid: number | null;
   /** The process's start time as the kernel records it, to tell a reused pid from ours. */
   startToken: string | null;
 }
@@ -64,6 +68,18 @@ function int(file: string, field: string, v: unknown, min: number): number {
 function str(file: string, field: string, v: unknown): string {
   if (typeof v !== 'string') fail(file, `${field} must be a string`);
   return v;
+}
+
+/** A map of strings (outputs); absent in records written before outputs existed. */
+function strings(file: string, field: string, v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  // fromEntries defines each key, so even a name like __proto__ stays an ordinary entry.
+  return Object.fromEntries(
+    Object.entries(object(file, field, v)).map(([name, value]) => [
+      name,
+      str(file, `${field}.${name}`, value),
+    ]),
+  );
 }
 
 function address(file: string, field: string, v: unknown): string {
@@ -106,6 +122,7 @@ export function parseOutboxRecord(file: string, text: string): OutboxRecord {
       workerAddress: str(file, 'event.workerAddress', e.workerAddress),
       epoch: int(file, 'event.epoch', e.epoch, 0),
       message: str(file, 'event.message', e.message),
+      outputs: strings(file, 'event.outputs', e.outputs),
     },
   };
 }
@@ -123,7 +140,7 @@ export function parseRunningMarker(file: string, text: string): RunningMarker {
     epoch: int(file, 'epoch', r.epoch, 0),
     startTimeMs: int(file, 'startTimeMs', r.startTimeMs, 0),
     // pid 1 is init: never ours, and kill(-1) would signal every process we may signal.
-    pid: int(file, 'pid', r.pid, 2),
+    pid: r.pid === null ? null : int(file, 'pid', r.pid, 2),
     startToken,
   };
 }

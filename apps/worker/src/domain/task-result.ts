@@ -36,6 +36,16 @@ export function decideOutcome(end: ProcessExit | { spawnError: string }, stop?: 
 }
 
 /**
+ * The reported outcome of a run of any type: a run the worker stopped itself (Kill, timeout,
+ * lost session, stop) reports the stop reason whatever the run returned, as decideOutcome does
+ * for a process.
+ */
+export function applyStop(outcome: TaskOutcome, stop?: StopReason): TaskOutcome {
+  if (!stop) return { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message };
+  return { state: stop.state, exitCode: stop.exitCode ?? outcome.exitCode, message: stop.message };
+}
+
+/**
  * Delay before the next try to deliver a result after `failures` failed tries: 200 ms doubling
  * up to 5 s, with ±20 % jitter so that a restarted master is not hit by every worker at once.
  */

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { FileHandle } from 'node:fs/promises';
 import {
   CLOCK,
   PORPOISE_CONFIG,
@@ -16,37 +15,46 @@ import type {
   TaskFinishedEvent,
   TaskSpec,
 } from '@porpoise/rpc';
-import { ProcessRunner, type StartedProcess } from '../adapters/process-runner';
+import { ProcessRunner } from '../adapters/process-runner';
 import { SupersededStore } from '../adapters/superseded-store';
-import { TaskWatchdog, type WatchdogHandle } from '../adapters/task-watchdog';
-import { TaskLogStore } from '../adapters/task-log-store';
+import { TaskWatchdog } from '../adapters/task-watchdog';
+import { TaskLogStore, type TaskLogFile } from '../adapters/task-log-store';
 import { RunningMarkerStore } from '../adapters/worker-stores';
 import { isSuperseded } from '../domain/admission';
+import { limitOutputs } from '../domain/output-limits';
 import type { RunningMarker } from '../domain/records';
-import { buildTaskEnv } from '../domain/task-env';
-import { decideOutcome, type ProcessExit, type StopReason } from '../domain/task-result';
-import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
+import { applyStop, type StopReason } from '../domain/task-result';
+import type { PreparedTask, TaskProcess, TaskRunContext, TaskRunResult } from '../task-types/task-type';
+import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES } from '../worker.constants';
 import { workerAddress } from '../worker.config';
-import { SpawnFailedError, WorkerError } from '../worker.errors';
+import { WorkerError } from '../worker.errors';
 import { AdmissionService } from './admission.service';
-import { LivenessService } from './liveness.service';
 import { ResultDeliveryService } from './result-delivery.service';
 
 /** One task run on this worker, from Dispatch until its result is held in the outbox. */
 interface RunningTask {
   readonly spec: TaskSpec;
+  readonly prepared: PreparedTask;
   /** Where events go; a TakeOver (or a Dispatch from a newer epoch) changes them. */
   masterAddress: string;
   epoch: number;
   readonly startTimeMs: number;
-  /** The shell's pid = the process group id; undefined until spawned (or if spawning failed). */
+  /** The run has begun: TaskStarted sent, timeout armed, running marker written. */
+  begun: boolean;
+  /** Resolves once the run has begun and its marker is written, or the run has ended. */
+  readonly launched: Promise<void>;
+  readonly markLaunched: () => void;
+  /** A SHELL task's shell pid = its process group id; undefined without a process (yet). */
   pid: number | undefined;
   startToken: string | null;
-  /** The process outside the worker that kills the group if the worker stalls or dies. */
-  watchdog: WatchdogHandle | undefined;
-  watchdogRestarts: number;
   /** Set when the worker ends the run itself; the first reason wins. */
   stop: StopReason | undefined;
+  /** Aborted at the first stop (TaskRunContext.signal). */
+  readonly abort: AbortController;
+  /** The run's stop listeners (TaskRunContext.onStop). */
+  readonly stopListeners: ((graceMs: number) => void)[];
+  /** The work is over and only its result is being collected: stops no longer apply. */
+  settled: boolean;
   cancelTimeout: (() => void) | undefined;
   startedDelivery: Promise<void>;
   /** Resolves once the run's result is held (on disk when possible). */
@@ -83,15 +91,16 @@ function within(clock: Clock, p: Promise<unknown>, ms: number): Promise<boolean>
 }
 
 /**
- * Runs SHELL tasks (DESIGN.md section 5): `/bin/sh -c command` in its own process group, output
- * appended to the task's log, the whole group killed on Kill, timeout, session loss or stop.
- * A running marker on disk names each live group, so that a worker restarted after a crash ends
- * the groups its predecessor left behind instead of letting them run on unseen.
+ * Runs tasks of every worker type (task-types/): the part common to all of them. Dispatch is
+ * idempotent per task instance id and admitted only while the registry session allows it; each
+ * run gets its task log, a timeout, Kill, TaskStarted, and a result held in the outbox until a
+ * master acknowledges it. A running marker on disk names each run (with a SHELL task's process
+ * group), so that a worker restarted after a crash reports the run KILL and ends any group its
+ * predecessor left behind instead of letting it run on unseen.
  *
- * Each group also has a watchdog (adapters/task-watchdog.ts): a process of its own that kills the
- * group when this worker's liveness file goes stale (the worker is frozen) or the worker dies, so
- * that the task is dead before the worker's registry session can expire and the masters run it
- * again elsewhere. A run its watchdog killed is reported KILL (session lost), never SUCCESS.
+ * A stop (Kill, timeout, session loss, stall, stop) aborts the run's signal and tells its stop
+ * listeners (a SHELL task signals its group); the stop reason is the reported result, whatever
+ * the run returns, so a task killed because the session was lost is never reported SUCCESS.
  */
 @Injectable()
 export class TaskExecutorService {
@@ -107,11 +116,13 @@ export class TaskExecutorService {
     private readonly delivery: ResultDeliveryService,
     private readonly admission: AdmissionService,
     private readonly watchdog: TaskWatchdog,
-    private readonly liveness: LivenessService,
     private readonly superseded: SupersededStore,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {
     this.address = workerAddress(config);
+    // The watchdogs end SHELL tasks when the worker stalls; a run inside the worker has none, so it
+    // ends here, as soon as the stall is seen: its session may have expired meanwhile.
+    admission.onStall(() => void this.stopInProcessRuns());
   }
 
   get runningCount(): number {
@@ -122,7 +133,8 @@ export class TaskExecutorService {
    * Starts a task, idempotently per task instance id: a task this worker runs, holds a result of,
    * or has run before (its log exists) is answered accepted and not started again.
    */
-  async dispatch(spec: TaskSpec): Promise<DispatchResponse> {
+  async dispatch(prepared: PreparedTask): Promise<DispatchResponse> {
+    const { spec } = prepared;
     const id = spec.taskInstanceId;
     // Everything up to running.set() is synchronous, so two concurrent Dispatches cannot both start it.
     // An owner asked for this task and heard UNKNOWN: it runs the task again as a new attempt, so a
@@ -152,16 +164,22 @@ export class TaskExecutorService {
     if (this.running.size >= this.config.workerCapacity) return { accepted: false, reason: 'over capacity' };
 
     let markDone!: () => void;
+    let markLaunched!: () => void;
     const task: RunningTask = {
       spec,
+      prepared,
       masterAddress: spec.masterAddress,
       epoch: spec.epoch,
       startTimeMs: this.clock.now(),
+      begun: false,
+      launched: new Promise<void>((r) => (markLaunched = r)),
+      markLaunched: () => markLaunched(),
       pid: undefined,
       startToken: null,
-      watchdog: undefined,
-      watchdogRestarts: 0,
       stop: undefined,
+      abort: new AbortController(),
+      stopListeners: [],
+      settled: false,
       cancelTimeout: undefined,
       startedDelivery: Promise.resolve(),
       done: new Promise<void>((r) => (markDone = r)),
@@ -172,19 +190,21 @@ export class TaskExecutorService {
     return { accepted: true, reason: '' };
   }
 
-  /** Kills the task's whole group: SIGTERM, SIGKILL after a short grace. Result state KILL. */
+  /** Ends the task (a SHELL task's whole group: SIGTERM, SIGKILL after a short grace). Result state KILL. */
   async kill(taskInstanceId: number): Promise<KillResponse> {
     const task = this.running.get(taskInstanceId);
-    if (!task) return { killed: false };
+    // A settled run has ended already; only its result is being collected.
+    if (!task || task.settled) return { killed: false };
     this.logger.log(`task ${taskInstanceId}: kill requested`);
     await this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.killed }, KILL_GRACE_MS);
     return { killed: true };
   }
 
   /**
-   * A new owner re-attaches a task: its future events (or its held result) go there. UNKNOWN makes
-   * the new owner run the task again, so its epoch is remembered first (memory at once, then disk)
-   * and a later Dispatch of the task from that epoch or an older one is refused.
+   * A new owner re-attaches a task: its future events (or its held result, outputs included) go
+   * there. UNKNOWN makes the new owner run the task again, so its epoch is remembered first
+   * (memory at once, then disk) and a later Dispatch of the task from that epoch or an older one
+   * is refused.
    */
   async takeOver(req: TakeOverRequest): Promise<TakeOverResponse> {
     const task = this.running.get(req.taskInstanceId);
@@ -219,8 +239,9 @@ export class TaskExecutorService {
 
   /**
    * At start: every running marker left by an earlier run of this worker names a task whose
-   * result never reached the outbox (the worker died first). Its group is killed if it still
-   * runs, and a KILL result is held for its master, so the task is neither lost nor run twice.
+   * result never reached the outbox (the worker died first). Its group, if it has one, is killed
+   * if it still runs, and a KILL result is held for its master, so the task is neither lost nor
+   * run twice.
    */
   async recoverOrphans(): Promise<number> {
     await this.markers.init();
@@ -232,7 +253,7 @@ export class TaskExecutorService {
       }
       const fired = this.watchdog.takeFiring(id);
       if (fired) this.logger.warn(`task ${id}: its watchdog killed process group ${marker.pid}: ${fired}`);
-      if (this.ownsGroup(marker)) {
+      if (marker.pid !== null && this.ownsGroup(marker.pid, marker.startToken)) {
         this.logger.warn(
           `task ${id}: killing process group ${marker.pid} left by an earlier run of this worker`,
         );
@@ -250,6 +271,7 @@ export class TaskExecutorService {
           workerAddress: this.address,
           epoch: marker.epoch,
           message: RESULT_MESSAGES.restarted,
+          outputs: {},
         });
       }
       await this.markers.remove(id);
@@ -258,11 +280,11 @@ export class TaskExecutorService {
     return markers.size;
   }
 
+  /** Resolves once the run has begun (its marker written) or has already ended. */
   private async launch(task: RunningTask): Promise<void> {
     const { spec } = task;
     const id = spec.taskInstanceId;
-    let log: FileHandle | undefined;
-    let proc: StartedProcess;
+    let log: TaskLogFile | undefined;
     try {
       log = await this.logs.openForAppend(spec.workflowInstanceId, id);
       // The worker may have stalled (or lost its session) during that await: do not start the
@@ -272,28 +294,81 @@ export class TaskExecutorService {
         task.stop ??= { state: 'KILL', message: RESULT_MESSAGES.sessionLost };
         throw new WorkerError(refusal);
       }
-      const env = buildTaskEnv(this.runner.baseEnvironment(), spec);
-      proc = await this.runner.spawn({ command: spec.command, env, outputFd: log.fd });
     } catch (err) {
-      const message =
-        err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
+      const message = `cannot start the task: ${(err as Error).message}`;
       this.logger.error(`task ${id}: ${message}`);
-      void this.finish(task, { spawnError: message });
+      await log?.close().catch(() => undefined);
+      void this.finish(task, { state: 'FAILURE', exitCode: -1, message, outputs: {} });
       return;
-    } finally {
-      // The child holds its own copy of the descriptor.
-      void log?.close().catch(() => undefined);
     }
-    // No await from here until the exit handler is attached: the timeout and the TaskStarted
-    // delivery must exist before finish() can run.
-    task.pid = proc.pid;
-    task.startToken = proc.startToken;
-    this.supervise(task);
+    const file = log;
+    // No await from here until run() has been called: the session was checked just now.
+    if (!task.prepared.startsProcess) this.begin(task);
+    let run: Promise<TaskRunResult>;
+    try {
+      run = task.prepared.run(this.context(task, file));
+    } catch (err) {
+      run = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    void run
+      .catch((err: unknown): TaskRunResult => {
+        const message = `${spec.taskType} task failed: ${err instanceof Error ? err.message : String(err)}`;
+        this.logger.error(`task ${id}: ${message}`);
+        return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
+      })
+      .then(async (result) => {
+        const { outputs, leftOut } = limitOutputs(result.outputs);
+        if (leftOut.length > 0) {
+          await file.write(
+            leftOut
+              .map((o) => `[porpoise] output ${JSON.stringify(o.name)} left out: ${o.reason}\n`)
+              .join(''),
+          );
+        }
+        await file.close().catch((err: Error) => {
+          this.logger.error(`task ${id}: closing its log failed: ${err.message}`);
+        });
+        await this.finish(task, { ...result, outputs });
+      });
+    await Promise.race([task.launched, run.then(ignore, ignore)]);
+  }
+
+  /** What a task type sees of its run. */
+  private context(task: RunningTask, log: TaskLogFile): TaskRunContext {
+    return {
+      spec: task.spec,
+      log,
+      signal: task.abort.signal,
+      clock: this.clock,
+      onStop: (listener) => {
+        task.stopListeners.push(listener);
+        // Stopped while it was being started.
+        if (task.stop && !task.settled) listener(0);
+      },
+      processStarted: (process) => this.begin(task, process),
+      settled: () => {
+        task.settled = true;
+        task.cancelTimeout?.();
+      },
+      stop: (reason) => void this.stopTask(task, reason, 0),
+    };
+  }
+
+  /** The run has begun: timeout, TaskStarted, running marker. */
+  private begin(task: RunningTask, process?: TaskProcess): void {
+    if (task.begun) return;
+    const { spec } = task;
+    const id = spec.taskInstanceId;
+    task.begun = true;
+    task.pid = process?.pid;
+    task.startToken = process?.startToken ?? null;
     if (spec.timeoutMs > 0) {
       task.cancelTimeout = longTimeout(
         this.clock,
         () => {
-          this.logger.warn(`task ${id}: timed out after ${spec.timeoutMs} ms; killing its process group`);
+          this.logger.warn(
+            `task ${id}: timed out after ${spec.timeoutMs} ms; ${process ? 'killing its process group' : 'aborting it'}`,
+          );
           void this.stopTask(task, { state: 'FAILURE', message: RESULT_MESSAGES.timeout, exitCode: -1 }, 0);
         },
         spec.timeoutMs,
@@ -313,34 +388,19 @@ export class TaskExecutorService {
       }),
       () => void this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.obsolete }, 0),
     );
-    void proc.exited.then((exit) => this.finish(task, exit));
-    // Killed while it was being started.
-    if (task.stop) this.signal(task.pid, 'SIGKILL');
     this.logger.log(
-      `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as process group ${task.pid}`,
+      `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as ` +
+        (process ? `process group ${process.pid}` : `a ${spec.taskType} run inside the worker`),
     );
-    await this.writeMarker(task);
+    if (task.prepared.instant) task.markLaunched();
+    else void this.writeMarker(task).finally(() => task.markLaunched());
   }
 
-  private async finish(task: RunningTask, end: ProcessExit | { spawnError: string }): Promise<void> {
+  private async finish(task: RunningTask, result: TaskRunResult): Promise<void> {
     const { spec } = task;
     const id = spec.taskInstanceId;
     task.cancelTimeout?.();
-    // The shell is gone; anything it left running in its group belongs to the finished task.
-    if (task.pid !== undefined) this.signal(task.pid, 'SIGKILL');
-    task.watchdog?.stop();
-    const fired = task.pid !== undefined ? this.watchdog.takeFiring(id) : null;
-    if (fired) {
-      // The watchdog writes its mark before it kills, so a shell that died of a signal while the
-      // mark exists died of that kill. A shell that had exited by itself first keeps its result.
-      if ('signal' in end && end.signal !== null) {
-        this.logger.warn(`task ${id}: its watchdog killed process group ${task.pid}: ${fired}`);
-        task.stop ??= { state: 'KILL', message: RESULT_MESSAGES.sessionLost };
-      } else {
-        this.logger.warn(`task ${id}: its watchdog fired (${fired}) after the task had exited by itself`);
-      }
-    }
-    const outcome = decideOutcome(end, task.stop);
+    const outcome = applyStop(result, task.stop);
     const event: TaskFinishedEvent = {
       taskInstanceId: id,
       workflowInstanceId: spec.workflowInstanceId,
@@ -352,14 +412,18 @@ export class TaskExecutorService {
       workerAddress: this.address,
       epoch: task.epoch,
       message: outcome.message,
+      outputs: result.outputs,
     };
+    const outputCount = Object.keys(result.outputs).length;
     this.logger.log(
-      `task ${id} finished: ${outcome.state} (exit ${outcome.exitCode}${outcome.message ? `, ${outcome.message}` : ''})`,
+      `task ${id} finished: ${outcome.state} (exit ${outcome.exitCode}${outcome.message ? `, ${outcome.message}` : ''}` +
+        `${outputCount > 0 ? `, ${outputCount} output(s)` : ''})`,
     );
     // Held (visible to TakeOver/Dispatch) before it leaves the running map: no moment where the
     // worker does not know the task.
     const persisted = this.delivery.hold(task.masterAddress, event, task.startedDelivery);
     this.running.delete(id);
+    task.markLaunched();
     await persisted;
     // Only now: a crash before this point leaves the marker, and the restart reports the task.
     await this.markers.remove(id).catch((err: Error) => {
@@ -368,41 +432,41 @@ export class TaskExecutorService {
     task.markDone();
   }
 
-  /** Sends the signal (graceMs > 0: SIGTERM, then SIGKILL after graceMs) and waits for the result. */
+  /**
+   * Stops the run: its signal aborts and its stop listeners hear graceMs (a SHELL task's group:
+   * SIGTERM, then SIGKILL after graceMs; at once when 0). Waits for the result.
+   */
   private async stopTask(task: RunningTask, reason: StopReason, graceMs: number): Promise<void> {
     // Already finished: its group is gone and its id may belong to someone else by now.
     if (this.running.get(task.spec.taskInstanceId) !== task) return;
-    task.stop ??= reason;
-    if (task.pid !== undefined) {
-      this.signal(task.pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-      if (graceMs > 0 && !(await within(this.clock, task.done, graceMs))) this.signal(task.pid, 'SIGKILL');
+    if (!task.settled) {
+      task.stop ??= reason;
+      this.requestStop(task, graceMs);
+      if (graceMs > 0 && task.stopListeners.length > 0 && !(await within(this.clock, task.done, graceMs))) {
+        this.requestStop(task, 0);
+      }
     }
     if (!(await within(this.clock, task.done, KILL_REAP_WAIT_MS))) {
-      this.logger.warn(`task ${task.spec.taskInstanceId}: still not ended after SIGKILL`);
+      this.logger.warn(
+        `task ${task.spec.taskInstanceId}: still not ended after ${task.pid !== undefined ? 'SIGKILL' : 'being stopped'}`,
+      );
     }
   }
 
-  /**
-   * Starts the task's watchdog. One that cannot be started, or cannot run, ends the task (KILL,
-   * unsupervised): a task a frozen worker could not end may run twice. One that someone killed is
-   * started again (a few times).
-   */
-  private supervise(task: RunningTask): void {
-    const id = task.spec.taskInstanceId;
-    if (!this.liveness.watchdogs || task.pid === undefined) return;
-    task.watchdog = this.watchdog.supervise(id, task.pid, {
-      onFailure: (why, canRestart) => {
-        if (this.running.get(id) !== task || task.stop) return;
-        if (canRestart && task.watchdogRestarts < WATCHDOG_RESTARTS) {
-          task.watchdogRestarts++;
-          this.logger.warn(`task ${id}: ${why}; starting it again`);
-          this.supervise(task);
-          return;
-        }
-        this.logger.error(`task ${id}: ${why}; killing the task rather than run it unsupervised`);
-        void this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.unsupervised }, 0);
-      },
-    });
+  private requestStop(task: RunningTask, graceMs: number): void {
+    if (task.settled) return;
+    if (!task.abort.signal.aborted) task.abort.abort(task.stop);
+    for (const listener of task.stopListeners) listener(graceMs);
+  }
+
+  /** After a stall: every run without a process (no watchdog could end it) ends now. */
+  private async stopInProcessRuns(): Promise<void> {
+    const tasks = [...this.running.values()].filter((t) => t.begun && t.pid === undefined && !t.settled);
+    if (tasks.length === 0) return;
+    this.logger.warn(`the worker stalled: ending ${tasks.length} task(s) running inside it`);
+    await Promise.all(
+      tasks.map((t) => this.stopTask(t, { state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0)),
+    );
   }
 
   private redirect(task: RunningTask, masterAddress: string, epoch: number): void {
@@ -424,7 +488,7 @@ export class TaskExecutorService {
   private async writeMarker(task: RunningTask): Promise<void> {
     // Checked when the write is queued: a finished task's marker removal is queued after this point,
     // so a marker can never be written back after it was removed.
-    if (task.pid === undefined || this.running.get(task.spec.taskInstanceId) !== task) return;
+    if (!task.begun || task.prepared.instant || this.running.get(task.spec.taskInstanceId) !== task) return;
     const { spec } = task;
     const marker: RunningMarker = {
       version: 1,
@@ -435,7 +499,7 @@ export class TaskExecutorService {
       masterAddress: task.masterAddress,
       epoch: task.epoch,
       startTimeMs: task.startTimeMs,
-      pid: task.pid,
+      pid: task.pid ?? null,
       startToken: task.startToken,
     };
     await this.markers.write(spec.taskInstanceId, marker).catch((err: Error) => {
@@ -448,22 +512,25 @@ export class TaskExecutorService {
    * start time (a different one means the pid was reused); with the leader gone, a group of that
    * id can only be ours, since Linux does not reuse a pid while a group of that id exists.
    */
-  private ownsGroup(marker: RunningMarker): boolean {
-    const token = this.runner.startToken(marker.pid);
-    if (token !== null) return marker.startToken !== null && token === marker.startToken;
+  private ownsGroup(pid: number, startToken: string | null): boolean {
+    const token = this.runner.startToken(pid);
+    if (token !== null) return startToken !== null && token === startToken;
     try {
-      return this.runner.signalGroup(marker.pid, 0);
+      return this.runner.signalGroup(pid, 0);
     } catch {
       return false;
     }
   }
 
-  private signal(pgid: number | undefined, signal: NodeJS.Signals): void {
-    if (pgid === undefined) return;
+  private signal(pgid: number, signal: NodeJS.Signals): void {
     try {
       this.runner.signalGroup(pgid, signal);
     } catch (err) {
       this.logger.error(`cannot send ${signal} to process group ${pgid}: ${(err as Error).message}`);
     }
   }
+}
+
+function ignore(): undefined {
+  return undefined;
 }

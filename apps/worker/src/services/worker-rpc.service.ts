@@ -15,6 +15,7 @@ import {
   validateReadLogRequest,
   validateTakeOverRequest,
 } from '../domain/message-validation';
+import { TaskTypeRegistry } from '../task-types/task-type.registry';
 import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
@@ -22,7 +23,8 @@ import { TaskExecutorService } from './task-executor.service';
 /**
  * The worker's gRPC service (proto/porpoise/v1/worker.proto) on BIND_HOST:WORKER_PORT. GrpcServer
  * refuses calls without the cluster secret; every message is validated here before it reaches
- * the executor (RpcInvalidArgument → INVALID_ARGUMENT naming the field).
+ * the executor, a Dispatch's payload by its task type (RpcInvalidArgument → INVALID_ARGUMENT
+ * naming the field).
  */
 @Injectable()
 export class WorkerRpcService implements WorkerTaskHandlers {
@@ -34,6 +36,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
     private readonly executor: TaskExecutorService,
     private readonly logs: TaskLogStore,
     private readonly admission: AdmissionService,
+    private readonly taskTypes: TaskTypeRegistry,
   ) {}
 
   async start(): Promise<void> {
@@ -62,7 +65,8 @@ export class WorkerRpcService implements WorkerTaskHandlers {
 
   async dispatch(req: unknown): Promise<DispatchResponse> {
     const { task } = validateDispatchRequest(req);
-    const res = await this.executor.dispatch(task);
+    // The type checks its payload before anything starts (INVALID_ARGUMENT naming the field).
+    const res = await this.executor.dispatch(this.taskTypes.prepare(task));
     if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
     return { ...res, workerStartTimeMs: this.admission.startTimeMs };
   }

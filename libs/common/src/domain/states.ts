@@ -25,10 +25,12 @@ export const TASK_STATES = [
   'KILL',
   'FAILURE',
   'SUCCESS',
+  // Not run: on a branch a CONDITIONS or SWITCH task did not take, or only reachable through one.
+  'SKIPPED',
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
-export const FINAL_TASK_STATES: readonly TaskState[] = ['PAUSE', 'KILL', 'FAILURE', 'SUCCESS'];
+export const FINAL_TASK_STATES: readonly TaskState[] = ['PAUSE', 'KILL', 'FAILURE', 'SUCCESS', 'SKIPPED'];
 
 export const COMMAND_TYPES = [
   'START_PROCESS',
@@ -43,24 +45,21 @@ export const COMMAND_TYPES = [
 ] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
-export const TASK_TYPES = ['SHELL'] as const;
+/**
+ * The task types a workflow definition may use (DESIGN.md section 9). DEPENDENT is planned, not
+ * accepted yet. The definition model (definition/definition-types.ts) has each type's fields.
+ */
+export const TASK_TYPES = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
 
-/** A task of a workflow definition, as stored in workflow_definition_version.tasks. */
-export interface TaskDefinition {
-  name: string;
-  type: TaskType;
-  command: string;
-  retries: number;
-  retryIntervalMs: number;
-  timeoutMs: number;
-  workerGroup: string;
-}
-
-export interface EdgeDefinition {
-  from: string;
-  to: string;
-}
+/** Types a worker runs (dispatched over gRPC). */
+export const WORKER_TASK_TYPES = ['SHELL', 'EMPTY', 'HTTP', 'SQL'] as const satisfies readonly TaskType[];
+/** Types the master runs itself: they never occupy a worker. */
+export const MASTER_TASK_TYPES = [
+  'SUB_WORKFLOW',
+  'CONDITIONS',
+  'SWITCH',
+] as const satisfies readonly TaskType[];
 
 /** Registry paths (DESIGN.md section 6). */
 export const REGISTRY_PATHS = {
@@ -96,3 +95,10 @@ export const NOTIFY_CHANNELS = {
   command: 'porpoise_command',
   instanceControl: 'porpoise_instance_control',
 } as const;
+
+/**
+ * A task attempt its worker has (DISPATCH: sent or being sent; RUNNING_EXECUTION: started): the
+ * worker may run it, so it is never sent to another worker and ends only by its result, a Kill,
+ * or the loss of that worker.
+ */
+export const ACTIVE_TASK_STATES: readonly TaskState[] = ['DISPATCH', 'RUNNING_EXECUTION'];

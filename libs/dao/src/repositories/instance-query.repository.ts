@@ -17,6 +17,12 @@ export interface WorkflowInstanceView {
   readonly endTime: Date | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  /** The instance whose SUB_WORKFLOW task started this one; null for a top-level run. */
+  readonly parentInstanceId: number | null;
+  /** That SUB_WORKFLOW task attempt (task_instance.id); null for a top-level run. */
+  readonly parentTaskInstanceId: number | null;
+  /** Why it ended as it did (a workflow timeout, a definition it cannot run); null when none. */
+  readonly message: string | null;
 }
 
 export interface TaskInstanceView {
@@ -30,6 +36,10 @@ export interface TaskInstanceView {
   readonly endTime: Date | null;
   readonly exitCode: number | null;
   readonly message: string | null;
+  /** What the attempt set (`${setValue(name=value)}`, an HTTP status, a SQL row); {} when nothing. */
+  readonly outputs: Record<string, string>;
+  /** A SUB_WORKFLOW attempt's child instance; null for any other task, or before the child exists. */
+  readonly subWorkflowInstanceId: number | null;
 }
 
 export interface InstanceFilter {
@@ -59,10 +69,32 @@ interface InstanceRow {
   end_time: Date | null;
   created_at: Date;
   updated_at: Date;
+  parent_instance_id: string | null;
+  parent_task_instance_id: string | null;
+  message: string | null;
 }
 
-const INSTANCE_COLUMNS = `id, workflow_code, workflow_version, state, host, command_type, params,
-  schedule_time, start_time, end_time, created_at, updated_at`;
+/** A task row of findWithTasks: every column null when the instance has no task (LEFT JOIN). */
+interface TaskJoinRow {
+  task_id: string | null;
+  task_name: string;
+  task_state: TaskState;
+  task_host: string | null;
+  task_attempt: number;
+  task_start_time: Date | null;
+  task_end_time: Date | null;
+  task_exit_code: number | null;
+  task_message: string | null;
+  task_outputs: Record<string, string> | null;
+  sub_workflow_instance_id: string | null;
+}
+
+/** The instance columns, qualified by the table alias w. */
+const INSTANCE_COLUMNS = `w.id, w.workflow_code, w.workflow_version, w.state, w.host, w.command_type, w.params,
+  w.schedule_time, w.start_time, w.end_time, w.created_at, w.updated_at, w.parent_instance_id,
+  w.parent_task_instance_id, w.message`;
+
+const idOrNull = (v: string | null): number | null => (v === null ? null : Number(v));
 
 const toInstance = (r: InstanceRow): WorkflowInstanceView => ({
   id: Number(r.id),
@@ -77,6 +109,9 @@ const toInstance = (r: InstanceRow): WorkflowInstanceView => ({
   endTime: r.end_time,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
+  parentInstanceId: idOrNull(r.parent_instance_id),
+  parentTaskInstanceId: idOrNull(r.parent_task_instance_id),
+  message: r.message,
 });
 
 /** Read-only queries over workflow and task instances, for the API and metrics. */
@@ -84,81 +119,80 @@ const toInstance = (r: InstanceRow): WorkflowInstanceView => ({
 export class InstanceQueryRepository {
   constructor(private readonly dataSource: DataSource) {}
 
-  /** The instance and its task rows (every attempt, in id order): two queries, never one per task. */
+  /**
+   * The instance and its task rows (every attempt, in id order), each task with its outputs and,
+   * for a SUB_WORKFLOW attempt, its child instance: ONE query, never one per task. The instance
+   * LEFT JOIN its tasks gives one row per task (one row with null task columns when it has none);
+   * the child is found through the unique index on parent_task_instance_id.
+   */
   async findWithTasks(
     id: number,
   ): Promise<{ instance: WorkflowInstanceView; tasks: TaskInstanceView[] } | null> {
-    const [instances, tasks] = await Promise.all([
-      queryRows<InstanceRow>(
-        this.dataSource,
-        `SELECT ${INSTANCE_COLUMNS} FROM workflow_instance WHERE id = $1`,
-        [id],
-      ),
-      queryRows<{
-        id: string;
-        name: string;
-        state: TaskState;
-        host: string | null;
-        attempt: number;
-        start_time: Date | null;
-        end_time: Date | null;
-        exit_code: number | null;
-        message: string | null;
-      }>(
-        this.dataSource,
-        `SELECT id, name, state, host, attempt, start_time, end_time, exit_code, message
-         FROM task_instance WHERE workflow_instance_id = $1 ORDER BY id`,
-        [id],
-      ),
-    ]);
-    const instance = instances[0];
-    if (instance === undefined) return null;
-    return {
-      instance: toInstance(instance),
-      tasks: tasks.map((t) => ({
-        id: Number(t.id),
-        name: t.name,
-        state: t.state,
-        host: t.host,
-        attempt: Number(t.attempt),
-        startTime: t.start_time,
-        endTime: t.end_time,
-        exitCode: t.exit_code === null ? null : Number(t.exit_code),
-        message: t.message,
-      })),
-    };
+    const rows = await queryRows<InstanceRow & TaskJoinRow>(
+      this.dataSource,
+      `SELECT ${INSTANCE_COLUMNS},
+         t.id AS task_id, t.name AS task_name, t.state AS task_state, t.host AS task_host,
+         t.attempt AS task_attempt, t.start_time AS task_start_time, t.end_time AS task_end_time,
+         t.exit_code AS task_exit_code, t.message AS task_message, t.outputs AS task_outputs,
+         c.id AS sub_workflow_instance_id
+       FROM workflow_instance w
+       LEFT JOIN task_instance t ON t.workflow_instance_id = w.id
+       LEFT JOIN workflow_instance c ON c.parent_task_instance_id = t.id
+       WHERE w.id = $1
+       ORDER BY t.id`,
+      [id],
+    );
+    const first = rows[0];
+    if (first === undefined) return null;
+    const tasks: TaskInstanceView[] = [];
+    for (const t of rows) {
+      if (t.task_id === null) continue;
+      tasks.push({
+        id: Number(t.task_id),
+        name: t.task_name,
+        state: t.task_state,
+        host: t.task_host,
+        attempt: Number(t.task_attempt),
+        startTime: t.task_start_time,
+        endTime: t.task_end_time,
+        exitCode: t.task_exit_code === null ? null : Number(t.task_exit_code),
+        message: t.task_message,
+        outputs: t.task_outputs ?? {},
+        subWorkflowInstanceId: idOrNull(t.sub_workflow_instance_id),
+      });
+    }
+    return { instance: toInstance(first), tasks };
   }
 
-  /** Newest first (the indexes on (workflow_code, id DESC) and (state, id DESC) serve this). */
+  /**
+   * Newest first (the indexes on (workflow_code, id DESC) and (state, id DESC) serve this). One
+   * query: the count and the page on one snapshot, so total and items agree; the page is LEFT
+   * JOINed to the count, which gives one row with null instance columns past the last page.
+   */
   async list(filter: InstanceFilter): Promise<{ items: WorkflowInstanceView[]; total: number }> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.workflowCode !== undefined) {
       params.push(filter.workflowCode);
-      where.push(`workflow_code = $${params.length}`);
+      where.push(`w.workflow_code = $${params.length}`);
     }
     if (filter.state !== undefined) {
       params.push(filter.state);
-      where.push(`state = $${params.length}`);
+      where.push(`w.state = $${params.length}`);
     }
     const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const [rows, count] = await Promise.all([
-      queryRows<InstanceRow>(
-        this.dataSource,
-        `SELECT ${INSTANCE_COLUMNS} FROM workflow_instance ${whereSql}
-         ORDER BY id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-        [...params, filter.limit, filter.offset],
-      ),
-      queryRows<{ total: string }>(
-        this.dataSource,
-        `SELECT count(*) AS total FROM workflow_instance ${whereSql}`,
-        params,
-      ),
-    ]);
-    return {
-      items: rows.map(toInstance),
-      total: Number(firstRow(count, 'count of workflow instances').total),
-    };
+    const rows = await queryRows<Omit<InstanceRow, 'id'> & { id: string | null; total: string }>(
+      this.dataSource,
+      `SELECT n.total, p.* FROM (SELECT count(*) AS total FROM workflow_instance w ${whereSql}) n
+       LEFT JOIN LATERAL (
+         SELECT ${INSTANCE_COLUMNS} FROM workflow_instance w ${whereSql}
+         ORDER BY w.id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}) p ON true
+       ORDER BY p.id DESC`,
+      [...params, filter.limit, filter.offset],
+    );
+    const items: WorkflowInstanceView[] = [];
+    for (const r of rows) if (r.id !== null) items.push(toInstance({ ...r, id: r.id }));
+    return { items, total: Number(firstRow(rows, 'count of workflow instances').total) };
   }
 
   /** How many instances are in each state (every state present, zero when none): one grouped query. */

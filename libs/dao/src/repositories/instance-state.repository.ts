@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { CommandType, WorkflowState } from '@porpoise/common';
+import { FINAL_WORKFLOW_STATES, type CommandType, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { queryResult } from './sql';
 
@@ -25,7 +25,8 @@ export const OWN_CTE =
 
 export const fenceParams = (f: InstanceFence): unknown[] => [f.instanceId, f.host, f.epoch];
 
-const FINAL_STATES_SQL = "('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')";
+/** The final states as an SQL list (constants, never input). */
+const FINAL_STATES_SQL = `(${FINAL_WORKFLOW_STATES.map((s) => `'${s}'`).join(', ')})`;
 
 export interface InstanceOwnership {
   id: number;
@@ -43,15 +44,16 @@ export class InstanceStateRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   /**
-   * Ends an instance in a final state with end_time. False when this master no longer owns it
-   * (or it already ended, which only its owner could have done).
+   * Ends an instance in a final state with end_time, and why when the engine says so (a workflow
+   * timeout, a definition it cannot run). False when this master no longer owns it (or it already
+   * ended, which only its owner could have done).
    */
-  async finish(fence: InstanceFence, state: WorkflowState): Promise<boolean> {
+  async finish(fence: InstanceFence, state: WorkflowState, message?: string): Promise<boolean> {
     const { rowCount } = await queryResult(
       this.dataSource,
-      `UPDATE workflow_instance SET state = $4, end_time = now(), updated_at = now()
+      `UPDATE workflow_instance SET state = $4, message = coalesce($5, message), end_time = now(), updated_at = now()
        WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL}`,
-      [...fenceParams(fence), state],
+      [...fenceParams(fence), state, message ?? null],
     );
     return rowCount === 1;
   }

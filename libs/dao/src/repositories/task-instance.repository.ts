@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { TaskState } from '@porpoise/common';
+import { ACTIVE_TASK_STATES, FINAL_TASK_STATES, type TaskState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { fenceParams, OWN_CTE, type InstanceFence } from './instance-state.repository';
 import { firstRow, queryResult } from './sql';
@@ -12,6 +12,27 @@ export interface TaskRow {
   state: TaskState;
   host: string | null;
   attempt: number;
+  /** Retries of this task (runs after its own failures) used before this attempt. */
+  retriesUsed: number;
+  /** Earlier attempts of this task whose worker lost them (NEED_FAULT_TOLERANCE). */
+  faultReruns: number;
+  /**
+   * DELAY_EXECUTION only: how long until its retry is due, by the database's clock when the row
+   * was read (0: due now); null for any other state, or a row written before retry_due_at existed.
+   */
+  retryDueInMs: number | null;
+  /** What the attempt set with `${setValue(name=value)}` (empty when nothing). */
+  outputs: Record<string, string>;
+}
+
+/** A new attempt: its number and the budgets it starts with (both 0 on a fresh run). */
+export interface NewAttempt {
+  name: string;
+  attempt: number;
+  retriesUsed?: number;
+  faultReruns?: number;
+  /** Created SKIPPED (a branch not taken) instead of SUBMITTED_SUCCESS. */
+  skipped?: boolean;
 }
 
 /** Outcome of a fenced write: owned = the fence held; ids = rows actually changed. */
@@ -32,11 +53,16 @@ interface RawFenced {
 
 interface RawInsert {
   owned: number;
-  rows: Array<{ id: number; name: string; state: TaskState; host: string | null; attempt: number }> | null;
+  rows: TaskRowRecord[] | null;
 }
 
-const FINAL_TASK_STATES = ['SUCCESS', 'FAILURE', 'KILL', 'PAUSE'];
-const ACTIVE_TASK_STATES = ['DISPATCH', 'RUNNING_EXECUTION'];
+/**
+ * The columns behind TaskRow. retry_due_in_ms is computed on the database's clock, which also set
+ * retry_due_at: a retry delay holds across failovers whatever the masters' clocks say.
+ */
+const ROW_COLUMNS = `id, workflow_instance_id, name, state, host, attempt, retries_used, fault_reruns, outputs,
+  CASE WHEN state = 'DELAY_EXECUTION' AND retry_due_at IS NOT NULL
+       THEN GREATEST(0, ceil(extract(epoch FROM retry_due_at - now()) * 1000))::bigint END AS retry_due_in_ms`;
 
 /** ms since the epoch (0 = unknown) → timestamptz, falling back to the database's now(). */
 const tsFromMs = (param: string) =>
@@ -52,36 +78,36 @@ export class TaskInstanceRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   /**
-   * Creates attempts (state SUBMITTED_SUCCESS) for several tasks at once. An attempt that already
-   * exists (a retried statement whose first answer was lost) is returned as it is instead of
-   * failing on UNIQUE (workflow_instance_id, name, attempt).
+   * Creates attempts (state SUBMITTED_SUCCESS, or SKIPPED) for several tasks at once, each with
+   * the retry and fault-rerun budgets it inherits. An attempt that already exists (a retried
+   * statement whose first answer was lost) is returned as it is instead of failing on UNIQUE
+   * (workflow_instance_id, name, attempt).
    */
-  async createAttempts(
-    fence: InstanceFence,
-    items: Array<{ name: string; attempt: number }>,
-  ): Promise<FencedInsert> {
+  async createAttempts(fence: InstanceFence, items: NewAttempt[]): Promise<FencedInsert> {
     if (items.length === 0) return { owned: true, rows: [] };
     const { rows } = await queryResult<RawInsert>(
       this.dataSource,
       `WITH ${OWN_CTE},
        ins AS (
-         INSERT INTO task_instance (workflow_instance_id, name, state, attempt)
-         SELECT own.id, t.name, 'SUBMITTED_SUCCESS', t.attempt
-         FROM own, unnest($4::text[], $5::int[]) AS t(name, attempt)
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, end_time)
+         SELECT own.id, t.name, t.state, t.attempt, t.retries_used, t.fault_reruns,
+                CASE WHEN t.state = 'SKIPPED' THEN now() END
+         FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[])
+                   AS t(name, attempt, retries_used, fault_reruns, state)
          ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
-         RETURNING id, name, state, host, attempt)
+         RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
-      [...fenceParams(fence), items.map((i) => i.name), items.map((i) => i.attempt)],
+      [
+        ...fenceParams(fence),
+        items.map((i) => i.name),
+        items.map((i) => i.attempt),
+        items.map((i) => i.retriesUsed ?? 0),
+        items.map((i) => i.faultReruns ?? 0),
+        items.map((i) => (i.skipped ? 'SKIPPED' : 'SUBMITTED_SUCCESS')),
+      ],
     );
     const created = firstRow(rows, 'createAttempts outcome');
-    return {
-      owned: created.owned > 0,
-      rows: (created.rows ?? []).map((r) => ({
-        ...r,
-        id: Number(r.id),
-        workflowInstanceId: fence.instanceId,
-      })),
-    };
+    return { owned: created.owned > 0, rows: (created.rows ?? []).map(toTaskRow) };
   }
 
   /**
@@ -119,19 +145,30 @@ export class TaskInstanceRepository {
   }
 
   /**
-   * DISPATCH / RUNNING_EXECUTION → the run's result: SUCCESS, FAILURE, KILL, or DELAY_EXECUTION
-   * (failed with retries left; the next attempt is created after retryIntervalMs).
+   * DISPATCH / RUNNING_EXECUTION → the run's result: SUCCESS, FAILURE, KILL, PAUSE,
+   * NEED_FAULT_TOLERANCE, or DELAY_EXECUTION (failed with a retry left: retry_due_at = the
+   * database's now() + retryDelayMs, so the delay survives a failover). Outputs are stored with it.
    */
   markFinished(
     fence: InstanceFence,
     taskId: number,
     worker: string,
-    result: { state: TaskState; exitCode: number; startMs: number; endMs: number; message: string },
+    result: {
+      state: TaskState;
+      exitCode: number;
+      startMs: number;
+      endMs: number;
+      message: string;
+      outputs?: Readonly<Record<string, string>>;
+      retryDelayMs?: number;
+    },
   ): Promise<FencedWrite> {
     return this.fenced(
       fence,
       `state = $7, exit_code = $8, message = NULLIF($9, ''),
-       start_time = coalesce(t.start_time, ${tsFromMs('$10')}), end_time = ${tsFromMs('$11')}`,
+       start_time = coalesce(t.start_time, ${tsFromMs('$10')}), end_time = ${tsFromMs('$11')},
+       outputs = coalesce($12::jsonb, t.outputs),
+       retry_due_at = CASE WHEN $7::text = 'DELAY_EXECUTION' THEN now() + $13::bigint * interval '1 millisecond' END`,
       `t.id = ANY($4::bigint[]) AND t.state = ANY($5::text[]) AND t.host = $6`,
       [
         [taskId],
@@ -142,6 +179,8 @@ export class TaskInstanceRepository {
         result.message,
         result.startMs,
         result.endMs,
+        result.outputs && Object.keys(result.outputs).length > 0 ? JSON.stringify(result.outputs) : null,
+        result.retryDelayMs ?? 0,
       ],
     );
   }
@@ -154,7 +193,7 @@ export class TaskInstanceRepository {
   markState(
     fence: InstanceFence,
     taskIds: number[],
-    fromStates: TaskState[],
+    fromStates: readonly TaskState[],
     state: TaskState,
     message: string,
   ): Promise<FencedWrite> {
@@ -169,8 +208,9 @@ export class TaskInstanceRepository {
 
   /**
    * The retry of a failed attempt, in one statement: the DELAY_EXECUTION row becomes FAILURE (it
-   * is no longer waiting) and attempt + 1 is created. owned=false: ownership lost; rows empty
-   * with owned=true: the old row was no longer waiting (nothing created).
+   * is no longer waiting) and attempt + 1 is created with one more retry used (counted from the
+   * old row, so the budget holds whatever a master remembers). owned=false: ownership lost; rows
+   * empty with owned=true: the old row was no longer waiting (nothing created).
    */
   async retry(fence: InstanceFence, oldTaskId: number, name: string, attempt: number): Promise<FencedInsert> {
     const { rows } = await queryResult<RawInsert>(
@@ -178,24 +218,18 @@ export class TaskInstanceRepository {
       `WITH ${OWN_CTE},
        old AS (
          UPDATE task_instance t SET state = 'FAILURE', updated_at = now() FROM own
-         WHERE t.workflow_instance_id = own.id AND t.id = $4 AND t.state = 'DELAY_EXECUTION' RETURNING t.id),
+         WHERE t.workflow_instance_id = own.id AND t.id = $4 AND t.state = 'DELAY_EXECUTION'
+         RETURNING t.retries_used, t.fault_reruns),
        ins AS (
-         INSERT INTO task_instance (workflow_instance_id, name, state, attempt)
-         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6 FROM own WHERE EXISTS (SELECT 1 FROM old)
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns)
+         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6, old.retries_used + 1, old.fault_reruns FROM own, old
          ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
-         RETURNING id, name, state, host, attempt)
+         RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
       [...fenceParams(fence), oldTaskId, name, attempt],
     );
     const retried = firstRow(rows, 'retry outcome');
-    return {
-      owned: retried.owned > 0,
-      rows: (retried.rows ?? []).map((r) => ({
-        ...r,
-        id: Number(r.id),
-        workflowInstanceId: fence.instanceId,
-      })),
-    };
+    return { owned: retried.owned > 0, rows: (retried.rows ?? []).map(toTaskRow) };
   }
 
   /** The latest attempt of every task of the given instances (one round trip for a whole batch). */
@@ -203,7 +237,7 @@ export class TaskInstanceRepository {
     if (instanceIds.length === 0) return [];
     const { rows } = await queryResult<TaskRowRecord>(
       this.dataSource,
-      `SELECT DISTINCT ON (workflow_instance_id, name) id, workflow_instance_id, name, state, host, attempt
+      `SELECT DISTINCT ON (workflow_instance_id, name) ${ROW_COLUMNS}
        FROM task_instance WHERE workflow_instance_id = ANY($1::bigint[])
        ORDER BY workflow_instance_id, name, attempt DESC`,
       [instanceIds],
@@ -215,7 +249,7 @@ export class TaskInstanceRepository {
   async find(taskInstanceId: number): Promise<TaskRow | undefined> {
     const { rows } = await queryResult<TaskRowRecord>(
       this.dataSource,
-      'SELECT id, workflow_instance_id, name, state, host, attempt FROM task_instance WHERE id = $1',
+      `SELECT ${ROW_COLUMNS} FROM task_instance WHERE id = $1`,
       [taskInstanceId],
     );
     const row = rows[0];
@@ -243,14 +277,21 @@ export class TaskInstanceRepository {
   }
 }
 
-/** A task_instance row as pg returns it (bigint ids as strings). */
+/**
+ * A task_instance row as pg returns it (bigint columns as strings, jsonb parsed), or as json_agg
+ * returns it (every number a number).
+ */
 interface TaskRowRecord {
-  id: string;
-  workflow_instance_id: string;
+  id: string | number;
+  workflow_instance_id: string | number;
   name: string;
   state: TaskState;
   host: string | null;
   attempt: number;
+  retries_used: number;
+  fault_reruns: number;
+  outputs: unknown;
+  retry_due_in_ms: string | number | null;
 }
 
 function toTaskRow(r: TaskRowRecord): TaskRow {
@@ -261,5 +302,17 @@ function toTaskRow(r: TaskRowRecord): TaskRow {
     state: r.state,
     host: r.host,
     attempt: r.attempt,
+    retriesUsed: r.retries_used,
+    faultReruns: r.fault_reruns,
+    retryDueInMs: r.retry_due_in_ms === null ? null : Number(r.retry_due_in_ms),
+    outputs: toOutputs(r.outputs),
   };
+}
+
+/** Stored outputs as name → string (jsonb is a boundary: anything else is turned into text). */
+function toOutputs(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return out;
+  for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
 }

@@ -1,18 +1,21 @@
 import { Injectable } from '@nestjs/common';
-import type { EdgeDefinition, TaskDefinition } from '@porpoise/common';
+import {
+  canonicalEdgeDefinition,
+  canonicalTaskDefinition,
+  definitionSettings,
+  readStoredSettings,
+  type EdgeDefinition,
+  type TaskDefinition,
+  type WorkflowDefinition,
+} from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { firstRow, queryRows } from './sql';
 
-/** A validated workflow definition body: what a version stores. */
-export interface WorkflowDefinitionInput {
-  readonly name: string;
-  readonly description: string;
-  readonly tasks: TaskDefinition[];
-  readonly edges: EdgeDefinition[];
-}
+/** A validated workflow definition (parseWorkflowDefinition): what a version stores. */
+export type WorkflowDefinitionInput = WorkflowDefinition;
 
 /** One version of a workflow definition. updatedAt is when this version was stored. */
-export interface WorkflowDefinitionRecord extends WorkflowDefinitionInput {
+export interface WorkflowDefinitionRecord extends WorkflowDefinition {
   readonly code: string;
   readonly version: number;
   readonly createdAt: Date;
@@ -35,31 +38,33 @@ interface DefinitionRow {
   description: string;
   tasks: TaskDefinition[];
   edges: EdgeDefinition[];
+  /** params, failureStrategy, timeoutMs; `{}` for versions stored before the column existed. */
+  settings: unknown;
   created_at: Date;
   updated_at: Date;
 }
-
-/** jsonb keeps keys sorted by length; give them back in the order the API documents. */
-const task = (t: TaskDefinition): TaskDefinition => ({
-  name: t.name,
-  type: t.type,
-  command: t.command,
-  retries: t.retries,
-  retryIntervalMs: t.retryIntervalMs,
-  timeoutMs: t.timeoutMs,
-  workerGroup: t.workerGroup,
-});
 
 const toRecord = (r: DefinitionRow): WorkflowDefinitionRecord => ({
   code: r.code,
   version: Number(r.version),
   name: r.name,
   description: r.description,
-  tasks: r.tasks.map(task),
-  edges: r.edges.map((e) => ({ from: e.from, to: e.to })),
+  ...readStoredSettings(r.settings),
+  // jsonb keeps keys sorted by length; give them back in the order the API documents.
+  tasks: r.tasks.map(canonicalTaskDefinition),
+  edges: r.edges.map(canonicalEdgeDefinition),
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
+
+/** The parameters of an insert of a version: $2.. of create() and update(). */
+const versionValues = (input: WorkflowDefinitionInput): string[] => [
+  input.name,
+  input.description,
+  JSON.stringify(input.tasks),
+  JSON.stringify(input.edges),
+  JSON.stringify(definitionSettings(input)),
+];
 
 /**
  * Versioned workflow definitions. Every write is one statement (data-modifying CTEs), so the
@@ -79,11 +84,12 @@ export class WorkflowDefinitionRepository {
          ON CONFLICT (code) DO NOTHING
          RETURNING code, version, created_at, updated_at),
        v AS (
-         INSERT INTO workflow_definition_version (code, version, name, description, tasks, edges, created_at)
-         SELECT code, version, $2, $3, $4::jsonb, $5::jsonb, created_at FROM d
-         RETURNING code, version, name, description, tasks, edges)
+         INSERT INTO workflow_definition_version
+           (code, version, name, description, tasks, edges, settings, created_at)
+         SELECT code, version, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, created_at FROM d
+         RETURNING code, version, name, description, tasks, edges, settings)
        SELECT v.*, d.created_at, d.updated_at FROM v JOIN d USING (code)`,
-      [code, input.name, input.description, JSON.stringify(input.tasks), JSON.stringify(input.edges)],
+      [code, ...versionValues(input)],
     );
     const row = rows[0];
     return row === undefined ? null : toRecord(row);
@@ -101,11 +107,12 @@ export class WorkflowDefinitionRepository {
          WHERE code = $1
          RETURNING code, version, created_at, updated_at),
        v AS (
-         INSERT INTO workflow_definition_version (code, version, name, description, tasks, edges, created_at)
-         SELECT code, version, $2, $3, $4::jsonb, $5::jsonb, updated_at FROM d
-         RETURNING code, version, name, description, tasks, edges)
+         INSERT INTO workflow_definition_version
+           (code, version, name, description, tasks, edges, settings, created_at)
+         SELECT code, version, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, updated_at FROM d
+         RETURNING code, version, name, description, tasks, edges, settings)
        SELECT v.*, d.created_at, d.updated_at FROM v JOIN d USING (code)`,
-      [code, input.name, input.description, JSON.stringify(input.tasks), JSON.stringify(input.edges)],
+      [code, ...versionValues(input)],
     );
     const row = rows[0];
     return row === undefined ? null : toRecord(row);
@@ -115,7 +122,8 @@ export class WorkflowDefinitionRepository {
   async find(code: string, version?: number): Promise<WorkflowDefinitionRecord | null> {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
-      `SELECT d.code, v.version, v.name, v.description, v.tasks, v.edges, d.created_at, v.created_at AS updated_at
+      `SELECT d.code, v.version, v.name, v.description, v.tasks, v.edges, v.settings, d.created_at,
+              v.created_at AS updated_at
        FROM workflow_definition d
        JOIN workflow_definition_version v ON v.code = d.code AND v.version = COALESCE($2::integer, d.version)
        WHERE d.code = $1`,
@@ -125,10 +133,45 @@ export class WorkflowDefinitionRepository {
     return row === undefined ? null : toRecord(row);
   }
 
+  /** Which of codes name a workflow (definition-time check of SUB_WORKFLOW tasks). */
+  async existingCodes(codes: readonly string[]): Promise<string[]> {
+    if (codes.length === 0) return [];
+    const rows = await queryRows<{ code: string }>(
+      this.dataSource,
+      'SELECT code FROM workflow_definition WHERE code = ANY($1::text[]) ORDER BY code',
+      [[...codes]],
+    );
+    return rows.map((r) => r.code);
+  }
+
+  /**
+   * Which of codes run `target` through SUB_WORKFLOW tasks of their current versions,
+   * transitively (a PUT of target naming one of them would make a workflow start itself
+   * forever). UNION keeps each (origin, code) pair once, so the walk ends on any graph.
+   */
+  async subWorkflowsReaching(codes: readonly string[], target: string): Promise<string[]> {
+    if (codes.length === 0) return [];
+    const rows = await queryRows<{ origin: string }>(
+      this.dataSource,
+      `WITH RECURSIVE reach(origin, code) AS (
+         SELECT c, c FROM unnest($1::text[]) AS c
+         UNION
+         SELECT r.origin, t.value -> 'subWorkflow' ->> 'workflowCode'
+         FROM reach r
+         JOIN workflow_definition d ON d.code = r.code
+         JOIN workflow_definition_version v ON v.code = d.code AND v.version = d.version
+         CROSS JOIN LATERAL jsonb_array_elements(v.tasks) t
+         WHERE r.code <> $2 AND t.value ->> 'type' = 'SUB_WORKFLOW')
+       SELECT DISTINCT origin FROM reach WHERE code = $2 ORDER BY origin`,
+      [[...codes], target],
+    );
+    return rows.map((r) => r.origin);
+  }
+
   /** Newest first. */
   async list(limit: number, offset: number): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
     const [rows, count] = await Promise.all([
-      queryRows<Omit<DefinitionRow, 'tasks' | 'edges'>>(
+      queryRows<Omit<DefinitionRow, 'tasks' | 'edges' | 'settings'>>(
         this.dataSource,
         `SELECT code, version, name, description, created_at, updated_at
          FROM workflow_definition ORDER BY created_at DESC, code DESC LIMIT $1 OFFSET $2`,

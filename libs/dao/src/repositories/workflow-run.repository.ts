@@ -1,10 +1,23 @@
 import { Injectable } from '@nestjs/common';
-import { NOTIFY_CHANNELS, type CommandType, type WorkflowState } from '@porpoise/common';
+import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { firstRow, inTransaction, queryRows } from './sql';
+import { haltTreeStatement, runHaltTree } from './sub-workflow.repository';
 
-/** Masters LISTEN here for stop/pause requests; the payload is the workflow instance id. */
-const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
+/** What stop and pause do to a RUNNING_EXECUTION instance's tree; the root's target state names it. */
+const HALT_ACTION = { READY_STOP: 'stop', READY_PAUSE: 'pause' } as const;
+
+/** The root and its descendants, the root only from the states given as $2 (built once: constants). */
+const HALT_TREE = {
+  stop: haltTreeStatement('stop', { kind: 'root' }),
+  pause: haltTreeStatement('pause', { kind: 'root' }),
+} as const;
+
+/** The descendants of an instance endSubmitted just ended (its row is locked by that transaction). */
+const HALT_DESCENDANTS = {
+  stop: haltTreeStatement('stop', { kind: 'descendants', gate: 'SELECT 1' }),
+  pause: haltTreeStatement('pause', { kind: 'descendants', gate: 'SELECT 1' }),
+} as const;
 
 export interface TriggerOutcome {
   readonly commandId: number;
@@ -109,7 +122,8 @@ export class WorkflowRunRepository {
    * pending commands. Commands are locked (deleted) before the instance row, the order in
    * which a consuming master locks them, so the two cannot deadlock; a master that holds the
    * command makes this wait, then the instance is no longer SUBMITTED_SUCCESS and nothing
-   * changes (false).
+   * changes (false). In the same transaction the stop or pause reaches its sub-workflow
+   * descendants (a resumed parent no master took yet still has paused children).
    */
   async endSubmitted(workflowInstanceId: number, state: 'STOP' | 'PAUSE'): Promise<boolean> {
     try {
@@ -126,6 +140,7 @@ export class WorkflowRunRepository {
         );
         // Someone changed it meanwhile: undo the delete too.
         if (updated.length === 0) throw new StateChanged();
+        await queryRows(runner, HALT_DESCENDANTS[state === 'STOP' ? 'stop' : 'pause'], [workflowInstanceId]);
         return true;
       });
     } catch (err) {
@@ -136,19 +151,29 @@ export class WorkflowRunRepository {
 
   /**
    * Asks the owning master to stop or pause a RUNNING_EXECUTION instance: READY_STOP /
-   * READY_PAUSE plus a NOTIFY in the same statement (delivered at commit). False when the
-   * instance is not RUNNING_EXECUTION any more.
+   * READY_PAUSE plus a NOTIFY, and in the same statement every unfinished sub-workflow
+   * descendant likewise (one a master drives: READY_* and a NOTIFY with its id; one no master
+   * took yet: ended at once like endSubmitted; for stop, a paused one: STOP) — see
+   * haltTreeStatement. NOTIFYs are delivered at commit. False when the instance is not
+   * RUNNING_EXECUTION any more (then nothing in its tree changed).
    */
   async requestHalt(workflowInstanceId: number, state: 'READY_STOP' | 'READY_PAUSE'): Promise<boolean> {
-    const rows = await queryRows(
-      this.dataSource,
-      `WITH u AS (
-         UPDATE workflow_instance SET state = $2, updated_at = now()
-         WHERE id = $1 AND state = 'RUNNING_EXECUTION' RETURNING id)
-       SELECT pg_notify('${INSTANCE_CONTROL_CHANNEL}', id::text) FROM u`,
-      [workflowInstanceId, state],
-    );
-    return rows.length > 0;
+    const changed = await runHaltTree(this.dataSource, HALT_TREE[HALT_ACTION[state]], [
+      workflowInstanceId,
+      ['RUNNING_EXECUTION'],
+    ]);
+    return changed.some((c) => c.id === workflowInstanceId);
+  }
+
+  /**
+   * Stop of a PAUSE instance (DESIGN.md section 9: stop also ends a paused instance), in one
+   * statement: PAUSE → STOP with end_time, its tasks still PAUSE → KILL ("stopped while
+   * paused"), its paused sub-workflow descendants the same, running ones READY_STOP plus a
+   * NOTIFY, submitted ones STOP. False when the instance is not PAUSE any more (nothing changed).
+   */
+  async stopPaused(workflowInstanceId: number): Promise<boolean> {
+    const changed = await runHaltTree(this.dataSource, HALT_TREE.stop, [workflowInstanceId, ['PAUSE']]);
+    return changed.some((c) => c.id === workflowInstanceId);
   }
 
   /**

@@ -1,0 +1,71 @@
+/**
+ * Which pending tasks may start (DESIGN.md invariant 6: never before all its upstream tasks
+ * succeeded) and which are skipped (section 9: a task only reachable through SKIPPED tasks is
+ * SKIPPED too).
+ */
+import type { RunGraph, SlotStatus } from './run-state';
+
+/** Where an upstream task stands for its downstream tasks. */
+export type UpstreamProgress = 'success' | 'skipped' | 'failed' | 'open';
+
+export function progressOf(status: SlotStatus): UpstreamProgress {
+  switch (status.kind) {
+    case 'ended':
+      return status.state === 'SUCCESS' ? 'success' : 'failed';
+    case 'skipped':
+      return 'skipped';
+    case 'pending':
+    case 'creating':
+    case 'submitted':
+    case 'unsent':
+    case 'dispatching':
+    case 'onWorker':
+    case 'resolving':
+    case 'delayed':
+    case 'onMaster':
+      return 'open';
+  }
+}
+
+export interface Startable {
+  /** Every upstream task succeeded (or was skipped, with at least one success). */
+  readonly ready: string[];
+  /** Every upstream task was skipped. */
+  readonly skip: string[];
+}
+
+/**
+ * The pending tasks that start now and those that are skipped, in the graph's order. A task with
+ * a failed upstream task never starts (under CONTINUE it is simply left pending). Skips carry
+ * down the whole branch in one pass: the order puts upstream tasks first.
+ */
+export function startable(graph: RunGraph, statusOf: (name: string) => SlotStatus | undefined): Startable {
+  const ready: string[] = [];
+  const skip: string[] = [];
+  const skipping = new Set<string>();
+  const progress = (name: string): UpstreamProgress => {
+    if (skipping.has(name)) return 'skipped';
+    const s = statusOf(name);
+    return s === undefined ? 'open' : progressOf(s);
+  };
+  for (const name of graph.order) {
+    if (statusOf(name)?.kind !== 'pending') continue;
+    const ups = graph.upstream.get(name) ?? [];
+    let skipped = 0;
+    let blocked = false;
+    for (const up of ups) {
+      const p = progress(up);
+      if (p === 'skipped') skipped++;
+      else if (p !== 'success') {
+        blocked = true;
+        break;
+      }
+    }
+    if (blocked) continue;
+    if (ups.length > 0 && skipped === ups.length) {
+      skip.push(name);
+      skipping.add(name);
+    } else ready.push(name);
+  }
+  return { ready, skip };
+}
