@@ -5,6 +5,8 @@ import type { WorkerSelectionStrategy } from './dispatch/worker-selector';
 export const WORKER_GATEWAY = Symbol('WORKER_GATEWAY');
 export const MASTER_OPTIONS = Symbol('MASTER_OPTIONS');
 export const MASTER_IDENTITY = Symbol('MASTER_IDENTITY');
+/** Opens SQL tasks' data sources at dispatch (engine/task-spec.ts DatasourceOpener). */
+export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;

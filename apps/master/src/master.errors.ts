@@ -14,14 +14,6 @@ export class OwnershipLostError extends Error {
   }
 }
 
-/** The stored definition of a workflow version is unusable (missing, not a DAG, bad JSON). */
-export class InvalidDefinitionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidDefinitionError';
-  }
-}
-
 /** A schedule row whose cron expression or timezone cannot be evaluated. */
 export class InvalidScheduleError extends Error {
   constructor(

@@ -5,6 +5,8 @@ import {
   CommandConsumerRepository,
   InstanceStateRepository,
   TaskInstanceRepository,
+  DatasourceRepository,
+  SubWorkflowRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule } from '@porpoise/registry';
 import { WorkerClient } from '@porpoise/rpc';
@@ -22,6 +24,7 @@ import {
 import { WorkflowEngineService } from './engine/workflow-engine.service';
 import { MasterLifecycleService } from './lifecycle/master-lifecycle.service';
 import {
+  DATASOURCE_OPENER,
   DEFAULT_MASTER_OPTIONS,
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -36,6 +39,7 @@ import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
 import { ScheduleRepository } from './schedule/schedule.repository';
 import { ScheduleService } from './schedule/schedule.service';
+import { datasourceOpener } from './tasks/datasource-opener';
 
 /**
  * The master node: command consumer, workflow engine, dispatcher, instance control, schedules,
@@ -51,7 +55,12 @@ export class MasterModule {
       port: config.masterPort,
       address: `${config.nodeHost}:${config.masterPort}`,
     };
-    const masterOptions: MasterOptions = { ...DEFAULT_MASTER_OPTIONS, ...options };
+    // MAX_FAULT_RERUNS comes from the environment; options given here (tests) still win.
+    const masterOptions: MasterOptions = {
+      ...DEFAULT_MASTER_OPTIONS,
+      maxFaultReruns: config.maxFaultReruns,
+      ...options,
+    };
     const failoverOptions: MasterFailoverOptions = {
       me: identity.address,
       sessionTimeoutMs: config.registry.sessionTimeoutMs,
@@ -65,6 +74,13 @@ export class MasterModule {
         { provide: MASTER_OPTIONS, useValue: masterOptions },
         { provide: MASTER_IDENTITY, useValue: identity },
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
+        DatasourceRepository,
+        SubWorkflowRepository,
+        {
+          provide: DATASOURCE_OPENER,
+          useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),
+          inject: [DatasourceRepository],
+        },
         CommandConsumerRepository,
         InstanceStateRepository,
         TaskInstanceRepository,

@@ -175,6 +175,50 @@ describe('master failover (in-process masters, JDBC registry)', () => {
     }
   });
 
+  it('outputs of an upstream task reach a downstream task across a failover (read back from task_instance.outputs)', async () => {
+    const flow = await db.createWorkflow(
+      [task('first'), task('slow'), task('tail')],
+      [
+        { from: 'first', to: 'slow' },
+        { from: 'slow', to: 'tail' },
+      ],
+    );
+    const previous = worker.behaviour;
+    worker.behaviour = (spec) =>
+      spec.taskName === 'first'
+        ? { kind: 'succeed', outputs: { x: 'from-first' } }
+        : spec.taskName === 'slow'
+          ? { kind: 'hold', then: 'SUCCESS' }
+          : { kind: 'succeed' };
+    try {
+      const a = await boot();
+      await waitForMembership([a]);
+      const id = await db.trigger(flow, { k: 'run' });
+      const slow = await db.waitForTask(id, 'slow', 'RUNNING_EXECUTION');
+      const b = await boot();
+      await waitForMembership([a, b]);
+      await close(a);
+      await waitFor(
+        `instance ${id} to be recovered by B`,
+        async () => (await db.instance(id)).host === b.address,
+      );
+      await waitFor(`the running task of ${id} to be re-attached`, () =>
+        journal.entries.some((e) => e.what === 'takeOver' && e.taskInstanceId === slow.id),
+      );
+      worker.release(slow.id);
+      const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+      expect(done).toMatchObject({ state: 'SUCCESS', host: b.address });
+      const tail = journal.dispatches('tail').filter((e) => e.params?.k === 'run');
+      expect(tail.map((e) => e.params)).toEqual([{ k: 'run', x: 'from-first' }]);
+      expect(journal.dispatches('slow').filter((e) => e.taskInstanceId === slow.id)[0]?.params).toEqual({
+        k: 'run',
+        x: 'from-first',
+      });
+    } finally {
+      worker.behaviour = previous;
+    }
+  });
+
   it('after a LOST session, the master’s own hand-back and another master’s failover never both win: one recovery per instance', async () => {
     const c = await boot();
     await waitForMembership([c]);

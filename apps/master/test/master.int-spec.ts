@@ -6,12 +6,18 @@ import { nth } from '@porpoise/test-harness/defined';
  * the way the API server writes them. Nothing here asserts timings.
  */
 import { status } from '@grpc/grpc-js';
-import { runMigrations } from '@porpoise/dao';
+import { createDataSource, runMigrations, WorkflowRunRepository } from '@porpoise/dao';
 import { MasterEventClient, RpcCallError, TASK_RESULT_MESSAGES, type TaskFinishedEvent } from '@porpoise/rpc';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { WorkflowEngineService } from '../src/engine/workflow-engine.service';
 import { WorkerDirectoryService } from '../src/registry/worker-directory.service';
+import type {
+  ConditionsTaskDefinition,
+  SubWorkflowTaskDefinition,
+  SwitchTaskDefinition,
+} from '@porpoise/common';
 import { FakeWorker, Journal } from './support/fake-worker';
+import { typedTask } from './support/tasks';
 import { Db, SECRET, bootMaster, task, waitForMembership, type RunningMaster } from './support/fixtures';
 
 describe('master', () => {
@@ -167,6 +173,198 @@ describe('master', () => {
     expect(done.end_time).not.toBeNull();
     expect(journal.entries.some((e) => e.what === 'kill' && e.taskInstanceId === long.id)).toBe(true);
     expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([['long', 'KILL']]);
+  });
+
+  it('a workflow timeout (settings.timeoutMs) stops the instance, kills its running task and ends FAILURE with a message', async () => {
+    const code = await db.createWorkflow([task('long'), task('never')], [{ from: 'long', to: 'never' }], {
+      timeoutMs: 1500,
+    });
+    worker.behaviour = () => ({ kind: 'hang' });
+    const id = await db.trigger(code);
+    const long = await db.waitForTask(id, 'long', 'RUNNING_EXECUTION');
+    const done = await db.waitForState(id, ['STOP', 'SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('FAILURE');
+    expect(done.message).toContain('timed out');
+    expect(journal.entries.some((e) => e.what === 'kill' && e.taskInstanceId === long.id)).toBe(true);
+    expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([['long', 'KILL']]);
+  });
+
+  it('a re-run clears the message of the run before (resubmit)', async () => {
+    const code = await db.createWorkflow([task('long')]);
+    worker.behaviour = () => ({ kind: 'hang' });
+    const { rows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, start_time, end_time, message)
+       VALUES ($1, 1, 'FAILURE', NULL, 1, 'START_PROCESS', now(), now(), 'the workflow timed out') RETURNING id`,
+      [code],
+    );
+    const id = Number(nth(rows, 0).id);
+    const source = createDataSource(pg.endpoint, 'master-test-resubmit');
+    await source.initialize();
+    try {
+      expect(
+        await new WorkflowRunRepository(source).resubmit(id, ['FAILURE'], 'REPEAT_RUNNING'),
+      ).not.toBeNull();
+    } finally {
+      await source.destroy();
+    }
+    // The task hangs: nothing but the resubmit wrote the message.
+    expect((await db.instance(id)).message).toBeNull();
+    await db.waitForTask(id, 'long', 'RUNNING_EXECUTION');
+    expect((await db.instance(id)).message).toBeNull();
+    await db.pool.query(
+      `WITH u AS (UPDATE workflow_instance SET state = 'READY_STOP' WHERE id = $1 AND state = 'RUNNING_EXECUTION' RETURNING id)
+       SELECT pg_notify('porpoise_instance_control', id::text) FROM u`,
+      [id],
+    );
+    expect((await db.waitForState(id, ['STOP', 'SUCCESS', 'FAILURE'])).state).toBe('STOP');
+  });
+
+  it('a stored definition the shared model rejects fails the instance at once, with the reason as its message', async () => {
+    // A SWITCH target that is not a direct downstream task: parseStoredDefinition refuses it.
+    const bad = {
+      ...task('s'),
+      type: 'SWITCH',
+      command: undefined,
+      switch: { cases: [{ when: '1 == 1', then: 'elsewhere' }] },
+    } as unknown as Parameters<Db['createWorkflow']>[0][number];
+    const code = await db.createWorkflow([bad, task('elsewhere')]);
+    const id = await db.trigger(code);
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('FAILURE');
+    expect(done.message).toMatch(/^cannot run: .*elsewhere/);
+    expect(await db.tasks(id)).toEqual([]);
+  });
+
+  it('CONDITIONS: waits for its failed upstream task, runs its failure branch, SKIPs the success branch; the handled failure does not fail the instance', async () => {
+    const code = await db.createWorkflow(
+      [
+        task('up'),
+        typedTask<ConditionsTaskDefinition>({
+          name: 'cond',
+          type: 'CONDITIONS',
+          conditions: { success: ['ok'], failure: ['bad'] },
+        }),
+        task('ok'),
+        task('bad'),
+      ],
+      [
+        { from: 'up', to: 'cond' },
+        { from: 'cond', to: 'ok' },
+        { from: 'cond', to: 'bad' },
+      ],
+    );
+    worker.behaviour = (spec) => (spec.taskName === 'up' ? { kind: 'fail' } : { kind: 'succeed' });
+    const id = await db.trigger(code);
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect((await db.tasks(id)).map((t) => [t.name, t.state, t.host])).toEqual([
+      ['bad', 'SUCCESS', worker.address],
+      ['cond', 'SUCCESS', null],
+      ['ok', 'SKIPPED', null],
+      ['up', 'FAILURE', worker.address],
+    ]);
+    expect(done.state).toBe('SUCCESS');
+    expect(journal.dispatches('cond')).toEqual([]);
+  });
+
+  it('SWITCH: the case that holds over the run params picks its task; the other branches are SKIPPED', async () => {
+    const code = await db.createWorkflow(
+      [
+        typedTask<SwitchTaskDefinition>({
+          name: 'sw',
+          type: 'SWITCH',
+          switch: {
+            cases: [
+              { when: "${x} == 'a'", then: 'A' },
+              { when: "${x} == 'b'", then: 'B' },
+            ],
+            default: 'D',
+          },
+        }),
+        task('A'),
+        task('B'),
+        task('D'),
+      ],
+      [
+        { from: 'sw', to: 'A' },
+        { from: 'sw', to: 'B' },
+        { from: 'sw', to: 'D' },
+      ],
+      { params: { x: 'a' } },
+    );
+    const id = await db.trigger(code, { x: 'b' });
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('SUCCESS');
+    expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([
+      ['A', 'SKIPPED'],
+      ['B', 'SUCCESS'],
+      ['D', 'SKIPPED'],
+      ['sw', 'SUCCESS'],
+    ]);
+    expect(journal.dispatches('sw')).toEqual([]);
+  });
+
+  it('failureStrategy CONTINUE: tasks not downstream of the failure still run; the instance ends FAILURE', async () => {
+    const code = await db.createWorkflow(
+      [task('bad'), task('afterBad'), task('other'), task('afterOther')],
+      [
+        { from: 'bad', to: 'afterBad' },
+        { from: 'other', to: 'afterOther' },
+      ],
+      { failureStrategy: 'CONTINUE' },
+    );
+    // `other` ends after `bad` failed: under END its downstream task would never start.
+    worker.behaviour = (spec) =>
+      spec.taskName === 'bad'
+        ? { kind: 'fail' }
+        : spec.taskName === 'other'
+          ? { kind: 'hold', then: 'SUCCESS' }
+          : { kind: 'succeed' };
+    const id = await db.trigger(code);
+    const other = await db.waitForTask(id, 'other', 'RUNNING_EXECUTION');
+    await db.waitForTask(id, 'bad', 'FAILURE');
+    worker.release(other.id);
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('FAILURE');
+    expect((await db.tasks(id)).map((t) => [t.name, t.state])).toEqual([
+      ['afterOther', 'SUCCESS'],
+      ['bad', 'FAILURE'],
+      ['other', 'SUCCESS'],
+    ]);
+  });
+
+  it('SUB_WORKFLOW: starts one child instance (params substituted), waits for it, and ends with its state', async () => {
+    const child = await db.createWorkflow([task('inner')]);
+    const code = await db.createWorkflow(
+      [
+        typedTask<SubWorkflowTaskDefinition>({
+          name: 'sub',
+          type: 'SUB_WORKFLOW',
+          subWorkflow: { workflowCode: child, params: { from: 'parent ${who}' } },
+        }),
+        task('after'),
+      ],
+      [{ from: 'sub', to: 'after' }],
+    );
+    const id = await db.trigger(code, { who: 'p1' });
+    const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
+    expect(done.state).toBe('SUCCESS');
+    const { rows } = await db.pool.query<{
+      id: string;
+      state: string;
+      params: unknown;
+      parent_task_instance_id: string;
+    }>(
+      'SELECT id, state, params, parent_task_instance_id FROM workflow_instance WHERE parent_instance_id = $1',
+      [id],
+    );
+    const subRow = (await db.tasks(id)).find((t) => t.name === 'sub');
+    expect(rows.map((r) => [r.state, r.params, Number(r.parent_task_instance_id)])).toEqual([
+      ['SUCCESS', { from: 'parent p1' }, subRow?.id],
+    ]);
+    expect(subRow).toMatchObject({ state: 'SUCCESS', host: null });
+    expect(subRow?.message).toContain(`child workflow instance ${rows[0]?.id} succeeded`);
+    expect(journal.dispatches('sub')).toEqual([]);
+    expect(journal.dispatches('after')).toHaveLength(1);
   });
 
   it('pauses a running instance: the running task finishes, nothing new starts, the instance ends PAUSE', async () => {

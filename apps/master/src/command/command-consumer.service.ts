@@ -1,4 +1,11 @@
-import { CLOCK, type Clock, type TimerHandle } from '@porpoise/common';
+import {
+  buildWorkflowGraph,
+  CLOCK,
+  parseStoredDefinition,
+  type Clock,
+  type TimerHandle,
+  type WorkflowSettings,
+} from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   CommandConsumerRepository,
@@ -13,8 +20,8 @@ import {
   type MasterOptions,
 } from '../master.constants';
 import { PgNotificationListener } from '../db/pg-notification-listener.service';
-import { buildDag } from '../engine/dag';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
+import type { Adoption, RunnerDag } from '../engine/workflow-runner';
 import { MasterMembershipService } from '../registry/master-membership.service';
 import { SessionStateService } from '../registry/session-state.service';
 
@@ -149,15 +156,6 @@ export class CommandConsumerService {
 
   private adoptAll(taken: ConsumedCommand[], latest: TaskRow[]): void {
     for (const c of taken) {
-      let dag: ReturnType<typeof buildDag> | Error;
-      try {
-        if (c.tasks === null) {
-          throw new Error(`workflow ${c.workflowCode} version ${c.workflowVersion} does not exist`);
-        }
-        dag = buildDag(c.tasks, c.edges);
-      } catch (err) {
-        dag = err as Error;
-      }
       this.logger.log(
         `took command ${c.commandId} (${c.type}) for instance ${c.workflowInstanceId}, epoch ${c.epoch}`,
       );
@@ -167,7 +165,8 @@ export class CommandConsumerService {
         commandType: c.type,
         state: c.state,
         params: stringParams(c.params),
-        dag,
+        scheduleTimeMs: c.scheduleTimeMs,
+        ...runDefinition(c),
         latest: latest.filter((r) => r.workflowInstanceId === c.workflowInstanceId),
       });
     }
@@ -187,4 +186,33 @@ export function stringParams(params: Record<string, unknown>): Record<string, st
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(params ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return out;
+}
+
+/**
+ * The run's definition from the stored version (the one model the API validated it with): the
+ * DAG and the workflow settings, or why it cannot run (DefinitionError / GraphError: the instance
+ * then fails with that message). The timeout left is counted from start_time on the database's
+ * clock, so a failover neither restarts nor skews it.
+ */
+export function runDefinition(
+  c: Pick<ConsumedCommand, 'workflowCode' | 'workflowVersion' | 'tasks' | 'edges' | 'settings' | 'elapsedMs'>,
+): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults'> {
+  let settings: WorkflowSettings;
+  let dag: RunnerDag | Error;
+  try {
+    if (c.tasks === null) {
+      throw new Error(`workflow ${c.workflowCode} version ${c.workflowVersion} does not exist`);
+    }
+    const def = parseStoredDefinition({ tasks: c.tasks, edges: c.edges, settings: c.settings });
+    settings = def;
+    dag = buildWorkflowGraph(def.tasks, def.edges);
+  } catch (err) {
+    return { dag: err instanceof Error ? err : new Error(String(err)) };
+  }
+  return {
+    dag,
+    failureStrategy: settings.failureStrategy,
+    timeoutInMs: settings.timeoutMs > 0 ? settings.timeoutMs - c.elapsedMs : undefined,
+    defaults: settings.params,
+  };
 }

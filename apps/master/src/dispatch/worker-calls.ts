@@ -18,6 +18,14 @@ export function dispatchNeverSent(err: Error): boolean {
   );
 }
 
+/**
+ * The worker checked the spec and refused it (INVALID_ARGUMENT): it never ran and no worker
+ * would take it, so this is an answer, not an ambiguous failure.
+ */
+export function dispatchRejected(err: unknown): boolean {
+  return err instanceof RpcCallError && err.code === GrpcStatus.INVALID_ARGUMENT;
+}
+
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -51,13 +59,23 @@ export class WorkerCalls {
           reason: res.reason,
           incarnation: res.workerStartTimeMs,
         }),
-        (err: unknown): RunEvent => ({
-          type: 'dispatchFailed',
-          rowId,
-          worker,
-          ambiguous: !(err instanceof Error && dispatchNeverSent(err)),
-          reason: messageOf(err),
-        }),
+        (err: unknown): RunEvent =>
+          dispatchRejected(err)
+            ? {
+                type: 'dispatchFailed',
+                rowId,
+                worker,
+                ambiguous: false,
+                rejected: true,
+                reason: messageOf(err),
+              }
+            : {
+                type: 'dispatchFailed',
+                rowId,
+                worker,
+                ambiguous: !(err instanceof Error && dispatchNeverSent(err)),
+                reason: messageOf(err),
+              },
       ),
     );
   }

@@ -7,9 +7,15 @@ import {
   type TimerHandle,
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InstanceStateRepository, type InstanceFence, TaskInstanceRepository } from '@porpoise/dao';
+import {
+  InstanceStateRepository,
+  SubWorkflowRepository,
+  type InstanceFence,
+  TaskInstanceRepository,
+} from '@porpoise/dao';
 import type { EventAck, TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
 import {
+  DATASOURCE_OPENER,
   MASTER_IDENTITY,
   MASTER_OPTIONS,
   WORKER_GATEWAY,
@@ -19,6 +25,7 @@ import {
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import { SessionStateService } from '../registry/session-state.service';
 import { WorkerDirectoryService } from '../registry/worker-directory.service';
+import type { DatasourceOpener } from './task-spec';
 import { WorkflowRunner, type Adoption, type RunnerDeps, type RunnerSnapshot } from './workflow-runner';
 
 /**
@@ -48,8 +55,12 @@ export class WorkflowEngineService {
     @Inject(InstanceStateRepository) private readonly instances: InstanceStateRepository,
     @Inject(WorkerDirectoryService) private readonly workers: WorkerDirectoryService,
     @Inject(SessionStateService) private readonly session: SessionStateService,
+    @Inject(DATASOURCE_OPENER) openDatasources: DatasourceOpener,
+    @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
   ) {
     this.deps = {
+      children,
+      openDatasources,
       me: identity.address,
       tasks,
       instances,

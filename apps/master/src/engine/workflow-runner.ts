@@ -1,14 +1,26 @@
 import type { LoggerService } from '@nestjs/common';
-import type { Clock, CommandType, TimerHandle, WorkflowState } from '@porpoise/common';
+import {
+  FINAL_WORKFLOW_STATES,
+  renderParamMap,
+  resolveParams,
+  WorkflowLanguageError,
+  type Clock,
+  type CommandType,
+  type SubWorkflowTaskDefinition,
+  type TaskDefinition,
+  type TimerHandle,
+  type WorkflowState,
+} from '@porpoise/common';
 import type {
   FencedInsert,
   FencedWrite,
   InstanceFence,
   InstanceStateRepository,
+  SubWorkflowRepository,
   TaskInstanceRepository,
   TaskRow,
 } from '@porpoise/dao';
-import type { EventAck, TaskFinishedEvent, TaskStartedEvent } from '@porpoise/rpc';
+import type { EventAck, TaskFinishedEvent, TaskSpec, TaskStartedEvent } from '@porpoise/rpc';
 import { WorkerCalls } from '../dispatch/worker-calls';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import type { MasterOptions } from '../master.constants';
@@ -18,14 +30,16 @@ import { isWrite, missed, type Effect, type WriteEffect } from './domain/run-eff
 import type { RunEnv, RunEvent, TimerKey, WorkerEvent } from './domain/run-events';
 import {
   isOpen,
+  slotOf,
   snapshotOf,
   type FailurePolicy,
   type RunnerSnapshot,
   type RunState,
+  upstreamOutputs,
 } from './domain/run-state';
 import { transition } from './domain/transition';
 import { SerialQueue } from './serial-queue';
-import { taskSpec, type SpecTaskDef } from './task-spec';
+import { resolveTaskSpec, type DatasourceOpener } from './task-spec';
 
 export type { RunnerSnapshot } from './domain/run-state';
 
@@ -44,13 +58,17 @@ export interface RunnerDeps {
   readonly session: { canStartWork(): boolean };
   readonly options: MasterOptions;
   readonly logger: LoggerService;
+  /** Opens the data sources of an SQL task for its dispatch (sealed URLs; nothing is cached). */
+  readonly openDatasources: DatasourceOpener;
+  /** SUB_WORKFLOW children: started once per task attempt, read back, halted with the parent. */
+  readonly children: Pick<SubWorkflowRepository, 'startChild' | 'childStates' | 'haltChildren'>;
   /** Called once when the runner ends (instance final, ownership lost, dropped). */
   readonly onClosed: (runner: WorkflowRunner, reason: string) => void;
 }
 
-/** The DAG a runner drives: its task definitions as the spec needs them. */
+/** The DAG a runner drives (the shared model's WorkflowGraph). */
 export interface RunnerDag {
-  readonly tasks: ReadonlyMap<string, SpecTaskDef>;
+  readonly tasks: ReadonlyMap<string, TaskDefinition>;
   readonly upstream: ReadonlyMap<string, readonly string[]>;
   readonly downstream: ReadonlyMap<string, readonly string[]>;
   readonly order: readonly string[];
@@ -63,6 +81,10 @@ export interface Adoption {
   readonly commandType: CommandType;
   readonly state: WorkflowState;
   readonly params: Record<string, string>;
+  /** The workflow's declared params and their defaults (settings.params); run params override them. */
+  readonly defaults?: Readonly<Record<string, string>>;
+  /** The run's schedule time (a manual run: its start time), epoch ms, for the built-ins. */
+  readonly scheduleTimeMs?: number;
   /** The definition, or why it is unusable (the instance then fails at once). */
   readonly dag: RunnerDag | Error;
   /** Latest attempt of each task (empty for a fresh run). */
@@ -100,7 +122,7 @@ export class WorkflowRunner {
   private readonly queue = new SerialQueue();
   private readonly calls: WorkerCalls;
   private readonly timers = new Map<TimerKey, TimerHandle>();
-  private readonly defs: ReadonlyMap<string, SpecTaskDef>;
+  private readonly defs: ReadonlyMap<string, TaskDefinition>;
   private closed = false;
   /** An unexpected error left the view unsure: the rows are read again before anything else. */
   private stale = false;
@@ -127,6 +149,11 @@ export class WorkflowRunner {
       latest: adoption.latest,
       failurePolicy: adoption.failureStrategy ?? 'END',
       maxFaultReruns: deps.options.maxFaultReruns,
+      params: {
+        defaults: adoption.defaults ?? {},
+        run: adoption.params,
+        scheduleTimeMs: adoption.scheduleTimeMs ?? 0,
+      },
       timings: {
         parkedRetryMs: deps.options.parkedRetryMs,
         resolveBackoffMinMs: RESOLVE_BACKOFF_MIN_MS,
@@ -187,7 +214,14 @@ export class WorkflowRunner {
     return this.run('control', async () => {
       const state = await this.deps.instances.readOwnedState(this.fence);
       if (state === undefined) throw new OwnershipLostError(this.instanceId, this.epoch);
+      // A stop or pause reaches the children (one started after the API's halt statement too),
+      // before this run may end and give up its fence.
+      if ((state === 'READY_STOP' || state === 'READY_PAUSE') && this.hasChildren()) {
+        await this.deps.children.haltChildren(this.fence, state === 'READY_STOP' ? 'stop' : 'pause');
+      }
       await this.feed({ type: 'control', state });
+      // NOTIFY on this instance also says a child reached a final state.
+      await this.checkChildren();
     });
   }
 
@@ -295,8 +329,62 @@ export class WorkflowRunner {
    * of the step (computed from a view the database disagrees with) and reads the rows back.
    */
   private async runEffects(effects: readonly Effect[], answering: WorkerEvent | undefined): Promise<Outcome> {
+    // Specs first: a task whose spec cannot be built is neither marked DISPATCH nor sent. The
+    // specs (an SQL task's carries its data source's URL) live only for this step.
+    const specs = await this.specsFor(effects);
+    const refusals: Array<{ rowId: number; message: string }> = [];
+    for (const [rowId, spec] of specs) if ('refused' in spec) refusals.push({ rowId, message: spec.refused });
+    const outcome = await this.runEffectList(effects, answering, specs);
+    if (outcome === 'aborted') return outcome;
+    for (const r of refusals) {
+      if (this.closed || !isOpen(this.state.mode)) return 'aborted';
+      if ((await this.feed({ type: 'payloadRefused', ...r }, answering)) === 'aborted') return 'aborted';
+    }
+    return 'done';
+  }
+
+  /** The spec of every attempt a step dispatches, or why it cannot be built. */
+  private async specsFor(
+    effects: readonly Effect[],
+  ): Promise<Map<number, TaskSpec | { readonly refused: string }>> {
+    const specs = new Map<number, TaskSpec | { readonly refused: string }>();
+    for (const e of effects) {
+      if (e.kind !== 'dispatch') continue;
+      const def = this.defs.get(e.name);
+      if (def === undefined) continue;
+      specs.set(
+        e.rowId,
+        await resolveTaskSpec(
+          def,
+          { id: e.rowId, attempt: e.attempt },
+          {
+            instanceId: this.instanceId,
+            epoch: this.epoch,
+            masterAddress: this.deps.me,
+            defaults: this.adoption.defaults ?? {},
+            runParams: this.adoption.params,
+            scheduleTimeMs: this.adoption.scheduleTimeMs ?? 0,
+          },
+          upstreamOutputs(this.state, e.name),
+          this.deps.openDatasources,
+        ),
+      );
+    }
+    return specs;
+  }
+
+  private async runEffectList(
+    effects: readonly Effect[],
+    answering: WorkerEvent | undefined,
+    specs: ReadonlyMap<number, TaskSpec | { readonly refused: string }>,
+  ): Promise<Outcome> {
+    const refused = (rowId: number) => {
+      const spec = specs.get(rowId);
+      return spec !== undefined && 'refused' in spec;
+    };
     for (const e of effects) {
       if (this.closed || !isOpen(this.state.mode)) return 'aborted';
+      if (e.kind === 'markDispatch' && refused(e.rowId)) continue;
       if (isWrite(e)) {
         const w = await this.fenced(this.write(e));
         if (missed(e, w.ids)) return this.afterMiss(answering);
@@ -326,18 +414,8 @@ export class WorkflowRunner {
           return 'done';
         }
         case 'dispatch': {
-          const def = this.defs.get(e.name);
-          if (def === undefined) break;
-          const spec = taskSpec(
-            def,
-            { id: e.rowId, attempt: e.attempt },
-            {
-              instanceId: this.instanceId,
-              epoch: this.epoch,
-              params: this.adoption.params,
-              masterAddress: this.deps.me,
-            },
-          );
+          const spec = specs.get(e.rowId);
+          if (spec === undefined || 'refused' in spec) break;
           void this.calls.dispatch(e.worker, spec).then((ev) => this.later(ev));
           break;
         }
@@ -352,13 +430,16 @@ export class WorkflowRunner {
           this.deps.workers.noteAssigned(e.worker);
           break;
         case 'runOnMaster': {
-          // Master-side task types arrive with the workflow language; until then they fail here.
-          const type = this.defs.get(e.name)?.type ?? 'unknown';
+          const def = this.defs.get(e.name);
+          if (def?.type === 'SUB_WORKFLOW') {
+            await this.startChild(def, e.rowId);
+            break;
+          }
           this.later({
             type: 'masterTaskEnded',
             rowId: e.rowId,
             state: 'FAILURE',
-            message: `task type ${type} is not run by this master yet`,
+            message: `task type ${def?.type ?? 'unknown'} is not run by this master`,
             outputs: {},
           });
           break;
@@ -382,6 +463,77 @@ export class WorkflowRunner {
       }
     }
     return 'done';
+  }
+
+  /**
+   * A SUB_WORKFLOW attempt: its child instance, started once (startChild answers an existing
+   * child, after a failover too), then its state checked (it may have ended already).
+   */
+  private async startChild(def: SubWorkflowTaskDefinition, rowId: number): Promise<void> {
+    const slot = slotOf(this.state, def.name);
+    if (slot?.status.kind !== 'onMaster' || slot.status.at.id !== rowId) return;
+    const { at } = slot.status;
+    const fail = (message: string) =>
+      this.later({ type: 'masterTaskEnded', rowId, state: 'FAILURE', message, outputs: {} });
+    const scheduleTime = new Date(this.adoption.scheduleTimeMs ?? 0);
+    let params: Record<string, string>;
+    try {
+      params = renderParamMap(def.subWorkflow.params ?? {}, {
+        params: resolveParams(
+          this.adoption.defaults ?? {},
+          this.adoption.params,
+          upstreamOutputs(this.state, def.name),
+        ),
+        builtins: {
+          workflowInstanceId: this.instanceId,
+          taskInstanceId: rowId,
+          taskName: def.name,
+          attempt: at.attempt,
+          scheduleTime,
+          timezone: 'UTC',
+        },
+      });
+    } catch (err) {
+      if (err instanceof WorkflowLanguageError) return fail(err.message);
+      throw err;
+    }
+    const outcome = await this.deps.children.startChild(this.fence, {
+      parentTaskInstanceId: rowId,
+      workflowCode: def.subWorkflow.workflowCode,
+      params,
+      scheduleTime,
+    });
+    if (!outcome.owned) throw new OwnershipLostError(this.instanceId, this.epoch);
+    if (outcome.childInstanceId === undefined) return fail(outcome.reason ?? 'no child instance');
+    this.log(
+      'log',
+      `task ${def.name}: child workflow instance ${outcome.childInstanceId} ${outcome.created ? 'started' : 'found again'}`,
+    );
+    await this.checkChildren();
+  }
+
+  private hasChildren(): boolean {
+    return this.state.slots.some((s) => s.status.kind === 'onMaster' && s.def.type === 'SUB_WORKFLOW');
+  }
+
+  /** SUB_WORKFLOW tasks whose child reached a final state end with it. */
+  private async checkChildren(): Promise<void> {
+    if (this.closed || !this.hasChildren()) return;
+    const waiting = new Map<number, string>();
+    for (const s of this.state.slots) if (s.status.kind === 'onMaster') waiting.set(s.status.at.id, s.name);
+    for (const c of await this.deps.children.childStates(this.instanceId)) {
+      if (!waiting.has(c.parentTaskInstanceId) || !FINAL_WORKFLOW_STATES.includes(c.state)) continue;
+      const ok = c.state === 'SUCCESS';
+      this.later({
+        type: 'masterTaskEnded',
+        rowId: c.parentTaskInstanceId,
+        state: ok ? 'SUCCESS' : 'FAILURE',
+        message: ok
+          ? `child workflow instance ${c.childInstanceId} succeeded`
+          : `child workflow instance ${c.childInstanceId} ended ${c.state}${c.message ? `: ${c.message}` : ''}`,
+        outputs: {},
+      });
+    }
   }
 
   private write(e: WriteEffect): Promise<FencedWrite> {

@@ -1,6 +1,6 @@
 import { nth } from '@porpoise/test-harness/defined';
 /** Writing and reading rows the way the API server does (no master code imported). */
-import type { EdgeDefinition, TaskDefinition } from '@porpoise/common';
+import type { EdgeDefinition, TaskDefinition, WorkflowSettings } from '@porpoise/common';
 import { waitFor } from '@porpoise/test-harness';
 import { Pool } from 'pg';
 
@@ -12,6 +12,7 @@ export interface InstanceRow {
   command_type: string;
   start_time: Date | null;
   end_time: Date | null;
+  message: string | null;
 }
 
 export interface TaskRowView {
@@ -40,12 +41,17 @@ export class Db {
     await this.pool.end();
   }
 
-  async createWorkflow(tasks: TaskDefinition[], edges: EdgeDefinition[] = []): Promise<string> {
+  async createWorkflow(
+    tasks: TaskDefinition[],
+    edges: EdgeDefinition[] = [],
+    settings: Partial<WorkflowSettings> = {},
+  ): Promise<string> {
     const code = `wf-${process.pid}-${++this.codes}`;
     await this.pool.query(
       `WITH d AS (INSERT INTO workflow_definition (code, name, version) VALUES ($1, $1, 1) RETURNING code)
-       INSERT INTO workflow_definition_version (code, version, name, tasks, edges) SELECT code, 1, code, $2, $3 FROM d`,
-      [code, JSON.stringify(tasks), JSON.stringify(edges)],
+       INSERT INTO workflow_definition_version (code, version, name, tasks, edges, settings)
+       SELECT code, 1, code, $2, $3, $4 FROM d`,
+      [code, JSON.stringify(tasks), JSON.stringify(edges), JSON.stringify(settings)],
     );
     return code;
   }
@@ -65,7 +71,7 @@ export class Db {
 
   async instance(id: number): Promise<InstanceRow> {
     const { rows } = await this.pool.query(
-      'SELECT id, state, host, epoch, command_type, start_time, end_time FROM workflow_instance WHERE id = $1',
+      'SELECT id, state, host, epoch, command_type, start_time, end_time, message FROM workflow_instance WHERE id = $1',
       [id],
     );
     return { ...rows[0], id: Number(nth(rows, 0).id), epoch: Number(nth(rows, 0).epoch) } as InstanceRow;

@@ -18,7 +18,7 @@ import {
 import { freePort } from '@porpoise/test-harness';
 
 export type Behaviour =
-  | { kind: 'succeed' }
+  | { kind: 'succeed'; outputs?: Record<string, string> }
   | { kind: 'fail'; exitCode?: number }
   /** Starts, then waits until release(taskInstanceId) (or a Kill) before finishing. */
   | { kind: 'hold'; then: 'SUCCESS' | 'FAILURE' }
@@ -40,6 +40,8 @@ export interface JournalEntry {
   taskInstanceId: number;
   attempt?: number;
   ack?: EventAck;
+  /** A dispatch's effective params (TaskSpec.params). */
+  params?: Record<string, string>;
 }
 
 /** Shared by all fake workers of a test so one journal orders everything they saw and did. */
@@ -120,6 +122,7 @@ export class FakeWorker {
             taskName: task.taskName,
             taskInstanceId: task.taskInstanceId,
             attempt: task.attempt,
+            params: task.params,
           });
           const b = this.behaviour(task);
           if (b.kind === 'refuse') return { accepted: false, reason: b.reason };
@@ -256,6 +259,8 @@ export class FakeWorker {
       spec,
       b.kind === 'succeed' ? 'SUCCESS' : 'FAILURE',
       b.kind === 'fail' ? (b.exitCode ?? 1) : 0,
+      '',
+      b.kind === 'succeed' ? b.outputs : undefined,
     );
   }
 
@@ -264,6 +269,7 @@ export class FakeWorker {
     state: 'SUCCESS' | 'FAILURE' | 'KILL',
     exitCode = state === 'SUCCESS' ? 0 : state === 'KILL' ? -1 : 1,
     message = '',
+    outputs: Record<string, string> = {},
   ): Promise<void> {
     const ack = await this.events
       .taskFinished(spec.masterAddress, {
@@ -277,7 +283,7 @@ export class FakeWorker {
         workerAddress: this.address,
         epoch: spec.epoch,
         message,
-        outputs: {},
+        outputs,
       })
       .catch((err: Error) => ({ status: 'ERROR', reason: err.message }) as unknown as EventAck);
     this.options.journal.add({

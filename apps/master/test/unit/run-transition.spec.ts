@@ -915,7 +915,7 @@ const dispatch: Row[] = [
   },
   {
     path: 'a master-side task never goes to a worker',
-    given: state([{ name: 'sw', type: 'SWITCH' }], {
+    given: state([{ name: 'sw', type: 'SUB_WORKFLOW' }], {
       sw: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } },
     }),
     event: { type: 'created', rows: [row(11, 'sw', 'SUBMITTED_SUCCESS')] },
@@ -931,6 +931,183 @@ const dispatch: Row[] = [
     event: { type: 'masterTaskEnded', rowId: 11, state: 'SUCCESS', message: '', outputs: { k: 'v' } },
     effects: [markState([11], ['RUNNING_EXECUTION'], 'SUCCESS', ''), create(['b', 1])],
     slots: { sw: { kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: { k: 'v' } } },
+  },
+];
+
+// ---------------------------------------------------------------- CONDITIONS and SWITCH
+
+const A2 = at(12);
+const creatingSlot = (): SlotStatus => ({
+  kind: 'creating',
+  attempt: 1,
+  next: { retriesUsed: 0, faultReruns: 0 },
+});
+/** up → cond; cond → ok (success), cond → bad (failure); bad → tail. */
+const conditionsRun = (up: SlotStatus, cond: SlotStatus, policy: FailurePolicy = 'END') =>
+  state(
+    [
+      'up',
+      { name: 'cond', type: 'CONDITIONS', conditions: { success: ['ok'], failure: ['bad'] } },
+      'ok',
+      'bad',
+      'tail',
+    ],
+    { up, cond },
+    {
+      edges: [
+        ['up', 'cond'],
+        ['cond', 'ok'],
+        ['cond', 'bad'],
+        ['bad', 'tail'],
+      ],
+      policy,
+    },
+  );
+/** sw → A | B | D (default, when given); A → tail, B → tail (tail is reachable through A too). */
+const switchRun = (x: string, withDefault = true) => ({
+  ...state(
+    [
+      {
+        name: 'sw',
+        type: 'SWITCH',
+        switch: {
+          cases: [
+            { when: "${x} == 'a'", then: 'A' },
+            { when: "${x} == 'b' || ${porpoise.taskName} == 'nope'", then: 'B' },
+          ],
+          ...(withDefault ? { default: 'D' } : {}),
+        },
+      },
+      'A',
+      'B',
+      'D',
+      'tail',
+    ],
+    { sw: creatingSlot() },
+    {
+      edges: [
+        ['sw', 'A'],
+        ['sw', 'B'],
+        ['sw', 'D'],
+        ['A', 'tail'],
+        ['B', 'tail'],
+      ],
+    },
+  ),
+  params: { defaults: { x: 'none' }, run: { x }, scheduleTimeMs: 0 },
+});
+const swRow = row(11, 'sw', 'SUBMITTED_SUCCESS');
+
+const branching: Row[] = [
+  {
+    path: 'CONDITIONS, every upstream task succeeded: SUCCESS in one write; success targets run, failure targets (and what only they reach) SKIPPED in one createAttempts',
+    given: conditionsRun(ended(A1), creatingSlot()),
+    event: { type: 'created', rows: [row(12, 'cond', 'SUBMITTED_SUCCESS')] },
+    effects: [
+      markState([12], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'every upstream task succeeded'),
+      create(['ok', 1], ['bad', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
+    ],
+    slots: { cond: { kind: 'ended', at: A2, state: 'SUCCESS', host: null, outputs: {} } },
+    mode: { kind: 'running' },
+  },
+  {
+    path: 'CONDITIONS, an upstream task failed: the failure targets run, the success targets are SKIPPED',
+    given: conditionsRun(ended(A1, 'FAILURE'), creatingSlot()),
+    event: { type: 'created', rows: [row(12, 'cond', 'SUBMITTED_SUCCESS')] },
+    effects: [
+      markState([12], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'an upstream task did not succeed'),
+      create(['bad', 1], ['ok', 1, 0, 0, true]),
+    ],
+    mode: { kind: 'running' },
+  },
+  {
+    path: 'CONDITIONS waits for its upstream tasks to end, however they end: a failed one does not block it',
+    given: conditionsRun(ended(A1, 'FAILURE'), pending()),
+    event: { type: 'advance' },
+    effects: [create(['cond', 1])],
+  },
+  {
+    path: 'CONDITIONS does not start before every upstream task ended',
+    given: conditionsRun(running(A1), pending()),
+    event: { type: 'advance' },
+    effects: [],
+  },
+  {
+    path: 'an upstream failure a CONDITIONS task handles does not fail the run (END)',
+    given: conditionsRun(running(A1), pending()),
+    event: result(11, 'FAILURE'),
+    effects: [finishedWrite(11, 'FAILURE'), accepted(), { kind: 'advanceLater' }],
+    mode: { kind: 'running' },
+  },
+  {
+    path: 'an upstream failure a CONDITIONS task handles does not fail the run (CONTINUE)',
+    given: conditionsRun(running(A1), pending(), 'CONTINUE'),
+    event: result(11, 'FAILURE'),
+    effects: [finishedWrite(11, 'FAILURE'), accepted(), { kind: 'advanceLater' }],
+    mode: { kind: 'running' },
+  },
+  {
+    path: 'a run whose only failure was handled by a CONDITIONS task ends SUCCESS',
+    given: state(
+      [
+        'up',
+        { name: 'cond', type: 'CONDITIONS', conditions: { success: ['ok'], failure: ['bad'] } },
+        'ok',
+        'bad',
+      ],
+      {
+        up: ended(A1, 'FAILURE'),
+        cond: ended(A2, 'SUCCESS', null),
+        ok: { kind: 'skipped', at: at(13) },
+        bad: ended(at(14)),
+      },
+      {
+        edges: [
+          ['up', 'cond'],
+          ['cond', 'ok'],
+          ['cond', 'bad'],
+        ],
+      },
+    ),
+    event: { type: 'advance' },
+    effects: [{ kind: 'finish', state: 'SUCCESS', message: undefined }],
+  },
+  {
+    path: 'SWITCH: the first case that holds picks its task; the other branches (the default too) are SKIPPED; a task also reachable through the taken one is not',
+    given: switchRun('a'),
+    event: { type: 'created', rows: [swRow] },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took A'),
+      create(['A', 1], ['B', 1, 0, 0, true], ['D', 1, 0, 0, true]),
+    ],
+    slots: { sw: { kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: {} } },
+  },
+  {
+    path: 'SWITCH: a later case (run params over declared ones, built-ins known)',
+    given: switchRun('b'),
+    event: { type: 'created', rows: [swRow] },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took B'),
+      create(['B', 1], ['A', 1, 0, 0, true], ['D', 1, 0, 0, true]),
+    ],
+  },
+  {
+    path: 'SWITCH: no case holds: the default is taken',
+    given: switchRun('zzz'),
+    event: { type: 'created', rows: [swRow] },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took D'),
+      create(['D', 1], ['A', 1, 0, 0, true], ['B', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
+    ],
+  },
+  {
+    path: 'SWITCH: no case holds and no default: every branch SKIPPED (and what only they reach); a downstream task that is no branch runs',
+    given: switchRun('zzz', false),
+    event: { type: 'created', rows: [swRow] },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'no case holds and there is no default'),
+      create(['D', 1], ['A', 1, 0, 0, true], ['B', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
+    ],
   },
 ];
 
@@ -1070,10 +1247,33 @@ describe('run transition', () => {
     ['dispatch, parking, resolving', dispatch],
     ['registry and control', registryAndControl],
     ['reading the rows back', readBack],
+    ['CONDITIONS and SWITCH', branching],
   ])('%s', (_group, rows) => {
     it.each(rows.map((r) => [r.path, r] as const))('%s', (_path, r) => {
       check(r);
     });
+  });
+
+  it('SWITCH: an expression that cannot be evaluated fails the task with the message (and the run, END)', () => {
+    const given = switchRun('a');
+    const broken = {
+      ...given,
+      graph: {
+        ...given.graph,
+        tasks: new Map(
+          [...given.graph.tasks].map(([n, d]) => [
+            n,
+            n === 'sw' ? { ...d, switch: { cases: [{ when: '${nope} == 1', then: 'A' }] } } : d,
+          ]),
+        ),
+      },
+    };
+    const { state: next, effects } = transition(broken, { type: 'created', rows: [swRow] }, env());
+    const write = effects.find((e) => e.kind === 'markState');
+    expect(write).toMatchObject({ rowIds: [11], from: ['SUBMITTED_SUCCESS'], state: 'FAILURE' });
+    expect(write?.kind === 'markState' && write.message).toContain('nope');
+    expect(next.mode.kind).toBe('failing');
+    expect(effects.filter((e) => e.kind === 'createAttempts')).toEqual([]);
   });
 
   it('never changes the state it was given', () => {

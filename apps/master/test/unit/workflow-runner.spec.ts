@@ -5,10 +5,18 @@ import { nth } from '@porpoise/test-harness/defined';
  * suspended session and on lost ownership, answers to stale or repeated events, retries, and
  * waiting for a worker. The integration suite runs the same code on Postgres and gRPC.
  */
-import { type TaskState, type WorkflowState } from '@porpoise/common';
+import {
+  buildWorkflowGraph,
+  type SqlTaskDefinition,
+  type SubWorkflowTaskDefinition,
+  type TaskDefinition,
+  type TaskState,
+  type WorkflowState,
+} from '@porpoise/common';
 import {
   type InstanceFence,
   type InstanceStateRepository,
+  type SubWorkflowRepository,
   type TaskInstanceRepository,
   type TaskRow,
 } from '@porpoise/dao';
@@ -21,12 +29,11 @@ import {
   type TaskFinishedEvent,
   type TaskSpec,
 } from '@porpoise/rpc';
-import { buildDag } from '../../src/engine/dag';
 import { dispatchNeverSent } from '../../src/dispatch/worker-calls';
 import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
-import { task } from '../support/tasks';
+import { task, typedTask } from '../support/tasks';
 
 const ME = 'm:1';
 
@@ -175,6 +182,37 @@ class FakeStore {
     throw new Error(`connection terminated during ${method}`);
   }
 
+  /** Child instances by parent task attempt (the unique key), and the halts asked. */
+  readonly childByTask = new Map<number, { id: number; state: WorkflowState; message: string | null }>();
+  readonly halts: string[] = [];
+  startCalls = 0;
+  private nextChild = 500;
+
+  children: Pick<SubWorkflowRepository, 'startChild' | 'childStates' | 'haltChildren'> = {
+    startChild: async (fence, input) => {
+      this.startCalls++;
+      if (!this.owned || fence.host !== ME) {
+        return { owned: false, childInstanceId: undefined, created: false };
+      }
+      const existing = this.childByTask.get(input.parentTaskInstanceId);
+      if (existing) return { owned: true, childInstanceId: existing.id, created: false };
+      const id = this.nextChild++;
+      this.childByTask.set(input.parentTaskInstanceId, { id, state: 'SUBMITTED_SUCCESS', message: null });
+      return { owned: true, childInstanceId: id, created: true };
+    },
+    childStates: async () =>
+      [...this.childByTask].map(([parentTaskInstanceId, c]) => ({
+        parentTaskInstanceId,
+        childInstanceId: c.id,
+        state: c.state,
+        message: c.message,
+      })),
+    haltChildren: async (_fence, action) => {
+      this.halts.push(action);
+      return [];
+    },
+  };
+
   row(name: string, attempt = 1): TaskRow | undefined {
     return this.rows.find((r) => r.name === name && r.attempt === attempt);
   }
@@ -196,6 +234,8 @@ interface Harness {
   /** Every Dispatch / TakeOver / Kill call, in order. */
   calls: Array<{ what: 'dispatch' | 'takeOver' | 'kill'; worker: string; id: number; epoch?: number }>;
   takeOver: (worker: string, id: number) => TakeOverResponse;
+  /** Data sources the opener knows (opened URLs). */
+  datasources: Map<string, { type: string; url: string }>;
   /**
    * A failover: the current runner is dropped and a new one (epoch + 1) adopts the instance
    * from the stored rows, as the master that takes the recovery command does; it is started.
@@ -207,7 +247,11 @@ const settle = async () => {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
 };
 
-function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }]): Harness {
+function harness(
+  tasks: TaskDefinition[] = [task('a'), task('b')],
+  edges = [{ from: 'a', to: 'b' }],
+  over: Partial<Adoption> = {},
+): Harness {
   const clock = new ManualClock();
   const store = new FakeStore(clock);
   const h = {
@@ -217,6 +261,7 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
     session: { ok: true },
     workers: ['w:1'],
     closed: [] as string[],
+    datasources: new Map(),
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
     calls: [],
     takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
@@ -237,7 +282,7 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
       return h.takeOver(w, id);
     },
   };
-  const dag = buildDag(tasks, edges);
+  const dag = buildWorkflowGraph(tasks, edges);
   const adoption: Adoption = {
     instanceId: 7,
     epoch: 2,
@@ -246,11 +291,14 @@ function harness(tasks = [task('a'), task('b')], edges = [{ from: 'a', to: 'b' }
     params: { k: 'v' },
     dag,
     latest: [],
+    ...over,
   };
   const silent = { log: () => undefined, warn: () => undefined, error: () => undefined };
   const runnerFor = (a: Adoption) =>
     new WorkflowRunner(a, {
       me: ME,
+      children: store.children,
+      openDatasources: async (names) => new Map([...h.datasources].filter(([n]) => names.includes(n))),
       tasks: store.tasks as TaskInstanceRepository,
       instances: store.instances as InstanceStateRepository,
       workers: {
@@ -1068,6 +1116,190 @@ describe('WorkflowRunner', () => {
         [id, 'w:1'],
       ]);
       expect(h.store.rows).toHaveLength(1);
+    });
+  });
+
+  describe('dispatch payloads (DESIGN.md section 9)', () => {
+    it('resolves params: declared defaults < run params < upstream outputs (all ancestors, topological order), plus built-ins', async () => {
+      const h = harness(
+        [
+          task('a'),
+          task('b'),
+          task('c', {
+            command:
+              'run ${x} ${k} ${d} ${porpoise.taskName}#${porpoise.attempt} ${porpoise.scheduleTime} ${HOME}',
+          }),
+        ],
+        [
+          { from: 'a', to: 'b' },
+          { from: 'b', to: 'c' },
+        ],
+        { defaults: { d: 'def', k: 'overridden' }, scheduleTimeMs: Date.UTC(2024, 0, 2, 3, 4, 5) },
+      );
+      await h.runner.start();
+      await settle();
+      await h.runner.taskFinished(
+        finishedEvent(nth(h.sent, 0), 'SUCCESS', { outputs: { x: 'from-a', y: 'a' } }),
+      );
+      await settle();
+      await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS', { outputs: { x: 'from-b' } }));
+      await settle();
+      const c = nth(h.sent, 2);
+      // b is nearer c than a: its x wins; a's y still reaches c (an ancestor, not a direct upstream).
+      expect(c.params).toEqual({ d: 'def', k: 'v', x: 'from-b', y: 'a' });
+      expect(c.command).toBe(`run from-b v def c#1 2024-01-02T03:04:05.000Z \${HOME}`);
+      expect(c.taskType).toBe('SHELL');
+      expect(nth(h.sent, 0).params).toEqual({ d: 'def', k: 'v' });
+    });
+
+    it('an unknown parameter fails the attempt with a message naming it; nothing is marked DISPATCH or sent', async () => {
+      const h = harness([task('a', { command: 'echo ${porpoise.nope}', retries: 2 })], []);
+      await h.runner.start();
+      await settle();
+      expect(h.sent).toHaveLength(0);
+      const row = h.store.row('a');
+      expect(row?.state).toBe('FAILURE');
+      expect(row?.host).toBeNull();
+      expect(h.store.messages.get(row?.id ?? 0)).toContain('porpoise.nope');
+      // A refusal is not retried: it would be refused again.
+      expect(h.store.attempts('a')).toHaveLength(1);
+      expect(h.store.instanceState).toBe('FAILURE');
+    });
+
+    it('a TaskSpec larger than 3.5 MiB serialized is refused before anything is sent', async () => {
+      const h = harness([task('a', { command: `echo ${'x'.repeat(4 * 1024 * 1024)}` })], []);
+      await h.runner.start();
+      await settle();
+      expect(h.sent).toHaveLength(0);
+      expect(h.store.row('a')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(h.store.row('a')?.id ?? 0)).toContain('3.5 MiB');
+    });
+
+    it('an SQL task gets its data source opened for the dispatch; a data source that is gone refuses it', async () => {
+      const sql = typedTask<SqlTaskDefinition>({
+        name: 'q',
+        type: 'SQL',
+        sql: { datasource: 'main', statement: 'select ${k}' },
+      });
+      const h = harness(
+        [sql, { ...sql, name: 'q2', sql: { datasource: 'gone', statement: 'select 1' } }],
+        [],
+      );
+      h.datasources.set('main', { type: 'postgres', url: 'postgres://u:secret@h/db' });
+      await h.runner.start();
+      await settle();
+      expect(h.sent.map((s) => s.taskName)).toEqual(['q']);
+      expect(nth(h.sent, 0)).toMatchObject({ taskType: 'SQL', command: '' });
+      expect(JSON.parse(nth(h.sent, 0).payloadJson)).toEqual({
+        datasourceType: 'postgres',
+        url: 'postgres://u:secret@h/db',
+        text: 'select $1',
+        values: ['v'],
+      });
+      expect(h.store.row('q2')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(h.store.row('q2')?.id ?? 0)).toContain('data source "gone"');
+    });
+
+    it('a worker answering INVALID_ARGUMENT fails the task with that message (not ambiguous: no TakeOver, no re-dispatch)', async () => {
+      const h = harness([task('a', { retries: 0 })], []);
+      h.answer = () => {
+        throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.INVALID_ARGUMENT, 'payloadJson: bad');
+      };
+      await h.runner.start();
+      await settle();
+      expect(h.calls.map((c) => c.what)).toEqual(['dispatch']);
+      expect(h.store.row('a')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(h.store.row('a')?.id ?? 0)).toContain('payloadJson: bad');
+      expect(h.store.instanceState).toBe('FAILURE');
+    });
+  });
+
+  describe('outputs (DESIGN.md section 9)', () => {
+    it('outputs stored with an attempt reach the tasks downstream across a failover (rows and a TakeOver FINISHED result)', async () => {
+      const h = harness(
+        [task('a'), task('b'), task('c')],
+        [
+          { from: 'a', to: 'b' },
+          { from: 'b', to: 'c' },
+        ],
+      );
+      await h.runner.start();
+      await settle();
+      await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'SUCCESS', { outputs: { x: '1' } }));
+      await settle();
+      expect(h.store.row('a')?.outputs).toEqual({ x: '1' });
+      const b = nth(h.sent, 1);
+      expect(b.params).toEqual({ k: 'v', x: '1' });
+      // The new owner asks the worker about b: it finished meanwhile, with an output of its own.
+      h.takeOver = () => ({
+        status: 'FINISHED',
+        result: finishedEvent(b, 'SUCCESS', { outputs: { y: '2' } }),
+        startTimeMs: 1,
+      });
+      await h.failover();
+      await settle();
+      expect(h.store.row('b')).toMatchObject({ state: 'SUCCESS', outputs: { y: '2' } });
+      const c = nth(h.sent, 2);
+      expect(c.taskName).toBe('c');
+      // a's output came from its row (the new runner never saw a's TaskFinished).
+      expect(c.params).toEqual({ k: 'v', x: '1', y: '2' });
+    });
+  });
+
+  describe('SUB_WORKFLOW', () => {
+    const sub = () =>
+      typedTask<SubWorkflowTaskDefinition>({
+        name: 'sub',
+        type: 'SUB_WORKFLOW',
+        subWorkflow: { workflowCode: 'child', params: { p: '${k}' } },
+      });
+
+    it('starts exactly one child per attempt (a failover finds it again), stays RUNNING_EXECUTION, and ends with it', async () => {
+      const h = harness([sub(), task('after')], [{ from: 'sub', to: 'after' }]);
+      await h.runner.start();
+      await settle();
+      const row = h.store.row('sub');
+      expect(row).toMatchObject({ state: 'RUNNING_EXECUTION', host: null });
+      expect([...h.store.childByTask.keys()]).toEqual([row?.id]);
+      expect(h.sent).toEqual([]);
+      await h.failover();
+      expect(h.store.startCalls).toBe(2);
+      expect(h.store.childByTask.size).toBe(1);
+      expect(h.store.row('sub', 2)).toBeUndefined();
+      // The child ends: the trigger NOTIFYs the parent's channel.
+      const child = h.store.childByTask.get(row?.id ?? 0);
+      if (child) child.state = 'SUCCESS';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('SUCCESS');
+      expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
+    });
+
+    it('a child that does not succeed fails the task with a message naming the child; a stop reaches the children', async () => {
+      const h = harness([sub()], []);
+      await h.runner.start();
+      await settle();
+      const id = h.store.row('sub')?.id ?? 0;
+      const child = h.store.childByTask.get(id);
+      if (child) {
+        child.state = 'FAILURE';
+        child.message = 'boom';
+      }
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(id)).toBe(`child workflow instance ${child?.id} ended FAILURE: boom`);
+      expect(h.store.instanceState).toBe('FAILURE');
+
+      const h2 = harness([sub()], []);
+      await h2.runner.start();
+      await settle();
+      h2.store.instanceState = 'READY_STOP';
+      await h2.runner.control();
+      await settle();
+      expect(h2.store.halts).toEqual(['stop']);
+      expect(h2.store.row('sub')?.state).toBe('KILL');
+      expect(h2.store.instanceState).toBe('STOP');
     });
   });
 });

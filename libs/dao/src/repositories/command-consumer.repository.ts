@@ -22,6 +22,12 @@ export interface ConsumedCommand {
   /** The version's tasks and edges (jsonb), null if that version row is missing. */
   tasks: unknown;
   edges: unknown;
+  /** The version's settings column (params, failureStrategy, timeoutMs; `{}` for old versions). */
+  settings: unknown;
+  /** Milliseconds since the instance's start_time, by the database's clock (workflow timeout). */
+  elapsedMs: number;
+  /** The run's schedule time: schedule_time, or start_time for a manual run (epoch ms). */
+  scheduleTimeMs: number;
 }
 
 interface RawConsumed {
@@ -36,6 +42,9 @@ interface RawConsumed {
   params: Record<string, unknown> | null;
   tasks: unknown;
   edges: unknown;
+  settings: unknown;
+  elapsed_ms: string | null;
+  schedule_ms: string | null;
 }
 
 /**
@@ -49,7 +58,8 @@ interface RawConsumed {
  *     new owner finishes that), start_time kept if set, end_time cleared, command_type = the
  *     command's. Only an instance nobody owns (host NULL) and not final is taken: commands are
  *     only ever written together with host = NULL, so anything else is a stale duplicate;
- *  4. returns the taken instances with their definition version (tasks, edges).
+ *  4. returns the taken instances with their definition version (tasks, edges, settings) and
+ *     the time since start_time on the database's clock (what is left of a workflow timeout).
  * The data-modifying CTEs all run on one snapshot and commit together.
  */
 @Injectable()
@@ -79,9 +89,12 @@ export class CommandConsumerRepository {
          FROM pick
          WHERE w.id = pick.workflow_instance_id AND w.host IS NULL
            AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')
-         RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id)
+         RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id,
+           floor(extract(epoch FROM now() - w.start_time) * 1000)::bigint AS elapsed_ms,
+           floor(extract(epoch FROM coalesce(w.schedule_time, w.start_time)) * 1000)::bigint AS schedule_ms)
        SELECT c.id AS command_id, c.type, c.workflow_instance_id, u.command_id IS NOT NULL AS taken,
-              u.epoch, u.state, u.workflow_code, u.workflow_version, u.params, v.tasks, v.edges
+              u.epoch, u.state, u.workflow_code, u.workflow_version, u.params, v.tasks, v.edges, v.settings,
+              u.elapsed_ms, u.schedule_ms
        FROM c
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
@@ -100,6 +113,9 @@ export class CommandConsumerRepository {
       params: r.params ?? {},
       tasks: r.tasks ?? null,
       edges: r.edges ?? null,
+      settings: r.settings ?? {},
+      elapsedMs: Number(r.elapsed_ms ?? 0),
+      scheduleTimeMs: Number(r.schedule_ms ?? 0),
     }));
   }
 }

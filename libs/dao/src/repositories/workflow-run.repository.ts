@@ -179,8 +179,9 @@ export class WorkflowRunRepository {
   /**
    * Hands a finished or paused instance back to the masters: state SUBMITTED_SUCCESS, no
    * host, and a command of the given type for the same instance, in one statement and only
-   * if the instance is still in one of fromStates. A rerun starts its clock again. Returns
-   * the command id, or null when the state did not match.
+   * if the instance is still in one of fromStates. A rerun starts its clock again; the message
+   * of the run before (why it failed) is cleared. Returns the command id, or null when the
+   * state did not match.
    */
   async resubmit(
     workflowInstanceId: number,
@@ -191,7 +192,7 @@ export class WorkflowRunRepository {
       this.dataSource,
       `WITH u AS (
          UPDATE workflow_instance
-         SET state = 'SUBMITTED_SUCCESS', host = NULL, command_type = $2, end_time = NULL,
+         SET state = 'SUBMITTED_SUCCESS', host = NULL, command_type = $2, end_time = NULL, message = NULL,
              start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE start_time END, updated_at = now()
          WHERE id = $1 AND state = ANY($3::text[])
          RETURNING id, workflow_code, workflow_version, params),

@@ -11,11 +11,14 @@ import {
   type FailurePolicy,
   type RunGraph,
   type RunMode,
+  type RunParams,
+  type RunTaskDef,
   type RunState,
   type RunTimings,
   type Slot,
   type SlotStatus,
 } from './run-state';
+import { handledFailure } from './branching';
 import { budgetAfter, endOfState, FRESH_BUDGET, withFailure } from './task-fate';
 
 export interface AdoptionInput {
@@ -30,6 +33,8 @@ export interface AdoptionInput {
   readonly latest: readonly StoredRow[];
   readonly failurePolicy: FailurePolicy;
   readonly maxFaultReruns: number;
+  /** Params for SWITCH expressions. */
+  readonly params?: RunParams;
   readonly timings: RunTimings;
 }
 
@@ -71,10 +76,14 @@ export function restoredStatus(row: StoredRow): SlotStatus {
 }
 
 /** The slot of a task, given its latest row and the command. */
-function adoptedStatus(type: CommandType, row: StoredRow | undefined): SlotStatus {
+function adoptedStatus(type: CommandType, row: StoredRow | undefined, def: RunTaskDef): SlotStatus {
   if (row === undefined) return { kind: 'pending', next: FRESH_BUDGET };
   const at = refOf(row);
   const last = { at, state: row.state, host: row.host };
+  if (row.state === 'RUNNING_EXECUTION' && row.host === null && def.type === 'SUB_WORKFLOW') {
+    // Its child instance runs on (or has ended): the runner finds it again, never starts another.
+    return { kind: 'onMaster', at };
+  }
   if (row.state === 'DISPATCH' || row.state === 'RUNNING_EXECUTION') {
     // Still on a worker as far as the rows know: whatever the command, ask that worker (TakeOver).
     if (row.host !== null) {
@@ -118,6 +127,7 @@ export function adoptRun(input: AdoptionInput): RunState {
     epoch: input.epoch,
     failurePolicy: input.failurePolicy,
     maxFaultReruns: input.maxFaultReruns,
+    params: input.params,
     timings: input.timings,
   };
   if (input.graph instanceof Error) {
@@ -138,7 +148,7 @@ export function adoptRun(input: AdoptionInput): RunState {
     const def = graph.tasks.get(name);
     if (def === undefined) continue;
     const row = latest.get(name);
-    const status = adoptedStatus(input.commandType, row);
+    const status = adoptedStatus(input.commandType, row, def);
     slots.push({ name, def, lastAttempt: row?.attempt ?? 0, status });
     if (row !== undefined && status.kind !== 'pending') rowIds.add(row.id, name);
     else if (status.kind === 'pending' && status.last !== undefined) rowIds.add(status.last.at.id, name);
@@ -149,9 +159,10 @@ export function adoptRun(input: AdoptionInput): RunState {
       : input.state === 'READY_PAUSE'
         ? { kind: 'pausing' }
         : { kind: 'running' };
+  const view = { ...base, graph, mode, slots, index: new Map(slots.map((s, i) => [s.name, i])), rowIds };
   for (const slot of slots) {
     const s = slot.status;
-    if (s.kind === 'ended' && s.state !== 'SUCCESS') {
+    if (s.kind === 'ended' && s.state !== 'SUCCESS' && !handledFailure(view, slot.name)) {
       mode = withFailure(mode, input.failurePolicy, `task ${slot.name} ended ${s.state}`);
     }
   }

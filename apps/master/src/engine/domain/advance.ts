@@ -4,11 +4,12 @@
  * so running it again after any event (or after the rows were read back) is always right.
  */
 import { ACTIVE_TASK_STATES, type WorkflowState } from '@porpoise/common';
+import { handledFailure, notTakenBy } from './branching';
 import type { Draft } from './draft';
 import { resend, sendOut } from './dispatch';
 import { startable } from './readiness';
 import type { NewAttemptItem } from './run-effects';
-import { isLive, onWorker, type RunMode, type Slot } from './run-state';
+import { isLive, onWorker, type RunMode, type RunState, type Slot } from './run-state';
 import { budgetAfter } from './task-fate';
 import { cancelDelayed, cancelUnstarted } from './task-steps';
 
@@ -37,10 +38,14 @@ function finish(d: Draft, state: WorkflowState, message?: string): void {
 const succeeded = (s: Slot) =>
   s.status.kind === 'skipped' || (s.status.kind === 'ended' && s.status.state === 'SUCCESS');
 
+/** Succeeded, or failed with a CONDITIONS task handling it (it does not fail the run). */
+const fine = (view: RunState) => (s: Slot) =>
+  succeeded(s) || (s.status.kind === 'ended' && handledFailure(view, s.name));
+
 /** running: finish when every task succeeded, else start what is ready and retry what is due. */
 function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
   const slots = d.slots();
-  if (slots.every(succeeded)) {
+  if (slots.every(fine(d.now()))) {
     finish(d, 'SUCCESS');
     return;
   }
@@ -57,7 +62,12 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
     }
   }
   const items: NewAttemptItem[] = [];
-  const { ready, skip } = startable(d.base.graph, (name) => d.status(name));
+  const view = d.now();
+  const { ready, skip } = startable(
+    d.base.graph,
+    (name) => d.status(name),
+    (name) => notTakenBy(view, name),
+  );
   for (const [names, skipped] of [
     [ready, false],
     [skip, true],
@@ -104,7 +114,7 @@ function windDown(d: Draft, mode: Extract<RunMode, { kind: 'failing' | 'pausing'
   const now = d.slots();
   if (now.some((s) => isLive(s.status))) return;
   if (mode.kind === 'failing') finish(d, 'FAILURE', mode.reason);
-  else if (now.every(succeeded)) finish(d, 'SUCCESS');
+  else if (now.every(fine(d.now()))) finish(d, 'SUCCESS');
   else finish(d, 'PAUSE');
 }
 

@@ -9,10 +9,11 @@
  *   what a new process on that address took.
  * The caller decides whether new work may start at all (mode, registry session).
  */
+import { decideBranch, isBranching } from './branching';
 import type { Draft } from './draft';
 import type { RunEvent } from './run-events';
 import { currentRow, type AttemptRef } from './run-state';
-import { applyResult, loseAttempts } from './task-steps';
+import { applyResult, loseAttempts, noteFailure } from './task-steps';
 import { runsOn } from './task-fate';
 
 /** What the caller does after a dispatch step: nothing more, or re-evaluate the whole run. */
@@ -23,6 +24,10 @@ export function sendOut(d: Draft, name: string): void {
   const slot = d.slot(name);
   const s = slot?.status;
   if (slot === undefined || s?.kind !== 'submitted') return;
+  if (isBranching(slot.def)) {
+    decide(d, name, s.at);
+    return;
+  }
   if (runsOn(slot.def) === 'master') {
     // Master-side types never occupy a worker: RUNNING_EXECUTION here, then the task runs.
     d.emit(
@@ -164,6 +169,11 @@ export function onDispatchFailed(d: Draft, e: Answer<'dispatchFailed'>): After {
     if (e.ambiguous) killIfGivenUp(d, name, e.rowId, e.worker);
     return 'quiet';
   }
+  if (e.rejected === true && !s.started) {
+    // The worker checked the spec and refused it: it never ran, and no worker would take it.
+    failUnsent(d, name, e.rowId, `worker ${e.worker} rejected the task: ${e.reason}`);
+    return 'advance';
+  }
   if (!e.ambiguous) {
     d.log('warn', `Dispatch of task ${name} (${e.rowId}) to ${e.worker} never left: ${e.reason}`);
     refused(d, name, e.worker);
@@ -181,6 +191,57 @@ export function onDispatchFailed(d: Draft, e: Answer<'dispatchFailed'>): After {
   );
   beginResolve(d, name, s.at, e.worker, 'dispatch', false);
   return 'advance';
+}
+
+/**
+ * The attempt's spec could not be built (payloadRefused): it ends FAILURE with the message and
+ * nothing runs. The runner found it before marking DISPATCH, so the row is SUBMITTED_SUCCESS (or
+ * DISPATCH from an earlier send, when a Dispatch is sent again after a read-back).
+ */
+export function onPayloadRefused(d: Draft, e: Extract<RunEvent, { type: 'payloadRefused' }>): After {
+  const name = d.taskOfRow(e.rowId);
+  const s = name === undefined ? undefined : d.status(name);
+  if (name === undefined || s === undefined) return 'quiet';
+  if (s.kind !== 'submitted' && s.kind !== 'dispatching' && s.kind !== 'unsent') return 'quiet';
+  if (s.at.id !== e.rowId || (s.kind === 'dispatching' && s.started)) return 'quiet';
+  failUnsent(d, name, e.rowId, e.message);
+  return 'advance';
+}
+
+/** An attempt that never ran on any worker fails for good (no retry: it would fail the same way). */
+function failUnsent(d: Draft, name: string, rowId: number, message: string): void {
+  const s = d.status(name);
+  if (s === undefined || (s.kind !== 'submitted' && s.kind !== 'dispatching' && s.kind !== 'unsent')) return;
+  d.emit({
+    kind: 'markState',
+    rowIds: [rowId],
+    from: ['SUBMITTED_SUCCESS', 'DISPATCH'],
+    state: 'FAILURE',
+    message,
+  });
+  d.set(name, { kind: 'ended', at: s.at, state: 'FAILURE', host: null, outputs: {} });
+  d.log('warn', `task ${name} attempt ${s.at.attempt} FAILURE: ${message}`);
+  noteFailure(d, `task ${name} ended FAILURE`, name);
+}
+
+/**
+ * A CONDITIONS or SWITCH task: decided at once on the master, in one write (its row goes from
+ * SUBMITTED_SUCCESS to its final state); the targets it did not take are SKIPPED by the next
+ * advance (readiness asks notTakenBy), together with the other new rows.
+ */
+function decide(d: Draft, name: string, at: AttemptRef): void {
+  const decision = decideBranch(d.now(), name, at);
+  if (decision === undefined) return;
+  d.emit({
+    kind: 'markState',
+    rowIds: [at.id],
+    from: ['SUBMITTED_SUCCESS'],
+    state: decision.state,
+    message: decision.message,
+  });
+  d.set(name, { kind: 'ended', at, state: decision.state, host: null, outputs: {} });
+  d.log('log', `task ${name} attempt ${at.attempt} ${decision.state} on the master (${decision.message})`);
+  if (decision.state === 'FAILURE') noteFailure(d, `task ${name} ended FAILURE: ${decision.message}`, name);
 }
 
 /** The worker provably did not take it: the next worker is tried (advance), same attempt. */

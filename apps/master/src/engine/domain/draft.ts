@@ -37,6 +37,11 @@ export class Draft {
     return [...(this.slotList ?? this.base.slots)];
   }
 
+  /** The run as it stands in this step (for the pure decisions that read a whole state). */
+  now(): RunState {
+    return { ...this.base, mode: this.mode, slots: this.slotList ?? this.base.slots };
+  }
+
   /** The task an attempt id belongs to. */
   taskOfRow(rowId: number): string | undefined {
     return this.base.rowIds.get(rowId);

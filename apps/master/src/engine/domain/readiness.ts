@@ -39,7 +39,12 @@ export interface Startable {
  * a failed upstream task never starts (under CONTINUE it is simply left pending). Skips carry
  * down the whole branch in one pass: the order puts upstream tasks first.
  */
-export function startable(graph: RunGraph, statusOf: (name: string) => SlotStatus | undefined): Startable {
+export function startable(
+  graph: RunGraph,
+  statusOf: (name: string) => SlotStatus | undefined,
+  /** The targets a CONDITIONS / SWITCH task that ended did not take: SKIPPED for them. */
+  notTaken: (name: string) => readonly string[] = () => [],
+): Startable {
   const ready: string[] = [];
   const skip: string[] = [];
   const skipping = new Set<string>();
@@ -51,12 +56,14 @@ export function startable(graph: RunGraph, statusOf: (name: string) => SlotStatu
   for (const name of graph.order) {
     if (statusOf(name)?.kind !== 'pending') continue;
     const ups = graph.upstream.get(name) ?? [];
+    // A CONDITIONS task waits for its upstream tasks to end, however they end.
+    const anyEnd = graph.tasks.get(name)?.type === 'CONDITIONS';
     let skipped = 0;
     let blocked = false;
     for (const up of ups) {
-      const p = progress(up);
+      const p = notTaken(up).includes(name) ? 'skipped' : progress(up);
       if (p === 'skipped') skipped++;
-      else if (p !== 'success') {
+      else if (p !== 'success' && !(anyEnd && p === 'failed')) {
         blocked = true;
         break;
       }

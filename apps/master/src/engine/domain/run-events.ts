@@ -55,14 +55,24 @@ export type RunEvent =
       readonly reason: string;
       readonly incarnation?: number;
     }
-  /** ambiguous: it may have reached the worker; otherwise it provably never left this master. */
+  /**
+   * ambiguous: it may have reached the worker; otherwise it provably never left this master.
+   * rejected: the worker refused the spec itself (INVALID_ARGUMENT): it never ran, and would be
+   * refused anywhere, so the task fails with the reason.
+   */
   | {
       readonly type: 'dispatchFailed';
       readonly rowId: number;
       readonly worker: string;
       readonly ambiguous: boolean;
       readonly reason: string;
+      readonly rejected?: boolean;
     }
+  /**
+   * The attempt's spec cannot be built (unknown parameter, data source gone, too large): found
+   * before anything was marked DISPATCH or sent; the attempt ends FAILURE with the message.
+   */
+  | { readonly type: 'payloadRefused'; readonly rowId: number; readonly message: string }
   | {
       readonly type: 'takeOverAnswered';
       readonly rowId: number;

@@ -4,7 +4,7 @@
  * Plain immutable data: transition.ts maps (state, event) to (state, effects); nothing here does
  * I/O or reads a clock.
  */
-import type { TaskState, WorkflowState } from '@porpoise/common';
+import type { ConditionsSpec, SwitchSpec, TaskState, WorkflowState } from '@porpoise/common';
 
 /** What the engine needs of a task definition (any task type has these). */
 export interface RunTaskDef {
@@ -14,6 +14,18 @@ export interface RunTaskDef {
   readonly retries: number;
   readonly retryIntervalMs: number;
   readonly workerGroup: string;
+  /** CONDITIONS / SWITCH: the branches (the task's own field). */
+  readonly conditions?: ConditionsSpec;
+  readonly switch?: SwitchSpec;
+}
+
+/** What a task's params are resolved from (besides the outputs of its upstream tasks). */
+export interface RunParams {
+  /** The workflow's declared params (settings.params). */
+  readonly defaults: Readonly<Record<string, string>>;
+  readonly run: Readonly<Record<string, string>>;
+  /** The run's schedule time (a manual run: its start time), epoch ms. */
+  readonly scheduleTimeMs: number;
 }
 
 /** The DAG: tasks, edges both ways, and a topological order (the order ready tasks start in). */
@@ -200,6 +212,8 @@ export interface RunState {
   readonly failurePolicy: FailurePolicy;
   /** A task whose worker is lost under it more than this many times fails (MAX_FAULT_RERUNS). */
   readonly maxFaultReruns: number;
+  /** Params for SWITCH expressions (absent: none declared, none given). */
+  readonly params?: RunParams;
   readonly timings: RunTimings;
   readonly mode: RunMode;
   /** One slot per task, in the graph's order (an array: a step copies it cheaply). */
@@ -347,4 +361,27 @@ export function snapshotOf(state: RunState): RunnerSnapshot {
       };
     }),
   };
+}
+
+/**
+ * The outputs a task sees: those of every task upstream of it (direct or not) that ended with
+ * outputs, in the graph's topological order (a task nearer the bottom wins a name: resolveParams
+ * lets a later map win).
+ */
+export function upstreamOutputs(state: RunState, name: string): Outputs[] {
+  const seen = new Set<string>();
+  const stack = [...(state.graph.upstream.get(name) ?? [])];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (n === undefined || seen.has(n)) continue;
+    seen.add(n);
+    stack.push(...(state.graph.upstream.get(n) ?? []));
+  }
+  const out: Outputs[] = [];
+  for (const n of state.graph.order) {
+    if (!seen.has(n)) continue;
+    const s = slotOf(state, n)?.status;
+    if (s?.kind === 'ended' && Object.keys(s.outputs).length > 0) out.push(s.outputs);
+  }
+  return out;
 }

@@ -4,6 +4,7 @@
  * the slot in the same step (see run-effects.ts for how a write that misses is handled).
  */
 import { ACTIVE_TASK_STATES, type TaskState } from '@porpoise/common';
+import { handledFailure } from './branching';
 import type { Draft } from './draft';
 import type { WorkerResult } from './run-events';
 import type { AttemptRef, RunMode } from './run-state';
@@ -17,8 +18,15 @@ import {
   type LostFate,
 } from './task-fate';
 
-/** A task failed for good: the mode follows the failure policy. */
-export function noteFailure(d: Draft, reason: string): void {
+/**
+ * A task failed for good: the mode follows the failure policy, unless a CONDITIONS task right
+ * below it handles the failure (DESIGN.md section 9: it does not fail the run, under END too).
+ */
+export function noteFailure(d: Draft, reason: string, task?: string): void {
+  if (task !== undefined && handledFailure(d.now(), task)) {
+    d.log('log', `${reason}; handled by a CONDITIONS task`);
+    return;
+  }
   d.mode = withFailure(d.mode, d.base.failurePolicy, reason);
 }
 
@@ -79,7 +87,7 @@ export function applyResult(d: Draft, name: string, at: AttemptRef, worker: stri
       d.emit(finishedWrite(at, worker, r, fate.state, r.message));
       d.set(name, { kind: 'ended', at, state: fate.state, host: worker, outputs: r.outputs ?? {} });
       d.log('log', `task ${name} attempt ${at.attempt} ${fate.state} (exit ${r.exitCode})`);
-      if (fate.fails) noteFailure(d, `task ${name} ended ${fate.state}`);
+      if (fate.fails) noteFailure(d, `task ${name} ended ${fate.state}`, name);
   }
 }
 
@@ -167,7 +175,7 @@ function settleLost(d: Draft, name: string, at: AttemptRef, worker: string, fate
       return;
     case 'FAILURE':
       d.set(name, { kind: 'ended', at, state: 'FAILURE', host: worker, outputs: {} });
-      if (fate.fails) noteFailure(d, `task ${name}: ${fate.message}`);
+      if (fate.fails) noteFailure(d, `task ${name}: ${fate.message}`, name);
       return;
     default:
       d.set(name, { kind: 'ended', at, state: 'KILL', host: worker, outputs: {} });

@@ -12,6 +12,7 @@ import {
   sendOut,
   onDispatchAnswered,
   onDispatchFailed,
+  onPayloadRefused,
   onResolveTimer,
   onTakeOverAnswered,
   onTakeOverFailed,
@@ -21,6 +22,7 @@ import {
 import { refOf, restoredStatus } from './adoption';
 import type { RunEnv, RunEvent, StoredRow, WorkerEvent } from './run-events';
 import { currentRow, isOpen, onWorker, type CurrentRow, type RunState, type SlotStatus } from './run-state';
+import { handledFailure } from './branching';
 import { alreadyRecorded, withFailure } from './task-fate';
 import { applyResult, loseAttempts, noteFailure, type LostAttempt } from './task-steps';
 
@@ -49,6 +51,8 @@ function handle(d: Draft, event: RunEvent): After {
       return onDispatchAnswered(d, event);
     case 'dispatchFailed':
       return onDispatchFailed(d, event);
+    case 'payloadRefused':
+      return onPayloadRefused(d, event);
     case 'takeOverAnswered':
       return onTakeOverAnswered(d, event);
     case 'takeOverFailed':
@@ -97,6 +101,8 @@ function start(d: Draft, timeoutInMs: number | undefined): After {
       const s = slot.status;
       if (s.kind === 'resolving' && !s.asking) beginResolve(d, slot.name, s.at, s.worker, s.cause, s.started);
       else if (s.kind === 'delayed' && !s.due) d.setTimer(`retry:${slot.name}`, s.dueInMs ?? 0);
+      // A SUB_WORKFLOW task carried over: its child is found again (startChild answers it).
+      else if (s.kind === 'onMaster') d.emit({ kind: 'runOnMaster', rowId: s.at.id, name: slot.name });
     }
   }
   if (timeoutInMs !== undefined) {
@@ -353,7 +359,8 @@ function created(d: Draft, rows: readonly StoredRow[]): After {
   if (after === 'advance') return after;
   if (d.mode.kind !== 'running') return 'advance';
   if (d.env.canStartWork) for (const name of send) sendOut(d, name);
-  return 'quiet';
+  // A CONDITIONS / SWITCH task ended as it went out: what follows it may start now.
+  return send.some((n) => d.status(n)?.kind === 'ended') ? 'advance' : 'quiet';
 }
 
 /**
@@ -394,7 +401,12 @@ function reloaded(
   control(d, instanceState);
   for (const slot of d.slots()) {
     const s = slot.status;
-    if (s.kind === 'ended' && s.state !== 'SUCCESS' && d.mode.kind !== 'stopping') {
+    if (
+      s.kind === 'ended' &&
+      s.state !== 'SUCCESS' &&
+      d.mode.kind !== 'stopping' &&
+      !handledFailure(d.now(), slot.name)
+    ) {
       d.mode = withFailure(d.mode, d.base.failurePolicy, `task ${slot.name} ended ${s.state}`);
     }
   }
@@ -426,6 +438,14 @@ function reask(d: Draft, name: string, row: StoredRow): void {
 function rebuild(d: Draft, name: string, row: StoredRow): void {
   const prior = d.status(name);
   const at = refOf(row);
+  if (row.state === 'RUNNING_EXECUTION' && row.host === null && d.slot(name)?.def.type === 'SUB_WORKFLOW') {
+    // A SUB_WORKFLOW attempt whose child runs: find the child again (never a second one).
+    if (prior?.kind !== 'onMaster' || prior.at.id !== row.id) {
+      d.set(name, { kind: 'onMaster', at }, row.attempt);
+      d.emit({ kind: 'runOnMaster', rowId: row.id, name });
+    }
+    return;
+  }
   if ((row.state === 'DISPATCH' || row.state === 'RUNNING_EXECUTION') && row.host !== null) {
     if (row.state === 'DISPATCH') {
       // It may never have been sent: send it again where it is stored, never elsewhere.
@@ -470,6 +490,6 @@ function masterTaskEnded(d: Draft, e: Extract<RunEvent, { type: 'masterTaskEnded
     'log',
     `task ${name} attempt ${s.at.attempt} ${e.state} on the master${e.message ? ` (${e.message})` : ''}`,
   );
-  if (e.state === 'FAILURE') noteFailure(d, `task ${name} ended FAILURE`);
+  if (e.state === 'FAILURE') noteFailure(d, `task ${name} ended FAILURE`, name);
   return 'advance';
 }
