@@ -1,6 +1,7 @@
 import type { MigrationInterface } from 'typeorm';
 import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
 import { WorkflowTables1795307647000 } from './1795307647000-workflow-tables';
+import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
@@ -10,4 +11,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   WorkflowTables1795307647000,
   WorkflowLanguage1796000000000,
   SubWorkflowNotify1796000001000,
+  InstanceTimezone1796000002000,
 ];

@@ -851,12 +851,14 @@ describe('master', () => {
         30_000,
       );
       expect((await db.waitForState(instance, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
-      const all = await db.pool.query<{ command_type: string; schedule_time: Date | null }>(
-        `SELECT command_type, schedule_time FROM workflow_instance WHERE workflow_code = $1`,
+      const all = await db.pool.query<{ command_type: string; schedule_time: Date | null; timezone: string }>(
+        `SELECT command_type, schedule_time, timezone FROM workflow_instance WHERE workflow_code = $1`,
         [code],
       );
       expect(all.rows).toHaveLength(1);
       expect(nth(all.rows, 0).command_type).toBe('SCHEDULER');
+      // The run's date built-ins are computed in its schedule's time zone.
+      expect(nth(all.rows, 0).timezone).toBe('Europe/Berlin');
       expect(nth(all.rows, 0).schedule_time).not.toBeNull();
       const next = await db.pool.query<{ next: Date }>(
         `SELECT next_fire_time AS next FROM schedule WHERE id = $1`,

@@ -166,6 +166,7 @@ export class CommandConsumerService {
         state: c.state,
         params: stringParams(c.params),
         scheduleTimeMs: c.scheduleTimeMs,
+        timezone: c.timezone,
         ...runDefinition(c),
         latest: latest.filter((r) => r.workflowInstanceId === c.workflowInstanceId),
       });

@@ -25,6 +25,8 @@ export interface SpecRun {
   readonly runParams: Readonly<Record<string, string>>;
   /** The run's schedule time (a manual run: its start time), epoch ms. */
   readonly scheduleTimeMs: number;
+  /** The IANA time zone of the date built-ins. */
+  readonly timezone: string;
 }
 
 const isWorkerTask = (def: TaskDefinition): def is WorkerTaskDefinition =>
@@ -63,7 +65,7 @@ export async function resolveTaskSpec(
         taskName: def.name,
         attempt: attempt.attempt,
         scheduleTime: new Date(run.scheduleTimeMs),
-        timezone: 'UTC',
+        timezone: run.timezone,
       },
     },
     (name) => sources.get(name),

@@ -85,6 +85,8 @@ export interface Adoption {
   readonly defaults?: Readonly<Record<string, string>>;
   /** The run's schedule time (a manual run: its start time), epoch ms, for the built-ins. */
   readonly scheduleTimeMs?: number;
+  /** The IANA time zone of the date built-ins (the schedule's); UTC when absent. */
+  readonly timezone?: string;
   /** The definition, or why it is unusable (the instance then fails at once). */
   readonly dag: RunnerDag | Error;
   /** Latest attempt of each task (empty for a fresh run). */
@@ -153,6 +155,7 @@ export class WorkflowRunner {
         defaults: adoption.defaults ?? {},
         run: adoption.params,
         scheduleTimeMs: adoption.scheduleTimeMs ?? 0,
+        timezone: adoption.timezone ?? 'UTC',
       },
       timings: {
         parkedRetryMs: deps.options.parkedRetryMs,
@@ -364,6 +367,7 @@ export class WorkflowRunner {
             defaults: this.adoption.defaults ?? {},
             runParams: this.adoption.params,
             scheduleTimeMs: this.adoption.scheduleTimeMs ?? 0,
+            timezone: this.adoption.timezone ?? 'UTC',
           },
           upstreamOutputs(this.state, e.name),
           this.deps.openDatasources,
@@ -490,7 +494,7 @@ export class WorkflowRunner {
           taskName: def.name,
           attempt: at.attempt,
           scheduleTime,
-          timezone: 'UTC',
+          timezone: this.adoption.timezone ?? 'UTC',
         },
       });
     } catch (err) {

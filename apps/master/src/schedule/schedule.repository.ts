@@ -68,11 +68,11 @@ export class ScheduleRepository {
       this.dataSource,
       `WITH s AS (
          UPDATE schedule SET next_fire_time = $3 WHERE id = $1 AND next_fire_time = $2::timestamptz
-         RETURNING workflow_code),
-       d AS (SELECT d.code, d.version FROM workflow_definition d JOIN s ON s.workflow_code = d.code),
+         RETURNING workflow_code, timezone),
+       d AS (SELECT d.code, d.version, s.timezone FROM workflow_definition d JOIN s ON s.workflow_code = d.code),
        i AS (
-         INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params, schedule_time)
-         SELECT code, version, 'SUBMITTED_SUCCESS', NULL, 0, 'SCHEDULER', '{}', $2::timestamptz FROM d
+         INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params, schedule_time, timezone)
+         SELECT code, version, 'SUBMITTED_SUCCESS', NULL, 0, 'SCHEDULER', '{}', $2::timestamptz, timezone FROM d
          RETURNING id, workflow_code, workflow_version)
        INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
        SELECT 'SCHEDULER', workflow_code, workflow_version, id, '{}' FROM i

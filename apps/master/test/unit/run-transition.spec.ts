@@ -994,7 +994,7 @@ const switchRun = (x: string, withDefault = true) => ({
       ],
     },
   ),
-  params: { defaults: { x: 'none' }, run: { x }, scheduleTimeMs: 0 },
+  params: { defaults: { x: 'none' }, run: { x }, scheduleTimeMs: 0, timezone: 'UTC' },
 });
 const swRow = row(11, 'sw', 'SUBMITTED_SUCCESS');
 

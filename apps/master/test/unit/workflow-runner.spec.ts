@@ -1152,6 +1152,20 @@ describe('WorkflowRunner', () => {
       expect(nth(h.sent, 0).params).toEqual({ d: 'def', k: 'v' });
     });
 
+    it.each([
+      ['UTC', '20231231 20240101'],
+      ['Asia/Shanghai', '20240101 20240102'],
+    ])('computes the date built-ins in the run time zone (%s)', async (timezone, expected) => {
+      // 17:30 UTC on 1 January is already 01:30 on 2 January in Shanghai.
+      const h = harness([task('a', { command: 'echo ${porpoise.bizDate} $[yyyyMMdd]' })], [], {
+        scheduleTimeMs: Date.UTC(2024, 0, 1, 17, 30),
+        timezone,
+      });
+      await h.runner.start();
+      await settle();
+      expect(nth(h.sent, 0).command).toBe(`echo ${expected}`);
+    });
+
     it('an unknown parameter fails the attempt with a message naming it; nothing is marked DISPATCH or sent', async () => {
       const h = harness([task('a', { command: 'echo ${porpoise.nope}', retries: 2 })], []);
       await h.runner.start();

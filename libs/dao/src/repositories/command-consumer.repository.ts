@@ -28,6 +28,8 @@ export interface ConsumedCommand {
   elapsedMs: number;
   /** The run's schedule time: schedule_time, or start_time for a manual run (epoch ms). */
   scheduleTimeMs: number;
+  /** The IANA time zone of the run's date built-ins (its schedule's; UTC for a manual run). */
+  timezone: string;
 }
 
 interface RawConsumed {
@@ -45,6 +47,7 @@ interface RawConsumed {
   settings: unknown;
   elapsed_ms: string | null;
   schedule_ms: string | null;
+  timezone: string | null;
 }
 
 /**
@@ -91,10 +94,11 @@ export class CommandConsumerRepository {
            AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')
          RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id,
            floor(extract(epoch FROM now() - w.start_time) * 1000)::bigint AS elapsed_ms,
-           floor(extract(epoch FROM coalesce(w.schedule_time, w.start_time)) * 1000)::bigint AS schedule_ms)
+           floor(extract(epoch FROM coalesce(w.schedule_time, w.start_time)) * 1000)::bigint AS schedule_ms,
+           w.timezone)
        SELECT c.id AS command_id, c.type, c.workflow_instance_id, u.command_id IS NOT NULL AS taken,
               u.epoch, u.state, u.workflow_code, u.workflow_version, u.params, v.tasks, v.edges, v.settings,
-              u.elapsed_ms, u.schedule_ms
+              u.elapsed_ms, u.schedule_ms, u.timezone
        FROM c
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
@@ -116,6 +120,7 @@ export class CommandConsumerRepository {
       settings: r.settings ?? {},
       elapsedMs: Number(r.elapsed_ms ?? 0),
       scheduleTimeMs: Number(r.schedule_ms ?? 0),
+      timezone: r.timezone ?? 'UTC',
     }));
   }
 }

@@ -161,7 +161,7 @@ export async function runHaltTree(
  * finished or paused parent starts no child. $1 = instance id, $2 = host, $3 = epoch.
  */
 const PARENT_OWN_CTE = `own AS (
-  SELECT id, state FROM workflow_instance
+  SELECT id, state, timezone FROM workflow_instance
   WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL} FOR SHARE)`;
 
 const fenceParams = (f: InstanceFence): unknown[] => [f.instanceId, f.host, f.epoch];
@@ -203,11 +203,11 @@ export class SubWorkflowRepository {
        existing AS (SELECT id FROM workflow_instance WHERE parent_task_instance_id = $4 AND parent_instance_id = $1),
        wi AS (
          INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params,
-           schedule_time, end_time, parent_instance_id, parent_task_instance_id)
+           schedule_time, end_time, parent_instance_id, parent_task_instance_id, timezone)
          SELECT def.code, def.version,
            CASE own.state WHEN 'READY_STOP' THEN 'STOP' WHEN 'READY_PAUSE' THEN 'PAUSE' ELSE 'SUBMITTED_SUCCESS' END,
            NULL, 0, 'START_PROCESS', $6::jsonb, $7::timestamptz,
-           CASE WHEN own.state = 'READY_STOP' THEN now() END, own.id, task.id
+           CASE WHEN own.state = 'READY_STOP' THEN now() END, own.id, task.id, own.timezone
          FROM own, task, def
          WHERE NOT EXISTS (SELECT 1 FROM existing)
          ON CONFLICT (parent_task_instance_id) WHERE parent_task_instance_id IS NOT NULL DO NOTHING

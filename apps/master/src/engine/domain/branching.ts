@@ -52,14 +52,14 @@ export function decideBranch(state: RunState, name: string, at: AttemptRef): Bra
     };
   }
   if (def?.type === 'SWITCH' && def.switch !== undefined) {
-    const p = state.params ?? { defaults: {}, run: {}, scheduleTimeMs: 0 };
+    const p = state.params ?? { defaults: {}, run: {}, scheduleTimeMs: 0, timezone: 'UTC' };
     const builtins = {
       workflowInstanceId: state.instanceId,
       taskInstanceId: at.id,
       taskName: name,
       attempt: at.attempt,
       scheduleTime: new Date(p.scheduleTimeMs),
-      timezone: 'UTC',
+      timezone: p.timezone,
     };
     let picked: string | undefined;
     try {

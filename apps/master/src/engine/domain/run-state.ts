@@ -26,6 +26,8 @@ export interface RunParams {
   readonly run: Readonly<Record<string, string>>;
   /** The run's schedule time (a manual run: its start time), epoch ms. */
   readonly scheduleTimeMs: number;
+  /** The IANA time zone the date built-ins are computed in. */
+  readonly timezone: string;
 }
 
 /** The DAG: tasks, edges both ways, and a topological order (the order ready tasks start in). */
