@@ -4,12 +4,12 @@
  * clear, and bad input is refused with a message naming the problem and nothing stored.
  */
 import type { INestApplication } from '@nestjs/common';
-import { loadConfig, openSecret, type ApiServerConfig } from '@porpoise/common';
+import { openSecret, type ApiServerConfig } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
 import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
-import { createApiServerApp } from '../src/api-app';
+import { startApiUnderTest } from './support/api-under-test';
 
 const PASSWORD = 'pa55-w0rd-never-shown';
 const URL_WITH_PASSWORD = `postgres://etl:${PASSWORD}@db.internal:5432/warehouse`;
@@ -47,19 +47,7 @@ beforeAll(async () => {
   await runMigrations(pg.endpoint);
   db = new Client({ connectionString: pg.endpoint });
   await db.connect();
-  config = loadConfig(
-    {
-      DATABASE_URL: pg.endpoint,
-      REGISTRY_TYPE: 'jdbc',
-      CLUSTER_SECRET: 'datasource-test-secret-0123456789',
-      REGISTRY_SESSION_TIMEOUT_MS: '3000',
-      HEARTBEAT_INTERVAL_MS: '500',
-    },
-    'api-server',
-  );
-  app = await createApiServerApp(config, { logger: ['error'] });
-  await app.listen(0, '127.0.0.1');
-  base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+  ({ app, config, base } = await startApiUnderTest(pg.endpoint, 'datasource-test-secret-0123456789'));
 });
 
 afterAll(async () => {

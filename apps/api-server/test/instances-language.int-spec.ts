@@ -6,13 +6,12 @@
  * alone, whatever the engine does.
  */
 import type { INestApplication } from '@nestjs/common';
-import { loadConfig } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { createApiServerApp } from '../src/api-app';
+import { startApiUnderTest } from './support/api-under-test';
 
 const MASTER = '127.0.0.1:5678';
 const OTHER_MASTER = '127.0.0.1:5679';
@@ -72,19 +71,7 @@ beforeAll(async () => {
       [code],
     );
   }
-  const config = loadConfig(
-    {
-      DATABASE_URL: pg.endpoint,
-      REGISTRY_TYPE: 'jdbc',
-      CLUSTER_SECRET: 'instances-language-test-secret-0123',
-      REGISTRY_SESSION_TIMEOUT_MS: '3000',
-      HEARTBEAT_INTERVAL_MS: '500',
-    },
-    'api-server',
-  );
-  app = await createApiServerApp(config, { logger: ['error'] });
-  await app.listen(0, '127.0.0.1');
-  base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+  ({ app, base } = await startApiUnderTest(pg.endpoint, 'instances-language-test-secret-0123'));
 });
 
 afterAll(async () => {
