@@ -143,4 +143,40 @@ describe('AdmissionService', () => {
     expect(admission.refusal(t0 + 4_000)).toBe('draining');
     expect(admission.sessionRefusal(t0 + 4_100)).toBe('session unconfirmed');
   });
+
+  describe('registrations (a Dispatch names the one it was meant for)', () => {
+    const to = (registration: number, startTimeMs = admission.startTimeMs) => ({ startTimeMs, registration });
+
+    it('takes a Dispatch addressed to this registration, or to none (a master from before)', () => {
+      expect(admission.registration).toBe(1);
+      expect(admission.refusal(t0 + 100, to(1))).toBeNull();
+      expect(admission.refusal(t0 + 100, { startTimeMs: 0, registration: 0 })).toBeNull();
+    });
+
+    it('refuses one addressed to another process on this address', () => {
+      expect(admission.refusal(t0 + 100, to(1, admission.startTimeMs - 1))).toMatch(
+        /^stale registration: .*process/,
+      );
+    });
+
+    it('begins a new registration when the session is lost, and refuses Dispatches meant for the old one', () => {
+      admission.setSession('lost');
+      admission.setSession('lost');
+      expect(admission.registration).toBe(2);
+      admission.setSession('connected');
+      admission.confirmSession(t0 + 200);
+      expect(admission.refusal(t0 + 300, to(1))).toBe(
+        'stale registration: addressed to registration 1, this worker is at 2',
+      );
+      expect(admission.refusal(t0 + 300, to(2))).toBeNull();
+    });
+
+    it('begins a new registration after a stall past the deadline (its session may have expired meanwhile)', () => {
+      expect(admission.refusal(t0 + 4_000, to(1))).toBe('session unconfirmed');
+      expect(admission.registration).toBe(2);
+      admission.confirmSession(t0 + 4_000);
+      expect(admission.refusal(t0 + 4_100, to(1))).toMatch(/^stale registration/);
+      expect(admission.refusal(t0 + 4_100, to(2))).toBeNull();
+    });
+  });
 });

@@ -33,7 +33,23 @@ function refusal(fn: () => unknown): string {
 
 describe('Dispatch validation', () => {
   it('accepts a well-formed task and returns it unchanged', () => {
-    expect(validateDispatchRequest({ task: spec() })).toEqual({ task: spec() });
+    expect(validateDispatchRequest({ task: spec() })).toEqual({
+      task: spec(),
+      workerStartTimeMs: 0,
+      workerRegistration: 0,
+    });
+  });
+
+  it('carries the addressed registration, and refuses one that is not a whole number >= 0', () => {
+    expect(
+      validateDispatchRequest({ task: spec(), workerStartTimeMs: 5, workerRegistration: 2 }),
+    ).toMatchObject({ workerStartTimeMs: 5, workerRegistration: 2 });
+    expect(refusal(() => validateDispatchRequest({ task: spec(), workerRegistration: -1 }))).toContain(
+      'workerRegistration',
+    );
+    expect(refusal(() => validateDispatchRequest({ task: spec(), workerStartTimeMs: 1.5 }))).toContain(
+      'workerStartTimeMs',
+    );
   });
 
   it('accepts a host name as master address and a missing params map', () => {

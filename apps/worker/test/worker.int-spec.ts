@@ -284,6 +284,12 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     master.answer = () => 'ACCEPTED';
   });
 
+  /** The worker's heartbeat as its registry key holds it now. */
+  async function heartbeat(): Promise<{ startTime: number; registration: number }> {
+    const value = await waitFor('worker key', async () => (await registry.get(workerKey())) ?? undefined);
+    return JSON.parse(value) as { startTime: number; registration: number };
+  }
+
   it('registers its heartbeat key with valid JSON', async () => {
     const value = await waitFor('worker key', async () => (await registry.get(workerKey())) ?? undefined);
     const heartbeat = JSON.parse(value) as Record<string, unknown>;
@@ -294,6 +300,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       runningTasks: 0,
       capacity: 32,
       serving: true,
+      registration: 1,
     });
     for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage']) {
       expect(typeof heartbeat[field]).toBe('number');
@@ -710,13 +717,17 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const id = queued.taskInstanceId;
     const pid = worker!.pid!;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const before = await heartbeat();
     process.kill(pid, 'SIGSTOP');
     let answer: Promise<DispatchResponse>;
     try {
       await sleep(300);
       // Queues in the stopped worker's socket; it runs the moment the worker wakes, before any
       // registry event can tell the worker what became of its session.
-      answer = client.dispatch(workerAddress(), queued, 15_000);
+      answer = client.dispatch(workerAddress(), queued, 15_000, {
+        startTimeMs: before.startTime,
+        registration: before.registration,
+      });
       answer.catch(() => undefined);
       await sleep(DEADLINE_MS + 300);
       expect(processState(pid)).toBe('T');
@@ -724,10 +735,12 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       process.kill(pid, 'SIGCONT');
     }
     // Refused: normally by the stall check itself; under load the registry client's own timer may
-    // declare the session lost first on waking.
+    // declare the session lost first on waking; and when the call only reaches the worker after
+    // its session was confirmed (no connection was open yet), because it names the registration
+    // from before the stall.
     const refused = await answer;
     expect(refused.accepted).toBe(false);
-    expect(refused.reason).toMatch(/^session (unconfirmed|lost|suspended)$/);
+    expect(refused.reason).toMatch(/^(session (unconfirmed|lost|suspended)|stale registration: .+)$/);
     expect(workerOutput).toMatch(/the worker was stalled for \d+ ms/);
     // Once the session is confirmed (a heartbeat sent after waking succeeded, or a new session
     // registered) a new task is accepted and runs.
@@ -738,6 +751,33 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     expect(existsSync(join(scratch, 'queued-ran'))).toBe(false);
     expect(master.startedOf(id)).toEqual([]);
     expect(master.finishedOf(id)).toEqual([]);
+
+    // The masters may have run its tasks elsewhere meanwhile: the worker registered anew, and a
+    // Dispatch a master addressed to the registration before the stall (one that froze before
+    // sending it) is refused, while one addressed to the new registration runs.
+    const after = await waitFor('a new registration in the heartbeat', async () => {
+      const hb = await heartbeat();
+      return hb.registration > before.registration ? hb : undefined;
+    });
+    expect(after.startTime).toBe(before.startTime);
+    const late = task({ command: `touch ${join(scratch, 'late-ran')}` });
+    const stale = await client.dispatch(workerAddress(), late, 5_000, {
+      startTimeMs: before.startTime,
+      registration: before.registration,
+    });
+    expect(stale).toMatchObject({ accepted: false });
+    expect(stale.reason).toMatch(
+      /^stale registration: addressed to registration \d+, this worker is at \d+$/,
+    );
+    const current = task();
+    const fresh = await client.dispatch(workerAddress(), current, 5_000, {
+      startTimeMs: after.startTime,
+      registration: after.registration,
+    });
+    expect(fresh.accepted).toBe(true);
+    expect(await master.waitFinished(current.taskInstanceId)).toMatchObject({ state: 'SUCCESS' });
+    expect((await client.readLog(workerAddress(), late.taskInstanceId)).found).toBe(false);
+    expect(existsSync(join(scratch, 'late-ran'))).toBe(false);
   });
 
   it('a frozen worker (SIGSTOP): the watchdog kills the task before the session can expire; KILL on waking', async () => {

@@ -10,6 +10,7 @@ import { services, type LoadedServices } from './proto-loader';
 import { RpcCallError, RpcUnknownMethodError } from './rpc.errors';
 import { SECRET_METADATA_KEY } from './grpc-server';
 import type {
+  DispatchRequest,
   DispatchResponse,
   EventAck,
   KillResponse,
@@ -18,6 +19,7 @@ import type {
   TaskFinishedEvent,
   TaskSpec,
   TaskStartedEvent,
+  WorkerAddressee,
 } from './rpc.types';
 
 /** A client of a service loaded from proto/ (grpc-js does not export the type by name). */
@@ -117,8 +119,18 @@ export class WorkerClient {
   constructor(secret: string) {
     this.peers = new PeerClients('WorkerTaskService', secret);
   }
-  dispatch(address: string, task: TaskSpec, deadlineMs = 5000): Promise<DispatchResponse> {
-    return this.peers.call(address, 'Dispatch', { task }, deadlineMs);
+  dispatch(
+    address: string,
+    task: TaskSpec,
+    deadlineMs = 5000,
+    to?: WorkerAddressee,
+  ): Promise<DispatchResponse> {
+    const request: DispatchRequest = {
+      task,
+      workerStartTimeMs: to?.startTimeMs ?? 0,
+      workerRegistration: to?.registration ?? 0,
+    };
+    return this.peers.call(address, 'Dispatch', request, deadlineMs);
   }
   kill(address: string, taskInstanceId: number, deadlineMs = 5000): Promise<KillResponse> {
     return this.peers.call(address, 'Kill', { taskInstanceId }, deadlineMs);

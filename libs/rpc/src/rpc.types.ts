@@ -83,8 +83,17 @@ export const TASK_OUTPUT_LIMITS = {
   totalBytes: 1024 * 1024,
 } as const;
 
+/** Which registration of a worker a Dispatch is meant for (its heartbeat's startTime and registration). */
+export interface WorkerAddressee {
+  startTimeMs: number;
+  registration: number;
+}
 export interface DispatchRequest {
   task: TaskSpec;
+  /** The addressed worker process's start time; 0 when not given. */
+  workerStartTimeMs?: number;
+  /** The addressed registration of that process; 0 when not given. */
+  workerRegistration?: number;
 }
 export interface DispatchResponse {
   accepted: boolean;

@@ -64,4 +64,14 @@ describe('node heartbeats from the registry', () => {
       parseWorkerHeartbeat('h:1', 'g', hb({ group: 'other', runningTasks: 0, capacity: 1 })).problem,
     ).toBe('group "other" does not match the key');
   });
+
+  it('takes a worker registration that is a whole number >= 1, or none (a worker from before)', () => {
+    const worker = (registration: unknown) =>
+      parseWorkerHeartbeat('h:1', 'g', hb({ group: 'g', runningTasks: 0, capacity: 1, registration }));
+    expect(worker(undefined).node).toBeDefined();
+    expect(worker(3).node).toBeDefined();
+    for (const bad of [0, 1.5, '2', -1]) {
+      expect(worker(bad).problem).toBe('registration must be a whole number >= 1');
+    }
+  });
 });

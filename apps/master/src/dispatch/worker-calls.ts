@@ -1,6 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Clock, TimerHandle } from '@porpoise/common';
-import { RpcCallError, type TaskSpec } from '@porpoise/rpc';
+import { RpcCallError, type TaskSpec, type WorkerAddressee } from '@porpoise/rpc';
 import type { RunEvent } from '../engine/domain/run-events';
 import type { WorkerGateway } from './worker-gateway';
 
@@ -47,10 +47,10 @@ export class WorkerCalls {
   ) {}
 
   /** Answers dispatchAnswered, or dispatchFailed (ambiguous unless it provably never left). */
-  dispatch(worker: string, spec: TaskSpec): Promise<RunEvent> {
+  dispatch(worker: string, spec: TaskSpec, to: WorkerAddressee): Promise<RunEvent> {
     const rowId = spec.taskInstanceId;
     return this.track(
-      this.call(() => this.gateway.dispatch(worker, spec, this.deadlineMs)).then(
+      this.call(() => this.gateway.dispatch(worker, spec, this.deadlineMs, to)).then(
         (res): RunEvent => ({
           type: 'dispatchAnswered',
           rowId,

@@ -20,7 +20,7 @@ import type {
   TaskInstanceRepository,
   TaskRow,
 } from '@porpoise/dao';
-import type { EventAck, TaskFinishedEvent, TaskSpec, TaskStartedEvent } from '@porpoise/rpc';
+import type { EventAck, TaskFinishedEvent, TaskSpec, TaskStartedEvent, WorkerAddressee } from '@porpoise/rpc';
 import { WorkerCalls } from '../dispatch/worker-calls';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import type { MasterOptions } from '../master.constants';
@@ -51,6 +51,8 @@ export interface RunnerDeps {
   readonly workers: {
     pick(group: string, exclude: ReadonlySet<string>): string | undefined;
     isLive(address: string): boolean;
+    /** The registration a Dispatch to a live worker is addressed to (undefined: not live). */
+    addressee(address: string): WorkerAddressee | undefined;
     noteAssigned(address: string): void;
   };
   readonly gateway: WorkerGateway;
@@ -420,7 +422,21 @@ export class WorkflowRunner {
         case 'dispatch': {
           const spec = specs.get(e.rowId);
           if (spec === undefined || 'refused' in spec) break;
-          void this.calls.dispatch(e.worker, spec).then((ev) => this.later(ev));
+          // Addressed to the worker's registration as seen now, at send time: if this master froze
+          // since choosing it, a worker that was lost meanwhile (its tasks already run elsewhere)
+          // and registered again refuses it.
+          const to = this.deps.workers.addressee(e.worker);
+          if (to === undefined) {
+            this.later({
+              type: 'dispatchFailed',
+              rowId: e.rowId,
+              worker: e.worker,
+              ambiguous: false,
+              reason: 'the worker left the registry before the Dispatch was sent',
+            });
+            break;
+          }
+          void this.calls.dispatch(e.worker, spec, to).then((ev) => this.later(ev));
           break;
         }
         case 'takeOver':

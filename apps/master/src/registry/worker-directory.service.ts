@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { REGISTRY_PATHS } from '@porpoise/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
+import type { WorkerAddressee } from '@porpoise/rpc';
 import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
 import { WorkerSelector, type WorkerCandidate } from '../dispatch/worker-selector';
 import { NodeDirectory, type LiveNode } from './node-directory';
@@ -84,6 +85,17 @@ export class WorkerDirectoryService {
   /** Is address a live worker (serving or not)? */
   isLive(address: string): boolean {
     return this.directory.list().some((n) => n.address === address);
+  }
+
+  /**
+   * The registration a Dispatch to address is meant for, as this master sees it now (looked up
+   * at send time): the worker refuses one addressed to an earlier registration or another
+   * process. Undefined when the worker is not live. 0 for a worker that publishes none.
+   */
+  addressee(address: string): WorkerAddressee | undefined {
+    const node = this.directory.list().find((n) => n.address === address);
+    if (node === undefined) return undefined;
+    return { startTimeMs: node.heartbeat.startTime, registration: node.heartbeat.registration ?? 0 };
   }
 
   /** Live, serving workers of a group. */

@@ -28,6 +28,7 @@ import {
   type TakeOverResponse,
   type TaskFinishedEvent,
   type TaskSpec,
+  type WorkerAddressee,
 } from '@porpoise/rpc';
 import { dispatchNeverSent } from '../../src/dispatch/worker-calls';
 import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
@@ -229,10 +230,20 @@ interface Harness {
   sent: TaskSpec[];
   session: { ok: boolean };
   workers: string[];
+  /** Workers the directory no longer lists at send time (they left after being picked). */
+  leftBeforeSend: Set<string>;
+  /** Each live worker's registration as the directory sees it (1 when not set). */
+  registrations: Map<string, number>;
   closed: string[];
   answer: (spec: TaskSpec, worker: string) => DispatchResponse;
   /** Every Dispatch / TakeOver / Kill call, in order. */
-  calls: Array<{ what: 'dispatch' | 'takeOver' | 'kill'; worker: string; id: number; epoch?: number }>;
+  calls: Array<{
+    what: 'dispatch' | 'takeOver' | 'kill';
+    worker: string;
+    id: number;
+    epoch?: number;
+    to?: WorkerAddressee;
+  }>;
   takeOver: (worker: string, id: number) => TakeOverResponse;
   /** Data sources the opener knows (opened URLs). */
   datasources: Map<string, { type: string; url: string }>;
@@ -242,6 +253,8 @@ interface Harness {
    */
   failover: (commandType?: Adoption['commandType']) => Promise<WorkflowRunner>;
 }
+
+const WORKER_START = 1_000;
 
 const settle = async () => {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
@@ -260,6 +273,8 @@ function harness(
     sent: [] as TaskSpec[],
     session: { ok: true },
     workers: ['w:1'],
+    leftBeforeSend: new Set<string>(),
+    registrations: new Map<string, number>(),
     closed: [] as string[],
     datasources: new Map(),
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
@@ -267,9 +282,9 @@ function harness(
     takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
   } as Omit<Harness, 'runner' | 'failover'> as Harness;
   const gateway: Partial<WorkerGateway> = {
-    dispatch: async (w, spec) => {
+    dispatch: async (w, spec, _deadline, to) => {
       h.sent.push(spec);
-      h.calls.push({ what: 'dispatch', worker: w, id: spec.taskInstanceId });
+      h.calls.push({ what: 'dispatch', worker: w, id: spec.taskInstanceId, to });
       return h.answer(spec, w);
     },
     kill: async (w, id) => {
@@ -304,6 +319,10 @@ function harness(
       workers: {
         pick: (_g, exclude) => h.workers.find((w) => !exclude.has(w)),
         isLive: (a) => h.workers.includes(a),
+        addressee: (a) =>
+          h.workers.includes(a) && !h.leftBeforeSend.has(a)
+            ? { startTimeMs: WORKER_START, registration: h.registrations.get(a) ?? 1 }
+            : undefined,
         noteAssigned: () => undefined,
       },
       gateway: gateway as WorkerGateway,
@@ -430,6 +449,36 @@ describe('WorkflowRunner', () => {
     expect(h.store.instanceState).toBe('SUCCESS');
     // After the end, events are dropped (OBSOLETE), not kept for another owner.
     expect((await h.runner.taskFinished(finishedEvent(nth(h.sent, 1), 'SUCCESS'))).status).toBe('OBSOLETE');
+  });
+
+  it('addresses each Dispatch to the worker registration the directory lists at send time', async () => {
+    const h = harness([task('a'), task('b')], [{ from: 'a', to: 'b' }]);
+    h.registrations.set('w:1', 3);
+    await h.runner.start();
+    await settle();
+    expect(h.calls).toEqual([
+      {
+        what: 'dispatch',
+        worker: 'w:1',
+        id: nth(h.sent, 0).taskInstanceId,
+        to: { startTimeMs: WORKER_START, registration: 3 },
+      },
+    ]);
+    // Lost and registered again before the next Dispatch: that one names the new registration.
+    h.registrations.set('w:1', 4);
+    await h.runner.taskFinished(finishedEvent(nth(h.sent, 0), 'SUCCESS'));
+    await settle();
+    expect(h.calls[1]).toMatchObject({ what: 'dispatch', worker: 'w:1', to: { registration: 4 } });
+  });
+
+  it('never sends a Dispatch to a worker that left the registry after it was picked: the next one gets it', async () => {
+    const h = harness([task('a')], []);
+    h.workers = ['w:1', 'w:2'];
+    h.leftBeforeSend.add('w:1');
+    await h.runner.start();
+    await settle();
+    expect(h.calls.map((c) => c.worker)).toEqual(['w:2']);
+    expect(h.store.row('a')).toMatchObject({ state: 'DISPATCH', host: 'w:2', attempt: 1 });
   });
 
   it('tries every live worker, then waits for one instead of looping', async () => {

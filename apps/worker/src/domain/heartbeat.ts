@@ -17,6 +17,8 @@ export interface WorkerFacts {
   port: number;
   group: string;
   startTime: number;
+  /** AdmissionService.registration: Dispatches name it, so one addressed to an earlier one is refused. */
+  registration: number;
   runningTasks: number;
   capacity: number;
   serving: boolean;
@@ -45,6 +47,7 @@ export function buildHeartbeat(facts: WorkerFacts, sample: HostSample, previous?
     memoryUsage: round(memoryUsage),
     loadAverage: round(Number.isFinite(sample.loadAverage1m) ? sample.loadAverage1m : 0),
     group: facts.group,
+    registration: facts.registration,
     runningTasks: facts.runningTasks,
     capacity: facts.capacity,
     serving: facts.serving,

@@ -121,8 +121,14 @@ export function validateTaskSpec(task: unknown, field = 'task'): TaskSpec {
   };
 }
 
-export function validateDispatchRequest(req: unknown): DispatchRequest {
-  return { task: validateTaskSpec((req as Partial<DispatchRequest> | null)?.task) };
+export function validateDispatchRequest(req: unknown): Required<DispatchRequest> {
+  const r = (req ?? {}) as Partial<Record<keyof DispatchRequest, unknown>>;
+  return {
+    task: validateTaskSpec(r.task),
+    // Absent from a master from before addressing: 0, accepted as before.
+    workerStartTimeMs: nonNegativeInteger('workerStartTimeMs', r.workerStartTimeMs ?? 0),
+    workerRegistration: nonNegativeInteger('workerRegistration', r.workerRegistration ?? 0),
+  };
 }
 
 export function validateKillRequest(req: unknown): KillRequest {

@@ -1,9 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CLOCK, PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
+import type { WorkerAddressee } from '@porpoise/rpc';
 import { SessionConfirmation } from '../domain/admission';
 import { livenessTimings } from '../domain/liveness';
 
 export type SessionState = 'connected' | 'suspended' | 'lost';
+
+const NOT_ADDRESSED: WorkerAddressee = { startTimeMs: 0, registration: 0 };
 
 /**
  * Whether this worker may take new tasks. A worker whose registry session is suspended or lost
@@ -27,6 +30,14 @@ export class AdmissionService {
    */
   readonly startTimeMs: number;
   private readonly stallListeners: (() => void)[] = [];
+  /**
+   * This process's registration: 1 at start, one more each time the masters may have written this
+   * worker off and run its tasks elsewhere (the session was lost; a stall, or a suspension, past
+   * the liveness deadline). Published in the heartbeat; a Dispatch a master addressed to an
+   * earlier registration is refused (a master that froze before sending it must not start a task
+   * its successor has already run again).
+   */
+  private registrationNo = 1;
 
   constructor(
     @Inject(PORPOISE_CONFIG) config: WorkerConfig,
@@ -42,7 +53,20 @@ export class AdmissionService {
   }
 
   setSession(state: SessionState): void {
+    if (state === 'lost' && this.session !== 'lost') this.endRegistration('the registry session was lost');
     this.session = state;
+  }
+
+  get registration(): number {
+    return this.registrationNo;
+  }
+
+  /** The masters may have written this registration off: Dispatches addressed to it are stale. */
+  endRegistration(why: string): void {
+    this.registrationNo++;
+    this.logger.warn(
+      `${why}: registration ${this.registrationNo} begins (Dispatches addressed to earlier ones are refused)`,
+    );
   }
 
   get sessionState(): SessionState {
@@ -62,6 +86,7 @@ export class AdmissionService {
   observeLoop(now = performance.now()): number | null {
     const stall = this.confirmation.observe(now);
     if (stall !== null) {
+      this.endRegistration(`stalled for ${Math.round(stall)} ms`);
       this.logger.warn(
         `the worker was stalled for ${Math.round(stall)} ms (deadline ${this.confirmation.deadlineMs} ms): ` +
           'the watchdogs have killed the tasks that were running, and its registry session may have ' +
@@ -121,11 +146,24 @@ export class AdmissionService {
     return null;
   }
 
-  /** Why a Dispatch is refused now, or null when the worker takes tasks. */
-  refusal(now = performance.now()): string | null {
+  /**
+   * Why a Dispatch is refused now, or null when the worker takes tasks. `to` is the registration
+   * the master addressed (0s: not given).
+   */
+  refusal(now = performance.now(), to: WorkerAddressee = NOT_ADDRESSED): string | null {
     const refusal = this.servingRefusal(now);
     if (refusal === null && !this.registered) return 'not registered yet';
-    return refusal;
+    return refusal ?? this.addressRefusal(to);
+  }
+
+  private addressRefusal(to: WorkerAddressee): string | null {
+    if (to.startTimeMs !== 0 && to.startTimeMs !== this.startTimeMs) {
+      return `stale registration: addressed to the process started at ${to.startTimeMs}, this one started at ${this.startTimeMs}`;
+    }
+    if (to.registration !== 0 && to.registration !== this.registrationNo) {
+      return `stale registration: addressed to registration ${to.registration}, this worker is at ${this.registrationNo}`;
+    }
+    return null;
   }
 
   /** The heartbeat's `serving` flag (the first heartbeat, which registers, already says true). */

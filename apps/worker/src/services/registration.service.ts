@@ -166,6 +166,7 @@ export class RegistrationService {
         port: this.config.workerPort,
         group: this.config.workerGroup,
         startTime: this.admission.startTimeMs,
+        registration: this.admission.registration,
         runningTasks: this.executor.runningCount,
         capacity: this.config.workerCapacity,
         serving: this.admission.serving,
@@ -225,6 +226,7 @@ export class RegistrationService {
             `a live session, session timeout ${this.timings.sessionTimeoutMs} ms): killing running tasks ` +
             'before the session can expire',
         );
+        this.admission.endRegistration('suspended past the liveness deadline');
         void this.executor.stopAll({ state: 'KILL', message: RESULT_MESSAGES.sessionLost }, 0);
       }, delay),
     );

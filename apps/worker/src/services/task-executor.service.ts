@@ -14,6 +14,7 @@ import type {
   TakeOverResponse,
   TaskFinishedEvent,
   TaskSpec,
+  WorkerAddressee,
 } from '@porpoise/rpc';
 import { ProcessRunner } from '../adapters/process-runner';
 import { SupersededStore } from '../adapters/superseded-store';
@@ -133,7 +134,7 @@ export class TaskExecutorService {
    * Starts a task, idempotently per task instance id: a task this worker runs, holds a result of,
    * or has run before (its log exists) is answered accepted and not started again.
    */
-  async dispatch(prepared: PreparedTask): Promise<DispatchResponse> {
+  async dispatch(prepared: PreparedTask, to?: WorkerAddressee): Promise<DispatchResponse> {
     const { spec } = prepared;
     const id = spec.taskInstanceId;
     // Everything up to running.set() is synchronous, so two concurrent Dispatches cannot both start it.
@@ -159,7 +160,7 @@ export class TaskExecutorService {
     }
     if (this.logs.has(id)) return { accepted: true, reason: 'already ran' };
     // Synchronous, on the clock: after a stall the queued Dispatches run before any registry event.
-    const refusal = this.admission.refusal();
+    const refusal = this.admission.refusal(performance.now(), to);
     if (refusal) return { accepted: false, reason: refusal };
     if (this.running.size >= this.config.workerCapacity) return { accepted: false, reason: 'over capacity' };
 

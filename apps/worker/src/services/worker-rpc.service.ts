@@ -64,9 +64,12 @@ export class WorkerRpcService implements WorkerTaskHandlers {
   }
 
   async dispatch(req: unknown): Promise<DispatchResponse> {
-    const { task } = validateDispatchRequest(req);
+    const { task, workerStartTimeMs, workerRegistration } = validateDispatchRequest(req);
     // The type checks its payload before anything starts (INVALID_ARGUMENT naming the field).
-    const res = await this.executor.dispatch(this.taskTypes.prepare(task));
+    const res = await this.executor.dispatch(this.taskTypes.prepare(task), {
+      startTimeMs: workerStartTimeMs,
+      registration: workerRegistration,
+    });
     if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
     return { ...res, workerStartTimeMs: this.admission.startTimeMs };
   }

@@ -80,6 +80,9 @@ export function parseHeartbeat(key: string, node: ParsedNodeKey, raw: string | n
     if (!isCount(v.capacity) || v.capacity < 1) {
       throw new InvalidHeartbeatError(key, 'capacity must be a whole number >= 1');
     }
+    if (v.registration !== undefined && (!isCount(v.registration) || v.registration < 1)) {
+      throw new InvalidHeartbeatError(key, 'registration must be a whole number >= 1');
+    }
   }
   return v as unknown as NodeHeartbeat;
 }

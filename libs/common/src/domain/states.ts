@@ -81,6 +81,12 @@ export interface NodeHeartbeat {
   loadAverage: number;
   /** Workers only. */
   group?: string;
+  /**
+   * Workers only: which registration of the process this is (1, then one more each time it was
+   * lost to the masters: session expired, or stalled past its liveness deadline). A master names
+   * it in each Dispatch. Absent from a worker from before registrations.
+   */
+  registration?: number;
   runningTasks?: number;
   capacity?: number;
   /** False while the node drains or its session is suspended. */
