@@ -2,6 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
 import { WorkflowTables1795307647000 } from './1795307647000-workflow-tables';
 import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone';
+import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
@@ -12,4 +13,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   WorkflowLanguage1796000000000,
   SubWorkflowNotify1796000001000,
   InstanceTimezone1796000002000,
+  InstancePausedTime1796000003000,
 ];

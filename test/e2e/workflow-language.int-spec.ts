@@ -186,6 +186,59 @@ describe('the workflow language end to end (api-server, 2 masters, worker proces
     await startMaster();
   });
 
+  it('SUB_WORKFLOW: a pause reaches the child, both end PAUSE, and the resume carries on with the same child', async () => {
+    const gate = join(scratch, 'pause.gate');
+    const child = await createWorkflow({
+      name: 'pause-child',
+      tasks: [
+        { name: 'wait', type: 'SHELL', command: gateWait(gate) },
+        { name: 'second', type: 'SHELL', command: 'echo second' },
+      ],
+      edges: [{ from: 'wait', to: 'second' }],
+    });
+    const parent = await createWorkflow({
+      name: 'pause-parent',
+      tasks: [
+        { name: 'call', type: 'SUB_WORKFLOW', subWorkflow: { workflowCode: child } },
+        { name: 'after', type: 'SHELL', command: 'echo after' },
+      ],
+      edges: [{ from: 'call', to: 'after' }],
+    });
+    const id = await run(parent);
+    const childId = await until<number>('the child to run its first task', async () => {
+      const c = (await call<{ items: Instance[] }>('GET', `/workflow-instances?workflowCode=${child}`)).body
+        .items[0];
+      if (!c) return undefined;
+      return states(await instance(c.id)).wait === 'RUNNING_EXECUTION' && c.id;
+    });
+    expect((await call('POST', `/workflow-instances/${id}/pause`)).status).toBe(202);
+    // The child's running task finishes (a pause lets it), then nothing new starts in either.
+    writeFileSync(gate, '');
+    const paused = await finished(id);
+    expect(paused.state).toBe('PAUSE');
+    expect(states(paused)).toEqual({ call: 'PAUSE' });
+    const pausedChild = await instance(childId);
+    expect(pausedChild.state).toBe('PAUSE');
+    expect(states(pausedChild)).toEqual({ wait: 'SUCCESS' });
+
+    expect((await call('POST', `/workflow-instances/${id}/resume`)).status).toBe(202);
+    const done = await finished(id);
+    expect(done.state).toBe('SUCCESS');
+    expect(states(done)).toEqual({ call: 'SUCCESS', after: 'SUCCESS' });
+    // The same attempt and the same child: resumed, not started again.
+    expect(done.tasks.filter((t) => t.name === 'call').map((t) => t.subWorkflowInstanceId)).toEqual([
+      childId,
+    ]);
+    const children = await call<{ total: number }>('GET', `/workflow-instances?workflowCode=${child}`);
+    expect(children.body.total).toBe(1);
+    const resumedChild = await instance(childId);
+    expect(resumedChild.state).toBe('SUCCESS');
+    expect(resumedChild.tasks.map((t) => [t.name, t.state, t.attempt])).toEqual([
+      ['wait', 'SUCCESS', 1],
+      ['second', 'SUCCESS', 1],
+    ]);
+  });
+
   it('a retry waits out its delay across a master SIGKILL and runs retries + 1 times, never more', async () => {
     const code = await createWorkflow({
       name: 'retry-failover',

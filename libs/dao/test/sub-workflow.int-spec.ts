@@ -356,6 +356,107 @@ describe('sub-workflows', () => {
     });
   });
 
+  describe('resumeChild', () => {
+    async function pausedChild(parentState: WorkflowState = 'RUNNING_EXECUTION') {
+      const fence = { instanceId: await instance({ state: parentState }), host: ME, epoch: 1 };
+      const taskId = await task(fence.instanceId, 'sub', 'PAUSE');
+      const child = await instance(
+        { state: 'PAUSE', host: null, parent: { instanceId: fence.instanceId, taskId } },
+        'child_wf',
+      );
+      // Paused a minute ago: the resume adds that minute to the time the child spent paused.
+      await source.query(
+        "UPDATE workflow_instance SET end_time = now() - interval '60 seconds' WHERE id = $1",
+        [child],
+      );
+      return { fence, taskId, child };
+    }
+
+    const taskState = async (id: number) =>
+      firstRow(
+        await queryRows<{ state: string }>(source, 'SELECT state FROM task_instance WHERE id = $1', [id]),
+        'task',
+      ).state;
+
+    const commandsOf = async (id: number) =>
+      (
+        await queryRows<{ type: string }>(
+          source,
+          'SELECT type FROM command WHERE workflow_instance_id = $1',
+          [id],
+        )
+      ).map((r) => r.type);
+
+    it('moves the PAUSE task row back to running and resumes its paused child, in one statement', async () => {
+      const { fence, taskId, child } = await pausedChild();
+      expect(await subs.resumeChild(fence, taskId)).toEqual({ owned: true, childInstanceId: child });
+      expect(await taskState(taskId)).toBe('RUNNING_EXECUTION');
+      const resumed = firstRow(
+        await queryRows<{ state: string; command_type: string; end_time: Date | null; paused_ms: string }>(
+          source,
+          'SELECT state, command_type, end_time, paused_ms FROM workflow_instance WHERE id = $1',
+          [child],
+        ),
+        'child',
+      );
+      expect(resumed).toMatchObject({
+        state: 'SUBMITTED_SUCCESS',
+        command_type: 'RECOVER_SUSPENDED_PROCESS',
+        end_time: null,
+      });
+      expect(Number(resumed.paused_ms)).toBeGreaterThanOrEqual(60_000);
+      expect(await commandsOf(child)).toEqual(['RECOVER_SUSPENDED_PROCESS']);
+      // Done once: asked again (a failover after it) it changes nothing.
+      expect(await subs.resumeChild(fence, taskId)).toEqual({ owned: true, childInstanceId: undefined });
+      expect(await commandsOf(child)).toEqual(['RECOVER_SUSPENDED_PROCESS']);
+    });
+
+    it('changes nothing without the fence; keeps the child paused while the parent is asked to pause again', async () => {
+      const { fence, taskId, child } = await pausedChild();
+      expect(await subs.resumeChild({ ...fence, epoch: 2 }, taskId)).toEqual({
+        owned: false,
+        childInstanceId: undefined,
+      });
+      expect(await taskState(taskId)).toBe('PAUSE');
+      expect(await stateOf(child)).toBe('PAUSE');
+
+      const again = await pausedChild('READY_PAUSE');
+      expect(await subs.resumeChild(again.fence, again.taskId)).toEqual({
+        owned: true,
+        childInstanceId: undefined,
+      });
+      expect(await stateOf(again.child)).toBe('PAUSE');
+      expect(await commandsOf(again.child)).toEqual([]);
+    });
+  });
+
+  it('a resume takes the time spent paused off the run time its timeout counts; a re-run starts from zero', async () => {
+    const id = await instance({ state: 'PAUSE', host: null });
+    await source.query(
+      "UPDATE workflow_instance SET start_time = now() - interval '100 seconds', end_time = now() - interval '90 seconds' WHERE id = $1",
+      [id],
+    );
+    expect(await runs.resubmit(id, ['PAUSE'], 'RECOVER_SUSPENDED_PROCESS')).not.toBeNull();
+    const pausedMs = async () =>
+      Number(
+        firstRow(
+          await queryRows<{ paused_ms: string }>(
+            source,
+            'SELECT paused_ms FROM workflow_instance WHERE id = $1',
+            [id],
+          ),
+          'i',
+        ).paused_ms,
+      );
+    expect(await pausedMs()).toBeGreaterThanOrEqual(90_000);
+    expect(await pausedMs()).toBeLessThan(100_000);
+    await source.query("UPDATE workflow_instance SET state = 'FAILURE', end_time = now() WHERE id = $1", [
+      id,
+    ]);
+    expect(await runs.resubmit(id, ['FAILURE'], 'REPEAT_RUNNING')).not.toBeNull();
+    expect(await pausedMs()).toBe(0);
+  });
+
   it('childStates lists the children of a parent with their task, state and message', async () => {
     const parent = await instance({ state: 'RUNNING_EXECUTION' });
     const t1 = await task(parent, 'a', 'RUNNING_EXECUTION');

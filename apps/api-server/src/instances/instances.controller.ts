@@ -83,7 +83,10 @@ export class InstancesController {
 
   @Post(':id/resume')
   @HttpCode(202)
-  @ControlDocs('Resume a PAUSE instance (command RECOVER_SUSPENDED_PROCESS).')
+  @ControlDocs(
+    'Resume a PAUSE instance (command RECOVER_SUSPENDED_PROCESS); the sub-workflow children paused with it ' +
+      'resume with it (the same child carries on). Time spent paused does not count toward timeoutMs.',
+  )
   resume(@Param('id') id: string): Promise<ControlOutcome> {
     return this.instances.control(parseId(id, 'workflow instance'), 'resume');
   }

@@ -1,6 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
 import {
-  FINAL_WORKFLOW_STATES,
   renderParamMap,
   resolveParams,
   WorkflowLanguageError,
@@ -63,7 +62,10 @@ export interface RunnerDeps {
   /** Opens the data sources of an SQL task for its dispatch (sealed URLs; nothing is cached). */
   readonly openDatasources: DatasourceOpener;
   /** SUB_WORKFLOW children: started once per task attempt, read back, halted with the parent. */
-  readonly children: Pick<SubWorkflowRepository, 'startChild' | 'childStates' | 'haltChildren'>;
+  readonly children: Pick<
+    SubWorkflowRepository,
+    'startChild' | 'resumeChild' | 'childStates' | 'haltChildren'
+  >;
   /** Called once when the runner ends (instance final, ownership lost, dropped). */
   readonly onClosed: (runner: WorkflowRunner, reason: string) => void;
 }
@@ -203,7 +205,15 @@ export class WorkflowRunner {
 
   /** Asks workers about attempts the rows show on them, sets timers, and starts the ready tasks. */
   start(): Promise<void> {
-    return this.op({ type: 'start', timeoutInMs: this.adoption.timeoutInMs });
+    return this.run('start', async () => {
+      // Taken while a stop or pause was asked (the previous owner died before passing it on, or
+      // a child was inserted after the API's halt statement): it reaches the children from here.
+      const { state } = this.adoption;
+      if ((state === 'READY_STOP' || state === 'READY_PAUSE') && this.hasChildren()) {
+        await this.deps.children.haltChildren(this.fence, state === 'READY_STOP' ? 'stop' : 'pause');
+      }
+      await this.feed({ type: 'start', timeoutInMs: this.adoption.timeoutInMs });
+    });
   }
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {
@@ -452,6 +462,7 @@ export class WorkflowRunner {
         case 'runOnMaster': {
           const def = this.defs.get(e.name);
           if (def?.type === 'SUB_WORKFLOW') {
+            if (e.resume === true) await this.resumeChild(e.rowId);
             await this.startChild(def, e.rowId);
             break;
           }
@@ -532,6 +543,20 @@ export class WorkflowRunner {
     await this.checkChildren();
   }
 
+  /**
+   * A resume of a run paused with its SUB_WORKFLOW task: the task's row and its paused child go
+   * back to running in one fenced write (the child gets RECOVER_SUSPENDED_PROCESS), so the same
+   * child carries on; startChild then finds it. A failover between the two finds the row
+   * RUNNING_EXECUTION and the child resumed.
+   */
+  private async resumeChild(rowId: number): Promise<void> {
+    const outcome = await this.deps.children.resumeChild(this.fence, rowId);
+    if (!outcome.owned) throw new OwnershipLostError(this.instanceId, this.epoch);
+    if (outcome.childInstanceId !== undefined) {
+      this.log('log', `task instance ${rowId}: child workflow instance ${outcome.childInstanceId} resumed`);
+    }
+  }
+
   private hasChildren(): boolean {
     return this.state.slots.some((s) => s.status.kind === 'onMaster' && s.def.type === 'SUB_WORKFLOW');
   }
@@ -542,16 +567,15 @@ export class WorkflowRunner {
     const waiting = new Map<number, string>();
     for (const s of this.state.slots) if (s.status.kind === 'onMaster') waiting.set(s.status.at.id, s.name);
     for (const c of await this.deps.children.childStates(this.instanceId)) {
-      if (!waiting.has(c.parentTaskInstanceId) || !FINAL_WORKFLOW_STATES.includes(c.state)) continue;
-      const ok = c.state === 'SUCCESS';
+      if (!waiting.has(c.parentTaskInstanceId)) continue;
+      const state = c.state;
+      if (state !== 'SUCCESS' && state !== 'FAILURE' && state !== 'STOP' && state !== 'PAUSE') continue;
       this.later({
-        type: 'masterTaskEnded',
+        type: 'childEnded',
         rowId: c.parentTaskInstanceId,
-        state: ok ? 'SUCCESS' : 'FAILURE',
-        message: ok
-          ? `child workflow instance ${c.childInstanceId} succeeded`
-          : `child workflow instance ${c.childInstanceId} ended ${c.state}${c.message ? `: ${c.message}` : ''}`,
-        outputs: {},
+        childInstanceId: c.childInstanceId,
+        state,
+        message: c.message,
       });
     }
   }

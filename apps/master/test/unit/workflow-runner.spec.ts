@@ -189,7 +189,19 @@ class FakeStore {
   startCalls = 0;
   private nextChild = 500;
 
-  children: Pick<SubWorkflowRepository, 'startChild' | 'childStates' | 'haltChildren'> = {
+  children: Pick<SubWorkflowRepository, 'startChild' | 'resumeChild' | 'childStates' | 'haltChildren'> = {
+    resumeChild: async (fence, parentTaskInstanceId) => {
+      if (!this.owned || fence.host !== ME) return { owned: false, childInstanceId: undefined };
+      const row = this.rows.find((r) => r.id === parentTaskInstanceId);
+      if (row?.state !== 'PAUSE') return { owned: true, childInstanceId: undefined };
+      row.state = 'RUNNING_EXECUTION';
+      const child = this.childByTask.get(parentTaskInstanceId);
+      if (child?.state !== 'PAUSE' || this.instanceState !== 'RUNNING_EXECUTION') {
+        return { owned: true, childInstanceId: undefined };
+      }
+      child.state = 'SUBMITTED_SUCCESS';
+      return { owned: true, childInstanceId: child.id };
+    },
     startChild: async (fence, input) => {
       this.startCalls++;
       if (!this.owned || fence.host !== ME) {
@@ -251,7 +263,7 @@ interface Harness {
    * A failover: the current runner is dropped and a new one (epoch + 1) adopts the instance
    * from the stored rows, as the master that takes the recovery command does; it is started.
    */
-  failover: (commandType?: Adoption['commandType']) => Promise<WorkflowRunner>;
+  failover: (commandType?: Adoption['commandType'], state?: Adoption['state']) => Promise<WorkflowRunner>;
 }
 
 const WORKER_START = 1_000;
@@ -333,10 +345,10 @@ function harness(
       onClosed: (_r, reason) => h.closed.push(reason),
     });
   h.runner = runnerFor(adoption);
-  h.failover = async (commandType = 'RECOVER_TOLERANCE_FAULT_PROCESS') => {
+  h.failover = async (commandType = 'RECOVER_TOLERANCE_FAULT_PROCESS', state = adoption.state) => {
     h.runner.drop('failover');
     const latest = await store.tasks.latestAttempts!([7]);
-    h.runner = runnerFor({ ...adoption, epoch: h.runner.epoch + 1, commandType, latest });
+    h.runner = runnerFor({ ...adoption, epoch: h.runner.epoch + 1, commandType, state, latest });
     await h.runner.start();
     await settle();
     return h.runner;
@@ -1363,6 +1375,72 @@ describe('WorkflowRunner', () => {
       expect(h2.store.halts).toEqual(['stop']);
       expect(h2.store.row('sub')?.state).toBe('KILL');
       expect(h2.store.instanceState).toBe('STOP');
+    });
+
+    const childOf = (h: Harness) => {
+      const child = h.store.childByTask.get(h.store.row('sub')?.id ?? 0);
+      if (child === undefined) throw new Error('no child');
+      return child;
+    };
+
+    it('a pause reaches the child; the task and the run end PAUSE; the resume resumes the same child', async () => {
+      const h = harness([sub(), task('after')], [{ from: 'sub', to: 'after' }]);
+      await h.runner.start();
+      await settle();
+      h.store.instanceState = 'READY_PAUSE';
+      await h.runner.control();
+      await settle();
+      expect(h.store.halts).toEqual(['pause']);
+      // Still waiting for the child to pause.
+      expect(h.store.row('sub')?.state).toBe('RUNNING_EXECUTION');
+      childOf(h).state = 'PAUSE';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('PAUSE');
+      expect(h.store.instanceState).toBe('PAUSE');
+
+      // Resume (RECOVER_SUSPENDED_PROCESS): the same attempt and the same child go on.
+      h.store.instanceState = 'RUNNING_EXECUTION';
+      await h.failover('RECOVER_SUSPENDED_PROCESS');
+      expect(h.store.row('sub')?.state).toBe('RUNNING_EXECUTION');
+      expect(h.store.row('sub', 2)).toBeUndefined();
+      expect(h.store.childByTask.size).toBe(1);
+      expect(childOf(h).state).toBe('SUBMITTED_SUCCESS');
+      childOf(h).state = 'SUCCESS';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('SUCCESS');
+      expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
+    });
+
+    it('a child paused on its own while the parent runs is waited for, not failed', async () => {
+      const h = harness([sub()], []);
+      await h.runner.start();
+      await settle();
+      childOf(h).state = 'PAUSE';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('RUNNING_EXECUTION');
+      expect(h.store.instanceState).toBe('RUNNING_EXECUTION');
+      childOf(h).state = 'SUCCESS';
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('SUCCESS');
+      expect(h.store.instanceState).toBe('SUCCESS');
+    });
+
+    it('a run taken over while a stop or pause was asked passes it on to the children itself', async () => {
+      for (const [state, action] of [
+        ['READY_STOP', 'stop'],
+        ['READY_PAUSE', 'pause'],
+      ] as const) {
+        const h = harness([sub()], []);
+        await h.runner.start();
+        await settle();
+        h.store.instanceState = state;
+        await h.failover('RECOVER_TOLERANCE_FAULT_PROCESS', state);
+        expect(h.store.halts).toEqual([action]);
+      }
     });
   });
 });

@@ -93,7 +93,7 @@ export class CommandConsumerRepository {
          WHERE w.id = pick.workflow_instance_id AND w.host IS NULL
            AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')
          RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id,
-           floor(extract(epoch FROM now() - w.start_time) * 1000)::bigint AS elapsed_ms,
+           floor(extract(epoch FROM now() - w.start_time) * 1000)::bigint - w.paused_ms AS elapsed_ms,
            floor(extract(epoch FROM coalesce(w.schedule_time, w.start_time)) * 1000)::bigint AS schedule_ms,
            w.timezone)
        SELECT c.id AS command_id, c.type, c.workflow_instance_id, u.command_id IS NOT NULL AS taken,

@@ -61,6 +61,14 @@ const HALT_TRANSITIONS: Record<HaltAction, ReadonlyArray<readonly [WorkflowState
   ],
 };
 
+/**
+ * What a resume adds to workflow_instance.paused_ms: the time since the instance ended (paused, or
+ * failed before a resume of its failed tasks), which its timeoutMs does not count. SQL over the
+ * row being updated (its old end_time column, named `endTime`).
+ */
+export const pausedSinceEndMs = (endTime = 'end_time'): string =>
+  `CASE WHEN ${endTime} IS NULL THEN 0 ELSE floor(extract(epoch FROM now() - ${endTime}) * 1000)::bigint END`;
+
 /** Message of a task that was PAUSE when its instance was stopped. */
 export const STOPPED_WHILE_PAUSED = 'stopped while paused';
 
@@ -265,6 +273,45 @@ export class SubWorkflowRepository {
       return none(`the child of task instance ${input.parentTaskInstanceId} conflicted but cannot be read`);
     }
     return { owned: true, childInstanceId: Number(child.id), created: false };
+  }
+
+  /**
+   * The resume of a SUB_WORKFLOW task paused with its run, in ONE statement under the parent's
+   * fence: the task row PAUSE → RUNNING_EXECUTION, and its child, if PAUSE and the parent runs
+   * (not asked to stop or pause again), → SUBMITTED_SUCCESS with a RECOVER_SUSPENDED_PROCESS
+   * command (its own paused tasks and children resume the same way). The same child carries on:
+   * never a second one. A failover between this and the child's start finds the row running and
+   * the child resumed. Returns the resumed child, if one was.
+   */
+  async resumeChild(
+    fence: InstanceFence,
+    parentTaskInstanceId: number,
+  ): Promise<{ owned: boolean; childInstanceId: number | undefined }> {
+    const rows = await queryRows<{ owned: boolean; child_id: string | null }>(
+      this.dataSource,
+      `WITH ${PARENT_OWN_CTE},
+       task AS (
+         UPDATE task_instance t SET state = 'RUNNING_EXECUTION', message = 'runs on the master', updated_at = now()
+         FROM own WHERE t.id = $4 AND t.workflow_instance_id = own.id AND t.state = 'PAUSE'
+         RETURNING t.id),
+       child AS (
+         UPDATE workflow_instance c SET state = 'SUBMITTED_SUCCESS', host = NULL,
+           command_type = 'RECOVER_SUSPENDED_PROCESS', paused_ms = c.paused_ms + ${pausedSinceEndMs('c.end_time')},
+           end_time = NULL, message = NULL, updated_at = now()
+         FROM own
+         WHERE c.parent_task_instance_id = $4 AND c.parent_instance_id = own.id AND c.state = 'PAUSE'
+           AND own.state = 'RUNNING_EXECUTION' AND EXISTS (SELECT 1 FROM task)
+         RETURNING c.id, c.workflow_code, c.workflow_version, c.params),
+       cmd AS (
+         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
+         SELECT 'RECOVER_SUSPENDED_PROCESS', workflow_code, workflow_version, id, params FROM child
+         RETURNING id)
+       SELECT EXISTS (SELECT 1 FROM own) AS owned, (SELECT id FROM child) AS child_id,
+              (SELECT count(*) FROM cmd) AS commands`,
+      [...fenceParams(fence), parentTaskInstanceId],
+    );
+    const row = firstRow(rows, `resume of the child of task instance ${parentTaskInstanceId}`);
+    return { owned: row.owned, childInstanceId: row.child_id === null ? undefined : Number(row.child_id) };
   }
 
   /** The children of a parent instance, one per SUB_WORKFLOW task attempt, in id order. */

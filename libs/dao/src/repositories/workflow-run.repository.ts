@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { firstRow, inTransaction, queryRows } from './sql';
-import { haltTreeStatement, runHaltTree } from './sub-workflow.repository';
+import { haltTreeStatement, pausedSinceEndMs, runHaltTree } from './sub-workflow.repository';
 
 /** What stop and pause do to a RUNNING_EXECUTION instance's tree; the root's target state names it. */
 const HALT_ACTION = { READY_STOP: 'stop', READY_PAUSE: 'pause' } as const;
@@ -193,7 +193,9 @@ export class WorkflowRunRepository {
       `WITH u AS (
          UPDATE workflow_instance
          SET state = 'SUBMITTED_SUCCESS', host = NULL, command_type = $2, end_time = NULL, message = NULL,
-             start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE start_time END, updated_at = now()
+             start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE start_time END,
+             paused_ms = CASE WHEN $2 = 'REPEAT_RUNNING' THEN 0 ELSE paused_ms + ${pausedSinceEndMs()} END,
+             updated_at = now()
          WHERE id = $1 AND state = ANY($3::text[])
          RETURNING id, workflow_code, workflow_version, params),
        c AS (

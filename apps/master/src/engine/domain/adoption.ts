@@ -76,13 +76,28 @@ export function restoredStatus(row: StoredRow): SlotStatus {
 }
 
 /** The slot of a task, given its latest row and the command. */
-function adoptedStatus(type: CommandType, row: StoredRow | undefined, def: RunTaskDef): SlotStatus {
+function adoptedStatus(
+  type: CommandType,
+  instanceState: WorkflowState,
+  row: StoredRow | undefined,
+  def: RunTaskDef,
+): SlotStatus {
   if (row === undefined) return { kind: 'pending', next: FRESH_BUDGET };
   const at = refOf(row);
   const last = { at, state: row.state, host: row.host };
   if (row.state === 'RUNNING_EXECUTION' && row.host === null && def.type === 'SUB_WORKFLOW') {
     // Its child instance runs on (or has ended): the runner finds it again, never starts another.
     return { kind: 'onMaster', at };
+  }
+  if (
+    row.state === 'PAUSE' &&
+    def.type === 'SUB_WORKFLOW' &&
+    (type === 'RECOVER_SUSPENDED_PROCESS' || type === 'RECOVER_TOLERANCE_FAULT_PROCESS') &&
+    instanceState !== 'READY_PAUSE' &&
+    instanceState !== 'READY_STOP'
+  ) {
+    // Paused with its run: the resume goes on with the same child (resumed), not a new one.
+    return { kind: 'onMaster', at, paused: true };
   }
   if (row.state === 'DISPATCH' || row.state === 'RUNNING_EXECUTION') {
     // Still on a worker as far as the rows know: whatever the command, ask that worker (TakeOver).
@@ -148,7 +163,7 @@ export function adoptRun(input: AdoptionInput): RunState {
     const def = graph.tasks.get(name);
     if (def === undefined) continue;
     const row = latest.get(name);
-    const status = adoptedStatus(input.commandType, row, def);
+    const status = adoptedStatus(input.commandType, input.state, row, def);
     slots.push({ name, def, lastAttempt: row?.attempt ?? 0, status });
     if (row !== undefined && status.kind !== 'pending') rowIds.add(row.id, name);
     else if (status.kind === 'pending' && status.last !== undefined) rowIds.add(status.last.at.id, name);

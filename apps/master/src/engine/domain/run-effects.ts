@@ -80,7 +80,13 @@ export type Effect =
   /** The worker accepted a task: count it until its next heartbeat (worker selection). */
   | { readonly kind: 'noteAssigned'; readonly worker: string }
   /** Start a master-side task (SUB_WORKFLOW, CONDITIONS, SWITCH); answered by masterTaskEnded. */
-  | { readonly kind: 'runOnMaster'; readonly rowId: number; readonly name: string }
+  | {
+      readonly kind: 'runOnMaster';
+      readonly rowId: number;
+      readonly name: string;
+      /** Its row and its child are PAUSE: resume both first (onMaster `paused`). */
+      readonly resume?: boolean;
+    }
   | { readonly kind: 'setTimer'; readonly key: TimerKey; readonly ms: number }
   | { readonly kind: 'clearTimer'; readonly key: TimerKey }
   /** Queue an `advance` event behind the current one (after the worker got its answer). */

@@ -115,6 +115,18 @@ export type RunEvent =
       readonly message: string;
       readonly outputs: Outputs;
     }
+  /**
+   * The child instance of a SUB_WORKFLOW attempt (onMaster) reached a final state: the attempt
+   * ends with it, except a PAUSE while this run is not pausing (the child was paused by itself;
+   * the task waits for it to be resumed).
+   */
+  | {
+      readonly type: 'childEnded';
+      readonly rowId: number;
+      readonly childInstanceId: number;
+      readonly state: 'SUCCESS' | 'FAILURE' | 'STOP' | 'PAUSE';
+      readonly message: string | null;
+    }
   /** The finish write landed. */
   | { readonly type: 'finished'; readonly state: WorkflowState }
   /** Ownership lost or dropped: nothing more is written. */

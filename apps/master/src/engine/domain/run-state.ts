@@ -176,7 +176,16 @@ export type SlotStatus =
    * A master-side task (SUB_WORKFLOW, CONDITIONS, SWITCH) in progress on this master: it never
    * occupies a worker. Its outcome comes back as a masterTaskEnded event.
    */
-  | { readonly kind: 'onMaster'; readonly at: AttemptRef }
+  | {
+      readonly kind: 'onMaster';
+      readonly at: AttemptRef;
+      /**
+       * A SUB_WORKFLOW attempt paused with its run, adopted by a resume (or a failover after it):
+       * its row was still PAUSE and so was its child; the start resumes both in one write before
+       * the child is looked at again (runOnMaster `resume`).
+       */
+      readonly paused?: boolean;
+    }
   /** SKIPPED: on a branch not taken, or only reachable through one (final). */
   | { readonly kind: 'skipped'; readonly at: AttemptRef }
   /** Ended for this run: SUCCESS (with its outputs), FAILURE or KILL. */

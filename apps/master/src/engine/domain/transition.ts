@@ -23,7 +23,7 @@ import { refOf, restoredStatus } from './adoption';
 import type { RunEnv, RunEvent, StoredRow, WorkerEvent } from './run-events';
 import { currentRow, isOpen, onWorker, type CurrentRow, type RunState, type SlotStatus } from './run-state';
 import { handledFailure } from './branching';
-import { alreadyRecorded, withFailure } from './task-fate';
+import { alreadyRecorded, budgetAfter, withFailure } from './task-fate';
 import { applyResult, loseAttempts, noteFailure, type LostAttempt } from './task-steps';
 
 const ack = (status: EventAck['status'], reason = ''): EventAck => ({ status, reason });
@@ -79,6 +79,8 @@ function handle(d: Draft, event: RunEvent): After {
       return 'advance';
     case 'masterTaskEnded':
       return masterTaskEnded(d, event);
+    case 'childEnded':
+      return childEnded(d, event);
     case 'finished':
       d.mode = { kind: 'finished', state: event.state };
       d.log('log', `finished ${event.state}`);
@@ -102,7 +104,9 @@ function start(d: Draft, timeoutInMs: number | undefined): After {
       if (s.kind === 'resolving' && !s.asking) beginResolve(d, slot.name, s.at, s.worker, s.cause, s.started);
       else if (s.kind === 'delayed' && !s.due) d.setTimer(`retry:${slot.name}`, s.dueInMs ?? 0);
       // A SUB_WORKFLOW task carried over: its child is found again (startChild answers it).
-      else if (s.kind === 'onMaster') d.emit({ kind: 'runOnMaster', rowId: s.at.id, name: slot.name });
+      else if (s.kind === 'onMaster') {
+        d.emit({ kind: 'runOnMaster', rowId: s.at.id, name: slot.name, resume: s.paused === true });
+      }
     }
   }
   if (timeoutInMs !== undefined) {
@@ -470,6 +474,55 @@ function rebuild(d: Draft, name: string, row: StoredRow): void {
   if (status.kind === 'delayed') {
     if (status.due) d.clearTimer(`retry:${name}`);
     else d.setTimer(`retry:${name}`, status.dueInMs ?? 0);
+  }
+}
+
+/**
+ * A SUB_WORKFLOW attempt's child reached a final state. SUCCESS and FAILURE carry over; a child
+ * STOP fails the task (the parent's own stop has already ended it KILL); a child PAUSE pauses the
+ * task while this run is pausing (its row PAUSE, like a worker task cut short by the pause; a
+ * resume resumes that same child), and otherwise is waited out: someone paused the child alone,
+ * and the task goes on when the child is resumed and ends.
+ */
+function childEnded(d: Draft, e: Extract<RunEvent, { type: 'childEnded' }>): After {
+  const name = d.taskOfRow(e.rowId);
+  const s = name === undefined ? undefined : d.status(name);
+  if (name === undefined || s?.kind !== 'onMaster' || s.at.id !== e.rowId) return 'quiet';
+  const child = `child workflow instance ${e.childInstanceId}`;
+  switch (e.state) {
+    case 'SUCCESS':
+      return masterTaskEnded(d, {
+        type: 'masterTaskEnded',
+        rowId: e.rowId,
+        state: 'SUCCESS',
+        message: `${child} succeeded`,
+        outputs: {},
+      });
+    case 'FAILURE':
+    case 'STOP':
+      return masterTaskEnded(d, {
+        type: 'masterTaskEnded',
+        rowId: e.rowId,
+        state: 'FAILURE',
+        message: `${child} ended ${e.state}${e.message ? `: ${e.message}` : ''}`,
+        outputs: {},
+      });
+    case 'PAUSE':
+      if (d.mode.kind !== 'pausing') return 'quiet';
+      d.emit({
+        kind: 'markState',
+        rowIds: [e.rowId],
+        from: ['RUNNING_EXECUTION'],
+        state: 'PAUSE',
+        message: `${child} paused`,
+      });
+      d.set(name, {
+        kind: 'pending',
+        next: budgetAfter(s.at, 'other'),
+        last: { at: s.at, state: 'PAUSE', host: null },
+      });
+      d.log('log', `task ${name} attempt ${s.at.attempt} PAUSE with its ${child}`);
+      return 'advance';
   }
 }
 
