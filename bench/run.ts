@@ -1,7 +1,10 @@
 /**
  * `npm run bench`: runs the benchmarks, prints a table and writes bench/results/*.json.
  *
- *   --only registry-expiry|failover   one benchmark (default: both)
+ *   --only speed|registry-expiry|failover   one benchmark (default: all)
+ *   --topologies 1x1,2x2              speed: masters x workers clusters (default 1x1,2x2)
+ *   --shell-tasks N --empty-tasks N   speed: tasks per throughput scenario (default 600, 1500)
+ *   --latency-runs N --chain40-runs N speed: samples (default 60, 5)
  *   --session-timeout-ms N --rounds N registry expiry (default 10000, 3)
  *   --failover-timeouts 10000,5000    failover: the session timeouts to measure at
  *   --failover-rounds N               failover: kills per kind and timeout (default 5)
@@ -11,9 +14,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchFailover, type FailoverResult } from './failover.bench';
+import { measureMachine, type MachineLimits } from './machine-limits.bench';
 import { benchRegistryExpiry } from './registry-expiry.bench';
+import { benchSpeed, type SpeedResult } from './throughput.bench';
 
-const BENCHMARKS = ['registry-expiry', 'failover'] as const;
+const BENCHMARKS = ['speed', 'registry-expiry', 'failover'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 function write(name: string, results: unknown): void {
@@ -61,6 +66,85 @@ async function failover(timeouts: number[], rounds: number): Promise<void> {
   write('failover', results);
 }
 
+const progress = (line: string) =>
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+async function speed(
+  topologies: Array<[number, number]>,
+  counts: { shellTasks: number; emptyTasks: number; latencyRuns: number; chain40Runs: number },
+): Promise<void> {
+  const results: SpeedResult[] = [];
+  let limits: MachineLimits | undefined;
+  for (const [masters, workers] of topologies) {
+    results.push(
+      await benchSpeed({
+        masters,
+        workers,
+        ...counts,
+        log: progress,
+        beforeDispose: async (cluster) => {
+          if (limits) return;
+          progress('  machine limits: spawn rate, gRPC loopback rate, pgbench ...');
+          limits = await measureMachine(cluster.databaseUrl);
+        },
+      }),
+    );
+  }
+  const share = (value: number, limit: number | null | undefined) =>
+    limit ? `${Math.round((value / limit) * 1000) / 10} %` : 'n/a';
+  console.log('\nmachine limits (same run)');
+  console.table([
+    {
+      spawn_sh_per_s: Math.round(limits?.spawnPerSecond ?? 0),
+      grpc_unary_calls_per_s: Math.round(limits?.grpcCallsPerSecond ?? 0),
+      pgbench_simple_update_tps: limits?.pgbenchTps ?? limits?.pgbenchNote ?? 'n/a',
+    },
+  ]);
+  console.log('\nthroughput: a burst of runs, tasks / (last end − first trigger)');
+  console.table(
+    results.flatMap((r) =>
+      r.throughput.map((t) => ({
+        cluster: `${t.masters}m ${t.workers}w`,
+        scenario: t.scenario,
+        runs: t.runs,
+        tasks: t.tasks,
+        seconds: t.seconds,
+        tasks_per_s: t.tasksPerSecond,
+        // SHELL tasks are bounded by process spawns; every task by Postgres transactions.
+        vs_limit: t.scenario.endsWith('SHELL')
+          ? `${share(t.tasksPerSecond, limits?.spawnPerSecond)} of spawn`
+          : `${share(t.tasksPerSecond, limits?.pgbenchTps)} of pgbench tps`,
+        failed_runs: t.failedRuns,
+      })),
+    ),
+  );
+  console.log('\nlatency at light load (ms) and the 40-task chain');
+  console.table(
+    results.map((r) => ({
+      cluster: `${r.masters}m ${r.workers}w`,
+      trigger_to_first_p50: r.triggerToFirstTaskMs.p50,
+      trigger_to_first_p95: r.triggerToFirstTaskMs.p95,
+      trigger_to_first_p99: r.triggerToFirstTaskMs.p99,
+      end_to_next_p50: r.taskEndToNextStartMs.p50,
+      end_to_next_p95: r.taskEndToNextStartMs.p95,
+      end_to_next_p99: r.taskEndToNextStartMs.p99,
+      chain40_ms_per_step: r.chain40MsPerStep,
+    })),
+  );
+  console.log('\nidle nodes (10 s): CPU share of one core, resident memory');
+  console.table(
+    results.flatMap((r) =>
+      r.idle.map((i) => ({
+        cluster: `${r.masters}m ${r.workers}w`,
+        node: i.node,
+        cpu_pct: i.cpuPercentOfCore,
+        rss_mb: i.rssMb,
+      })),
+    ),
+  );
+  write('speed', { limits, results });
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const arg = (name: string): string | undefined => {
@@ -79,6 +163,21 @@ async function main(): Promise<void> {
   }
   const run = (b: Benchmark) => only === undefined || only === b;
 
+  if (run('speed')) {
+    const topologies = (arg('topologies') ?? '1x1,2x2').split(',').map((t): [number, number] => {
+      const m = /^(\d+)x(\d+)$/.exec(t);
+      if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+        throw new Error(`--topologies: ${JSON.stringify(t)} is not MASTERSxWORKERS (e.g. 2x2)`);
+      }
+      return [Number(m[1]), Number(m[2])];
+    });
+    await speed(topologies, {
+      shellTasks: number('shell-tasks', 600),
+      emptyTasks: number('empty-tasks', 1500),
+      latencyRuns: number('latency-runs', 60),
+      chain40Runs: number('chain40-runs', 5),
+    });
+  }
   if (run('registry-expiry')) await registryExpiry(number('session-timeout-ms', 10_000), number('rounds', 3));
   if (run('failover')) {
     const timeouts = (arg('failover-timeouts') ?? '10000,5000').split(',').map(Number);
