@@ -23,6 +23,7 @@ import {
   type MasterOptions,
 } from '../master.constants';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
+import { MasterMetrics } from '../metrics/master-metrics';
 import { SessionStateService } from '../registry/session-state.service';
 import { WorkerDirectoryService } from '../registry/worker-directory.service';
 import type { DatasourceOpener } from './task-spec';
@@ -57,8 +58,10 @@ export class WorkflowEngineService {
     @Inject(SessionStateService) private readonly session: SessionStateService,
     @Inject(DATASOURCE_OPENER) openDatasources: DatasourceOpener,
     @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
+    @Inject(MasterMetrics) metrics: MasterMetrics,
   ) {
     this.deps = {
+      metrics,
       children,
       openDatasources,
       me: identity.address,
@@ -122,6 +125,8 @@ export class WorkflowEngineService {
   }
 
   taskFinished(ev: TaskFinishedEvent): Promise<EventAck> {
+    // The worker has a free slot now: runs waiting for one need not wait for its heartbeat.
+    this.workers.noteFinished(ev.workerAddress);
     const runner = this.runners.get(ev.workflowInstanceId);
     return runner ? runner.taskFinished(ev) : this.notDrivenHere(ev.workflowInstanceId, ev);
   }

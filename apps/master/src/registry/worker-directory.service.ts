@@ -18,17 +18,31 @@ export interface WorkerListener {
   removed(address: string, group: string | undefined, startTimeMs: number | undefined): void;
 }
 
+/** What this master did with a worker, or learnt of it, since the worker's last heartbeat. */
+interface SinceHeartbeat {
+  /** Dispatches it accepted. */
+  assigned: number;
+  /** Picks whose Dispatch has not been answered yet (or was refused: kept until the heartbeat). */
+  reserved: number;
+  /** Its tasks whose TaskFinished reached this master. */
+  finished: number;
+}
+
 /**
  * The live workers (/nodes/worker/{group}/{host}:{port}) and the choice of one for a task.
- * A worker with serving=false (draining, or its session suspended) is never chosen.
+ * A worker with serving=false (draining, or its session suspended) is never chosen, nor one this
+ * master believes full: its heartbeat's runningTasks, minus the tasks that finished here since,
+ * plus what this master sent or is sending it since, reaches its capacity. Such a task waits
+ * (parked) instead of costing a refused Dispatch; a TaskFinished from the worker frees a slot at
+ * once and wakes the runs waiting for its group, without waiting for the next heartbeat. The
+ * worker's own refusal (over capacity) stays the rule; this only avoids asking in vain.
  */
 @Injectable()
 export class WorkerDirectoryService {
   private readonly logger = new Logger('WorkerDirectory');
   private readonly directory: NodeDirectory;
   private readonly selector: WorkerSelector;
-  /** Tasks this master sent to a worker since that worker's last heartbeat. */
-  private readonly recentlyAssigned = new Map<string, number>();
+  private readonly since = new Map<string, SinceHeartbeat>();
   private readonly listeners = new Set<WorkerListener>();
 
   constructor(@Inject(REGISTRY) registry: Registry, @Inject(MASTER_OPTIONS) options: MasterOptions) {
@@ -37,7 +51,7 @@ export class WorkerDirectoryService {
     this.directory.onChange((change) => {
       const { node } = change;
       if (change.type === 'REMOVE') {
-        this.recentlyAssigned.delete(node.address);
+        this.since.delete(node.address);
         if (change.reason === 'invalid') return; // not chosen any more; its tasks are not lost
         this.logger.log(`worker ${node.address} (group ${node.group}) is gone`);
         const startTime = 'heartbeat' in node ? node.heartbeat.startTime : undefined;
@@ -55,8 +69,8 @@ export class WorkerDirectoryService {
           l.removed(node.address, change.previous.group, change.previous.heartbeat.startTime);
         }
       }
-      // A heartbeat's runningTasks now includes what we sent before it.
-      this.recentlyAssigned.delete(node.address);
+      // A heartbeat's runningTasks now includes what we sent, and excludes what ended, before it.
+      this.since.delete(node.address);
       if (change.type === 'ADD') this.logger.log(`worker ${node.address} (group ${node.group}) is live`);
       if ((node as LiveNode).heartbeat.serving) {
         for (const l of [...this.listeners]) l.available(node.group ?? '');
@@ -98,28 +112,65 @@ export class WorkerDirectoryService {
     return { startTimeMs: node.heartbeat.startTime, registration: node.heartbeat.registration ?? 0 };
   }
 
-  /** Live, serving workers of a group. */
+  /** Live, serving workers of a group, with the load this master believes they have. */
   candidates(group: string): WorkerCandidate[] {
     return this.directory
       .list()
       .filter((n) => n.group === group && n.heartbeat.serving)
-      .map((n) => ({
-        address: n.address,
-        runningTasks: n.heartbeat.runningTasks ?? 0,
-        capacity: n.heartbeat.capacity ?? 1,
-        loadAverage: n.heartbeat.loadAverage,
-        recentlyAssigned: this.recentlyAssigned.get(n.address) ?? 0,
-      }));
+      .map((n) => {
+        const since = this.since.get(n.address) ?? { assigned: 0, reserved: 0, finished: 0 };
+        // A task that finished may have been sent since the heartbeat as well as counted in it:
+        // it comes off the whole.
+        const sent = since.assigned + since.reserved;
+        const running = n.heartbeat.runningTasks ?? 0;
+        const finishedOfSent = Math.min(since.finished, sent);
+        return {
+          address: n.address,
+          runningTasks: Math.max(0, running - (since.finished - finishedOfSent)),
+          capacity: n.heartbeat.capacity ?? 1,
+          loadAverage: n.heartbeat.loadAverage,
+          recentlyAssigned: sent - finishedOfSent,
+        };
+      });
   }
 
-  /** Chooses a worker of group not in exclude, or undefined when none is left. */
+  /**
+   * Chooses a worker of group not in exclude and not believed full, or undefined when none is
+   * left; the choice is counted against it (reserved) until the answer or its next heartbeat.
+   */
   pick(group: string, exclude: ReadonlySet<string>): string | undefined {
-    const candidates = this.candidates(group).filter((c) => !exclude.has(c.address));
-    return this.selector.select(group, candidates)?.address;
+    const candidates = this.candidates(group).filter(
+      (c) => !exclude.has(c.address) && c.runningTasks + c.recentlyAssigned < c.capacity,
+    );
+    const chosen = this.selector.select(group, candidates)?.address;
+    if (chosen !== undefined) this.sinceOf(chosen).reserved++;
+    return chosen;
   }
 
-  /** Counts a dispatch the worker accepted until its next heartbeat reflects it. */
+  /** A dispatch the worker accepted: counted until its next heartbeat reflects it. */
   noteAssigned(address: string): void {
-    this.recentlyAssigned.set(address, (this.recentlyAssigned.get(address) ?? 0) + 1);
+    const since = this.sinceOf(address);
+    since.reserved = Math.max(0, since.reserved - 1);
+    since.assigned++;
+  }
+
+  /**
+   * A task of the worker finished (its TaskFinished reached this master): a slot is free until
+   * its next heartbeat says otherwise, and the runs waiting for its group may try it now.
+   */
+  noteFinished(address: string): void {
+    const node = this.directory.list().find((n) => n.address === address);
+    if (node === undefined) return;
+    this.sinceOf(address).finished++;
+    if (node.heartbeat.serving) for (const l of [...this.listeners]) l.available(node.group ?? '');
+  }
+
+  private sinceOf(address: string): SinceHeartbeat {
+    let since = this.since.get(address);
+    if (since === undefined) {
+      since = { assigned: 0, reserved: 0, finished: 0 };
+      this.since.set(address, since);
+    }
+    return since;
   }
 }

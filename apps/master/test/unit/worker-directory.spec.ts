@@ -3,7 +3,7 @@ import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import { WorkerDirectoryService } from '../../src/registry/worker-directory.service';
 
 const KEY = '/nodes/worker/default/10.0.0.5:1234';
-const beat = (startTime: number) =>
+const beat = (startTime: number, runningTasks = 0) =>
   JSON.stringify({
     host: '10.0.0.5',
     port: 1234,
@@ -13,7 +13,7 @@ const beat = (startTime: number) =>
     memoryUsage: 0.2,
     loadAverage: 0.3,
     group: 'default',
-    runningTasks: 0,
+    runningTasks,
     capacity: 4,
     serving: true,
   });
@@ -53,6 +53,55 @@ describe('WorkerDirectoryService', () => {
       ['10.0.0.5:1234', 'default', 2_000],
     ]);
     expect(directory.isLive('10.0.0.5:1234')).toBe(false);
+    directory.stop();
+  });
+
+  it('does not pick a worker it believes full, frees a slot on its TaskFinished, and starts over at its heartbeat', async () => {
+    const registry = new FakeRegistry();
+    const directory = new WorkerDirectoryService(registry as unknown as Registry, DEFAULT_MASTER_OPTIONS);
+    const available: string[] = [];
+    directory.addListener({ available: (g) => available.push(g), removed: () => undefined });
+    await directory.start();
+    const none = new Set<string>();
+    registry.emit({ type: 'ADD', key: KEY, value: beat(1_000, 1) });
+    available.length = 0;
+
+    // Capacity 4, one running: three picks fit (each counted at once, answered or not).
+    expect([1, 2, 3].map(() => directory.pick('default', none))).toEqual([
+      '10.0.0.5:1234',
+      '10.0.0.5:1234',
+      '10.0.0.5:1234',
+    ]);
+    expect(directory.pick('default', none)).toBeUndefined();
+    // Accepted: still counted, now as assigned.
+    directory.noteAssigned('10.0.0.5:1234');
+    expect(directory.pick('default', none)).toBeUndefined();
+
+    // One of its tasks finished here: a slot is free, and the waiting runs are told.
+    directory.noteFinished('10.0.0.5:1234');
+    expect(available).toEqual(['default']);
+    expect(directory.pick('default', none)).toBe('10.0.0.5:1234');
+    expect(directory.pick('default', none)).toBeUndefined();
+
+    // The heartbeat is the truth again: 2 running of 4.
+    registry.emit({ type: 'UPDATE', key: KEY, value: beat(1_000, 2) });
+    // Tasks sent since the heartbeat that finished (EMPTY ones end at once) free their slots too:
+    // a burst never piles up as "assigned" until the next heartbeat.
+    for (let i = 0; i < 10; i++) {
+      const again = directory.pick('default', none);
+      expect(again).toBe('10.0.0.5:1234');
+      directory.noteAssigned('10.0.0.5:1234');
+      directory.noteFinished('10.0.0.5:1234');
+    }
+    expect([
+      directory.pick('default', none),
+      directory.pick('default', none),
+      directory.pick('default', none),
+    ]).toEqual(['10.0.0.5:1234', '10.0.0.5:1234', undefined]);
+    // A finish from a worker that is not live changes nothing.
+    available.length = 0;
+    directory.noteFinished('10.9.9.9:1');
+    expect(available).toEqual([]);
     directory.stop();
   });
 });
