@@ -5,6 +5,7 @@
  *   --topologies 1x1,2x2              speed: masters x workers clusters (default 1x1,2x2)
  *   --shell-tasks N --empty-tasks N   speed: tasks per throughput scenario (default 600, 1500)
  *   --latency-runs N --chain40-runs N speed: samples (default 60, 5)
+ *   --types EMPTY,SHELL               speed: task types of the throughput scenarios
  *   --session-timeout-ms N --rounds N registry expiry (default 10000, 3)
  *   --failover-timeouts 10000,5000    failover: the session timeouts to measure at
  *   --failover-rounds N               failover: kills per kind and timeout (default 5)
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { benchFailover, type FailoverResult } from './failover.bench';
 import { measureMachine, type MachineLimits } from './machine-limits.bench';
 import { benchRegistryExpiry } from './registry-expiry.bench';
-import { benchSpeed, type SpeedResult } from './throughput.bench';
+import { benchSpeed, type SpeedResult, type TaskType } from './throughput.bench';
 
 const BENCHMARKS = ['speed', 'registry-expiry', 'failover'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
@@ -71,7 +72,13 @@ const progress = (line: string) =>
 
 async function speed(
   topologies: Array<[number, number]>,
-  counts: { shellTasks: number; emptyTasks: number; latencyRuns: number; chain40Runs: number },
+  counts: {
+    shellTasks: number;
+    emptyTasks: number;
+    latencyRuns: number;
+    chain40Runs: number;
+    types: TaskType[];
+  },
 ): Promise<void> {
   const results: SpeedResult[] = [];
   let limits: MachineLimits | undefined;
@@ -176,6 +183,11 @@ async function main(): Promise<void> {
       emptyTasks: number('empty-tasks', 1500),
       latencyRuns: number('latency-runs', 60),
       chain40Runs: number('chain40-runs', 5),
+      types: (arg('types') ?? 'EMPTY,SHELL').split(',').map((t): TaskType => {
+        if (t !== 'EMPTY' && t !== 'SHELL')
+          throw new Error(`--types: ${JSON.stringify(t)} is not EMPTY or SHELL`);
+        return t;
+      }),
     });
   }
   if (run('registry-expiry')) await registryExpiry(number('session-timeout-ms', 10_000), number('rounds', 3));

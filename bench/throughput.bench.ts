@@ -60,12 +60,14 @@ export interface SpeedOptions {
   readonly emptyTasks: number;
   readonly latencyRuns: number;
   readonly chain40Runs: number;
+  /** Task types of the throughput scenarios (SHELL alone to compare with a build from before EMPTY). */
+  readonly types: readonly TaskType[];
   readonly log: (line: string) => void;
   /** Called with the cluster before it is disposed (the machine limits use its Postgres). */
   readonly beforeDispose?: (cluster: ChaosCluster) => Promise<void>;
 }
 
-type TaskType = 'SHELL' | 'EMPTY';
+export type TaskType = 'SHELL' | 'EMPTY';
 
 const task = (name: string, type: TaskType) =>
   type === 'SHELL' ? { name, type, command: 'true' } : { name, type };
@@ -246,7 +248,7 @@ export async function benchSpeed(opts: SpeedOptions): Promise<SpeedResult> {
   });
   try {
     const figures: ThroughputFigure[] = [];
-    for (const type of ['EMPTY', 'SHELL'] as const) {
+    for (const type of opts.types) {
       const target = type === 'SHELL' ? opts.shellTasks : opts.emptyTasks;
       const lower = type.toLowerCase();
       figures.push(
