@@ -184,8 +184,9 @@ async function main(): Promise<void> {
       latencyRuns: number('latency-runs', 60),
       chain40Runs: number('chain40-runs', 5),
       types: (arg('types') ?? 'EMPTY,SHELL').split(',').map((t): TaskType => {
-        if (t !== 'EMPTY' && t !== 'SHELL')
+        if (t !== 'EMPTY' && t !== 'SHELL') {
           throw new Error(`--types: ${JSON.stringify(t)} is not EMPTY or SHELL`);
+        }
         return t;
       }),
     });

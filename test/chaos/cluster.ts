@@ -99,8 +99,13 @@ export class ChaosNode {
 }
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
-/** The worker's and the master's own line when their registry session is gone (one per loss). */
-const SESSION_LOST = /registry session lost: |registry session LOST \(was /;
+/**
+ * The worker's and the master's own line when their registry session is gone (one per loss), and
+ * the worker's when its session stayed suspended past its liveness deadline: it kills its running
+ * tasks then, before the session can expire (they are run again elsewhere, rightly).
+ */
+const SESSION_LOST =
+  /registry session lost: |registry session LOST \(was |registry session suspended for too long /;
 const STALLED = /the worker was stalled for (\d+) ms/;
 
 let lowestEphemeralPort: number | undefined;
@@ -496,7 +501,11 @@ export class ChaosCluster {
     if (res.status !== 202) {
       throw new Error(`POST /workflows/${code}/runs answered ${res.status}: ${JSON.stringify(res.body)}`);
     }
-    return { commandId: res.body.commandId, instanceId: res.body.workflowInstanceId };
+    return {
+      commandId: res.body.commandId,
+      instanceId: res.body.workflowInstanceId,
+      ...(params ? { params } : {}),
+    };
   }
 
   // ------------------------------------------------------------------ database
@@ -546,13 +555,19 @@ export class ChaosCluster {
     `);
   }
 
-  /** Waits (bounded) until every instance is in a final state; returns those that are not. */
+  /**
+   * Waits (bounded) until every instance, and every SUB_WORKFLOW child under it, is in a final
+   * state; returns those that are not.
+   */
   async waitFinal(instanceIds: readonly number[], timeoutMs: number): Promise<number[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const { rows } = await this.db.query<{ id: string }>(
-        `SELECT id FROM workflow_instance WHERE id = ANY($1::bigint[])
-         AND state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')`,
+        `WITH RECURSIVE tree (id) AS (
+           SELECT id FROM workflow_instance WHERE id = ANY($1::bigint[])
+           UNION SELECT c.id FROM workflow_instance c JOIN tree ON c.parent_instance_id = tree.id)
+         SELECT id FROM workflow_instance WHERE id IN (SELECT id FROM tree)
+         AND state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE') ORDER BY id`,
         [instanceIds],
       );
       if (rows.length === 0 || Date.now() > deadline) return rows.map((r) => Number(r.id));
@@ -560,21 +575,38 @@ export class ChaosCluster {
     }
   }
 
-  /** Everything the invariant checker needs about these runs (one workflow, one witness file). */
+  /**
+   * Everything the invariant checker needs about these runs (one witness file): every instance of
+   * the workflows (the runs' workflow and its SUB_WORKFLOW child workflows), of the runs, and of
+   * their children down the tree (parent_instance_id), with their tasks, commands and audit rows.
+   */
   async gather(
     runs: readonly Run[],
-    workflowCode: string,
+    workflowCodes: string | readonly string[],
     dag: CheckInput['dag'],
     witnessFile: string,
     stuckInvariant?: '5' | '7',
   ): Promise<CheckInput> {
-    const ids = runs.map((r) => r.instanceId);
+    const codes = typeof workflowCodes === 'string' ? [workflowCodes] : [...workflowCodes];
+    const runIds = runs.map((r) => r.instanceId);
     const q = async <T>(sql: string, params: unknown[]) => (await this.db.query(sql, params)).rows as T[];
-    const [instances, tasks, commandsLeft, commandAudit, instanceAudit, taskAudit] = await Promise.all([
-      q<{ id: string; state: string; host: string | null; epoch: string }>(
-        'SELECT id, state, host, epoch FROM workflow_instance WHERE workflow_code = $1 OR id = ANY($2::bigint[])',
-        [workflowCode, ids],
-      ),
+    const instances = await q<{
+      id: string;
+      state: string;
+      host: string | null;
+      epoch: string;
+      parent_instance_id: string | null;
+      parent_task_instance_id: string | null;
+    }>(
+      `WITH RECURSIVE tree (id) AS (
+         SELECT id FROM workflow_instance WHERE workflow_code = ANY($1::text[]) OR id = ANY($2::bigint[])
+         UNION SELECT c.id FROM workflow_instance c JOIN tree ON c.parent_instance_id = tree.id)
+       SELECT id, state, host, epoch, parent_instance_id, parent_task_instance_id
+       FROM workflow_instance WHERE id IN (SELECT id FROM tree) ORDER BY id`,
+      [codes, runIds],
+    );
+    const ids = instances.map((r) => Number(r.id));
+    const [tasks, commandsLeft, commandAudit, instanceAudit, taskAudit] = await Promise.all([
       q<{
         id: string;
         wid: string;
@@ -585,13 +617,12 @@ export class ChaosCluster {
         exit_code: number | null;
       }>(
         `SELECT t.id, t.workflow_instance_id AS wid, t.name, t.state, t.host, t.attempt, t.exit_code
-         FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
-         WHERE w.workflow_code = $1 OR w.id = ANY($2::bigint[])`,
-        [workflowCode, ids],
+         FROM task_instance t WHERE t.workflow_instance_id = ANY($1::bigint[])`,
+        [ids],
       ),
       q<{ id: string; wid: string; type: string }>(
-        'SELECT id, workflow_instance_id AS wid, type FROM command WHERE workflow_code = $1 OR workflow_instance_id = ANY($2::bigint[])',
-        [workflowCode, ids],
+        'SELECT id, workflow_instance_id AS wid, type FROM command WHERE workflow_code = ANY($1::text[]) OR workflow_instance_id = ANY($2::bigint[])',
+        [codes, ids],
       ),
       q<{ seq: string; op: 'INSERT' | 'DELETE'; command_id: string; instance_id: string; type: string }>(
         'SELECT seq, op, command_id, instance_id, type FROM chaos_command_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
@@ -623,6 +654,8 @@ export class ChaosCluster {
         state: r.state,
         host: r.host,
         epoch: Number(r.epoch),
+        parentInstanceId: r.parent_instance_id === null ? null : Number(r.parent_instance_id),
+        parentTaskInstanceId: r.parent_task_instance_id === null ? null : Number(r.parent_task_instance_id),
       })),
       tasks: tasks.map((r): TaskRow => ({
         id: Number(r.id),

@@ -2,7 +2,15 @@
  * The chaos checker must really fail on a broken history: a clean fabricated history passes, and
  * each way of breaking an invariant of DESIGN.md section 7 is reported under that invariant.
  */
-import { checkInvariants, formatViolations, type CheckInput, type Fault, type TaskRow } from './invariants';
+import {
+  checkInvariants,
+  expectedOutcome,
+  formatViolations,
+  type CheckInput,
+  type DagSpec,
+  type Fault,
+  type TaskRow,
+} from './invariants';
 import { parseWitness, witnessCommand } from './witness';
 
 const W1 = '127.0.0.1:1001';
@@ -115,6 +123,184 @@ function rerunOfA(h: { input: Mutable<CheckInput>; witness: string[] }, firstEnd
     'start 10 a 2 104 1050 1002',
     ...(firstEnds ? ['end 10 a 1 100 1100 1001'] : []),
     'end 10 a 2 104 1120 1002',
+  );
+}
+
+/**
+ * The master-side task types: a -> sub -> e (sub a SUB_WORKFLOW task whose child runs x -> y),
+ * a -> f -> cond (CONDITIONS: success g -> g2, failure h); f fails on purpose when FAIL_F is 1.
+ */
+const BRANCH_DAG: DagSpec = {
+  tasks: ['a', 'sub', 'e', 'f', 'cond', 'g', 'g2', 'h'],
+  edges: [
+    { from: 'a', to: 'sub' },
+    { from: 'sub', to: 'e' },
+    { from: 'a', to: 'f' },
+    { from: 'f', to: 'cond' },
+    { from: 'cond', to: 'g' },
+    { from: 'g', to: 'g2' },
+    { from: 'cond', to: 'h' },
+  ],
+  conditions: { cond: { success: ['g'], failure: ['h'] } },
+  subWorkflows: { sub: { tasks: ['x', 'y'], edges: [{ from: 'x', to: 'y' }] } },
+  failWhen: { f: 'FAIL_F' },
+};
+
+type History = { input: Mutable<CheckInput>; witness: string[] };
+
+/**
+ * One run (instance 20, command 5, driven by M1) of BRANCH_DAG, its worker tasks on W1, with the
+ * child instance 21 of sub's attempt (task row 201; command 6, driven by M2, tasks on W2). With
+ * failF, f fails on purpose: h runs, g and g2 are SKIPPED; else g and g2 run and h is SKIPPED.
+ */
+function branchHistory(failF: boolean): History {
+  const row = (
+    id: number,
+    instanceId: number,
+    name: string,
+    state: string,
+    host: string | null,
+  ): TaskRow => ({
+    id,
+    instanceId,
+    name,
+    state,
+    host,
+    attempt: 1,
+    exitCode: host === null ? null : state === 'FAILURE' ? 1 : 0,
+  });
+  const tasks: TaskRow[] = [
+    row(200, 20, 'a', 'SUCCESS', W1),
+    row(201, 20, 'sub', 'SUCCESS', null),
+    row(202, 20, 'f', failF ? 'FAILURE' : 'SUCCESS', W1),
+    row(203, 20, 'cond', 'SUCCESS', null),
+    row(204, 20, 'g', failF ? 'SKIPPED' : 'SUCCESS', failF ? null : W1),
+    row(205, 20, 'g2', failF ? 'SKIPPED' : 'SUCCESS', failF ? null : W1),
+    row(206, 20, 'h', failF ? 'SUCCESS' : 'SKIPPED', failF ? W1 : null),
+    row(207, 20, 'e', 'SUCCESS', W1),
+    row(210, 21, 'x', 'SUCCESS', W2),
+    row(211, 21, 'y', 'SUCCESS', W2),
+  ];
+  const witness = [
+    'start 20 a 1 200 2000 1001',
+    'end 20 a 1 200 2100 1001',
+    'start 20 f 1 202 2110 1001',
+    'start 21 x 1 210 2120 1002',
+    'end 21 x 1 210 2200 1002',
+    failF ? 'fail 20 f 1 202 2210 1001' : 'end 20 f 1 202 2210 1001',
+    'start 21 y 1 211 2220 1002',
+    ...(failF
+      ? ['start 20 h 1 206 2230 1001', 'end 20 h 1 206 2240 1001']
+      : [
+          'start 20 g 1 204 2230 1001',
+          'end 20 g 1 204 2240 1001',
+          'start 20 g2 1 205 2250 1001',
+          'end 20 g2 1 205 2260 1001',
+        ]),
+    'end 21 y 1 211 2300 1002',
+    'start 20 e 1 207 2320 1001',
+    'end 20 e 1 207 2400 1001',
+  ];
+  let seq = 0;
+  const instanceAudit = [20, 21].flatMap((id) => {
+    const m = id === 20 ? M1 : M2;
+    return [
+      { seq: ++seq, instanceId: id, host: null, epoch: 0, state: 'SUBMITTED_SUCCESS' },
+      { seq: ++seq, instanceId: id, host: m, epoch: 1, state: 'RUNNING_EXECUTION' },
+      { seq: ++seq, instanceId: id, host: m, epoch: 1, state: 'SUCCESS' },
+    ];
+  });
+  const taskAudit = tasks.flatMap((t) =>
+    ['SUBMITTED_SUCCESS', t.state].map((state, i) => ({
+      seq: ++seq,
+      taskId: t.id,
+      instanceId: t.instanceId,
+      name: t.name,
+      attempt: t.attempt,
+      state,
+      host: i === 0 ? null : t.host,
+      at: 2000 + seq,
+    })),
+  );
+  const input: Mutable<CheckInput> = {
+    runs: [{ commandId: 5, instanceId: 20, params: { FAIL_F: failF ? '1' : '0' } }],
+    dag: BRANCH_DAG,
+    instances: [
+      { id: 20, state: 'SUCCESS', host: M1, epoch: 1, parentInstanceId: null, parentTaskInstanceId: null },
+      { id: 21, state: 'SUCCESS', host: M2, epoch: 1, parentInstanceId: 20, parentTaskInstanceId: 201 },
+    ],
+    tasks,
+    commandsLeft: [],
+    commandAudit: [
+      { seq: 1, op: 'INSERT', commandId: 5, instanceId: 20, type: 'START_PROCESS' },
+      { seq: 2, op: 'DELETE', commandId: 5, instanceId: 20, type: 'START_PROCESS' },
+      { seq: 3, op: 'INSERT', commandId: 6, instanceId: 21, type: 'START_PROCESS' },
+      { seq: 4, op: 'DELETE', commandId: 6, instanceId: 21, type: 'START_PROCESS' },
+    ],
+    instanceAudit,
+    taskAudit,
+    witness: parseWitness(''),
+    faults: [],
+    unexpectedExits: [],
+  };
+  return { input, witness };
+}
+
+function checkBranch(failF: boolean, mutate: (h: History) => void) {
+  const h = branchHistory(failF);
+  mutate(h);
+  h.input.witness = parseWitness(h.witness.join('\n'));
+  return checkInvariants(h.input);
+}
+
+/** Replaces the witness line that starts with prefix (it must be there). */
+function replaceLine(h: History, prefix: string, ...lines: string[]): void {
+  const i = h.witness.findIndex((l) => l.startsWith(prefix));
+  if (i < 0) throw new Error(`the history has no witness line ${prefix}`);
+  h.witness.splice(i, 1, ...lines);
+}
+
+/** Moves the witness line that starts with prefix to just before the one that starts with before. */
+function moveLineBefore(h: History, prefix: string, before: string): void {
+  const i = h.witness.findIndex((l) => l.startsWith(prefix));
+  const [line] = h.witness.splice(i, 1);
+  if (i < 0 || line === undefined) throw new Error(`the history has no witness line ${prefix}`);
+  const j = h.witness.findIndex((l) => l.startsWith(before));
+  if (j < 0) throw new Error(`the history has no witness line ${before}`);
+  h.witness.splice(j, 0, line);
+}
+
+/** A second child instance (22, command 7, tasks 212 and 213) for the parent task row `parentRow`. */
+function addChild(h: History, parentRow: number): void {
+  h.input.instances.push({
+    id: 22,
+    state: 'SUCCESS',
+    host: M2,
+    epoch: 1,
+    parentInstanceId: 20,
+    parentTaskInstanceId: parentRow,
+  });
+  h.input.tasks.push(
+    { id: 212, instanceId: 22, name: 'x', state: 'SUCCESS', host: W2, attempt: 1, exitCode: 0 },
+    { id: 213, instanceId: 22, name: 'y', state: 'SUCCESS', host: W2, attempt: 1, exitCode: 0 },
+  );
+  h.input.commandAudit.push(
+    { seq: 5, op: 'INSERT', commandId: 7, instanceId: 22, type: 'START_PROCESS' },
+    { seq: 6, op: 'DELETE', commandId: 7, instanceId: 22, type: 'START_PROCESS' },
+  );
+  h.input.instanceAudit.push(
+    { seq: 901, instanceId: 22, host: null, epoch: 0, state: 'SUBMITTED_SUCCESS' },
+    { seq: 902, instanceId: 22, host: M2, epoch: 1, state: 'RUNNING_EXECUTION' },
+    { seq: 903, instanceId: 22, host: M2, epoch: 1, state: 'SUCCESS' },
+  );
+  const i = h.witness.indexOf('end 21 y 1 211 2300 1002') + 1;
+  h.witness.splice(
+    i,
+    0,
+    'start 22 x 1 212 2301 1002',
+    'end 22 x 1 212 2302 1002',
+    'start 22 y 1 213 2303 1002',
+    'end 22 y 1 213 2304 1002',
   );
 }
 
@@ -391,6 +577,248 @@ describe('chaos invariant checker', () => {
       const v = check((h) => h.witness.push('start 10 a'));
       expect(invariants(v)).toEqual(['witness']);
     });
+  });
+
+  describe('master-side tasks (CONDITIONS, SUB_WORKFLOW)', () => {
+    it('expects the branch the run param decides, and SKIPPED for all that is only reachable through the other', () => {
+      const ok = expectedOutcome(BRANCH_DAG, new Set());
+      const failing = expectedOutcome(BRANCH_DAG, new Set(['f']));
+      expect(Object.fromEntries(ok.tasks)).toEqual({
+        a: 'SUCCESS',
+        sub: 'SUCCESS',
+        e: 'SUCCESS',
+        f: 'SUCCESS',
+        cond: 'SUCCESS',
+        g: 'SUCCESS',
+        g2: 'SUCCESS',
+        h: 'SKIPPED',
+      });
+      expect(Object.fromEntries(failing.tasks)).toMatchObject({
+        f: 'FAILURE',
+        g: 'SKIPPED',
+        g2: 'SKIPPED',
+        h: 'SUCCESS',
+      });
+      expect([ok.state, failing.state]).toEqual(['SUCCESS', 'SUCCESS']);
+      // Without the CONDITIONS task below it, the same failure fails the run and stops what follows.
+      const unhandled = expectedOutcome(
+        { tasks: ['f', 'g'], edges: [{ from: 'f', to: 'g' }] },
+        new Set(['f']),
+      );
+      expect(unhandled.state).toBe('FAILURE');
+      expect(unhandled.tasks.get('g')).toBe('NOT_RUN');
+    });
+
+    it('accepts a run on the success branch, with its child instance', () => {
+      expect(checkBranch(false, () => undefined)).toEqual([]);
+    });
+
+    it('accepts a run whose task fails on purpose: the failure branch runs, the other is SKIPPED, the run succeeds', () => {
+      expect(checkBranch(true, () => undefined)).toEqual([]);
+    });
+
+    it("accepts a child's task re-run after its worker was killed", () => {
+      const v = checkBranch(true, (h) => {
+        change(h.input.tasks, taskIndex(h, 210), { state: 'NEED_FAULT_TOLERANCE', exitCode: null });
+        h.input.tasks.push({
+          id: 214,
+          instanceId: 21,
+          name: 'x',
+          state: 'SUCCESS',
+          host: W1,
+          attempt: 2,
+          exitCode: 0,
+        });
+        replaceLine(h, 'end 21 x 1 210', 'start 21 x 2 214 2150 1001', 'end 21 x 2 214 2200 1001');
+        h.input.faults.push({ at: 2140, address: W2, role: 'worker', kind: 'SIGKILL' });
+      });
+      expect(v).toEqual([]);
+    });
+
+    it('6: a SKIPPED task that has a start line', () => {
+      const v = checkBranch(true, (h) => h.witness.push('start 20 g 1 204 2500 1001'));
+      expect(invariants(v)).toEqual(['6']);
+      expect(v[0]?.message).toContain(
+        'instance 20 task g started (attempt 1 on port 1001) although it is on a branch not taken',
+      );
+    });
+
+    it('6: a SKIPPED attempt of a task that is not on a branch not taken, started', () => {
+      const v = checkBranch(false, (h) => {
+        change(h.input.tasks, taskIndex(h, 207), { state: 'SKIPPED', host: null });
+      });
+      expect(invariants(v)).toEqual(['6', '9']);
+      expect(v.map((x) => x.message).join('\n')).toContain(
+        'instance 20 task e attempt 1 is SKIPPED but started',
+      );
+    });
+
+    it('6 and 9: the branch not taken ran', () => {
+      const v = checkBranch(true, (h) => {
+        change(h.input.tasks, taskIndex(h, 204), { state: 'SUCCESS', host: W1, exitCode: 0 });
+        h.witness.push('start 20 g 1 204 2500 1001', 'end 20 g 1 204 2600 1001');
+      });
+      expect(invariants(v)).toEqual(['6', '9']);
+      expect(v.map((x) => x.message).join('\n')).toContain(
+        'instance 20 task g should be SKIPPED (f fails on purpose (FAIL_F=1): cond does not take g) but is SUCCESS',
+      );
+    });
+
+    it('9: a task only reachable through the branch not taken recorded as run', () => {
+      const v = checkBranch(false, (h) => change(h.input.tasks, taskIndex(h, 206), { state: 'SUCCESS' }));
+      expect(invariants(v)).toEqual(['9']);
+      expect(v[0]?.message).toContain('instance 20 task h should be SKIPPED');
+    });
+
+    it('9: the branch taken was SKIPPED', () => {
+      const v = checkBranch(true, (h) => {
+        change(h.input.tasks, taskIndex(h, 206), { state: 'SKIPPED', host: null, exitCode: null });
+        h.witness = h.witness.filter((l) => !l.includes(' 20 h '));
+      });
+      expect(invariants(v)).toEqual(['9']);
+      expect(v[0]?.message).toContain('instance 20 task h should run');
+    });
+
+    it('9: a failure handled by a CONDITIONS task failed the run', () => {
+      const v = checkBranch(true, (h) => {
+        change(h.input.instances, 0, { state: 'FAILURE' });
+        change(h.input.instanceAudit, 2, { state: 'FAILURE' });
+      });
+      expect(invariants(v)).toEqual(['9']);
+      expect(v[0]?.message).toContain('handled by a CONDITIONS task');
+    });
+
+    it('9: a task that its run asks to fail succeeded', () => {
+      const v = checkBranch(true, (h) => {
+        change(h.input.tasks, taskIndex(h, 202), { state: 'SUCCESS', exitCode: 0 });
+        replaceLine(h, 'fail 20 f', 'end 20 f 1 202 2210 1001');
+      });
+      expect(invariants(v)).toEqual(['9']);
+      expect(v[0]?.message).toContain('instance 20 task f should fail on purpose');
+    });
+
+    it('3 and 9: a task recorded FAILURE that never failed by itself (no fail line) on a worker never killed', () => {
+      const v = checkBranch(true, (h) => h.witness.splice(h.witness.indexOf('fail 20 f 1 202 2210 1001'), 1));
+      expect(invariants(v)).toEqual(['3', '9']);
+    });
+
+    it('6: the failure branch started before the failing task failed', () => {
+      const v = checkBranch(true, (h) => moveLineBefore(h, 'start 20 h', 'fail 20 f'));
+      expect(invariants(v)).toEqual(['6']);
+      expect(v[0]?.message).toContain('before upstream cond');
+    });
+
+    it('1: two child instances for one SUB_WORKFLOW task attempt', () => {
+      const v = checkBranch(false, (h) => addChild(h, 201));
+      expect(invariants(v)).toEqual(['1']);
+      expect(v[0]?.message).toContain(
+        'instance 20 task sub attempt 1 (task row 201, SUCCESS) has 2 child instances (21, 22)',
+      );
+    });
+
+    it('1: a child instance whose parent task row is not a SUB_WORKFLOW task', () => {
+      const v = checkBranch(false, (h) => addChild(h, 200));
+      expect(invariants(v)).toEqual(['1']);
+      expect(v[0]?.message).toContain(
+        'child instance 22 of instance 20 names parent task row 200, which is a of instance 20',
+      );
+    });
+
+    it('1: a child instance whose parent is no run', () => {
+      const v = checkBranch(false, (h) => {
+        addChild(h, 201);
+        change(h.input.instances, 2, { parentInstanceId: 99 });
+      });
+      expect(invariants(v)).toContain('1');
+      expect(v.map((x) => x.message).join('\n')).toContain(
+        'instance 22 belongs to no run (its parent instance 99',
+      );
+    });
+
+    it('9 and 6: a SUB_WORKFLOW task that succeeded without a child instance', () => {
+      const v = checkBranch(false, (h) => {
+        h.input.instances.splice(1, 1);
+        h.input.tasks = h.input.tasks.filter((t) => t.instanceId !== 21);
+        h.input.commandAudit = h.input.commandAudit.filter((a) => a.instanceId !== 21);
+        h.input.instanceAudit = h.input.instanceAudit.filter((a) => a.instanceId !== 21);
+        h.witness = h.witness.filter((l) => !l.includes(' 21 '));
+      });
+      expect(invariants(v)).toEqual(['6', '9']);
+      expect(v.map((x) => x.message).join('\n')).toContain('ended without a child instance');
+    });
+
+    it("9: the parent task ended SUCCESS although its child did not (the child's failure is 3/4)", () => {
+      const v = checkBranch(false, (h) => {
+        change(h.input.instances, 1, { state: 'FAILURE' });
+        change(h.input.instanceAudit, 5, { state: 'FAILURE' });
+      });
+      expect(invariants(v)).toEqual(['3/4', '9']);
+      expect(v.map((x) => x.message).join('\n')).toContain(
+        'ended SUCCESS but its child instance 21 is FAILURE',
+      );
+    });
+
+    it('7: a child instance that never finished', () => {
+      const v = checkBranch(false, (h) => {
+        change(h.input.instances, 1, { state: 'RUNNING_EXECUTION' });
+        h.input.instanceAudit.splice(5, 1);
+        change(h.input.tasks, taskIndex(h, 201), { state: 'RUNNING_EXECUTION' });
+      });
+      expect(invariants(v)).toContain('7');
+      expect(v.map((x) => x.message).join('\n')).toContain(
+        'child instance 21 (of instance 20 sub attempt 1) is stuck',
+      );
+    });
+
+    it("6: a child's first task started before its parent task's upstream ended", () => {
+      const v = checkBranch(false, (h) => moveLineBefore(h, 'start 21 x', 'end 20 a'));
+      expect(invariants(v)).toEqual(['6']);
+      expect(v[0]?.message).toContain('its parent task sub (instance 20)');
+    });
+
+    it("6: the task after a SUB_WORKFLOW task started before the child's tasks ended", () => {
+      const v = checkBranch(false, (h) => moveLineBefore(h, 'start 20 e', 'end 21 y'));
+      expect(invariants(v)).toEqual(['6']);
+      expect(v[0]?.message).toContain(
+        'before upstream sub (attempt 1) ended (instance 21 y attempt 1 ended after it)',
+      );
+    });
+
+    it("2: a child's task attempt started twice", () => {
+      const v = checkBranch(false, (h) => h.witness.splice(4, 0, 'start 21 x 1 210 2130 1001'));
+      expect(invariants(v)).toContain('2');
+      expect(v.map((x) => x.message).join('\n')).toContain('instance 21 task x attempt 1 started 2 times');
+    });
+
+    it("3: a child's task run again on a worker never killed", () => {
+      const v = checkBranch(false, (h) => {
+        change(h.input.tasks, taskIndex(h, 211), { state: 'NEED_FAULT_TOLERANCE', exitCode: null });
+        h.input.tasks.push({
+          id: 215,
+          instanceId: 21,
+          name: 'y',
+          state: 'SUCCESS',
+          host: W1,
+          attempt: 2,
+          exitCode: 0,
+        });
+        replaceLine(h, 'end 21 y 1 211', 'start 21 y 2 215 2290 1001', 'end 21 y 2 215 2300 1001');
+      });
+      expect(invariants(v)).toContain('3');
+    });
+  });
+
+  it('writes a fail line instead of the end line, and exits 1, when the run param says so', () => {
+    const command = witnessCommand('/tmp/w.txt', '0', 'FAIL_F');
+    expect(command).toBe(
+      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; ' +
+        'if [ "$PORPOISE_PARAM_FAIL_F" = 1 ]; then ' +
+        'echo "fail $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; exit 1; fi; ' +
+        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt',
+    );
+    const w = parseWitness('fail 1 f 1 3 1700000000000 1234\nfailed 1 f 1 3 1700000000000 1234\n');
+    expect(w.lines.map((l) => l.kind)).toEqual(['fail']);
+    expect(w.malformed).toEqual(['failed 1 f 1 3 1700000000000 1234']);
   });
 
   it('formats violations grouped by invariant', () => {

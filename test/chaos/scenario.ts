@@ -13,6 +13,7 @@ import {
   formatViolations,
   summarize,
   type CheckInput,
+  type DagSpec,
   type Run,
   type Violation,
 } from './invariants';
@@ -22,38 +23,112 @@ import { witnessCommand } from './witness';
 /** CHAOS_FREEZE_MASTERS=0 leaves masters out of the SIGSTOP faults (to tell problems apart). */
 const FREEZE_MASTERS = process.env.CHAOS_FREEZE_MASTERS !== '0';
 
-/** A diamond with a tail: a -> (b, c) -> d -> e. */
-export const CHAOS_DAG: CheckInput['dag'] = {
-  tasks: ['a', 'b', 'c', 'd', 'e'],
+/** The child workflow of the SUB_WORKFLOW task `sub`: two witnessed SHELL tasks, x -> y. */
+export const CHAOS_CHILD_DAG: DagSpec = {
+  tasks: ['x', 'y'],
+  edges: [{ from: 'x', to: 'y' }],
+};
+
+/**
+ * A diamond with a tail, a -> (b, c) -> d -> e, and beside it the master-side task types:
+ * - a -> sub -> e: `sub` is a SUB_WORKFLOW task whose child runs CHAOS_CHILD_DAG (so e waits
+ *   for d and for the child's tasks);
+ * - a -> f -> cond, cond -> g -> g2, cond -> h: `cond` is a CONDITIONS task with success target
+ *   g (g2 is only reachable through g) and failure target h. f fails on purpose (a fail line,
+ *   exit 1) in a run whose param FAIL_F is 1: then h runs and g, g2 end SKIPPED; else g, g2 run
+ *   and h ends SKIPPED. Either way the run ends SUCCESS (cond handles f's failure).
+ */
+export const CHAOS_DAG: DagSpec = {
+  tasks: ['a', 'b', 'c', 'd', 'e', 'sub', 'f', 'cond', 'g', 'g2', 'h'],
   edges: [
     { from: 'a', to: 'b' },
     { from: 'a', to: 'c' },
     { from: 'b', to: 'd' },
     { from: 'c', to: 'd' },
     { from: 'd', to: 'e' },
+    { from: 'a', to: 'sub' },
+    { from: 'sub', to: 'e' },
+    { from: 'a', to: 'f' },
+    { from: 'f', to: 'cond' },
+    { from: 'cond', to: 'g' },
+    { from: 'g', to: 'g2' },
+    { from: 'cond', to: 'h' },
   ],
+  conditions: { cond: { success: ['g'], failure: ['h'] } },
+  subWorkflows: { sub: CHAOS_CHILD_DAG },
+  failWhen: { f: 'FAIL_F' },
 };
 
-/** Each task sleeps as long as its run's param SLEEP_<TASK> says (0.2 to 1 s, chosen per run). */
+/** The witnessed SHELL tasks of a DAG (not its CONDITIONS and SUB_WORKFLOW tasks). */
+const shellTasks = (dag: DagSpec) =>
+  dag.tasks.filter((t) => dag.conditions?.[t] === undefined && dag.subWorkflows?.[t] === undefined);
+
+const sleepParam = (task: string) => `SLEEP_${task.toUpperCase()}`;
+
+/** The codes of a chaos workflow and of the child workflow its SUB_WORKFLOW task runs. */
+export interface ChaosWorkflow {
+  readonly code: string;
+  readonly childCode: string;
+  /** Both, for gather(). */
+  readonly codes: readonly string[];
+}
+
+/**
+ * Defines CHAOS_CHILD_DAG and CHAOS_DAG through the REST API. Each SHELL task sleeps as long as
+ * its run's param SLEEP_<TASK> says (chosen per run); the parent hands SLEEP_X and SLEEP_Y on to
+ * its child through the SUB_WORKFLOW task's params. Every SHELL task, the child's too, writes its
+ * witness lines to witnessFile.
+ */
 export async function createChaosWorkflow(
   cluster: ChaosCluster,
   name: string,
   witnessFile: string,
-): Promise<string> {
-  return cluster.createWorkflow({
+): Promise<ChaosWorkflow> {
+  const shell = (dag: DagSpec, task: string) => ({
+    name: task,
+    type: 'SHELL',
+    command: witnessCommand(witnessFile, `$PORPOISE_PARAM_${sleepParam(task)}`, dag.failWhen?.[task]),
+  });
+  const defaults = (dag: DagSpec) => Object.fromEntries(shellTasks(dag).map((t) => [sleepParam(t), '0.2']));
+  const childCode = await cluster.createWorkflow({
+    name: `${name}-child`,
+    params: defaults(CHAOS_CHILD_DAG),
+    tasks: CHAOS_CHILD_DAG.tasks.map((task) => shell(CHAOS_CHILD_DAG, task)),
+    edges: CHAOS_CHILD_DAG.edges,
+  });
+  const childParams = Object.fromEntries(
+    shellTasks(CHAOS_CHILD_DAG).map((t) => [sleepParam(t), `\${${sleepParam(t)}}`]),
+  );
+  const code = await cluster.createWorkflow({
     name,
-    tasks: CHAOS_DAG.tasks.map((task) => ({
-      name: task,
-      type: 'SHELL',
-      command: witnessCommand(witnessFile, `$PORPOISE_PARAM_SLEEP_${task.toUpperCase()}`),
-    })),
+    params: { ...defaults(CHAOS_DAG), ...defaults(CHAOS_CHILD_DAG), FAIL_F: '0' },
+    tasks: CHAOS_DAG.tasks.map((task) => {
+      const conditions = CHAOS_DAG.conditions?.[task];
+      if (conditions) return { name: task, type: 'CONDITIONS', conditions };
+      if (CHAOS_DAG.subWorkflows?.[task]) {
+        return {
+          name: task,
+          type: 'SUB_WORKFLOW',
+          subWorkflow: { workflowCode: childCode, params: childParams },
+        };
+      }
+      return shell(CHAOS_DAG, task);
+    }),
     edges: CHAOS_DAG.edges,
   });
+  return { code, childCode, codes: [code, childCode] };
 }
 
+/**
+ * A run's params: the sleep of each SHELL task (0.2 to 1 s; 0.2 to 0.6 s in the child, whose two
+ * tasks stand in series on one path), and FAIL_F (f fails, cond takes its failure branch) in
+ * about half of the runs.
+ */
 function runParams(rng: Prng): Record<string, string> {
   const params: Record<string, string> = {};
-  for (const task of CHAOS_DAG.tasks) params[`SLEEP_${task.toUpperCase()}`] = rng.range(0.2, 1).toFixed(1);
+  for (const task of shellTasks(CHAOS_DAG)) params[sleepParam(task)] = rng.range(0.2, 1).toFixed(1);
+  for (const task of shellTasks(CHAOS_CHILD_DAG)) params[sleepParam(task)] = rng.range(0.2, 0.6).toFixed(1);
+  params.FAIL_F = rng.chance(0.5) ? '1' : '0';
   return params;
 }
 
@@ -295,13 +370,13 @@ export function describeChaos(options: ChaosSuiteOptions): void {
         if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
         const c = cluster;
         const witness = join(c.scratch, 'witness-stream.txt');
-        const code = await createChaosWorkflow(c, `chaos-stream-${options.registry}`, witness);
-        const outcome = await chaosStream(c, rng, code, options.stream);
+        const wf = await createChaosWorkflow(c, `chaos-stream-${options.registry}`, witness);
+        const outcome = await chaosStream(c, rng, wf.code, options.stream);
         const stuck = await c.waitFinal(
           outcome.runs.map((r) => r.instanceId),
           options.settleMs,
         );
-        const input = await c.gather(outcome.runs, code, CHAOS_DAG, witness);
+        const input = await c.gather(outcome.runs, wf.codes, CHAOS_DAG, witness);
         c.log(`chaos: ${outcome.faults} faults during ${outcome.runs.length} runs`);
         await assertInvariants(c, input, outcome.problems, seed, stuck);
       }),
@@ -316,13 +391,13 @@ export function describeChaos(options: ChaosSuiteOptions): void {
           if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
           const c = cluster;
           const witness = join(c.scratch, 'witness-all-masters.txt');
-          const code = await createChaosWorkflow(c, `chaos-all-masters-${options.registry}`, witness);
-          const { runs, problems } = await killAllMasters(c, rng, code, runCount);
+          const wf = await createChaosWorkflow(c, `chaos-all-masters-${options.registry}`, witness);
+          const { runs, problems } = await killAllMasters(c, rng, wf.code, runCount);
           const stuck = await c.waitFinal(
             runs.map((r) => r.instanceId),
             options.settleMs,
           );
-          const input = await c.gather(runs, code, CHAOS_DAG, witness, '5');
+          const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness, '5');
           await assertInvariants(c, input, problems, seed, stuck);
         }),
         180_000,

@@ -6,6 +6,9 @@
  *
  *   start <workflow instance> <task> <attempt> <task instance id> <epoch ms> <worker port>
  *   end   <workflow instance> <task> <attempt> <task instance id> <epoch ms> <worker port>
+ *   fail  <workflow instance> <task> <attempt> <task instance id> <epoch ms> <worker port>
+ *
+ * (`fail`: a task made to fail by its run's param writes it instead of `end`, then exits 1.)
  *
  * The worker port comes from WORKER_PORT, which a task inherits with the rest of the worker's
  * environment (DESIGN.md section 5), so the file also says which worker really ran an attempt.
@@ -15,7 +18,7 @@ import { readFileSync, existsSync } from 'node:fs';
 export interface WitnessLine {
   /** Position in the file (0-based): the global order of events. */
   readonly index: number;
-  readonly kind: 'start' | 'end';
+  readonly kind: 'start' | 'end' | 'fail';
   readonly instance: number;
   readonly task: string;
   readonly attempt: number;
@@ -30,7 +33,7 @@ export interface Witness {
   readonly malformed: string[];
 }
 
-const LINE = /^(start|end) (\d+) (\S+) (\d+) (\d+) (\d+) (\d+)$/;
+const LINE = /^(start|end|fail) (\d+) (\S+) (\d+) (\d+) (\d+) (\d+)$/;
 
 export function parseWitness(text: string): Witness {
   const lines: WitnessLine[] = [];
@@ -39,13 +42,14 @@ export function parseWitness(text: string): Witness {
     if (raw.trim() === '') continue;
     const m = LINE.exec(raw.trim());
     const task = m?.[3];
-    if (!m || task === undefined) {
+    const kind = m?.[1];
+    if (!m || task === undefined || (kind !== 'start' && kind !== 'end' && kind !== 'fail')) {
       malformed.push(raw);
       continue;
     }
     lines.push({
       index: lines.length,
-      kind: m[1] === 'start' ? 'start' : 'end',
+      kind,
       instance: Number(m[2]),
       task,
       attempt: Number(m[4]),
@@ -65,12 +69,18 @@ export function readWitness(file: string): Witness {
  * The shell command of a witnessed task: a start line, `sleep` for the given shell expression
  * (seconds), an end line. Killed during the sleep (its worker's restart ends the orphaned group,
  * a worker that lost its session kills it), it leaves a start line without an end line.
+ * With `failWhen` (a run param's name), a run whose param is `1` makes it write a fail line
+ * instead of the end line and exit 1: a failure of its own, decided by the run.
  */
-export function witnessCommand(file: string, sleepSeconds: string): string {
+export function witnessCommand(file: string, sleepSeconds: string, failWhen?: string): string {
   const fields =
     '$PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID';
   const line = (kind: string) => `echo "${kind} ${fields} $(date +%s%3N) $WORKER_PORT" >> ${file}`;
+  const fail =
+    failWhen === undefined
+      ? ''
+      : `if [ "$PORPOISE_PARAM_${failWhen}" = 1 ]; then ${line('fail')}; exit 1; fi; `;
   return sleepSeconds === '0'
-    ? `${line('start')}; ${line('end')}`
-    : `${line('start')}; sleep ${sleepSeconds}; ${line('end')}`;
+    ? `${line('start')}; ${fail}${line('end')}`
+    : `${line('start')}; sleep ${sleepSeconds}; ${fail}${line('end')}`;
 }
