@@ -396,11 +396,13 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       accepted: true,
       reason: '',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
     expect(await client.dispatch(workerAddress(), spec)).toEqual({
       accepted: true,
       reason: 'already running',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
     writeFileSync(gate, '');
     await master.waitFinished(id);
@@ -691,6 +693,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       accepted: false,
       reason: 'superseded',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
     // A Dispatch of the TakeOver's own epoch that arrives late (the call was cut mid-way, and the
     // master asked TakeOver, heard UNKNOWN and re-ran the task under a new id) is refused too.
@@ -698,6 +701,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       accepted: false,
       reason: 'superseded',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
     expect((await client.readLog(workerAddress(), id)).found).toBe(false);
     expect(master.startedOf(id)).toEqual([]);
@@ -706,6 +710,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       accepted: true,
       reason: '',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
     expect(await master.waitFinished(id)).toMatchObject({ state: 'SUCCESS', epoch: 6 });
   });
@@ -836,6 +841,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       accepted: false,
       reason: 'superseded',
       workerStartTimeMs: expect.any(Number),
+      workerRegistration: expect.any(Number),
     });
   });
 

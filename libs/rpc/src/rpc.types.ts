@@ -100,6 +100,8 @@ export interface DispatchResponse {
   reason: string;
   /** The answering worker process's start time (its incarnation); 0 when not given. */
   workerStartTimeMs?: number;
+  /** The answering process's registration (its heartbeat's); 0 when not given. */
+  workerRegistration?: number;
 }
 export interface KillRequest {
   taskInstanceId: number;
@@ -119,6 +121,8 @@ export interface TakeOverResponse {
   startTimeMs: number;
   /** The answering worker process's start time (its incarnation); 0 when not given. */
   workerStartTimeMs?: number;
+  /** The answering process's registration; 0 when not given. */
+  workerRegistration?: number;
 }
 export interface ReadLogRequest {
   taskInstanceId: number;

@@ -58,6 +58,7 @@ export class WorkerCalls {
           accepted: res.accepted,
           reason: res.reason,
           incarnation: res.workerStartTimeMs,
+          registration: res.workerRegistration,
         }),
         (err: unknown): RunEvent =>
           dispatchRejected(err)

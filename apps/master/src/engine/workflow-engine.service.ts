@@ -85,8 +85,8 @@ export class WorkflowEngineService {
         available: (group) => {
           for (const r of this.runners.values()) r.workersAvailable(group);
         },
-        removed: (address, _group, startTimeMs) => {
-          for (const r of this.runners.values()) void r.workerLost(address, startTimeMs);
+        removed: (address, _group, startTimeMs, registration) => {
+          for (const r of this.runners.values()) void r.workerLost(address, startTimeMs, registration);
         },
       }),
       this.session.onChange((phase, previous) => {

@@ -245,8 +245,8 @@ export class WorkflowRunner {
    * replaced it): the tasks of this instance it had must run again elsewhere. startTimeMs names
    * the process (undefined: unknown, every task on the address counts as its).
    */
-  workerLost(address: string, startTimeMs?: number): Promise<void> {
-    return this.op({ type: 'workerLost', address, incarnation: startTimeMs });
+  workerLost(address: string, startTimeMs?: number, registration?: number): Promise<void> {
+    return this.op({ type: 'workerLost', address, incarnation: startTimeMs, registration });
   }
 
   /** A worker of group became available: retry the tasks waiting for one. */

@@ -10,12 +10,19 @@ export interface WorkerListener {
   /** A worker of group became live or refreshed its heartbeat (capacity may have freed up). */
   available(group: string): void;
   /**
-   * A worker process is gone: its key disappeared (session expired, or it stopped), or a new
-   * process on the same address replaced it. Its tasks are lost. startTimeMs names that process
-   * (its heartbeat's startTime; undefined when its entry was never valid): tasks another process
-   * on the address took are not.
+   * A worker process, or one registration of it, is gone: its key disappeared (session expired,
+   * or it stopped), a new process on the same address replaced it, or the same process registered
+   * anew (its heartbeat's `registration` went up: its session was lost, or it stalled past its
+   * liveness deadline, and it killed its tasks). Its tasks are lost. startTimeMs and registration
+   * name what is gone (undefined when its entry was never valid, or it publishes no registration):
+   * tasks another process, or a later registration, took are not.
    */
-  removed(address: string, group: string | undefined, startTimeMs: number | undefined): void;
+  removed(
+    address: string,
+    group: string | undefined,
+    startTimeMs: number | undefined,
+    registration?: number,
+  ): void;
 }
 
 /** What this master did with a worker, or learnt of it, since the worker's last heartbeat. */
@@ -55,18 +62,32 @@ export class WorkerDirectoryService {
         if (change.reason === 'invalid') return; // not chosen any more; its tasks are not lost
         this.logger.log(`worker ${node.address} (group ${node.group}) is gone`);
         const startTime = 'heartbeat' in node ? node.heartbeat.startTime : undefined;
-        for (const l of [...this.listeners]) l.removed(node.address, node.group, startTime);
+        const registration = 'heartbeat' in node ? node.heartbeat.registration : undefined;
+        for (const l of [...this.listeners]) l.removed(node.address, node.group, startTime, registration);
         return;
       }
-      if (
-        change.type === 'UPDATE' &&
-        change.previous.heartbeat.startTime !== change.node.heartbeat.startTime
-      ) {
-        // A new process took the key over before the old one's removal was seen (ZooKeeper
-        // coalesces the delete and re-create): the old process is gone all the same.
-        this.logger.log(`worker ${node.address} (group ${node.group}) restarted`);
-        for (const l of [...this.listeners]) {
-          l.removed(node.address, change.previous.group, change.previous.heartbeat.startTime);
+      if (change.type === 'UPDATE') {
+        const before = change.previous.heartbeat;
+        const now = change.node.heartbeat;
+        if (before.startTime !== now.startTime) {
+          // A new process took the key over before the old one's removal was seen (ZooKeeper
+          // coalesces the delete and re-create): the old process is gone all the same.
+          this.logger.log(`worker ${node.address} (group ${node.group}) restarted`);
+          for (const l of [...this.listeners]) {
+            l.removed(node.address, change.previous.group, before.startTime, before.registration);
+          }
+        } else if (
+          before.registration !== undefined &&
+          now.registration !== undefined &&
+          now.registration > before.registration
+        ) {
+          // The same process registered anew: what the earlier registration had, it killed.
+          this.logger.log(
+            `worker ${node.address} (group ${node.group}) registered anew (registration ${now.registration})`,
+          );
+          for (const l of [...this.listeners]) {
+            l.removed(node.address, change.previous.group, before.startTime, before.registration);
+          }
         }
       }
       // A heartbeat's runningTasks now includes what we sent, and excludes what ended, before it.

@@ -3,8 +3,9 @@ import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import { WorkerDirectoryService } from '../../src/registry/worker-directory.service';
 
 const KEY = '/nodes/worker/default/10.0.0.5:1234';
-const beat = (startTime: number, runningTasks = 0) =>
+const beat = (startTime: number, runningTasks = 0, registration?: number) =>
   JSON.stringify({
+    registration,
     host: '10.0.0.5',
     port: 1234,
     startTime,
@@ -36,8 +37,12 @@ describe('WorkerDirectoryService', () => {
   it('reports a worker process as gone when its key goes, or when another process takes its key over', async () => {
     const registry = new FakeRegistry();
     const directory = new WorkerDirectoryService(registry as unknown as Registry, DEFAULT_MASTER_OPTIONS);
-    const removed: Array<[string, string | undefined, number | undefined]> = [];
-    directory.addListener({ available: () => undefined, removed: (...args) => removed.push(args) });
+    const removed: Array<[string, string | undefined, number | undefined, number | undefined]> = [];
+    directory.addListener({
+      available: () => undefined,
+      removed: (address, group, startTime, registration) =>
+        removed.push([address, group, startTime, registration]),
+    });
     await directory.start();
 
     registry.emit({ type: 'ADD', key: KEY, value: beat(1_000) });
@@ -45,12 +50,12 @@ describe('WorkerDirectoryService', () => {
     expect(removed).toEqual([]);
     // A new process re-created the key before the old one's removal was seen.
     registry.emit({ type: 'UPDATE', key: KEY, value: beat(2_000) });
-    expect(removed).toEqual([['10.0.0.5:1234', 'default', 1_000]]);
+    expect(removed).toEqual([['10.0.0.5:1234', 'default', 1_000, undefined]]);
     expect(directory.isLive('10.0.0.5:1234')).toBe(true);
     registry.emit({ type: 'REMOVE', key: KEY, value: null });
     expect(removed).toEqual([
-      ['10.0.0.5:1234', 'default', 1_000],
-      ['10.0.0.5:1234', 'default', 2_000],
+      ['10.0.0.5:1234', 'default', 1_000, undefined],
+      ['10.0.0.5:1234', 'default', 2_000, undefined],
     ]);
     expect(directory.isLive('10.0.0.5:1234')).toBe(false);
     directory.stop();
@@ -102,6 +107,30 @@ describe('WorkerDirectoryService', () => {
     available.length = 0;
     directory.noteFinished('10.9.9.9:1');
     expect(available).toEqual([]);
+    directory.stop();
+  });
+
+  it('reports a registration as gone when the same process registers anew, and names it on removal', async () => {
+    const registry = new FakeRegistry();
+    const directory = new WorkerDirectoryService(registry as unknown as Registry, DEFAULT_MASTER_OPTIONS);
+    const removed: Array<[number | undefined, number | undefined]> = [];
+    directory.addListener({
+      available: () => undefined,
+      removed: (_address, _group, startTime, registration) => removed.push([startTime, registration]),
+    });
+    await directory.start();
+    registry.emit({ type: 'ADD', key: KEY, value: beat(1_000, 0, 1) });
+    registry.emit({ type: 'UPDATE', key: KEY, value: beat(1_000, 3, 1) });
+    expect(removed).toEqual([]);
+    // Its session was lost (or it stalled) and it registered again: registration 1 is gone.
+    registry.emit({ type: 'UPDATE', key: KEY, value: beat(1_000, 0, 2) });
+    expect(removed).toEqual([[1_000, 1]]);
+    expect(directory.addressee('10.0.0.5:1234')).toEqual({ startTimeMs: 1_000, registration: 2 });
+    registry.emit({ type: 'REMOVE', key: KEY, value: null });
+    expect(removed).toEqual([
+      [1_000, 1],
+      [1_000, 2],
+    ]);
     directory.stop();
   });
 });

@@ -569,6 +569,33 @@ describe('WorkflowRunner', () => {
       reRunOnW2(h);
     });
 
+    it('the loss of an earlier registration of the same process leaves a task a later one took', async () => {
+      const byRegistration = (workerRegistration: number) => () => ({
+        accepted: true,
+        reason: '',
+        workerStartTimeMs: NEW,
+        workerRegistration,
+      });
+      const h = await dispatchedToW1(byRegistration(2));
+      // A late report of registration 1's loss (the worker was lost and registered again, and
+      // took this task on registration 2): nothing to re-run.
+      await h.runner.workerLost('w:1', NEW, 1);
+      await settle();
+      stillOnW1(h, 'DISPATCH');
+      h.workers = ['w:2'];
+      await h.runner.workerLost('w:1', NEW, 2);
+      await settle();
+      reRunOnW2(h);
+
+      // In flight when registration 1 was reported gone: the answer (registration 2) keeps it.
+      const { answer, give } = later();
+      const h2 = await dispatchedToW1(answer);
+      await h2.runner.workerLost('w:1', NEW, 1);
+      give(byRegistration(2)());
+      await settle();
+      stillOnW1(h2, 'DISPATCH');
+    });
+
     it('a loss that names no process, or a worker that names none, re-runs as before', async () => {
       for (const [answerTime, lostTime] of [
         [NEW, undefined],

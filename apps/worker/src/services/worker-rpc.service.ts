@@ -71,7 +71,11 @@ export class WorkerRpcService implements WorkerTaskHandlers {
       registration: workerRegistration,
     });
     if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
-    return { ...res, workerStartTimeMs: this.admission.startTimeMs };
+    return {
+      ...res,
+      workerStartTimeMs: this.admission.startTimeMs,
+      workerRegistration: this.admission.registration,
+    };
   }
 
   async kill(req: unknown): Promise<KillResponse> {
@@ -80,7 +84,11 @@ export class WorkerRpcService implements WorkerTaskHandlers {
 
   async takeOver(req: unknown): Promise<TakeOverResponse> {
     const res = await this.executor.takeOver(validateTakeOverRequest(req));
-    return { ...res, workerStartTimeMs: this.admission.startTimeMs };
+    return {
+      ...res,
+      workerStartTimeMs: this.admission.startTimeMs,
+      workerRegistration: this.admission.registration,
+    };
   }
 
   async readLog(req: unknown): Promise<ReadLogResponse> {

@@ -12,7 +12,7 @@
 import { decideBranch, isBranching } from './branching';
 import type { Draft } from './draft';
 import type { RunEvent } from './run-events';
-import { currentRow, type AttemptRef } from './run-state';
+import { currentRow, differs, type AttemptRef } from './run-state';
 import { applyResult, loseAttempts, noteFailure } from './task-steps';
 import { runsOn } from './task-fate';
 
@@ -136,20 +136,32 @@ export function onDispatchAnswered(d: Draft, e: Answer<'dispatchAnswered'>): Aft
   if (name === undefined || s?.kind !== 'dispatching' || s.at.id !== e.rowId || s.worker !== e.worker) {
     if (e.accepted) {
       killIfGivenUp(d, name, e.rowId, e.worker);
-      learnIncarnation(d, name, e.rowId, e.worker, e.incarnation || undefined);
+      learnIncarnation(d, name, e.rowId, e.worker, e.incarnation || undefined, e.registration || undefined);
     }
     return 'quiet';
   }
   if (e.accepted) {
     const incarnation = e.incarnation || undefined;
+    const registration = e.registration || undefined;
     const lost = s.lostDuring;
-    if (lost !== undefined && (lost === 'unknown' || incarnation === undefined || incarnation === lost)) {
-      // The process that took it was reported gone while the call was in flight.
+    if (
+      lost !== undefined &&
+      (lost === 'unknown' || incarnation === undefined || incarnation === lost) &&
+      !differs(s.lostRegistration, registration)
+    ) {
+      // The process (and registration) that took it was reported gone while the call was in flight.
       loseAttempts(d, [{ name, at: s.at, worker: e.worker }], `worker ${e.worker} lost`);
       return 'advance';
     }
     d.emit({ kind: 'noteAssigned', worker: e.worker });
-    d.set(name, { kind: 'onWorker', at: s.at, worker: e.worker, started: s.started, incarnation });
+    d.set(name, {
+      kind: 'onWorker',
+      at: s.at,
+      worker: e.worker,
+      started: s.started,
+      incarnation,
+      registration,
+    });
     return 'quiet';
   }
   if (s.started) {
@@ -274,11 +286,12 @@ function learnIncarnation(
   rowId: number,
   worker: string,
   incarnation: number | undefined,
+  registration: number | undefined,
 ): void {
   const s = name === undefined ? undefined : d.status(name);
   if (name === undefined || incarnation === undefined) return;
   if (s?.kind === 'onWorker' && s.at.id === rowId && s.worker === worker && s.incarnation === undefined) {
-    d.set(name, { ...s, incarnation });
+    d.set(name, { ...s, incarnation, registration });
   }
 }
 
@@ -288,7 +301,14 @@ export function onTakeOverAnswered(d: Draft, e: Answer<'takeOverAnswered'>): Aft
   const { answer } = e;
   if (name === undefined || s?.kind !== 'resolving' || s.at.id !== e.rowId || s.worker !== e.worker) {
     if (answer.status === 'RUNNING') {
-      learnIncarnation(d, name, e.rowId, e.worker, answer.workerStartTimeMs || undefined);
+      learnIncarnation(
+        d,
+        name,
+        e.rowId,
+        e.worker,
+        answer.workerStartTimeMs || undefined,
+        answer.workerRegistration || undefined,
+      );
     }
     return 'quiet';
   }
@@ -303,6 +323,7 @@ export function onTakeOverAnswered(d: Draft, e: Answer<'takeOverAnswered'>): Aft
       worker: e.worker,
       started: true,
       incarnation: answer.workerStartTimeMs || undefined,
+      registration: answer.workerRegistration || undefined,
     });
     d.log('log', `re-attached task ${name} (${e.rowId}) running on ${e.worker}`);
     return 'advance';

@@ -54,6 +54,8 @@ export type RunEvent =
       readonly accepted: boolean;
       readonly reason: string;
       readonly incarnation?: number;
+      /** The answering process's registration (undefined when it did not say). */
+      readonly registration?: number;
     }
   /**
    * ambiguous: it may have reached the worker; otherwise it provably never left this master.
@@ -85,8 +87,16 @@ export type RunEvent =
       readonly worker: string;
       readonly reason: string;
     }
-  /** A worker process is gone; `incarnation` names it (undefined: any process on the address). */
-  | { readonly type: 'workerLost'; readonly address: string; readonly incarnation?: number }
+  /**
+   * A worker process, or one registration of it, is gone: `incarnation` names the process and
+   * `registration` which of its registrations (undefined: any).
+   */
+  | {
+      readonly type: 'workerLost';
+      readonly address: string;
+      readonly incarnation?: number;
+      readonly registration?: number;
+    }
   | { readonly type: 'workersAvailable'; readonly group: string }
   /** The registry session is CONNECTED again after SUSPENDED. */
   | { readonly type: 'sessionResumed' }

@@ -134,6 +134,8 @@ export type SlotStatus =
       readonly avoid?: string;
       readonly started: boolean;
       readonly lostDuring?: number | 'unknown';
+      /** The registration reported gone with lostDuring, when named. */
+      readonly lostRegistration?: number;
     }
   /**
    * On `worker`: accepted (DISPATCH) or started (RUNNING_EXECUTION). `incarnation`: the worker
@@ -146,6 +148,11 @@ export type SlotStatus =
       readonly worker: string;
       readonly started: boolean;
       readonly incarnation?: number;
+      /**
+       * The registration of that process that took it, when known: the loss of an earlier
+       * registration (a session that expired, then a new one) does not touch this task.
+       */
+      readonly registration?: number;
     }
   /**
    * It may run on `worker` and only TakeOver there settles it: a Dispatch that failed after it may
@@ -395,4 +402,9 @@ export function upstreamOutputs(state: RunState, name: string): Outputs[] {
     if (s?.kind === 'ended' && Object.keys(s.outputs).length > 0) out.push(s.outputs);
   }
   return out;
+}
+
+/** Two identities (worker incarnations, registrations) known on both sides and not equal. */
+export function differs(a: number | undefined, b: number | undefined): boolean {
+  return a !== undefined && b !== undefined && a !== b;
 }

@@ -21,7 +21,15 @@ import {
 } from './dispatch';
 import { refOf, restoredStatus } from './adoption';
 import type { RunEnv, RunEvent, StoredRow, WorkerEvent } from './run-events';
-import { currentRow, isOpen, onWorker, type CurrentRow, type RunState, type SlotStatus } from './run-state';
+import {
+  currentRow,
+  differs,
+  isOpen,
+  onWorker,
+  type CurrentRow,
+  type RunState,
+  type SlotStatus,
+} from './run-state';
 import { handledFailure } from './branching';
 import { alreadyRecorded, budgetAfter, withFailure } from './task-fate';
 import { applyResult, loseAttempts, noteFailure, type LostAttempt } from './task-steps';
@@ -58,7 +66,7 @@ function handle(d: Draft, event: RunEvent): After {
     case 'takeOverFailed':
       return onTakeOverFailed(d, event);
     case 'workerLost':
-      return workerLost(d, event.address, event.incarnation);
+      return workerLost(d, event.address, event.incarnation, event.registration);
     case 'workersAvailable':
       unpark(d, event.group);
       return 'advance';
@@ -181,6 +189,7 @@ function taskStarted(d: Draft, ev: Extract<WorkerEvent, { type: 'taskStarted' }>
           worker: s.worker,
           started: true,
           incarnation: s.kind === 'onWorker' ? s.incarnation : undefined,
+          registration: s.kind === 'onWorker' ? s.registration : undefined,
         });
       }
       reply(d, ack('ACCEPTED'));
@@ -251,25 +260,29 @@ function answerFromRows(d: Draft, event: WorkerEvent): EventAck {
 // ---------------------------------------------------------------- registry, control, timers
 
 /**
- * A worker process is gone: the attempts it had must run again (or end, per the mode). An
- * attempt another process on the address took is not touched; one whose Dispatch is still in
- * flight is decided by the answer (which process took it).
+ * A worker process, or one registration of it, is gone: the attempts it had must run again (or
+ * end, per the mode). An attempt another process, or a later registration of the same process,
+ * took is not touched; one whose Dispatch is still in flight is decided by the answer (which
+ * process and registration took it).
  */
-function workerLost(d: Draft, address: string, incarnation: number | undefined): After {
+function workerLost(
+  d: Draft,
+  address: string,
+  incarnation: number | undefined,
+  registration: number | undefined,
+): After {
   const lost: LostAttempt[] = [];
   for (const slot of d.slots()) {
     const s = slot.status;
     if (!onWorker(s) || s.worker !== address) continue;
     if (
       s.kind === 'onWorker' &&
-      incarnation !== undefined &&
-      s.incarnation !== undefined &&
-      s.incarnation !== incarnation
+      (differs(s.incarnation, incarnation) || differs(s.registration, registration))
     ) {
       continue;
     }
     if (s.kind === 'dispatching') {
-      d.set(slot.name, { ...s, lostDuring: incarnation ?? 'unknown' });
+      d.set(slot.name, { ...s, lostDuring: incarnation ?? 'unknown', lostRegistration: registration });
       continue;
     }
     lost.push({ name: slot.name, at: s.at, worker: address });
