@@ -247,10 +247,13 @@ export class WorkflowEngineService {
         reason: `task instance ${row.id} is ${row.state} on ${row.host ?? 'no worker'}`,
       };
     }
-    return {
-      status: 'NOT_OWNER',
-      reason: `workflow instance ${instanceId} is driven by ${owner.host ?? 'no master yet'}, not ${this.identity.address}`,
-    };
+    // The row may name this master while no runner of it drives the instance: adopted but not
+    // started yet, dropped on a session loss, or being handed back. Either way: keep the event.
+    const who =
+      owner.host === this.identity.address
+        ? 'recorded as this master, which does not drive it right now (being adopted or handed back)'
+        : `driven by ${owner.host ?? 'no master yet'}, not ${this.identity.address}`;
+    return { status: 'NOT_OWNER', reason: `workflow instance ${instanceId} is ${who}` };
   }
 
   /**
