@@ -72,7 +72,38 @@ describe('worker.proto task types', () => {
       result: finished,
       startTimeMs: 1,
       workerStartTimeMs: 9,
+      workerRegistration: 3,
     };
     expect(takeOver.responseDeserialize(takeOver.responseSerialize(answer))).toEqual(answer);
+  });
+
+  it('carries the addressed registration in Dispatch and the answering one back; 0 when not given', () => {
+    const dispatch = method('WorkerTaskService', 'Dispatch');
+    const spec = {
+      taskInstanceId: 1,
+      workflowInstanceId: 2,
+      taskName: 't',
+      command: 'true',
+      attempt: 1,
+      timeoutMs: 0,
+      params: {},
+      masterAddress: 'm:1',
+      epoch: 1,
+      taskType: 'SHELL',
+      payloadJson: '',
+    };
+    const request = { task: spec, workerStartTimeMs: 9, workerRegistration: 2 };
+    expect(dispatch.requestDeserialize(dispatch.requestSerialize(request))).toEqual(request);
+    expect(dispatch.requestDeserialize(dispatch.requestSerialize({ task: spec }))).toMatchObject({
+      workerStartTimeMs: 0,
+      workerRegistration: 0,
+    });
+    const answer = {
+      accepted: false,
+      reason: 'stale registration: x',
+      workerStartTimeMs: 9,
+      workerRegistration: 3,
+    };
+    expect(dispatch.responseDeserialize(dispatch.responseSerialize(answer))).toEqual(answer);
   });
 });
