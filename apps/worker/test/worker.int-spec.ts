@@ -317,9 +317,17 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       epoch: 7,
     });
     const answer = await client.dispatch(workerAddress(), spec);
-    // The answer names this worker process: its heartbeat's startTime.
-    const heartbeat = JSON.parse((await registry.get(workerKey()))!) as { startTime: number };
-    expect(answer).toEqual({ accepted: true, reason: '', workerStartTimeMs: heartbeat.startTime });
+    // The answer names this worker process and registration: its heartbeat's.
+    const heartbeat = JSON.parse((await registry.get(workerKey()))!) as {
+      startTime: number;
+      registration: number;
+    };
+    expect(answer).toEqual({
+      accepted: true,
+      reason: '',
+      workerStartTimeMs: heartbeat.startTime,
+      workerRegistration: heartbeat.registration,
+    });
     const result = await master.waitFinished(spec.taskInstanceId);
     expect(result).toMatchObject({
       taskInstanceId: spec.taskInstanceId,
