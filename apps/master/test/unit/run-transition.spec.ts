@@ -1047,6 +1047,30 @@ const branching: Row[] = [
     mode: { kind: 'running' },
   },
   {
+    path: 'a failure is handled only when every task below it is a CONDITIONS task: one with a plain task beside it fails the run (END)',
+    given: state(
+      [
+        'up',
+        { name: 'cond', type: 'CONDITIONS', conditions: { success: ['ok'], failure: ['bad'] } },
+        'ok',
+        'bad',
+        'plain',
+      ],
+      { up: running(A1) },
+      {
+        edges: [
+          ['up', 'cond'],
+          ['up', 'plain'],
+          ['cond', 'ok'],
+          ['cond', 'bad'],
+        ],
+      },
+    ),
+    event: result(11, 'FAILURE'),
+    effects: [finishedWrite(11, 'FAILURE'), accepted(), { kind: 'advanceLater' }],
+    mode: { kind: 'failing', reason: 'task up ended FAILURE' },
+  },
+  {
     path: 'a run whose only failure was handled by a CONDITIONS task ends SUCCESS',
     given: state(
       [

@@ -21,11 +21,14 @@ export interface BranchDecision {
 
 export const isBranching = (def: RunTaskDef): boolean => def.type === 'CONDITIONS' || def.type === 'SWITCH';
 
-/** A failure of this task is handled by a CONDITIONS task right below it: it fails no run. */
+/**
+ * A failure of this task is handled when every task right below it is a CONDITIONS task: it then
+ * fails no run. A plain task below it could never start, so the failure counts as usual (END:
+ * the run fails naming the task, rather than stalling with nothing left to start).
+ */
 export function handledFailure(state: RunState, name: string): boolean {
-  return (state.graph.downstream.get(name) ?? []).some(
-    (n) => state.graph.tasks.get(n)?.type === 'CONDITIONS',
-  );
+  const below = state.graph.downstream.get(name) ?? [];
+  return below.length > 0 && below.every((n) => state.graph.tasks.get(n)?.type === 'CONDITIONS');
 }
 
 /**
