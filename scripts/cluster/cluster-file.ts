@@ -1,6 +1,7 @@
 /**
  * `.porpoise/cluster.json` (DESIGN.md section 2): what a test or an operator needs to reach the
- * cluster and to restart or add a node. The documented fields are a contract; `name`,
+ * cluster and to restart or add a node. The documented fields are a contract (`metricsPort`
+ * included: DESIGN.md section 12); `name`,
  * `dataDir`, `logFile`, `launcherPid` and `logsDir` are additions.
  */
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,11 @@ export interface ClusterFileNode {
   pid: number;
   host: string;
   port: number;
+  /**
+   * Where GET /health and GET /metrics answer (DESIGN.md section 12): a master's or worker's own
+   * METRICS_PORT; an API server's is its port.
+   */
+  metricsPort: number;
   /** e.g. "worker-2" */
   name: string;
   dataDir: string;

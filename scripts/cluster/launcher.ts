@@ -119,6 +119,8 @@ interface ManagedNode extends Managed {
   readonly role: NodeRole;
   readonly dataDir: string;
   port: number;
+  /** Masters and workers: their METRICS_PORT (/health, /metrics); the API server: its port. */
+  metricsPort: number;
   ready: boolean;
   attempts: number;
 }
@@ -182,10 +184,12 @@ export class ClusterLauncher {
     for (const [role, count] of plan) {
       for (let i = 1; i <= count; i++) {
         const name = `${role}-${i}`;
+        const port = await freePortNotIn(this.ports);
         this.nodes.push({
           role,
           name,
-          port: await freePortNotIn(this.ports),
+          port,
+          metricsPort: role === 'api-server' ? port : await freePortNotIn(this.ports),
           dataDir: join(this.paths.dir, name),
           logFile: join(this.paths.logs, `${name}.log`),
           logOffset: 0,
@@ -213,6 +217,7 @@ export class ClusterLauncher {
         pid: n.child.pid as number,
         host: NODE_HOST,
         port: n.port,
+        metricsPort: n.metricsPort,
         name: n.name,
         dataDir: n.dataDir,
         logFile: n.logFile,
@@ -490,8 +495,11 @@ export class ClusterLauncher {
       // Logs go to files: no terminal colour codes (a convention Nest's logger follows).
       NO_COLOR: '1',
       ...(env as unknown as Record<string, string>),
+      ...(this.settings.logFormat !== undefined ? { LOG_FORMAT: this.settings.logFormat } : {}),
       NODE_HOST,
       [PORT_VARIABLE[node.role]]: String(node.port),
+      // Each master and worker serves /health and /metrics on a port of its own.
+      ...(node.role === 'api-server' ? {} : { METRICS_PORT: String(node.metricsPort) }),
       DATA_DIR: node.dataDir,
     };
   }
@@ -543,8 +551,13 @@ export class ClusterLauncher {
           const how = node.child.signalCode ?? `status ${node.child.exitCode}`;
           if (/EADDRINUSE/.test(output) && node.attempts < MAX_NODE_ATTEMPTS) {
             const port = await freePortNotIn(this.ports);
-            this.log(`${node.name}: port ${node.port} was taken meanwhile; starting it again on ${port}`);
+            const metricsPort = node.role === 'api-server' ? port : await freePortNotIn(this.ports);
+            this.log(
+              `${node.name}: port ${node.port} (or metrics port ${node.metricsPort}) was taken meanwhile; ` +
+                `starting it again on ${port}${node.role === 'api-server' ? '' : ` (metrics ${metricsPort})`}`,
+            );
             node.port = port;
+            node.metricsPort = metricsPort;
             this.spawnNode(node, env);
             continue;
           }
@@ -570,9 +583,13 @@ export class ClusterLauncher {
         if (listed) {
           const registered = (entries: ClusterNodesResponse['masters'], port: number) =>
             (entries ?? []).some((e) => e.host === NODE_HOST && e.port === port && e.serving !== false);
+          // Registered, and serving /health on its metrics port.
+          const serving = async (n: ManagedNode) =>
+            (await httpStatus(`http://${NODE_HOST}:${n.metricsPort}/health`)) === 200;
           for (const n of this.nodes) {
-            if (n.role === 'master' && registered(listed.masters, n.port)) n.ready = true;
-            else if (n.role === 'worker' && registered(listed.workers, n.port)) n.ready = true;
+            if (n.ready) continue;
+            const entries = n.role === 'master' ? listed.masters : n.role === 'worker' ? listed.workers : [];
+            if (registered(entries, n.port) && (await serving(n))) n.ready = true;
           }
         }
       }
@@ -667,8 +684,14 @@ export class ClusterLauncher {
     const file = this.readyFile;
     if (!file) return '';
     const rows = [
-      ['node', 'pid', 'address', 'log'],
-      ...file.nodes.map((n) => [n.name, String(n.pid), `${n.host}:${n.port}`, this.rel(n.logFile)]),
+      ['node', 'pid', 'address', 'metrics', 'log'],
+      ...file.nodes.map((n) => [
+        n.name,
+        String(n.pid),
+        `${n.host}:${n.port}`,
+        `http://${n.host}:${n.metricsPort}/metrics`,
+        this.rel(n.logFile),
+      ]),
     ];
     const widths = rows.reduce<number[]>((w, r) => r.map((cell, c) => Math.max(w[c] ?? 0, cell.length)), []);
     const table = rows.map(

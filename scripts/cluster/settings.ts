@@ -23,6 +23,8 @@ export interface ClusterSettings {
   readonly secretFromEnv: boolean;
   readonly sessionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
+  /** LOG_FORMAT for every node (text or json), when the launcher's environment sets it. */
+  readonly logFormat?: 'text' | 'json';
 }
 
 export function resolveSettings(
@@ -39,6 +41,7 @@ export function resolveSettings(
   const secret = value('CLUSTER_SECRET');
   const sessionRaw = value('REGISTRY_SESSION_TIMEOUT_MS');
   const heartbeatRaw = value('HEARTBEAT_INTERVAL_MS');
+  const logFormatRaw = value('LOG_FORMAT');
 
   // The heartbeat must stay below the session timeout; with a short session and no explicit
   // heartbeat, refresh three times per session.
@@ -59,6 +62,7 @@ export function resolveSettings(
         REGISTRY_SESSION_TIMEOUT_MS: sessionRaw ?? String(DEFAULT_SESSION_TIMEOUT_MS),
         HEARTBEAT_INTERVAL_MS: heartbeatRaw ?? String(heartbeatDefault),
         CLUSTER_SECRET: secret ?? 'a-generated-secret-placeholder',
+        LOG_FORMAT: logFormatRaw,
       },
       'master',
     );
@@ -70,6 +74,7 @@ export function resolveSettings(
       secretFromEnv: secret !== undefined,
       sessionTimeoutMs: config.registry.sessionTimeoutMs,
       heartbeatIntervalMs: config.registry.heartbeatIntervalMs,
+      ...(logFormatRaw !== undefined ? { logFormat: config.logFormat } : {}),
     };
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`invalid configuration: ${err.message}`);

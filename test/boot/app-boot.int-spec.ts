@@ -26,6 +26,9 @@ describe('app boot', () => {
     ['worker', { REGISTRY_SESSION_TIMEOUT_MS: '-1' }, 'REGISTRY_SESSION_TIMEOUT_MS'],
     ['worker', { CLUSTER_SECRET: '' }, 'CLUSTER_SECRET'],
     ['master', { DATABASE_URL: 'mysql://x/y' }, 'DATABASE_URL'],
+    ['master', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
+    ['worker', { METRICS_PORT: '1234' }, 'METRICS_PORT'],
+    ['api-server', { LOG_FORMAT: 'yaml' }, 'LOG_FORMAT'],
   ])('%s refuses %j with one line naming %s', (app, override, variable) => {
     const env = { PATH: process.env.PATH, DATABASE_URL: pg.endpoint, CLUSTER_SECRET: SECRET, ...override };
     const run = spawnSync(process.execPath, [main(app)], { env, encoding: 'utf8', timeout: 30_000 });
@@ -34,6 +37,19 @@ describe('app boot', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`invalid configuration: ${variable}: `));
     expect(run.stderr).not.toContain(SECRET);
+  });
+
+  it('with LOG_FORMAT=json the one line is a JSON object naming the variable', () => {
+    const env = { PATH: process.env.PATH, CLUSTER_SECRET: SECRET, LOG_FORMAT: 'json', WORKER_CAPACITY: '0' };
+    const run = spawnSync(process.execPath, [main('worker')], { env, encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).toBe(78);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 'fatal',
+      variable: 'WORKER_CAPACITY',
+      message: expect.stringMatching(/invalid configuration: WORKER_CAPACITY: /),
+    });
   });
 
   it('boots the api-server against real Postgres and the JDBC registry; /health answers 200; SIGTERM stops it', async () => {

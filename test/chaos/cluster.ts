@@ -302,6 +302,8 @@ export class ChaosCluster {
           ? { GRPC_TRACE: process.env.CHAOS_GRPC_TRACE, GRPC_VERBOSITY: 'DEBUG' }
           : {}),
         [portVariable]: String(node.port),
+        // Many masters and workers on one host: no /metrics endpoints (they would share defaults).
+        METRICS_PORT: '0',
         DATA_DIR: node.dataDir,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -95,6 +95,11 @@ describe('npm run cluster: environment', () => {
     ).toMatchObject({ sessionTimeoutMs: 3000, heartbeatIntervalMs: 500 });
   });
 
+  it('passes LOG_FORMAT on to the nodes only when it is set', () => {
+    expect(resolveSettings({ LOG_FORMAT: 'json' }, 'jdbc').logFormat).toBe('json');
+    expect(resolveSettings({}, 'jdbc')).not.toHaveProperty('logFormat');
+  });
+
   it('uses existing servers only for the chosen registry', () => {
     const env = {
       DATABASE_URL: 'postgres://u:p@db:5432/porpoise',
@@ -125,6 +130,7 @@ describe('npm run cluster: environment', () => {
     [{ DATABASE_URL: 'mysql://db/x' }, 'DATABASE_URL: must use postgres://'],
     [{ ZOOKEEPER_CONNECT: 'zk' }, 'ZOOKEEPER_CONNECT: expected host:port'],
     [{ CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET: must be at least 16 characters'],
+    [{ LOG_FORMAT: 'xml' }, 'LOG_FORMAT: must be one of text, json'],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => resolveSettings(env, 'zookeeper')).toThrow(UsageError);
     expect(() => resolveSettings(env, 'zookeeper')).toThrow(`invalid configuration: ${message}`);

@@ -31,6 +31,8 @@ const DOCUMENTED = new Set([
   'MASTER_PORT',
   'WORKER_PORT',
   'API_PORT',
+  'METRICS_PORT',
+  'LOG_FORMAT',
 ]);
 
 interface Launcher {
@@ -244,9 +246,19 @@ describe('npm run cluster', () => {
         ['api-server', 'master', 'master', 'worker', 'worker'].sort(),
       );
       for (const node of file.nodes) {
-        expect(node).toMatchObject({ pid: expect.any(Number), host: '127.0.0.1', port: expect.any(Number) });
+        expect(node).toMatchObject({
+          pid: expect.any(Number),
+          host: '127.0.0.1',
+          port: expect.any(Number),
+          metricsPort: expect.any(Number),
+        });
+        // The API serves /metrics on its own port; a master or worker on a port of its own.
+        if (node.role === 'api-server') expect(node.metricsPort).toBe(node.port);
       }
-      expect(new Set(file.nodes.map((n) => n.port)).size).toBe(file.nodes.length);
+      const listening = file.nodes.flatMap((n) =>
+        n.role === 'api-server' ? [n.port] : [n.port, n.metricsPort],
+      );
+      expect(new Set(listening).size).toBe(listening.length);
       const api = file.nodes.find((n) => n.role === 'api-server');
       expect(file.apiUrl).toBe(`http://127.0.0.1:${api?.port}`);
       expect(launcher?.output()).toContain(`Porpoise cluster is ready at ${file.apiUrl}/api/v1`);
@@ -265,8 +277,26 @@ describe('npm run cluster', () => {
           NODE_HOST: '127.0.0.1',
           [PORT_VARIABLE[node.role]]: String(node.port),
           DATA_DIR: join(cwd, '.porpoise', 'cluster', node.name),
+          ...(node.role === 'api-server' ? {} : { METRICS_PORT: String(node.metricsPort) }),
         });
         expect(existsSync(join(cwd, '.porpoise', 'cluster', 'logs', `${node.name}.log`))).toBe(true);
+      }
+    });
+
+    it('serves GET /health and GET /metrics of every node on its metricsPort', async () => {
+      const own = {
+        'api-server': 'porpoise_api_http_requests_total',
+        master: 'porpoise_command_backlog',
+        worker: 'porpoise_worker_capacity',
+      };
+      for (const node of file.nodes) {
+        const health = await fetch(`http://127.0.0.1:${node.metricsPort}/health`);
+        expect({ node: node.name, status: health.status }).toEqual({ node: node.name, status: 200 });
+        const metrics = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
+        expect({ node: node.name, has: metrics.includes(own[node.role]) }).toEqual({
+          node: node.name,
+          has: true,
+        });
       }
     });
 
@@ -351,8 +381,10 @@ describe('npm run cluster', () => {
       expect(existsSync(join(cwd, '.porpoise', 'cluster.json'))).toBe(true);
     });
 
-    it('adds a node started by hand with a start:* script and the env of cluster.json', async () => {
+    it('adds a node started by hand with a start:* script, the env of cluster.json and ports of its own', async () => {
       const port = await freePort();
+      let metricsPort = port;
+      while (metricsPort === port) metricsPort = await freePort();
       const worker = spawn('npm', ['run', '--silent', 'start:worker'], {
         cwd: ROOT,
         env: {
@@ -360,6 +392,7 @@ describe('npm run cluster', () => {
           HOME: process.env.HOME ?? '/root',
           ...file.env,
           WORKER_PORT: String(port),
+          METRICS_PORT: String(metricsPort),
           DATA_DIR: join(cwd, 'worker-by-hand'),
         },
         stdio: 'ignore',
@@ -376,6 +409,7 @@ describe('npm run cluster', () => {
         120_000,
         250,
       );
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/health`)).status).toBe(200);
       // npm and the node in one process group of their own: stop them both.
       process.kill(-(worker.pid as number), 'SIGTERM');
       const timer = setTimeout(() => process.kill(-(worker.pid as number), 'SIGKILL'), 30_000);

@@ -25,6 +25,8 @@ const PORT_VARIABLE: Record<Role, string> = {
   worker: 'WORKER_PORT',
 };
 const DEFAULT_PORT: Record<Role, number> = { 'api-server': 12345, master: 5678, worker: 1234 };
+/** Where /health and /metrics answer (DESIGN.md section 12): the API on its port, the others on METRICS_PORT. */
+const DEFAULT_METRICS_PORT: Record<Role, number> = { 'api-server': 12345, master: 5679, worker: 1235 };
 
 interface Service {
   image?: string;
@@ -206,7 +208,23 @@ describe('deploy/docker-compose.yml', () => {
         expect({ name, taken: published.get(hostSide) }).toEqual({ name, taken: undefined });
         published.set(hostSide, name);
       }
-      for (const p of s.expose ?? []) expect({ name, expose: Number(p) }).toEqual({ name, expose: port });
+      // Exposed on the network: the node's port, and a master's or worker's metrics port.
+      const metrics =
+        role === 'api-server' ? port : Number(env(s).METRICS_PORT ?? DEFAULT_METRICS_PORT[role]);
+      if (role !== 'api-server') {
+        expect({ name, metricsPortOwn: metrics !== port && metrics > 0 }).toEqual({
+          name,
+          metricsPortOwn: true,
+        });
+      }
+      const exposed = (s.expose ?? []).map(Number).sort((a, b) => a - b);
+      expect({ name, exposed }).toEqual({
+        name,
+        exposed:
+          role === 'api-server' && exposed.length === 0
+            ? []
+            : [...new Set([port, metrics])].sort((a, b) => a - b),
+      });
     }
     // The API servers are reachable from the host; masters and workers only on the network.
     for (const [name, s] of nodes) {

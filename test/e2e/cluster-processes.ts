@@ -9,6 +9,8 @@ const ROOT = join(__dirname, '..', '..');
 export interface NodeProcess {
   readonly role: 'api-server' | 'master' | 'worker';
   readonly port: number;
+  /** Where /health and /metrics answer: METRICS_PORT of a master or worker, the API server's port. */
+  readonly metricsPort: number;
   readonly dataDir: string;
   readonly child: ChildProcess;
   output(): string;
@@ -24,6 +26,9 @@ export async function startNode(
   ready: (port: number) => Promise<boolean>,
 ): Promise<NodeProcess> {
   const port = await freePort();
+  // Every master and worker gets its own METRICS_PORT (the role's default would be shared).
+  let metricsPort = port;
+  while (role !== 'api-server' && metricsPort === port) metricsPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), `porpoise-${role}-`));
   const portVariable = role === 'api-server' ? 'API_PORT' : role === 'master' ? 'MASTER_PORT' : 'WORKER_PORT';
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'apps', role, 'src', 'main.js')], {
@@ -31,6 +36,7 @@ export async function startNode(
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       ...env,
       [portVariable]: String(port),
+      ...(role === 'api-server' ? {} : { METRICS_PORT: String(metricsPort) }),
       DATA_DIR: dataDir,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -39,7 +45,7 @@ export async function startNode(
   const append = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
   child.stdout?.on('data', append);
   child.stderr?.on('data', append);
-  const node: NodeProcess = { role, port, dataDir, child, output: () => output };
+  const node: NodeProcess = { role, port, metricsPort, dataDir, child, output: () => output };
   await waitFor(
     `${role} on port ${port} to be ready`,
     async () => {

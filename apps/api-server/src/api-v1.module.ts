@@ -11,6 +11,7 @@ import { ClusterService } from './cluster/cluster.service';
 import { DatasourcesController } from './datasources/datasources.controller';
 import { DatasourcesService } from './datasources/datasources.service';
 import { InstancesController } from './instances/instances.controller';
+import { DiagnosisService } from './instances/diagnosis.service';
 import { InstancesService } from './instances/instances.service';
 import { SchedulesController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
@@ -39,6 +40,7 @@ import { WorkflowsService } from './workflows/workflows.service';
     ScheduleRepository,
     WorkflowsService,
     InstancesService,
+    DiagnosisService,
     TaskLogService,
     SchedulesService,
     ClusterService,

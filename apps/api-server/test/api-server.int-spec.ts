@@ -1426,6 +1426,7 @@ describe('operations', () => {
         'POST /api/v1/workflows/{code}/runs',
         'GET /api/v1/workflow-instances',
         'GET /api/v1/workflow-instances/{id}',
+        'GET /api/v1/workflow-instances/{id}/diagnosis',
         'POST /api/v1/workflow-instances/{id}/stop',
         'POST /api/v1/workflow-instances/{id}/pause',
         'POST /api/v1/workflow-instances/{id}/resume',

@@ -1,4 +1,14 @@
-import { ConfigModule, type MasterConfig } from '@porpoise/common';
+import {
+  ConfigModule,
+  createNodeMetricsRegistry,
+  HEALTH_CHECKS,
+  METRICS_REGISTRY,
+  ObservabilityService,
+  observabilityProvider,
+  REGISTRY_PATHS,
+  type HealthCheck,
+  type MasterConfig,
+} from '@porpoise/common';
 import { Module, type DynamicModule } from '@nestjs/common';
 import {
   DaoModule,
@@ -8,12 +18,14 @@ import {
   DatasourceRepository,
   SubWorkflowRepository,
 } from '@porpoise/dao';
-import { REGISTRY, RegistryModule } from '@porpoise/registry';
+import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
+import { DataSource } from 'typeorm';
 import { WorkerClient } from '@porpoise/rpc';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
 import {
+  FAILOVER_METRICS,
   FAILOVER_OPTIONS,
   FAILOVER_REGISTRY,
   FAILOVER_REPOSITORY,
@@ -32,6 +44,8 @@ import {
   type MasterIdentity,
   type MasterOptions,
 } from './master.constants';
+import { MasterGauges } from './metrics/master-gauges';
+import { MasterMetrics } from './metrics/master-metrics';
 import { MasterMembershipService } from './registry/master-membership.service';
 import { MasterRegistrationService } from './registry/master-registration.service';
 import { SessionStateService } from './registry/session-state.service';
@@ -99,8 +113,22 @@ export class MasterModule {
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },
         { provide: FAILOVER_OPTIONS, useValue: failoverOptions },
+        { provide: FAILOVER_METRICS, useExisting: MasterMetrics },
         MasterFailoverService,
         MasterLifecycleService,
+        // GET /health and /metrics on METRICS_PORT (DESIGN.md section 12).
+        { provide: METRICS_REGISTRY, useFactory: () => createNodeMetricsRegistry('porpoise_master_') },
+        {
+          provide: HEALTH_CHECKS,
+          useFactory: (dataSource: DataSource, registry: Registry): HealthCheck[] => [
+            { name: 'database', probe: () => dataSource.query('SELECT 1') },
+            { name: 'registry', probe: () => registry.exists(REGISTRY_PATHS.masters) },
+          ],
+          inject: [DataSource, REGISTRY],
+        },
+        MasterMetrics,
+        MasterGauges,
+        observabilityProvider(),
       ],
       exports: [
         WorkflowEngineService,
@@ -108,6 +136,7 @@ export class MasterModule {
         WorkerDirectoryService,
         SessionStateService,
         MasterFailoverService,
+        ObservabilityService,
       ],
     };
   }

@@ -201,6 +201,10 @@ describe('master failover with master and worker processes (Postgres, ZooKeeper)
     expect(b.log()).toMatch(
       new RegExp(`failover \\(master ${a.address} gone.*handed 3 instance\\(s\\) back`),
     );
+    // B timed that failover (porpoise_failover_duration_seconds, DESIGN.md section 12).
+    const metrics = await (await fetch(`http://127.0.0.1:${b.node.metricsPort}/metrics`)).text();
+    const count = /^porpoise_failover_duration_seconds_count (\d+)$/m.exec(metrics);
+    expect(Number(count?.[1])).toBe(1);
     expectEachTaskRanOnce(ids);
     for (const id of ids) {
       expect((await db.tasks(id)).map((t) => [t.name, t.attempt, t.state])).toEqual([

@@ -9,7 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { loadConfigFromProcess, loadOrCreateKeyFile, standaloneRoles } from '@porpoise/common';
+import {
+  configSecrets,
+  loadConfigFromProcess,
+  loadOrCreateKeyFile,
+  NodeLogger,
+  standaloneRoles,
+} from '@porpoise/common';
 import { ApiServerModule } from '../../api-server/src/api-server.module';
 import { configureApiApp } from '../../api-server/src/api-app';
 import { MasterModule } from '../../master/src/master.module';
@@ -20,6 +26,9 @@ const logger = new Logger('Standalone');
 
 async function bootstrap(): Promise<void> {
   const loaded = loadConfigFromProcess('standalone');
+  // LOG_FORMAT for the whole process (the three nodes share it: a line's context says whose it is).
+  let nodeLogger = new NodeLogger({ format: loaded.logFormat, secrets: configSecrets(loaded) });
+  Logger.overrideLogger(nodeLogger);
   let postgres: EmbeddedPostgresHandle | undefined;
   const apps: INestApplicationContext[] = [];
   let stopping = false;
@@ -46,20 +55,40 @@ async function bootstrap(): Promise<void> {
     // Kept in the data directory: the secret above is new at each start, the data sources are not.
     datasourceKey: loadOrCreateKeyFile(join(loaded.dataDir, 'datasource.key')),
   });
+  // Now that they are known: the generated secret and the embedded database's password.
+  nodeLogger = new NodeLogger({
+    format: loaded.logFormat,
+    secrets: configSecrets({ clusterSecret: roles.master.clusterSecret, databaseUrl }),
+  });
+  Logger.overrideLogger(nodeLogger);
 
   // abortOnError false: a failing start rejects here (and is reported) instead of Nest exiting.
   apps.push(
-    await NestFactory.createApplicationContext(MasterModule.forRoot(roles.master), { abortOnError: false }),
+    await NestFactory.createApplicationContext(MasterModule.forRoot(roles.master), {
+      abortOnError: false,
+      logger: nodeLogger,
+    }),
   );
   apps.push(
-    await NestFactory.createApplicationContext(WorkerModule.forRoot(roles.worker), { abortOnError: false }),
+    await NestFactory.createApplicationContext(WorkerModule.forRoot(roles.worker), {
+      abortOnError: false,
+      logger: nodeLogger,
+    }),
   );
-  const api = await NestFactory.create(ApiServerModule.forRoot(roles.api), { abortOnError: false });
+  const api = await NestFactory.create(ApiServerModule.forRoot(roles.api), {
+    abortOnError: false,
+    logger: nodeLogger,
+  });
   configureApiApp(api);
   apps.push(api);
   await api.listen(roles.api.apiPort, roles.api.bindHost);
   const url = `http://${roles.api.nodeHost}:${roles.api.apiPort}`;
-  logger.log(`Porpoise standalone is ready: API at ${url}/api/v1 (docs at ${url}/api/docs)`);
+  const metrics = (role: { metricsPort: number }) =>
+    role.metricsPort === 0 ? 'off' : `http://${roles.api.nodeHost}:${role.metricsPort}/metrics`;
+  logger.log(
+    `Porpoise standalone is ready: API at ${url}/api/v1 (docs at ${url}/api/docs); metrics: API ${url}/metrics, ` +
+      `master ${metrics(roles.master)}, worker ${metrics(roles.worker)}`,
+  );
   process.stdout.write(`Porpoise is ready at ${url}/api/v1\n`);
 }
 

@@ -1,14 +1,25 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { exitOnSignals, loadConfigFromProcess } from '@porpoise/common';
+import { configSecrets, exitOnSignals, loadConfigFromProcess, NodeLogger } from '@porpoise/common';
 import { WorkerModule } from './worker.module';
 
 const logger = new Logger('Worker');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigFromProcess('worker');
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config));
+  // LOG_FORMAT (text or json) for every log line of the node, Nest's own included.
+  const nodeLogger = new NodeLogger({
+    format: config.logFormat,
+    secrets: configSecrets({
+      clusterSecret: config.clusterSecret,
+      databaseUrl: config.registry.type === 'jdbc' ? config.registry.databaseUrl : undefined,
+    }),
+  });
+  Logger.overrideLogger(nodeLogger);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
+    logger: nodeLogger,
+  });
   exitOnSignals(app, logger);
   logger.log(`worker ready as ${config.nodeHost}:${config.workerPort} in group ${config.workerGroup}`);
 }

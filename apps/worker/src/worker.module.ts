@@ -1,12 +1,23 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule, type WorkerConfig } from '@porpoise/common';
-import { RegistryModule } from '@porpoise/registry';
+import {
+  ConfigModule,
+  createNodeMetricsRegistry,
+  HEALTH_CHECKS,
+  METRICS_REGISTRY,
+  ObservabilityService,
+  observabilityProvider,
+  REGISTRY_PATHS,
+  type HealthCheck,
+  type WorkerConfig,
+} from '@porpoise/common';
+import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { MasterEvents } from './adapters/master-events';
 import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
 import { SupersededStore } from './adapters/superseded-store';
 import { TaskLogStore } from './adapters/task-log-store';
 import { ShellTaskWatchdog, TaskWatchdog } from './adapters/task-watchdog';
 import { SqlPools } from './adapters/sql-pools';
+import { WorkerGauges } from './metrics/worker-gauges';
 import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
 import { AdmissionService } from './services/admission.service';
 import { LivenessService } from './services/liveness.service';
@@ -58,7 +69,20 @@ export class WorkerModule {
         WorkerRpcService,
         RegistrationService,
         WorkerLifecycleService,
+        // GET /health and /metrics on METRICS_PORT (DESIGN.md section 12). A worker has no
+        // database: healthy when it reaches the registry.
+        { provide: METRICS_REGISTRY, useFactory: () => createNodeMetricsRegistry('porpoise_worker_') },
+        {
+          provide: HEALTH_CHECKS,
+          useFactory: (registry: Registry): HealthCheck[] => [
+            { name: 'registry', probe: () => registry.exists(REGISTRY_PATHS.workers) },
+          ],
+          inject: [REGISTRY],
+        },
+        WorkerGauges,
+        observabilityProvider(),
       ],
+      exports: [ObservabilityService],
     };
   }
 }

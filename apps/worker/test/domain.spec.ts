@@ -1,4 +1,4 @@
-import { buildHeartbeat, type HostSample } from '../src/domain/heartbeat';
+import { buildHeartbeat } from '../src/domain/heartbeat';
 import { parseOutboxRecord, parseRunningMarker, taskIdOfFile } from '../src/domain/records';
 import { decideOutcome, retryDelayMs } from '../src/domain/task-result';
 import { CorruptRecordError } from '../src/worker.errors';
@@ -147,17 +147,7 @@ describe('records on disk', () => {
 });
 
 describe('buildHeartbeat', () => {
-  const sample = (cpuMicros: number, wallMicros: number): HostSample => ({
-    nowMs: 1000,
-    cpuMicros,
-    wallMicros,
-    cpuCount: 2,
-    freeMemoryBytes: 25,
-    totalMemoryBytes: 100,
-    loadAverage1m: 0.5,
-  });
-
-  it('carries the worker facts and host load as fractions', () => {
+  it('carries the worker facts and the host load of the common sampler', () => {
     const facts = {
       host: 'h',
       port: 1,
@@ -168,7 +158,8 @@ describe('buildHeartbeat', () => {
       capacity: 8,
       serving: true,
     };
-    expect(buildHeartbeat(facts, sample(1_500_000, 2_000_000), sample(500_000, 1_000_000))).toEqual({
+    const load = { heartbeatTime: 1000, cpuUsage: 0.5, memoryUsage: 0.75, loadAverage: 0.5 };
+    expect(buildHeartbeat(facts, load)).toEqual({
       host: 'h',
       port: 1,
       startTime: 5,
@@ -182,6 +173,5 @@ describe('buildHeartbeat', () => {
       capacity: 8,
       serving: true,
     });
-    expect(buildHeartbeat(facts, sample(1, 1)).cpuUsage).toBe(0);
   });
 });

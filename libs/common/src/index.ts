@@ -21,3 +21,8 @@ export * from './definition/definition-error';
 export * from './definition/parse-definition';
 export * from './definition/stored-definition';
 export * from './definition/workflow-graph';
+export * from './logging/log-message';
+export * from './logging/node-logger';
+export * from './domain/host-load';
+export * from './observability/health';
+export * from './observability/observability-server';

@@ -89,11 +89,23 @@ export interface FailoverPassResult {
 }
 
 /**
+ * Where a completed failover is reported (the master's metrics; optional). seconds: from the dead
+ * master's last heartbeat (the value its registry key held; the REMOVE event's arrival when that
+ * is unknown) to the moment this master had written the recovery commands of all its instances.
+ */
+export interface FailoverMetrics {
+  failoverCompleted(deadMaster: string, seconds: number): void;
+}
+
+/**
  * Injection tokens (the master provides them; the clock is the node's, under the common CLOCK).
- * FAILOVER_LOGGER is optional: without it the service logs through Nest's Logger.
+ * FAILOVER_LOGGER is optional: without it the service logs through Nest's Logger. FAILOVER_METRICS
+ * is optional too.
  */
 export const FAILOVER_REGISTRY = Symbol('FAILOVER_REGISTRY');
 export const FAILOVER_REPOSITORY = Symbol('FAILOVER_REPOSITORY');
 export const FAILOVER_SESSION = Symbol('FAILOVER_SESSION');
 export const FAILOVER_OPTIONS = Symbol('FAILOVER_OPTIONS');
 export const FAILOVER_LOGGER = Symbol('FAILOVER_LOGGER');
+/** Optional FailoverMetrics. */
+export const FAILOVER_METRICS = Symbol('FAILOVER_METRICS');

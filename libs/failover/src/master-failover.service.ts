@@ -3,10 +3,12 @@ import { CLOCK, REGISTRY_PATHS, type Clock, type Logger, type TimerHandle } from
 import { LockTimeoutError, type RegistryLock, type Subscription } from '@porpoise/registry';
 import {
   FAILOVER_LOGGER,
+  FAILOVER_METRICS,
   FAILOVER_OPTIONS,
   FAILOVER_REGISTRY,
   FAILOVER_REPOSITORY,
   FAILOVER_SESSION,
+  type FailoverMetrics,
   type FailoverOutcome,
   type FailoverPassResult,
   type FailoverRegistry,
@@ -74,6 +76,11 @@ export class MasterFailoverService {
   /** Instances an earlier process on this address left (read at start), until handed back. */
   private readonly selfOrphans = new Map<number, OwnedInstance>();
   private totals = { passes: 0, handedBack: 0 };
+  /**
+   * Masters seen gone (REMOVE) and not yet failed over by a pass that ended 'done': when each went
+   * silent (its last heartbeat), for porpoise_failover_duration_seconds.
+   */
+  private readonly goneSince = new Map<string, number>();
 
   constructor(
     @Inject(FAILOVER_REGISTRY) private readonly registry: FailoverRegistry,
@@ -82,6 +89,7 @@ export class MasterFailoverService {
     @Inject(FAILOVER_SESSION) private readonly session: FailoverSession,
     @Inject(FAILOVER_OPTIONS) private readonly options: MasterFailoverOptions,
     @Optional() @Inject(FAILOVER_LOGGER) logger?: Logger,
+    @Optional() @Inject(FAILOVER_METRICS) private readonly metrics?: FailoverMetrics,
   ) {
     this.logger = logger ?? new NestLogger('MasterFailover');
     this.sweepIntervalMs = options.sweepIntervalMs ?? 2 * options.sessionTimeoutMs;
@@ -109,6 +117,7 @@ export class MasterFailoverService {
       const address = this.masterAddress(event.key);
       // Our own key: the engine hands our instances back itself (LOST) or already did (stop).
       if (address === undefined || address === this.options.me) return;
+      this.goneSince.set(address, this.lastHeartbeat(event.value) ?? this.clock.now());
       void this.request(`master ${address} gone`);
     });
     for (const instance of await this.repository.unfinishedOwnedBy([this.options.me])) {
@@ -203,6 +212,8 @@ export class MasterFailoverService {
     // Fencing: a suspended session cannot trust its view of the live masters.
     if (!this.session.canStartWork()) return end('suspended');
     this.totals.passes++;
+    // The masters known gone before this pass: a pass that ends 'done' failed them over.
+    const gone = new Map(this.goneSince);
 
     let lock: RegistryLock;
     try {
@@ -231,7 +242,41 @@ export class MasterFailoverService {
       });
     }
     this.report(result);
+    if (result.outcome === 'done') this.observe(gone, result);
     return result;
+  }
+
+  /**
+   * After a pass that reached every candidate: a gone master whose instances it handed back has
+   * been failed over now (one observation, from its last heartbeat); one with none left (another
+   * master did it, or it drove nothing) is forgotten without one.
+   */
+  private observe(gone: ReadonlyMap<string, number>, result: FailoverPassResult): void {
+    const now = this.clock.now();
+    for (const [address, since] of gone) {
+      if (this.goneSince.get(address) === since) this.goneSince.delete(address);
+      if ((result.handedBack[address] ?? 0) > 0) {
+        this.metrics?.failoverCompleted(address, (now - since) / 1000);
+      }
+    }
+  }
+
+  /**
+   * The heartbeatTime a REMOVE event's last value carries (the dead master's clock), if it is a
+   * plausible one: a time in the past, not before the epoch. Registry data is input: anything
+   * else counts as unknown.
+   */
+  private lastHeartbeat(value: string | null): number | undefined {
+    if (value === null) return undefined;
+    try {
+      const parsed = JSON.parse(value) as { heartbeatTime?: unknown } | null;
+      const at = parsed?.heartbeatTime;
+      return typeof at === 'number' && Number.isFinite(at) && at > 0 && at <= this.clock.now()
+        ? at
+        : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private async underLock(

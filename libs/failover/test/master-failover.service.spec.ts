@@ -143,10 +143,10 @@ class FakeRegistry {
     };
   }
 
-  /** A master's key disappears (its session expired). */
-  remove(address: string): void {
+  /** A master's key disappears (its session expired); the event carries the key's last value. */
+  remove(address: string, value: string | null = '{}'): void {
     this.live.delete(address);
-    const event: RegistryEvent = { type: 'REMOVE', key: `/nodes/master/${address}`, value: '{}' };
+    const event: RegistryEvent = { type: 'REMOVE', key: `/nodes/master/${address}`, value };
     for (const l of [...this.listeners]) l(event);
   }
 }
@@ -161,6 +161,8 @@ interface Setup {
   clock: ManualClock;
   session: { ok: boolean };
   logs: string[];
+  /** porpoise_failover_duration_seconds as the service reports it: [dead master, seconds]. */
+  failovers: Array<[string, number]>;
   make(me?: string): MasterFailoverService;
 }
 
@@ -170,12 +172,14 @@ function setup(): Setup {
   const clock = new ManualClock();
   const session = { ok: true };
   const logs: string[] = [];
+  const failovers: Array<[string, number]> = [];
   return {
     db,
     registry,
     clock,
     session,
     logs,
+    failovers,
     make: (me = ME) =>
       new MasterFailoverService(
         registry.client(),
@@ -184,6 +188,7 @@ function setup(): Setup {
         { canStartWork: () => session.ok },
         { me, sessionTimeoutMs: 3000, random: () => 0.5 },
         { log: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+        { failoverCompleted: (dead, seconds) => failovers.push([dead, seconds]) },
       ),
   };
 }
@@ -465,6 +470,50 @@ describe('MasterFailoverService', () => {
     expect(result.alreadyTaken).toBe(1);
     expect(s.db.rows.get(2)).toMatchObject({ host: B, epoch: 3 });
     expect(s.db.commandsFor(2)).toBe(0);
+    await svc.stop();
+  });
+  it('reports each failover it completes, from the dead master’s last heartbeat to the commands written, once', async () => {
+    const s = setup();
+    s.clock.advance(100_000);
+    s.registry.live = new Set([ME, B, DEAD, OTHER_DEAD]);
+    s.db.add(1, DEAD, 1);
+    s.db.add(2, DEAD, 1);
+    const svc = s.make();
+    await (
+      await svc.start()
+    ).startup;
+    expect(s.failovers).toEqual([]);
+
+    // DEAD's last heartbeat was 2.5 s into the second below; the REMOVE comes 7.5 s later.
+    s.clock.advance(10_000);
+    s.registry.remove(DEAD, JSON.stringify({ host: '10.0.0.3', port: 5678, heartbeatTime: 102_500 }));
+    await svc.idle();
+    expect(s.db.commands).toHaveLength(2);
+    expect(s.failovers).toEqual([[DEAD, 7.5]]);
+
+    // A master that drove nothing: nothing failed over, nothing reported, now or later.
+    s.registry.remove(OTHER_DEAD, '{"heartbeatTime": "not a number"}');
+    await svc.idle();
+    expect((await svc.wake('sweep')).outcome).toBe('done');
+    expect(s.failovers).toHaveLength(1);
+
+    // No plausible heartbeat (a clock ahead of ours, or no value): counted from the REMOVE itself.
+    s.registry.live.add('10.0.0.5:5678');
+    s.db.add(3, '10.0.0.5:5678', 1);
+    s.registry.remove('10.0.0.5:5678', JSON.stringify({ heartbeatTime: s.clock.now() + 60_000 }));
+    await svc.idle();
+    expect(s.failovers.at(-1)).toEqual(['10.0.0.5:5678', 0]);
+
+    // Another master holds the lock and does the work: this one reports nothing, then forgets it.
+    s.registry.live.add(B);
+    s.db.add(4, B, 1);
+    s.registry.busy = true;
+    s.registry.remove(B, null);
+    await svc.idle();
+    expect(await s.db.handBack({ instanceId: 4, host: B, epoch: 1 })).toBeDefined();
+    s.registry.busy = false;
+    expect((await svc.wake('sweep')).outcome).toBe('done');
+    expect(s.failovers).toHaveLength(2);
     await svc.stop();
   });
 });

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { COMMAND_TYPES, TASK_STATES, WORKFLOW_STATES } from '@porpoise/common';
+import { WAITING_FOR } from './diagnosis';
 
 /* OpenAPI documentation of the instance routes. */
 
@@ -87,4 +88,86 @@ export class ControlAcceptedDto {
     description: 'The command queued for the masters (resume, rerun, resume-failed).',
   })
   commandId?: number;
+}
+
+class DiagnosisCommandDto {
+  @ApiProperty({ type: Number }) id!: number;
+  @ApiProperty({ enum: COMMAND_TYPES }) type!: string;
+}
+
+export class TaskDiagnosisDto {
+  @ApiProperty({ type: String }) name!: string;
+  @ApiProperty({
+    enum: TASK_STATES,
+    nullable: true,
+    description: 'The state of its latest attempt; null when it has none yet (it never became ready).',
+  })
+  state!: string | null;
+  @ApiProperty({
+    enum: WAITING_FOR,
+    nullable: true,
+    description:
+      'What holds the task: upstream (tasks in `upstream` have not succeeded), worker-group (no live, ' +
+      'serving worker in `workerGroup`), worker-capacity (every live worker of `workerGroup` is full), ' +
+      'retry-delay (a failed attempt waits for `retryAt`), master (the run waits for a master: its ' +
+      'command is not taken yet, or its master left the registry), paused (the run is paused or pausing). ' +
+      'task-group and serial-wait are reserved (not produced yet). null: nothing holds it (it runs, or ' +
+      'is being started or dispatched right now).',
+  })
+  waitingFor!: string | null;
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description:
+      'Since when it has waited (or run): upstream: the run started; worker-group / worker-capacity: ' +
+      'its attempt was created (it became ready) or its worker was lost; retry-delay: the failed ' +
+      'attempt ended; master: the command was written; paused: the run paused (or was asked to); ' +
+      'running: it started. null when no row says.',
+  })
+  since!: string | null;
+  @ApiProperty({ type: String, example: 'waits for extract to succeed' }) detail!: string;
+  @ApiPropertyOptional({ type: [String], description: 'upstream: the upstream tasks not succeeded yet.' })
+  upstream?: string[];
+  @ApiPropertyOptional({ type: String, description: 'worker-group, worker-capacity: the task’s group.' })
+  workerGroup?: string;
+  @ApiPropertyOptional({
+    type: String,
+    format: 'date-time',
+    description: 'retry-delay: when the retry is due.',
+  })
+  retryAt?: string;
+  @ApiPropertyOptional({ type: DiagnosisCommandDto, description: 'master: the command waiting to be taken.' })
+  command?: DiagnosisCommandDto;
+  @ApiPropertyOptional({ type: String, description: 'Running: the worker "address:port" it runs on.' })
+  host?: string;
+}
+
+export class InstanceDiagnosisDto {
+  @ApiProperty({ type: Number }) workflowInstanceId!: number;
+  @ApiProperty({ enum: WORKFLOW_STATES }) state!: string;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Owning master "address:port"; null while none.',
+  })
+  host!: string | null;
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    description: 'The database’s clock when the rows were read.',
+  })
+  at!: string;
+  @ApiProperty({
+    type: [TaskDiagnosisDto],
+    description:
+      'Every unfinished task (with or without an attempt yet), in the DAG’s order; empty once the run ended ' +
+      '(SUCCESS, FAILURE, STOP).',
+  })
+  tasks!: TaskDiagnosisDto[];
+  @ApiPropertyOptional({
+    type: String,
+    description: 'Why the DAG is unknown (its definition version cannot be read); tasks then come from rows.',
+  })
+  problem?: string;
 }

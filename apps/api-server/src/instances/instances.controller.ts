@@ -13,7 +13,13 @@ import type { TaskInstanceView, WorkflowInstanceView } from '@porpoise/dao';
 import { BadRequestError } from '../common/api-errors';
 import { ErrorDto } from '../common/error.dto';
 import { parseId, queryReader, quote, readPage, WORKFLOW_CODE_PATTERN } from '../common/input';
-import { ControlAcceptedDto, WorkflowInstanceDetailDto, WorkflowInstanceListDto } from './instance.dto';
+import { DiagnosisService, type InstanceDiagnosis } from './diagnosis.service';
+import {
+  ControlAcceptedDto,
+  InstanceDiagnosisDto,
+  WorkflowInstanceDetailDto,
+  WorkflowInstanceListDto,
+} from './instance.dto';
 import { InstancesService, type ControlOutcome } from './instances.service';
 
 @ApiTags('workflow instances')
@@ -23,7 +29,10 @@ import { InstancesService, type ControlOutcome } from './instances.service';
 })
 @Controller('workflow-instances')
 export class InstancesController {
-  constructor(private readonly instances: InstancesService) {}
+  constructor(
+    private readonly instances: InstancesService,
+    private readonly diagnosis: DiagnosisService,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'List workflow instances, newest first.' })
@@ -59,6 +68,22 @@ export class InstancesController {
   @ApiNotFoundResponse({ type: ErrorDto })
   get(@Param('id') id: string): Promise<WorkflowInstanceView & { tasks: TaskInstanceView[] }> {
     return this.instances.get(parseId(id, 'workflow instance'));
+  }
+
+  @Get(':id/diagnosis')
+  @ApiOperation({
+    summary: 'Why the unfinished tasks of an instance are not done: what holds each one, and since when.',
+    description:
+      'Every unfinished task, including those without an attempt yet (from the DAG of the run’s definition ' +
+      'version): waitingFor upstream, worker-group, worker-capacity, retry-delay, master or paused, or null ' +
+      'when nothing holds it (it runs). Read from the rows and, when the answer depends on it, from the ' +
+      'registry (503 when the registry cannot be read).',
+  })
+  @ApiResponse({ status: 200, type: InstanceDiagnosisDto })
+  @ApiNotFoundResponse({ type: ErrorDto })
+  @ApiResponse({ status: 503, type: ErrorDto, description: 'The registry cannot be read.' })
+  diagnose(@Param('id') id: string): Promise<InstanceDiagnosis> {
+    return this.diagnosis.diagnose(parseId(id, 'workflow instance'));
   }
 
   @Post(':id/stop')

@@ -5,6 +5,7 @@ import {
   type Clock,
   type TimerHandle,
   type WorkflowSettings,
+  withIds,
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
@@ -21,6 +22,7 @@ import {
 } from '../master.constants';
 import { PgNotificationListener } from '../db/pg-notification-listener.service';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
+import { MasterMetrics } from '../metrics/master-metrics';
 import type { Adoption, RunnerDag } from '../engine/workflow-runner';
 import { MasterMembershipService } from '../registry/master-membership.service';
 import { SessionStateService } from '../registry/session-state.service';
@@ -56,6 +58,7 @@ export class CommandConsumerService {
     @Inject(MasterMembershipService) private readonly membership: MasterMembershipService,
     @Inject(SessionStateService) private readonly session: SessionStateService,
     @Inject(PgNotificationListener) private readonly listener: PgNotificationListener,
+    @Inject(MasterMetrics) private readonly metrics: MasterMetrics,
   ) {}
 
   start(): void {
@@ -120,6 +123,8 @@ export class CommandConsumerService {
         return;
       }
       if (batch.length === 0) continue;
+      // Written → taken, measured in the consume statement on the database's clock.
+      for (const c of batch) this.metrics.commandTaken(c.type, c.waitMs / 1000);
       await this.adopt(batch);
       // A full batch means there may be more: go again at once.
       if (batch.length >= this.options.commandBatchSize) this.wanted = true;
@@ -157,7 +162,10 @@ export class CommandConsumerService {
   private adoptAll(taken: ConsumedCommand[], latest: TaskRow[]): void {
     for (const c of taken) {
       this.logger.log(
-        `took command ${c.commandId} (${c.type}) for instance ${c.workflowInstanceId}, epoch ${c.epoch}`,
+        withIds(
+          { instanceId: c.workflowInstanceId },
+          `took command ${c.commandId} (${c.type}) for instance ${c.workflowInstanceId}, epoch ${c.epoch}`,
+        ),
       );
       this.engine.adopt({
         instanceId: c.workflowInstanceId,

@@ -23,6 +23,7 @@ import {
   type MasterOptions,
 } from '../master.constants';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
+import { MasterMetrics } from '../metrics/master-metrics';
 import { SessionStateService } from '../registry/session-state.service';
 import { WorkerDirectoryService } from '../registry/worker-directory.service';
 import type { DatasourceOpener } from './task-spec';
@@ -57,8 +58,10 @@ export class WorkflowEngineService {
     @Inject(SessionStateService) private readonly session: SessionStateService,
     @Inject(DATASOURCE_OPENER) openDatasources: DatasourceOpener,
     @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
+    @Inject(MasterMetrics) metrics: MasterMetrics,
   ) {
     this.deps = {
+      metrics,
       children,
       openDatasources,
       me: identity.address,

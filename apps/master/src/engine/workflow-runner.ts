@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import {
   renderParamMap,
+  withIds,
   resolveParams,
   WorkflowLanguageError,
   type Clock,
@@ -24,6 +25,7 @@ import { WorkerCalls } from '../dispatch/worker-calls';
 import type { WorkerGateway } from '../dispatch/worker-gateway';
 import type { MasterOptions } from '../master.constants';
 import { OwnershipLostError } from '../master.errors';
+import type { RunnerMetrics } from '../metrics/master-metrics';
 import { adoptRun } from './domain/adoption';
 import { isWrite, missed, type Effect, type WriteEffect } from './domain/run-effects';
 import type { RunEnv, RunEvent, TimerKey, WorkerEvent } from './domain/run-events';
@@ -68,6 +70,8 @@ export interface RunnerDeps {
   >;
   /** Called once when the runner ends (instance final, ownership lost, dropped). */
   readonly onClosed: (runner: WorkflowRunner, reason: string) => void;
+  /** The per-stage histograms (DESIGN.md section 12); none in tests that do not look. */
+  readonly metrics?: RunnerMetrics;
 }
 
 /** The DAG a runner drives (the shared model's WorkflowGraph). */
@@ -137,6 +141,13 @@ export class WorkflowRunner {
   private answer: EventAck | undefined;
   /** A read-back is being applied: a miss now is not answered by yet another one. */
   private reloading = false;
+  /**
+   * Stage timings, taken here in the interpreter (the domain stays free of clocks), by task
+   * instance id: when its row was written (ready) and when its Dispatch was sent. Entries go at
+   * the next stage or when the runner closes; attempts adopted from rows have none.
+   */
+  private readonly readyAt = new Map<number, number>();
+  private readonly sentAt = new Map<number, number>();
 
   constructor(
     private readonly adoption: Adoption,
@@ -217,10 +228,18 @@ export class WorkflowRunner {
   }
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {
+    // Timed on arrival (the queue may hold it a moment); only the attempt's first TaskStarted.
+    const sent = this.sentAt.get(ev.taskInstanceId);
+    if (sent !== undefined) {
+      this.sentAt.delete(ev.taskInstanceId);
+      this.deps.metrics?.dispatchToStart((this.deps.clock.now() - sent) / 1000);
+    }
     return this.handle({ type: 'taskStarted', ev });
   }
 
   taskFinished(ev: TaskFinishedEvent): Promise<EventAck> {
+    // A result that came before (or without) its TaskStarted: no start to time.
+    this.sentAt.delete(ev.taskInstanceId);
     return this.handle({ type: 'taskFinished', ev });
   }
 
@@ -404,12 +423,17 @@ export class WorkflowRunner {
       if (isWrite(e)) {
         const w = await this.fenced(this.write(e));
         if (missed(e, w.ids)) return this.afterMiss(answering);
+        // The result is stored: from the task's end on its worker (the worker's clock) to now.
+        if (e.kind === 'markFinished' && e.endMs > 0) {
+          this.deps.metrics?.finishToPersist((this.deps.clock.now() - e.endMs) / 1000);
+        }
         continue;
       }
       switch (e.kind) {
         case 'createAttempts': {
           const created = await this.fenced(this.deps.tasks.createAttempts(this.fence, [...e.items]));
           if (created.rows.length < e.items.length) return this.afterMiss(answering);
+          this.noteReady(created.rows);
           if ((await this.feed({ type: 'created', rows: created.rows }, answering)) === 'aborted') {
             return 'aborted';
           }
@@ -418,6 +442,7 @@ export class WorkflowRunner {
         case 'retry': {
           const created = await this.fenced(this.deps.tasks.retry(this.fence, e.rowId, e.name, e.attempt));
           if (created.rows.length === 0) return this.afterMiss(answering);
+          this.noteReady(created.rows);
           if ((await this.feed({ type: 'created', rows: created.rows }, answering)) === 'aborted') {
             return 'aborted';
           }
@@ -446,6 +471,7 @@ export class WorkflowRunner {
             });
             break;
           }
+          this.noteSent(e.rowId);
           void this.calls.dispatch(e.worker, spec, to).then((ev) => this.later(ev));
           break;
         }
@@ -460,6 +486,8 @@ export class WorkflowRunner {
           this.deps.workers.noteAssigned(e.worker);
           break;
         case 'runOnMaster': {
+          // Never dispatched: no stage timings.
+          this.readyAt.delete(e.rowId);
           const def = this.defs.get(e.name);
           if (def?.type === 'SUB_WORKFLOW') {
             if (e.resume === true) await this.resumeChild(e.rowId);
@@ -656,6 +684,25 @@ export class WorkflowRunner {
     }, RECOVERY_DELAY_MS);
   }
 
+  /** New attempt rows (a task became ready, or its retry is due): the ready-to-dispatch clock starts. */
+  private noteReady(rows: ReadonlyArray<{ readonly id: number; readonly state: string }>): void {
+    if (this.deps.metrics === undefined) return;
+    const now = this.deps.clock.now();
+    for (const r of rows) if (r.state === 'SUBMITTED_SUCCESS') this.readyAt.set(r.id, now);
+  }
+
+  /** A Dispatch leaves: ready-to-dispatch ends (first send only), dispatch-to-start begins. */
+  private noteSent(rowId: number): void {
+    if (this.deps.metrics === undefined) return;
+    const now = this.deps.clock.now();
+    const ready = this.readyAt.get(rowId);
+    if (ready !== undefined) {
+      this.readyAt.delete(rowId);
+      this.deps.metrics.readyToDispatch((now - ready) / 1000);
+    }
+    this.sentAt.set(rowId, now);
+  }
+
   private setTimer(key: TimerKey, ms: number): void {
     this.deps.clock.clearTimeout(this.timers.get(key));
     this.timers.set(
@@ -682,6 +729,8 @@ export class WorkflowRunner {
     this.timers.clear();
     this.deps.clock.clearTimeout(this.recoveryTimer);
     this.recoveryTimer = undefined;
+    this.readyAt.clear();
+    this.sentAt.clear();
     if (isOpen(this.state.mode)) {
       this.state = transition(this.state, { type: 'closed', reason }, this.env()).state;
       this.log('warn', `no longer driven here: ${reason}`);
@@ -689,7 +738,10 @@ export class WorkflowRunner {
     this.deps.onClosed(this, reason);
   }
 
+  /** Every line about this run carries its id (a JSON field with LOG_FORMAT=json). */
   private log(level: 'log' | 'warn' | 'error', message: string): void {
-    this.deps.logger[level](`instance ${this.instanceId}: ${message}`);
+    this.deps.logger[level](
+      withIds({ instanceId: this.instanceId }, `instance ${this.instanceId}: ${message}`),
+    );
   }
 }

@@ -1,38 +1,35 @@
-import { cpuUsage as processCpuUsage } from 'node:process';
-import { freemem, loadavg, totalmem } from 'node:os';
-import type { NodeHeartbeat } from '@porpoise/common';
+import { HostLoadSampler, type Clock, type NodeHeartbeat } from '@porpoise/common';
 
 // The node-key and heartbeat parser is shared with the API server (libs/common).
 export { parseHeartbeat, parseNodeKey, type ParsedNodeKey } from '@porpoise/common';
 
 /**
- * Samples this process for its own heartbeat: cpu is the share of one core used since the
- * previous sample, memory the machine's used fraction, load the 1-minute load average.
+ * This master's heartbeat: its address, start time and the host's load from the sampler workers
+ * use too (HostLoadSampler, libs/common: cpuUsage is this process's share of all cores).
  */
-export class HeartbeatSampler {
-  private lastCpu = processCpuUsage();
-  private lastAt = performance.now();
-  private readonly startTime = Date.now();
+export class MasterHeartbeat {
+  private readonly sampler: HostLoadSampler;
+  private readonly startTime: number;
 
   constructor(
     private readonly host: string,
     private readonly port: number,
-  ) {}
+    clock: Clock,
+  ) {
+    this.sampler = new HostLoadSampler(clock);
+    this.startTime = clock.now();
+  }
 
   sample(serving: boolean): NodeHeartbeat {
-    const now = performance.now();
-    const cpu = processCpuUsage(this.lastCpu);
-    const elapsedMicros = Math.max(1, (now - this.lastAt) * 1000);
-    this.lastCpu = processCpuUsage();
-    this.lastAt = now;
+    const load = this.sampler.sample();
     return {
       host: this.host,
       port: this.port,
       startTime: this.startTime,
-      heartbeatTime: Date.now(),
-      cpuUsage: Math.round(((cpu.user + cpu.system) / elapsedMicros) * 1000) / 1000,
-      memoryUsage: Math.round((1 - freemem() / totalmem()) * 1000) / 1000,
-      loadAverage: loadavg()[0] ?? 0,
+      heartbeatTime: load.heartbeatTime,
+      cpuUsage: load.cpuUsage,
+      memoryUsage: load.memoryUsage,
+      loadAverage: load.loadAverage,
       serving,
     };
   }

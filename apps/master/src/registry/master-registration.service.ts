@@ -9,7 +9,7 @@ import {
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
 import { MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
-import { HeartbeatSampler } from './heartbeat';
+import { MasterHeartbeat } from './heartbeat';
 import { SessionStateService } from './session-state.service';
 
 /**
@@ -21,7 +21,7 @@ import { SessionStateService } from './session-state.service';
 export class MasterRegistrationService {
   private readonly logger = new Logger('MasterRegistration');
   private readonly key: string;
-  private readonly sampler: HeartbeatSampler;
+  private readonly sampler: MasterHeartbeat;
   private timer: TimerHandle | undefined;
   private running = false;
   private draining = false;
@@ -37,7 +37,7 @@ export class MasterRegistrationService {
     @Inject(SessionStateService) private readonly session: SessionStateService,
   ) {
     this.key = REGISTRY_PATHS.master(identity.host, identity.port);
-    this.sampler = new HeartbeatSampler(identity.host, identity.port);
+    this.sampler = new MasterHeartbeat(identity.host, identity.port, clock);
   }
 
   get registryKey(): string {

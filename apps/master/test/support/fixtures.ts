@@ -25,6 +25,9 @@ export async function masterConfig(databaseUrl: string, port?: number): Promise<
       CLUSTER_SECRET: SECRET,
       NODE_HOST: '127.0.0.1',
       MASTER_PORT: String(port ?? (await freePort())),
+      // Several masters share this process: none serves /health and /metrics (a test that
+      // wants them runs the built master as a process, test/e2e/observability.int-spec.ts).
+      METRICS_PORT: '0',
     },
     'master',
   );

@@ -259,6 +259,8 @@ interface Harness {
   takeOver: (worker: string, id: number) => TakeOverResponse;
   /** Data sources the opener knows (opened URLs). */
   datasources: Map<string, { type: string; url: string }>;
+  /** The stage timings the runner reported (RunnerMetrics), in order: [stage, seconds]. */
+  stages: Array<[string, number]>;
   /**
    * A failover: the current runner is dropped and a new one (epoch + 1) adopts the instance
    * from the stored rows, as the master that takes the recovery command does; it is started.
@@ -289,6 +291,7 @@ function harness(
     registrations: new Map<string, number>(),
     closed: [] as string[],
     datasources: new Map(),
+    stages: [],
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
     calls: [],
     takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
@@ -343,6 +346,11 @@ function harness(
       options: { ...DEFAULT_MASTER_OPTIONS, parkedRetryMs: 1000 },
       logger: silent,
       onClosed: (_r, reason) => h.closed.push(reason),
+      metrics: {
+        readyToDispatch: (seconds) => h.stages.push(['ready', seconds]),
+        dispatchToStart: (seconds) => h.stages.push(['start', seconds]),
+        finishToPersist: (seconds) => h.stages.push(['persist', seconds]),
+      },
     });
   h.runner = runnerFor(adoption);
   h.failover = async (commandType = 'RECOVER_TOLERANCE_FAULT_PROCESS', state = adoption.state) => {
@@ -508,6 +516,70 @@ describe('WorkflowRunner', () => {
     await settle();
     expect(h.sent).toHaveLength(3);
     expect(h.store.row('a')?.state).toBe('DISPATCH');
+  });
+
+  it('times each stage of a task on the clock: ready → dispatch (waiting for a worker too), dispatch → start, finish → persist', async () => {
+    const h = harness(
+      [task('a'), task('b'), task('c')],
+      [
+        { from: 'a', to: 'b' },
+        { from: 'a', to: 'c' },
+      ],
+    );
+    h.workers = [];
+    await h.runner.start();
+    await settle();
+    // a is ready but no worker is live: its wait counts until a worker takes it.
+    h.clock.advance(1500);
+    h.workers = ['w:1'];
+    h.runner.workersAvailable('default');
+    await settle();
+    const a = nth(h.sent, 0);
+    h.clock.advance(40);
+    await h.runner.taskStarted({ ...finishedEvent(a, 'SUCCESS'), startTimeMs: 1 });
+    // A repeated TaskStarted is not timed again.
+    await h.runner.taskStarted({ ...finishedEvent(a, 'SUCCESS'), startTimeMs: 1 });
+    h.clock.advance(100);
+    // The worker says it ended 25 ms ago (its clock); b and c are created and sent at once.
+    await h.runner.taskFinished(finishedEvent(a, 'SUCCESS', { endTimeMs: h.clock.now() - 25 }));
+    await settle();
+    const b = nth(h.sent, 1);
+    // b's result comes before (and without) its TaskStarted: no dispatch → start for b (c runs on).
+    h.clock.advance(10);
+    await h.runner.taskFinished(finishedEvent(b, 'SUCCESS', { endTimeMs: h.clock.now() }));
+    await settle();
+    // Its TaskStarted arriving late (after the result) times nothing either.
+    h.clock.advance(10);
+    await h.runner.taskStarted({ ...finishedEvent(b, 'SUCCESS'), startTimeMs: 1 });
+    expect(h.stages).toEqual([
+      ['ready', 1.5],
+      ['start', 0.04],
+      ['persist', 0.025],
+      ['ready', 0],
+      ['ready', 0],
+      ['persist', 0],
+    ]);
+  });
+
+  it('times ready → dispatch once per attempt, however many workers refuse it; a retry is a new attempt', async () => {
+    const h = harness([task('a', { retries: 1, retryIntervalMs: 500 })], []);
+    h.workers = ['w:1', 'w:2'];
+    let refusals = 1;
+    h.answer = () =>
+      refusals-- > 0 ? { accepted: false, reason: 'over capacity' } : { accepted: true, reason: '' };
+    await h.runner.start();
+    await settle();
+    expect(h.sent).toHaveLength(2);
+    await h.runner.taskFinished(
+      finishedEvent(nth(h.sent, 1), 'FAILURE', { endTimeMs: h.clock.now(), workerAddress: 'w:2' }),
+    );
+    h.clock.advance(500);
+    await settle();
+    expect(h.store.row('a', 2)?.state).toBe('DISPATCH');
+    expect(h.stages.filter(([stage]) => stage === 'ready')).toEqual([
+      ['ready', 0],
+      ['ready', 0],
+    ]);
   });
 
   it('re-runs the task of a lost worker as a new attempt without using a retry', async () => {

@@ -1,16 +1,4 @@
-import type { NodeHeartbeat } from '@porpoise/common';
-
-/** What the host looks like right now (sampled by the registration service). */
-export interface HostSample {
-  nowMs: number;
-  /** This process's CPU time (user + system, µs) since it started, and the wall time (µs) of the sample. */
-  cpuMicros: number;
-  wallMicros: number;
-  cpuCount: number;
-  freeMemoryBytes: number;
-  totalMemoryBytes: number;
-  loadAverage1m: number;
-}
+import type { HostLoad, NodeHeartbeat } from '@porpoise/common';
 
 export interface WorkerFacts {
   host: string;
@@ -24,28 +12,23 @@ export interface WorkerFacts {
   serving: boolean;
 }
 
-const round = (n: number) => Math.round(n * 10_000) / 10_000;
-const clamp01 = (n: number) => (Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0);
-
 /**
- * The JSON kept in /nodes/worker/{group}/{host}:{port}. cpuUsage is this process's share of all
- * cores since the previous sample, memoryUsage the used share of the host's memory (both 0..1),
- * loadAverage the host's 1-minute load.
+ * The JSON kept in /nodes/worker/{group}/{host}:{port}: the worker's facts and the host's load
+ * as the common sampler measured it (HostLoadSampler, libs/common: cpuUsage is this process's
+ * share of all cores, the same definition as a master's).
  */
-export function buildHeartbeat(facts: WorkerFacts, sample: HostSample, previous?: HostSample): NodeHeartbeat {
-  const wall = previous ? sample.wallMicros - previous.wallMicros : 0;
-  const cpu = previous ? sample.cpuMicros - previous.cpuMicros : 0;
-  const cpuUsage = wall > 0 ? clamp01(cpu / (wall * Math.max(1, sample.cpuCount))) : 0;
-  const memoryUsage =
-    sample.totalMemoryBytes > 0 ? clamp01(1 - sample.freeMemoryBytes / sample.totalMemoryBytes) : 0;
+export function buildHeartbeat(
+  facts: WorkerFacts,
+  load: HostLoad & { heartbeatTime: number },
+): NodeHeartbeat {
   return {
     host: facts.host,
     port: facts.port,
     startTime: facts.startTime,
-    heartbeatTime: sample.nowMs,
-    cpuUsage: round(cpuUsage),
-    memoryUsage: round(memoryUsage),
-    loadAverage: round(Number.isFinite(sample.loadAverage1m) ? sample.loadAverage1m : 0),
+    heartbeatTime: load.heartbeatTime,
+    cpuUsage: load.cpuUsage,
+    memoryUsage: load.memoryUsage,
+    loadAverage: load.loadAverage,
     group: facts.group,
     registration: facts.registration,
     runningTasks: facts.runningTasks,

@@ -1,7 +1,7 @@
-import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   CLOCK,
+  HostLoadSampler,
   PORPOISE_CONFIG,
   REGISTRY_PATHS,
   type Clock,
@@ -10,26 +10,13 @@ import {
   unrefTimer,
 } from '@porpoise/common';
 import { REGISTRY, type ConnectionState, type Registry } from '@porpoise/registry';
-import { buildHeartbeat, type HostSample } from '../domain/heartbeat';
+import { buildHeartbeat } from '../domain/heartbeat';
 import { livenessTimings, suspendedKillDelayMs, type LivenessTimings } from '../domain/liveness';
 import { RESULT_MESSAGES } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
 
 const KEY_DELETE_TIMEOUT_MS = 2_000;
-
-function sampleHost(nowMs: number): HostSample {
-  const usage = process.cpuUsage();
-  return {
-    nowMs,
-    cpuMicros: usage.user + usage.system,
-    wallMicros: Number(process.hrtime.bigint() / 1000n),
-    cpuCount: cpus().length,
-    freeMemoryBytes: freemem(),
-    totalMemoryBytes: totalmem(),
-    loadAverage1m: loadavg()[0] ?? 0,
-  };
-}
 
 /**
  * Membership: the ephemeral key /nodes/worker/{group}/{host}:{port} with a NodeHeartbeat, refreshed
@@ -51,7 +38,8 @@ function sampleHost(nowMs: number): HostSample {
 export class RegistrationService {
   private readonly logger = new Logger('WorkerRegistration');
   readonly key: string;
-  private previousSample: HostSample | undefined;
+  /** Host load for the heartbeat: the sampler masters use too (libs/common). */
+  private sampler: HostLoadSampler | undefined;
   private timer: TimerHandle | undefined;
   private removeListener: (() => void) | undefined;
   private removeStallListener: (() => void) | undefined;
@@ -84,7 +72,7 @@ export class RegistrationService {
     this.removeListener = this.registry.onConnectionStateChange((state) => this.onConnectionState(state));
     // After a stall Dispatch is refused until a registry operation proves the session alive: ask now.
     this.removeStallListener = this.admission.onStall(() => void this.publish());
-    this.previousSample = sampleHost(this.clock.now());
+    this.sampler = new HostLoadSampler(this.clock);
     const sentAt = performance.now();
     await this.registry.put(this.key, this.heartbeatJson(), { ephemeral: true });
     this.lastAliveAt = Math.max(this.lastAliveAt, sentAt);
@@ -159,7 +147,7 @@ export class RegistrationService {
   }
 
   private heartbeatJson(): string {
-    const sample = sampleHost(this.clock.now());
+    this.sampler ??= new HostLoadSampler(this.clock);
     const heartbeat = buildHeartbeat(
       {
         host: this.config.nodeHost,
@@ -171,10 +159,8 @@ export class RegistrationService {
         capacity: this.config.workerCapacity,
         serving: this.admission.serving,
       },
-      sample,
-      this.previousSample,
+      this.sampler.sample(),
     );
-    this.previousSample = sample;
     return JSON.stringify(heartbeat);
   }
 

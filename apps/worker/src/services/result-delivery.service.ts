@@ -6,6 +6,7 @@ import { OutboxStore } from '../adapters/worker-stores';
 import type { OutboxRecord } from '../domain/records';
 import { retryDelayMs } from '../domain/task-result';
 import { EVENT_DEADLINE_MS, OUTBOX_MAX_AGE_MS, STARTED_EVENT_ATTEMPTS } from '../worker.constants';
+import { aboutTask } from '../domain/task-log-ids';
 
 interface Held {
   record: OutboxRecord;
@@ -89,7 +90,7 @@ export class ResultDeliveryService {
     const id = event.taskInstanceId;
     const existing = this.held.get(id);
     if (existing) {
-      this.logger.warn(`task ${id} already has a held result; keeping the first one`);
+      this.logger.warn(aboutTask(event, `task ${id} already has a held result; keeping the first one`));
       return existing.persisted;
     }
     const entry = this.entry({ version: 1, masterAddress, createdAtMs: this.clock.now(), event }, after);
@@ -109,7 +110,10 @@ export class ResultDeliveryService {
     const { record } = entry;
     if (epoch < record.event.epoch) {
       this.logger.warn(
-        `task ${taskInstanceId}: ignoring redirect to ${masterAddress} with epoch ${epoch} < ${record.event.epoch}`,
+        aboutTask(
+          record.event,
+          `task ${taskInstanceId}: ignoring redirect to ${masterAddress} with epoch ${epoch} < ${record.event.epoch}`,
+        ),
       );
       return { ...record.event };
     }
@@ -117,7 +121,12 @@ export class ResultDeliveryService {
       entry.record = { ...record, masterAddress, event: { ...record.event, epoch } };
       entry.persisted = this.persist(entry);
       entry.failures = 0;
-      this.logger.log(`task ${taskInstanceId}: result redirected to ${masterAddress} (epoch ${epoch})`);
+      this.logger.log(
+        aboutTask(
+          record.event,
+          `task ${taskInstanceId}: result redirected to ${masterAddress} (epoch ${epoch})`,
+        ),
+      );
       this.kick(entry);
     }
     return { ...entry.record.event };
@@ -134,7 +143,10 @@ export class ResultDeliveryService {
         const ack = await this.masters.taskStarted(address, event, EVENT_DEADLINE_MS);
         if (ack.status === 'OBSOLETE') {
           this.logger.warn(
-            `task ${event.taskInstanceId}: master ${address} answered OBSOLETE to TaskStarted`,
+            aboutTask(
+              event,
+              `task ${event.taskInstanceId}: master ${address} answered OBSOLETE to TaskStarted`,
+            ),
           );
           onObsolete();
         }
@@ -142,7 +154,10 @@ export class ResultDeliveryService {
       } catch (err) {
         if (attempt === STARTED_EVENT_ATTEMPTS) {
           this.logger.warn(
-            `task ${event.taskInstanceId}: TaskStarted not delivered: ${(err as Error).message}`,
+            aboutTask(
+              event,
+              `task ${event.taskInstanceId}: TaskStarted not delivered: ${(err as Error).message}`,
+            ),
           );
         } else await this.clock.sleep(retryDelayMs(attempt));
       }
@@ -184,7 +199,10 @@ export class ResultDeliveryService {
     const id = entry.record.event.taskInstanceId;
     return this.outbox.write(id, entry.record).catch((err: Error) => {
       this.logger.error(
-        `task ${id}: result not written to the outbox (delivering from memory): ${err.message}`,
+        aboutTask(
+          entry.record.event,
+          `task ${id}: result not written to the outbox (delivering from memory): ${err.message}`,
+        ),
       );
     });
   }
@@ -211,7 +229,10 @@ export class ResultDeliveryService {
       if (this.closed || this.held.get(id) !== entry) return;
       if (this.clock.now() - entry.record.createdAtMs > OUTBOX_MAX_AGE_MS) {
         this.logger.error(
-          `task ${id}: no master acknowledged its ${entry.record.event.state} result in ${OUTBOX_MAX_AGE_MS} ms; dropping it`,
+          aboutTask(
+            entry.record.event,
+            `task ${id}: no master acknowledged its ${entry.record.event.state} result in ${OUTBOX_MAX_AGE_MS} ms; dropping it`,
+          ),
         );
         return this.forget(id, entry);
       }
@@ -222,7 +243,7 @@ export class ResultDeliveryService {
         const ack = await this.masters.taskFinished(masterAddress, event, EVENT_DEADLINE_MS);
         if (ack.status === 'ACCEPTED' || ack.status === 'OBSOLETE') {
           if (ack.status === 'OBSOLETE') {
-            this.logger.log(`task ${id}: master ${masterAddress} answered OBSOLETE`);
+            this.logger.log(aboutTask(event, `task ${id}: master ${masterAddress} answered OBSOLETE`));
           }
           return this.forget(id, entry);
         }
@@ -234,7 +255,10 @@ export class ResultDeliveryService {
       entry.failures++;
       if (entry.failures === 1 || entry.failures % 50 === 0) {
         this.logger.warn(
-          `task ${id}: result not accepted by ${masterAddress} (try ${entry.failures}): ${why}; keeping it`,
+          aboutTask(
+            entry.record.event,
+            `task ${id}: result not accepted by ${masterAddress} (try ${entry.failures}): ${why}; keeping it`,
+          ),
         );
       }
       if (entry.again) continue;
@@ -250,7 +274,10 @@ export class ResultDeliveryService {
       await this.outbox.remove(id);
     } catch (err) {
       this.logger.error(
-        `task ${id}: delivered, but its outbox file was not removed: ${(err as Error).message}`,
+        aboutTask(
+          entry.record.event,
+          `task ${id}: delivered, but its outbox file was not removed: ${(err as Error).message}`,
+        ),
       );
     }
   }

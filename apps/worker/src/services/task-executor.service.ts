@@ -31,6 +31,7 @@ import { workerAddress } from '../worker.config';
 import { WorkerError } from '../worker.errors';
 import { AdmissionService } from './admission.service';
 import { ResultDeliveryService } from './result-delivery.service';
+import { aboutTask } from '../domain/task-log-ids';
 
 /** One task run on this worker, from Dispatch until its result is held in the outbox. */
 interface RunningTask {
@@ -144,8 +145,11 @@ export class TaskExecutorService {
     const unknownAt = this.superseded.epochOf(id);
     if (isSuperseded(spec.epoch, unknownAt)) {
       this.logger.warn(
-        `task ${id}: Dispatch from ${spec.masterAddress} with epoch ${spec.epoch} refused: ` +
-          `a TakeOver with epoch ${unknownAt} was answered UNKNOWN`,
+        aboutTask(
+          spec,
+          `task ${id}: Dispatch from ${spec.masterAddress} with epoch ${spec.epoch} refused: ` +
+            `a TakeOver with epoch ${unknownAt} was answered UNKNOWN`,
+        ),
       );
       return { accepted: false, reason: 'superseded' };
     }
@@ -196,7 +200,7 @@ export class TaskExecutorService {
     const task = this.running.get(taskInstanceId);
     // A settled run has ended already; only its result is being collected.
     if (!task || task.settled) return { killed: false };
-    this.logger.log(`task ${taskInstanceId}: kill requested`);
+    this.logger.log(aboutTask(task.spec, `task ${taskInstanceId}: kill requested`));
     await this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.killed }, KILL_GRACE_MS);
     return { killed: true };
   }
@@ -253,10 +257,17 @@ export class TaskExecutorService {
         continue;
       }
       const fired = this.watchdog.takeFiring(id);
-      if (fired) this.logger.warn(`task ${id}: its watchdog killed process group ${marker.pid}: ${fired}`);
+      if (fired) {
+        this.logger.warn(
+          aboutTask(marker, `task ${id}: its watchdog killed process group ${marker.pid}: ${fired}`),
+        );
+      }
       if (marker.pid !== null && this.ownsGroup(marker.pid, marker.startToken)) {
         this.logger.warn(
-          `task ${id}: killing process group ${marker.pid} left by an earlier run of this worker`,
+          aboutTask(
+            marker,
+            `task ${id}: killing process group ${marker.pid} left by an earlier run of this worker`,
+          ),
         );
         this.signal(marker.pid, 'SIGKILL');
       }
@@ -297,7 +308,7 @@ export class TaskExecutorService {
       }
     } catch (err) {
       const message = `cannot start the task: ${(err as Error).message}`;
-      this.logger.error(`task ${id}: ${message}`);
+      this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
       await log?.close().catch(() => undefined);
       void this.finish(task, { state: 'FAILURE', exitCode: -1, message, outputs: {} });
       return;
@@ -314,7 +325,7 @@ export class TaskExecutorService {
     void run
       .catch((err: unknown): TaskRunResult => {
         const message = `${spec.taskType} task failed: ${err instanceof Error ? err.message : String(err)}`;
-        this.logger.error(`task ${id}: ${message}`);
+        this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
         return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
       })
       .then(async (result) => {
@@ -327,7 +338,7 @@ export class TaskExecutorService {
           );
         }
         await file.close().catch((err: Error) => {
-          this.logger.error(`task ${id}: closing its log failed: ${err.message}`);
+          this.logger.error(aboutTask(spec, `task ${id}: closing its log failed: ${err.message}`));
         });
         await this.finish(task, { ...result, outputs });
       });
@@ -368,7 +379,10 @@ export class TaskExecutorService {
         this.clock,
         () => {
           this.logger.warn(
-            `task ${id}: timed out after ${spec.timeoutMs} ms; ${process ? 'killing its process group' : 'aborting it'}`,
+            aboutTask(
+              spec,
+              `task ${id}: timed out after ${spec.timeoutMs} ms; ${process ? 'killing its process group' : 'aborting it'}`,
+            ),
           );
           void this.stopTask(task, { state: 'FAILURE', message: RESULT_MESSAGES.timeout, exitCode: -1 }, 0);
         },
@@ -390,8 +404,11 @@ export class TaskExecutorService {
       () => void this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.obsolete }, 0),
     );
     this.logger.log(
-      `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as ` +
-        (process ? `process group ${process.pid}` : `a ${spec.taskType} run inside the worker`),
+      aboutTask(
+        spec,
+        `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as ` +
+          (process ? `process group ${process.pid}` : `a ${spec.taskType} run inside the worker`),
+      ),
     );
     if (task.prepared.instant) task.markLaunched();
     else void this.writeMarker(task).finally(() => task.markLaunched());
@@ -417,8 +434,11 @@ export class TaskExecutorService {
     };
     const outputCount = Object.keys(result.outputs).length;
     this.logger.log(
-      `task ${id} finished: ${outcome.state} (exit ${outcome.exitCode}${outcome.message ? `, ${outcome.message}` : ''}` +
-        `${outputCount > 0 ? `, ${outputCount} output(s)` : ''})`,
+      aboutTask(
+        spec,
+        `task ${id} finished: ${outcome.state} (exit ${outcome.exitCode}${outcome.message ? `, ${outcome.message}` : ''}` +
+          `${outputCount > 0 ? `, ${outputCount} output(s)` : ''})`,
+      ),
     );
     // Held (visible to TakeOver/Dispatch) before it leaves the running map: no moment where the
     // worker does not know the task.
@@ -428,7 +448,7 @@ export class TaskExecutorService {
     await persisted;
     // Only now: a crash before this point leaves the marker, and the restart reports the task.
     await this.markers.remove(id).catch((err: Error) => {
-      this.logger.error(`task ${id}: running marker not removed: ${err.message}`);
+      this.logger.error(aboutTask(spec, `task ${id}: running marker not removed: ${err.message}`));
     });
     task.markDone();
   }
@@ -449,7 +469,10 @@ export class TaskExecutorService {
     }
     if (!(await within(this.clock, task.done, KILL_REAP_WAIT_MS))) {
       this.logger.warn(
-        `task ${task.spec.taskInstanceId}: still not ended after ${task.pid !== undefined ? 'SIGKILL' : 'being stopped'}`,
+        aboutTask(
+          task.spec,
+          `task ${task.spec.taskInstanceId}: still not ended after ${task.pid !== undefined ? 'SIGKILL' : 'being stopped'}`,
+        ),
       );
     }
   }
@@ -473,7 +496,10 @@ export class TaskExecutorService {
   private redirect(task: RunningTask, masterAddress: string, epoch: number): void {
     if (epoch < task.epoch) {
       this.logger.warn(
-        `task ${task.spec.taskInstanceId}: ignoring redirect to ${masterAddress} with epoch ${epoch} < ${task.epoch}`,
+        aboutTask(
+          task.spec,
+          `task ${task.spec.taskInstanceId}: ignoring redirect to ${masterAddress} with epoch ${epoch} < ${task.epoch}`,
+        ),
       );
       return;
     }
@@ -481,7 +507,10 @@ export class TaskExecutorService {
     task.masterAddress = masterAddress;
     task.epoch = epoch;
     this.logger.log(
-      `task ${task.spec.taskInstanceId}: events redirected to ${masterAddress} (epoch ${epoch})`,
+      aboutTask(
+        task.spec,
+        `task ${task.spec.taskInstanceId}: events redirected to ${masterAddress} (epoch ${epoch})`,
+      ),
     );
     void this.writeMarker(task);
   }
@@ -504,7 +533,9 @@ export class TaskExecutorService {
       startToken: task.startToken,
     };
     await this.markers.write(spec.taskInstanceId, marker).catch((err: Error) => {
-      this.logger.error(`task ${spec.taskInstanceId}: running marker not written: ${err.message}`);
+      this.logger.error(
+        aboutTask(spec, `task ${spec.taskInstanceId}: running marker not written: ${err.message}`),
+      );
     });
   }
 

@@ -19,6 +19,7 @@ import { TaskTypeRegistry } from '../task-types/task-type.registry';
 import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
+import { aboutTask } from '../domain/task-log-ids';
 
 /**
  * The worker's gRPC service (proto/porpoise/v1/worker.proto) on BIND_HOST:WORKER_PORT. GrpcServer
@@ -70,7 +71,9 @@ export class WorkerRpcService implements WorkerTaskHandlers {
       startTimeMs: workerStartTimeMs,
       registration: workerRegistration,
     });
-    if (!res.accepted) this.logger.warn(`refused task ${task.taskInstanceId}: ${res.reason}`);
+    if (!res.accepted) {
+      this.logger.warn(aboutTask(task, `refused task ${task.taskInstanceId}: ${res.reason}`));
+    }
     return {
       ...res,
       workerStartTimeMs: this.admission.startTimeMs,

@@ -10,6 +10,7 @@ import { RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { SpawnFailedError } from '../worker.errors';
 import { PayloadFields } from './payload';
 import type { TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
+import { aboutTask } from '../domain/task-log-ids';
 
 /**
  * A line longer than this cannot hold a `${setValue()}` worth reading (a value is at most 64 KiB)
@@ -58,7 +59,7 @@ export class ShellTaskType implements TaskType<void> {
     } catch (err) {
       const message =
         err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
-      this.logger.error(`task ${id}: ${message}`);
+      this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
       return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
     }
     const pgid = proc.pid;
@@ -80,10 +81,12 @@ export class ShellTaskType implements TaskType<void> {
       // The watchdog writes its mark before it kills, so a shell that died of a signal while the
       // mark exists died of that kill. A shell that had exited by itself first keeps its result.
       if (end.signal !== null) {
-        this.logger.warn(`task ${id}: its watchdog killed process group ${pgid}: ${fired}`);
+        this.logger.warn(aboutTask(spec, `task ${id}: its watchdog killed process group ${pgid}: ${fired}`));
         outcome = { state: 'KILL', exitCode: -1, message: RESULT_MESSAGES.sessionLost };
       } else {
-        this.logger.warn(`task ${id}: its watchdog fired (${fired}) after the task had exited by itself`);
+        this.logger.warn(
+          aboutTask(spec, `task ${id}: its watchdog fired (${fired}) after the task had exited by itself`),
+        );
       }
     }
     return { ...outcome, outputs: await this.outputs(ctx.log, end) };
@@ -128,11 +131,13 @@ export class ShellTaskType implements TaskType<void> {
           if (exited() || ctx.signal.aborted) return;
           if (canRestart && restarts < WATCHDOG_RESTARTS) {
             restarts++;
-            this.logger.warn(`task ${id}: ${why}; starting it again`);
+            this.logger.warn(aboutTask(ctx.spec, `task ${id}: ${why}; starting it again`));
             start();
             return;
           }
-          this.logger.error(`task ${id}: ${why}; killing the task rather than run it unsupervised`);
+          this.logger.error(
+            aboutTask(ctx.spec, `task ${id}: ${why}; killing the task rather than run it unsupervised`),
+          );
           ctx.stop({ state: 'KILL', message: RESULT_MESSAGES.unsupervised });
         },
       });

@@ -58,14 +58,14 @@ describe('loadConfig', () => {
   });
 
   it('compiles the three roles of a standalone node once its database and secret are known', () => {
-    const standalone = loadConfig({ MASTER_PORT: '5679', WORKER_GROUP: 'gpu' }, 'standalone');
+    const standalone = loadConfig({ MASTER_PORT: '5680', WORKER_GROUP: 'gpu' }, 'standalone');
     const roles = standaloneRoles(standalone, {
       databaseUrl: cluster.DATABASE_URL!,
       clusterSecret: 's'.repeat(16),
     });
     expect(roles.master).toMatchObject({
       role: 'master',
-      masterPort: 5679,
+      masterPort: 5680,
       databaseUrl: cluster.DATABASE_URL,
     });
     expect(roles.worker).toMatchObject({ role: 'worker', workerGroup: 'gpu', clusterSecret: 's'.repeat(16) });
@@ -102,6 +102,8 @@ describe('loadConfig', () => {
       WORKER_GROUP: 'gpu',
       WORKER_CAPACITY: '7',
       DATA_DIR: '/var/lib/porpoise',
+      METRICS_PORT: '9100',
+      LOG_FORMAT: 'json',
     };
     const worker = loadConfig(env, 'worker');
     expect(worker.registry).toEqual({
@@ -120,6 +122,9 @@ describe('loadConfig', () => {
     ]).toEqual(['master-1', '0.0.0.0', 1235, 'gpu', 7, '/var/lib/porpoise']);
     expect(loadConfig(env, 'api-server').apiPort).toBe(8080);
     expect(loadConfig(env, 'master').masterPort).toBe(5679);
+    expect([worker.metricsPort, worker.logFormat]).toEqual([9100, 'json']);
+    expect(loadConfig(env, 'master').metricsPort).toBe(9100);
+    expect(loadConfig(env, 'api-server').logFormat).toBe('json');
     expect(loadConfig({ ...env, REGISTRY_TYPE: 'zookeeper' }, 'master').registry).toMatchObject({
       connect: 'z1:2181,z2:2181/porpoise',
     });
@@ -148,9 +153,63 @@ describe('loadConfig', () => {
     [{ ...cluster, DATASOURCE_KEY: 'abcd' }, 'DATASOURCE_KEY'],
     [{ ...cluster, MAX_FAULT_RERUNS: '-1' }, 'MAX_FAULT_RERUNS'],
     [{ ...cluster, DATASOURCE_KEY: 'zz'.repeat(32) }, 'DATASOURCE_KEY'],
+    [{ ...cluster, METRICS_PORT: '65536' }, 'METRICS_PORT'],
+    [{ ...cluster, METRICS_PORT: '-1' }, 'METRICS_PORT'],
+    [{ ...cluster, METRICS_PORT: '9100x' }, 'METRICS_PORT'],
+    [{ ...cluster, METRICS_PORT: '5678' }, 'METRICS_PORT'],
+    [{ ...cluster, MASTER_PORT: '5679' }, 'METRICS_PORT'],
+    [{ ...cluster, LOG_FORMAT: 'xml' }, 'LOG_FORMAT'],
+    [{ ...cluster, LOG_FORMAT: 'JSON' }, 'LOG_FORMAT'],
   ])('rejects %j naming %s', (env, variable) => {
     expect(() => loadConfig(env, 'master')).toThrow(ConfigError);
     expect(() => loadConfig(env, 'master')).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it('gives masters and workers a metrics port of their own: a default per role, 0 for none', () => {
+    expect(loadConfig(cluster, 'master').metricsPort).toBe(5679);
+    expect(loadConfig(cluster, 'worker').metricsPort).toBe(1235);
+    expect(loadConfig(cluster, 'master').logFormat).toBe('text');
+    expect(loadConfig({ ...cluster, METRICS_PORT: '0' }, 'master').metricsPort).toBe(0);
+    expect(loadConfig({ ...cluster, METRICS_PORT: ' 9464 ' }, 'worker').metricsPort).toBe(9464);
+    // The API server serves /metrics on API_PORT: nothing of its own.
+    expect(loadConfig({ ...cluster, METRICS_PORT: '9464' }, 'api-server')).not.toHaveProperty('metricsPort');
+    // Never the node's own gRPC port, whether given or defaulted; 0 never clashes.
+    expect(() => loadConfig({ ...cluster, WORKER_PORT: '9000', METRICS_PORT: '9000' }, 'worker')).toThrow(
+      /^METRICS_PORT: 9000 is WORKER_PORT too/,
+    );
+    expect(() => loadConfig({ ...cluster, WORKER_PORT: '1235' }, 'worker')).toThrow(
+      /^METRICS_PORT: 1235 \(the worker's default\) is WORKER_PORT too/,
+    );
+    expect(loadConfig({ ...cluster, WORKER_PORT: '1235', METRICS_PORT: '0' }, 'worker').metricsPort).toBe(0);
+  });
+
+  it('gives the standalone master METRICS_PORT and its worker the next port, each role its default otherwise', () => {
+    const resolved = { databaseUrl: cluster.DATABASE_URL!, clusterSecret: 's'.repeat(16) };
+    const defaults = standaloneRoles(loadConfig({}, 'standalone'), resolved);
+    expect([defaults.master.metricsPort, defaults.worker.metricsPort]).toEqual([5679, 1235]);
+    const given = standaloneRoles(
+      loadConfig({ METRICS_PORT: '9100', LOG_FORMAT: 'json' }, 'standalone'),
+      resolved,
+    );
+    expect([given.master.metricsPort, given.worker.metricsPort]).toEqual([9100, 9101]);
+    expect([given.master.logFormat, given.worker.logFormat, given.api.logFormat]).toEqual([
+      'json',
+      'json',
+      'json',
+    ]);
+    const off = standaloneRoles(loadConfig({ METRICS_PORT: '0' }, 'standalone'), resolved);
+    expect([off.master.metricsPort, off.worker.metricsPort]).toEqual([0, 0]);
+  });
+
+  it.each<[ConfigEnv, RegExp]>([
+    [{ METRICS_PORT: '65535' }, /^METRICS_PORT: a standalone node serves the worker on METRICS_PORT \+ 1/],
+    [{ METRICS_PORT: '12344' }, /^METRICS_PORT: port 12345 is both API_PORT and the worker's metrics port/],
+    [{ METRICS_PORT: '1234' }, /^METRICS_PORT: port 1234 is both WORKER_PORT and the master's METRICS_PORT/],
+    [{ API_PORT: '1235' }, /^METRICS_PORT: port 1235 is both API_PORT and the worker's metrics port/],
+    [{ WORKER_PORT: '5678' }, /^WORKER_PORT: port 5678 is both MASTER_PORT and WORKER_PORT/],
+  ])('refuses a standalone node whose listeners share a port: %j', (env, message) => {
+    expect(() => loadConfig(env, 'standalone')).toThrow(ConfigError);
+    expect(() => loadConfig(env, 'standalone')).toThrow(message);
   });
 
   it('never puts the secret in an error message', () => {

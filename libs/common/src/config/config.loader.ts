@@ -11,7 +11,7 @@ import type {
   WorkerConfig,
 } from './config.types';
 
-/** The variables Porpoise reads (DESIGN.md section 3, plus BIND_HOST and DATA_DIR). */
+/** The variables Porpoise reads (DESIGN.md sections 3 and 12, plus BIND_HOST and DATA_DIR). */
 export const CONFIG_VARIABLES = [
   'DATABASE_URL',
   'REGISTRY_TYPE',
@@ -30,10 +30,18 @@ export const CONFIG_VARIABLES = [
   'DATA_DIR',
   'DATASOURCE_KEY',
   'MAX_FAULT_RERUNS',
+  'METRICS_PORT',
+  'LOG_FORMAT',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 export type ConfigEnv = Partial<Record<ConfigVariable, string | undefined>>;
+
+/**
+ * METRICS_PORT when unset, per role: next to DolphinScheduler's own defaults (its master serves
+ * HTTP on 5679, its worker on 1235), one above MASTER_PORT's and WORKER_PORT's defaults.
+ */
+export const DEFAULT_METRICS_PORT = { master: 5679, worker: 1235 } as const;
 
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -111,14 +119,20 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const workerCapacity = integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000);
   const dataDir = value('DATA_DIR') ?? '.porpoise';
   const maxFaultReruns = integer('MAX_FAULT_RERUNS', value('MAX_FAULT_RERUNS'), 3, 0, 1000);
+  // 0 turns the /health and /metrics listener off; unset: the role's default.
+  const metricsPortRaw = value('METRICS_PORT');
+  const metricsPortGiven =
+    metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
+  const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
 
   if (role === 'standalone') {
+    checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
     const snapshot: ConfigEnv = {};
     for (const name of CONFIG_VARIABLES) snapshot[name] = value(name);
-    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, env: snapshot };
+    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, logFormat, env: snapshot };
   }
 
   // A cluster node: what its role needs is required here, never re-checked later.
@@ -146,7 +160,20 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
       : registryType === 'etcd'
         ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
-  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat };
+  /** The role's metrics port, which must not be the port its gRPC server listens on. */
+  const metricsPortOf = (r: 'master' | 'worker', ownPort: number): number => {
+    const port = metricsPortGiven ?? DEFAULT_METRICS_PORT[r];
+    if (port !== 0 && port === ownPort) {
+      const own = r === 'master' ? 'MASTER_PORT' : 'WORKER_PORT';
+      throw new ConfigError(
+        'METRICS_PORT',
+        `${port}${metricsPortGiven === undefined ? ` (the ${r}'s default)` : ''} is ${own} too; ` +
+          'give /health and /metrics a port of their own (0 turns them off)',
+      );
+    }
+    return port;
+  };
 
   switch (role) {
     case 'master':
@@ -155,13 +182,21 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         ...base,
         databaseUrl: needDatabase(),
         masterPort,
+        metricsPort: metricsPortOf('master', masterPort),
         datasourceKey: keyFor(clusterSecret),
         maxFaultReruns,
       };
     case 'api-server':
       return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
     case 'worker':
-      return { role, ...base, workerPort, workerGroup, workerCapacity };
+      return {
+        role,
+        ...base,
+        workerPort,
+        metricsPort: metricsPortOf('worker', workerPort),
+        workerGroup,
+        workerCapacity,
+      };
   }
 }
 
@@ -180,11 +215,54 @@ export function standaloneRoles(
     DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
     REGISTRY_TYPE: standalone.registryType,
   };
+  // One process, two metrics listeners: METRICS_PORT is the master's and the next port the
+  // worker's (each role's default otherwise; 0 turns both off). loadConfig checked them.
+  const metrics = standalone.env.METRICS_PORT;
+  const workerMetrics =
+    metrics === undefined || Number(metrics) === 0 ? metrics : String(Number(metrics) + 1);
   return {
     master: loadConfig(env, 'master'),
-    worker: loadConfig(env, 'worker'),
+    worker: loadConfig({ ...env, METRICS_PORT: workerMetrics }, 'worker'),
     api: loadConfig(env, 'api-server'),
   };
+}
+
+/**
+ * A standalone node listens on API_PORT, MASTER_PORT, WORKER_PORT and two metrics ports (the
+ * master's METRICS_PORT, the worker's METRICS_PORT + 1): each must be its own.
+ */
+function checkStandalonePorts(ports: {
+  apiPort: number;
+  masterPort: number;
+  workerPort: number;
+  metricsPort: number | undefined;
+}): void {
+  const { metricsPort } = ports;
+  if (metricsPort === 65535) {
+    throw new ConfigError(
+      'METRICS_PORT',
+      'a standalone node serves the worker on METRICS_PORT + 1: use 65534 or less (0 turns both off)',
+    );
+  }
+  const master = metricsPort ?? DEFAULT_METRICS_PORT.master;
+  const worker =
+    metricsPort === undefined ? DEFAULT_METRICS_PORT.worker : metricsPort === 0 ? 0 : metricsPort + 1;
+  const listeners: Array<[ConfigVariable, number, string]> = [
+    ['API_PORT', ports.apiPort, 'API_PORT'],
+    ['MASTER_PORT', ports.masterPort, 'MASTER_PORT'],
+    ['WORKER_PORT', ports.workerPort, 'WORKER_PORT'],
+    ['METRICS_PORT', master, "the master's METRICS_PORT"],
+    ['METRICS_PORT', worker, "the worker's metrics port (METRICS_PORT + 1)"],
+  ];
+  const seen = new Map<number, string>();
+  for (const [name, port, what] of listeners) {
+    if (port === 0) continue;
+    const other = seen.get(port);
+    if (other !== undefined) {
+      throw new ConfigError(name, `port ${port} is both ${other} and ${what} of this standalone node`);
+    }
+    seen.set(port, what);
+  }
 }
 
 function integer(
@@ -277,7 +355,13 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
     return loadConfig(env, role);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`porpoise ${role}: invalid configuration: ${err.message}\n`);
+      const line = `porpoise ${role}: invalid configuration: ${err.message}`;
+      // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
+      process.stderr.write(
+        env.LOG_FORMAT?.trim() === 'json'
+          ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
+          : `${line}\n`,
+      );
       process.exit(78);
     }
     throw err;

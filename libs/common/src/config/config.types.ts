@@ -1,5 +1,7 @@
 export type NodeRole = 'api-server' | 'master' | 'worker' | 'standalone';
 export type RegistryKind = 'zookeeper' | 'jdbc' | 'etcd';
+/** How a node writes its logs (LOG_FORMAT): Nest's text lines, or one JSON object per line. */
+export type LogFormat = 'text' | 'json';
 
 interface RegistryTiming {
   /** How long a silent node stays registered (REGISTRY_SESSION_TIMEOUT_MS). */
@@ -25,6 +27,16 @@ interface NodeConfigBase {
   readonly clusterSecret: string;
   /** Where a node keeps its local state: task logs, undelivered results (DATA_DIR). */
   readonly dataDir: string;
+  /** LOG_FORMAT: text (default) or json (one object per line, with instance and task ids). */
+  readonly logFormat: LogFormat;
+}
+
+/**
+ * Masters and workers serve GET /health and GET /metrics on a port of their own (METRICS_PORT;
+ * the API server serves both on API_PORT). 0: not served.
+ */
+interface MetricsListener {
+  readonly metricsPort: number;
 }
 
 /**
@@ -35,7 +47,7 @@ interface DatasourceKeyHolder {
   readonly datasourceKey: Buffer;
 }
 
-export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder {
+export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, MetricsListener {
   readonly role: 'master';
   readonly databaseUrl: string;
   readonly masterPort: number;
@@ -43,7 +55,7 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly maxFaultReruns: number;
 }
 
-export interface WorkerConfig extends NodeConfigBase {
+export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly role: 'worker';
   readonly workerPort: number;
   readonly workerGroup: string;
@@ -72,6 +84,7 @@ export interface StandaloneConfig {
   readonly registryType: RegistryKind;
   readonly dataDir: string;
   readonly apiPort: number;
+  readonly logFormat: LogFormat;
   /** Everything else, as the three roles will have it, resolved from the environment. */
   readonly env: ConfigEnvSnapshot;
 }

@@ -30,6 +30,8 @@ export interface ConsumedCommand {
   scheduleTimeMs: number;
   /** The IANA time zone of the run's date built-ins (its schedule's; UTC for a manual run). */
   timezone: string;
+  /** How long the command waited: its created_at to this consume, by the database's clock (ms). */
+  waitMs: number;
 }
 
 interface RawConsumed {
@@ -48,6 +50,7 @@ interface RawConsumed {
   elapsed_ms: string | null;
   schedule_ms: string | null;
   timezone: string | null;
+  wait_ms: string;
 }
 
 /**
@@ -78,7 +81,7 @@ export class CommandConsumerRepository {
     const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
-         SELECT id, type, workflow_instance_id FROM command
+         SELECT id, type, workflow_instance_id, created_at FROM command
          WHERE id % $1 = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
        del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
        pick AS (
@@ -98,7 +101,8 @@ export class CommandConsumerRepository {
            w.timezone)
        SELECT c.id AS command_id, c.type, c.workflow_instance_id, u.command_id IS NOT NULL AS taken,
               u.epoch, u.state, u.workflow_code, u.workflow_version, u.params, v.tasks, v.edges, v.settings,
-              u.elapsed_ms, u.schedule_ms, u.timezone
+              u.elapsed_ms, u.schedule_ms, u.timezone,
+              greatest(0, floor(extract(epoch FROM clock_timestamp() - c.created_at) * 1000))::bigint AS wait_ms
        FROM c
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
@@ -121,6 +125,16 @@ export class CommandConsumerRepository {
       elapsedMs: Number(r.elapsed_ms ?? 0),
       scheduleTimeMs: Number(r.schedule_ms ?? 0),
       timezone: r.timezone ?? 'UTC',
+      waitMs: Number(r.wait_ms),
     }));
+  }
+
+  /**
+   * Commands written and not yet taken by any master (a taken command is deleted in the consume
+   * statement, so this is the table's size): one count, for the backlog gauge at scrape time.
+   */
+  async backlog(): Promise<number> {
+    const { rows } = await queryResult<{ n: string }>(this.dataSource, 'SELECT count(*) AS n FROM command');
+    return Number(rows[0]?.n ?? 0);
   }
 }

@@ -42,6 +42,48 @@ export interface TaskInstanceView {
   readonly subWorkflowInstanceId: number | null;
 }
 
+/** What a diagnosis reads of an instance (GET /workflow-instances/{id}/diagnosis). */
+export interface DiagnosisFacts {
+  readonly instance: {
+    readonly id: number;
+    readonly state: WorkflowState;
+    /** The owning master "address:port"; null while none owns it. */
+    readonly host: string | null;
+    readonly workflowCode: string;
+    readonly workflowVersion: number;
+    readonly startTime: Date | null;
+    readonly endTime: Date | null;
+    readonly createdAt: Date;
+    readonly updatedAt: Date;
+  };
+  /** The definition version the run uses (jsonb as stored); null when that version is gone. */
+  readonly definition: {
+    readonly tasks: unknown;
+    readonly edges: unknown;
+    readonly settings: unknown;
+  } | null;
+  /** The oldest command of the instance no master has taken yet (only while no master owns it). */
+  readonly command: { readonly id: number; readonly type: CommandType; readonly createdAt: Date } | null;
+  /** The latest attempt of each task that has one. */
+  readonly tasks: readonly DiagnosisTaskRow[];
+  /** The database's clock at the read. */
+  readonly now: Date;
+}
+
+export interface DiagnosisTaskRow {
+  readonly id: number;
+  readonly name: string;
+  readonly state: TaskState;
+  readonly host: string | null;
+  readonly attempt: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly startTime: Date | null;
+  readonly endTime: Date | null;
+  /** DELAY_EXECUTION: when its retry is due (database clock). */
+  readonly retryDueAt: Date | null;
+}
+
 export interface InstanceFilter {
   readonly workflowCode?: string;
   readonly state?: WorkflowState;
@@ -204,6 +246,102 @@ export class InstanceQueryRepository {
     const counts = Object.fromEntries(WORKFLOW_STATES.map((s) => [s, 0])) as Record<WorkflowState, number>;
     for (const r of rows) if (r.state in counts) counts[r.state as WorkflowState] = Number(r.n);
     return counts;
+  }
+
+  /**
+   * What a diagnosis needs, in two statements: the instance with its definition version, its
+   * waiting command (looked for only while no master owns it: commands are only ever written
+   * with host = NULL) and the database's clock; then the latest attempt of each task (the unique
+   * index on (workflow_instance_id, name, attempt) serves it). null when there is no such instance.
+   */
+  async diagnosisFacts(id: number): Promise<DiagnosisFacts | null> {
+    const head = (
+      await queryRows<{
+        id: string;
+        state: WorkflowState;
+        host: string | null;
+        workflow_code: string;
+        workflow_version: number;
+        start_time: Date | null;
+        end_time: Date | null;
+        created_at: Date;
+        updated_at: Date;
+        has_version: boolean;
+        def_tasks: unknown;
+        def_edges: unknown;
+        def_settings: unknown;
+        command_id: string | null;
+        command_type: CommandType | null;
+        command_created_at: Date | null;
+        db_now: Date;
+      }>(
+        this.dataSource,
+        `SELECT w.id, w.state, w.host, w.workflow_code, w.workflow_version, w.start_time, w.end_time,
+           w.created_at, w.updated_at, v.code IS NOT NULL AS has_version, v.tasks AS def_tasks,
+           v.edges AS def_edges, v.settings AS def_settings, c.id AS command_id, c.type AS command_type,
+           c.created_at AS command_created_at, now() AS db_now
+         FROM workflow_instance w
+         LEFT JOIN workflow_definition_version v ON v.code = w.workflow_code AND v.version = w.workflow_version
+         LEFT JOIN LATERAL (
+           SELECT id, type, created_at FROM command
+           WHERE w.host IS NULL AND workflow_instance_id = w.id ORDER BY id LIMIT 1) c ON true
+         WHERE w.id = $1`,
+        [id],
+      )
+    )[0];
+    if (head === undefined) return null;
+    const rows = await queryRows<{
+      id: string;
+      name: string;
+      state: TaskState;
+      host: string | null;
+      attempt: number;
+      created_at: Date;
+      updated_at: Date;
+      start_time: Date | null;
+      end_time: Date | null;
+      retry_due_at: Date | null;
+    }>(
+      this.dataSource,
+      `SELECT DISTINCT ON (name) id, name, state, host, attempt, created_at, updated_at, start_time,
+         end_time, retry_due_at
+       FROM task_instance WHERE workflow_instance_id = $1
+       ORDER BY name, attempt DESC, id DESC`,
+      [id],
+    );
+    return {
+      instance: {
+        id: Number(head.id),
+        state: head.state,
+        host: head.host,
+        workflowCode: head.workflow_code,
+        workflowVersion: Number(head.workflow_version),
+        startTime: head.start_time,
+        endTime: head.end_time,
+        createdAt: head.created_at,
+        updatedAt: head.updated_at,
+      },
+      definition: head.has_version
+        ? { tasks: head.def_tasks, edges: head.def_edges, settings: head.def_settings }
+        : null,
+      command:
+        head.command_id === null || head.command_type === null || head.command_created_at === null
+          ? null
+          : { id: Number(head.command_id), type: head.command_type, createdAt: head.command_created_at },
+      tasks: rows.map((r) => ({
+        id: Number(r.id),
+        name: r.name,
+        state: r.state,
+        host: r.host,
+        attempt: Number(r.attempt),
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        startTime: r.start_time,
+        endTime: r.end_time,
+        retryDueAt: r.retry_due_at,
+      })),
+      now: head.db_now,
+    };
   }
 
   /** Where a task instance's log lives (its worker and file), or null when there is no such task. */
