@@ -125,7 +125,7 @@ describe('TaskExecutorService with in-process task types', () => {
     return delivery.held[n - 1]!;
   };
 
-  it('EMPTY: SUCCESS at once, with TaskStarted, without a process or running marker', async () => {
+  it('EMPTY: SUCCESS at once, without a TaskStarted (the result carries its start), a process or running marker', async () => {
     const spec = taskSpec({ taskType: 'EMPTY' });
     const empty = new EmptyTaskType();
     const prepared: PreparedTask = {
@@ -142,7 +142,7 @@ describe('TaskExecutorService with in-process task types', () => {
       message: '',
       outputs: {},
     });
-    expect(delivery.started).toEqual([spec.taskInstanceId]);
+    expect(delivery.started).toEqual([]);
     expect(existsSync(markerFile(spec.taskInstanceId))).toBe(false);
     // Idempotent like every type: its result is held, and once delivered its log still says it ran.
     expect(await executor.dispatch(prepared)).toEqual({ accepted: true, reason: 'already finished' });

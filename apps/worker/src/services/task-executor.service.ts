@@ -389,6 +389,23 @@ export class TaskExecutorService {
         spec.timeoutMs,
       );
     }
+    // An instant run (EMPTY) ends within this Dispatch: its result, which carries the start time,
+    // is the only event (a TaskStarted would cost the master a call and a write for nothing).
+    if (!task.prepared.instant) this.sendStarted(task);
+    this.logger.log(
+      aboutTask(
+        spec,
+        `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as ` +
+          (process ? `process group ${process.pid}` : `a ${spec.taskType} run inside the worker`),
+      ),
+    );
+    if (task.prepared.instant) task.markLaunched();
+    else void this.writeMarker(task).finally(() => task.markLaunched());
+  }
+
+  private sendStarted(task: RunningTask): void {
+    const { spec } = task;
+    const id = spec.taskInstanceId;
     task.startedDelivery = this.delivery.sendStarted(
       () => ({
         address: task.masterAddress,
@@ -403,15 +420,6 @@ export class TaskExecutorService {
       }),
       () => void this.stopTask(task, { state: 'KILL', message: RESULT_MESSAGES.obsolete }, 0),
     );
-    this.logger.log(
-      aboutTask(
-        spec,
-        `task ${id} (${spec.taskName}, attempt ${spec.attempt}) started as ` +
-          (process ? `process group ${process.pid}` : `a ${spec.taskType} run inside the worker`),
-      ),
-    );
-    if (task.prepared.instant) task.markLaunched();
-    else void this.writeMarker(task).finally(() => task.markLaunched());
   }
 
   private async finish(task: RunningTask, result: TaskRunResult): Promise<void> {
