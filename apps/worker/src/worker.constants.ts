@@ -24,6 +24,11 @@ export const RESULT_RETRY_MAX_MS = 5_000;
 /** TaskStarted is best effort: this many tries, then the result alone tells the master. */
 export const STARTED_EVENT_ATTEMPTS = 3;
 /**
+ * TaskStarted is sent once a run has lasted this long: a run that ends sooner reports only its
+ * result (which carries the start time), saving its master a call and a write per short task.
+ */
+export const STARTED_EVENT_DELAY_MS = 20;
+/**
  * A result no master has acknowledged for this long is dropped (with a warning): by then every
  * master has long since failed the task over, and retrying forever only fills the logs.
  */

@@ -17,6 +17,7 @@ import type { AdmissionService } from '../src/services/admission.service';
 import type { ResultDeliveryService } from '../src/services/result-delivery.service';
 import { TaskExecutorService } from '../src/services/task-executor.service';
 import { EmptyTaskType } from '../src/task-types/empty.task-type';
+import { STARTED_EVENT_DELAY_MS } from '../src/worker.constants';
 import type { PreparedTask, TaskRunContext, TaskRunResult } from '../src/task-types/task-type';
 import { taskSpec } from './support/run-context';
 import { workerConfig } from './support/worker-config';
@@ -148,6 +149,28 @@ describe('TaskExecutorService with in-process task types', () => {
     expect(await executor.dispatch(prepared)).toEqual({ accepted: true, reason: 'already finished' });
     delivery.held.length = 0;
     expect(await executor.dispatch(prepared)).toEqual({ accepted: true, reason: 'already ran' });
+  });
+
+  it('sends TaskStarted only for a run that lasts STARTED_EVENT_DELAY_MS; a shorter one reports only its result', async () => {
+    const short = controlled();
+    const quick = taskSpec({ taskType: 'HTTP' });
+    await executor.dispatch(short.prepared(quick));
+    clock.advance(STARTED_EVENT_DELAY_MS - 1);
+    short.finish({ state: 'SUCCESS', exitCode: 0, message: '', outputs: {} });
+    expect(await waitHeld()).toMatchObject({ taskInstanceId: quick.taskInstanceId, startTimeMs: 1_000 });
+    clock.advance(STARTED_EVENT_DELAY_MS);
+    expect(delivery.started).toEqual([]);
+
+    const long = controlled();
+    const slow = taskSpec({ taskType: 'HTTP' });
+    await executor.dispatch(long.prepared(slow));
+    clock.advance(STARTED_EVENT_DELAY_MS - 1);
+    expect(delivery.started).toEqual([]);
+    clock.advance(1);
+    expect(delivery.started).toEqual([slow.taskInstanceId]);
+    long.finish({ state: 'SUCCESS', exitCode: 0, message: '', outputs: {} });
+    expect(await waitHeld(2)).toMatchObject({ taskInstanceId: slow.taskInstanceId });
+    expect(delivery.started).toEqual([slow.taskInstanceId]);
   });
 
   it('writes a running marker without a pid while the run lasts, and removes it after', async () => {

@@ -312,7 +312,8 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       workflowInstanceId: 42,
       taskName: 'extract',
       attempt: 2,
-      command: 'env -0',
+      // Lasts past STARTED_EVENT_DELAY_MS, so a TaskStarted is sent too.
+      command: 'env -0; sleep 0.2',
       params: { GREETING: 'hello world $HOME "quoted"', lower_name: 'x' },
       epoch: 7,
     });

@@ -228,18 +228,10 @@ export class WorkflowRunner {
   }
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {
-    // Timed on arrival (the queue may hold it a moment); only the attempt's first TaskStarted.
-    const sent = this.sentAt.get(ev.taskInstanceId);
-    if (sent !== undefined) {
-      this.sentAt.delete(ev.taskInstanceId);
-      this.deps.metrics?.dispatchToStart((this.deps.clock.now() - sent) / 1000);
-    }
     return this.handle({ type: 'taskStarted', ev });
   }
 
   taskFinished(ev: TaskFinishedEvent): Promise<EventAck> {
-    // A result that came before (or without) its TaskStarted: no start to time.
-    this.sentAt.delete(ev.taskInstanceId);
     return this.handle({ type: 'taskFinished', ev });
   }
 
@@ -472,7 +464,10 @@ export class WorkflowRunner {
             break;
           }
           this.noteSent(e.rowId);
-          void this.calls.dispatch(e.worker, spec, to).then((ev) => this.later(ev));
+          void this.calls.dispatch(e.worker, spec, to).then((ev) => {
+            this.noteAnswered(ev);
+            this.later(ev);
+          });
           break;
         }
         case 'takeOver':
@@ -689,6 +684,20 @@ export class WorkflowRunner {
     if (this.deps.metrics === undefined) return;
     const now = this.deps.clock.now();
     for (const r of rows) if (r.state === 'SUBMITTED_SUCCESS') this.readyAt.set(r.id, now);
+  }
+
+  /**
+   * A worker answers a Dispatch once the run has begun (a SHELL task's process started): timed on
+   * arrival, the attempt's first accepted answer only. (Not TaskStarted: a short run sends none.)
+   */
+  private noteAnswered(ev: RunEvent): void {
+    if (ev.type !== 'dispatchAnswered' && ev.type !== 'dispatchFailed') return;
+    const sent = this.sentAt.get(ev.rowId);
+    if (sent === undefined) return;
+    this.sentAt.delete(ev.rowId);
+    if (ev.type === 'dispatchAnswered' && ev.accepted) {
+      this.deps.metrics?.dispatchToStart((this.deps.clock.now() - sent) / 1000);
+    }
   }
 
   /** A Dispatch leaves: ready-to-dispatch ends (first send only), dispatch-to-start begins. */

@@ -17,7 +17,7 @@ export const FAILOVER_BUCKETS = [0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 1
 export interface RunnerMetrics {
   /** The attempt's row was written (the task became ready) → its Dispatch call left this master. */
   readyToDispatch(seconds: number): void;
-  /** Dispatch sent → the worker's TaskStarted reached this master. */
+  /** Dispatch sent → the worker's answer that the run has begun reached this master. */
   dispatchToStart(seconds: number): void;
   /** The task ended on its worker (the result's end time) → its result is stored. */
   finishToPersist(seconds: number): void;
@@ -52,7 +52,7 @@ export class MasterMetrics implements RunnerMetrics, FailoverMetrics {
     });
     this.start = new Histogram({
       name: 'porpoise_task_dispatch_to_start_seconds',
-      help: "Dispatch call sent to the worker's TaskStarted received (this master's clock at both ends)",
+      help: "Dispatch call sent to the worker's answer that the run has begun (this master's clock at both ends)",
       buckets: STAGE_BUCKETS,
       registers,
     });

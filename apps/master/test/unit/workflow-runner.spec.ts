@@ -518,7 +518,7 @@ describe('WorkflowRunner', () => {
     expect(h.store.row('a')?.state).toBe('DISPATCH');
   });
 
-  it('times each stage of a task on the clock: ready → dispatch (waiting for a worker too), dispatch → start, finish → persist', async () => {
+  it('times each stage of a task on the clock: ready → dispatch (waiting for a worker too), dispatch → accepted (the run began), finish → persist', async () => {
     const h = harness(
       [task('a'), task('b'), task('c')],
       [
@@ -527,6 +527,11 @@ describe('WorkflowRunner', () => {
       ],
     );
     h.workers = [];
+    // The worker answers once the run has begun: a after 40 ms, b and c after 10 ms each.
+    h.answer = (spec) => {
+      h.clock.advance(spec.taskName === 'a' ? 40 : 10);
+      return { accepted: true, reason: '' };
+    };
     await h.runner.start();
     await settle();
     // a is ready but no worker is live: its wait counts until a worker takes it.
@@ -535,28 +540,24 @@ describe('WorkflowRunner', () => {
     h.runner.workersAvailable('default');
     await settle();
     const a = nth(h.sent, 0);
-    h.clock.advance(40);
-    await h.runner.taskStarted({ ...finishedEvent(a, 'SUCCESS'), startTimeMs: 1 });
-    // A repeated TaskStarted is not timed again.
+    // TaskStarted times nothing (a short run sends none).
     await h.runner.taskStarted({ ...finishedEvent(a, 'SUCCESS'), startTimeMs: 1 });
     h.clock.advance(100);
     // The worker says it ended 25 ms ago (its clock); b and c are created and sent at once.
     await h.runner.taskFinished(finishedEvent(a, 'SUCCESS', { endTimeMs: h.clock.now() - 25 }));
     await settle();
     const b = nth(h.sent, 1);
-    // b's result comes before (and without) its TaskStarted: no dispatch → start for b (c runs on).
-    h.clock.advance(10);
     await h.runner.taskFinished(finishedEvent(b, 'SUCCESS', { endTimeMs: h.clock.now() }));
     await settle();
-    // Its TaskStarted arriving late (after the result) times nothing either.
-    h.clock.advance(10);
-    await h.runner.taskStarted({ ...finishedEvent(b, 'SUCCESS'), startTimeMs: 1 });
+    // b is sent and answered (the clock moves 10 ms in the answer) before c is sent.
     expect(h.stages).toEqual([
       ['ready', 1.5],
       ['start', 0.04],
       ['persist', 0.025],
       ['ready', 0],
-      ['ready', 0],
+      ['start', 0.01],
+      ['ready', 0.01],
+      ['start', 0.01],
       ['persist', 0],
     ]);
   });

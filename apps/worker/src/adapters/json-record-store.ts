@@ -5,13 +5,16 @@ import { taskIdOfFile } from '../domain/records';
 
 let tmpSequence = 0;
 
-/** Writes a file so that a crash leaves either the old or the new content: tmp + fsync + rename. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/**
+ * Writes a file so that a crash leaves either the old or the new content: tmp (+ fsync) + rename.
+ * Without `durable` the content survives a crash of the process, not of the machine.
+ */
+export async function writeFileAtomic(path: string, data: string, durable = true): Promise<void> {
   const tmp = `${path}.${process.pid}.${++tmpSequence}.tmp`;
   const handle = await open(tmp, 'w', 0o600);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -21,7 +24,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await syncDirectory(join(path, '..'));
+  if (durable) await syncDirectory(join(path, '..'));
 }
 
 /** fsync of the directory makes the rename itself durable. */
@@ -48,6 +51,8 @@ export class JsonRecordStore<T> {
     readonly dir: string,
     private readonly parse: (file: string, text: string) => T,
     private readonly logger: Logger,
+    /** false: records survive a crash of the process but not of the machine (no fsync). */
+    private readonly durable = true,
   ) {}
 
   async init(): Promise<void> {
@@ -57,7 +62,7 @@ export class JsonRecordStore<T> {
   /** Durably stores the record (serialised now, written in turn). */
   write(id: number, record: T): Promise<void> {
     const text = JSON.stringify(record);
-    return this.enqueue(id, () => writeFileAtomic(this.file(id), text));
+    return this.enqueue(id, () => writeFileAtomic(this.file(id), text, this.durable));
   }
 
   remove(id: number): Promise<void> {

@@ -137,6 +137,8 @@ export class TaskLogFile implements TaskLogSink {
    */
   async *lines(maxLineBytes: number): AsyncIterable<string> {
     await this.queue;
+    // Most runs print nothing: one stat instead of opening the file to read nothing.
+    if ((await this.handle.stat()).size <= this.startOffset) return;
     const reader = await open(this.path, 'r');
     try {
       const chunk = Buffer.alloc(SCAN_CHUNK_BYTES);

@@ -17,10 +17,20 @@ export class OutboxStore extends JsonRecordStore<OutboxRecord> {
   }
 }
 
-/** DATA_DIR/running: tasks whose process group may be alive, so a restarted worker can end them. */
+/**
+ * DATA_DIR/running: tasks whose process group may be alive, so a restarted worker can end them.
+ * Not synced to disk: a marker matters after the worker process died, when the page cache still
+ * holds it; after the machine went down no group of it is alive, and a master asking about the
+ * task hears UNKNOWN and runs it again, as it would with the marker's KILL result.
+ */
 @Injectable()
 export class RunningMarkerStore extends JsonRecordStore<RunningMarker> {
   constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
-    super(join(resolve(config.dataDir), 'running'), parseRunningMarker, new Logger('WorkerRunningMarkers'));
+    super(
+      join(resolve(config.dataDir), 'running'),
+      parseRunningMarker,
+      new Logger('WorkerRunningMarkers'),
+      false,
+    );
   }
 }

@@ -222,7 +222,11 @@ export class ResultDeliveryService {
   }
 
   private async deliver(entry: Held): Promise<void> {
-    await entry.persisted;
+    // Not after entry.persisted: the call and the fsync overlap. A master that accepted the result
+    // needs no copy on disk; one that did not hear it gets it from the outbox after a restart, and
+    // a worker killed before the write still has the task's running marker (removed only once the
+    // result is on disk), so its restart reports the run KILL and the master runs it again. The
+    // removal an acknowledgement queues runs after the write (the store orders them per task).
     await entry.after;
     const id = entry.record.event.taskInstanceId;
     for (;;) {

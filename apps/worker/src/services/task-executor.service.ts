@@ -26,7 +26,12 @@ import { limitOutputs } from '../domain/output-limits';
 import type { RunningMarker } from '../domain/records';
 import { applyStop, type StopReason } from '../domain/task-result';
 import type { PreparedTask, TaskProcess, TaskRunContext, TaskRunResult } from '../task-types/task-type';
-import { KILL_GRACE_MS, KILL_REAP_WAIT_MS, RESULT_MESSAGES } from '../worker.constants';
+import {
+  KILL_GRACE_MS,
+  KILL_REAP_WAIT_MS,
+  RESULT_MESSAGES,
+  STARTED_EVENT_DELAY_MS,
+} from '../worker.constants';
 import { workerAddress } from '../worker.config';
 import { WorkerError } from '../worker.errors';
 import { AdmissionService } from './admission.service';
@@ -58,6 +63,8 @@ interface RunningTask {
   /** The work is over and only its result is being collected: stops no longer apply. */
   settled: boolean;
   cancelTimeout: (() => void) | undefined;
+  /** The pending TaskStarted (sent only if the run lasts STARTED_EVENT_DELAY_MS). */
+  startedTimer: TimerHandle | undefined;
   startedDelivery: Promise<void>;
   /** Resolves once the run's result is held (on disk when possible). */
   readonly done: Promise<void>;
@@ -186,6 +193,7 @@ export class TaskExecutorService {
       stopListeners: [],
       settled: false,
       cancelTimeout: undefined,
+      startedTimer: undefined,
       startedDelivery: Promise.resolve(),
       done: new Promise<void>((r) => (markDone = r)),
       markDone: () => markDone(),
@@ -361,6 +369,7 @@ export class TaskExecutorService {
       settled: () => {
         task.settled = true;
         task.cancelTimeout?.();
+        this.clock.clearTimeout(task.startedTimer);
       },
       stop: (reason) => void this.stopTask(task, reason, 0),
     };
@@ -390,8 +399,16 @@ export class TaskExecutorService {
       );
     }
     // An instant run (EMPTY) ends within this Dispatch: its result, which carries the start time,
-    // is the only event (a TaskStarted would cost the master a call and a write for nothing).
-    if (!task.prepared.instant) this.sendStarted(task);
+    // is the only event (a TaskStarted would cost the master a call and a write for nothing). So
+    // does any run that ends within STARTED_EVENT_DELAY_MS.
+    if (!task.prepared.instant) {
+      task.startedTimer = unrefTimer(
+        this.clock.setTimeout(() => {
+          task.startedTimer = undefined;
+          if (!task.settled && this.running.get(id) === task) this.sendStarted(task);
+        }, STARTED_EVENT_DELAY_MS),
+      );
+    }
     this.logger.log(
       aboutTask(
         spec,
@@ -426,6 +443,7 @@ export class TaskExecutorService {
     const { spec } = task;
     const id = spec.taskInstanceId;
     task.cancelTimeout?.();
+    this.clock.clearTimeout(task.startedTimer);
     const outcome = applyStop(result, task.stop);
     const event: TaskFinishedEvent = {
       taskInstanceId: id,
