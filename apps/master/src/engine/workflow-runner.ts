@@ -683,8 +683,9 @@ export class WorkflowRunner {
   private noteReady(rows: ReadonlyArray<{ readonly id: number; readonly state: string }>): void {
     if (this.deps.metrics === undefined) return;
     const now = this.deps.clock.now();
-    for (const r of rows)
+    for (const r of rows) {
       if (r.state === 'SUBMITTED_SUCCESS' || r.state === 'DISPATCH') this.readyAt.set(r.id, now);
+    }
   }
 
   /**
