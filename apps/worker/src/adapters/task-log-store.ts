@@ -7,6 +7,8 @@ import type { TaskLogSink } from '../task-types/task-type';
 
 const NUMERIC = /^[1-9]\d{0,14}$/;
 const LOG_FILE = /^([1-9]\d{0,14})\.log$/;
+/** How many instance directories openForAppend remembers as existing. */
+const KNOWN_DIRS = 512;
 
 /**
  * Task logs: DATA_DIR/logs/{workflowInstanceId}/{taskInstanceId}.log. ReadLog names only the
@@ -20,6 +22,8 @@ export class TaskLogStore {
   private readonly logger = new Logger('WorkerTaskLogs');
   /** taskInstanceId → workflowInstanceId (the path follows from both; numbers keep the index small). */
   private readonly index = new Map<number, number>();
+  /** Instance directories known to exist (the latest few hundred: a bounded cache). */
+  private readonly dirs = new Set<number>();
 
   constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
     this.root = join(resolve(config.dataDir), 'logs');
@@ -34,6 +38,12 @@ export class TaskLogStore {
         if (m) this.index.set(Number(m[1]), Number(dir.name));
       }
     }
+  }
+
+  private rememberDir(workflowInstanceId: number): void {
+    if (this.dirs.has(workflowInstanceId)) return;
+    if (this.dirs.size >= KNOWN_DIRS) this.dirs.delete(this.dirs.values().next().value as number);
+    this.dirs.add(workflowInstanceId);
   }
 
   get size(): number {
@@ -51,8 +61,19 @@ export class TaskLogStore {
   /** Creates (or reopens) the task's log for appending and records it in the index. */
   async openForAppend(workflowInstanceId: number, taskInstanceId: number): Promise<TaskLogFile> {
     const path = this.pathOf(workflowInstanceId, taskInstanceId);
-    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-    const handle = await open(path, 'a', 0o600);
+    const dir = join(path, '..');
+    let handle: FileHandle;
+    // The instance's directory is made once (every task of the instance after the first saves
+    // a call), and again when it went away meanwhile (someone cleaned the logs).
+    if (!this.dirs.has(workflowInstanceId)) await mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      handle = await open(path, 'a', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      handle = await open(path, 'a', 0o600);
+    }
+    this.rememberDir(workflowInstanceId);
     this.index.set(taskInstanceId, workflowInstanceId);
     try {
       return new TaskLogFile(path, handle, (await handle.stat()).size, this.logger);
