@@ -6,9 +6,12 @@
 export const DEFINITION_LIMITS = {
   nameLength: 200,
   descriptionLength: 10_000,
-  /** The graph code is linear and iterative (a 100,000-task chain is tested); this bounds a body. */
-  tasks: 1000,
-  edges: 10_000,
+  /**
+   * The graph code is linear and iterative (a 100,000-task chain is tested); this bounds a body
+   * (a 10,000-task definition is about 1 MB of JSON) and a master's work per event.
+   */
+  tasks: 10_000,
+  edges: 50_000,
   taskNameLength: 100,
   /** A command travels in one gRPC message (4 MiB max) together with the params. */
   commandLength: 1024 * 1024,
