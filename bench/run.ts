@@ -122,6 +122,9 @@ async function speed(
           ? `${share(t.tasksPerSecond, limits?.spawnPerSecond)} of spawn`
           : `${share(t.tasksPerSecond, limits?.pgbenchTps)} of pgbench tps`,
         failed_runs: t.failedRuns,
+        cpu_busy: `${t.machineBusyPercent} %`,
+        cpu_ms_per_task: t.cpuMsPerTask,
+        cpu_bound_tasks_per_s: t.cpuBoundTasksPerSecond,
       })),
     ),
   );

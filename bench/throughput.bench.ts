@@ -10,11 +10,14 @@
  *   task running (start of task 2 − end of task 1), p50 / p95 / p99.
  * - the 40-task chain: one 40-task SHELL chain at a time; (instance end − trigger) / 40 per step.
  * - idle: each node's CPU share of one core and its resident memory over 10 s with nothing to do.
+ * - CPU per task: the whole machine's busy CPU time during a burst (/proc/stat) / its tasks, and
+ *   the rate the machine's cores could sustain at that cost (everything runs on this machine).
  *
  * Every figure is from the database's own timestamps (one machine, one clock), except the
  * trigger moment, which is this process's clock just before the request.
  */
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { sleep, waitFor } from '../test/harness';
 import { ChaosCluster, type ChaosNode } from '../test/chaos/cluster';
 
@@ -27,6 +30,12 @@ export interface ThroughputFigure {
   readonly seconds: number;
   readonly tasksPerSecond: number;
   readonly failedRuns: number;
+  /** Share of the machine's CPU time (all cores, /proc/stat) that was busy during the burst. */
+  readonly machineBusyPercent: number;
+  /** Busy CPU time of the whole machine per task (every process: the cluster is all that runs). */
+  readonly cpuMsPerTask: number;
+  /** Tasks/s the machine's cores could do at that cost per task: the CPU bound of the scenario. */
+  readonly cpuBoundTasksPerSecond: number;
 }
 
 export interface Percentiles {
@@ -139,8 +148,10 @@ async function throughput(
   const runs = Math.max(1, Math.round(targetTasks / perRun));
   opts.log(`  ${scenario}: ${runs} runs × ${perRun} tasks ...`);
   const t0 = Date.now();
+  const cpu0 = machineTicks();
   const ids = await burst(cluster, code, runs);
   await settled(cluster, ids, 600_000);
+  const cpu1 = machineTicks();
   const { rows } = await cluster.db.query<{ end_ms: string; failed: number }>(
     `SELECT floor(extract(epoch FROM max(end_time)) * 1000)::bigint AS end_ms,
             count(*) FILTER (WHERE state <> 'SUCCESS')::int AS failed
@@ -149,6 +160,10 @@ async function throughput(
   );
   const seconds = (Number(rows[0]?.end_ms) - t0) / 1000;
   const tasks = runs * perRun;
+  // Ticks are 10 ms; the busy time includes this process's polling, a small share.
+  const busyMs = (cpu1.busy - cpu0.busy) * 10;
+  const cores = cpus().length;
+  const cpuMsPerTask = busyMs / tasks;
   const figure = {
     scenario,
     masters: opts.masters,
@@ -158,8 +173,14 @@ async function throughput(
     seconds: Math.round(seconds * 100) / 100,
     tasksPerSecond: Math.round(tasks / seconds),
     failedRuns: rows[0]?.failed ?? 0,
+    machineBusyPercent: Math.round(((cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total)) * 100),
+    cpuMsPerTask: Math.round(cpuMsPerTask * 100) / 100,
+    cpuBoundTasksPerSecond: cpuMsPerTask > 0 ? Math.round((cores * 1000) / cpuMsPerTask) : 0,
   };
-  opts.log(`    ${figure.tasksPerSecond} tasks/s (${figure.seconds} s)`);
+  opts.log(
+    `    ${figure.tasksPerSecond} tasks/s (${figure.seconds} s); machine ${figure.machineBusyPercent} % busy, ` +
+      `${figure.cpuMsPerTask} ms of CPU per task`,
+  );
   return figure;
 }
 
@@ -206,6 +227,15 @@ async function chain40(cluster: ChaosCluster, opts: SpeedOptions): Promise<numbe
     perStep.push((Number(rows[0]?.end_ms) - sent) / 40);
   }
   return Math.round(percentiles(perStep).p50 * 10) / 10;
+}
+
+/** Busy and total CPU time of the whole machine so far, in clock ticks (the first line of /proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
 }
 
 /** utime + stime of a process, in clock ticks (100 per second on Linux). */
