@@ -1,11 +1,13 @@
 /**
- * The task watchdog script with real processes (a `sleep` in its own process group stands in for
- * a task): it leaves a live worker's task alone, and kills the group when the liveness file goes
- * stale or unreadable, or when its parent (the worker) dies. Short timings: 1 s session, 200 ms
+ * The task watchdog with real processes (a `sleep` in its own process group stands in for a
+ * task): one watchdog process supervises every group; it leaves a live worker's tasks alone, and
+ * kills each supervised group when the liveness file goes stale or unreadable, or when its parent
+ * (the worker) dies. Short timings: 1 s session, 200 ms
  * heartbeat, so a 600 ms deadline and a 100 ms poll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -53,7 +55,11 @@ describe('task watchdog (real /bin/sh)', () => {
   let watchdog: ShellTaskWatchdog;
   let toucher: NodeJS.Timeout | undefined;
   const tasks: ChildProcess[] = [];
-  const stops: (() => void)[] = [];
+  /** This test process's groups directory (the watchdog's). */
+  const groupsDir = () => {
+    const name = readdirSync(join(dir, 'watchdog')).find((n) => n.startsWith(`groups-${process.pid}-`));
+    return join(dir, 'watchdog', name!);
+  };
 
   // As the worker does: a new file renamed over the old one, so a poll never reads a half-written
   // (empty) file and fires "unreadable".
@@ -92,7 +98,7 @@ describe('task watchdog (real /bin/sh)', () => {
   afterEach(() => {
     clearInterval(toucher);
     toucher = undefined;
-    for (const stop of stops.splice(0)) stop();
+    watchdog.close();
     for (const t of tasks.splice(0)) {
       try {
         process.kill(-t.pid!, 'SIGKILL');
@@ -103,17 +109,21 @@ describe('task watchdog (real /bin/sh)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('leaves the task of a live worker alone and ends when the task is gone', async () => {
+  it('leaves the task of a live worker alone; a group it no longer supervises is not its business', async () => {
     keepTouching();
     const pgid = startTask();
     const failures: string[] = [];
     const handle = watchdog.supervise(1, pgid, { onFailure: (why) => failures.push(why) });
-    stops.push(handle.stop);
     await sleep(1_500);
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
     expect(liveMembers(handle.pid!)).toContain(handle.pid);
-    process.kill(-pgid, 'SIGKILL');
-    await until('the watchdog to end', () => liveMembers(handle.pid!).length === 0, 10_000);
+    handle.stop();
+    expect(readdirSync(groupsDir())).toEqual([]);
+    // Unsupervised now: a stall no longer reaches it, and the watchdog itself runs on.
+    clearInterval(toucher);
+    await sleep(1_000);
+    expect(liveMembers(pgid).length).toBeGreaterThan(0);
+    expect(liveMembers(handle.pid!)).toContain(handle.pid);
     expect(watchdog.takeFiring(1)).toBeNull();
     expect(failures).toEqual([]);
   });
@@ -123,7 +133,7 @@ describe('task watchdog (real /bin/sh)', () => {
     const pgid = startTask();
     const failures: string[] = [];
     const started = Date.now();
-    stops.push(watchdog.supervise(2, pgid, { onFailure: (why) => failures.push(why) }).stop);
+    watchdog.supervise(2, pgid, { onFailure: (why) => failures.push(why) });
     await until('the group to die', () => liveMembers(pgid).length === 0, 3_000);
     // Not before the deadline (the file was fresh when the task started).
     expect(Date.now() - started).toBeGreaterThanOrEqual(550);
@@ -132,10 +142,36 @@ describe('task watchdog (real /bin/sh)', () => {
     expect(failures).toEqual([]);
   });
 
+  it('one watchdog for every task: a stall kills each supervised group, with a mark for each', async () => {
+    keepTouching();
+    const first = startTask();
+    const second = startTask();
+    const a = watchdog.supervise(6, first, { onFailure: () => undefined });
+    const b = watchdog.supervise(7, second, { onFailure: () => undefined });
+    expect(a.pid).toBeDefined();
+    expect(b.pid).toBe(a.pid);
+    await sleep(300);
+    clearInterval(toucher);
+    await until(
+      'both groups to die',
+      () => liveMembers(first).length === 0 && liveMembers(second).length === 0,
+      3_000,
+    );
+    expect(watchdog.takeFiring(6)).toMatch(/^the worker stalled/);
+    expect(watchdog.takeFiring(7)).toMatch(/^the worker stalled/);
+    // It runs on: the worker may wake, and its next task is supervised again.
+    expect(liveMembers(a.pid!)).toContain(a.pid);
+    keepTouching();
+    const third = startTask();
+    expect(watchdog.supervise(8, third, { onFailure: () => undefined }).pid).toBe(a.pid);
+    await sleep(800);
+    expect(liveMembers(third).length).toBeGreaterThan(0);
+  });
+
   it('kills the group when the liveness file cannot be read', async () => {
     keepTouching();
     const pgid = startTask();
-    stops.push(watchdog.supervise(3, pgid, { onFailure: () => undefined }).stop);
+    watchdog.supervise(3, pgid, { onFailure: () => undefined });
     await sleep(300);
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
     clearInterval(toucher);
@@ -144,19 +180,21 @@ describe('task watchdog (real /bin/sh)', () => {
     expect(watchdog.takeFiring(3)).toBe("the worker's liveness file is unreadable");
   });
 
-  it('kills the group when its parent (the worker) dies', async () => {
+  it('kills the groups when its parent (the worker) dies', async () => {
     keepTouching();
     const pgid = startTask();
-    const mark = join(dir, 'watchdog', '4.killed');
+    const groups = join(dir, 'watchdog', 'groups-stand-in');
+    mkdirSync(groups);
+    writeFileSync(join(groups, `4.${pgid}`), '');
     // A stand-in worker: a shell whose child is the watchdog, killed with SIGKILL.
     const parent = spawn(
       '/bin/sh',
       ['-c', '/bin/sh -c "$1" "$2" "$3" "$4" "$5" "$6" "$7" & wait', 'worker'].concat([
         WATCHDOG_SCRIPT,
         WATCHDOG_NAME,
-        String(pgid),
         alive,
-        mark,
+        groups,
+        join(dir, 'watchdog'),
         '60',
         '0.1',
       ]),
@@ -167,24 +205,43 @@ describe('task watchdog (real /bin/sh)', () => {
     parent.kill('SIGKILL');
     await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
     expect(watchdog.takeFiring(4)).toBe('the worker process died');
+    expect(readdirSync(groups)).toEqual([]);
   });
 
-  it('reports a watchdog that someone killed, so the worker can start another one', async () => {
+  it('reports a watchdog that someone killed to every task it supervised, so the worker can start another one', async () => {
     keepTouching();
-    const pgid = startTask();
-    const failures: [string, boolean][] = [];
-    const handle = watchdog.supervise(5, pgid, { onFailure: (why, again) => failures.push([why, again]) });
-    stops.push(handle.stop);
+    const first = startTask();
+    const second = startTask();
+    const failures: [number, string, boolean][] = [];
+    const handle = watchdog.supervise(5, first, {
+      onFailure: (why, again) => failures.push([5, why, again]),
+    });
+    watchdog.supervise(9, second, { onFailure: (why, again) => failures.push([9, why, again]) });
     await sleep(200);
     process.kill(handle.pid!, 'SIGKILL');
-    await until('the failure report', () => failures.length > 0, 10_000);
-    expect(failures).toEqual([['the watchdog ended unexpectedly (SIGKILL)', true]]);
-    expect(liveMembers(pgid).length).toBeGreaterThan(0);
+    await until('the failure reports', () => failures.length === 2, 10_000);
+    expect(failures).toEqual([
+      [5, 'the watchdog ended unexpectedly (SIGKILL)', true],
+      [9, 'the watchdog ended unexpectedly (SIGKILL)', true],
+    ]);
+    expect(liveMembers(first).length).toBeGreaterThan(0);
+    // Supervising again starts a new watchdog, which still knows both groups.
+    const again = watchdog.supervise(5, first, { onFailure: () => undefined });
+    expect(again.pid).not.toBe(handle.pid);
+    clearInterval(toucher);
+    await until(
+      'both groups to die',
+      () => liveMembers(first).length === 0 && liveMembers(second).length === 0,
+      3_000,
+    );
   });
 
-  it('clears marks left by an earlier run', () => {
+  it('clears marks and the groups directories left by an earlier run, keeping its own', () => {
     writeFileSync(join(dir, 'watchdog', '9.killed'), 'x\n');
+    mkdirSync(join(dir, 'watchdog', 'groups-1-2'));
+    writeFileSync(join(dir, 'watchdog', 'groups-1-2', '3.4'), '');
     expect(watchdog.clearMarks()).toBe(1);
     expect(watchdog.takeFiring(9)).toBeNull();
+    expect(readdirSync(join(dir, 'watchdog')).sort()).toEqual([groupsDir().split('/').pop()]);
   });
 });

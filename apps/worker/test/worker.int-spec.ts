@@ -114,13 +114,22 @@ function liveMembers(pgid: number): number[] {
   return members;
 }
 
-/** The pid of the watchdog of a task's process group (argv: /bin/sh -c SCRIPT porpoise-watchdog <pgid> …). */
-function watchdogOf(pgid: number): number | undefined {
+/**
+ * The pid of a worker's watchdog (argv: /bin/sh -c SCRIPT porpoise-watchdog …; its parent is the
+ * worker) when it supervises the process group (a file `{task}.{pgid}` in its groups directory).
+ */
+function watchdogOf(workerPid: number, pgid: number): number | undefined {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (argv[3] === 'porpoise-watchdog' && argv[4] === String(pgid)) return Number(name);
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (argv[3] !== 'porpoise-watchdog' || ppid !== workerPid) continue;
+      const groups = argv[5];
+      if (groups !== undefined && readdirSync(groups).some((f) => f.endsWith(`.${pgid}`))) {
+        return Number(name);
+      }
     } catch {
       // Exited while we looked.
     }
@@ -801,7 +810,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     const id = spec.taskInstanceId;
     await client.dispatch(workerAddress(), spec);
     const pgid = await pgidOf(id);
-    expect(watchdogOf(pgid)).toBeDefined();
+    expect(watchdogOf(worker!.pid!, pgid)).toBeDefined();
     const pid = worker!.pid!;
     process.kill(pid, 'SIGSTOP');
     try {
@@ -902,7 +911,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     await client.dispatch(workerAddress(), orphan);
     const pgid = await pgidOf(orphan.taskInstanceId);
     // A watchdog that cannot act (stopped): the group outlives the worker, and the restart ends it.
-    const dog = watchdogOf(pgid);
+    const dog = watchdogOf(worker!.pid!, pgid);
     expect(dog).toBeDefined();
     process.kill(dog!, 'SIGSTOP');
 

@@ -24,10 +24,11 @@ const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
  * SIGKILL) and killed when the shell exits. The executor records the group in a running marker,
  * so a restarted worker ends a group its predecessor left behind.
  *
- * Each group also has a watchdog (adapters/task-watchdog.ts): a process of its own that kills the
- * group when the worker's liveness file goes stale (the worker is frozen) or the worker dies, so
- * that the task is dead before the worker's registry session can expire and the masters run it
- * again elsewhere. A run its watchdog killed is reported KILL (session lost), never SUCCESS.
+ * Each group is also supervised by the worker's watchdog (adapters/task-watchdog.ts): a process of
+ * its own that kills the group when the worker's liveness file goes stale (the worker is frozen)
+ * or the worker dies, so that the task is dead before the worker's registry session can expire
+ * and the masters run it again elsewhere. A run its watchdog killed is reported KILL (session
+ * lost), never SUCCESS.
  *
  * Outputs: every `${setValue(name=value)}` in the lines the run printed (DESIGN.md section 9).
  */
@@ -112,9 +113,9 @@ export class ShellTaskType implements TaskType<void> {
   }
 
   /**
-   * Starts the group's watchdog. One that cannot be started, or cannot run, ends the task (KILL,
-   * unsupervised): a task a frozen worker could not end may run twice. One that someone killed is
-   * started again (a few times).
+   * Puts the group under the watchdog. A watchdog that cannot be started, or cannot run, ends the
+   * task (KILL, unsupervised): a task a frozen worker could not end may run twice. One that
+   * someone killed is started again (a few times per task).
    */
   private supervise(
     ctx: TaskRunContext,
