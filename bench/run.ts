@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the benchmarks, prints a table and writes bench/results/*.json.
  *
- *   --only speed|registry-expiry|failover   one benchmark (default: all)
+ *   --only speed|registry-expiry|failover|cost|scale   one benchmark (default: all)
  *   --topologies 1x1,2x2              speed: masters x workers clusters (default 1x1,2x2)
  *   --shell-tasks N --empty-tasks N   speed: tasks per throughput scenario (default 600, 1500)
  *   --latency-runs N --chain40-runs N speed: samples (default 60, 5)
@@ -9,17 +9,19 @@
  *   --session-timeout-ms N --rounds N registry expiry (default 10000, 3)
  *   --failover-timeouts 10000,5000    failover: the session timeouts to measure at
  *   --failover-rounds N               failover: kills per kind and timeout (default 5)
+ *   --cost-runs N                     cost: runs of each 5-task chain (default 100)
  *
  * The failover benchmark starts nodes from dist: `npm run build` first.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchCost } from './cost.bench';
 import { benchFailover, type FailoverResult } from './failover.bench';
 import { measureMachine, type MachineLimits } from './machine-limits.bench';
 import { benchRegistryExpiry } from './registry-expiry.bench';
 import { benchSpeed, type SpeedResult, type TaskType } from './throughput.bench';
 
-const BENCHMARKS = ['speed', 'registry-expiry', 'failover'] as const;
+const BENCHMARKS = ['speed', 'registry-expiry', 'failover', 'cost', 'scale'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 function write(name: string, results: unknown): void {
@@ -70,6 +72,9 @@ async function failover(timeouts: number[], rounds: number): Promise<void> {
 const progress = (line: string) =>
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
+const share = (value: number, limit: number | null | undefined) =>
+  limit ? `${Math.round((value / limit) * 1000) / 10} %` : 'n/a';
+
 async function speed(
   topologies: Array<[number, number]>,
   counts: {
@@ -97,8 +102,6 @@ async function speed(
       }),
     );
   }
-  const share = (value: number, limit: number | null | undefined) =>
-    limit ? `${Math.round((value / limit) * 1000) / 10} %` : 'n/a';
   console.log('\nmachine limits (same run)');
   console.table([
     {
@@ -152,6 +155,41 @@ async function speed(
   write('speed', { limits, results });
 }
 
+async function cost(runs: number): Promise<void> {
+  const result = await benchCost({ runs, log: progress });
+  const tps = result.limits.pgbenchTps;
+  console.log(
+    `\ncost per task: pg_stat_statements and pg_stat_database over ${runs} runs of a 5-task chain ` +
+      '(1 master, 1 worker, ZooKeeper), the benchmark’s own statements and the idle background taken off',
+  );
+  console.table(
+    result.figures.map((f) => ({
+      scenario: f.scenario,
+      tasks: f.tasks,
+      tasks_per_s: f.tasksPerSecond,
+      statements_per_task: f.statementsPerTask,
+      transactions_per_task: f.transactionsPerTask,
+      rollbacks_per_task: f.rollbacksPerTask,
+      db_ms_per_task: f.dbMsPerTask,
+      // If committed transactions were the bound: pgbench's rate over this run's cost.
+      tasks_per_s_at_pgbench_tps: tps ? Math.round(tps / f.transactionsPerTask) : 'n/a',
+      xacts_per_s_vs_pgbench: share(f.tasksPerSecond * f.transactionsPerTask, tps),
+      failed_runs: f.failedRuns,
+    })),
+  );
+  for (const f of result.figures) {
+    console.log(`\n${f.scenario}: top statements (calls per task, mean ms)`);
+    console.table(
+      f.top.map((t) => ({ statement: t.statement, calls_per_task: t.callsPerTask, mean_ms: t.meanMs })),
+    );
+  }
+  console.log(
+    `\nidle background (taken off above): ${result.background.statementsPerSecond} statements/s, ` +
+      `${result.background.transactionsPerSecond} transactions/s; machine: pgbench ${tps ?? result.limits.pgbenchNote} tps`,
+  );
+  write('cost', result);
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const arg = (name: string): string | undefined => {
@@ -199,6 +237,7 @@ async function main(): Promise<void> {
     }
     await failover(timeouts, number('failover-rounds', 5));
   }
+  if (run('cost')) await cost(number('cost-runs', 100));
 }
 
 main().catch((err: Error) => {
