@@ -15,7 +15,7 @@
  *   --scale-task-rows N               scale: finished task rows under the REST routes (default 1000000)
  *   --scale-requests N                scale: timed requests per route (default 20)
  *   --dag-tasks N --dag-runs N        scale: the big DAG's size and runs (default 5000, 3)
- *   --scale-parts commands,dag,rest   scale: which parts to run (default all three)
+ *   --scale-parts backlog,commands,dag,rest   scale: which parts to run (default all)
  *
  * The failover benchmark starts nodes from dist: `npm run build` first.
  */
@@ -200,6 +200,14 @@ async function cost(runs: number): Promise<void> {
 async function scale(opts: Omit<Parameters<typeof benchScale>[0], 'log'>): Promise<void> {
   const r = await benchScale({ ...opts, log: progress });
   const tps = r.limits.pgbenchTps;
+  if (r.backlog) {
+    console.log(
+      `\nwith ${r.backlog.commands} commands waiting (no master running): ms, one request at a time`,
+    );
+    console.table(
+      r.backlog.routes.map((x) => ({ route: x.route, p50_ms: x.p50Ms, p95_ms: x.p95Ms, max_ms: x.maxMs })),
+    );
+  }
   const c = r.commands;
   if (c) {
     console.log(

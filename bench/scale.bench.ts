@@ -8,6 +8,8 @@
  *   are started. Measured: commands taken per second (first instance start → command table
  *   empty) and runs completed per second (first instance start → last instance end), with the
  *   committed transactions per run over that time (pg_stat_database).
+ * - backlog: while the commands wait (before any master runs), the routes that read waiting runs
+ *   are timed: a queued run's diagnosis and instance, the SUBMITTED_SUCCESS list.
  * - REST at size: `taskRows` finished task rows (and their instances, `tasksPerInstance` each,
  *   over 10 workflows) are inserted with generate_series, the tables are vacuumed and analysed,
  *   and every list route of the API is timed (`requests` requests each, one at a time, after
@@ -18,6 +20,7 @@
  */
 import { DEFINITION_LIMITS } from '@porpoise/common';
 import { readFileSync } from 'node:fs';
+import type { Pool } from 'pg';
 import { sleep } from '../test/harness';
 import { ChaosCluster } from '../test/chaos/cluster';
 import { measureMachine, type MachineLimits } from './machine-limits.bench';
@@ -72,12 +75,13 @@ export interface DagFigure {
   readonly failedRuns: number;
 }
 
-export const SCALE_PARTS = ['commands', 'dag', 'rest'] as const;
+export const SCALE_PARTS = ['backlog', 'commands', 'dag', 'rest'] as const;
 export type ScalePart = (typeof SCALE_PARTS)[number];
 
 export interface ScaleResult {
   readonly limits: MachineLimits;
   /** Each undefined when its part was not asked for. */
+  readonly backlog?: { commands: number; routes: RouteFigure[] };
   readonly commands?: CommandFigure;
   readonly rest?: RestFigure;
   readonly dag?: DagFigure;
@@ -118,7 +122,14 @@ async function committed(cluster: ChaosCluster): Promise<number> {
 
 // ------------------------------------------------------------------ commands
 
-async function commands(cluster: ChaosCluster, opts: ScaleOptions): Promise<CommandFigure> {
+interface Queued {
+  readonly code: string;
+  /** The first and last instance id written (nothing else takes ids meanwhile). */
+  readonly range: [number, number];
+  readonly insertSeconds: number;
+}
+
+async function queue(cluster: ChaosCluster, opts: ScaleOptions): Promise<Queued> {
   const code = await cluster.createWorkflow({
     name: 'scale-commands',
     tasks: [{ name: 'only', type: 'EMPTY' }],
@@ -153,9 +164,45 @@ async function commands(cluster: ChaosCluster, opts: ScaleOptions): Promise<Comm
     lastId = Number(rows[0]?.hi);
     opts.log(`    ${done + n} written`);
   }
-  const insertSeconds = (Date.now() - t0) / 1000;
-  const range = [firstId ?? 0, lastId];
+  return { code, range: [firstId ?? 0, lastId], insertSeconds: (Date.now() - t0) / 1000 };
+}
 
+/** The routes that look at waiting runs, timed while the whole backlog waits (no master runs). */
+async function backlogRoutes(cluster: ChaosCluster, opts: ScaleOptions, q: Queued): Promise<RouteFigure[]> {
+  const [lo, hi] = q.range;
+  const anyQueued = () => lo + Math.floor(Math.random() * (hi - lo + 1));
+  const routes: Array<[string, () => string]> = [
+    ['GET /health (the floor)', () => '/health'],
+    [
+      'GET /workflow-instances/{id}/diagnosis (a queued run, random)',
+      () => `/api/v1/workflow-instances/${anyQueued()}/diagnosis`,
+    ],
+    [
+      'GET /workflow-instances/{id} (a queued run, random)',
+      () => `/api/v1/workflow-instances/${anyQueued()}`,
+    ],
+    [
+      'GET /workflow-instances?state=SUBMITTED_SUCCESS',
+      () => '/api/v1/workflow-instances?state=SUBMITTED_SUCCESS',
+    ],
+  ];
+  opts.log(`  backlog: routes timed with ${opts.commands} commands waiting ...`);
+  const figures: RouteFigure[] = [];
+  for (const [route, path] of routes) {
+    const f = await timeRoute(cluster, route, path, opts.requests);
+    opts.log(`    ${route}: p50 ${f.p50Ms} ms, p95 ${f.p95Ms} ms`);
+    figures.push(f);
+  }
+  return figures;
+}
+
+/** Takes the backlog away again when only its routes were asked for (the cascade drops the commands). */
+async function unqueue(cluster: ChaosCluster, q: Queued): Promise<void> {
+  await cluster.db.query('DELETE FROM workflow_instance WHERE id BETWEEN $1 AND $2', q.range);
+}
+
+async function consume(cluster: ChaosCluster, opts: ScaleOptions, q: Queued): Promise<CommandFigure> {
+  const { code, range, insertSeconds } = q;
   const xactsBefore = await committed(cluster);
   opts.log(`  commands: starting ${opts.masters} master(s) ...`);
   const started = Date.now();
@@ -212,17 +259,25 @@ async function commands(cluster: ChaosCluster, opts: ScaleOptions): Promise<Comm
 
 // ------------------------------------------------------------------ REST at size
 
-async function fill(cluster: ChaosCluster, opts: ScaleOptions, codes: string[]): Promise<number> {
+/**
+ * Inserts finished runs of the given workflows (version 1 of each) holding `taskRows` task rows,
+ * `tasksPerInstance` per run, as driven by master and run on worker ("address:port").
+ */
+export async function fillFinishedRuns(
+  db: Pick<Pool, 'query'>,
+  opts: Pick<ScaleOptions, 'taskRows' | 'tasksPerInstance' | 'log'>,
+  codes: readonly string[],
+  master: string,
+  worker: string,
+): Promise<number> {
   const instances = Math.ceil(opts.taskRows / opts.tasksPerInstance);
-  const worker = cluster.workers()[0]?.address ?? '127.0.0.1:1';
-  const master = cluster.masters()[0]?.address ?? '127.0.0.1:2';
   const per = Math.max(1, Math.floor(50_000 / opts.tasksPerInstance));
   for (let from = 1; from <= instances; from += per) {
     const to = Math.min(instances, from + per - 1);
     // Finished runs, one per second of the past (ids grow with time), 10 workflows in turn (3 runs
     // each, so that every workflow has runs of every state); 1 in 20
     // FAILURE (its last task failed), 1 in 50 STOP (its last task killed), the rest SUCCESS.
-    await cluster.db.query(
+    await db.query(
       `WITH wi AS (
          INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params,
            start_time, end_time, created_at, updated_at)
@@ -305,14 +360,30 @@ async function rest(cluster: ChaosCluster, opts: ScaleOptions): Promise<RestFigu
     }
   }
   const t0 = Date.now();
-  await fill(cluster, opts, codes);
+  await fillFinishedRuns(
+    cluster.db,
+    opts,
+    codes,
+    cluster.masters()[0]?.address ?? '127.0.0.1:1',
+    cluster.workers()[0]?.address ?? '127.0.0.1:2',
+  );
   const insertSeconds = (Date.now() - t0) / 1000;
   // What autovacuum would have done by the time a table is this big: statistics and the
   // visibility map (index-only scans), done now so every route meets the same state.
   opts.log('    VACUUM ANALYZE ...');
-  await cluster.db.query(
-    'VACUUM ANALYZE workflow_instance, task_instance, command, schedule, workflow_definition',
-  );
+  // A VACUUM that runs beside autovacuum's own ANALYZE (started by the inserts) cannot mark pages
+  // all-visible (that ANALYZE's snapshot is older): again until the visibility map is complete.
+  for (let i = 0; i < 10; i++) {
+    await cluster.db.query(
+      'VACUUM ANALYZE workflow_instance, task_instance, command, schedule, workflow_definition',
+    );
+    const { rows } = await cluster.db.query<{ done: boolean }>(
+      `SELECT bool_and(relallvisible >= relpages) AS done FROM pg_class
+       WHERE relname IN ('workflow_instance', 'task_instance')`,
+    );
+    if (rows[0]?.done) break;
+    await sleep(1_000);
+  }
   const counts = await cluster.db.query<{ instances: string; tasks: string }>(
     'SELECT (SELECT count(*) FROM workflow_instance) AS instances, (SELECT count(*) FROM task_instance) AS tasks',
   );
@@ -503,17 +574,27 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
     const limits = await measureMachine(cluster.databaseUrl);
     const want = (p: ScalePart) => opts.parts.includes(p);
     let commandFigure: CommandFigure | undefined;
-    if (want('commands')) {
-      commandFigure = await commands(cluster, opts);
-      opts.log(
-        `    ${commandFigure.takenPerSecond} commands taken/s, ${commandFigure.completedPerSecond} runs completed/s`,
-      );
-    } else {
+    let backlog: ScaleResult['backlog'];
+    if (want('backlog') || want('commands')) {
+      const queued = await queue(cluster, opts);
+      if (want('backlog')) {
+        backlog = { commands: opts.commands, routes: await backlogRoutes(cluster, opts, queued) };
+      }
+      if (want('commands')) {
+        commandFigure = await consume(cluster, opts, queued);
+        opts.log(
+          `    ${commandFigure.takenPerSecond} commands taken/s, ${commandFigure.completedPerSecond} runs completed/s`,
+        );
+      } else {
+        await unqueue(cluster, queued);
+      }
+    }
+    if (!want('commands')) {
       await Promise.all(Array.from({ length: opts.masters }, () => cluster.addNode('master')));
     }
     const dagFigure = want('dag') ? await dag(cluster, opts) : undefined;
     const restFigure = want('rest') ? await rest(cluster, opts) : undefined;
-    return { limits, commands: commandFigure, rest: restFigure, dag: dagFigure };
+    return { limits, backlog, commands: commandFigure, rest: restFigure, dag: dagFigure };
   } finally {
     await cluster.dispose();
   }
