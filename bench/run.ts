@@ -207,6 +207,13 @@ async function scale(opts: Omit<Parameters<typeof benchScale>[0], 'log'>): Promi
     console.table(
       r.backlog.routes.map((x) => ({ route: x.route, p50_ms: x.p50Ms, p95_ms: x.p95Ms, max_ms: x.maxMs })),
     );
+    const d = r.backlog.deleteSeconds;
+    if (!opts.parts.includes('commands')) {
+      console.log(
+        `deleting the ${r.backlog.commands} queued runs (cascade to their commands): ` +
+          (d === null ? 'not done in 120 s (cancelled)' : `${d} s`),
+      );
+    }
   }
   const c = r.commands;
   if (c) {
