@@ -3,6 +3,7 @@ import { RegistryTables1795306077000 } from './1795306077000-registry-tables';
 import { WorkflowTables1795307647000 } from './1795307647000-workflow-tables';
 import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone';
 import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
+import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
@@ -14,4 +15,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   SubWorkflowNotify1796000001000,
   InstanceTimezone1796000002000,
   InstancePausedTime1796000003000,
+  ListAndBacklogIndexes1796000004000,
 ];

@@ -55,6 +55,8 @@ export interface ClusterOptions {
   readonly heartbeatIntervalMs: number;
   /** Install the audit triggers (default true); the benchmark leaves them out. */
   readonly audit?: boolean;
+  /** shared_preload_libraries of the embedded Postgres (the cost benchmark's pg_stat_statements). */
+  readonly postgresPreload?: readonly string[];
   /** Progress lines (kills, restarts) besides chaos.log in the scratch directory. */
   readonly log?: (line: string) => void;
 }
@@ -184,7 +186,7 @@ export class ChaosCluster {
     const servers: TestServer[] = [];
     try {
       const [pg, registryServer] = await Promise.all([
-        startPostgres(),
+        startPostgres({ preloadLibraries: options.postgresPreload ?? [] }),
         options.registry === 'zookeeper'
           ? startZooKeeper()
           : options.registry === 'etcd'

