@@ -58,51 +58,6 @@ describe('task rows: budgets, retry delay and outputs', () => {
     await pg?.dispose();
   });
 
-  it('an attempt created on a chosen worker is DISPATCH there with its log path, each row with its own id', async () => {
-    const created = await tasks.createAttempts(fence, [
-      { name: 'd1', attempt: 1, worker: '10.0.0.5:1234' },
-      { name: 'd2', attempt: 1, worker: '10.0.0.6:1234' },
-      { name: 'plain', attempt: 1 },
-    ]);
-    expect(created.rows.map((r) => [r.name, r.state, r.host])).toEqual([
-      ['d1', 'DISPATCH', '10.0.0.5:1234'],
-      ['d2', 'DISPATCH', '10.0.0.6:1234'],
-      ['plain', 'SUBMITTED_SUCCESS', null],
-    ]);
-    const ids = created.rows.map((r) => r.id);
-    expect(new Set(ids).size).toBe(3);
-    const paths = await queryRows<{ id: string; log_path: string | null }>(
-      source,
-      `SELECT id, log_path FROM task_instance WHERE id = ANY($1::bigint[]) ORDER BY id`,
-      [ids],
-    );
-    const instanceId = nth(created.rows, 0).workflowInstanceId;
-    expect(paths.map((p) => p.log_path)).toEqual([
-      `logs/${instanceId}/${ids[0]}.log`,
-      `logs/${instanceId}/${ids[1]}.log`,
-      null,
-    ]);
-    // The same statement again (its first answer lost): the rows as they are, nothing new.
-    const again = await tasks.createAttempts(fence, [{ name: 'd1', attempt: 1, worker: '10.0.0.7:1234' }]);
-    expect(again.rows.map((r) => [r.id, r.state, r.host])).toEqual([[ids[0], 'DISPATCH', '10.0.0.5:1234']]);
-    // Failed before it went out (its spec could not be built): the row no longer names the worker.
-    const failed = await tasks.markState(
-      fence,
-      [ids[1]!],
-      ['DISPATCH'],
-      'FAILURE',
-      'unknown parameter',
-      true,
-    );
-    expect(failed.ids).toEqual([ids[1]]);
-    const [after] = await queryRows<{ state: string; host: string | null }>(
-      source,
-      `SELECT state, host FROM task_instance WHERE id = $1`,
-      [ids[1]],
-    );
-    expect(after).toEqual({ state: 'FAILURE', host: null });
-  });
-
   it('new attempts carry the budgets they start with; a skipped one is created SKIPPED and ended', async () => {
     const created = await tasks.createAttempts(fence, [
       { name: 'a', attempt: 3, retriesUsed: 1, faultReruns: 2 },

@@ -623,7 +623,7 @@ export class WorkflowRunner {
           retryDelayMs: e.retryDelayMs,
         });
       case 'markState':
-        return tasks.markState(this.fence, [...e.rowIds], e.from, e.state, e.message, e.clearHost === true);
+        return tasks.markState(this.fence, [...e.rowIds], e.from, e.state, e.message);
     }
   }
 
@@ -683,9 +683,7 @@ export class WorkflowRunner {
   private noteReady(rows: ReadonlyArray<{ readonly id: number; readonly state: string }>): void {
     if (this.deps.metrics === undefined) return;
     const now = this.deps.clock.now();
-    for (const r of rows) {
-      if (r.state === 'SUBMITTED_SUCCESS' || r.state === 'DISPATCH') this.readyAt.set(r.id, now);
-    }
+    for (const r of rows) if (r.state === 'SUBMITTED_SUCCESS') this.readyAt.set(r.id, now);
   }
 
   /**

@@ -205,16 +205,14 @@ const dispatchTo = (id: number, name: string, worker: string, attempt = 1) => [
   { kind: 'markDispatch', rowId: id, worker },
   { kind: 'dispatch', rowId: id, attempt, name, worker },
 ];
-/** [name, attempt, retriesUsed, faultReruns, skipped, the worker it is created DISPATCH on]. */
-const create = (...items: Array<[string, number, number?, number?, boolean?, string?]>) => ({
+const create = (...items: Array<[string, number, number?, number?, boolean?]>) => ({
   kind: 'createAttempts',
-  items: items.map(([name, attempt, retriesUsed = 0, faultReruns = 0, skipped = false, worker]) => ({
+  items: items.map(([name, attempt, retriesUsed = 0, faultReruns = 0, skipped = false]) => ({
     name,
     attempt,
     retriesUsed,
     faultReruns,
     skipped,
-    ...(worker !== undefined ? { worker } : {}),
   })),
 });
 const markState = (ids: number[], from: TaskState[], stateOf: TaskState, message: string) => ({
@@ -259,11 +257,8 @@ const adoption: Row[] = [
     path: 'a fresh run creates the tasks without upstream tasks, in one statement',
     given: state(['a', 'b']),
     event: { type: 'start' },
-    effects: [create(['a', 1, 0, 0, false, 'w1'])],
-    slots: {
-      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 }, worker: 'w1' },
-      b: pending(),
-    },
+    effects: [create(['a', 1])],
+    slots: { a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } }, b: pending() },
   },
   {
     path: 'while the registry session is suspended nothing new starts',
@@ -289,7 +284,7 @@ const adoption: Row[] = [
     effects: [
       markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'not found on w9 after failover'),
       { kind: 'clearTimer', key: 'resolve:a' },
-      create(['a', 2, 0, 1, false, 'w1']),
+      create(['a', 2, 0, 1]),
     ],
   },
   {
@@ -497,7 +492,7 @@ const progress: Row[] = [
     path: 'advance: a task whose upstream succeeded is created',
     given: state(['a', 'b'], { a: ended(A1) }),
     event: { type: 'advance' },
-    effects: [create(['b', 1, 0, 0, false, 'w1'])],
+    effects: [create(['b', 1])],
   },
   {
     path: 'advance: every task succeeded (or was skipped): SUCCESS',
@@ -534,7 +529,7 @@ const progress: Row[] = [
       },
     ),
     event: { type: 'advance' },
-    effects: [create(['d', 1, 0, 0, false, 'w1'], ['b', 1, 0, 0, true], ['c', 1, 0, 0, true])],
+    effects: [create(['d', 1], ['b', 1, 0, 0, true], ['c', 1, 0, 0, true])],
   },
   {
     path: 'CONTINUE: once nothing runs and what the failure blocks cannot start, FAILURE',
@@ -562,7 +557,7 @@ const progress: Row[] = [
       },
     ),
     event: { type: 'advance' },
-    effects: [create(['c', 1, 0, 0, false, 'w1'])],
+    effects: [create(['c', 1])],
   },
   {
     path: 'running, nothing runs and nothing can start (never for a valid DAG): FAILURE, not stuck',
@@ -691,42 +686,6 @@ const dispatch: Row[] = [
     slots: { a: dispatching(A1) },
   },
   {
-    path: 'an attempt created DISPATCH on its chosen worker goes out at once, without a markDispatch write',
-    given: state(['a', 'b'], {
-      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 }, worker: 'w2' },
-    }),
-    event: { type: 'created', rows: [row(11, 'a', 'DISPATCH', { host: 'w2' })] },
-    effects: [{ kind: 'dispatch', rowId: 11, attempt: 1, name: 'a', worker: 'w2' }],
-    slots: { a: dispatching(A1, 'w2') },
-  },
-  {
-    path: 'created DISPATCH while the session is suspended: stored there, not sent (sent when work may start)',
-    given: state(['a'], {
-      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 }, worker: 'w1' },
-    }),
-    event: { type: 'created', rows: [row(11, 'a', 'DISPATCH', { host: 'w1' })] },
-    env: env({ canStartWork: false }),
-    effects: [],
-    slots: { a: { kind: 'unsent', at: A1, worker: 'w1' } },
-  },
-  {
-    path: 'a row that came back DISPATCH on another worker than chosen (an earlier statement whose answer was lost) is taken as stored',
-    given: state(['a'], {
-      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 }, worker: 'w2' },
-    }),
-    event: { type: 'created', rows: [row(11, 'a', 'DISPATCH', { host: 'w1' })] },
-    effects: [{ kind: 'dispatch', rowId: 11, attempt: 1, name: 'a', worker: 'w1' }],
-    slots: { a: dispatching(A1, 'w1') },
-  },
-  {
-    path: 'no live worker when a task becomes ready: created SUBMITTED_SUCCESS (it waits for one, as ever)',
-    given: state(['a']),
-    event: { type: 'start' },
-    env: env({ live: [] }),
-    effects: [create(['a', 1])],
-    slots: { a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } } },
-  },
-  {
     path: 'a worker that ended the previous attempt itself is avoided when another is live',
     given: state(['a'], {
       a: { kind: 'creating', attempt: 2, next: { retriesUsed: 0, faultReruns: 1 }, avoid: 'w1' },
@@ -759,10 +718,7 @@ const dispatch: Row[] = [
       reason: '',
       incarnation: 1000,
     },
-    effects: [
-      markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'),
-      create(['a', 2, 0, 1, false, 'w2']),
-    ],
+    effects: [markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'), create(['a', 2, 0, 1])],
   },
   {
     path: 'accepted by a newer process than the one reported lost: it stays',
@@ -829,10 +785,7 @@ const dispatch: Row[] = [
     given: state(['a'], { a: dispatching(A1) }),
     event: { type: 'dispatchFailed', rowId: 11, worker: 'w1', ambiguous: true, reason: 'dropped' },
     env: env({ live: ['w2'] }),
-    effects: [
-      markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'),
-      create(['a', 2, 0, 1, false, 'w2']),
-    ],
+    effects: [markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'), create(['a', 2, 0, 1])],
   },
   {
     path: 'a Dispatch that landed after its attempt was given up (KILL) is killed',
@@ -868,7 +821,7 @@ const dispatch: Row[] = [
         result: (result(11, 'SUCCESS') as Extract<RunEvent, { type: 'taskFinished' }>).ev,
       },
     },
-    effects: [finishedWrite(11, 'SUCCESS'), create(['b', 1, 0, 0, false, 'w1'])],
+    effects: [finishedWrite(11, 'SUCCESS'), create(['b', 1])],
   },
   {
     path: 'TakeOver UNKNOWN: it never started (and now cannot): a new attempt, elsewhere if possible',
@@ -881,7 +834,7 @@ const dispatch: Row[] = [
     },
     effects: [
       markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'Dispatch to w1 failed; the worker never started it'),
-      create(['a', 2, 0, 1, false, 'w2']),
+      create(['a', 2, 0, 1]),
     ],
   },
   {
@@ -895,7 +848,7 @@ const dispatch: Row[] = [
     },
     effects: [
       markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'not found on w1 after failover'),
-      create(['a', 5, 0, 3, false, 'w2']),
+      create(['a', 5, 0, 3]),
     ],
   },
   {
@@ -939,7 +892,7 @@ const dispatch: Row[] = [
     effects: [
       markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'),
       { kind: 'clearTimer', key: 'resolve:a' },
-      create(['a', 2, 0, 1, false, 'w2']),
+      create(['a', 2, 0, 1]),
     ],
   },
   {
@@ -976,7 +929,7 @@ const dispatch: Row[] = [
     path: 'a master-side task ended: recorded, and the run goes on',
     given: state(['sw', 'b'], { sw: { kind: 'onMaster', at: A1 } }),
     event: { type: 'masterTaskEnded', rowId: 11, state: 'SUCCESS', message: '', outputs: { k: 'v' } },
-    effects: [markState([11], ['RUNNING_EXECUTION'], 'SUCCESS', ''), create(['b', 1, 0, 0, false, 'w1'])],
+    effects: [markState([11], ['RUNNING_EXECUTION'], 'SUCCESS', ''), create(['b', 1])],
     slots: { sw: { kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: { k: 'v' } } },
   },
 ];
@@ -1052,7 +1005,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [row(12, 'cond', 'SUBMITTED_SUCCESS')] },
     effects: [
       markState([12], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'every upstream task succeeded'),
-      create(['ok', 1, 0, 0, false, 'w1'], ['bad', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
+      create(['ok', 1], ['bad', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
     ],
     slots: { cond: { kind: 'ended', at: A2, state: 'SUCCESS', host: null, outputs: {} } },
     mode: { kind: 'running' },
@@ -1063,7 +1016,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [row(12, 'cond', 'SUBMITTED_SUCCESS')] },
     effects: [
       markState([12], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'an upstream task did not succeed'),
-      create(['bad', 1, 0, 0, false, 'w1'], ['ok', 1, 0, 0, true]),
+      create(['bad', 1], ['ok', 1, 0, 0, true]),
     ],
     mode: { kind: 'running' },
   },
@@ -1149,7 +1102,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [swRow] },
     effects: [
       markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took A'),
-      create(['A', 1, 0, 0, false, 'w1'], ['B', 1, 0, 0, true], ['D', 1, 0, 0, true]),
+      create(['A', 1], ['B', 1, 0, 0, true], ['D', 1, 0, 0, true]),
     ],
     slots: { sw: { kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: {} } },
   },
@@ -1159,7 +1112,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [swRow] },
     effects: [
       markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took B'),
-      create(['B', 1, 0, 0, false, 'w1'], ['A', 1, 0, 0, true], ['D', 1, 0, 0, true]),
+      create(['B', 1], ['A', 1, 0, 0, true], ['D', 1, 0, 0, true]),
     ],
   },
   {
@@ -1168,12 +1121,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [swRow] },
     effects: [
       markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'took D'),
-      create(
-        ['D', 1, 0, 0, false, 'w1'],
-        ['A', 1, 0, 0, true],
-        ['B', 1, 0, 0, true],
-        ['tail', 1, 0, 0, true],
-      ),
+      create(['D', 1], ['A', 1, 0, 0, true], ['B', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
     ],
   },
   {
@@ -1182,12 +1130,7 @@ const branching: Row[] = [
     event: { type: 'created', rows: [swRow] },
     effects: [
       markState([11], ['SUBMITTED_SUCCESS'], 'SUCCESS', 'no case holds and there is no default'),
-      create(
-        ['D', 1, 0, 0, false, 'w1'],
-        ['A', 1, 0, 0, true],
-        ['B', 1, 0, 0, true],
-        ['tail', 1, 0, 0, true],
-      ),
+      create(['D', 1], ['A', 1, 0, 0, true], ['B', 1, 0, 0, true], ['tail', 1, 0, 0, true]),
     ],
   },
 ];
@@ -1205,10 +1148,7 @@ const registryAndControl: Row[] = [
       { edges: [] },
     ),
     event: { type: 'workerLost', address: 'w1', incarnation: 1000 },
-    effects: [
-      markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'),
-      create(['a', 2, 0, 1, false, 'w2']),
-    ],
+    effects: [markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'), create(['a', 2, 0, 1])],
     slots: {
       b: running(B1, 'w1', { incarnation: 2000 }),
       c: dispatching(at(31), 'w1', { lostDuring: 1000 }),
@@ -1222,7 +1162,7 @@ const registryAndControl: Row[] = [
     effects: [
       markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'),
       { kind: 'clearTimer', key: 'resolve:a' },
-      create(['a', 2, 0, 1, false, 'w2']),
+      create(['a', 2, 0, 1]),
     ],
   },
   {
@@ -1288,10 +1228,7 @@ const readBack: Row[] = [
       instanceState: 'RUNNING_EXECUTION',
     },
     env: env({ live: ['w2'] }),
-    effects: [
-      markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'its worker is gone'),
-      create(['a', 2, 0, 1, false, 'w2']),
-    ],
+    effects: [markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'its worker is gone'), create(['a', 2, 0, 1])],
   },
   {
     path: 'read back after a missed write: the rows win, and the worker event is answered from them',
@@ -1302,7 +1239,7 @@ const readBack: Row[] = [
       instanceState: 'RUNNING_EXECUTION',
       answering: result(11, 'SUCCESS') as Extract<RunEvent, { type: 'taskFinished' }>,
     },
-    effects: [accepted('already recorded'), create(['b', 1, 0, 0, false, 'w1'])],
+    effects: [accepted('already recorded'), create(['b', 1])],
     slots: { a: ended(A1) },
   },
   {

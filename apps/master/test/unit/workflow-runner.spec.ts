@@ -74,14 +74,13 @@ class FakeStore {
     retriesUsed: number,
     faultReruns: number,
     state: TaskState,
-    host: string | null = null,
   ): TaskRow {
     const row: TaskRow = {
       id: this.nextId++,
       workflowInstanceId: 7,
       name,
       state,
-      host,
+      host: null,
       attempt,
       retriesUsed,
       faultReruns,
@@ -104,21 +103,18 @@ class FakeStore {
 
   tasks: Partial<TaskInstanceRepository> = {
     createAttempts: async (fence, items) =>
-      this.maybeFail('createAttempts', () =>
-        this.fenced(fence, () => ({
-          owned: true,
-          rows: items.map((i) =>
-            this.insert(
-              i.name,
-              i.attempt,
-              i.retriesUsed ?? 0,
-              i.faultReruns ?? 0,
-              i.skipped ? 'SKIPPED' : i.worker !== undefined ? 'DISPATCH' : 'SUBMITTED_SUCCESS',
-              i.skipped ? null : (i.worker ?? null),
-            ),
+      this.fenced(fence, () => ({
+        owned: true,
+        rows: items.map((i) =>
+          this.insert(
+            i.name,
+            i.attempt,
+            i.retriesUsed ?? 0,
+            i.faultReruns ?? 0,
+            i.skipped ? 'SKIPPED' : 'SUBMITTED_SUCCESS',
           ),
-        })),
-      ),
+        ),
+      })),
     markDispatch: async (fence, id, worker) =>
       this.maybeFail('markDispatch', () =>
         this.fenced(fence, () =>
@@ -147,9 +143,9 @@ class FakeStore {
           return w;
         }),
       ),
-    markState: async (fence, ids, from, state, message, clearHost) =>
+    markState: async (fence, ids, from, state, message) =>
       this.fenced(fence, () => {
-        const w = this.update(ids, from, clearHost === true ? { state, host: null } : { state });
+        const w = this.update(ids, from, { state });
         for (const changed of w.ids) this.messages.set(changed, message);
         return w;
       }),
@@ -553,15 +549,14 @@ describe('WorkflowRunner', () => {
     const b = nth(h.sent, 1);
     await h.runner.taskFinished(finishedEvent(b, 'SUCCESS', { endTimeMs: h.clock.now() }));
     await settle();
-    // b and c are created DISPATCH together and sent in one step; the stand-in worker answers as
-    // each call is made, moving the clock 10 ms each time (b's answer is handled after c's call).
+    // b is sent and answered (the clock moves 10 ms in the answer) before c is sent.
     expect(h.stages).toEqual([
       ['ready', 1.5],
       ['start', 0.04],
       ['persist', 0.025],
       ['ready', 0],
+      ['start', 0.01],
       ['ready', 0.01],
-      ['start', 0.02],
       ['start', 0.01],
       ['persist', 0],
     ]);
@@ -1267,10 +1262,10 @@ describe('WorkflowRunner', () => {
       expect(h.store.attempts('a')).toHaveLength(1);
     });
 
-    it('DISPATCH written (the attempt created on its worker) but its answer lost: after the read-back it is sent to that worker, never another', async () => {
+    it('DISPATCH written but its answer lost: after the read-back it is sent to that worker, never another', async () => {
       const h = harness([task('a')], []);
       h.workers = ['w:1', 'w:2'];
-      h.store.failNext = { method: 'createAttempts', landed: true };
+      h.store.failNext = { method: 'markDispatch', landed: true };
       await h.runner.start();
       await settle();
       const id = h.store.row('a')!.id;
@@ -1332,7 +1327,7 @@ describe('WorkflowRunner', () => {
       expect(nth(h.sent, 0).command).toBe(`echo ${expected}`);
     });
 
-    it('an unknown parameter fails the attempt with a message naming it; nothing is sent and the row names no worker', async () => {
+    it('an unknown parameter fails the attempt with a message naming it; nothing is marked DISPATCH or sent', async () => {
       const h = harness([task('a', { command: 'echo ${porpoise.nope}', retries: 2 })], []);
       await h.runner.start();
       await settle();

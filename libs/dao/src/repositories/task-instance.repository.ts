@@ -33,11 +33,6 @@ export interface NewAttempt {
   faultReruns?: number;
   /** Created SKIPPED (a branch not taken) instead of SUBMITTED_SUCCESS. */
   skipped?: boolean;
-  /**
-   * Created DISPATCH on this worker (its log path set, as markDispatch does) instead of
-   * SUBMITTED_SUCCESS: the worker is chosen before the row exists, saving a write per task.
-   */
-  worker?: string;
 }
 
 /** Outcome of a fenced write: owned = the fence held; ids = rows actually changed. */
@@ -83,27 +78,22 @@ export class TaskInstanceRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   /**
-   * Creates attempts (state SUBMITTED_SUCCESS, SKIPPED, or DISPATCH on a chosen worker) for
-   * several tasks at once, each with the retry and fault-rerun budgets it inherits. An attempt
-   * that already exists (a retried statement whose first answer was lost) is returned as it is
-   * instead of failing on UNIQUE (workflow_instance_id, name, attempt).
+   * Creates attempts (state SUBMITTED_SUCCESS, or SKIPPED) for several tasks at once, each with
+   * the retry and fault-rerun budgets it inherits. An attempt that already exists (a retried
+   * statement whose first answer was lost) is returned as it is instead of failing on UNIQUE
+   * (workflow_instance_id, name, attempt).
    */
   async createAttempts(fence: InstanceFence, items: NewAttempt[]): Promise<FencedInsert> {
     if (items.length === 0) return { owned: true, rows: [] };
-    // The id is drawn first (nextval per row, in a subquery the planner keeps apart because the
-    // function is volatile) so that a DISPATCH row gets its log path in the same statement.
     const { rows } = await queryResult<RawInsert>(
       this.dataSource,
       `WITH ${OWN_CTE},
        ins AS (
-         INSERT INTO task_instance (id, workflow_instance_id, name, state, host, log_path, attempt,
-                                    retries_used, fault_reruns, end_time)
-         SELECT n.id, n.wid, n.name, n.state, n.worker,
-                CASE WHEN n.worker IS NOT NULL THEN 'logs/' || n.wid || '/' || n.id || '.log' END,
-                n.attempt, n.retries_used, n.fault_reruns, CASE WHEN n.state = 'SKIPPED' THEN now() END
-         FROM (SELECT nextval(pg_get_serial_sequence('task_instance', 'id')) AS id, own.id AS wid, t.*
-               FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
-                         AS t(name, attempt, retries_used, fault_reruns, state, worker)) n
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, end_time)
+         SELECT own.id, t.name, t.state, t.attempt, t.retries_used, t.fault_reruns,
+                CASE WHEN t.state = 'SKIPPED' THEN now() END
+         FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[])
+                   AS t(name, attempt, retries_used, fault_reruns, state)
          ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
          RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
@@ -113,8 +103,7 @@ export class TaskInstanceRepository {
         items.map((i) => i.attempt),
         items.map((i) => i.retriesUsed ?? 0),
         items.map((i) => i.faultReruns ?? 0),
-        items.map((i) => (i.skipped ? 'SKIPPED' : i.worker !== undefined ? 'DISPATCH' : 'SUBMITTED_SUCCESS')),
-        items.map((i) => (i.skipped ? null : (i.worker ?? null))),
+        items.map((i) => (i.skipped ? 'SKIPPED' : 'SUBMITTED_SUCCESS')),
       ],
     );
     const created = firstRow(rows, 'createAttempts outcome');
@@ -207,12 +196,11 @@ export class TaskInstanceRepository {
     fromStates: readonly TaskState[],
     state: TaskState,
     message: string,
-    clearHost = false,
   ): Promise<FencedWrite> {
     const final = FINAL_TASK_STATES.includes(state);
     return this.fenced(
       fence,
-      `state = $6, message = $7${final ? ', end_time = now()' : ''}${clearHost ? ', host = NULL' : ''}`,
+      `state = $6, message = $7${final ? ', end_time = now()' : ''}`,
       `t.id = ANY($4::bigint[]) AND t.state = ANY($5::text[])`,
       [taskIds, fromStates, state, message],
     );

@@ -6,7 +6,7 @@
 import { ACTIVE_TASK_STATES, type WorkflowState } from '@porpoise/common';
 import { handledFailure, notTakenBy } from './branching';
 import type { Draft } from './draft';
-import { resend, sendOut, workerAtCreation } from './dispatch';
+import { resend, sendOut } from './dispatch';
 import { startable } from './readiness';
 import type { NewAttemptItem } from './run-effects';
 import { isLive, onWorker, type RunMode, type RunState, type Slot } from './run-state';
@@ -77,16 +77,8 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
       if (slot?.status.kind !== 'pending') continue;
       const { next, avoid } = slot.status;
       const attempt = slot.lastAttempt + 1;
-      const worker = skipped ? undefined : workerAtCreation(d, name, avoid);
-      items.push({
-        name,
-        attempt,
-        retriesUsed: next.retriesUsed,
-        faultReruns: next.faultReruns,
-        skipped,
-        ...(worker !== undefined ? { worker } : {}),
-      });
-      d.set(name, { kind: 'creating', attempt, next, avoid, worker }, attempt);
+      items.push({ name, attempt, retriesUsed: next.retriesUsed, faultReruns: next.faultReruns, skipped });
+      d.set(name, { kind: 'creating', attempt, next, avoid }, attempt);
     }
   }
   // Last in the step: the new rows come back (created) and are sent out from there.

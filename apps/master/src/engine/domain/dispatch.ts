@@ -43,7 +43,12 @@ export function sendOut(d: Draft, name: string): void {
     d.set(name, { kind: 'onMaster', at: s.at });
     return;
   }
-  const worker = chooseWorker(d, slot.def.workerGroup, s.tried, s.avoid);
+  const group = slot.def.workerGroup;
+  const tried = new Set(s.tried);
+  // A worker that ended the previous attempt itself is the last choice, not excluded.
+  const worker =
+    (s.avoid !== undefined ? d.env.pick(group, new Set([...tried, s.avoid])) : undefined) ??
+    d.env.pick(group, tried);
   if (worker === undefined) {
     park(d, name);
     return;
@@ -60,45 +65,6 @@ export function sendOut(d: Draft, name: string): void {
     avoid: s.avoid,
     started: false,
   });
-}
-
-/** A worker of the group not in tried; one that ended the previous attempt itself is the last choice. */
-function chooseWorker(
-  d: Draft,
-  group: string,
-  tried: readonly string[],
-  avoid: string | undefined,
-): string | undefined {
-  const exclude = new Set(tried);
-  return (
-    (avoid !== undefined ? d.env.pick(group, new Set([...exclude, avoid])) : undefined) ??
-    d.env.pick(group, exclude)
-  );
-}
-
-/**
- * The worker a new attempt of the task is created DISPATCH on, chosen before its row is written
- * (the row then names it, as markDispatch would have: the safety rule holds with one write less).
- * None for a task this master decides or runs itself, or when no worker of its group is live
- * (it is created SUBMITTED_SUCCESS and waits, as ever).
- */
-export function workerAtCreation(d: Draft, name: string, avoid: string | undefined): string | undefined {
-  const slot = d.slot(name);
-  if (slot === undefined || isBranching(slot.def) || runsOn(slot.def) === 'master') return undefined;
-  return chooseWorker(d, slot.def.workerGroup, [], avoid);
-}
-
-/**
- * A new attempt was created DISPATCH on the worker chosen for it: the Dispatch goes out now (or,
- * when nothing new may start any more, it stays stored there, unsent, like a row read back).
- */
-export function sendCreated(d: Draft, name: string, at: AttemptRef, worker: string, avoid?: string): void {
-  if (d.mode.kind !== 'running' || !d.env.canStartWork) {
-    d.set(name, { kind: 'unsent', at, worker });
-    return;
-  }
-  d.emit({ kind: 'dispatch', rowId: at.id, attempt: at.attempt, name, worker });
-  d.set(name, { kind: 'dispatching', at, worker, tried: [worker], avoid, started: false });
 }
 
 /** Sends an attempt stored as DISPATCH again to the worker it names (idempotent per id). */
@@ -264,7 +230,6 @@ function failUnsent(d: Draft, name: string, rowId: number, message: string): voi
     from: ['SUBMITTED_SUCCESS', 'DISPATCH'],
     state: 'FAILURE',
     message,
-    clearHost: true,
   });
   d.set(name, { kind: 'ended', at: s.at, state: 'FAILURE', host: null, outputs: {} });
   d.log('warn', `task ${name} attempt ${s.at.attempt} FAILURE: ${message}`);

@@ -20,8 +20,6 @@ export interface NewAttemptItem {
   readonly retriesUsed: number;
   readonly faultReruns: number;
   readonly skipped: boolean;
-  /** Created DISPATCH on this worker, chosen before the row exists (one write less per task). */
-  readonly worker?: string;
 }
 
 /** Fenced writes; each names the rows it must change (a miss otherwise). */
@@ -53,8 +51,6 @@ export type WriteEffect =
       readonly from: readonly TaskState[];
       readonly state: TaskState;
       readonly message: string;
-      /** The row no longer names a worker (an attempt created DISPATCH there that never went out). */
-      readonly clearHost?: boolean;
     };
 
 export type Effect =

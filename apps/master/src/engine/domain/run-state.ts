@@ -101,17 +101,8 @@ export type SlotStatus =
       readonly avoid?: string;
       readonly last?: LeftAttempt;
     }
-  /**
-   * Its new attempt row is being written (createAttempts / retry); the id comes back. `worker`:
-   * the row is written DISPATCH on it, and the Dispatch goes out as soon as the row exists.
-   */
-  | {
-      readonly kind: 'creating';
-      readonly attempt: number;
-      readonly next: Budget;
-      readonly avoid?: string;
-      readonly worker?: string;
-    }
+  /** Its new attempt row is being written (createAttempts / retry); the id comes back. */
+  | { readonly kind: 'creating'; readonly attempt: number; readonly next: Budget; readonly avoid?: string }
   /**
    * SUBMITTED_SUCCESS: not on any worker. `parked`: no live worker of its group took it; it
    * waits for one. `refusedBy`: the row still names the worker that refused it (DISPATCH, which

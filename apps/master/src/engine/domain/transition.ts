@@ -16,7 +16,6 @@ import {
   onResolveTimer,
   onTakeOverAnswered,
   onTakeOverFailed,
-  sendCreated,
   unpark,
   type After,
 } from './dispatch';
@@ -369,8 +368,6 @@ function created(d: Draft, rows: readonly StoredRow[]): After {
     if (row.state === 'SUBMITTED_SUCCESS') {
       d.set(row.name, { kind: 'submitted', at: refOf(row), tried: [], avoid: s.avoid, parked: false });
       send.push(row.name);
-    } else if (row.state === 'DISPATCH' && s.worker !== undefined && row.host === s.worker) {
-      sendCreated(d, row.name, refOf(row), s.worker, s.avoid);
     } else {
       rebuild(d, row.name, row);
       after = 'advance';
