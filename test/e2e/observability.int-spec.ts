@@ -200,11 +200,22 @@ describe('observability: /health, /metrics and JSON logs of master and worker pr
       20_000,
       100,
     );
-    // The diagnosis on the live cluster: nothing holds a running task.
-    const diagnosis = await call<{
-      tasks: Array<{ name: string; waitingFor: string | null; state: string }>;
-    }>('GET', `/workflow-instances/${run.body.workflowInstanceId}/diagnosis`);
-    expect(diagnosis.body.tasks).toEqual([
+    // The diagnosis on the live cluster: nothing holds a running task. The worker reports TaskStarted
+    // only for a run still going after a short delay, so the state may still read DISPATCH briefly.
+    type Diagnosis = { tasks: Array<{ name: string; waitingFor: string | null; state: string }> };
+    let diagnosis: Diagnosis | undefined;
+    await waitFor(
+      'the diagnosis to show the task running',
+      async () => {
+        diagnosis = (
+          await call<Diagnosis>('GET', `/workflow-instances/${run.body.workflowInstanceId}/diagnosis`)
+        ).body;
+        return diagnosis.tasks[0]?.state === 'RUNNING_EXECUTION';
+      },
+      2_500,
+      20,
+    );
+    expect(diagnosis?.tasks).toEqual([
       expect.objectContaining({ name: 'slow', state: 'RUNNING_EXECUTION', waitingFor: null }),
     ]);
     expect((await finished(run.body.workflowInstanceId)).state).toBe('SUCCESS');
