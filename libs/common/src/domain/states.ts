@@ -100,6 +100,8 @@ export interface NodeHeartbeat {
 export const NOTIFY_CHANNELS = {
   command: 'porpoise_command',
   instanceControl: 'porpoise_instance_control',
+  /** An instance reached PAUSE, STOP, FAILURE or SUCCESS; payload `{"id": n, "code": "..."}`. */
+  instanceEnd: 'porpoise_instance_end',
 } as const;
 
 /**
