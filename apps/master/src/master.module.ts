@@ -12,7 +12,7 @@ import {
 import { Module, type DynamicModule } from '@nestjs/common';
 import {
   DaoModule,
-  CommandConsumerRepository,
+  CommandRepository,
   InstanceStateRepository,
   TaskInstanceRepository,
   DatasourceRepository,
@@ -95,7 +95,7 @@ export class MasterModule {
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),
           inject: [DatasourceRepository],
         },
-        CommandConsumerRepository,
+        CommandRepository,
         InstanceStateRepository,
         TaskInstanceRepository,
         ScheduleRepository,

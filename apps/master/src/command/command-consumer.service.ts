@@ -8,12 +8,7 @@ import {
   withIds,
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  CommandConsumerRepository,
-  type ConsumedCommand,
-  TaskInstanceRepository,
-  type TaskRow,
-} from '@porpoise/dao';
+import { CommandRepository, type ConsumedCommand, TaskInstanceRepository, type TaskRow } from '@porpoise/dao';
 import {
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -28,7 +23,7 @@ import { MasterMembershipService } from '../registry/master-membership.service';
 import { SessionStateService } from '../registry/session-state.service';
 
 /** Commands that start a run from scratch: there are no task rows to load. */
-const FRESH = new Set(['START_PROCESS', 'SCHEDULER']);
+const FRESH = new Set(['START_PROCESS', 'SCHEDULER', 'COMPLEMENT_DATA']);
 
 /**
  * Takes this master's share of the command queue (DESIGN.md section 6) and hands each taken
@@ -52,7 +47,7 @@ export class CommandConsumerService {
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
-    @Inject(CommandConsumerRepository) private readonly commands: CommandConsumerRepository,
+    @Inject(CommandRepository) private readonly commands: CommandRepository,
     @Inject(TaskInstanceRepository) private readonly tasks: TaskInstanceRepository,
     @Inject(WorkflowEngineService) private readonly engine: WorkflowEngineService,
     @Inject(MasterMembershipService) private readonly membership: MasterMembershipService,

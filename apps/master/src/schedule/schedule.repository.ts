@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { queryResult } from '@porpoise/dao';
+import { insertCommandsSql, queryResult } from '@porpoise/dao';
 import { DataSource } from 'typeorm';
 
 export interface DueSchedule {
@@ -73,10 +73,8 @@ export class ScheduleRepository {
        i AS (
          INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params, schedule_time, timezone)
          SELECT code, version, 'SUBMITTED_SUCCESS', NULL, 0, 'SCHEDULER', '{}', $2::timestamptz, timezone FROM d
-         RETURNING id, workflow_code, workflow_version)
-       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-       SELECT 'SCHEDULER', workflow_code, workflow_version, id, '{}' FROM i
-       RETURNING workflow_instance_id`,
+         RETURNING id, workflow_code, workflow_version, params)
+       ${insertCommandsSql({ from: 'i', type: "'SCHEDULER'", returning: 'workflow_instance_id' })}`,
       [id, oldText, next],
     );
     return rows[0] ? Number(rows[0].workflow_instance_id) : undefined;

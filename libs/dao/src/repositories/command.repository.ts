@@ -3,6 +3,52 @@ import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { queryResult } from './sql';
 
+/** A source of the commands {@link insertCommandsSql} writes: one row per workflow instance. */
+export interface CommandSource {
+  /**
+   * A FROM clause (a CTE name, or a join of them) whose rows have the instance's `id`,
+   * `workflow_code`, `workflow_version` and `params` as unambiguous column names.
+   */
+  readonly from: string;
+  /** The command type: a quoted literal or a parameter such as `$2`. */
+  readonly type: string;
+  /** An expression of `from` giving the command's id (reserved from command_id_seq), if chosen by the caller. */
+  readonly id?: string;
+  /** A condition on `from`'s rows: only those get a command. */
+  readonly where?: string;
+  /** Columns of the inserted rows to return (default `id`). */
+  readonly returning?: string;
+}
+
+/**
+ * The only `INSERT INTO command` in the product (a guard test keeps it so, DESIGN.md section 4):
+ * the statement every writer of commands embeds as a CTE of its own one-statement write (the
+ * trigger, a rerun, a failover hand-back, a sub-workflow's child and its resume, a schedule's
+ * fire), so that what a command carries and how it is ordered is decided in one place. The
+ * insert trigger NOTIFYs porpoise_command at commit.
+ */
+export function insertCommandsSql(source: CommandSource): string {
+  const idColumn = source.id === undefined ? '' : 'id, ';
+  const idValue = source.id === undefined ? '' : `${source.id}, `;
+  const where = source.where === undefined ? '' : ` WHERE ${source.where}`;
+  return `INSERT INTO command (${idColumn}type, workflow_code, workflow_version, workflow_instance_id, params)
+         SELECT ${idValue}${source.type}, workflow_code, workflow_version, id, params FROM ${source.from}${where}
+         RETURNING ${source.returning ?? 'id'}`;
+}
+
+/**
+ * Deletes the pending commands of the instances `instanceIds` (a subquery or array parameter
+ * expression) selects. With skipLocked, a command a consuming master holds is left alone (that
+ * master then finds its instance final and drops it) instead of waited for: what a statement that
+ * already holds instance rows needs to stay deadlock-free.
+ */
+export function deleteCommandsSql(instanceIds: string, options: { skipLocked: boolean }): string {
+  return options.skipLocked
+    ? `DELETE FROM command WHERE id IN (
+         SELECT id FROM command WHERE workflow_instance_id IN (${instanceIds}) FOR UPDATE SKIP LOCKED)`
+    : `DELETE FROM command WHERE workflow_instance_id IN (${instanceIds})`;
+}
+
 /** One command taken by a consume transaction, with what the master needs to drive its instance. */
 export interface ConsumedCommand {
   commandId: number;
@@ -69,7 +115,7 @@ interface RawConsumed {
  * The data-modifying CTEs all run on one snapshot and commit together.
  */
 @Injectable()
-export class CommandConsumerRepository {
+export class CommandRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   async consume(args: {
