@@ -7,6 +7,7 @@ import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-bac
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
+import { RunConcurrency1796000006000 } from './1796000006000-run-concurrency';
 
 /** Every migration, oldest first. A new migration file is added here too. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -18,4 +19,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   InstancePausedTime1796000003000,
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
+  RunConcurrency1796000006000,
 ];

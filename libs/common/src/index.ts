@@ -26,3 +26,4 @@ export * from './logging/node-logger';
 export * from './domain/host-load';
 export * from './observability/health';
 export * from './observability/observability-server';
+export * from './definition/concurrency';

@@ -4,6 +4,7 @@
  * master; parse-definition.ts builds it, workflow-graph.ts indexes its edges.
  */
 import type { TaskType } from '../domain/states';
+import type { ConcurrencySettings } from './concurrency';
 
 export const FAILURE_STRATEGIES = ['END', 'CONTINUE'] as const;
 /**
@@ -143,6 +144,8 @@ export interface WorkflowSettings {
   failureStrategy: FailureStrategy;
   /** The instance is stopped and ends FAILURE after this long; 0 means no limit. */
   timeoutMs: number;
+  /** How many runs may run at once (README "Run concurrency"); default PARALLEL, no limit. */
+  concurrency: ConcurrencySettings;
 }
 
 /** A validated workflow definition with every default filled in: what a version stores. */

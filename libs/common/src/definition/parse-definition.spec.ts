@@ -67,6 +67,7 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
+      concurrency: { policy: 'PARALLEL' },
       tasks: [
         { name: 'b', type: 'SHELL', command: 'echo b', ...COMMON_DEFAULTS },
         { name: 'a', type: 'SHELL', command: 'echo a', ...COMMON_DEFAULTS },
@@ -182,6 +183,7 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       'params',
       'failureStrategy',
       'timeoutMs',
+      'concurrency',
       'tasks',
       'edges',
     ]);
@@ -237,7 +239,7 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'unknown top-level fields',
       { ...wf([shell('a')]), owner: 'me', a: 1 },
-      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, tasks, edges\)$/,
+      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, concurrency, tasks, edges\)$/,
       'owner',
     ],
     ['a missing name', { tasks: [shell('a')] }, /^workflow: missing field "name"$/, 'name'],

@@ -17,6 +17,7 @@ import {
 } from '../workflow/param-template';
 import { MAX_SWITCH_EXPRESSION_LENGTH, parseSwitchExpression } from '../workflow/switch-expression';
 import { WorkflowLanguageError } from '../workflow/workflow-errors';
+import { parseConcurrency } from './concurrency';
 import { DefinitionError } from './definition-error';
 import {
   DATASOURCE_NAME_PATTERN,
@@ -53,6 +54,7 @@ export const WORKFLOW_FIELDS = [
   'params',
   'failureStrategy',
   'timeoutMs',
+  'concurrency',
   'tasks',
   'edges',
 ] as const;
@@ -109,6 +111,7 @@ export function parseWorkflowDefinition(
   const params = present(body, 'params') ? parseParamMap(body.params, top, 'params', limits, false) : {};
   const failureStrategy = optionalEnum(body, 'failureStrategy', top, FAILURE_STRATEGIES, 'END');
   const timeoutMs = optionalInteger(body, 'timeoutMs', top, 0, limits.maxMs, 0);
+  const concurrency = parseConcurrency(body.concurrency);
 
   const rawTasks = requiredArray(body, 'tasks', top);
   if (rawTasks.length === 0) fail(top, 'tasks', '"tasks" must not be empty');
@@ -162,7 +165,7 @@ export function parseWorkflowDefinition(
       );
     }
   });
-  return { name, description, params, failureStrategy, timeoutMs, tasks, edges };
+  return { name, description, params, failureStrategy, timeoutMs, concurrency, tasks, edges };
 }
 
 /** The data sources and sub-workflows a definition names (each once, in task order). */

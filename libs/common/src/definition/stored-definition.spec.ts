@@ -34,6 +34,7 @@ describe('parseStoredDefinition', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
+      concurrency: { policy: 'PARALLEL' },
       tasks: [shell('a')],
       edges: [],
     });
@@ -81,16 +82,33 @@ describe('parseStoredDefinition', () => {
 
 describe('readStoredSettings', () => {
   it('fills in defaults and reads a wrong shape as the default instead of failing', () => {
-    expect(readStoredSettings({})).toEqual({ params: {}, failureStrategy: 'END', timeoutMs: 0 });
-    expect(readStoredSettings(null)).toEqual({ params: {}, failureStrategy: 'END', timeoutMs: 0 });
+    const concurrency = { policy: 'PARALLEL' };
+    expect(readStoredSettings({})).toEqual({ params: {}, failureStrategy: 'END', timeoutMs: 0, concurrency });
+    expect(readStoredSettings(null)).toEqual({
+      params: {},
+      failureStrategy: 'END',
+      timeoutMs: 0,
+      concurrency,
+    });
     expect(
-      readStoredSettings({ params: { a: 'x', b: 1 }, failureStrategy: 'MAYBE', timeoutMs: '5' }),
+      readStoredSettings({
+        params: { a: 'x', b: 1 },
+        failureStrategy: 'MAYBE',
+        timeoutMs: '5',
+        concurrency: { policy: 'SERIAL', maxRuns: 0 },
+      }),
     ).toEqual({
       params: { a: 'x' },
       failureStrategy: 'END',
       timeoutMs: 0,
+      concurrency,
     });
-    const settings = { params: { a: 'x' }, failureStrategy: 'CONTINUE' as const, timeoutMs: 9 };
+    const settings = {
+      params: { a: 'x' },
+      failureStrategy: 'CONTINUE' as const,
+      timeoutMs: 9,
+      concurrency: { policy: 'PARALLEL' as const, maxRuns: 3 },
+    };
     expect(readStoredSettings(definitionSettings({ ...settings }))).toEqual(settings);
   });
 });

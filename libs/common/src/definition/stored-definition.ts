@@ -3,6 +3,7 @@
  * columns, and the settings column (the workflow-level fields). Readers for the master (strict)
  * and for answers (lenient, in the documented field order).
  */
+import { readStoredConcurrency } from './concurrency';
 import { DEFINITION_LIMITS, type DefinitionLimits } from './definition-limits';
 import {
   FAILURE_STRATEGIES,
@@ -13,7 +14,7 @@ import {
 } from './definition-types';
 import { parseWorkflowDefinition } from './parse-definition';
 
-export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs'] as const;
+export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs', 'concurrency'] as const;
 
 /** The name parseStoredDefinition gives a definition read without its name column. */
 export const STORED_NAME_UNREAD = '(name not read)';
@@ -65,6 +66,7 @@ export function definitionSettings(definition: WorkflowSettings): WorkflowSettin
     params: definition.params,
     failureStrategy: definition.failureStrategy,
     timeoutMs: definition.timeoutMs,
+    concurrency: definition.concurrency,
   };
 }
 
@@ -82,7 +84,7 @@ export function readStoredSettings(json: unknown): WorkflowSettings {
     : {};
   const failureStrategy = FAILURE_STRATEGIES.find((f) => f === s.failureStrategy) ?? 'END';
   const timeoutMs = typeof s.timeoutMs === 'number' && Number.isInteger(s.timeoutMs) ? s.timeoutMs : 0;
-  return { params, failureStrategy, timeoutMs };
+  return { params, failureStrategy, timeoutMs, concurrency: readStoredConcurrency(s.concurrency) };
 }
 
 // jsonb keeps an object's keys sorted by length, then bytes: give them back in the order the API

@@ -9,6 +9,8 @@ export const WORKFLOW_STATES = [
   'STOP',
   'FAILURE',
   'SUCCESS',
+  // Waits for its workflow's run gate (concurrency: SERIAL_WAIT, SERIAL_DISCARD, maxRuns); no master owns it.
+  'SERIAL_WAIT',
 ] as const;
 export type WorkflowState = (typeof WORKFLOW_STATES)[number];
 
@@ -102,6 +104,8 @@ export const NOTIFY_CHANNELS = {
   instanceControl: 'porpoise_instance_control',
   /** An instance reached PAUSE, STOP, FAILURE or SUCCESS; payload `{"id": n, "code": "..."}`. */
   instanceEnd: 'porpoise_instance_end',
+  /** A run of a limited workflow entered SERIAL_WAIT; payload: the workflow code. */
+  gate: 'porpoise_gate',
 } as const;
 
 /**
