@@ -27,3 +27,4 @@ export {
   type StartChildInput,
   type StartChildOutcome,
 } from './repositories/sub-workflow.repository';
+export * from './repositories/run-gate.repository';

@@ -251,6 +251,36 @@ describe('diagnose', () => {
     expect(pausing.slice(1).every((t) => t.waitingFor === 'paused')).toBe(true);
   });
 
+  it('a run waiting at its run gate (SERIAL_WAIT): every task not succeeded waits for serial-wait', () => {
+    const waiting = diagnose(
+      input('SERIAL_WAIT', [], {
+        instance: { ...input('SERIAL_WAIT', []).instance, host: null, startTime: null, updatedAt: at(30) },
+        cluster: undefined,
+      }),
+    );
+    expect(waiting.map((t) => t.name)).toEqual(graph.order);
+    for (const t of waiting) {
+      expect(t).toMatchObject({ state: null, waitingFor: 'serial-wait', since: iso(30) });
+      expect(t.detail).toMatch(/concurrency limit/);
+    }
+    // A resume-failed waiting at the gate: the succeeded task is done, the failed one waits too.
+    const resumed = diagnose(
+      input('SERIAL_WAIT', [row('extract', 'SUCCESS'), row('flaky', 'FAILURE')], {
+        instance: { ...input('SERIAL_WAIT', []).instance, host: null },
+        cluster: undefined,
+      }),
+    );
+    expect(resumed.map((t) => t.name).sort()).toEqual(['crunch', 'flaky', 'load', 'report', 'train']);
+    expect(resumed.every((t) => t.waitingFor === 'serial-wait')).toBe(true);
+    expect(
+      clusterNeeded({
+        instance: { ...input('SERIAL_WAIT', []).instance, host: null },
+        command: null,
+        tasks: [],
+      }),
+    ).toBe(false);
+  });
+
   it('has nothing to say of an ended run', () => {
     for (const state of ['SUCCESS', 'FAILURE', 'STOP'] as const) {
       expect(diagnose(input(state, [row('extract', 'FAILURE')]))).toEqual([]);

@@ -13,8 +13,8 @@ import {
 import type { DiagnosisFacts, DiagnosisTaskRow } from '@porpoise/dao';
 
 /**
- * What holds a task. `task-group` and `serial-wait` are part of the contract but not produced
- * yet: the product has neither task groups nor SERIAL_WAIT runs so far.
+ * What holds a task. `task-group` is part of the contract but not produced yet: the product has
+ * no task groups so far. `serial-wait`: the run waits at its workflow's run gate (SERIAL_WAIT).
  */
 export const WAITING_FOR = [
   'upstream',
@@ -150,14 +150,31 @@ export function diagnose(input: DiagnosisInput): TaskDiagnosis[] {
           }
         : undefined;
 
+  // A run waiting at its workflow's run gate (concurrency): no master has it, no task starts
+  // until the gate admits it (README "Run concurrency").
+  const serialWait: Omit<TaskDiagnosis, 'name' | 'state'> | undefined =
+    instance.state === 'SERIAL_WAIT'
+      ? {
+          waitingFor: 'serial-wait',
+          since: iso(instance.updatedAt),
+          detail:
+            "the run waits for its workflow's concurrency limit: it starts when a run of the workflow " +
+            'ends, in the order the runs were triggered',
+        }
+      : undefined;
+
   // A resume runs again every task that did not succeed (a failed one too, with the retries it
-  // has left): in a paused or pausing run only SUCCESS and SKIPPED are done.
-  const done = paused ? CLEARED : DONE;
+  // has left): in a paused or pausing run only SUCCESS and SKIPPED are done; so in a waiting one.
+  const done = paused || serialWait ? CLEARED : DONE;
   const out: TaskDiagnosis[] = [];
   for (const name of names) {
     const row = rows.get(name);
     if (row && done.includes(row.state)) continue;
     const state = row?.state ?? null;
+    if (serialWait) {
+      out.push({ name, state, ...serialWait });
+      continue;
+    }
     const def = graph?.tasks.get(name);
     const onMaster = def !== undefined && MASTER_TYPES.includes(def.type);
     if (row && (row.state === 'DISPATCH' || row.state === 'RUNNING_EXECUTION')) {

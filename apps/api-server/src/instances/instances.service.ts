@@ -20,8 +20,8 @@ export interface ControlOutcome {
 }
 
 /**
- * stop/pause: a running instance is asked (READY_*), one no master took yet ends at once, and a
- * paused one is stopped at once (DESIGN.md section 9); each reaches the sub-workflow children.
+ * stop/pause: a running instance is asked (READY_*), one no master took yet (SUBMITTED_SUCCESS, or
+ * SERIAL_WAIT at its workflow's run gate) ends at once, and a paused one is stopped at once (DESIGN.md section 9); each reaches the sub-workflow children.
  */
 const HALT = {
   stop: { ready: 'READY_STOP', final: 'STOP' },
@@ -70,19 +70,19 @@ export class InstancesService {
         const { ready, final } = HALT[action];
         if (state === 'RUNNING_EXECUTION') {
           if (await this.runs.requestHalt(id, ready)) return { workflowInstanceId: id, state: ready };
-        } else if (state === 'SUBMITTED_SUCCESS') {
+        } else if (state === 'SUBMITTED_SUCCESS' || state === 'SERIAL_WAIT') {
           if (await this.runs.endSubmitted(id, final)) return { workflowInstanceId: id, state: final };
         } else if (state === 'PAUSE' && action === 'stop') {
           if (await this.runs.stopPaused(id)) return { workflowInstanceId: id, state: 'STOP' };
         } else {
-          const from: WorkflowState[] = ['RUNNING_EXECUTION', 'SUBMITTED_SUCCESS'];
+          const from: WorkflowState[] = ['RUNNING_EXECUTION', 'SUBMITTED_SUCCESS', 'SERIAL_WAIT'];
           throw conflict(id, action, state, action === 'stop' ? [...from, 'PAUSE'] : from);
         }
       } else {
         const rule = RESUBMIT[action];
         // Write first: the common case needs no extra read.
-        const commandId = await this.runs.resubmit(id, rule.from, rule.command);
-        if (commandId !== null) return { workflowInstanceId: id, state: 'SUBMITTED_SUCCESS', commandId };
+        const done = await this.runs.resubmit(id, rule.from, rule.command);
+        if (done !== null) return { workflowInstanceId: id, state: done.state, commandId: done.commandId };
         const state = await this.currentState(id);
         if (!rule.from.includes(state)) throw conflict(id, action, state, rule.from);
       }

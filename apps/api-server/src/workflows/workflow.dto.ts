@@ -1,9 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
 import {
+  CONCURRENCY_POLICIES,
   DATASOURCE_NAME_PATTERN,
   DEFINITION_LIMITS,
   FAILURE_STRATEGIES,
   HTTP_METHODS,
+  MAX_RUNS_LIMITS,
   MAX_SWITCH_EXPRESSION_LENGTH,
   TASK_TYPES,
   type TaskType,
@@ -263,12 +265,38 @@ const workflowTimeoutProperty = {
   description: 'The instance is stopped and ends FAILURE after this long; 0 means no limit.',
 } as const;
 
+export class ConcurrencyDto {
+  @ApiPropertyOptional({
+    type: String,
+    enum: CONCURRENCY_POLICIES,
+    default: 'PARALLEL',
+    description:
+      'PARALLEL: every run starts at once (at most maxRuns when given). SERIAL_WAIT: a run triggered while ' +
+      'another runs waits in state SERIAL_WAIT and starts when it ends, in trigger order. SERIAL_DISCARD: a ' +
+      'run triggered while another runs ends at once as STOP with a message naming the running one, and runs ' +
+      'no task. Decided in the database, across all masters and failovers.',
+  })
+  policy?: string;
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: MAX_RUNS_LIMITS.min,
+    maximum: MAX_RUNS_LIMITS.max,
+    description:
+      'Only with PARALLEL: at most this many runs at once; the others wait in SERIAL_WAIT, oldest first. ' +
+      'Absent: no limit. A run holds its slot while SUBMITTED_SUCCESS, RUNNING_EXECUTION or READY_*; ' +
+      'a PAUSE run does not (its resume waits again).',
+  })
+  maxRuns?: number;
+}
+
 export class WorkflowBodyDto {
   @ApiProperty({ type: String, maxLength: L.nameLength, example: 'etl' }) name!: string;
   @ApiPropertyOptional({ type: String, maxLength: L.descriptionLength, default: '' }) description?: string;
   @ApiPropertyOptional({ ...paramsProperty, default: {} }) params?: Record<string, string>;
   @ApiPropertyOptional(failureStrategyProperty) failureStrategy?: string;
   @ApiPropertyOptional(workflowTimeoutProperty) timeoutMs?: number;
+  @ApiPropertyOptional({ type: ConcurrencyDto, default: { policy: 'PARALLEL' } })
+  concurrency?: ConcurrencyDto;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, minItems: 1, maxItems: L.tasks }) tasks!: TaskDto[];
   @ApiPropertyOptional({
     type: [EdgeDto],
@@ -292,6 +320,7 @@ export class WorkflowDto extends WorkflowSummaryDto {
   @ApiProperty(paramsProperty) params!: Record<string, string>;
   @ApiProperty(failureStrategyProperty) failureStrategy!: string;
   @ApiProperty(workflowTimeoutProperty) timeoutMs!: number;
+  @ApiProperty({ type: ConcurrencyDto }) concurrency!: ConcurrencyDto;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, description: 'With defaults filled in.' })
   tasks!: TaskDto[];
   @ApiProperty({ type: [EdgeDto] }) edges!: EdgeDto[];
@@ -313,6 +342,11 @@ export class RunBodyDto {
 }
 
 export class RunAcceptedDto {
-  @ApiProperty({ type: 'integer', example: 17 }) commandId!: number;
+  @ApiProperty({
+    type: 'integer',
+    example: 17,
+    description: "The run's command; for a run waiting at its workflow's run gate, the id its command gets.",
+  })
+  commandId!: number;
   @ApiProperty({ type: 'integer', example: 42 }) workflowInstanceId!: number;
 }

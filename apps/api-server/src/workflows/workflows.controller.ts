@@ -86,7 +86,10 @@ export class WorkflowsController {
   @HttpCode(202)
   @ApiOperation({
     summary: 'Trigger a run. The instance exists (SUBMITTED_SUCCESS) when this answers.',
-    description: 'A repeated Idempotency-Key (per workflow) returns the first answer and starts nothing.',
+    description:
+      'A repeated Idempotency-Key (per workflow) returns the first answer and starts nothing. ' +
+      'A run of a workflow with a concurrency limit (policy SERIAL_WAIT or SERIAL_DISCARD, or maxRuns) ' +
+      'is SERIAL_WAIT instead: its command, with this commandId, is written when the run gate admits it.',
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'At most 200 characters.' })
   @ApiBody({ type: RunBodyDto, required: false })

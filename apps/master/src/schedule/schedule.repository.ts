@@ -1,5 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { insertCommandsSql, queryResult } from '@porpoise/dao';
+import {
+  gatedStateSql,
+  gatedWaitSeqSql,
+  gateLimitedSql,
+  insertCommandsSql,
+  queryResult,
+} from '@porpoise/dao';
 import { DataSource } from 'typeorm';
 
 export interface DueSchedule {
@@ -61,7 +67,8 @@ export class ScheduleRepository {
    * Fires a due schedule, in one statement (one transaction): moves next_fire_time from `old` to
    * `next` and, only if that update matched (the master that wins the compare-and-set; the others
    * match 0 rows), inserts the workflow instance (SUBMITTED_SUCCESS, schedule_time = old) and its
-   * SCHEDULER command. Returns the instance id, or undefined when another master fired it.
+   * SCHEDULER command; a limited workflow's run is SERIAL_WAIT instead, its command written by the
+   * run gate. Returns the instance id, or undefined when another master fired it.
    */
   async fire(id: number, oldText: string, next: Date): Promise<number | undefined> {
     const { rows } = await queryResult<{ workflow_instance_id: string }>(
@@ -69,12 +76,16 @@ export class ScheduleRepository {
       `WITH s AS (
          UPDATE schedule SET next_fire_time = $3 WHERE id = $1 AND next_fire_time = $2::timestamptz
          RETURNING workflow_code, timezone),
-       d AS (SELECT d.code, d.version, s.timezone FROM workflow_definition d JOIN s ON s.workflow_code = d.code),
+       d AS (
+         SELECT d.code, d.version, s.timezone, ${gateLimitedSql('d')} AS limited
+         FROM workflow_definition d JOIN s ON s.workflow_code = d.code),
        i AS (
-         INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params, schedule_time, timezone)
-         SELECT code, version, 'SUBMITTED_SUCCESS', NULL, 0, 'SCHEDULER', '{}', $2::timestamptz, timezone FROM d
-         RETURNING id, workflow_code, workflow_version, params)
-       ${insertCommandsSql({ from: 'i', type: "'SCHEDULER'", returning: 'workflow_instance_id' })}`,
+         INSERT INTO workflow_instance (workflow_code, workflow_version, state, host, epoch, command_type, params, schedule_time, timezone, wait_seq)
+         SELECT code, version, ${gatedStateSql('limited')}, NULL, 0, 'SCHEDULER', '{}', $2::timestamptz, timezone,
+           ${gatedWaitSeqSql('limited')} FROM d
+         RETURNING id, workflow_code, workflow_version, params, state),
+       c AS (${insertCommandsSql({ from: 'i', type: "'SCHEDULER'", where: "state = 'SUBMITTED_SUCCESS'" })})
+       SELECT id AS workflow_instance_id FROM i`,
       [id, oldText, next],
     );
     return rows[0] ? Number(rows[0].workflow_instance_id) : undefined;

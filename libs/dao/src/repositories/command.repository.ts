@@ -140,7 +140,7 @@ export class CommandRepository {
            start_time = coalesce(w.start_time, now()), end_time = NULL, updated_at = now()
          FROM pick
          WHERE w.id = pick.workflow_instance_id AND w.host IS NULL
-           AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE')
+           AND w.state NOT IN ('SUCCESS', 'FAILURE', 'STOP', 'PAUSE', 'SERIAL_WAIT')
          RETURNING w.id, w.epoch, w.state, w.workflow_code, w.workflow_version, w.params, pick.id AS command_id,
            floor(extract(epoch FROM now() - w.start_time) * 1000)::bigint - w.paused_ms AS elapsed_ms,
            floor(extract(epoch FROM coalesce(w.schedule_time, w.start_time)) * 1000)::bigint AS schedule_ms,

@@ -46,7 +46,8 @@ export type HaltAction = 'stop' | 'pause';
  * - one a master drives (RUNNING_EXECUTION; for stop also READY_PAUSE, a stop overrides a pause)
  *   is asked: READY_STOP / READY_PAUSE plus a NOTIFY, its master does the rest. One handed back
  *   (host NULL, recovery command queued) keeps READY_* through adoption, so its next owner does it.
- * - one no master drives yet (SUBMITTED_SUCCESS) ends at once, like endSubmitted;
+ * - one no master drives yet (SUBMITTED_SUCCESS, or SERIAL_WAIT at its run gate) ends at once,
+ *   like endSubmitted;
  * - a paused one ends STOP on stop (its PAUSE tasks KILL): "stop also ends a paused instance".
  */
 const HALT_TRANSITIONS: Record<HaltAction, ReadonlyArray<readonly [WorkflowState, WorkflowState]>> = {
@@ -54,11 +55,13 @@ const HALT_TRANSITIONS: Record<HaltAction, ReadonlyArray<readonly [WorkflowState
     ['RUNNING_EXECUTION', 'READY_STOP'],
     ['READY_PAUSE', 'READY_STOP'],
     ['SUBMITTED_SUCCESS', 'STOP'],
+    ['SERIAL_WAIT', 'STOP'],
     ['PAUSE', 'STOP'],
   ],
   pause: [
     ['RUNNING_EXECUTION', 'READY_PAUSE'],
     ['SUBMITTED_SUCCESS', 'PAUSE'],
+    ['SERIAL_WAIT', 'PAUSE'],
   ],
 };
 

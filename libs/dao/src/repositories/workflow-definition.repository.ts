@@ -58,12 +58,15 @@ const toRecord = (r: DefinitionRow): WorkflowDefinitionRecord => ({
 });
 
 /** The parameters of an insert of a version: $2.. of create() and update(). */
-const versionValues = (input: WorkflowDefinitionInput): string[] => [
+const versionValues = (input: WorkflowDefinitionInput): Array<string | number | null> => [
   input.name,
   input.description,
   JSON.stringify(input.tasks),
   JSON.stringify(input.edges),
   JSON.stringify(definitionSettings(input)),
+  // $7, $8: the run gate reads the concurrency from workflow_definition, not from the jsonb.
+  input.concurrency.policy,
+  input.concurrency.maxRuns ?? null,
 ];
 
 /**
@@ -79,8 +82,8 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         INSERT INTO workflow_definition (code, name, description, version)
-         VALUES ($1, $2, $3, 1)
+         INSERT INTO workflow_definition (code, name, description, version, concurrency_policy, max_runs)
+         VALUES ($1, $2, $3, 1, $7, $8::integer)
          ON CONFLICT (code) DO NOTHING
          RETURNING code, version, created_at, updated_at),
        v AS (
@@ -103,7 +106,8 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         UPDATE workflow_definition SET version = version + 1, name = $2, description = $3, updated_at = now()
+         UPDATE workflow_definition SET version = version + 1, name = $2, description = $3, updated_at = now(),
+           concurrency_policy = $7, max_runs = $8::integer
          WHERE code = $1
          RETURNING code, version, created_at, updated_at),
        v AS (

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { deleteCommandsSql, insertCommandsSql } from './command.repository';
+import { gatedStateSql, gatedWaitSeqSql, gateLimitedSql } from './run-gate.repository';
 import { firstRow, inTransaction, queryRows } from './sql';
 import { haltTreeStatement, pausedSinceEndMs, runHaltTree } from './sub-workflow.repository';
 
@@ -20,20 +21,42 @@ const HALT_DESCENDANTS = {
   pause: haltTreeStatement('pause', { kind: 'descendants', gate: 'SELECT 1' }),
 } as const;
 
-/** The trigger's START_PROCESS command, with the ids the statement reserved. */
+/**
+ * The trigger's START_PROCESS command, with the ids the statement reserved; none for a run that
+ * waits at its workflow's run gate (SERIAL_WAIT: the gate writes it later, with that id).
+ */
 const TRIGGER_COMMAND = insertCommandsSql({
   from: 'ids JOIN wi ON wi.id = ids.workflow_instance_id',
   type: "'START_PROCESS'",
   id: 'ids.command_id',
+  where: "wi.state = 'SUBMITTED_SUCCESS'",
   returning: 'id, workflow_instance_id',
 });
 
 export interface TriggerOutcome {
   readonly commandId: number;
   readonly workflowInstanceId: number;
+  /**
+   * SERIAL_WAIT when the run waits at its workflow's run gate (its command, with commandId, is
+   * written when the gate admits it); else SUBMITTED_SUCCESS. A repeated key answers the state now.
+   */
+  readonly state: WorkflowState;
   /** True when the Idempotency-Key was seen before: these are the first trigger's ids, nothing new started. */
   readonly repeated: boolean;
 }
+
+/** A resubmitted run: its command's id (written now, or by the gate when it admits a SERIAL_WAIT run). */
+export interface ResubmitOutcome {
+  readonly commandId: number;
+  readonly state: WorkflowState;
+}
+
+/**
+ * A resubmit of a limited workflow's run waits at the gate like a trigger, with its command type
+ * kept; a sub-workflow child never waits (its parent holds a slot already: no parent/child
+ * deadlock). SQL over the instance `w` and its definition `d`.
+ */
+const RESUBMIT_GATED = `(${gateLimitedSql('d')} AND w.parent_instance_id IS NULL)`;
 
 /** Thrown inside a transaction to roll it back when a conditional write found the row changed. */
 class StateChanged extends Error {}
@@ -74,40 +97,53 @@ export class WorkflowRunRepository {
       defined: boolean;
       command_id: string | null;
       workflow_instance_id: string | null;
+      state: WorkflowState | null;
     }>(
       this.dataSource,
-      `WITH def AS (SELECT code, version FROM workflow_definition WHERE code = $1),
+      `WITH def AS (
+         SELECT code, version, ${gateLimitedSql('workflow_definition')} AS limited
+         FROM workflow_definition WHERE code = $1),
        ${ids},
        wi AS (
-         INSERT INTO workflow_instance (id, workflow_code, workflow_version, state, host, epoch, command_type, params)
-         SELECT ids.workflow_instance_id, def.code, def.version, 'SUBMITTED_SUCCESS', NULL, 0, 'START_PROCESS', $2::jsonb
+         INSERT INTO workflow_instance
+           (id, workflow_code, workflow_version, state, host, epoch, command_type, params, wait_seq)
+         SELECT ids.workflow_instance_id, def.code, def.version, ${gatedStateSql('def.limited')}, NULL, 0,
+           'START_PROCESS', $2::jsonb, ${gatedWaitSeqSql('def.limited', 'ids.command_id')}
          FROM ids, def
-         RETURNING id, workflow_code, workflow_version, params),
+         RETURNING id, workflow_code, workflow_version, params, state),
        cmd AS (${TRIGGER_COMMAND})
-       SELECT EXISTS (SELECT 1 FROM def) AS defined, cmd.id AS command_id, cmd.workflow_instance_id
-       FROM (SELECT 1) AS one LEFT JOIN cmd ON true`,
+       SELECT EXISTS (SELECT 1 FROM def) AS defined, ids.command_id, ids.workflow_instance_id, wi.state
+       FROM (SELECT 1) AS one LEFT JOIN ids ON true LEFT JOIN wi ON true LEFT JOIN cmd ON true`,
       idempotencyKey ? [code, JSON.stringify(params), idempotencyKey] : [code, JSON.stringify(params)],
     );
     // The outer SELECT reads FROM (SELECT 1) LEFT JOIN cmd: exactly one row, whatever was written.
     const row = firstRow(rows, `trigger outcome of workflow ${code}`);
     if (!row.defined) return null;
-    if (row.command_id !== null && row.workflow_instance_id !== null) {
+    if (row.command_id !== null && row.workflow_instance_id !== null && row.state !== null) {
       return {
         commandId: Number(row.command_id),
         workflowInstanceId: Number(row.workflow_instance_id),
+        state: row.state,
         repeated: false,
       };
     }
     // Only a repeated key gets here: the key row is committed (the insert waited for it).
-    const stored = await queryRows<{ command_id: string; workflow_instance_id: string }>(
+    const stored = await queryRows<{
+      command_id: string;
+      workflow_instance_id: string;
+      state: WorkflowState | null;
+    }>(
       this.dataSource,
-      'SELECT command_id, workflow_instance_id FROM idempotency_key WHERE workflow_code = $1 AND key = $2',
+      `SELECT k.command_id, k.workflow_instance_id, w.state FROM idempotency_key k
+       LEFT JOIN workflow_instance w ON w.id = k.workflow_instance_id
+       WHERE k.workflow_code = $1 AND k.key = $2`,
       [code, idempotencyKey],
     );
     const first = firstRow(stored, `stored idempotency key of workflow ${code}`);
     return {
       commandId: Number(first.command_id),
       workflowInstanceId: Number(first.workflow_instance_id),
+      state: first.state ?? 'SUBMITTED_SUCCESS',
       repeated: true,
     };
   }
@@ -123,8 +159,9 @@ export class WorkflowRunRepository {
   }
 
   /**
-   * Ends a SUBMITTED_SUCCESS instance that no master took yet (STOP or PAUSE) and deletes its
-   * pending commands. Commands are locked (deleted) before the instance row, the order in
+   * Ends a SUBMITTED_SUCCESS instance that no master took yet, or a SERIAL_WAIT one waiting at its
+   * workflow's run gate (no master owns it either), as STOP or PAUSE and deletes its pending
+   * commands. Commands are locked (deleted) before the instance row, the order in
    * which a consuming master locks them, so the two cannot deadlock; a master that holds the
    * command makes this wait, then the instance is no longer SUBMITTED_SUCCESS and nothing
    * changes (false). In the same transaction the stop or pause reaches its sub-workflow
@@ -138,7 +175,7 @@ export class WorkflowRunRepository {
           runner,
           `UPDATE workflow_instance
            SET state = $2, end_time = CASE WHEN $2 = 'STOP' THEN now() ELSE end_time END, updated_at = now()
-           WHERE id = $1 AND state = 'SUBMITTED_SUCCESS' RETURNING id`,
+           WHERE id = $1 AND state IN ('SUBMITTED_SUCCESS', 'SERIAL_WAIT') RETURNING id`,
           [workflowInstanceId, state],
         );
         // Someone changed it meanwhile: undo the delete too.
@@ -190,22 +227,24 @@ export class WorkflowRunRepository {
     workflowInstanceId: number,
     fromStates: readonly WorkflowState[],
     commandType: CommandType,
-  ): Promise<number | null> {
-    const rows = await queryRows<{ id: string }>(
+  ): Promise<ResubmitOutcome | null> {
+    const rows = await queryRows<{ id: string; state: WorkflowState }>(
       this.dataSource,
       `WITH u AS (
-         UPDATE workflow_instance
-         SET state = 'SUBMITTED_SUCCESS', host = NULL, command_type = $2, end_time = NULL, message = NULL,
-             start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE start_time END,
-             paused_ms = CASE WHEN $2 = 'REPEAT_RUNNING' THEN 0 ELSE paused_ms + ${pausedSinceEndMs()} END,
+         UPDATE workflow_instance w
+         SET state = ${gatedStateSql(RESUBMIT_GATED)}, wait_seq = ${gatedWaitSeqSql(RESUBMIT_GATED)},
+             host = NULL, command_type = $2, end_time = NULL, message = NULL,
+             start_time = CASE WHEN $2 = 'REPEAT_RUNNING' THEN NULL ELSE w.start_time END,
+             paused_ms = CASE WHEN $2 = 'REPEAT_RUNNING' THEN 0 ELSE w.paused_ms + ${pausedSinceEndMs('w.end_time')} END,
              updated_at = now()
-         WHERE id = $1 AND state = ANY($3::text[])
-         RETURNING id, workflow_code, workflow_version, params),
-       c AS (${insertCommandsSql({ from: 'u', type: '$2' })})
-       SELECT id FROM c`,
+         FROM workflow_definition d
+         WHERE w.id = $1 AND w.state = ANY($3::text[]) AND d.code = w.workflow_code
+         RETURNING w.id, w.workflow_code, w.workflow_version, w.params, w.state, w.wait_seq),
+       c AS (${insertCommandsSql({ from: 'u', type: '$2', where: "state = 'SUBMITTED_SUCCESS'" })})
+       SELECT coalesce((SELECT id FROM c), u.wait_seq) AS id, u.state FROM u`,
       [workflowInstanceId, commandType, [...fromStates]],
     );
     const row = rows[0];
-    return row === undefined ? null : Number(row.id);
+    return row === undefined ? null : { commandId: Number(row.id), state: row.state };
   }
 }
