@@ -10,6 +10,8 @@ export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
+export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
+export const GATE_CHANNEL = NOTIFY_CHANNELS.gate;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
 export interface MasterOptions {
@@ -23,6 +25,11 @@ export interface MasterOptions {
   readonly commandBatchSize: number;
   /** Fallback poll for commands when a NOTIFY was missed (listener reconnecting, slot change). */
   readonly commandPollIntervalMs: number;
+  /**
+   * The run gate's sweep (README "Run concurrency"): how often the workflows with runs in
+   * SERIAL_WAIT get a pass even without a NOTIFY, and the limited workflows are re-read.
+   */
+  readonly gateSweepIntervalMs: number;
   /** How often due schedules are looked for. */
   readonly scheduleTickMs: number;
   /** Deadline of Dispatch / Kill / TakeOver calls to workers. */
@@ -55,6 +62,7 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   workerSelection: 'LOWEST_LOAD',
   commandBatchSize: 100,
   commandPollIntervalMs: 2000,
+  gateSweepIntervalMs: 2000,
   scheduleTickMs: 1000,
   workerCallDeadlineMs: 5000,
   parkedRetryMs: 5000,

@@ -17,6 +17,7 @@ import {
   TaskInstanceRepository,
   DatasourceRepository,
   SubWorkflowRepository,
+  RunGateRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
@@ -52,6 +53,7 @@ import { SessionStateService } from './registry/session-state.service';
 import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
 import { ScheduleRepository } from './schedule/schedule.repository';
+import { RunGateService } from './gate/run-gate.service';
 import { ScheduleService } from './schedule/schedule.service';
 import { datasourceOpener } from './tasks/datasource-opener';
 
@@ -108,6 +110,8 @@ export class MasterModule {
         MasterRpcService,
         InstanceControlService,
         CommandConsumerService,
+        RunGateRepository,
+        RunGateService,
         ScheduleService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },

@@ -24,6 +24,7 @@ import { MasterRegistrationService } from '../registry/master-registration.servi
 import { SessionStateService } from '../registry/session-state.service';
 import { WorkerDirectoryService } from '../registry/worker-directory.service';
 import { MasterRpcService } from '../rpc/master-rpc.service';
+import { RunGateService } from '../gate/run-gate.service';
 import { ScheduleService } from '../schedule/schedule.service';
 
 /**
@@ -67,6 +68,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(RunGateService) private readonly gate: RunGateService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -101,6 +103,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.failover.start();
     this.consumer.start();
     this.schedules.start();
+    this.gate.start();
     this.logger.log(`master ${this.identity.address} started`);
   }
 
@@ -120,6 +123,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     const steps: Array<[string, () => unknown]> = [
       ['consumer', () => this.consumer.stop()],
       ['schedules', () => this.schedules.stop()],
+      ['run gate', () => this.gate.stop()],
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],
       ['failover', () => this.failover.stop()],
