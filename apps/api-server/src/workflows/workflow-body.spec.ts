@@ -29,6 +29,7 @@ describe('parseWorkflowBody', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
+      concurrency: { policy: 'PARALLEL' },
       tasks: ['b', 'a'].map((name) => ({
         name,
         type: 'SHELL',
