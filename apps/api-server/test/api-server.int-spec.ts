@@ -156,6 +156,7 @@ describe('workflows', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
+      concurrency: { policy: 'PARALLEL' },
       tasks: [
         {
           name: 'extract',
@@ -614,6 +615,7 @@ describe('the workflow language: every task type, settings, references', () => {
     const body = full();
     const expected = {
       ...body,
+      concurrency: { policy: 'PARALLEL' },
       tasks: body.tasks.map((t) => ({ ...DEFAULTS, ...t })),
       code: expect.stringMatching(/^wf_/),
       version: 1,
@@ -637,6 +639,7 @@ describe('the workflow language: every task type, settings, references', () => {
       params: { day: '2024-01-01', region: 'eu' },
       failureStrategy: 'CONTINUE',
       timeoutMs: 3_600_000,
+      concurrency: { policy: 'PARALLEL' },
     });
 
     const put = await send('PUT', `/api/v1/workflows/${code}`, {

@@ -257,7 +257,7 @@ describe('stop and pause of a sub-workflow tree', () => {
     const again = await control(parent, 'stop');
     expect(again.status).toBe(409);
     expect(again.json.message).toContain(
-      `cannot stop workflow instance ${parent}: its state is STOP (stop applies to RUNNING_EXECUTION, SUBMITTED_SUCCESS, PAUSE)`,
+      `cannot stop workflow instance ${parent}: its state is STOP (stop applies to RUNNING_EXECUTION, SUBMITTED_SUCCESS, SERIAL_WAIT, PAUSE)`,
     );
   });
 
@@ -266,7 +266,7 @@ describe('stop and pause of a sub-workflow tree', () => {
     const res = await control(paused, 'pause');
     expect(res.status).toBe(409);
     expect(res.json.message).toContain(
-      'its state is PAUSE (pause applies to RUNNING_EXECUTION, SUBMITTED_SUCCESS)',
+      'its state is PAUSE (pause applies to RUNNING_EXECUTION, SUBMITTED_SUCCESS, SERIAL_WAIT)',
     );
   });
 
