@@ -38,9 +38,11 @@ describe('run concurrency: SERIAL_WAIT across masters and a master kill (real pr
   afterAll(async () => {
     if (!cluster) return;
     await cluster.dispose();
-    if (failed || process.env.CHAOS_KEEP)
+    if (failed || process.env.CHAOS_KEEP) {
       process.stdout.write(`run-concurrency: logs kept in ${cluster.scratch}\n`);
-    else rmSync(cluster.scratch, { recursive: true, force: true });
+    } else {
+      rmSync(cluster.scratch, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it(`runs ${RUNS} triggers one at a time, in trigger order, through a SIGKILL of the driving master`, async () => {

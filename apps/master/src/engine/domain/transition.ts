@@ -318,6 +318,7 @@ function control(d: Draft, state: WorkflowState): void {
       return;
     case 'SUBMITTED_SUCCESS':
     case 'RUNNING_EXECUTION':
+    case 'SERIAL_WAIT': // never an owned instance's state: only a run no master owns waits at the gate
       return;
   }
 }
