@@ -29,6 +29,7 @@ import {
 import {
   FAILURE_STRATEGIES,
   HTTP_METHODS,
+  PRIORITIES,
   type ConditionsSpec,
   type DefinitionReferences,
   type EdgeDefinition,
@@ -53,6 +54,7 @@ export const WORKFLOW_FIELDS = [
   'params',
   'failureStrategy',
   'timeoutMs',
+  'priority',
   'tasks',
   'edges',
 ] as const;
@@ -63,6 +65,7 @@ export const TASK_COMMON_FIELDS = [
   'retryIntervalMs',
   'timeoutMs',
   'workerGroup',
+  'priority',
 ] as const;
 /** The field each type adds to the common ones (DESIGN.md section 9: the object named after the type). */
 export const TASK_TYPE_FIELDS: Readonly<Record<TaskType, readonly string[]>> = {
@@ -109,6 +112,9 @@ export function parseWorkflowDefinition(
   const params = present(body, 'params') ? parseParamMap(body.params, top, 'params', limits, false) : {};
   const failureStrategy = optionalEnum(body, 'failureStrategy', top, FAILURE_STRATEGIES, 'END');
   const timeoutMs = optionalInteger(body, 'timeoutMs', top, 0, limits.maxMs, 0);
+  const priority = present(body, 'priority')
+    ? checkEnum(body.priority, top, 'priority', PRIORITIES)
+    : undefined;
 
   const rawTasks = requiredArray(body, 'tasks', top);
   if (rawTasks.length === 0) fail(top, 'tasks', '"tasks" must not be empty');
@@ -162,7 +168,16 @@ export function parseWorkflowDefinition(
       );
     }
   });
-  return { name, description, params, failureStrategy, timeoutMs, tasks, edges };
+  return {
+    name,
+    description,
+    params,
+    failureStrategy,
+    timeoutMs,
+    ...(priority === undefined ? {} : { priority }),
+    tasks,
+    edges,
+  };
 }
 
 /** The data sources and sub-workflows a definition names (each once, in task order). */
@@ -248,6 +263,7 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
       },
       'default',
     ),
+    ...(present(raw, 'priority') ? { priority: checkEnum(raw.priority, scope, 'priority', PRIORITIES) } : {}),
   };
   switch (type) {
     case 'SHELL': {
