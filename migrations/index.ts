@@ -5,6 +5,7 @@ import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone
 import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
 import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
+import { Priority1796000009000 } from './1796000009000-priority';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 import { RunConcurrency1796000006000 } from './1796000006000-run-concurrency';
@@ -20,4 +21,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
   RunConcurrency1796000006000,
+  Priority1796000009000,
 ];

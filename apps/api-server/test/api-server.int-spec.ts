@@ -550,6 +550,7 @@ describe('the workflow language: every task type, settings, references', () => {
     params: { day: '2024-01-01', region: 'eu' },
     failureStrategy: 'CONTINUE',
     timeoutMs: 3_600_000,
+    priority: 'HIGH',
     tasks: [
       {
         name: 'start',
@@ -559,6 +560,7 @@ describe('the workflow language: every task type, settings, references', () => {
         retryIntervalMs: 10,
         timeoutMs: 60_000,
         workerGroup: 'g1',
+        priority: 'LOWEST',
       },
       { name: 'noop', type: 'EMPTY', workerGroup: 'g2' },
       {
@@ -639,14 +641,21 @@ describe('the workflow language: every task type, settings, references', () => {
       params: { day: '2024-01-01', region: 'eu' },
       failureStrategy: 'CONTINUE',
       timeoutMs: 3_600_000,
-      concurrency: { policy: 'PARALLEL' },
+      priority: 'HIGH',
     });
+    // The current version's priority is on the definition row too: commands copy it (section 10).
+    const rank = async () =>
+      (await db.query('SELECT priority FROM workflow_definition WHERE code = $1', [code])).rows[0].priority;
+    expect(await rank()).toBe(1);
 
+    const { priority: _dropped, ...withoutPriority } = body as { priority?: string };
     const put = await send('PUT', `/api/v1/workflows/${code}`, {
-      body: { ...body, failureStrategy: 'END', params: {} },
+      body: { ...withoutPriority, failureStrategy: 'END', params: {} },
     });
     expect(put.status).toBe(200);
     expect(put.json).toMatchObject({ version: 2, failureStrategy: 'END', params: {}, timeoutMs: 3_600_000 });
+    expect(put.json.priority).toBeUndefined();
+    expect(await rank()).toBe(2);
     expect((await send('GET', `/api/v1/workflows/${code}?version=1`)).json).toEqual(created.json);
   });
 

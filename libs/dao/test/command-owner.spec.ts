@@ -27,11 +27,14 @@ describe('the command table has one owner (issue: every command written through 
   it('builds the insert from the source the caller names', () => {
     const sql = insertCommandsSql({ from: 'u', type: '$2', where: "state = 'X'", returning: 'id, type' });
     expect(sql.replace(/\s+/g, ' ')).toBe(
-      'INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params) ' +
-        "SELECT $2, workflow_code, workflow_version, id, params FROM u WHERE state = 'X' RETURNING id, type",
+      'INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params, priority) ' +
+        'SELECT $2, workflow_code, workflow_version, id, params, ' +
+        'coalesce((SELECT pd.priority FROM workflow_definition pd WHERE pd.code = workflow_code), 2) ' +
+        "FROM u WHERE state = 'X' RETURNING id, type",
     );
     expect(insertCommandsSql({ from: 'ids', type: "'A'", id: 'ids.c' }).replace(/\s+/g, ' ')).toContain(
-      "INSERT INTO command (id, type, workflow_code, workflow_version, workflow_instance_id, params) SELECT ids.c, 'A',",
+      'INSERT INTO command (id, type, workflow_code, workflow_version, workflow_instance_id, params, priority) ' +
+        "SELECT ids.c, 'A',",
     );
   });
 });

@@ -29,7 +29,6 @@ describe('parseWorkflowBody', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
-      concurrency: { policy: 'PARALLEL' },
       tasks: ['b', 'a'].map((name) => ({
         name,
         type: 'SHELL',

@@ -5,6 +5,7 @@ import {
   DEFINITION_LIMITS,
   FAILURE_STRATEGIES,
   HTTP_METHODS,
+  PRIORITIES,
   MAX_RUNS_LIMITS,
   MAX_SWITCH_EXPRESSION_LENGTH,
   TASK_TYPES,
@@ -55,6 +56,12 @@ abstract class TaskCommonDto {
     description: 'The worker group that runs it (worker types).',
   })
   workerGroup?: string;
+  @ApiPropertyOptional({
+    type: String,
+    enum: PRIORITIES,
+    description: 'Among tasks of the run ready at once, higher starts first. Absent means MEDIUM.',
+  })
+  priority?: string;
 }
 
 const typeProperty = (type: TaskType, description: string) =>
@@ -257,6 +264,13 @@ const failureStrategyProperty = {
     'END: after a failed task nothing new starts. CONTINUE: tasks not downstream of a failure still run. ' +
     'Either way the instance ends FAILURE.',
 } as const;
+const workflowPriorityProperty = {
+  type: String,
+  enum: PRIORITIES,
+  description:
+    "Orders the commands a master takes (priority, then id, within the master's share) and the runs it " +
+    'gives free workers to first. Absent means MEDIUM.',
+} as const;
 const workflowTimeoutProperty = {
   type: 'integer',
   minimum: 0,
@@ -295,6 +309,7 @@ export class WorkflowBodyDto {
   @ApiPropertyOptional({ ...paramsProperty, default: {} }) params?: Record<string, string>;
   @ApiPropertyOptional(failureStrategyProperty) failureStrategy?: string;
   @ApiPropertyOptional(workflowTimeoutProperty) timeoutMs?: number;
+  @ApiPropertyOptional(workflowPriorityProperty) priority?: string;
   @ApiPropertyOptional({ type: ConcurrencyDto, default: { policy: 'PARALLEL' } })
   concurrency?: ConcurrencyDto;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, minItems: 1, maxItems: L.tasks }) tasks!: TaskDto[];
@@ -320,6 +335,7 @@ export class WorkflowDto extends WorkflowSummaryDto {
   @ApiProperty(paramsProperty) params!: Record<string, string>;
   @ApiProperty(failureStrategyProperty) failureStrategy!: string;
   @ApiProperty(workflowTimeoutProperty) timeoutMs!: number;
+  @ApiPropertyOptional(workflowPriorityProperty) priority?: string;
   @ApiProperty({ type: ConcurrencyDto }) concurrency!: ConcurrencyDto;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, description: 'With defaults filled in.' })
   tasks!: TaskDto[];

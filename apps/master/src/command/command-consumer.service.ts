@@ -200,7 +200,7 @@ export function stringParams(params: Record<string, unknown>): Record<string, st
  */
 export function runDefinition(
   c: Pick<ConsumedCommand, 'workflowCode' | 'workflowVersion' | 'tasks' | 'edges' | 'settings' | 'elapsedMs'>,
-): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults'> {
+): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority'> {
   let settings: WorkflowSettings;
   let dag: RunnerDag | Error;
   try {
@@ -218,5 +218,6 @@ export function runDefinition(
     failureStrategy: settings.failureStrategy,
     timeoutInMs: settings.timeoutMs > 0 ? settings.timeoutMs - c.elapsedMs : undefined,
     defaults: settings.params,
+    ...(settings.priority === undefined ? {} : { priority: settings.priority }),
   };
 }

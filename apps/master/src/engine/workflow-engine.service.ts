@@ -37,6 +37,8 @@ import { WorkflowRunner, type Adoption, type RunnerDeps, type RunnerSnapshot } f
 export class WorkflowEngineService {
   private readonly logger = new Logger('WorkflowEngine');
   private readonly runners = new Map<number, WorkflowRunner>();
+  /** byPriority()'s cache: cleared whenever a runner is added or removed. */
+  private sorted: WorkflowRunner[] | undefined;
   private readonly deps: RunnerDeps;
   /** Instances dropped on a LOST session, handed back (recovery command) once a session exists again. */
   private readonly droppedOnLoss = new Map<number, InstanceFence>();
@@ -74,7 +76,10 @@ export class WorkflowEngineService {
       options,
       logger: new Logger('Workflow'),
       onClosed: (runner) => {
-        if (this.runners.get(runner.instanceId) === runner) this.runners.delete(runner.instanceId);
+        if (this.runners.get(runner.instanceId) === runner) {
+          this.runners.delete(runner.instanceId);
+          this.sorted = undefined;
+        }
       },
     };
   }
@@ -83,7 +88,7 @@ export class WorkflowEngineService {
     this.unsubscribe.push(
       this.workers.addListener({
         available: (group) => {
-          for (const r of this.runners.values()) r.workersAvailable(group);
+          for (const r of this.byPriority()) r.workersAvailable(group);
         },
         removed: (address, _group, startTimeMs, registration) => {
           for (const r of this.runners.values()) void r.workerLost(address, startTimeMs, registration);
@@ -97,6 +102,20 @@ export class WorkflowEngineService {
         }
       }),
     );
+  }
+
+  /**
+   * The runners, highest workflow priority first, then oldest instance (DESIGN.md section 10):
+   * when workers free up, the runs that ask first get them. The sorted list is kept until the set
+   * of runners changes.
+   */
+  private byPriority(): readonly WorkflowRunner[] {
+    if (this.sorted === undefined) {
+      this.sorted = [...this.runners.values()].sort(
+        (a, b) => a.priority - b.priority || a.instanceId - b.instanceId,
+      );
+    }
+    return this.sorted;
   }
 
   /** The runner's view of an instance this master drives (diagnostics, tests). */
@@ -116,6 +135,7 @@ export class WorkflowEngineService {
     if (existing) existing.drop(`superseded by epoch ${adoption.epoch}`);
     const runner = new WorkflowRunner(adoption, this.deps);
     this.runners.set(adoption.instanceId, runner);
+    this.sorted = undefined;
     void runner.start();
   }
 
@@ -271,6 +291,7 @@ export class WorkflowEngineService {
       this.unsettled.add(r);
     }
     this.runners.clear();
+    this.sorted = undefined;
   }
 
   /**

@@ -1,11 +1,13 @@
 import type { LoggerService } from '@nestjs/common';
 import {
+  priorityRank,
   renderParamMap,
   withIds,
   resolveParams,
   WorkflowLanguageError,
   type Clock,
   type CommandType,
+  type Priority,
   type SubWorkflowTaskDefinition,
   type TaskDefinition,
   type TimerHandle,
@@ -103,6 +105,8 @@ export interface Adoption {
   readonly failureStrategy?: FailurePolicy;
   /** What is left of the workflow's timeoutMs (database clock); none when absent. */
   readonly timeoutInMs?: number;
+  /** The workflow's priority: runs waiting for workers are woken highest first. MEDIUM when absent. */
+  readonly priority?: Priority;
 }
 
 /** Backoff of the TakeOver calls that settle an ambiguous Dispatch (doubling, capped). */
@@ -258,6 +262,11 @@ export class WorkflowRunner {
    */
   workerLost(address: string, startTimeMs?: number, registration?: number): Promise<void> {
     return this.op({ type: 'workerLost', address, incarnation: startTimeMs, registration });
+  }
+
+  /** The workflow's priority, 0 (HIGHEST) to 4 (LOWEST). */
+  get priority(): number {
+    return priorityRank(this.adoption.priority);
   }
 
   /** A worker of group became available: retry the tasks waiting for one. */

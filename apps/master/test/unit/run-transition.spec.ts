@@ -489,6 +489,29 @@ const workerEvents: Row[] = [
 
 const progress: Row[] = [
   {
+    path: 'tasks ready at once are created highest priority first, then in the graph order',
+    given: state(
+      [{ name: 'low', priority: 'LOW' }, 'mid', { name: 'high', priority: 'HIGHEST' }, 'mid2'],
+      {},
+      { edges: [] },
+    ),
+    event: { type: 'start' },
+    effects: [create(['high', 1], ['mid', 1], ['mid2', 1], ['low', 1])],
+  },
+  {
+    path: 'waiting tasks are sent out highest priority first (when workers are short they get them)',
+    given: state(
+      [
+        { name: 'low', priority: 'LOWEST' },
+        { name: 'high', priority: 'HIGH' },
+      ],
+      { low: submitted(A1), high: submitted(B1) },
+      { edges: [] },
+    ),
+    event: { type: 'start' },
+    effects: [...dispatchTo(21, 'high', 'w1'), ...dispatchTo(11, 'low', 'w1')],
+  },
+  {
     path: 'advance: a task whose upstream succeeded is created',
     given: state(['a', 'b'], { a: ended(A1) }),
     event: { type: 'advance' },

@@ -1,7 +1,12 @@
-import { isLimitedConcurrency, parseConcurrency, readStoredConcurrency } from './concurrency';
+import {
+  DEFAULT_CONCURRENCY,
+  isLimitedConcurrency,
+  parseConcurrency,
+  readStoredConcurrency,
+} from './concurrency';
 import { DefinitionError } from './definition-error';
 import { parseWorkflowDefinition } from './parse-definition';
-import { parseStoredDefinition } from './stored-definition';
+import { definitionSettings, parseStoredDefinition, readStoredSettings } from './stored-definition';
 
 const wf = (concurrency: unknown) => ({ name: 'w', tasks: [{ name: 'a', type: 'EMPTY' }], concurrency });
 
@@ -16,12 +21,10 @@ function rejection(concurrency: unknown): { message: string; path: string } {
 }
 
 describe('concurrency in a workflow definition', () => {
-  it('defaults to PARALLEL with no limit', () => {
-    expect(parseWorkflowDefinition({ name: 'w', tasks: [{ name: 'a', type: 'EMPTY' }] }).concurrency).toEqual(
-      {
-        policy: 'PARALLEL',
-      },
-    );
+  it('is absent when not given (PARALLEL, no limit); an empty object is PARALLEL', () => {
+    const plain = parseWorkflowDefinition({ name: 'w', tasks: [{ name: 'a', type: 'EMPTY' }] });
+    expect(plain).not.toHaveProperty('concurrency');
+    expect(readStoredSettings(definitionSettings(plain)).concurrency).toEqual({ policy: 'PARALLEL' });
     expect(parseWorkflowDefinition(wf({})).concurrency).toEqual({ policy: 'PARALLEL' });
   });
 
@@ -34,7 +37,10 @@ describe('concurrency in a workflow definition', () => {
   ])('accepts %j', (raw, parsed, limited) => {
     const concurrency = parseWorkflowDefinition(wf(raw)).concurrency;
     expect(concurrency).toEqual(parsed);
-    expect(isLimitedConcurrency(concurrency)).toBe(limited);
+    expect(isLimitedConcurrency(concurrency ?? DEFAULT_CONCURRENCY)).toBe(limited);
+    expect(readStoredSettings(definitionSettings(parseWorkflowDefinition(wf(raw)))).concurrency).toEqual(
+      parsed,
+    );
   });
 
   it.each([
@@ -95,7 +101,7 @@ describe('concurrency in a workflow definition', () => {
       settings: { concurrency: { policy: 'SERIAL_WAIT' } },
     };
     expect(parseStoredDefinition(stored).concurrency).toEqual({ policy: 'SERIAL_WAIT' });
-    expect(parseStoredDefinition({ ...stored, settings: {} }).concurrency).toEqual({ policy: 'PARALLEL' });
+    expect(parseStoredDefinition({ ...stored, settings: {} }).concurrency).toBeUndefined();
     expect(readStoredConcurrency({ policy: 'NOPE' })).toEqual({ policy: 'PARALLEL' });
     expect(parseConcurrency(undefined)).toEqual({ policy: 'PARALLEL' });
   });

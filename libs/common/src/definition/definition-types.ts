@@ -13,6 +13,19 @@ export const FAILURE_STRATEGIES = ['END', 'CONTINUE'] as const;
  */
 export type FailureStrategy = (typeof FAILURE_STRATEGIES)[number];
 
+/**
+ * A workflow's or task's priority (DESIGN.md section 10), DolphinScheduler's five levels. A
+ * workflow's orders the commands a master takes and the runs it unparks first; a task's, the tasks
+ * of one run that start first. Absent means MEDIUM.
+ */
+export const PRIORITIES = ['HIGHEST', 'HIGH', 'MEDIUM', 'LOW', 'LOWEST'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** 0 (HIGHEST) to 4 (LOWEST); absent is MEDIUM (2). What command.priority stores. */
+export function priorityRank(priority: Priority | undefined): number {
+  return PRIORITIES.indexOf(priority ?? 'MEDIUM');
+}
+
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
@@ -25,6 +38,8 @@ export interface TaskCommonFields {
   /** 0 means no timeout. */
   timeoutMs: number;
   workerGroup: string;
+  /** Absent means MEDIUM (kept absent so definitions without it read back as written). */
+  priority?: Priority;
 }
 
 export interface ShellTaskDefinition extends TaskCommonFields {
@@ -144,8 +159,10 @@ export interface WorkflowSettings {
   failureStrategy: FailureStrategy;
   /** The instance is stopped and ends FAILURE after this long; 0 means no limit. */
   timeoutMs: number;
-  /** How many runs may run at once (README "Run concurrency"); default PARALLEL, no limit. */
-  concurrency: ConcurrencySettings;
+  /** Absent means MEDIUM. */
+  priority?: Priority;
+  /** How many runs may run at once (README "Run concurrency"); absent means PARALLEL, no limit. */
+  concurrency?: ConcurrencySettings;
 }
 
 /** A validated workflow definition with every default filled in: what a version stores. */

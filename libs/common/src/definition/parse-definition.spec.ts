@@ -1,5 +1,6 @@
 import { DefinitionError } from './definition-error';
 import { DEFINITION_LIMITS } from './definition-limits';
+import { PRIORITIES, priorityRank } from './definition-types';
 import {
   branchTargets,
   definitionReferences,
@@ -67,7 +68,6 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
-      concurrency: { policy: 'PARALLEL' },
       tasks: [
         { name: 'b', type: 'SHELL', command: 'echo b', ...COMMON_DEFAULTS },
         { name: 'a', type: 'SHELL', command: 'echo a', ...COMMON_DEFAULTS },
@@ -109,6 +109,17 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       timeoutMs: 2 ** 31 - 1,
       workerGroup: 'a.b_c-1',
     });
+  });
+
+  it('keeps a workflow and a task priority when given, and leaves them absent (MEDIUM) otherwise', () => {
+    const def = parseWorkflowDefinition(
+      wf([{ ...shell('a'), priority: 'HIGH' }, shell('b')], [], { priority: 'LOWEST' }),
+    );
+    expect(def.priority).toBe('LOWEST');
+    expect(def.tasks.map((t) => t.priority)).toEqual(['HIGH', undefined]);
+    expect('priority' in parseWorkflowDefinition(wf([shell('a')]))).toBe(false);
+    expect(PRIORITIES.map((p) => priorityRank(p))).toEqual([0, 1, 2, 3, 4]);
+    expect(priorityRank(undefined)).toBe(priorityRank('MEDIUM'));
   });
 
   it('a param named __proto__ stays an own param', () => {
@@ -183,7 +194,6 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       'params',
       'failureStrategy',
       'timeoutMs',
-      'concurrency',
       'tasks',
       'edges',
     ]);
@@ -239,7 +249,7 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'unknown top-level fields',
       { ...wf([shell('a')]), owner: 'me', a: 1 },
-      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, concurrency, tasks, edges\)$/,
+      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, priority, concurrency, tasks, edges\)$/,
       'owner',
     ],
     ['a missing name', { tasks: [shell('a')] }, /^workflow: missing field "name"$/, 'name'],
@@ -319,6 +329,18 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
       wf([shell('a')], [], { failureStrategy: 'STOP' }),
       /^workflow: "failureStrategy" must be one of END, CONTINUE, got "STOP"$/,
       'failureStrategy',
+    ],
+    [
+      'an unknown workflow priority',
+      wf([shell('a')], [], { priority: 'URGENT' }),
+      /^workflow: "priority" must be one of HIGHEST, HIGH, MEDIUM, LOW, LOWEST, got "URGENT"$/,
+      'priority',
+    ],
+    [
+      'an unknown task priority',
+      wf([{ ...shell('a'), priority: 1 }]),
+      /^task "a": "priority" must be one of HIGHEST, HIGH, MEDIUM, LOW, LOWEST, got 1$/,
+      'tasks[0].priority',
     ],
     [
       'a lower-case failure strategy',
@@ -410,7 +432,7 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'a field of another type',
       wf([shell('a', { http: {} })]),
-      /^task "a": unknown field "http" \(allowed for SHELL: name, type, retries, retryIntervalMs, timeoutMs, workerGroup, command\)$/,
+      /^task "a": unknown field "http" \(allowed for SHELL: name, type, retries, retryIntervalMs, timeoutMs, workerGroup, priority, command\)$/,
       'tasks[0].http',
     ],
     [

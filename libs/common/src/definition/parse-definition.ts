@@ -30,6 +30,7 @@ import {
 import {
   FAILURE_STRATEGIES,
   HTTP_METHODS,
+  PRIORITIES,
   type ConditionsSpec,
   type DefinitionReferences,
   type EdgeDefinition,
@@ -54,6 +55,7 @@ export const WORKFLOW_FIELDS = [
   'params',
   'failureStrategy',
   'timeoutMs',
+  'priority',
   'concurrency',
   'tasks',
   'edges',
@@ -65,6 +67,7 @@ export const TASK_COMMON_FIELDS = [
   'retryIntervalMs',
   'timeoutMs',
   'workerGroup',
+  'priority',
 ] as const;
 /** The field each type adds to the common ones (DESIGN.md section 9: the object named after the type). */
 export const TASK_TYPE_FIELDS: Readonly<Record<TaskType, readonly string[]>> = {
@@ -111,7 +114,10 @@ export function parseWorkflowDefinition(
   const params = present(body, 'params') ? parseParamMap(body.params, top, 'params', limits, false) : {};
   const failureStrategy = optionalEnum(body, 'failureStrategy', top, FAILURE_STRATEGIES, 'END');
   const timeoutMs = optionalInteger(body, 'timeoutMs', top, 0, limits.maxMs, 0);
-  const concurrency = parseConcurrency(body.concurrency);
+  const priority = present(body, 'priority')
+    ? checkEnum(body.priority, top, 'priority', PRIORITIES)
+    : undefined;
+  const concurrency = present(body, 'concurrency') ? parseConcurrency(body.concurrency) : undefined;
 
   const rawTasks = requiredArray(body, 'tasks', top);
   if (rawTasks.length === 0) fail(top, 'tasks', '"tasks" must not be empty');
@@ -165,7 +171,17 @@ export function parseWorkflowDefinition(
       );
     }
   });
-  return { name, description, params, failureStrategy, timeoutMs, concurrency, tasks, edges };
+  return {
+    name,
+    description,
+    params,
+    failureStrategy,
+    timeoutMs,
+    ...(priority === undefined ? {} : { priority }),
+    ...(concurrency === undefined ? {} : { concurrency }),
+    tasks,
+    edges,
+  };
 }
 
 /** The data sources and sub-workflows a definition names (each once, in task order). */
@@ -251,6 +267,7 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
       },
       'default',
     ),
+    ...(present(raw, 'priority') ? { priority: checkEnum(raw.priority, scope, 'priority', PRIORITIES) } : {}),
   };
   switch (type) {
     case 'SHELL': {

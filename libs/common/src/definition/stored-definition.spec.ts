@@ -34,7 +34,6 @@ describe('parseStoredDefinition', () => {
       params: {},
       failureStrategy: 'END',
       timeoutMs: 0,
-      concurrency: { policy: 'PARALLEL' },
       tasks: [shell('a')],
       edges: [],
     });

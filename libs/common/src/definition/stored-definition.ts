@@ -7,6 +7,7 @@ import { readStoredConcurrency } from './concurrency';
 import { DEFINITION_LIMITS, type DefinitionLimits } from './definition-limits';
 import {
   FAILURE_STRATEGIES,
+  PRIORITIES,
   type EdgeDefinition,
   type TaskDefinition,
   type WorkflowDefinition,
@@ -14,7 +15,7 @@ import {
 } from './definition-types';
 import { parseWorkflowDefinition } from './parse-definition';
 
-export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs', 'concurrency'] as const;
+export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs', 'priority', 'concurrency'] as const;
 
 /** The name parseStoredDefinition gives a definition read without its name column. */
 export const STORED_NAME_UNREAD = '(name not read)';
@@ -66,7 +67,8 @@ export function definitionSettings(definition: WorkflowSettings): WorkflowSettin
     params: definition.params,
     failureStrategy: definition.failureStrategy,
     timeoutMs: definition.timeoutMs,
-    concurrency: definition.concurrency,
+    ...(definition.priority === undefined ? {} : { priority: definition.priority }),
+    ...(definition.concurrency === undefined ? {} : { concurrency: definition.concurrency }),
   };
 }
 
@@ -84,7 +86,14 @@ export function readStoredSettings(json: unknown): WorkflowSettings {
     : {};
   const failureStrategy = FAILURE_STRATEGIES.find((f) => f === s.failureStrategy) ?? 'END';
   const timeoutMs = typeof s.timeoutMs === 'number' && Number.isInteger(s.timeoutMs) ? s.timeoutMs : 0;
-  return { params, failureStrategy, timeoutMs, concurrency: readStoredConcurrency(s.concurrency) };
+  const priority = PRIORITIES.find((p) => p === s.priority);
+  return {
+    params,
+    failureStrategy,
+    timeoutMs,
+    ...(priority === undefined ? {} : { priority }),
+    concurrency: readStoredConcurrency(s.concurrency),
+  };
 }
 
 // jsonb keeps an object's keys sorted by length, then bytes: give them back in the order the API
@@ -102,6 +111,7 @@ const TASK_KEY_ORDER = [
   'retryIntervalMs',
   'timeoutMs',
   'workerGroup',
+  'priority',
 ];
 const NESTED_KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
   http: ['method', 'url', 'headers', 'body', 'expectStatus', 'timeoutMs'],

@@ -31,8 +31,11 @@ export function insertCommandsSql(source: CommandSource): string {
   const idColumn = source.id === undefined ? '' : 'id, ';
   const idValue = source.id === undefined ? '' : `${source.id}, `;
   const where = source.where === undefined ? '' : ` WHERE ${source.where}`;
-  return `INSERT INTO command (${idColumn}type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT ${idValue}${source.type}, workflow_code, workflow_version, id, params FROM ${source.from}${where}
+  // The priority is the workflow's current one (a column of its definition row, by primary key).
+  return `INSERT INTO command (${idColumn}type, workflow_code, workflow_version, workflow_instance_id, params, priority)
+         SELECT ${idValue}${source.type}, workflow_code, workflow_version, id, params,
+                coalesce((SELECT pd.priority FROM workflow_definition pd WHERE pd.code = workflow_code), 2)
+         FROM ${source.from}${where}
          RETURNING ${source.returning ?? 'id'}`;
 }
 
@@ -102,8 +105,9 @@ interface RawConsumed {
 /**
  * Command consumption (DESIGN.md section 6): ONE statement, hence one transaction and one round
  * trip per batch, which
- *  1. locks this master's share of the oldest commands (`id % count = slot`, FOR UPDATE SKIP
- *     LOCKED: a command locked by another consumer is skipped, never waited for or taken twice);
+ *  1. locks this master's share of the commands (`id % count = slot`), highest priority first,
+ *     then oldest (FOR UPDATE SKIP LOCKED: a command locked by another consumer is skipped, never
+ *     waited for or taken twice);
  *  2. deletes them;
  *  3. takes each referenced instance: host = me, epoch + 1, RUNNING_EXECUTION (an instance that
  *     was stopping or pausing when its previous owner died keeps READY_STOP / READY_PAUSE so the
@@ -127,8 +131,8 @@ export class CommandRepository {
     const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
-         SELECT id, type, workflow_instance_id, created_at FROM command
-         WHERE id % $1 = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+         SELECT id, type, workflow_instance_id, created_at, priority FROM command
+         WHERE id % $1 = $2 ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED),
        del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
        pick AS (
          SELECT DISTINCT ON (workflow_instance_id) id, type, workflow_instance_id FROM c
@@ -152,7 +156,7 @@ export class CommandRepository {
        FROM c
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
-       ORDER BY c.id`,
+       ORDER BY c.priority, c.id`,
       [args.count, args.slot, args.batchSize, args.host],
     );
     return rows.map((r) => ({

@@ -3,6 +3,7 @@ import {
   canonicalEdgeDefinition,
   canonicalTaskDefinition,
   definitionSettings,
+  priorityRank,
   readStoredSettings,
   type EdgeDefinition,
   type TaskDefinition,
@@ -64,9 +65,12 @@ const versionValues = (input: WorkflowDefinitionInput): Array<string | number | 
   JSON.stringify(input.tasks),
   JSON.stringify(input.edges),
   JSON.stringify(definitionSettings(input)),
-  // $7, $8: the run gate reads the concurrency from workflow_definition, not from the jsonb.
-  input.concurrency.policy,
-  input.concurrency.maxRuns ?? null,
+  // $7: workflow_definition.priority, the current version's, kept on the row so that a command's
+  // priority is a column read when it is written (DESIGN.md section 10).
+  String(priorityRank(input.priority)),
+  // $8, $9: the run gate reads the concurrency from workflow_definition, not from the jsonb.
+  input.concurrency?.policy ?? 'PARALLEL',
+  input.concurrency?.maxRuns ?? null,
 ];
 
 /**
@@ -82,8 +86,8 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         INSERT INTO workflow_definition (code, name, description, version, concurrency_policy, max_runs)
-         VALUES ($1, $2, $3, 1, $7, $8::integer)
+         INSERT INTO workflow_definition (code, name, description, version, priority, concurrency_policy, max_runs)
+         VALUES ($1, $2, $3, 1, $7::smallint, $8, $9::integer)
          ON CONFLICT (code) DO NOTHING
          RETURNING code, version, created_at, updated_at),
        v AS (
@@ -106,8 +110,9 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         UPDATE workflow_definition SET version = version + 1, name = $2, description = $3, updated_at = now(),
-           concurrency_policy = $7, max_runs = $8::integer
+         UPDATE workflow_definition
+         SET version = version + 1, name = $2, description = $3, priority = $7::smallint, updated_at = now(),
+           concurrency_policy = $8, max_runs = $9::integer
          WHERE code = $1
          RETURNING code, version, created_at, updated_at),
        v AS (

@@ -7,7 +7,7 @@ import { ACTIVE_TASK_STATES, type WorkflowState } from '@porpoise/common';
 import { handledFailure, notTakenBy } from './branching';
 import type { Draft } from './draft';
 import { resend, sendOut } from './dispatch';
-import { startable } from './readiness';
+import { inPriorityOrder, startable } from './readiness';
 import type { NewAttemptItem } from './run-effects';
 import { isLive, onWorker, type RunMode, type RunState, type Slot } from './run-state';
 import { budgetAfter } from './task-fate';
@@ -51,7 +51,8 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
   }
   // Fencing: while the registry session is suspended, start nothing new (nor send anything).
   if (!d.env.canStartWork) return;
-  for (const slot of slots) {
+  // Waiting tasks go out highest priority first: when workers are short, they get the slots.
+  for (const slot of inPriorityOrder(slots, (s) => s.def)) {
     const s = slot.status;
     if (s.kind === 'unsent') resend(d, slot.name);
     else if (s.kind === 'submitted' && !s.parked) sendOut(d, slot.name);

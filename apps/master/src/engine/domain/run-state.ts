@@ -4,7 +4,7 @@
  * Plain immutable data: transition.ts maps (state, event) to (state, effects); nothing here does
  * I/O or reads a clock.
  */
-import type { ConditionsSpec, SwitchSpec, TaskState, WorkflowState } from '@porpoise/common';
+import type { ConditionsSpec, Priority, SwitchSpec, TaskState, WorkflowState } from '@porpoise/common';
 
 /** What the engine needs of a task definition (any task type has these). */
 export interface RunTaskDef {
@@ -14,6 +14,8 @@ export interface RunTaskDef {
   readonly retries: number;
   readonly retryIntervalMs: number;
   readonly workerGroup: string;
+  /** Among tasks ready at once, higher priority starts first; absent is MEDIUM. */
+  readonly priority?: Priority;
   /** CONDITIONS / SWITCH: the branches (the task's own field). */
   readonly conditions?: ConditionsSpec;
   readonly switch?: SwitchSpec;
