@@ -206,6 +206,11 @@ describe('run gate', () => {
     expect((await gate.pass(code)).admitted.map((a) => a.workflowInstanceId)).toEqual([nth(t, 2).id]);
     const resumed = await runs.resubmit(nth(t, 0).id, ['PAUSE'], 'RECOVER_SUSPENDED_PROCESS');
     expect(resumed?.state).toBe('SERIAL_WAIT');
+    // It waits a minute (as if): that minute will not count against its timeoutMs.
+    await source.query(
+      `UPDATE workflow_instance SET updated_at = now() - interval '60 seconds', paused_ms = 0 WHERE id = $1`,
+      [nth(t, 0).id],
+    );
     await setState(nth(t, 1).id, 'SUCCESS');
     await setState(nth(t, 2).id, 'SUCCESS');
     // t[3], t[4] waited longer than the resumed run.
@@ -221,6 +226,21 @@ describe('run gate', () => {
     expect(await commandsOf(nth(t, 0).id)).toEqual([
       { id: expect.any(String), type: 'RECOVER_SUSPENDED_PROCESS' },
     ]);
+    const pausedMs = Number(
+      nth(
+        await queryRows<{ paused_ms: string }>(
+          source,
+          'SELECT paused_ms FROM workflow_instance WHERE id = $1',
+          [nth(t, 0).id],
+        ),
+        0,
+      ).paused_ms,
+    );
+    expect(pausedMs).toBeGreaterThanOrEqual(60_000);
+    // A fresh run (no start_time yet) has nothing to discount.
+    expect(
+      (await queryRows(source, 'SELECT paused_ms FROM workflow_instance WHERE id = $1', [nth(t, 4).id]))[0],
+    ).toEqual({ paused_ms: '0' });
   });
 
   it('two passes racing never exceed maxRuns: the second counts after the first committed (forced interleaving)', async () => {

@@ -68,7 +68,10 @@ export interface GateWorkflow {
  * - pick: the oldest waiters (wait_seq) that fit; with discard, at most one and only when none
  *   is active;
  * - admitted: pick → SUBMITTED_SUCCESS (re-checked under each row's lock: a run the API stopped
- *   meanwhile is skipped, and its end NOTIFY brings another pass), and cmd: their commands, of
+ *   meanwhile is skipped, and its end NOTIFY brings another pass). A resumed run (it has a
+ *   start_time) does not count the wait against its timeoutMs: the time since it entered
+ *   SERIAL_WAIT (updated_at, which nothing else moves while it waits) goes to paused_ms, as a
+ *   pause does. cmd: their commands, of
  *   the type stored on the instance (START_PROCESS, SCHEDULER, a resume's ...), with id wait_seq;
  * - discarded: with discard, every other waiter → STOP now, naming the run it found running
  *   (the oldest active one, or the one this pass admitted); none when nothing runs. It never
@@ -83,7 +86,9 @@ const PASS_SQL = `WITH active AS (
     ORDER BY wait_seq, id
     LIMIT (SELECT CASE WHEN $2::integer IS NULL THEN NULL ELSE greatest(0, $2::integer - n) END FROM active)),
   admitted AS (
-    UPDATE workflow_instance w SET state = 'SUBMITTED_SUCCESS', updated_at = now()
+    UPDATE workflow_instance w SET state = 'SUBMITTED_SUCCESS', updated_at = now(),
+      paused_ms = CASE WHEN w.start_time IS NULL THEN w.paused_ms
+        ELSE w.paused_ms + greatest(0, floor(extract(epoch FROM now() - w.updated_at) * 1000))::bigint END
     FROM pick WHERE w.id = pick.id AND w.state = 'SERIAL_WAIT'
     RETURNING w.id, w.workflow_code, w.workflow_version, w.params, w.command_type, w.wait_seq),
   cmd AS (${insertCommandsSql({
