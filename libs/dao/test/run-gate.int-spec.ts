@@ -155,9 +155,17 @@ describe('run gate', () => {
     // A repeated pass changes nothing.
     expect(await gate.pass(serial)).toEqual({ admitted: [], discarded: [] });
 
+    // A repeated Idempotency-Key answers the first run, in the state it is in now.
+    const keyed = await runs.trigger(serial, {}, 'nightly-1');
+    const again = await runs.trigger(serial, {}, 'nightly-1');
+    expect(keyed).toMatchObject({ state: 'SERIAL_WAIT', repeated: false });
+    expect(again).toEqual({ ...keyed, repeated: true });
+    if (keyed === null) throw new Error('no workflow');
+    expect((await row(keyed.workflowInstanceId)).wait_seq).toBe(String(keyed.commandId));
+
     // The sweep sees the limited workflows; the plain one only if it had waiters.
     const seen = await gate.workflows();
-    expect(seen).toContainEqual({ code: serial, limited: true, waiting: false });
+    expect(seen).toContainEqual({ code: serial, limited: true, waiting: true });
     expect(seen.map((w) => w.code)).not.toContain(plain);
   });
 
