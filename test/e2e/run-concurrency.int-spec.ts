@@ -1,13 +1,15 @@
 /**
  * Run concurrency on real processes (DESIGN.md section 10, README "Run concurrency"): a
- * SERIAL_WAIT workflow triggered 8 times through the API of a cluster of 3 masters and a worker;
- * the master driving the running run is SIGKILLed midway. The runs never overlap (from their
- * start and end times), start in trigger order, and all end SUCCESS: the gate is decided in the
- * database, so it holds across masters and a master's death.
+ * SERIAL_WAIT workflow triggered 8 times through the API of a cluster of 3 masters and a worker
+ * (and, beside it, a PARALLEL workflow with maxRuns 2 triggered as often); the master driving the
+ * running serial run is SIGKILLed midway. The serial runs never overlap (from their start and end
+ * times) and start in trigger order, the capped ones never exceed 2 at once, and all end SUCCESS:
+ * the gate is decided in the database, so it holds across masters and a master's death.
  */
 import { rmSync } from 'node:fs';
 import { waitFor } from '@porpoise/test-harness';
 import { ChaosCluster } from '../chaos/cluster';
+import { checkSerialRuns, type SerialRun } from '../chaos/serial-checker';
 
 const RUNS = 8;
 
@@ -54,16 +56,34 @@ describe('run concurrency: SERIAL_WAIT across masters and a master kill (real pr
         concurrency: { policy: 'SERIAL_WAIT' },
         tasks: [{ name: 'nap', type: 'SHELL', command: 'sleep 1' }],
       });
+      // Beside it, a PARALLEL workflow capped at 2 runs, triggered as often.
+      const capped = await c.createWorkflow({
+        name: 'capped',
+        concurrency: { policy: 'PARALLEL', maxRuns: 2 },
+        tasks: [{ name: 'nap', type: 'SHELL', command: 'sleep 1' }],
+      });
       const ids: number[] = [];
-      for (let i = 0; i < RUNS; i++) ids.push((await c.trigger(code)).instanceId);
+      const cappedIds: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        ids.push((await c.trigger(code)).instanceId);
+        cappedIds.push((await c.trigger(capped)).instanceId);
+      }
 
-      const times = async (): Promise<InstanceTimes[]> =>
+      const timesOf = async (of: readonly number[]): Promise<InstanceTimes[]> =>
         (
           await c.db.query<InstanceTimes>(
             'SELECT id, state, host, start_time, end_time FROM workflow_instance WHERE id = ANY($1::bigint[]) ORDER BY id',
-            [ids],
+            [of],
           )
         ).rows;
+      const times = () => timesOf(ids);
+      const asRuns = (rows: InstanceTimes[]): SerialRun[] =>
+        rows.map((r) => ({
+          id: Number(r.id),
+          state: r.state,
+          startMs: r.start_time?.getTime() ?? null,
+          endMs: r.end_time?.getTime() ?? null,
+        }));
 
       // A run still waiting says why.
       const last = ids[ids.length - 1];
@@ -95,22 +115,15 @@ describe('run concurrency: SERIAL_WAIT across masters and a master kill (real pr
       await c.kill(victim);
       c.log(`killed ${victim.name} (${victim.address}) driving a serial run`);
 
-      const unfinished = await c.waitFinal(ids, 240_000);
+      const unfinished = await c.waitFinal([...ids, ...cappedIds], 240_000);
       expect(unfinished).toEqual([]);
       const rows = await times();
       expect(rows.map((r) => r.state)).toEqual(ids.map(() => 'SUCCESS'));
-      const byStart = [...rows].sort(
-        (a, b) => (a.start_time?.getTime() ?? 0) - (b.start_time?.getTime() ?? 0),
-      );
-      // Trigger order (ids are given in trigger order).
-      expect(byStart.map((r) => Number(r.id))).toEqual(ids);
-      // Never two at once: each run starts after the one before it ended.
-      for (let i = 1; i < byStart.length; i++) {
-        const before = byStart[i - 1];
-        const after = byStart[i];
-        if (!before?.end_time || !after?.start_time) throw new Error('a run without start or end time');
-        expect(after.start_time.getTime()).toBeGreaterThanOrEqual(before.end_time.getTime());
-      }
+      // Never two at once, and in trigger order (ids are in trigger order), from start/end times.
+      expect(checkSerialRuns(asRuns(rows), ids, 1)).toEqual([]);
+      const cappedRows = await timesOf(cappedIds);
+      expect(cappedRows.map((r) => r.state)).toEqual(cappedIds.map(() => 'SUCCESS'));
+      expect(checkSerialRuns(asRuns(cappedRows), cappedIds, 2)).toEqual([]);
       // The killed master's run was taken over, and the rest went on without it.
       expect(c.masters().filter((m) => m.state === 'up').length).toBe(2);
     } catch (err) {
