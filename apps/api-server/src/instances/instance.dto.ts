@@ -85,7 +85,9 @@ export class ControlAcceptedDto {
   state!: string;
   @ApiPropertyOptional({
     type: Number,
-    description: 'The command queued for the masters (resume, rerun, resume-failed).',
+    description:
+      'The command queued for the masters (resume, rerun, resume-failed). When the run waits at its ' +
+      "workflow's concurrency limit (state SERIAL_WAIT), the id its command gets when admitted.",
   })
   commandId?: number;
 }
@@ -110,8 +112,9 @@ export class TaskDiagnosisDto {
       'What holds the task: upstream (tasks in `upstream` have not succeeded), worker-group (no live, ' +
       'serving worker in `workerGroup`), worker-capacity (every live worker of `workerGroup` is full), ' +
       'retry-delay (a failed attempt waits for `retryAt`), master (the run waits for a master: its ' +
-      'command is not taken yet, or its master left the registry), paused (the run is paused or pausing). ' +
-      'task-group and serial-wait are reserved (not produced yet). null: nothing holds it (it runs, or ' +
+      'command is not taken yet, or its master left the registry), paused (the run is paused or pausing), ' +
+      "serial-wait (the run waits at its workflow's concurrency limit, state SERIAL_WAIT). task-group is " +
+      'reserved (not produced yet). null: nothing holds it (it runs, or ' +
       'is being started or dispatched right now).',
   })
   waitingFor!: string | null;

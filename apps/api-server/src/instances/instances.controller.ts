@@ -89,7 +89,8 @@ export class InstancesController {
   @Post(':id/stop')
   @HttpCode(202)
   @ControlDocs(
-    'Stop: RUNNING_EXECUTION → READY_STOP (the owning master stops it); SUBMITTED_SUCCESS → STOP at once; ' +
+    'Stop: RUNNING_EXECUTION → READY_STOP (the owning master stops it); SUBMITTED_SUCCESS or SERIAL_WAIT → ' +
+      'STOP at once; ' +
       'PAUSE → STOP at once (its paused tasks KILL). Sub-workflow children are stopped with it.',
   )
   stop(@Param('id') id: string): Promise<ControlOutcome> {
@@ -99,7 +100,8 @@ export class InstancesController {
   @Post(':id/pause')
   @HttpCode(202)
   @ControlDocs(
-    'Pause: RUNNING_EXECUTION → READY_PAUSE (the owning master pauses it); SUBMITTED_SUCCESS → PAUSE at once. ' +
+    'Pause: RUNNING_EXECUTION → READY_PAUSE (the owning master pauses it); SUBMITTED_SUCCESS or SERIAL_WAIT → ' +
+      'PAUSE at once. ' +
       'Sub-workflow children are paused with it.',
   )
   pause(@Param('id') id: string): Promise<ControlOutcome> {
