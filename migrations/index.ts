@@ -5,6 +5,7 @@ import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone
 import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
 import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
+import { Schedules1796000005000 } from './1796000005000-schedules';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
@@ -18,4 +19,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   InstancePausedTime1796000003000,
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
+  Schedules1796000005000,
 ];

@@ -23,8 +23,14 @@ export interface MasterOptions {
   readonly commandBatchSize: number;
   /** Fallback poll for commands when a NOTIFY was missed (listener reconnecting, slot change). */
   readonly commandPollIntervalMs: number;
-  /** How often due schedules are looked for. */
+  /** How often due schedules are looked for (at most; sooner when a fire time is nearer). */
   readonly scheduleTickMs: number;
+  /** SCHEDULE_MISFIRE_THRESHOLD_MS: a due fire time older than this (database clock) is a misfire. */
+  readonly scheduleMisfireThresholdMs: number;
+  /** RUN_ALL catching up: at most this many runs per fire statement (the rest on the next ones). */
+  readonly scheduleMaxRunsPerFire: number;
+  /** At most this many fire times (run or skipped) recorded per fire statement. */
+  readonly scheduleMaxRecordsPerFire: number;
   /** Deadline of Dispatch / Kill / TakeOver calls to workers. */
   readonly workerCallDeadlineMs: number;
   /**
@@ -56,6 +62,9 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   commandBatchSize: 100,
   commandPollIntervalMs: 2000,
   scheduleTickMs: 1000,
+  scheduleMisfireThresholdMs: 60_000,
+  scheduleMaxRunsPerFire: 100,
+  scheduleMaxRecordsPerFire: 1000,
   workerCallDeadlineMs: 5000,
   parkedRetryMs: 5000,
   shutdownGraceMs: 5000,

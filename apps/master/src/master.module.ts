@@ -17,6 +17,7 @@ import {
   TaskInstanceRepository,
   DatasourceRepository,
   SubWorkflowRepository,
+  ScheduleRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
@@ -51,7 +52,6 @@ import { MasterRegistrationService } from './registry/master-registration.servic
 import { SessionStateService } from './registry/session-state.service';
 import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
-import { ScheduleRepository } from './schedule/schedule.repository';
 import { ScheduleService } from './schedule/schedule.service';
 import { datasourceOpener } from './tasks/datasource-opener';
 
@@ -69,10 +69,11 @@ export class MasterModule {
       port: config.masterPort,
       address: `${config.nodeHost}:${config.masterPort}`,
     };
-    // MAX_FAULT_RERUNS comes from the environment; options given here (tests) still win.
+    // MAX_FAULT_RERUNS and SCHEDULE_MISFIRE_THRESHOLD_MS come from the environment; options given here (tests) still win.
     const masterOptions: MasterOptions = {
       ...DEFAULT_MASTER_OPTIONS,
       maxFaultReruns: config.maxFaultReruns,
+      scheduleMisfireThresholdMs: config.scheduleMisfireThresholdMs,
       ...options,
     };
     const failoverOptions: MasterFailoverOptions = {
