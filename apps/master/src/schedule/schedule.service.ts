@@ -24,6 +24,8 @@ export class ScheduleService {
   private readonly logger = new Logger('Schedules');
   private timer: TimerHandle | undefined;
   private running = false;
+  /** Set by stop(): a pass under way fires nothing more. */
+  private stopping = false;
   private tick: Promise<void> | undefined;
   /** `${id}:${revision}` → why it cannot be evaluated. */
   private readonly badSchedules = new Map<string, { id: number; revision: number; message: string }>();
@@ -38,11 +40,13 @@ export class ScheduleService {
 
   start(): void {
     this.running = true;
+    this.stopping = false;
     this.schedule(this.options.scheduleTickMs);
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping = true;
     this.clock.clearTimeout(this.timer);
     await this.tick;
   }
@@ -77,7 +81,7 @@ export class ScheduleService {
     }
     let again = due.schedules.length === BATCH;
     for (const s of due.schedules) {
-      if (!this.running || !this.session.canStartWork()) return tickMs;
+      if (this.stopping || !this.session.canStartWork()) return tickMs;
       try {
         again = (await this.fireOne(s, due.dbNowMs)) || again;
       } catch (err) {
