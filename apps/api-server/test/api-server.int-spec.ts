@@ -1229,8 +1229,15 @@ describe('schedules', () => {
       workflowCode: code,
       cron: '0 0 * * *',
       timezone: 'Europe/Berlin',
+      params: {},
+      startTime: null,
+      endTime: null,
+      enabled: true,
+      misfirePolicy: 'RUN_ONCE',
+      revision: 0,
       nextFireTime: expect.any(String),
       createdAt: expect.any(String),
+      updatedAt: expect.any(String),
     });
     const next = new Date(res.json.nextFireTime as string);
     expect(next.getTime()).toBeGreaterThan(before);
@@ -1271,9 +1278,99 @@ describe('schedules', () => {
       /unknown timezone "Mars\/Olympus"/,
     ],
     ['a missing cron', {}, /missing field "cron"/],
-    ['an unknown field', { cron: '0 0 * * *', enabled: true }, /unknown field "enabled"/],
+    ['an unknown field', { cron: '0 0 * * *', active: true }, /unknown field "active"/],
+    ['a bad misfire policy', { cron: '0 0 * * *', misfirePolicy: 'ALL' }, /"misfirePolicy" must be one of/],
+    ['a start time without an offset', { cron: '0 0 * * *', startTime: '2030-01-01T00:00' }, /"startTime"/],
   ] as const)('rejects %s', async (_what, extra, message) => {
     await expectRejected('POST', '/api/v1/schedules', { body: { workflowCode: code, ...extra } }, message);
+  });
+
+  it('GET and PATCH one schedule: any field, revision + 1, pause and resume, 400 naming the field, 404', async () => {
+    const created = await send('POST', '/api/v1/schedules', {
+      body: {
+        workflowCode: code,
+        cron: '0 * * * *',
+        params: { REGION: 'eu' },
+        startTime: '2030-01-01T00:00:00Z',
+        misfirePolicy: 'SKIP',
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({
+      params: { REGION: 'eu' },
+      startTime: '2030-01-01T00:00:00.000Z',
+      misfirePolicy: 'SKIP',
+      // The first fire time is the start time itself (inclusive).
+      nextFireTime: '2030-01-01T00:00:00.000Z',
+    });
+    const id = created.json.id as number;
+    expect((await send('GET', `/api/v1/schedules/${id}`)).json).toEqual(created.json);
+
+    const paused = await send('PATCH', `/api/v1/schedules/${id}`, { body: { enabled: false } });
+    expect(paused.status).toBe(200);
+    expect(paused.json).toMatchObject({
+      enabled: false,
+      nextFireTime: null,
+      revision: 1,
+      misfirePolicy: 'SKIP',
+    });
+    const resumed = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { enabled: true, startTime: null, cron: '*/5 * * * *', params: {} },
+    });
+    expect(resumed.json).toMatchObject({ enabled: true, startTime: null, revision: 2, params: {} });
+    // From the database's now(): within the next five minutes.
+    const dbNow = (await db.query('SELECT now() AS now')).rows[0].now as Date;
+    const next = new Date(resumed.json.nextFireTime as string).getTime();
+    expect(next).toBeGreaterThan(dbNow.getTime() - 1000);
+    expect(next).toBeLessThanOrEqual(dbNow.getTime() + 300_000);
+    const ended = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { endTime: '2000-01-01T00:00:00Z' },
+    });
+    expect(ended.json).toMatchObject({
+      endTime: '2000-01-01T00:00:00.000Z',
+      nextFireTime: null,
+      revision: 3,
+    });
+
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { enabled: 'yes' } },
+      /"enabled" must be true or false/,
+    );
+    await expectRejected('PATCH', `/api/v1/schedules/${id}`, { body: {} }, /nothing to change/);
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { cron: 'nope' } },
+      /invalid cron expression "nope"/,
+    );
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { timezone: 'Mars/Base' } },
+      /unknown timezone/,
+    );
+    const unchanged = await send('GET', `/api/v1/schedules/${id}`);
+    expect(unchanged.json.revision).toBe(3);
+    const unknownWorkflow = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { workflowCode: 'wf_nope' },
+    });
+    expect({ status: unknownWorkflow.status, message: unknownWorkflow.json.message }).toEqual({
+      status: 404,
+      message: 'workflow "wf_nope" not found',
+    });
+    for (const [method, body] of [
+      ['GET', undefined],
+      ['PATCH', { enabled: false }],
+    ] as const) {
+      const missing = await send(method, '/api/v1/schedules/999999', body ? { body } : {});
+      expect({ status: missing.status, message: missing.json.message }).toEqual({
+        status: 404,
+        message: 'schedule 999999 not found',
+      });
+    }
+    expect((await send('DELETE', `/api/v1/schedules/${id}`)).status).toBe(204);
   });
 
   it('rejects a missing workflow code and names an unknown workflow (404)', async () => {
@@ -1435,6 +1532,8 @@ describe('operations', () => {
         'GET /api/v1/task-instances/{id}/log',
         'POST /api/v1/schedules',
         'GET /api/v1/schedules',
+        'GET /api/v1/schedules/{id}',
+        'PATCH /api/v1/schedules/{id}',
         'DELETE /api/v1/schedules/{id}',
         'GET /api/v1/cluster/nodes',
         'POST /api/v1/datasources',

@@ -178,5 +178,8 @@ describe('PATCH /schedules/{id} body', () => {
       /"endTime" .* is before/,
     );
     expect(problem(() => patched({ cron: '0 0 30 2 *' }))).toMatch(/never fires/);
+    expect(problem(() => patched({ startTime: '2099-01-01T00:00:00Z' }))).toMatch(
+      /"startTime" .* is too far ahead/,
+    );
   });
 });

@@ -120,15 +120,18 @@ export function scheduleFields(
     current.enabled !== settings.enabled ||
     current.nextFireTime === null;
   let nextFireTime: Date | null = null;
-  if (settings.enabled) {
-    nextFireTime =
-      !recompute && current !== undefined
-        ? current.nextFireTime
-        : firstFireTime(
-            settings.cron,
-            settings.timezone,
-            new Date(Math.max(dbNow.getTime(), (settings.startTime?.getTime() ?? 0) - 1)),
-          );
+  if (settings.enabled && !recompute && current !== undefined) nextFireTime = current.nextFireTime;
+  else if (settings.enabled) {
+    const after = new Date(Math.max(dbNow.getTime(), (settings.startTime?.getTime() ?? 0) - 1));
+    try {
+      nextFireTime = firstFireTime(settings.cron, settings.timezone, after);
+    } catch (err) {
+      // The cron package looks 8 years ahead of now, no further.
+      if (settings.startTime === null || after.getTime() === dbNow.getTime()) throw err;
+      throw new BadRequestError(
+        `${where}: "startTime" ${settings.startTime.toISOString()} is too far ahead (no fire time within 8 years from now)`,
+      );
+    }
   }
   return {
     cron: settings.cron,
@@ -220,7 +223,7 @@ function checkSettings(s: ScheduleSettings): void {
     );
   }
   // A cron that never fires (February 30th) is refused whatever the clock says.
-  firstFireTime(s.cron, s.timezone, s.startTime ?? new Date(0));
+  firstFireTime(s.cron, s.timezone, new Date(0));
 }
 
 /** The first fire time strictly after `after`; 400 when the cron never fires. */
