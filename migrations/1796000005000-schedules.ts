@@ -32,6 +32,9 @@ export class Schedules1796000005000 implements MigrationInterface {
         fire_time timestamptz NOT NULL,
         workflow_instance_id bigint REFERENCES workflow_instance (id) ON DELETE SET NULL,
         outcome text NOT NULL CHECK (outcome IN ('FIRED', 'MISFIRE_SKIPPED')),
+        -- The database time the fire was planned at: the time was a misfire (late) iff
+        -- fire_time < decided_at - SCHEDULE_MISFIRE_THRESHOLD_MS.
+        decided_at timestamptz NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (schedule_id, fire_time)
       )`);

@@ -118,6 +118,7 @@ describe('schedule fires (real Postgres)', () => {
       revision: due.revision,
       cursorText: due.nextFireText,
       cursorNew: new Date('2024-01-01T00:00:02Z'),
+      decidedAtMs: Date.parse('2024-01-01T00:00:03Z'),
       fires: [
         { time: new Date('2024-01-01T00:00:00Z'), run: false },
         { time: new Date('2024-01-01T00:00:01Z'), run: true },
@@ -148,7 +149,8 @@ describe('schedule fires (real Postgres)', () => {
     try {
       await other.query('BEGIN');
       await other.query(
-        `INSERT INTO schedule_fire (schedule_id, fire_time, outcome) VALUES ($1, '2024-02-01T00:00:00Z', 'FIRED')`,
+        `INSERT INTO schedule_fire (schedule_id, fire_time, outcome, decided_at)
+         VALUES ($1, '2024-02-01T00:00:00Z', 'FIRED', now())`,
         [id],
       );
       const firing = repo.fire({
@@ -156,6 +158,7 @@ describe('schedule fires (real Postgres)', () => {
         revision: due.revision,
         cursorText: due.nextFireText,
         cursorNew: new Date('2024-02-01T00:00:02Z'),
+        decidedAtMs: Date.parse('2024-02-01T00:00:03Z'),
         fires: [
           { time: new Date('2024-02-01T00:00:00Z'), run: true },
           { time: new Date('2024-02-01T00:00:01Z'), run: true },
@@ -195,6 +198,7 @@ describe('schedule fires (real Postgres)', () => {
       revision: due.revision,
       cursorText: due.nextFireText,
       cursorNew: new Date('2024-03-01T00:00:01Z'),
+      decidedAtMs: Date.parse('2024-03-01T00:00:03Z'),
       fires: [{ time: new Date('2024-03-01T00:00:00Z'), run: true }],
     });
     expect(stale).toEqual({ applied: false, fired: [], skipped: 0 });

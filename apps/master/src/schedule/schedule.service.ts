@@ -134,6 +134,7 @@ export class ScheduleService {
       revision: s.revision,
       cursorText: s.nextFireText,
       cursorNew: new Date(plan.cursorNewMs),
+      decidedAtMs: dbNowMs,
       fires: plan.fires.map((f) => ({ time: new Date(f.timeMs), run: f.run })),
     });
     if (!outcome.applied) return false;

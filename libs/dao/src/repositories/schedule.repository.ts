@@ -80,6 +80,8 @@ export interface FireRequest {
   readonly cursorText: string;
   /** The new cursor: the first fire time not handled by this statement. */
   readonly cursorNew: Date;
+  /** The database's now() the plan was made from (DueSchedules.dbNowMs), kept in the ledger. */
+  readonly decidedAtMs: number;
   /** Fire times to record, each run (FIRED, one instance) or not (MISFIRE_SKIPPED). */
   readonly fires: ReadonlyArray<{ readonly time: Date; readonly run: boolean }>;
 }
@@ -350,10 +352,11 @@ export class ScheduleRepository {
          WHERE id = $1 AND revision = $2 AND enabled AND next_fire_time = $3::timestamptz
          RETURNING id, workflow_code, params, timezone),
        f AS (
-         INSERT INTO schedule_fire (schedule_id, fire_time, workflow_instance_id, outcome)
+         INSERT INTO schedule_fire (schedule_id, fire_time, workflow_instance_id, outcome, decided_at)
          SELECT s.id, t.fire_time,
                 CASE WHEN t.run THEN nextval('workflow_instance_id_seq') END,
-                CASE WHEN t.run THEN 'FIRED' ELSE 'MISFIRE_SKIPPED' END
+                CASE WHEN t.run THEN 'FIRED' ELSE 'MISFIRE_SKIPPED' END,
+                to_timestamp($7::bigint / 1000.0)
          FROM s, unnest($5::timestamptz[], $6::boolean[]) WITH ORDINALITY AS t(fire_time, run, n)
          ORDER BY t.n
          ON CONFLICT (schedule_id, fire_time) DO NOTHING
@@ -382,6 +385,7 @@ export class ScheduleRepository {
         req.cursorNew,
         req.fires.map((x) => x.time),
         req.fires.map((x) => x.run),
+        req.decidedAtMs,
       ],
     );
     const head = firstRow(rows, `fire of schedule ${req.scheduleId}`);
