@@ -409,9 +409,12 @@ export async function scheduleChaos(
      FROM schedule_fire WHERE schedule_id = $1 ORDER BY fire_time`,
     [id],
   );
+  // The first command of each run, from the audit trail (a failover rewrites command_type).
   const runs = await q<{ id: string; schedule_ms: string; command_type: string; state: string }>(
-    `SELECT id, floor(extract(epoch FROM schedule_time) * 1000)::bigint AS schedule_ms, command_type, state
-     FROM workflow_instance WHERE schedule_id = $1`,
+    `SELECT w.id, floor(extract(epoch FROM w.schedule_time) * 1000)::bigint AS schedule_ms, w.state,
+            coalesce((SELECT a.type FROM chaos_command_audit a WHERE a.instance_id = w.id AND a.op = 'INSERT'
+                      ORDER BY a.seq LIMIT 1), 'none') AS command_type
+     FROM workflow_instance w WHERE w.schedule_id = $1`,
     [id],
   );
   const violations = checkSchedule({

@@ -10,7 +10,7 @@
  * - `off-grid`: a ledger row or a run whose time is not a fire time of the cron;
  * - `out-of-bounds`: a ledger row or a run before startTime or after endTime;
  * - `not-run`: a fire time recorded MISFIRE_SKIPPED under RUN_ALL;
- * - `wrong-run`: a run whose command type is not SCHEDULER, or that never reached a final state
+ * - `wrong-run`: a run whose first command is not SCHEDULER, or that never reached a final state
  *   (when asked), or whose task did not see its own schedule time (the witness);
  * - `wrong-witness`: a task that saw a schedule time other than its run's.
  */
@@ -33,6 +33,7 @@ export interface LedgerEntry {
 export interface ScheduledRun {
   readonly id: number;
   readonly scheduleMs: number;
+  /** The type of the first command written for it (a failover writes others later). */
   readonly commandType: string;
   readonly state: string;
 }
@@ -176,7 +177,7 @@ export function checkSchedule(h: ScheduleHistory): ScheduleViolation[] {
     if (r.commandType !== 'SCHEDULER') {
       v.push({
         kind: 'wrong-run',
-        message: `run ${r.id} (${iso(r.scheduleMs)}) has command type ${r.commandType}`,
+        message: `run ${r.id} (${iso(r.scheduleMs)}) was started by a ${r.commandType} command`,
       });
     }
     const lines = seen.get(r.id) ?? [];
