@@ -355,8 +355,9 @@ export async function scheduleChaos(
     cron,
     misfirePolicy: 'RUN_ALL',
   });
-  if (created.status !== 201)
+  if (created.status !== 201) {
     throw new Error(`POST /schedules answered ${created.status}: ${JSON.stringify(created.body)}`);
+  }
   const id = created.body.id;
   const began = Date.now();
   const up = () => cluster.masters().filter((m) => m.state === 'up');

@@ -95,12 +95,15 @@ export function checkSchedule(h: ScheduleHistory): ScheduleViolation[] {
 
   // Every recorded time: on the grid, in bounds, once.
   for (const [ms, entries] of ledgerByTime) {
-    if (!onGrid(ms))
+    if (!onGrid(ms)) {
       v.push({ kind: 'off-grid', message: `ledger row for ${iso(ms)}, not a fire time of ${spec.cron}` });
-    if (!inBounds(ms))
+    }
+    if (!inBounds(ms)) {
       v.push({ kind: 'out-of-bounds', message: `ledger row for ${iso(ms)}, outside the schedule's window` });
-    if (entries.length > 1)
+    }
+    if (entries.length > 1) {
       v.push({ kind: 'duplicate', message: `${entries.length} ledger rows for ${iso(ms)}` });
+    }
   }
   for (const [ms, runs] of runsByTime) {
     if (!onGrid(ms)) {

@@ -140,8 +140,9 @@ describe('schedules: misfire policies with every master down (api-server, master
     await waitFor(
       'every schedule to fire twice',
       async () => {
-        for (const id of ids)
+        for (const id of ids) {
           if ((await ledger(id)).filter((r) => r.outcome === 'FIRED').length < 2) return false;
+        }
         return true;
       },
       60_000,
