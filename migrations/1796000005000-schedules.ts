@@ -41,9 +41,26 @@ export class Schedules1796000005000 implements MigrationInterface {
     await q.query('CREATE INDEX schedule_fire_instance_idx ON schedule_fire (workflow_instance_id)');
     await q.query('ALTER TABLE workflow_instance ADD COLUMN schedule_id bigint');
     await q.query('CREATE INDEX schedule_due_idx ON schedule (next_fire_time) WHERE enabled');
+    // A new or changed schedule wakes the masters' fire loops (they also look every second).
+    // Not on a fire (the cursor moves, the revision stays): that would wake every master each time.
+    await q.query(`
+      CREATE FUNCTION schedule_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('porpoise_schedule', NEW.id::text);
+        RETURN NULL;
+      END $$`);
+    await q.query(`
+      CREATE TRIGGER schedule_notify_insert_trigger AFTER INSERT ON schedule
+      FOR EACH ROW EXECUTE FUNCTION schedule_notify()`);
+    await q.query(`
+      CREATE TRIGGER schedule_notify_update_trigger AFTER UPDATE ON schedule
+      FOR EACH ROW WHEN (OLD.revision IS DISTINCT FROM NEW.revision) EXECUTE FUNCTION schedule_notify()`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query('DROP TRIGGER IF EXISTS schedule_notify_insert_trigger ON schedule');
+    await q.query('DROP TRIGGER IF EXISTS schedule_notify_update_trigger ON schedule');
+    await q.query('DROP FUNCTION IF EXISTS schedule_notify()');
     await q.query('DROP INDEX IF EXISTS schedule_due_idx');
     await q.query('ALTER TABLE workflow_instance DROP COLUMN IF EXISTS schedule_id');
     await q.query('DROP TABLE IF EXISTS schedule_fire');

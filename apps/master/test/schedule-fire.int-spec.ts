@@ -208,6 +208,33 @@ describe('schedule fires (real Postgres)', () => {
     expect(fresh?.revision).toBe(due.revision + 1);
   });
 
+  it('NOTIFYs porpoise_schedule when a schedule is created or changed, not when it fires', async () => {
+    const listener = new Client({ connectionString: pg.endpoint });
+    await listener.connect();
+    const got: string[] = [];
+    listener.on('notification', (n) => n.channel === 'porpoise_schedule' && got.push(n.payload ?? ''));
+    try {
+      await listener.query('LISTEN porpoise_schedule');
+      const id = await schedule(`'2024-04-01T00:00:00Z'`);
+      const due = (await repo.due(1000)).schedules.find((s) => s.id === id);
+      if (!due?.nextFireText) throw new Error('schedule not due');
+      await repo.fire({
+        scheduleId: id,
+        revision: due.revision,
+        cursorText: due.nextFireText,
+        cursorNew: new Date('2024-04-01T00:00:01Z'),
+        decidedAtMs: Date.parse('2024-04-01T00:00:02Z'),
+        fires: [{ time: new Date('2024-04-01T00:00:00Z'), run: false }],
+      });
+      await repo.update(id, (current) => ({ ...current, enabled: false, nextFireTime: null }));
+      // A round trip on the listening connection delivers what was sent before it.
+      await listener.query('SELECT 1');
+      expect(got).toEqual([String(id), String(id)]);
+    } finally {
+      await listener.end();
+    }
+  });
+
   it('due(): enabled, cursor come, within endTime; with the database clock', async () => {
     const before = Date.now();
     const on = await schedule(`now() - interval '1 second'`);

@@ -1,7 +1,8 @@
 import { CLOCK, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ScheduleRepository, type DueSchedule } from '@porpoise/dao';
-import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
+import { PgNotificationListener } from '../db/pg-notification-listener.service';
+import { MASTER_OPTIONS, SCHEDULE_CHANNEL, type MasterOptions } from '../master.constants';
 import { SessionStateService } from '../registry/session-state.service';
 import { planFires } from './fire-plan';
 import { nextFireTime } from './next-fire';
@@ -30,23 +31,45 @@ export class ScheduleService {
   /** `${id}:${revision}` → why it cannot be evaluated. */
   private readonly badSchedules = new Map<string, { id: number; revision: number; message: string }>();
   private failing = false;
+  /** A change arrived during a pass: look again at once after it. */
+  private woken = false;
+  private readonly unsubscribe: Array<() => void> = [];
 
   constructor(
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(ScheduleRepository) private readonly schedules: ScheduleRepository,
     @Inject(SessionStateService) private readonly session: SessionStateService,
+    @Inject(PgNotificationListener) private readonly listener?: PgNotificationListener,
   ) {}
 
   start(): void {
     this.running = true;
     this.stopping = false;
+    if (this.listener) {
+      this.unsubscribe.push(
+        this.listener.on(SCHEDULE_CHANNEL, () => this.wake()),
+        this.listener.onConnected(() => this.wake()),
+      );
+    }
     this.schedule(this.options.scheduleTickMs);
+  }
+
+  /** A schedule was created or changed: look now rather than at the next tick. */
+  private wake(): void {
+    if (!this.running) return;
+    if (this.tick) {
+      this.woken = true;
+      return;
+    }
+    this.clock.clearTimeout(this.timer);
+    this.schedule(0);
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.stopping = true;
+    for (const u of this.unsubscribe.splice(0)) u();
     this.clock.clearTimeout(this.timer);
     await this.tick;
   }
@@ -58,7 +81,9 @@ export class ScheduleService {
         .catch((): number => this.options.scheduleTickMs)
         .then((next) => {
           this.tick = undefined;
-          this.schedule(next);
+          const now = this.woken ? 0 : next;
+          this.woken = false;
+          this.schedule(now);
         });
     }, ms);
   }

@@ -102,6 +102,8 @@ export const NOTIFY_CHANNELS = {
   instanceControl: 'porpoise_instance_control',
   /** An instance reached PAUSE, STOP, FAILURE or SUCCESS; payload `{"id": n, "code": "..."}`. */
   instanceEnd: 'porpoise_instance_end',
+  /** A schedule was created or changed (its revision went up); payload: the schedule id. */
+  schedule: 'porpoise_schedule',
 } as const;
 
 /**
