@@ -10,6 +10,8 @@ export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
+export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
+export const BACKFILL_CHANNEL = NOTIFY_CHANNELS.backfill;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
 export interface MasterOptions {
@@ -25,6 +27,11 @@ export interface MasterOptions {
   readonly commandPollIntervalMs: number;
   /** How often due schedules are looked for. */
   readonly scheduleTickMs: number;
+  /**
+   * How often every RUNNING backfill is advanced whatever the NOTIFYs said (a lost NOTIFY, a
+   * master that died while driving one).
+   */
+  readonly backfillSweepMs: number;
   /** Deadline of Dispatch / Kill / TakeOver calls to workers. */
   readonly workerCallDeadlineMs: number;
   /**
@@ -56,6 +63,7 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   commandBatchSize: 100,
   commandPollIntervalMs: 2000,
   scheduleTickMs: 1000,
+  backfillSweepMs: 2000,
   workerCallDeadlineMs: 5000,
   parkedRetryMs: 5000,
   shutdownGraceMs: 5000,

@@ -12,6 +12,7 @@ import {
 import { Module, type DynamicModule } from '@nestjs/common';
 import {
   DaoModule,
+  BackfillRepository,
   CommandRepository,
   InstanceStateRepository,
   TaskInstanceRepository,
@@ -21,6 +22,7 @@ import {
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
 import { WorkerClient } from '@porpoise/rpc';
+import { BackfillService } from './backfill/backfill.service';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
@@ -109,6 +111,8 @@ export class MasterModule {
         InstanceControlService,
         CommandConsumerService,
         ScheduleService,
+        BackfillRepository,
+        BackfillService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },

@@ -5,6 +5,7 @@ export { POOL_LIMITS, createDataSource } from './data-source';
 export { runMigrations, type MigrationResult } from './migration-runner';
 export { DaoModule } from './dao.module';
 export { MissingRowError, firstRow, queryResult, queryRows } from './repositories/sql';
+export * from './repositories/backfill.repository';
 export * from './repositories/command.repository';
 export * from './repositories/instance-query.repository';
 export {

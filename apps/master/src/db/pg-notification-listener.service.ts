@@ -1,9 +1,14 @@
 import { CLOCK, PORPOISE_CONFIG, type MasterConfig, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Client, type Notification } from 'pg';
-import { COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL } from '../master.constants';
+import {
+  BACKFILL_CHANNEL,
+  COMMAND_CHANNEL,
+  INSTANCE_CONTROL_CHANNEL,
+  INSTANCE_END_CHANNEL,
+} from '../master.constants';
 
-const CHANNELS = [COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL] as const;
+const CHANNELS = [COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL, INSTANCE_END_CHANNEL, BACKFILL_CHANNEL] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
 
 const MIN_BACKOFF_MS = 250;

@@ -102,6 +102,8 @@ export const NOTIFY_CHANNELS = {
   instanceControl: 'porpoise_instance_control',
   /** An instance reached PAUSE, STOP, FAILURE or SUCCESS; payload `{"id": n, "code": "..."}`. */
   instanceEnd: 'porpoise_instance_end',
+  /** A backfill was created (its insert trigger); payload `{"id": n, "code": "..."}`. */
+  backfill: 'porpoise_backfill',
 } as const;
 
 /**
