@@ -1451,6 +1451,9 @@ describe('operations', () => {
         'GET /api/v1/datasources',
         'GET /api/v1/datasources/{name}',
         'DELETE /api/v1/datasources/{name}',
+        'POST /api/v1/workflows/{code}/backfill',
+        'GET /api/v1/backfills/{id}',
+        'POST /api/v1/backfills/{id}/cancel',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {
