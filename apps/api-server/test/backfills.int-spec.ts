@@ -148,9 +148,15 @@ describe('POST /workflows/{code}/backfill', () => {
     const before = await count('backfill');
     const cases: Array<[unknown, RegExp]> = [
       [{ start: '2024-01-01', end: '2024-01-02' }, /"cron" is required: workflow ".*" has no schedule/],
-      [{ start: '2024-01-01T00:00:00', end: '2024-01-02', cron: '0 0 * * *' }, /"start" .* has no UTC offset/],
+      [
+        { start: '2024-01-01T00:00:00', end: '2024-01-02', cron: '0 0 * * *' },
+        /"start" .* has no UTC offset/,
+      ],
       [{ start: '2024-01-01', end: '2024-01-02', cron: '0 0 * * *', parallelism: 0 }, /"parallelism"/],
-      [{ start: '2024-01-01', end: '2030-01-01', cron: '0 * * * *' }, /fires about \d+ times .* at most 10000 runs/],
+      [
+        { start: '2024-01-01', end: '2030-01-01', cron: '0 * * * *' },
+        /fires about \d+ times .* at most 10000 runs/,
+      ],
       [{ start: '2024-01-01', end: '2024-01-02', cron: '0 0 * * *', extra: 1 }, /unknown field "extra"/],
     ];
     for (const [body, message] of cases) {
