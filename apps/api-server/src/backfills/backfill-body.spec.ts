@@ -169,6 +169,11 @@ describe('planBackfill', () => {
       /never fires between/,
     ],
     [
+      { start: '1900-01-01', end: '2024-12-31', cron: '0 0 1 1 *' },
+      [],
+      /the range from 1900-01-01T00:00:00.000Z to 2024-12-31T00:00:00.000Z is longer than 100 years/,
+    ],
+    [
       { start: '2024-01-01', end: '2024-12-31', cron: '* * * * *' },
       [],
       /fires about 525601 times between .*; a backfill may have at most 10000 runs/,

@@ -18,6 +18,8 @@ export const BACKFILL_LIMITS = {
   /** Fire times (runs) in one backfill. */
   runs: 10_000,
   parallelism: 100,
+  /** From start to end (the fire-time search looks at the zone's offsets across the whole range). */
+  rangeYears: 100,
 } as const;
 
 const WHERE = 'backfill';
@@ -126,6 +128,12 @@ export function planBackfill(
   if (end.getTime() < start.getTime()) {
     throw new BadRequestError(
       `${WHERE}: "end" (${end.toISOString()}) is before "start" (${start.toISOString()})`,
+    );
+  }
+  if (end.getTime() - start.getTime() > BACKFILL_LIMITS.rangeYears * 366 * 86_400_000) {
+    throw new BadRequestError(
+      `${WHERE}: the range from ${start.toISOString()} to ${end.toISOString()} is longer than ` +
+        `${BACKFILL_LIMITS.rangeYears} years`,
     );
   }
   let found;
