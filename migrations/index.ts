@@ -5,6 +5,7 @@ import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone
 import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
 import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
+import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
 import { Priority1796000009000 } from './1796000009000-priority';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
@@ -19,5 +20,6 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   InstancePausedTime1796000003000,
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
+  DependentIndex1796000008000,
   Priority1796000009000,
 ];
