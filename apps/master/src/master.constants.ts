@@ -10,6 +10,7 @@ export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
+export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
 export interface MasterOptions {

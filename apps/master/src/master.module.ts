@@ -16,6 +16,7 @@ import {
   InstanceStateRepository,
   TaskInstanceRepository,
   DatasourceRepository,
+  DependencyRepository,
   SubWorkflowRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
@@ -90,6 +91,7 @@ export class MasterModule {
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
         DatasourceRepository,
         SubWorkflowRepository,
+        DependencyRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),
