@@ -310,7 +310,7 @@ describe('diagnose a DEPENDENT task', () => {
           ' [2026-11-29T15:00:00.000Z, 2026-11-30T15:00:00.000Z) (checked every 10000 ms and when a run of it ends)',
       },
     ]);
-    expect(named(waiting({ taskName: 'load', interval: 'week', offset: 0 }, null), 'wait')?.detail).toBe(
+    expect(waiting({ taskName: 'load', interval: 'week', offset: 0 }, null)[0]?.detail).toBe(
       "waits on its master for task load of workflow wf_up to succeed in a run in the week of this run's" +
         ' schedule time shifted by 0 (checked every 10000 ms and when a run of it ends)',
     );
