@@ -8,6 +8,7 @@ import {
   firstRow,
   queryRows,
   runMigrations,
+  TaskInstanceRepository,
 } from '../src';
 
 /**
@@ -213,5 +214,27 @@ describe('DEPENDENT check', () => {
     });
     expect(plan).toMatch(/workflow_instance_code_schedule_idx/);
     expect(plan).toMatch(/Index Cond: .*COALESCE\(schedule_time, start_time\) >=/);
+  });
+
+  it('a master-side task going RUNNING_EXECUTION gets its start_time once, on the database clock; rows read back say how long it ran', async () => {
+    const tasks = new TaskInstanceRepository(source);
+    const code = await workflow();
+    const id = await run(code, { state: 'RUNNING_EXECUTION', scheduleMs: noon });
+    await source.query(`UPDATE workflow_instance SET host = 'm:1', epoch = 1 WHERE id = $1`, [id]);
+    const fence = { instanceId: id, host: 'm:1', epoch: 1 };
+    const [created] = (await tasks.createAttempts(fence, [{ name: 'wait', attempt: 1 }])).rows;
+    const rowId = created?.id ?? 0;
+    expect(created?.runningForMs).toBeNull();
+    // As if it had started a minute ago (a failover later): the start time is kept, not reset.
+    await tasks.markState(fence, [rowId], ['SUBMITTED_SUCCESS'], 'RUNNING_EXECUTION', 'runs on the master');
+    await source.query(`UPDATE task_instance SET start_time = now() - interval '60 seconds' WHERE id = $1`, [
+      rowId,
+    ]);
+    await tasks.markState(fence, [rowId], ['RUNNING_EXECUTION'], 'RUNNING_EXECUTION', 'again');
+    const [read] = await tasks.latestAttempts([id]);
+    expect(read?.runningForMs).toBeGreaterThanOrEqual(60_000);
+    expect(read?.runningForMs).toBeLessThan(120_000);
+    await tasks.markState(fence, [rowId], ['RUNNING_EXECUTION'], 'SUCCESS', 'met');
+    expect((await tasks.latestAttempts([id]))[0]?.runningForMs).toBeNull();
   });
 });
