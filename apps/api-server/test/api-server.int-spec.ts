@@ -393,9 +393,17 @@ describe('workflows', () => {
         /^workflow: "timeoutMs" must be between 0 and 2147483647, got -1$/,
       ],
       [
-        'a DEPENDENT task',
+        'a DEPENDENT task without an interval',
         { name: 'x', tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_a' } }] },
-        /^task "d": task type DEPENDENT is not supported yet/,
+        /^task "d": missing field "dependent.interval"$/,
+      ],
+      [
+        'a DEPENDENT task waiting for an unknown workflow',
+        {
+          name: 'x',
+          tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_nope', interval: 'day' } }],
+        },
+        /^task "d": "dependent.workflowCode" names unknown workflow "wf_nope"$/,
       ],
       [
         'a field of another type',
@@ -697,6 +705,40 @@ describe('the workflow language: every task type, settings, references', () => {
     // A sub-workflow that does not lead back is fine.
     const put = await send('PUT', `/api/v1/workflows/${a}`, {
       body: { name: 'a', tasks: [subTask(childCode)] },
+    });
+    expect(put.status).toBe(200);
+  });
+
+  it('a DEPENDENT task is stored with its defaults; it may wait for its own workflow only in an earlier interval', async () => {
+    const a = await createWorkflow();
+    const dependentTask = (workflowCode: string, offset?: number) => ({
+      name: 'd',
+      type: 'DEPENDENT',
+      dependent: { workflowCode, interval: 'day', ...(offset === undefined ? {} : { offset }) },
+    });
+    const created = await send('POST', '/api/v1/workflows', {
+      body: { name: 'waits', tasks: [dependentTask(a)] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json.tasks).toEqual([
+      {
+        name: 'd',
+        type: 'DEPENDENT',
+        dependent: { workflowCode: a, interval: 'day', offset: 0, checkIntervalMs: 10_000 },
+        retries: 0,
+        retryIntervalMs: 1000,
+        timeoutMs: 0,
+        workerGroup: 'default',
+      },
+    ]);
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${a}`,
+      { body: { name: 'a', tasks: [dependentTask(a)] } },
+      /^task "d": "dependent.workflowCode" "wf_\w+" is this workflow with "dependent.offset" 0: a run would wait for itself/,
+    );
+    const put = await send('PUT', `/api/v1/workflows/${a}`, {
+      body: { name: 'a', tasks: [dependentTask(a, -1)] },
     });
     expect(put.status).toBe(200);
   });
@@ -1464,7 +1506,7 @@ describe('operations', () => {
     expect(JSON.stringify(create.responses['201'])).toContain('WorkflowDto');
     // A task is one of the per-type schemas, told apart by `type`.
     const schemas = doc.json.components.schemas;
-    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'];
+    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH', 'DEPENDENT'];
     for (const holder of ['WorkflowBodyDto', 'WorkflowDto']) {
       const items = schemas[holder].properties.tasks.items;
       expect(Object.keys(items.discriminator.mapping)).toEqual(taskTypes);
@@ -1476,6 +1518,8 @@ describe('operations', () => {
     }
     expect(schemas.HttpTaskDto.properties.type.enum).toEqual(['HTTP']);
     expect(schemas.HttpRequestDto.required).toEqual(['method', 'url']);
+    expect(schemas.DependentDto.required).toEqual(['workflowCode', 'interval']);
+    expect(schemas.DependentDto.properties.interval.enum).toEqual(['hour', 'day', 'week', 'month']);
     expect(Object.keys(schemas.WorkflowBodyDto.properties)).toEqual(
       expect.arrayContaining(['params', 'failureStrategy', 'timeoutMs']),
     );

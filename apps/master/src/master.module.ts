@@ -17,6 +17,7 @@ import {
   InstanceStateRepository,
   TaskInstanceRepository,
   DatasourceRepository,
+  DependencyRepository,
   SubWorkflowRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
@@ -92,6 +93,7 @@ export class MasterModule {
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
         DatasourceRepository,
         SubWorkflowRepository,
+        DependencyRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),

@@ -19,6 +19,7 @@ export * from './repositories/task-instance.repository';
 export * from './repositories/workflow-definition.repository';
 export * from './repositories/workflow-run.repository';
 export * from './repositories/datasource.repository';
+export * from './repositories/dependency.repository';
 export {
   SubWorkflowRepository,
   STOPPED_WHILE_PAUSED,

@@ -16,7 +16,7 @@ const MAX_BACKOFF_MS = 5000;
 
 /**
  * One dedicated Postgres connection (LISTEN needs a session of its own, never a pooled one)
- * listening on porpoise_command and porpoise_instance_control. On any error it reconnects with
+ * listening on porpoise_command, porpoise_instance_control and porpoise_instance_end. On any error it reconnects with
  * backoff; every (re)connect is reported, because notifications sent while it was down are lost
  * and the listeners must catch up (consume at once, re-check instance states).
  */
