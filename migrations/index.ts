@@ -6,6 +6,9 @@ import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused
 import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
 import { Schedules1796000005000 } from './1796000005000-schedules';
+import { Backfill1796000006500 } from './1796000006500-backfill';
+import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
+import { Priority1796000009000 } from './1796000009000-priority';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 
@@ -20,4 +23,7 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
   Schedules1796000005000,
+  Backfill1796000006500,
+  DependentIndex1796000008000,
+  Priority1796000009000,
 ];

@@ -393,9 +393,17 @@ describe('workflows', () => {
         /^workflow: "timeoutMs" must be between 0 and 2147483647, got -1$/,
       ],
       [
-        'a DEPENDENT task',
+        'a DEPENDENT task without an interval',
         { name: 'x', tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_a' } }] },
-        /^task "d": task type DEPENDENT is not supported yet/,
+        /^task "d": missing field "dependent.interval"$/,
+      ],
+      [
+        'a DEPENDENT task waiting for an unknown workflow',
+        {
+          name: 'x',
+          tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_nope', interval: 'day' } }],
+        },
+        /^task "d": "dependent.workflowCode" names unknown workflow "wf_nope"$/,
       ],
       [
         'a field of another type',
@@ -549,6 +557,7 @@ describe('the workflow language: every task type, settings, references', () => {
     params: { day: '2024-01-01', region: 'eu' },
     failureStrategy: 'CONTINUE',
     timeoutMs: 3_600_000,
+    priority: 'HIGH',
     tasks: [
       {
         name: 'start',
@@ -558,6 +567,7 @@ describe('the workflow language: every task type, settings, references', () => {
         retryIntervalMs: 10,
         timeoutMs: 60_000,
         workerGroup: 'g1',
+        priority: 'LOWEST',
       },
       { name: 'noop', type: 'EMPTY', workerGroup: 'g2' },
       {
@@ -637,13 +647,21 @@ describe('the workflow language: every task type, settings, references', () => {
       params: { day: '2024-01-01', region: 'eu' },
       failureStrategy: 'CONTINUE',
       timeoutMs: 3_600_000,
+      priority: 'HIGH',
     });
+    // The current version's priority is on the definition row too: commands copy it (section 10).
+    const rank = async () =>
+      (await db.query('SELECT priority FROM workflow_definition WHERE code = $1', [code])).rows[0].priority;
+    expect(await rank()).toBe(1);
 
+    const { priority: _dropped, ...withoutPriority } = body as { priority?: string };
     const put = await send('PUT', `/api/v1/workflows/${code}`, {
-      body: { ...body, failureStrategy: 'END', params: {} },
+      body: { ...withoutPriority, failureStrategy: 'END', params: {} },
     });
     expect(put.status).toBe(200);
     expect(put.json).toMatchObject({ version: 2, failureStrategy: 'END', params: {}, timeoutMs: 3_600_000 });
+    expect(put.json.priority).toBeUndefined();
+    expect(await rank()).toBe(2);
     expect((await send('GET', `/api/v1/workflows/${code}?version=1`)).json).toEqual(created.json);
   });
 
@@ -687,6 +705,40 @@ describe('the workflow language: every task type, settings, references', () => {
     // A sub-workflow that does not lead back is fine.
     const put = await send('PUT', `/api/v1/workflows/${a}`, {
       body: { name: 'a', tasks: [subTask(childCode)] },
+    });
+    expect(put.status).toBe(200);
+  });
+
+  it('a DEPENDENT task is stored with its defaults; it may wait for its own workflow only in an earlier interval', async () => {
+    const a = await createWorkflow();
+    const dependentTask = (workflowCode: string, offset?: number) => ({
+      name: 'd',
+      type: 'DEPENDENT',
+      dependent: { workflowCode, interval: 'day', ...(offset === undefined ? {} : { offset }) },
+    });
+    const created = await send('POST', '/api/v1/workflows', {
+      body: { name: 'waits', tasks: [dependentTask(a)] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json.tasks).toEqual([
+      {
+        name: 'd',
+        type: 'DEPENDENT',
+        dependent: { workflowCode: a, interval: 'day', offset: 0, checkIntervalMs: 10_000 },
+        retries: 0,
+        retryIntervalMs: 1000,
+        timeoutMs: 0,
+        workerGroup: 'default',
+      },
+    ]);
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${a}`,
+      { body: { name: 'a', tasks: [dependentTask(a)] } },
+      /^task "d": "dependent.workflowCode" "wf_\w+" is this workflow with "dependent.offset" 0: a run would wait for itself/,
+    );
+    const put = await send('PUT', `/api/v1/workflows/${a}`, {
+      body: { name: 'a', tasks: [dependentTask(a, -1)] },
     });
     expect(put.status).toBe(200);
   });
@@ -1540,6 +1592,9 @@ describe('operations', () => {
         'GET /api/v1/datasources',
         'GET /api/v1/datasources/{name}',
         'DELETE /api/v1/datasources/{name}',
+        'POST /api/v1/workflows/{code}/backfill',
+        'GET /api/v1/backfills/{id}',
+        'POST /api/v1/backfills/{id}/cancel',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {
@@ -1550,7 +1605,7 @@ describe('operations', () => {
     expect(JSON.stringify(create.responses['201'])).toContain('WorkflowDto');
     // A task is one of the per-type schemas, told apart by `type`.
     const schemas = doc.json.components.schemas;
-    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'];
+    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH', 'DEPENDENT'];
     for (const holder of ['WorkflowBodyDto', 'WorkflowDto']) {
       const items = schemas[holder].properties.tasks.items;
       expect(Object.keys(items.discriminator.mapping)).toEqual(taskTypes);
@@ -1562,6 +1617,8 @@ describe('operations', () => {
     }
     expect(schemas.HttpTaskDto.properties.type.enum).toEqual(['HTTP']);
     expect(schemas.HttpRequestDto.required).toEqual(['method', 'url']);
+    expect(schemas.DependentDto.required).toEqual(['workflowCode', 'interval']);
+    expect(schemas.DependentDto.properties.interval.enum).toEqual(['hour', 'day', 'week', 'month']);
     expect(Object.keys(schemas.WorkflowBodyDto.properties)).toEqual(
       expect.arrayContaining(['params', 'failureStrategy', 'timeoutMs']),
     );

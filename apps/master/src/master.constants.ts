@@ -10,6 +10,8 @@ export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
+export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
+export const BACKFILL_CHANNEL = NOTIFY_CHANNELS.backfill;
 export const SCHEDULE_CHANNEL = NOTIFY_CHANNELS.schedule;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
@@ -26,6 +28,11 @@ export interface MasterOptions {
   readonly commandPollIntervalMs: number;
   /** How often due schedules are looked for (at most; sooner when a fire time is nearer). */
   readonly scheduleTickMs: number;
+  /**
+   * How often every RUNNING backfill is advanced whatever the NOTIFYs said (a lost NOTIFY, a
+   * master that died while driving one).
+   */
+  readonly backfillSweepMs: number;
   /** SCHEDULE_MISFIRE_THRESHOLD_MS: a due fire time older than this (database clock) is a misfire. */
   readonly scheduleMisfireThresholdMs: number;
   /** RUN_ALL catching up: at most this many runs per fire statement (the rest on the next ones). */
@@ -63,6 +70,7 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   commandBatchSize: 100,
   commandPollIntervalMs: 2000,
   scheduleTickMs: 1000,
+  backfillSweepMs: 2000,
   scheduleMisfireThresholdMs: 60_000,
   scheduleMaxRunsPerFire: 100,
   scheduleMaxRecordsPerFire: 1000,

@@ -12,16 +12,19 @@ import {
 import { Module, type DynamicModule } from '@nestjs/common';
 import {
   DaoModule,
-  CommandConsumerRepository,
+  BackfillRepository,
+  CommandRepository,
   InstanceStateRepository,
   TaskInstanceRepository,
   DatasourceRepository,
+  DependencyRepository,
   SubWorkflowRepository,
   ScheduleRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
 import { WorkerClient } from '@porpoise/rpc';
+import { BackfillService } from './backfill/backfill.service';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
@@ -91,12 +94,13 @@ export class MasterModule {
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
         DatasourceRepository,
         SubWorkflowRepository,
+        DependencyRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),
           inject: [DatasourceRepository],
         },
-        CommandConsumerRepository,
+        CommandRepository,
         InstanceStateRepository,
         TaskInstanceRepository,
         ScheduleRepository,
@@ -110,6 +114,8 @@ export class MasterModule {
         InstanceControlService,
         CommandConsumerService,
         ScheduleService,
+        BackfillRepository,
+        BackfillService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },

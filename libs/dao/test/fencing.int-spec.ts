@@ -2,7 +2,7 @@ import { startPostgres, type TestServer } from '@porpoise/test-harness';
 import { nth } from '@porpoise/test-harness/defined';
 import type { DataSource } from 'typeorm';
 import {
-  CommandConsumerRepository,
+  CommandRepository,
   createDataSource,
   firstRow,
   InstanceStateRepository,
@@ -22,7 +22,7 @@ describe('ownership fence: the same master address re-adopting at a higher epoch
   const ME = '127.0.0.1:5678';
   let pg: TestServer;
   let source: DataSource;
-  let consumer: CommandConsumerRepository;
+  let consumer: CommandRepository;
   let instances: InstanceStateRepository;
   let tasks: TaskInstanceRepository;
 
@@ -30,7 +30,7 @@ describe('ownership fence: the same master address re-adopting at a higher epoch
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
     source = await createDataSource(pg.endpoint, 'fencing-test').initialize();
-    consumer = new CommandConsumerRepository(source);
+    consumer = new CommandRepository(source);
     instances = new InstanceStateRepository(source);
     tasks = new TaskInstanceRepository(source);
   });

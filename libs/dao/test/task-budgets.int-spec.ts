@@ -2,7 +2,7 @@ import { startPostgres, type TestServer } from '@porpoise/test-harness';
 import { nth } from '@porpoise/test-harness/defined';
 import type { DataSource } from 'typeorm';
 import {
-  CommandConsumerRepository,
+  CommandRepository,
   createDataSource,
   firstRow,
   InstanceStateRepository,
@@ -43,7 +43,7 @@ describe('task rows: budgets, retry delay and outputs', () => {
        SELECT 'START_PROCESS', 'b', 1, id FROM i RETURNING workflow_instance_id AS id`,
     );
     const instanceId = Number(firstRow(rows, 'instance').id);
-    const taken = await new CommandConsumerRepository(source).consume({
+    const taken = await new CommandRepository(source).consume({
       slot: 0,
       count: 1,
       host: ME,

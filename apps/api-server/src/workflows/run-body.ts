@@ -30,8 +30,9 @@ export function parseRunBody(body: unknown): Record<string, string> {
 }
 
 /**
- * A params object (a run's, a schedule's): names usable as PORPOISE_PARAM_<NAME>, string values,
- * within RUN_LIMITS. `where` starts each message ("run", "schedule"). Pure.
+ * A run's `params` object (also a backfill's and a schedule's): names usable as
+ * PORPOISE_PARAM_<NAME>, string values, within RUN_LIMITS. `where` starts each message ("run",
+ * "backfill", "schedule"). Pure.
  */
 export function parseParams(raw: unknown, where: string): Record<string, string> {
   if (!isPlainObject(raw)) {

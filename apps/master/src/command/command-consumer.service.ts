@@ -8,12 +8,7 @@ import {
   withIds,
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  CommandConsumerRepository,
-  type ConsumedCommand,
-  TaskInstanceRepository,
-  type TaskRow,
-} from '@porpoise/dao';
+import { CommandRepository, type ConsumedCommand, TaskInstanceRepository, type TaskRow } from '@porpoise/dao';
 import {
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -28,7 +23,7 @@ import { MasterMembershipService } from '../registry/master-membership.service';
 import { SessionStateService } from '../registry/session-state.service';
 
 /** Commands that start a run from scratch: there are no task rows to load. */
-const FRESH = new Set(['START_PROCESS', 'SCHEDULER']);
+const FRESH = new Set(['START_PROCESS', 'SCHEDULER', 'COMPLEMENT_DATA']);
 
 /**
  * Takes this master's share of the command queue (DESIGN.md section 6) and hands each taken
@@ -52,7 +47,7 @@ export class CommandConsumerService {
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
-    @Inject(CommandConsumerRepository) private readonly commands: CommandConsumerRepository,
+    @Inject(CommandRepository) private readonly commands: CommandRepository,
     @Inject(TaskInstanceRepository) private readonly tasks: TaskInstanceRepository,
     @Inject(WorkflowEngineService) private readonly engine: WorkflowEngineService,
     @Inject(MasterMembershipService) private readonly membership: MasterMembershipService,
@@ -205,7 +200,7 @@ export function stringParams(params: Record<string, unknown>): Record<string, st
  */
 export function runDefinition(
   c: Pick<ConsumedCommand, 'workflowCode' | 'workflowVersion' | 'tasks' | 'edges' | 'settings' | 'elapsedMs'>,
-): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults'> {
+): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority'> {
   let settings: WorkflowSettings;
   let dag: RunnerDag | Error;
   try {
@@ -223,5 +218,6 @@ export function runDefinition(
     failureStrategy: settings.failureStrategy,
     timeoutInMs: settings.timeoutMs > 0 ? settings.timeoutMs - c.elapsedMs : undefined,
     defaults: settings.params,
+    ...(settings.priority === undefined ? {} : { priority: settings.priority }),
   };
 }

@@ -1,9 +1,21 @@
 import { CLOCK, PORPOISE_CONFIG, type MasterConfig, type Clock, type TimerHandle } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Client, type Notification } from 'pg';
-import { COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL, SCHEDULE_CHANNEL } from '../master.constants';
+import {
+  BACKFILL_CHANNEL,
+  COMMAND_CHANNEL,
+  INSTANCE_CONTROL_CHANNEL,
+  INSTANCE_END_CHANNEL,
+  SCHEDULE_CHANNEL,
+} from '../master.constants';
 
-const CHANNELS = [COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL, SCHEDULE_CHANNEL] as const;
+const CHANNELS = [
+  COMMAND_CHANNEL,
+  INSTANCE_CONTROL_CHANNEL,
+  INSTANCE_END_CHANNEL,
+  BACKFILL_CHANNEL,
+  SCHEDULE_CHANNEL,
+] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
 
 const MIN_BACKOFF_MS = 250;
@@ -11,7 +23,7 @@ const MAX_BACKOFF_MS = 5000;
 
 /**
  * One dedicated Postgres connection (LISTEN needs a session of its own, never a pooled one)
- * listening on porpoise_command and porpoise_instance_control. On any error it reconnects with
+ * listening on porpoise_command, porpoise_instance_control and porpoise_instance_end. On any error it reconnects with
  * backoff; every (re)connect is reported, because notifications sent while it was down are lost
  * and the listeners must catch up (consume at once, re-check instance states).
  */

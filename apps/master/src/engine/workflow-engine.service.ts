@@ -8,6 +8,7 @@ import {
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
+  DependencyRepository,
   InstanceStateRepository,
   SubWorkflowRepository,
   type InstanceFence,
@@ -37,6 +38,8 @@ import { WorkflowRunner, type Adoption, type RunnerDeps, type RunnerSnapshot } f
 export class WorkflowEngineService {
   private readonly logger = new Logger('WorkflowEngine');
   private readonly runners = new Map<number, WorkflowRunner>();
+  /** byPriority()'s cache: cleared whenever a runner is added or removed. */
+  private sorted: WorkflowRunner[] | undefined;
   private readonly deps: RunnerDeps;
   /** Instances dropped on a LOST session, handed back (recovery command) once a session exists again. */
   private readonly droppedOnLoss = new Map<number, InstanceFence>();
@@ -46,6 +49,8 @@ export class WorkflowEngineService {
   /** Runners dropped on a LOST session whose Dispatch calls may still be in flight. */
   private readonly unsettled = new Set<WorkflowRunner>();
   private handingBack: Promise<void> | undefined;
+  /** Workflow code → the runners with a DEPENDENT task on it (from their DAGs). */
+  private readonly awaiting = new Map<string, Set<WorkflowRunner>>();
 
   constructor(
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
@@ -59,10 +64,12 @@ export class WorkflowEngineService {
     @Inject(DATASOURCE_OPENER) openDatasources: DatasourceOpener,
     @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
     @Inject(MasterMetrics) metrics: MasterMetrics,
+    @Inject(DependencyRepository) dependencies: DependencyRepository,
   ) {
     this.deps = {
       metrics,
       children,
+      dependencies,
       openDatasources,
       me: identity.address,
       tasks,
@@ -74,7 +81,15 @@ export class WorkflowEngineService {
       options,
       logger: new Logger('Workflow'),
       onClosed: (runner) => {
-        if (this.runners.get(runner.instanceId) === runner) this.runners.delete(runner.instanceId);
+        if (this.runners.get(runner.instanceId) === runner) {
+          this.runners.delete(runner.instanceId);
+          this.sorted = undefined;
+        }
+        for (const code of runner.dependentCodes) {
+          const set = this.awaiting.get(code);
+          set?.delete(runner);
+          if (set?.size === 0) this.awaiting.delete(code);
+        }
       },
     };
   }
@@ -83,7 +98,7 @@ export class WorkflowEngineService {
     this.unsubscribe.push(
       this.workers.addListener({
         available: (group) => {
-          for (const r of this.runners.values()) r.workersAvailable(group);
+          for (const r of this.byPriority()) r.workersAvailable(group);
         },
         removed: (address, _group, startTimeMs, registration) => {
           for (const r of this.runners.values()) void r.workerLost(address, startTimeMs, registration);
@@ -97,6 +112,20 @@ export class WorkflowEngineService {
         }
       }),
     );
+  }
+
+  /**
+   * The runners, highest workflow priority first, then oldest instance (DESIGN.md section 10):
+   * when workers free up, the runs that ask first get them. The sorted list is kept until the set
+   * of runners changes.
+   */
+  private byPriority(): readonly WorkflowRunner[] {
+    if (this.sorted === undefined) {
+      this.sorted = [...this.runners.values()].sort(
+        (a, b) => a.priority - b.priority || a.instanceId - b.instanceId,
+      );
+    }
+    return this.sorted;
   }
 
   /** The runner's view of an instance this master drives (diagnostics, tests). */
@@ -116,7 +145,26 @@ export class WorkflowEngineService {
     if (existing) existing.drop(`superseded by epoch ${adoption.epoch}`);
     const runner = new WorkflowRunner(adoption, this.deps);
     this.runners.set(adoption.instanceId, runner);
+    this.sorted = undefined;
+    for (const code of runner.dependentCodes) {
+      let set = this.awaiting.get(code);
+      if (!set) this.awaiting.set(code, (set = new Set()));
+      set.add(runner);
+    }
     void runner.start();
+  }
+
+  /**
+   * NOTIFY porpoise_instance_end: a run of workflow `code` ended; the DEPENDENT tasks waiting for
+   * that workflow here are checked now rather than at their next checkIntervalMs.
+   */
+  dependencyWake(code: string): void {
+    for (const r of this.awaiting.get(code) ?? []) r.dependencyWake(code);
+  }
+
+  /** After a missed NOTIFY (listener reconnected): every waiting DEPENDENT task is checked now. */
+  wakeAllDependents(): void {
+    for (const [code, runners] of this.awaiting) for (const r of runners) r.dependencyWake(code);
   }
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {
@@ -271,6 +319,7 @@ export class WorkflowEngineService {
       this.unsettled.add(r);
     }
     this.runners.clear();
+    this.sorted = undefined;
   }
 
   /**

@@ -25,6 +25,7 @@ import { SessionStateService } from '../registry/session-state.service';
 import { WorkerDirectoryService } from '../registry/worker-directory.service';
 import { MasterRpcService } from '../rpc/master-rpc.service';
 import { ScheduleService } from '../schedule/schedule.service';
+import { BackfillService } from '../backfill/backfill.service';
 
 /**
  * Starts and stops the master's parts in an explicit order, instead of relying on the order in
@@ -35,7 +36,7 @@ import { ScheduleService } from '../schedule/schedule.service';
  * dispatch) → master membership → registration (others now see us) → LISTEN connection →
  * instance control → master failover (reads what an earlier process on this address left
  * BEFORE anything is consumed, then runs its start-up pass in the background) → command
- * consumer → schedules.
+ * consumer → schedules → backfills.
  *
  * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
  * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, instance
@@ -67,6 +68,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(BackfillService) private readonly backfills: BackfillService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -101,6 +103,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.failover.start();
     this.consumer.start();
     this.schedules.start();
+    this.backfills.start();
     this.logger.log(`master ${this.identity.address} started`);
   }
 
@@ -120,6 +123,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     const steps: Array<[string, () => unknown]> = [
       ['consumer', () => this.consumer.stop()],
       ['schedules', () => this.schedules.stop()],
+      ['backfills', () => this.backfills.stop()],
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],
       ['failover', () => this.failover.stop()],

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CLOCK, METRICS_REGISTRY, type Clock } from '@porpoise/common';
-import { CommandConsumerRepository } from '@porpoise/dao';
+import { CommandRepository } from '@porpoise/dao';
 import { Gauge, type Registry } from 'prom-client';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
 
@@ -24,7 +24,7 @@ export class MasterGauges {
   constructor(
     @Inject(METRICS_REGISTRY) registry: Registry,
     @Inject(WorkflowEngineService) engine: WorkflowEngineService,
-    @Inject(CommandConsumerRepository) private readonly commands: CommandConsumerRepository,
+    @Inject(CommandRepository) private readonly commands: CommandRepository,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {
     new Gauge({

@@ -31,6 +31,7 @@ function lifecycle(calls: string[], hang: string, fail: string) {
     { close: p('channels') },
     { ...DEFAULT_MASTER_OPTIONS, shutdownStepTimeoutMs: 50 },
     systemClock,
+    { stop: p('backfills') },
   ];
   return new (MasterLifecycleService as unknown as new (...args: unknown[]) => MasterLifecycleService)(
     ...deps,
@@ -44,6 +45,7 @@ describe('MasterLifecycleService shutdown', () => {
     expect(calls).toEqual([
       'consumer',
       'schedules',
+      'backfills',
       'control',
       'listen',
       'failover',

@@ -12,6 +12,19 @@ export const FAILURE_STRATEGIES = ['END', 'CONTINUE'] as const;
  */
 export type FailureStrategy = (typeof FAILURE_STRATEGIES)[number];
 
+/**
+ * A workflow's or task's priority (DESIGN.md section 10), DolphinScheduler's five levels. A
+ * workflow's orders the commands a master takes and the runs it unparks first; a task's, the tasks
+ * of one run that start first. Absent means MEDIUM.
+ */
+export const PRIORITIES = ['HIGHEST', 'HIGH', 'MEDIUM', 'LOW', 'LOWEST'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** 0 (HIGHEST) to 4 (LOWEST); absent is MEDIUM (2). What command.priority stores. */
+export function priorityRank(priority: Priority | undefined): number {
+  return PRIORITIES.indexOf(priority ?? 'MEDIUM');
+}
+
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
@@ -24,6 +37,8 @@ export interface TaskCommonFields {
   /** 0 means no timeout. */
   timeoutMs: number;
   workerGroup: string;
+  /** Absent means MEDIUM (kept absent so definitions without it read back as written). */
+  priority?: Priority;
 }
 
 export interface ShellTaskDefinition extends TaskCommonFields {
@@ -111,6 +126,33 @@ export interface SwitchTaskDefinition extends TaskCommonFields {
   switch: SwitchSpec;
 }
 
+/** The intervals a DEPENDENT task's window can be (weeks start on Monday, ISO 8601). */
+export const DEPENDENT_INTERVALS = ['hour', 'day', 'week', 'month'] as const;
+export type DependentInterval = (typeof DEPENDENT_INTERVALS)[number];
+
+export interface DependentSpec {
+  /** The workflow whose runs are waited for (any workflow; itself only with a negative offset). */
+  workflowCode: string;
+  /** Wait for this task of it (its latest attempt SUCCESS) rather than a whole run. */
+  taskName?: string;
+  /** The window: the interval holding this run's schedule time... */
+  interval: DependentInterval;
+  /** ...shifted by this many intervals (-1: the one before). Default 0. */
+  offset: number;
+  /** How often it is checked again while waiting (besides the wake-up when a run ends). */
+  checkIntervalMs: number;
+}
+
+/**
+ * Runs on the master: succeeds once the other workflow (or that task of it) has a SUCCESS run
+ * whose schedule time falls in the window; fails when the latest such run ended FAILURE or STOP,
+ * or at the task's timeoutMs.
+ */
+export interface DependentTaskDefinition extends TaskCommonFields {
+  type: 'DEPENDENT';
+  dependent: DependentSpec;
+}
+
 /** A task of a workflow definition, as stored in workflow_definition_version.tasks. */
 export type TaskDefinition =
   | ShellTaskDefinition
@@ -119,7 +161,8 @@ export type TaskDefinition =
   | SqlTaskDefinition
   | SubWorkflowTaskDefinition
   | ConditionsTaskDefinition
-  | SwitchTaskDefinition;
+  | SwitchTaskDefinition
+  | DependentTaskDefinition;
 
 export type TaskDefinitionOf<T extends TaskType> = Extract<TaskDefinition, { type: T }>;
 /** Tasks a worker runs (WORKER_TASK_TYPES). */
@@ -127,7 +170,7 @@ export type WorkerTaskDefinition =
   ShellTaskDefinition | EmptyTaskDefinition | HttpTaskDefinition | SqlTaskDefinition;
 /** Tasks the master runs itself (MASTER_TASK_TYPES). */
 export type MasterTaskDefinition =
-  SubWorkflowTaskDefinition | ConditionsTaskDefinition | SwitchTaskDefinition;
+  SubWorkflowTaskDefinition | ConditionsTaskDefinition | SwitchTaskDefinition | DependentTaskDefinition;
 
 export interface EdgeDefinition {
   /** The upstream task's name. */
@@ -143,6 +186,8 @@ export interface WorkflowSettings {
   failureStrategy: FailureStrategy;
   /** The instance is stopped and ends FAILURE after this long; 0 means no limit. */
   timeoutMs: number;
+  /** Absent means MEDIUM. */
+  priority?: Priority;
 }
 
 /** A validated workflow definition with every default filled in: what a version stores. */
@@ -159,4 +204,6 @@ export interface DefinitionReferences {
   readonly datasourceNames: readonly string[];
   /** Workflows of SUB_WORKFLOW tasks, each once, in task order. */
   readonly subWorkflowCodes: readonly string[];
+  /** Workflows DEPENDENT tasks wait for, each once, in task order. */
+  readonly dependentWorkflowCodes: readonly string[];
 }

@@ -6,6 +6,7 @@
 import { DEFINITION_LIMITS, type DefinitionLimits } from './definition-limits';
 import {
   FAILURE_STRATEGIES,
+  PRIORITIES,
   type EdgeDefinition,
   type TaskDefinition,
   type WorkflowDefinition,
@@ -13,7 +14,7 @@ import {
 } from './definition-types';
 import { parseWorkflowDefinition } from './parse-definition';
 
-export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs'] as const;
+export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs', 'priority'] as const;
 
 /** The name parseStoredDefinition gives a definition read without its name column. */
 export const STORED_NAME_UNREAD = '(name not read)';
@@ -65,6 +66,7 @@ export function definitionSettings(definition: WorkflowSettings): WorkflowSettin
     params: definition.params,
     failureStrategy: definition.failureStrategy,
     timeoutMs: definition.timeoutMs,
+    ...(definition.priority === undefined ? {} : { priority: definition.priority }),
   };
 }
 
@@ -82,7 +84,8 @@ export function readStoredSettings(json: unknown): WorkflowSettings {
     : {};
   const failureStrategy = FAILURE_STRATEGIES.find((f) => f === s.failureStrategy) ?? 'END';
   const timeoutMs = typeof s.timeoutMs === 'number' && Number.isInteger(s.timeoutMs) ? s.timeoutMs : 0;
-  return { params, failureStrategy, timeoutMs };
+  const priority = PRIORITIES.find((p) => p === s.priority);
+  return { params, failureStrategy, timeoutMs, ...(priority === undefined ? {} : { priority }) };
 }
 
 // jsonb keeps an object's keys sorted by length, then bytes: give them back in the order the API
@@ -96,10 +99,12 @@ const TASK_KEY_ORDER = [
   'subWorkflow',
   'conditions',
   'switch',
+  'dependent',
   'retries',
   'retryIntervalMs',
   'timeoutMs',
   'workerGroup',
+  'priority',
 ];
 const NESTED_KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
   http: ['method', 'url', 'headers', 'body', 'expectStatus', 'timeoutMs'],
@@ -107,6 +112,7 @@ const NESTED_KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
   subWorkflow: ['workflowCode', 'params'],
   conditions: ['success', 'failure'],
   switch: ['cases', 'default'],
+  dependent: ['workflowCode', 'taskName', 'interval', 'offset', 'checkIntervalMs'],
 };
 const SWITCH_CASE_KEY_ORDER = ['when', 'then'];
 

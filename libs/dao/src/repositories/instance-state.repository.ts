@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { FINAL_WORKFLOW_STATES, type CommandType, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
+import { insertCommandsSql } from './command.repository';
 import { queryResult } from './sql';
 
 /**
@@ -141,8 +142,7 @@ export class InstanceStateRepository {
          UPDATE workflow_instance SET host = NULL, epoch = epoch + 1, updated_at = now()
          WHERE id = $1 AND host = $2 AND epoch = $3 AND state NOT IN ${FINAL_STATES_SQL}
          RETURNING id, workflow_code, workflow_version, params)
-       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-       SELECT $4, workflow_code, workflow_version, id, params FROM u RETURNING id`,
+       ${insertCommandsSql({ from: 'u', type: '$4' })}`,
       [...fenceParams(fence), type],
     );
     return rows[0] ? Number(rows[0].id) : undefined;

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { insertCommandsSql } from './command.repository';
 import { firstRow, inTransaction, queryRows } from './sql';
 
 /** What a schedule does with fire times missed while no master ran (DESIGN.md section 10). */
@@ -337,7 +338,7 @@ export class ScheduleRepository {
    *   twice (a racing insert of the same key waits for the first to commit, then does nothing);
    * - wi: one SUBMITTED_SUCCESS instance (command SCHEDULER, schedule_time = the fire time, the
    *   schedule's params, timezone and id) per claimed time that runs, with the id f reserved;
-   * - cmd: its command (NOTIFY porpoise_command at commit).
+   * - cmd: its command (insertCommandsSql: the workflow's priority; NOTIFY porpoise_command at commit).
    */
   async fire(req: FireRequest): Promise<FireOutcome> {
     const rows = await queryRows<{
@@ -370,11 +371,8 @@ export class ScheduleRepository {
          WHERE f.workflow_instance_id IS NOT NULL
          ORDER BY f.workflow_instance_id
          RETURNING id, workflow_code, workflow_version, params),
-       -- The command insert (one per created instance), kept apart: CommandRepository owns it.
-       cmd AS (
-         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT 'SCHEDULER', wi.workflow_code, wi.workflow_version, wi.id, wi.params FROM wi ORDER BY wi.id
-         RETURNING workflow_instance_id)
+       -- One command per created instance, through the one owner of command inserts.
+       cmd AS (${insertCommandsSql({ from: 'wi', type: "'SCHEDULER'", returning: 'workflow_instance_id' })})
        SELECT EXISTS (SELECT 1 FROM s) AS applied, f.fire_time, f.workflow_instance_id, f.outcome
        FROM (SELECT 1) AS one LEFT JOIN f ON true
        ORDER BY f.fire_time`,

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { FINAL_WORKFLOW_STATES, NOTIFY_CHANNELS, type WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
+import { deleteCommandsSql, insertCommandsSql } from './command.repository';
 import type { InstanceFence } from './instance-state.repository';
 import { firstRow, queryRows } from './sql';
 
@@ -143,10 +144,7 @@ export function haltTreeStatement(action: HaltAction, scope: HaltScope): string 
          end_time = coalesce(end_time, now()), updated_at = now()
        WHERE workflow_instance_id IN (SELECT id FROM changed WHERE state = 'STOP') AND state = 'PAUSE'),
      dropped AS (
-       DELETE FROM command WHERE id IN (
-         SELECT id FROM command
-         WHERE workflow_instance_id IN (SELECT id FROM changed WHERE state IN ${FINAL_STATES_SQL})
-         FOR UPDATE SKIP LOCKED))
+       ${deleteCommandsSql(`SELECT id FROM changed WHERE state IN ${FINAL_STATES_SQL}`, { skipLocked: true })})
    SELECT c.id, c.state,
      CASE WHEN c.state IN ('READY_STOP', 'READY_PAUSE') THEN pg_notify('${channel}', c.id::text) END IS NOT NULL
        AS notified
@@ -220,11 +218,7 @@ export class SubWorkflowRepository {
          WHERE NOT EXISTS (SELECT 1 FROM existing)
          ON CONFLICT (parent_task_instance_id) WHERE parent_task_instance_id IS NOT NULL DO NOTHING
          RETURNING id, workflow_code, workflow_version, state, params),
-       cmd AS (
-         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT 'START_PROCESS', workflow_code, workflow_version, id, params FROM wi
-         WHERE state = 'SUBMITTED_SUCCESS'
-         RETURNING id)
+       cmd AS (${insertCommandsSql({ from: 'wi', type: "'START_PROCESS'", where: "state = 'SUBMITTED_SUCCESS'" })})
        SELECT EXISTS (SELECT 1 FROM own) AS owned, EXISTS (SELECT 1 FROM task) AS task_found,
               EXISTS (SELECT 1 FROM def) AS defined, (SELECT id FROM wi) AS created_id,
               (SELECT id FROM existing) AS existing_id`,
@@ -302,10 +296,7 @@ export class SubWorkflowRepository {
          WHERE c.parent_task_instance_id = $4 AND c.parent_instance_id = own.id AND c.state = 'PAUSE'
            AND own.state = 'RUNNING_EXECUTION' AND EXISTS (SELECT 1 FROM task)
          RETURNING c.id, c.workflow_code, c.workflow_version, c.params),
-       cmd AS (
-         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT 'RECOVER_SUSPENDED_PROCESS', workflow_code, workflow_version, id, params FROM child
-         RETURNING id)
+       cmd AS (${insertCommandsSql({ from: 'child', type: "'RECOVER_SUSPENDED_PROCESS'" })})
        SELECT EXISTS (SELECT 1 FROM own) AS owned, (SELECT id FROM child) AS child_id,
               (SELECT count(*) FROM cmd) AS commands`,
       [...fenceParams(fence), parentTaskInstanceId],

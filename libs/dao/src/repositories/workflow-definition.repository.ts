@@ -3,6 +3,7 @@ import {
   canonicalEdgeDefinition,
   canonicalTaskDefinition,
   definitionSettings,
+  priorityRank,
   readStoredSettings,
   type EdgeDefinition,
   type TaskDefinition,
@@ -64,6 +65,9 @@ const versionValues = (input: WorkflowDefinitionInput): string[] => [
   JSON.stringify(input.tasks),
   JSON.stringify(input.edges),
   JSON.stringify(definitionSettings(input)),
+  // $7: workflow_definition.priority, the current version's, kept on the row so that a command's
+  // priority is a column read when it is written (DESIGN.md section 10).
+  String(priorityRank(input.priority)),
 ];
 
 /**
@@ -79,8 +83,8 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         INSERT INTO workflow_definition (code, name, description, version)
-         VALUES ($1, $2, $3, 1)
+         INSERT INTO workflow_definition (code, name, description, version, priority)
+         VALUES ($1, $2, $3, 1, $7::smallint)
          ON CONFLICT (code) DO NOTHING
          RETURNING code, version, created_at, updated_at),
        v AS (
@@ -103,7 +107,8 @@ export class WorkflowDefinitionRepository {
     const rows = await queryRows<DefinitionRow>(
       this.dataSource,
       `WITH d AS (
-         UPDATE workflow_definition SET version = version + 1, name = $2, description = $3, updated_at = now()
+         UPDATE workflow_definition
+         SET version = version + 1, name = $2, description = $3, priority = $7::smallint, updated_at = now()
          WHERE code = $1
          RETURNING code, version, created_at, updated_at),
        v AS (

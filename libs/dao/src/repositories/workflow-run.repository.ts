@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
+import { deleteCommandsSql, insertCommandsSql } from './command.repository';
 import { firstRow, inTransaction, queryRows } from './sql';
 import { haltTreeStatement, pausedSinceEndMs, runHaltTree } from './sub-workflow.repository';
 
@@ -18,6 +19,14 @@ const HALT_DESCENDANTS = {
   stop: haltTreeStatement('stop', { kind: 'descendants', gate: 'SELECT 1' }),
   pause: haltTreeStatement('pause', { kind: 'descendants', gate: 'SELECT 1' }),
 } as const;
+
+/** The trigger's START_PROCESS command, with the ids the statement reserved. */
+const TRIGGER_COMMAND = insertCommandsSql({
+  from: 'ids JOIN wi ON wi.id = ids.workflow_instance_id',
+  type: "'START_PROCESS'",
+  id: 'ids.command_id',
+  returning: 'id, workflow_instance_id',
+});
 
 export interface TriggerOutcome {
   readonly commandId: number;
@@ -73,12 +82,8 @@ export class WorkflowRunRepository {
          INSERT INTO workflow_instance (id, workflow_code, workflow_version, state, host, epoch, command_type, params)
          SELECT ids.workflow_instance_id, def.code, def.version, 'SUBMITTED_SUCCESS', NULL, 0, 'START_PROCESS', $2::jsonb
          FROM ids, def
-         RETURNING id, workflow_code, workflow_version),
-       cmd AS (
-         INSERT INTO command (id, type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT ids.command_id, 'START_PROCESS', wi.workflow_code, wi.workflow_version, wi.id, $2::jsonb
-         FROM ids JOIN wi ON wi.id = ids.workflow_instance_id
-         RETURNING id, workflow_instance_id)
+         RETURNING id, workflow_code, workflow_version, params),
+       cmd AS (${TRIGGER_COMMAND})
        SELECT EXISTS (SELECT 1 FROM def) AS defined, cmd.id AS command_id, cmd.workflow_instance_id
        FROM (SELECT 1) AS one LEFT JOIN cmd ON true`,
       idempotencyKey ? [code, JSON.stringify(params), idempotencyKey] : [code, JSON.stringify(params)],
@@ -128,9 +133,7 @@ export class WorkflowRunRepository {
   async endSubmitted(workflowInstanceId: number, state: 'STOP' | 'PAUSE'): Promise<boolean> {
     try {
       return await inTransaction(this.dataSource, async (runner) => {
-        await queryRows(runner, 'DELETE FROM command WHERE workflow_instance_id = $1 RETURNING id', [
-          workflowInstanceId,
-        ]);
+        await queryRows(runner, deleteCommandsSql('$1', { skipLocked: false }), [workflowInstanceId]);
         const updated = await queryRows(
           runner,
           `UPDATE workflow_instance
@@ -198,10 +201,7 @@ export class WorkflowRunRepository {
              updated_at = now()
          WHERE id = $1 AND state = ANY($3::text[])
          RETURNING id, workflow_code, workflow_version, params),
-       c AS (
-         INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id, params)
-         SELECT $2, workflow_code, workflow_version, id, params FROM u
-         RETURNING id)
+       c AS (${insertCommandsSql({ from: 'u', type: '$2' })})
        SELECT id FROM c`,
       [workflowInstanceId, commandType, [...fromStates]],
     );

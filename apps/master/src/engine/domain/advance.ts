@@ -5,9 +5,10 @@
  */
 import { ACTIVE_TASK_STATES, type WorkflowState } from '@porpoise/common';
 import { handledFailure, notTakenBy } from './branching';
+import { cancelDependents } from './dependent';
 import type { Draft } from './draft';
 import { resend, sendOut } from './dispatch';
-import { startable } from './readiness';
+import { inPriorityOrder, startable } from './readiness';
 import type { NewAttemptItem } from './run-effects';
 import { isLive, onWorker, type RunMode, type RunState, type Slot } from './run-state';
 import { budgetAfter } from './task-fate';
@@ -51,7 +52,8 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
   }
   // Fencing: while the registry session is suspended, start nothing new (nor send anything).
   if (!d.env.canStartWork) return;
-  for (const slot of slots) {
+  // Waiting tasks go out highest priority first: when workers are short, they get the slots.
+  for (const slot of inPriorityOrder(slots, (s) => s.def)) {
     const s = slot.status;
     if (s.kind === 'unsent') resend(d, slot.name);
     else if (s.kind === 'submitted' && !s.parked) sendOut(d, slot.name);
@@ -99,6 +101,8 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
 
 /** failing / pausing: start nothing new, end what waits, finish once nothing runs. */
 function windDown(d: Draft, mode: Extract<RunMode, { kind: 'failing' | 'pausing' }>): void {
+  // A waiting DEPENDENT task could hold the run for hours: it ends now (PAUSE or KILL).
+  cancelDependents(d);
   const slots = d.slots();
   cancelUnstarted(
     d,

@@ -3,7 +3,21 @@
  * succeeded) and which are skipped (section 9: a task only reachable through SKIPPED tasks is
  * SKIPPED too).
  */
-import type { RunGraph, SlotStatus } from './run-state';
+import { priorityRank } from '@porpoise/common';
+import type { RunGraph, RunTaskDef, SlotStatus } from './run-state';
+
+/**
+ * Items in task-priority order (DESIGN.md section 10), keeping the given order among equals (a
+ * stable sort; the graph's order puts upstream tasks first). Without any priority set, the
+ * array itself, unsorted.
+ */
+export function inPriorityOrder<T>(
+  items: readonly T[],
+  defOf: (item: T) => RunTaskDef | undefined,
+): readonly T[] {
+  if (items.length < 2 || !items.some((i) => defOf(i)?.priority !== undefined)) return items;
+  return [...items].sort((a, b) => priorityRank(defOf(a)?.priority) - priorityRank(defOf(b)?.priority));
+}
 
 /** Where an upstream task stands for its downstream tasks. */
 export type UpstreamProgress = 'success' | 'skipped' | 'failed' | 'open';
@@ -35,7 +49,8 @@ export interface Startable {
 }
 
 /**
- * The pending tasks that start now and those that are skipped, in the graph's order. A task with
+ * The pending tasks that start now (highest task priority first, then in the graph's order) and
+ * those that are skipped (in the graph's order). A task with
  * a failed upstream task never starts (under CONTINUE it is simply left pending). Skips carry
  * down the whole branch in one pass: the order puts upstream tasks first.
  */
@@ -74,5 +89,5 @@ export function startable(
       skipping.add(name);
     } else ready.push(name);
   }
-  return { ready, skip };
+  return { ready: [...inPriorityOrder(ready, (name) => graph.tasks.get(name))], skip };
 }

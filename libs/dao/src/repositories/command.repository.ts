@@ -3,6 +3,55 @@ import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { queryResult } from './sql';
 
+/** A source of the commands {@link insertCommandsSql} writes: one row per workflow instance. */
+export interface CommandSource {
+  /**
+   * A FROM clause (a CTE name, or a join of them) whose rows have the instance's `id`,
+   * `workflow_code`, `workflow_version` and `params` as unambiguous column names.
+   */
+  readonly from: string;
+  /** The command type: a quoted literal or a parameter such as `$2`. */
+  readonly type: string;
+  /** An expression of `from` giving the command's id (reserved from command_id_seq), if chosen by the caller. */
+  readonly id?: string;
+  /** A condition on `from`'s rows: only those get a command. */
+  readonly where?: string;
+  /** Columns of the inserted rows to return (default `id`). */
+  readonly returning?: string;
+}
+
+/**
+ * The only `INSERT INTO command` in the product (a guard test keeps it so, DESIGN.md section 4):
+ * the statement every writer of commands embeds as a CTE of its own one-statement write (the
+ * trigger, a rerun, a failover hand-back, a sub-workflow's child and its resume, a schedule's
+ * fire), so that what a command carries and how it is ordered is decided in one place. The
+ * insert trigger NOTIFYs porpoise_command at commit.
+ */
+export function insertCommandsSql(source: CommandSource): string {
+  const idColumn = source.id === undefined ? '' : 'id, ';
+  const idValue = source.id === undefined ? '' : `${source.id}, `;
+  const where = source.where === undefined ? '' : ` WHERE ${source.where}`;
+  // The priority is the workflow's current one (a column of its definition row, by primary key).
+  return `INSERT INTO command (${idColumn}type, workflow_code, workflow_version, workflow_instance_id, params, priority)
+         SELECT ${idValue}${source.type}, workflow_code, workflow_version, id, params,
+                coalesce((SELECT pd.priority FROM workflow_definition pd WHERE pd.code = workflow_code), 2)
+         FROM ${source.from}${where}
+         RETURNING ${source.returning ?? 'id'}`;
+}
+
+/**
+ * Deletes the pending commands of the instances `instanceIds` (a subquery or array parameter
+ * expression) selects. With skipLocked, a command a consuming master holds is left alone (that
+ * master then finds its instance final and drops it) instead of waited for: what a statement that
+ * already holds instance rows needs to stay deadlock-free.
+ */
+export function deleteCommandsSql(instanceIds: string, options: { skipLocked: boolean }): string {
+  return options.skipLocked
+    ? `DELETE FROM command WHERE id IN (
+         SELECT id FROM command WHERE workflow_instance_id IN (${instanceIds}) FOR UPDATE SKIP LOCKED)`
+    : `DELETE FROM command WHERE workflow_instance_id IN (${instanceIds})`;
+}
+
 /** One command taken by a consume transaction, with what the master needs to drive its instance. */
 export interface ConsumedCommand {
   commandId: number;
@@ -56,8 +105,9 @@ interface RawConsumed {
 /**
  * Command consumption (DESIGN.md section 6): ONE statement, hence one transaction and one round
  * trip per batch, which
- *  1. locks this master's share of the oldest commands (`id % count = slot`, FOR UPDATE SKIP
- *     LOCKED: a command locked by another consumer is skipped, never waited for or taken twice);
+ *  1. locks this master's share of the commands (`id % count = slot`), highest priority first,
+ *     then oldest (FOR UPDATE SKIP LOCKED: a command locked by another consumer is skipped, never
+ *     waited for or taken twice);
  *  2. deletes them;
  *  3. takes each referenced instance: host = me, epoch + 1, RUNNING_EXECUTION (an instance that
  *     was stopping or pausing when its previous owner died keeps READY_STOP / READY_PAUSE so the
@@ -69,7 +119,7 @@ interface RawConsumed {
  * The data-modifying CTEs all run on one snapshot and commit together.
  */
 @Injectable()
-export class CommandConsumerRepository {
+export class CommandRepository {
   constructor(@Inject(DataSource) private readonly dataSource: DataSource) {}
 
   async consume(args: {
@@ -81,8 +131,8 @@ export class CommandConsumerRepository {
     const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
-         SELECT id, type, workflow_instance_id, created_at FROM command
-         WHERE id % $1 = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+         SELECT id, type, workflow_instance_id, created_at, priority FROM command
+         WHERE id % $1 = $2 ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED),
        del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
        pick AS (
          SELECT DISTINCT ON (workflow_instance_id) id, type, workflow_instance_id FROM c
@@ -106,7 +156,7 @@ export class CommandConsumerRepository {
        FROM c
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
-       ORDER BY c.id`,
+       ORDER BY c.priority, c.id`,
       [args.count, args.slot, args.batchSize, args.host],
     );
     return rows.map((r) => ({
