@@ -5,6 +5,9 @@ import { InstanceTimezone1796000002000 } from './1796000002000-instance-timezone
 import { InstancePausedTime1796000003000 } from './1796000003000-instance-paused-time';
 import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-backlog-indexes';
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
+import { Schedules1796000005000 } from './1796000005000-schedules';
+import { Backfill1796000006500 } from './1796000006500-backfill';
+import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
 import { Priority1796000009000 } from './1796000009000-priority';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
@@ -20,6 +23,9 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   InstancePausedTime1796000003000,
   ListAndBacklogIndexes1796000004000,
   InstanceEndNotify1796000004500,
+  Schedules1796000005000,
   RunConcurrency1796000006000,
+  Backfill1796000006500,
+  DependentIndex1796000008000,
   Priority1796000009000,
 ];

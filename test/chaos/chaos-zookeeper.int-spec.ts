@@ -2,7 +2,9 @@
  * The chaos suite on ZooKeeper (the default registry): three masters, three workers, one
  * api-server; a stream of runs while masters and workers are SIGKILLed (sometimes stopped with
  * SIGTERM or frozen with SIGSTOP past the session timeout) at random and started again; then every master killed and one started again. Every invariant of DESIGN.md
- * section 7 is checked from the database and the witness file. Replay: CHAOS_SEED=<printed seed>.
+ * section 7 is checked from the database and the witness file. Then an every-second RUN_ALL
+ * schedule while two masters are SIGKILLed and one restarted: every second runs exactly once
+ * (schedule-checker.ts). Replay: CHAOS_SEED=<printed seed>.
  */
 import { describeChaos } from './scenario';
 
@@ -18,4 +20,5 @@ describeChaos({
   },
   allMasters: { runs: 8 },
   settleMs: 90_000,
+  schedule: { durationMs: 60_000 },
 });

@@ -4,7 +4,7 @@
  * with one restarted. Every random choice comes from a Prng seeded by CHAOS_SEED (or at random),
  * printed as `chaos seed: N`.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, waitFor } from '../harness';
 import { ChaosCluster, type ChaosNode, type RegistryKind, type Role } from './cluster';
@@ -18,6 +18,12 @@ import {
   type Violation,
 } from './invariants';
 import { chaosSeed, Prng } from './prng';
+import {
+  checkSchedule,
+  formatScheduleViolations,
+  parseScheduleWitness,
+  type ScheduleViolation,
+} from './schedule-checker';
 import { witnessCommand } from './witness';
 
 /** CHAOS_FREEZE_MASTERS=0 leaves masters out of the SIGSTOP faults (to tell problems apart). */
@@ -315,6 +321,131 @@ export async function assertInvariants(
   );
 }
 
+/**
+ * A RUN_ALL every-second schedule on three masters while two of them are SIGKILLed one after the
+ * other (the last one fires alone) and one of them is started again, for about durationMs; then
+ * the schedule is paused and the runs left to end. Checked by the schedule checker: every second
+ * from the first fire to the cutoff ran exactly once, as a SCHEDULER run whose task saw its own
+ * `${porpoise.scheduleTime}`. Returns the violations (none when all holds).
+ */
+export async function scheduleChaos(
+  cluster: ChaosCluster,
+  rng: Prng,
+  durationMs: number,
+  settleMs: number,
+): Promise<ScheduleViolation[]> {
+  const r = rng.fork('schedule');
+  const exitsBefore = cluster.unexpectedExits.length;
+  // Every master up first (an earlier scenario may have left some down).
+  for (const m of cluster.masters().filter((n) => n.state === 'down')) await cluster.startNode(m);
+  const witness = join(cluster.scratch, 'witness-schedule.txt');
+  const code = await cluster.createWorkflow({
+    name: `chaos-schedule-${cluster.options.registry}`,
+    tasks: [
+      {
+        name: 'echo',
+        type: 'SHELL',
+        command: `echo "sched $PORPOISE_WORKFLOW_INSTANCE_ID \${porpoise.scheduleTime}" >> ${witness}`,
+      },
+    ],
+  });
+  const cron = '* * * * * *';
+  const created = await cluster.api<{ id: number }>('POST', '/schedules', {
+    workflowCode: code,
+    cron,
+    misfirePolicy: 'RUN_ALL',
+  });
+  if (created.status !== 201) {
+    throw new Error(`POST /schedules answered ${created.status}: ${JSON.stringify(created.body)}`);
+  }
+  const id = created.body.id;
+  const began = Date.now();
+  const up = () => cluster.masters().filter((m) => m.state === 'up');
+  await sleep(r.int(4000, 9000));
+  const first = r.pick(up());
+  cluster.log(`chaos: schedule: SIGKILL ${first.name} (${first.address})`);
+  await cluster.kill(first);
+  await sleep(r.int(3000, 8000));
+  const second = r.pick(up());
+  cluster.log(`chaos: schedule: SIGKILL ${second.name} (${second.address}); one master left`);
+  await cluster.kill(second);
+  await sleep(r.int(4000, 10_000));
+  const back = r.pick([first, second]);
+  cluster.log(`chaos: schedule: starting ${back.name} (${back.address}) again`);
+  const problems: ScheduleViolation[] = [];
+  try {
+    await cluster.startNode(back);
+  } catch (err) {
+    problems.push({
+      kind: 'wrong-run',
+      message: `${back.name} did not come back: ${(err as Error).message}`,
+    });
+  }
+  await sleep(Math.max(0, durationMs - (Date.now() - began)));
+
+  // The cutoff: the database's now. Every second up to it must be handled (bounded wait).
+  const q = async <T>(sql: string, params: unknown[] = []) =>
+    (await cluster.db.query(sql, params)).rows as T[];
+  const cutoffMs = Number(
+    (await q<{ ms: string }>('SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS ms'))[0]?.ms,
+  );
+  const caughtUp = async () =>
+    (
+      await q<{ n: string }>(
+        'SELECT count(*) AS n FROM schedule_fire WHERE schedule_id = $1 AND fire_time > to_timestamp($2::bigint / 1000.0)',
+        [id, cutoffMs - 1000],
+      )
+    ).some((x) => Number(x.n) > 0);
+  // A schedule that never catches up is reported by the checker (a gap), not here.
+  await waitFor('the schedule to catch up with the cutoff', caughtUp, 60_000, 250).catch(() => undefined);
+  const paused = await cluster.api('PATCH', `/schedules/${id}`, { enabled: false });
+  if (paused.status !== 200) throw new Error(`PATCH /schedules/${id} answered ${paused.status}`);
+  const runIds = (
+    await q<{ id: string }>('SELECT id FROM workflow_instance WHERE schedule_id = $1', [id])
+  ).map((x) => Number(x.id));
+  await cluster.waitFinal(runIds, settleMs);
+
+  const ledger = await q<{ fire_ms: string; outcome: 'FIRED' | 'MISFIRE_SKIPPED'; wid: string | null }>(
+    `SELECT floor(extract(epoch FROM fire_time) * 1000)::bigint AS fire_ms, outcome, workflow_instance_id AS wid
+     FROM schedule_fire WHERE schedule_id = $1 ORDER BY fire_time`,
+    [id],
+  );
+  // The first command of each run, from the audit trail (a failover rewrites command_type).
+  const runs = await q<{ id: string; schedule_ms: string; command_type: string; state: string }>(
+    `SELECT w.id, floor(extract(epoch FROM w.schedule_time) * 1000)::bigint AS schedule_ms, w.state,
+            coalesce((SELECT a.type FROM chaos_command_audit a WHERE a.instance_id = w.id AND a.op = 'INSERT'
+                      ORDER BY a.seq LIMIT 1), 'none') AS command_type
+     FROM workflow_instance w WHERE w.schedule_id = $1`,
+    [id],
+  );
+  const violations = checkSchedule({
+    schedule: { cron, timezone: 'UTC', misfirePolicy: 'RUN_ALL' },
+    cutoffMs,
+    ledger: ledger.map((e) => ({
+      fireMs: Number(e.fire_ms),
+      outcome: e.outcome,
+      instanceId: e.wid === null ? null : Number(e.wid),
+    })),
+    runs: runs.map((x) => ({
+      id: Number(x.id),
+      scheduleMs: Number(x.schedule_ms),
+      commandType: x.command_type,
+      state: x.state,
+    })),
+    witness: parseScheduleWitness(existsSync(witness) ? readFileSync(witness, 'utf8') : ''),
+    requireFinal: true,
+  });
+  const exits = cluster.unexpectedExits.slice(exitsBefore).map((e): ScheduleViolation => ({
+    kind: 'wrong-run',
+    message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
+  }));
+  const all = [...problems, ...exits, ...violations];
+  const summary = `schedule ${id}: ${ledger.length} fire times, ${runs.length} runs up to ${new Date(cutoffMs).toISOString()}`;
+  cluster.log(`chaos: ${summary}: ${formatScheduleViolations(all)}`);
+  process.stdout.write(`chaos (${cluster.options.registry}): ${summary}: ${formatScheduleViolations(all)}\n`);
+  return all;
+}
+
 export interface ChaosSuiteOptions {
   readonly registry: RegistryKind;
   readonly stream: StreamPlan;
@@ -322,6 +453,8 @@ export interface ChaosSuiteOptions {
   readonly allMasters?: { readonly runs: number };
   /** Bound on the wait for the runs to finish after the chaos (a stuck run fails invariant 7). */
   readonly settleMs: number;
+  /** Also the schedule scenario (scheduleChaos) for about this long. */
+  readonly schedule?: { readonly durationMs: number };
 }
 
 const SESSION_TIMEOUT_MS = 2500;
@@ -401,6 +534,28 @@ export function describeChaos(options: ChaosSuiteOptions): void {
           await assertInvariants(c, input, problems, seed, stuck);
         }),
         180_000,
+      );
+    }
+
+    if (options.schedule) {
+      const { durationMs } = options.schedule;
+      it(
+        'fires an every-second RUN_ALL schedule exactly once per second while two of three masters are SIGKILLed and one restarted',
+        guarded(async () => {
+          if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+          const c = cluster;
+          const violations = await scheduleChaos(c, rng, durationMs, options.settleMs);
+          if (violations.length === 0) return;
+          throw new Error(
+            [
+              `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
+              formatScheduleViolations(violations, 30),
+              `node logs and witness files kept in ${c.scratch}`,
+              c.tails(15),
+            ].join('\n'),
+          );
+        }),
+        durationMs + options.settleMs + 120_000,
       );
     }
   });

@@ -1,11 +1,14 @@
 import { Module } from '@nestjs/common';
 import {
+  BackfillRepository,
   DatasourceRepository,
   InstanceQueryRepository,
   ScheduleRepository,
   WorkflowDefinitionRepository,
   WorkflowRunRepository,
 } from '@porpoise/dao';
+import { BackfillsController } from './backfills/backfills.controller';
+import { BackfillsService } from './backfills/backfills.service';
 import { ClusterController } from './cluster/cluster.controller';
 import { ClusterService } from './cluster/cluster.service';
 import { DatasourcesController } from './datasources/datasources.controller';
@@ -32,6 +35,7 @@ import { WorkflowsService } from './workflows/workflows.service';
     SchedulesController,
     ClusterController,
     DatasourcesController,
+    BackfillsController,
   ],
   providers: [
     WorkflowDefinitionRepository,
@@ -46,6 +50,8 @@ import { WorkflowsService } from './workflows/workflows.service';
     ClusterService,
     DatasourceRepository,
     DatasourcesService,
+    BackfillRepository,
+    BackfillsService,
   ],
   exports: [InstanceQueryRepository],
 })

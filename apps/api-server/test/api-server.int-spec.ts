@@ -394,9 +394,17 @@ describe('workflows', () => {
         /^workflow: "timeoutMs" must be between 0 and 2147483647, got -1$/,
       ],
       [
-        'a DEPENDENT task',
+        'a DEPENDENT task without an interval',
         { name: 'x', tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_a' } }] },
-        /^task "d": task type DEPENDENT is not supported yet/,
+        /^task "d": missing field "dependent.interval"$/,
+      ],
+      [
+        'a DEPENDENT task waiting for an unknown workflow',
+        {
+          name: 'x',
+          tasks: [{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_nope', interval: 'day' } }],
+        },
+        /^task "d": "dependent.workflowCode" names unknown workflow "wf_nope"$/,
       ],
       [
         'a field of another type',
@@ -699,6 +707,40 @@ describe('the workflow language: every task type, settings, references', () => {
     // A sub-workflow that does not lead back is fine.
     const put = await send('PUT', `/api/v1/workflows/${a}`, {
       body: { name: 'a', tasks: [subTask(childCode)] },
+    });
+    expect(put.status).toBe(200);
+  });
+
+  it('a DEPENDENT task is stored with its defaults; it may wait for its own workflow only in an earlier interval', async () => {
+    const a = await createWorkflow();
+    const dependentTask = (workflowCode: string, offset?: number) => ({
+      name: 'd',
+      type: 'DEPENDENT',
+      dependent: { workflowCode, interval: 'day', ...(offset === undefined ? {} : { offset }) },
+    });
+    const created = await send('POST', '/api/v1/workflows', {
+      body: { name: 'waits', tasks: [dependentTask(a)] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json.tasks).toEqual([
+      {
+        name: 'd',
+        type: 'DEPENDENT',
+        dependent: { workflowCode: a, interval: 'day', offset: 0, checkIntervalMs: 10_000 },
+        retries: 0,
+        retryIntervalMs: 1000,
+        timeoutMs: 0,
+        workerGroup: 'default',
+      },
+    ]);
+    await expectRejected(
+      'PUT',
+      `/api/v1/workflows/${a}`,
+      { body: { name: 'a', tasks: [dependentTask(a)] } },
+      /^task "d": "dependent.workflowCode" "wf_\w+" is this workflow with "dependent.offset" 0: a run would wait for itself/,
+    );
+    const put = await send('PUT', `/api/v1/workflows/${a}`, {
+      body: { name: 'a', tasks: [dependentTask(a, -1)] },
     });
     expect(put.status).toBe(200);
   });
@@ -1241,8 +1283,15 @@ describe('schedules', () => {
       workflowCode: code,
       cron: '0 0 * * *',
       timezone: 'Europe/Berlin',
+      params: {},
+      startTime: null,
+      endTime: null,
+      enabled: true,
+      misfirePolicy: 'RUN_ONCE',
+      revision: 0,
       nextFireTime: expect.any(String),
       createdAt: expect.any(String),
+      updatedAt: expect.any(String),
     });
     const next = new Date(res.json.nextFireTime as string);
     expect(next.getTime()).toBeGreaterThan(before);
@@ -1283,9 +1332,99 @@ describe('schedules', () => {
       /unknown timezone "Mars\/Olympus"/,
     ],
     ['a missing cron', {}, /missing field "cron"/],
-    ['an unknown field', { cron: '0 0 * * *', enabled: true }, /unknown field "enabled"/],
+    ['an unknown field', { cron: '0 0 * * *', active: true }, /unknown field "active"/],
+    ['a bad misfire policy', { cron: '0 0 * * *', misfirePolicy: 'ALL' }, /"misfirePolicy" must be one of/],
+    ['a start time without an offset', { cron: '0 0 * * *', startTime: '2030-01-01T00:00' }, /"startTime"/],
   ] as const)('rejects %s', async (_what, extra, message) => {
     await expectRejected('POST', '/api/v1/schedules', { body: { workflowCode: code, ...extra } }, message);
+  });
+
+  it('GET and PATCH one schedule: any field, revision + 1, pause and resume, 400 naming the field, 404', async () => {
+    const created = await send('POST', '/api/v1/schedules', {
+      body: {
+        workflowCode: code,
+        cron: '0 * * * *',
+        params: { REGION: 'eu' },
+        startTime: '2030-01-01T00:00:00Z',
+        misfirePolicy: 'SKIP',
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({
+      params: { REGION: 'eu' },
+      startTime: '2030-01-01T00:00:00.000Z',
+      misfirePolicy: 'SKIP',
+      // The first fire time is the start time itself (inclusive).
+      nextFireTime: '2030-01-01T00:00:00.000Z',
+    });
+    const id = created.json.id as number;
+    expect((await send('GET', `/api/v1/schedules/${id}`)).json).toEqual(created.json);
+
+    const paused = await send('PATCH', `/api/v1/schedules/${id}`, { body: { enabled: false } });
+    expect(paused.status).toBe(200);
+    expect(paused.json).toMatchObject({
+      enabled: false,
+      nextFireTime: null,
+      revision: 1,
+      misfirePolicy: 'SKIP',
+    });
+    const resumed = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { enabled: true, startTime: null, cron: '*/5 * * * *', params: {} },
+    });
+    expect(resumed.json).toMatchObject({ enabled: true, startTime: null, revision: 2, params: {} });
+    // From the database's now(): within the next five minutes.
+    const dbNow = (await db.query('SELECT now() AS now')).rows[0].now as Date;
+    const next = new Date(resumed.json.nextFireTime as string).getTime();
+    expect(next).toBeGreaterThan(dbNow.getTime() - 1000);
+    expect(next).toBeLessThanOrEqual(dbNow.getTime() + 300_000);
+    const ended = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { endTime: '2000-01-01T00:00:00Z' },
+    });
+    expect(ended.json).toMatchObject({
+      endTime: '2000-01-01T00:00:00.000Z',
+      nextFireTime: null,
+      revision: 3,
+    });
+
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { enabled: 'yes' } },
+      /"enabled" must be true or false/,
+    );
+    await expectRejected('PATCH', `/api/v1/schedules/${id}`, { body: {} }, /nothing to change/);
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { cron: 'nope' } },
+      /invalid cron expression "nope"/,
+    );
+    await expectRejected(
+      'PATCH',
+      `/api/v1/schedules/${id}`,
+      { body: { timezone: 'Mars/Base' } },
+      /unknown timezone/,
+    );
+    const unchanged = await send('GET', `/api/v1/schedules/${id}`);
+    expect(unchanged.json.revision).toBe(3);
+    const unknownWorkflow = await send('PATCH', `/api/v1/schedules/${id}`, {
+      body: { workflowCode: 'wf_nope' },
+    });
+    expect({ status: unknownWorkflow.status, message: unknownWorkflow.json.message }).toEqual({
+      status: 404,
+      message: 'workflow "wf_nope" not found',
+    });
+    for (const [method, body] of [
+      ['GET', undefined],
+      ['PATCH', { enabled: false }],
+    ] as const) {
+      const missing = await send(method, '/api/v1/schedules/999999', body ? { body } : {});
+      expect({ status: missing.status, message: missing.json.message }).toEqual({
+        status: 404,
+        message: 'schedule 999999 not found',
+      });
+    }
+    expect((await send('DELETE', `/api/v1/schedules/${id}`)).status).toBe(204);
   });
 
   it('rejects a missing workflow code and names an unknown workflow (404)', async () => {
@@ -1447,12 +1586,17 @@ describe('operations', () => {
         'GET /api/v1/task-instances/{id}/log',
         'POST /api/v1/schedules',
         'GET /api/v1/schedules',
+        'GET /api/v1/schedules/{id}',
+        'PATCH /api/v1/schedules/{id}',
         'DELETE /api/v1/schedules/{id}',
         'GET /api/v1/cluster/nodes',
         'POST /api/v1/datasources',
         'GET /api/v1/datasources',
         'GET /api/v1/datasources/{name}',
         'DELETE /api/v1/datasources/{name}',
+        'POST /api/v1/workflows/{code}/backfill',
+        'GET /api/v1/backfills/{id}',
+        'POST /api/v1/backfills/{id}/cancel',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {
@@ -1463,7 +1607,7 @@ describe('operations', () => {
     expect(JSON.stringify(create.responses['201'])).toContain('WorkflowDto');
     // A task is one of the per-type schemas, told apart by `type`.
     const schemas = doc.json.components.schemas;
-    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'];
+    const taskTypes = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH', 'DEPENDENT'];
     for (const holder of ['WorkflowBodyDto', 'WorkflowDto']) {
       const items = schemas[holder].properties.tasks.items;
       expect(Object.keys(items.discriminator.mapping)).toEqual(taskTypes);
@@ -1475,6 +1619,8 @@ describe('operations', () => {
     }
     expect(schemas.HttpTaskDto.properties.type.enum).toEqual(['HTTP']);
     expect(schemas.HttpRequestDto.required).toEqual(['method', 'url']);
+    expect(schemas.DependentDto.required).toEqual(['workflowCode', 'interval']);
+    expect(schemas.DependentDto.properties.interval.enum).toEqual(['hour', 'day', 'week', 'month']);
     expect(Object.keys(schemas.WorkflowBodyDto.properties)).toEqual(
       expect.arrayContaining(['params', 'failureStrategy', 'timeoutMs']),
     );

@@ -11,6 +11,8 @@ export const DATASOURCE_OPENER = Symbol('DATASOURCE_OPENER');
 export const COMMAND_CHANNEL = NOTIFY_CHANNELS.command;
 export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
 export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
+export const BACKFILL_CHANNEL = NOTIFY_CHANNELS.backfill;
+export const SCHEDULE_CHANNEL = NOTIFY_CHANNELS.schedule;
 export const GATE_CHANNEL = NOTIFY_CHANNELS.gate;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */
@@ -30,8 +32,19 @@ export interface MasterOptions {
    * SERIAL_WAIT get a pass even without a NOTIFY, and the limited workflows are re-read.
    */
   readonly gateSweepIntervalMs: number;
-  /** How often due schedules are looked for. */
+  /** How often due schedules are looked for (at most; sooner when a fire time is nearer). */
   readonly scheduleTickMs: number;
+  /**
+   * How often every RUNNING backfill is advanced whatever the NOTIFYs said (a lost NOTIFY, a
+   * master that died while driving one).
+   */
+  readonly backfillSweepMs: number;
+  /** SCHEDULE_MISFIRE_THRESHOLD_MS: a due fire time older than this (database clock) is a misfire. */
+  readonly scheduleMisfireThresholdMs: number;
+  /** RUN_ALL catching up: at most this many runs per fire statement (the rest on the next ones). */
+  readonly scheduleMaxRunsPerFire: number;
+  /** At most this many fire times (run or skipped) recorded per fire statement. */
+  readonly scheduleMaxRecordsPerFire: number;
   /** Deadline of Dispatch / Kill / TakeOver calls to workers. */
   readonly workerCallDeadlineMs: number;
   /**
@@ -64,6 +77,10 @@ export const DEFAULT_MASTER_OPTIONS: MasterOptions = {
   commandPollIntervalMs: 2000,
   gateSweepIntervalMs: 2000,
   scheduleTickMs: 1000,
+  backfillSweepMs: 2000,
+  scheduleMisfireThresholdMs: 60_000,
+  scheduleMaxRunsPerFire: 100,
+  scheduleMaxRecordsPerFire: 1000,
   workerCallDeadlineMs: 5000,
   parkedRetryMs: 5000,
   shutdownGraceMs: 5000,

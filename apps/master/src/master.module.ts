@@ -12,16 +12,20 @@ import {
 import { Module, type DynamicModule } from '@nestjs/common';
 import {
   DaoModule,
+  BackfillRepository,
   CommandRepository,
   InstanceStateRepository,
   TaskInstanceRepository,
   DatasourceRepository,
+  DependencyRepository,
   SubWorkflowRepository,
+  ScheduleRepository,
   RunGateRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
 import { WorkerClient } from '@porpoise/rpc';
+import { BackfillService } from './backfill/backfill.service';
 import { CommandConsumerService } from './command/command-consumer.service';
 import { InstanceControlService } from './control/instance-control.service';
 import { PgNotificationListener } from './db/pg-notification-listener.service';
@@ -52,7 +56,6 @@ import { MasterRegistrationService } from './registry/master-registration.servic
 import { SessionStateService } from './registry/session-state.service';
 import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
-import { ScheduleRepository } from './schedule/schedule.repository';
 import { RunGateService } from './gate/run-gate.service';
 import { ScheduleService } from './schedule/schedule.service';
 import { datasourceOpener } from './tasks/datasource-opener';
@@ -71,10 +74,11 @@ export class MasterModule {
       port: config.masterPort,
       address: `${config.nodeHost}:${config.masterPort}`,
     };
-    // MAX_FAULT_RERUNS comes from the environment; options given here (tests) still win.
+    // MAX_FAULT_RERUNS and SCHEDULE_MISFIRE_THRESHOLD_MS come from the environment; options given here (tests) still win.
     const masterOptions: MasterOptions = {
       ...DEFAULT_MASTER_OPTIONS,
       maxFaultReruns: config.maxFaultReruns,
+      scheduleMisfireThresholdMs: config.scheduleMisfireThresholdMs,
       ...options,
     };
     const failoverOptions: MasterFailoverOptions = {
@@ -92,6 +96,7 @@ export class MasterModule {
         { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
         DatasourceRepository,
         SubWorkflowRepository,
+        DependencyRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),
@@ -113,6 +118,8 @@ export class MasterModule {
         RunGateRepository,
         RunGateService,
         ScheduleService,
+        BackfillRepository,
+        BackfillService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },

@@ -15,6 +15,7 @@ export * from './workflow/date-expression';
 export * from './workflow/param-template';
 export * from './workflow/task-outputs';
 export * from './workflow/switch-expression';
+export * from './workflow/dependency-window';
 export * from './definition/definition-types';
 export * from './definition/definition-limits';
 export * from './definition/definition-error';

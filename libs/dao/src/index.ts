@@ -5,6 +5,7 @@ export { POOL_LIMITS, createDataSource } from './data-source';
 export { runMigrations, type MigrationResult } from './migration-runner';
 export { DaoModule } from './dao.module';
 export { MissingRowError, firstRow, queryResult, queryRows } from './repositories/sql';
+export * from './repositories/backfill.repository';
 export * from './repositories/command.repository';
 export * from './repositories/instance-query.repository';
 export {
@@ -18,6 +19,7 @@ export * from './repositories/task-instance.repository';
 export * from './repositories/workflow-definition.repository';
 export * from './repositories/workflow-run.repository';
 export * from './repositories/datasource.repository';
+export * from './repositories/dependency.repository';
 export {
   SubWorkflowRepository,
   STOPPED_WHILE_PAUSED,

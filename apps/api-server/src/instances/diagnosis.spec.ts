@@ -1,5 +1,6 @@
 import {
   buildWorkflowGraph,
+  type DependentTaskDefinition,
   type TaskDefinition,
   type TaskState,
   type WorkflowState,
@@ -306,6 +307,43 @@ describe('diagnose', () => {
         detail: 'attempt 1 failed; the next one starts once its retry delay is over',
       },
     ]);
+  });
+});
+
+describe('diagnose a DEPENDENT task', () => {
+  const dependent = (spec: Partial<DependentTaskDefinition['dependent']> = {}): TaskDefinition => ({
+    name: 'wait',
+    type: 'DEPENDENT',
+    dependent: { workflowCode: 'wf_up', interval: 'day', offset: -1, checkIntervalMs: 10_000, ...spec },
+    retries: 0,
+    retryIntervalMs: 1000,
+    timeoutMs: 0,
+    workerGroup: 'default',
+  });
+
+  it('waiting: nothing holds it (waitingFor null, running on its master), the detail names what it waits for', () => {
+    const waiting = (spec: Partial<DependentTaskDefinition['dependent']>, scheduleTime: Date | null) =>
+      diagnose(
+        input('RUNNING_EXECUTION', [row('wait', 'RUNNING_EXECUTION', { startTime: at(12) })], {
+          graph: buildWorkflowGraph([dependent(spec)], []),
+          instance: { ...input('RUNNING_EXECUTION', []).instance, scheduleTime, timezone: 'Asia/Tokyo' },
+        }),
+      );
+    expect(waiting({}, at(0))).toEqual([
+      {
+        name: 'wait',
+        state: 'RUNNING_EXECUTION',
+        waitingFor: null,
+        since: iso(12),
+        detail:
+          'waits on its master for a SUCCESS run of workflow wf_up scheduled in' +
+          ' [2026-11-29T15:00:00.000Z, 2026-11-30T15:00:00.000Z) (checked every 10000 ms and when a run of it ends)',
+      },
+    ]);
+    expect(waiting({ taskName: 'load', interval: 'week', offset: 0 }, null)[0]?.detail).toBe(
+      "waits on its master for task load of workflow wf_up to succeed in a run in the week of this run's" +
+        ' schedule time shifted by 0 (checked every 10000 ms and when a run of it ends)',
+    );
   });
 });
 

@@ -4,8 +4,10 @@
  * cluster. The route is GET /workflow-instances/{id}/diagnosis.
  */
 import {
+  dependencyWindow,
   MASTER_TASK_TYPES,
   type CommandType,
+  type DependentSpec,
   type TaskState,
   type WorkflowGraph,
   type WorkflowState,
@@ -184,7 +186,9 @@ export function diagnose(input: DiagnosisInput): TaskDiagnosis[] {
         waitingFor: null,
         since: iso(row.startTime ?? row.updatedAt),
         detail: onMaster
-          ? 'running on its master'
+          ? def.type === 'DEPENDENT'
+            ? dependentDetail(def.dependent, instance)
+            : 'running on its master'
           : row.state === 'DISPATCH'
             ? `dispatched to ${row.host ?? 'a worker'}`
             : `running on ${row.host ?? 'a worker'}`,
@@ -293,4 +297,33 @@ export function diagnose(input: DiagnosisInput): TaskDiagnosis[] {
     }
   }
   return out;
+}
+
+/**
+ * What a DEPENDENT task waits for, in words (the contract has no `waitingFor` value for it: it is
+ * running, on its master, and `null` says so), with the window of this run's schedule time.
+ */
+export function dependentDetail(
+  spec: DependentSpec,
+  instance: { readonly scheduleTime?: Date | null; readonly timezone?: string },
+): string {
+  const what =
+    spec.taskName === undefined
+      ? `a SUCCESS run of workflow ${spec.workflowCode}`
+      : `task ${spec.taskName} of workflow ${spec.workflowCode} to succeed in a run`;
+  let window = `in the ${spec.interval} of this run's schedule time shifted by ${spec.offset}`;
+  if (instance.scheduleTime) {
+    try {
+      const w = dependencyWindow(
+        instance.scheduleTime.getTime(),
+        instance.timezone ?? 'UTC',
+        spec.interval,
+        spec.offset,
+      );
+      window = `scheduled in [${new Date(w.fromMs).toISOString()}, ${new Date(w.toMs).toISOString()})`;
+    } catch {
+      // An unknown time zone: the words above still say which window.
+    }
+  }
+  return `waits on its master for ${what} ${window} (checked every ${spec.checkIntervalMs} ms and when a run of it ends)`;
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBody,
@@ -8,12 +8,11 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import type { ScheduleRecord } from '@porpoise/dao';
 import { BadRequestError } from '../common/api-errors';
 import { ErrorDto } from '../common/error.dto';
 import { WORKFLOW_CODE_PATTERN, parseId, queryReader, quote, readPage } from '../common/input';
-import { ScheduleBodyDto, ScheduleDto, ScheduleListDto } from './schedule.dto';
-import { SchedulesService } from './schedules.service';
+import { ScheduleBodyDto, ScheduleDto, ScheduleListDto, SchedulePatchDto } from './schedule.dto';
+import { SchedulesService, type ScheduleView } from './schedules.service';
 
 @ApiTags('schedules')
 @ApiBadRequestResponse({
@@ -32,7 +31,7 @@ export class SchedulesController {
   @ApiBody({ type: ScheduleBodyDto })
   @ApiResponse({ status: 201, type: ScheduleDto })
   @ApiNotFoundResponse({ type: ErrorDto, description: 'Unknown workflow.' })
-  create(@Body() body: unknown): Promise<ScheduleRecord> {
+  create(@Body() body: unknown): Promise<ScheduleView> {
     return this.schedules.create(body);
   }
 
@@ -42,7 +41,7 @@ export class SchedulesController {
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1..1000, default 50' })
   @ApiQuery({ name: 'offset', required: false, type: Number, description: 'default 0' })
   @ApiResponse({ status: 200, type: ScheduleListDto })
-  list(@Query() query: unknown): Promise<{ items: ScheduleRecord[]; total: number }> {
+  list(@Query() query: unknown): Promise<{ items: ScheduleView[]; total: number }> {
     const read = queryReader(query, ['workflowCode', 'limit', 'offset']);
     const workflowCode = read('workflowCode');
     if (workflowCode !== undefined && !WORKFLOW_CODE_PATTERN.test(workflowCode)) {
@@ -51,6 +50,31 @@ export class SchedulesController {
       );
     }
     return this.schedules.list({ workflowCode, ...readPage(read) });
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One schedule.' })
+  @ApiResponse({ status: 200, type: ScheduleDto })
+  @ApiNotFoundResponse({ type: ErrorDto })
+  get(@Param('id') id: string): Promise<ScheduleView> {
+    return this.schedules.get(parseId(id, 'schedule'));
+  }
+
+  @Patch(':id')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Change any of its fields ({ "enabled": false } pauses it); its revision goes up. A change of cron, ' +
+      'timezone, startTime or enabling it computes the next fire time afresh (times passed while paused are not misfires).',
+  })
+  @ApiBody({ type: SchedulePatchDto })
+  @ApiResponse({ status: 200, type: ScheduleDto })
+  @ApiNotFoundResponse({
+    type: ErrorDto,
+    description: 'Unknown schedule, or unknown workflow in workflowCode.',
+  })
+  update(@Param('id') id: string, @Body() body: unknown): Promise<ScheduleView> {
+    return this.schedules.update(parseId(id, 'schedule'), body);
   }
 
   @Delete(':id')

@@ -26,39 +26,50 @@ export function parseRunBody(body: unknown): Record<string, string> {
   }
   rejectUnknownFields(body, ['params'], 'run');
   if (body.params === undefined) return {};
-  if (!isPlainObject(body.params)) {
-    throw new BadRequestError(`run: "params" must be an object of strings, got ${describeType(body.params)}`);
+  return parseParams(body.params, 'run');
+}
+
+/**
+ * A run's `params` object (also a backfill's and a schedule's): names usable as
+ * PORPOISE_PARAM_<NAME>, string values, within RUN_LIMITS. `where` starts each message ("run",
+ * "backfill", "schedule"). Pure.
+ */
+export function parseParams(raw: unknown, where: string): Record<string, string> {
+  if (!isPlainObject(raw)) {
+    throw new BadRequestError(`${where}: "params" must be an object of strings, got ${describeType(raw)}`);
   }
-  const entries = Object.entries(body.params);
+  const entries = Object.entries(raw);
   if (entries.length > RUN_LIMITS.params) {
-    throw new BadRequestError(`run: more than ${RUN_LIMITS.params} params`);
+    throw new BadRequestError(`${where}: more than ${RUN_LIMITS.params} params`);
   }
   const params: Record<string, string> = {};
   let totalBytes = 0;
   for (const [name, value] of entries) {
     if (!PARAM_NAME_PATTERN.test(name) || name.length > RUN_LIMITS.paramNameLength) {
       throw new BadRequestError(
-        `run: param name ${quote(name)} is invalid (letters, digits and _, not starting with a digit, ` +
+        `${where}: param name ${quote(name)} is invalid (letters, digits and _, not starting with a digit, ` +
           `at most ${RUN_LIMITS.paramNameLength} characters)`,
       );
     }
     if (typeof value !== 'string') {
-      throw new BadRequestError(`run: param ${quote(name)} must be a string, got ${describeType(value)}`);
+      throw new BadRequestError(
+        `${where}: param ${quote(name)} must be a string, got ${describeType(value)}`,
+      );
     }
     if (Buffer.byteLength(value, 'utf8') > RUN_LIMITS.paramValueBytes) {
       throw new BadRequestError(
-        `run: param ${quote(name)} is larger than ${RUN_LIMITS.paramValueBytes} bytes`,
+        `${where}: param ${quote(name)} is larger than ${RUN_LIMITS.paramValueBytes} bytes`,
       );
     }
     if (value.includes('\u0000')) {
       throw new BadRequestError(
-        `run: param ${quote(name)} must not contain NUL (it becomes an environment variable)`,
+        `${where}: param ${quote(name)} must not contain NUL (it becomes an environment variable)`,
       );
     }
     totalBytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
     if (totalBytes > RUN_LIMITS.totalBytes) {
       throw new BadRequestError(
-        `run: params are larger than ${RUN_LIMITS.totalBytes} bytes in all (they travel with every task to its worker)`,
+        `${where}: params are larger than ${RUN_LIMITS.totalBytes} bytes in all (they travel with every task to its worker)`,
       );
     }
     params[name] = value;

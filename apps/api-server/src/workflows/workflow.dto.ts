@@ -3,6 +3,10 @@ import {
   CONCURRENCY_POLICIES,
   DATASOURCE_NAME_PATTERN,
   DEFINITION_LIMITS,
+  DEPENDENT_DEFAULT_CHECK_INTERVAL_MS,
+  DEPENDENT_INTERVALS,
+  DEPENDENT_MAX_OFFSET,
+  DEPENDENT_MIN_CHECK_INTERVAL_MS,
   FAILURE_STRATEGIES,
   HTTP_METHODS,
   PRIORITIES,
@@ -223,6 +227,60 @@ export class SwitchTaskDto extends TaskCommonDto {
   @ApiProperty({ type: SwitchDto }) switch!: SwitchDto;
 }
 
+export class DependentDto {
+  @ApiProperty({
+    type: String,
+    example: 'wf_3k9q2m7x1c5v8b0n',
+    description:
+      'An existing workflow whose runs are waited for (this workflow itself only with a negative offset).',
+  })
+  workflowCode!: string;
+  @ApiPropertyOptional({
+    type: String,
+    maxLength: L.taskNameLength,
+    example: 'load',
+    description:
+      'Wait for this task of it (its latest attempt SUCCESS) instead of a whole run ending SUCCESS.',
+  })
+  taskName?: string;
+  @ApiProperty({
+    type: String,
+    enum: DEPENDENT_INTERVALS,
+    example: 'day',
+    description:
+      'The window: the hour, day, week (Monday to Monday) or month of this run’s schedule time, in the run’s time zone.',
+  })
+  interval!: string;
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: -DEPENDENT_MAX_OFFSET,
+    maximum: DEPENDENT_MAX_OFFSET,
+    default: 0,
+    example: -1,
+    description: 'The window shifted by this many intervals (-1: the one before).',
+  })
+  offset?: number;
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: DEPENDENT_MIN_CHECK_INTERVAL_MS,
+    maximum: L.maxMs,
+    default: DEPENDENT_DEFAULT_CHECK_INTERVAL_MS,
+    description:
+      'How often it is checked again while waiting; a run of that workflow ending wakes it at once anyway.',
+  })
+  checkIntervalMs?: number;
+}
+
+export class DependentTaskDto extends TaskCommonDto {
+  @typeProperty(
+    'DEPENDENT',
+    'Waits (on the master) for a SUCCESS run of another workflow, or of one of its tasks, scheduled in a window ' +
+      'relative to this run’s schedule time; fails when the latest such run ended FAILURE or STOP, or at timeoutMs.',
+  )
+  type!: 'DEPENDENT';
+  @ApiProperty({ type: DependentDto }) dependent!: DependentDto;
+}
+
 /** One schema per task type, in TASK_TYPES order; the controller registers them (ApiExtraModels). */
 export const TASK_DTOS = {
   SHELL: ShellTaskDto,
@@ -232,6 +290,7 @@ export const TASK_DTOS = {
   SUB_WORKFLOW: SubWorkflowTaskDto,
   CONDITIONS: ConditionsTaskDto,
   SWITCH: SwitchTaskDto,
+  DEPENDENT: DependentTaskDto,
 } as const satisfies Record<TaskType, new () => TaskCommonDto>;
 
 const TASK_SCHEMA = {

@@ -62,16 +62,16 @@ export class WorkflowsService {
   }
 
   /**
-   * What the definition names outside itself must exist: its SQL tasks' data sources and its
-   * SUB_WORKFLOW tasks' workflows; and on an update, no sub-workflow may lead back to the
+   * What the definition names outside itself must exist: its SQL tasks' data sources, its
+   * SUB_WORKFLOW tasks' workflows and the workflows its DEPENDENT tasks wait for; and on an update, no sub-workflow may lead back to the
    * workflow itself (it would start itself forever). Read before the write: a data source
    * deleted in between fails the task at run time, with a message naming it.
    */
   private async checkReferences(input: WorkflowDefinition, selfCode?: string): Promise<void> {
-    const { datasourceNames, subWorkflowCodes } = definitionReferences(input);
+    const { datasourceNames, subWorkflowCodes, dependentWorkflowCodes } = definitionReferences(input);
     const [datasources, codes, loops] = await Promise.all([
       this.datasources.existing(datasourceNames),
-      this.definitions.existingCodes(subWorkflowCodes),
+      this.definitions.existingCodes([...new Set([...subWorkflowCodes, ...dependentWorkflowCodes])]),
       selfCode === undefined
         ? ([] as string[])
         : this.definitions.subWorkflowsReaching(subWorkflowCodes, selfCode),
@@ -81,6 +81,11 @@ export class WorkflowsService {
         throw new BadRequestError(
           `task ${quote(task.name)}: "sql.datasource" names unknown data source ${quote(task.sql.datasource)}` +
             ' (register it with POST /datasources)',
+        );
+      }
+      if (task.type === 'DEPENDENT' && !codes.includes(task.dependent.workflowCode)) {
+        throw new BadRequestError(
+          `task ${quote(task.name)}: "dependent.workflowCode" names unknown workflow ${quote(task.dependent.workflowCode)}`,
         );
       }
       if (task.type !== 'SUB_WORKFLOW') continue;

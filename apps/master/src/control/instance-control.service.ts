@@ -7,6 +7,10 @@ import { WorkflowEngineService } from '../engine/workflow-engine.service';
  * porpoise_instance_control with the instance id in the same transaction; the owning master's
  * runner reads the state (fenced) and acts. A NOTIFY sent while the LISTEN connection was down
  * is lost, so every (re)connect re-checks the states of all owned instances.
+ *
+ * Also the wake-up of DEPENDENT tasks: NOTIFY porpoise_instance_end (`{"id": n, "code": "..."}`,
+ * a trigger, when any instance ends) makes those waiting for that workflow check at once; a
+ * reconnect checks them all (their checkIntervalMs timer covers what is lost meanwhile too).
  */
 @Injectable()
 export class InstanceControlService {
@@ -30,15 +34,37 @@ export class InstanceControlService {
         }
         this.engine.control(id);
       }),
+      // A run ended somewhere: DEPENDENT tasks waiting for its workflow check now.
+      this.listener.on('porpoise_instance_end', (payload) => {
+        const code = endedWorkflowCode(payload);
+        if (code === undefined) {
+          this.logger.warn(`ignoring porpoise_instance_end payload ${JSON.stringify(payload)}`);
+          return;
+        }
+        this.engine.dependencyWake(code);
+      }),
       this.listener.onConnected(() => {
         this.engine
           .sweepControl()
           .catch((err: Error) => this.logger.warn(`control sweep failed: ${err.message}`));
+        this.engine.wakeAllDependents();
       }),
     );
   }
 
   stop(): void {
     for (const u of this.unsubscribe.splice(0)) u();
+  }
+}
+
+/** The workflow code of a porpoise_instance_end payload (undefined: not one). */
+export function endedWorkflowCode(payload: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(payload);
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const code = (parsed as { code?: unknown }).code;
+    return typeof code === 'string' && code !== '' ? code : undefined;
+  } catch {
+    return undefined;
   }
 }

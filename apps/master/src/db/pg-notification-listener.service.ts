@@ -2,13 +2,22 @@ import { CLOCK, PORPOISE_CONFIG, type MasterConfig, type Clock, type TimerHandle
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Client, type Notification } from 'pg';
 import {
+  BACKFILL_CHANNEL,
   COMMAND_CHANNEL,
-  GATE_CHANNEL,
   INSTANCE_CONTROL_CHANNEL,
   INSTANCE_END_CHANNEL,
+  SCHEDULE_CHANNEL,
+  GATE_CHANNEL,
 } from '../master.constants';
 
-const CHANNELS = [COMMAND_CHANNEL, INSTANCE_CONTROL_CHANNEL, INSTANCE_END_CHANNEL, GATE_CHANNEL] as const;
+const CHANNELS = [
+  COMMAND_CHANNEL,
+  INSTANCE_CONTROL_CHANNEL,
+  INSTANCE_END_CHANNEL,
+  BACKFILL_CHANNEL,
+  SCHEDULE_CHANNEL,
+  GATE_CHANNEL,
+] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
 
 const MIN_BACKOFF_MS = 250;
@@ -16,8 +25,7 @@ const MAX_BACKOFF_MS = 5000;
 
 /**
  * One dedicated Postgres connection (LISTEN needs a session of its own, never a pooled one)
- * listening on porpoise_command, porpoise_instance_control, porpoise_instance_end and
- * porpoise_gate (the run gate's). On any error it reconnects with
+ * listening on porpoise_command, porpoise_instance_control, porpoise_instance_end, porpoise_backfill, porpoise_schedule and porpoise_gate. On any error it reconnects with
  * backoff; every (re)connect is reported, because notifications sent while it was down are lost
  * and the listeners must catch up (consume at once, re-check instance states).
  */

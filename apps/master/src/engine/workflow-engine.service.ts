@@ -8,6 +8,7 @@ import {
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
+  DependencyRepository,
   InstanceStateRepository,
   SubWorkflowRepository,
   type InstanceFence,
@@ -48,6 +49,8 @@ export class WorkflowEngineService {
   /** Runners dropped on a LOST session whose Dispatch calls may still be in flight. */
   private readonly unsettled = new Set<WorkflowRunner>();
   private handingBack: Promise<void> | undefined;
+  /** Workflow code → the runners with a DEPENDENT task on it (from their DAGs). */
+  private readonly awaiting = new Map<string, Set<WorkflowRunner>>();
 
   constructor(
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
@@ -61,10 +64,12 @@ export class WorkflowEngineService {
     @Inject(DATASOURCE_OPENER) openDatasources: DatasourceOpener,
     @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
     @Inject(MasterMetrics) metrics: MasterMetrics,
+    @Inject(DependencyRepository) dependencies: DependencyRepository,
   ) {
     this.deps = {
       metrics,
       children,
+      dependencies,
       openDatasources,
       me: identity.address,
       tasks,
@@ -79,6 +84,11 @@ export class WorkflowEngineService {
         if (this.runners.get(runner.instanceId) === runner) {
           this.runners.delete(runner.instanceId);
           this.sorted = undefined;
+        }
+        for (const code of runner.dependentCodes) {
+          const set = this.awaiting.get(code);
+          set?.delete(runner);
+          if (set?.size === 0) this.awaiting.delete(code);
         }
       },
     };
@@ -136,7 +146,25 @@ export class WorkflowEngineService {
     const runner = new WorkflowRunner(adoption, this.deps);
     this.runners.set(adoption.instanceId, runner);
     this.sorted = undefined;
+    for (const code of runner.dependentCodes) {
+      let set = this.awaiting.get(code);
+      if (!set) this.awaiting.set(code, (set = new Set()));
+      set.add(runner);
+    }
     void runner.start();
+  }
+
+  /**
+   * NOTIFY porpoise_instance_end: a run of workflow `code` ended; the DEPENDENT tasks waiting for
+   * that workflow here are checked now rather than at their next checkIntervalMs.
+   */
+  dependencyWake(code: string): void {
+    for (const r of this.awaiting.get(code) ?? []) r.dependencyWake(code);
+  }
+
+  /** After a missed NOTIFY (listener reconnected): every waiting DEPENDENT task is checked now. */
+  wakeAllDependents(): void {
+    for (const [code, runners] of this.awaiting) for (const r of runners) r.dependencyWake(code);
   }
 
   taskStarted(ev: TaskStartedEvent): Promise<EventAck> {

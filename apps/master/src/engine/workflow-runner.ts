@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import {
+  dependencyWindow,
   priorityRank,
   renderParamMap,
   withIds,
@@ -14,6 +15,7 @@ import {
   type WorkflowState,
 } from '@porpoise/common';
 import type {
+  DependencyRepository,
   FencedInsert,
   FencedWrite,
   InstanceFence,
@@ -70,6 +72,8 @@ export interface RunnerDeps {
     SubWorkflowRepository,
     'startChild' | 'resumeChild' | 'childStates' | 'haltChildren'
   >;
+  /** DEPENDENT tasks: the check of the awaited workflow's runs (one read). */
+  readonly dependencies: Pick<DependencyRepository, 'check'>;
   /** Called once when the runner ends (instance final, ownership lost, dropped). */
   readonly onClosed: (runner: WorkflowRunner, reason: string) => void;
   /** The per-stage histograms (DESIGN.md section 12); none in tests that do not look. */
@@ -152,6 +156,8 @@ export class WorkflowRunner {
    */
   private readonly readyAt = new Map<number, number>();
   private readonly sentAt = new Map<number, number>();
+  /** The workflows DEPENDENT tasks of this run wait for. */
+  private readonly awaited: ReadonlySet<string>;
 
   constructor(
     private readonly adoption: Adoption,
@@ -161,6 +167,9 @@ export class WorkflowRunner {
     this.epoch = adoption.epoch;
     this.fence = { instanceId: adoption.instanceId, host: deps.me, epoch: adoption.epoch };
     this.defs = adoption.dag instanceof Error ? new Map() : adoption.dag.tasks;
+    this.awaited = new Set(
+      [...this.defs.values()].flatMap((t) => (t.type === 'DEPENDENT' ? [t.dependent.workflowCode] : [])),
+    );
     this.state = adoptRun({
       instanceId: adoption.instanceId,
       epoch: adoption.epoch,
@@ -283,6 +292,24 @@ export class WorkflowRunner {
   resume(): void {
     if (this.closed) return;
     void this.op({ type: 'sessionResumed' });
+  }
+
+  /**
+   * The workflows this run's DEPENDENT tasks wait for (from its DAG, whether or not one waits
+   * right now): the engine routes porpoise_instance_end to the runners that may care.
+   */
+  get dependentCodes(): ReadonlySet<string> {
+    return this.awaited;
+  }
+
+  /** A run of workflow `code` ended: a DEPENDENT task waiting for it is checked now. */
+  dependencyWake(code: string): void {
+    if (this.closed || !this.awaited.has(code)) return;
+    const waiting = this.state.slots.some(
+      (s) =>
+        s.status.kind === 'onMaster' && s.def.type === 'DEPENDENT' && s.def.dependent?.workflowCode === code,
+    );
+    if (waiting) void this.op({ type: 'dependencyWake', code });
   }
 
   /** Stops driving the instance without writing anything (session LOST, shutdown). */
@@ -507,6 +534,11 @@ export class WorkflowRunner {
           });
           break;
         }
+        case 'checkDependency':
+          // Not awaited: a read whose answer comes back as an event (a wake and a timer may
+          // both ask; the first decisive answer ends the task, the other is then ignored).
+          void this.checkDependency(e.rowId, e.name).then((ev) => this.later(ev));
+          break;
         case 'setTimer':
           this.setTimer(e.key, e.ms);
           break;
@@ -526,6 +558,47 @@ export class WorkflowRunner {
       }
     }
     return 'done';
+  }
+
+  /**
+   * A DEPENDENT attempt's check: the window from this run's schedule time and time zone, then one
+   * read. An error is answered `waiting` (the next check is due in checkIntervalMs); a window
+   * that cannot be computed (a bad time zone) fails the task.
+   */
+  private async checkDependency(
+    rowId: number,
+    name: string,
+  ): Promise<Extract<RunEvent, { type: 'dependencyChecked' }>> {
+    const answer = (outcome: 'met' | 'failed' | 'waiting', message: string) =>
+      ({ type: 'dependencyChecked', rowId, outcome, message }) as const;
+    const def = this.defs.get(name);
+    if (def?.type !== 'DEPENDENT') return answer('failed', `task ${name} is not a DEPENDENT task`);
+    const spec = def.dependent;
+    let window: { fromMs: number; toMs: number };
+    try {
+      window = dependencyWindow(
+        this.adoption.scheduleTimeMs ?? 0,
+        this.adoption.timezone ?? 'UTC',
+        spec.interval,
+        spec.offset,
+      );
+    } catch (err) {
+      return answer('failed', `cannot compute the dependency window: ${(err as Error).message}`);
+    }
+    try {
+      const r = await this.deps.dependencies.check({
+        workflowCode: spec.workflowCode,
+        taskName: spec.taskName,
+        ...window,
+      });
+      return answer(r.outcome, r.message);
+    } catch (err) {
+      this.log(
+        'warn',
+        `task ${name}: dependency check failed (${(err as Error).message}); checking again later`,
+      );
+      return answer('waiting', `dependency check failed: ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -26,6 +26,7 @@ import { WorkerDirectoryService } from '../registry/worker-directory.service';
 import { MasterRpcService } from '../rpc/master-rpc.service';
 import { RunGateService } from '../gate/run-gate.service';
 import { ScheduleService } from '../schedule/schedule.service';
+import { BackfillService } from '../backfill/backfill.service';
 
 /**
  * Starts and stops the master's parts in an explicit order, instead of relying on the order in
@@ -36,7 +37,7 @@ import { ScheduleService } from '../schedule/schedule.service';
  * dispatch) → master membership → registration (others now see us) → LISTEN connection →
  * instance control → master failover (reads what an earlier process on this address left
  * BEFORE anything is consumed, then runs its start-up pass in the background) → command
- * consumer → schedules.
+ * consumer → schedules → backfills → run gate.
  *
  * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
  * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, instance
@@ -68,6 +69,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(WORKER_GATEWAY) private readonly gateway: WorkerGateway,
     @Inject(MASTER_OPTIONS) private readonly options: MasterOptions,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(BackfillService) private readonly backfills: BackfillService,
     @Inject(RunGateService) private readonly gate: RunGateService,
   ) {}
 
@@ -103,6 +105,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.failover.start();
     this.consumer.start();
     this.schedules.start();
+    this.backfills.start();
     this.gate.start();
     this.logger.log(`master ${this.identity.address} started`);
   }
@@ -123,6 +126,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     const steps: Array<[string, () => unknown]> = [
       ['consumer', () => this.consumer.stop()],
       ['schedules', () => this.schedules.stop()],
+      ['backfills', () => this.backfills.stop()],
       ['run gate', () => this.gate.stop()],
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],

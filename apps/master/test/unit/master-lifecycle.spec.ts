@@ -31,6 +31,7 @@ function lifecycle(calls: string[], hang: string, fail: string) {
     { close: p('channels') },
     { ...DEFAULT_MASTER_OPTIONS, shutdownStepTimeoutMs: 50 },
     systemClock,
+    { stop: p('backfills') },
     { stop: p('gate') },
   ];
   return new (MasterLifecycleService as unknown as new (...args: unknown[]) => MasterLifecycleService)(
@@ -45,6 +46,7 @@ describe('MasterLifecycleService shutdown', () => {
     expect(calls).toEqual([
       'consumer',
       'schedules',
+      'backfills',
       'gate',
       'control',
       'listen',

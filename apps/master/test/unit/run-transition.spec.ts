@@ -1286,6 +1286,215 @@ const readBack: Row[] = [
   },
 ];
 
+// ---------------------------------------------------------------- DEPENDENT
+
+const DEP: Def = {
+  name: 'dep',
+  type: 'DEPENDENT',
+  timeoutMs: 60_000,
+  dependent: { workflowCode: 'wf_up', interval: 'day', offset: 0, checkIntervalMs: 10_000 },
+};
+/** dep -> b */
+const dependentRun = (dep: SlotStatus, opts: { mode?: RunMode; def?: Partial<Def> } = {}) =>
+  state([{ ...DEP, ...opts.def }, 'b'], { dep }, { mode: opts.mode });
+const waitingDep = (elapsedMs?: number): SlotStatus =>
+  elapsedMs === undefined ? { kind: 'onMaster', at: A1 } : { kind: 'onMaster', at: A1, elapsedMs };
+const checkDep = { kind: 'checkDependency', rowId: 11, name: 'dep' };
+const clearDepTimers = [
+  { kind: 'clearTimer', key: 'depend:dep' },
+  { kind: 'clearTimer', key: 'taskTimeout:dep' },
+];
+const checked = (outcome: 'met' | 'failed' | 'waiting', message = `outcome ${outcome}`): RunEvent => ({
+  type: 'dependencyChecked',
+  rowId: 11,
+  outcome,
+  message,
+});
+
+const dependent: Row[] = [
+  {
+    path: 'a DEPENDENT task goes RUNNING_EXECUTION on the master (no worker), its timeout set, checked at once',
+    given: dependentRun(creatingSlot()),
+    event: { type: 'created', rows: [row(11, 'dep', 'SUBMITTED_SUCCESS')] },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'RUNNING_EXECUTION', 'runs on the master'),
+      { kind: 'setTimer', key: 'taskTimeout:dep', ms: 60_000 },
+      checkDep,
+    ],
+    slots: { dep: waitingDep() },
+  },
+  {
+    path: 'without a timeoutMs it waits with no timeout',
+    given: dependentRun(creatingSlot(), { def: { timeoutMs: 0 } }),
+    event: { type: 'created', rows: [row(11, 'dep', 'SUBMITTED_SUCCESS')] },
+    effects: [markState([11], ['SUBMITTED_SUCCESS'], 'RUNNING_EXECUTION', 'runs on the master'), checkDep],
+  },
+  {
+    path: 'waiting: checked again in checkIntervalMs',
+    given: dependentRun(waitingDep()),
+    event: checked('waiting'),
+    effects: [{ kind: 'setTimer', key: 'depend:dep', ms: 10_000 }],
+    slots: { dep: waitingDep() },
+  },
+  {
+    path: 'waiting -> the re-check timer fires -> checked again',
+    given: dependentRun(waitingDep()),
+    event: { type: 'timer', key: 'depend:dep' },
+    effects: [checkDep],
+  },
+  {
+    path: 'met: SUCCESS with the check’s message, its timers cleared, what follows starts',
+    given: dependentRun(waitingDep()),
+    event: checked('met', 'workflow wf_up succeeded in instance 5'),
+    effects: [
+      markState([11], ['RUNNING_EXECUTION'], 'SUCCESS', 'workflow wf_up succeeded in instance 5'),
+      ...clearDepTimers,
+      create(['b', 1]),
+    ],
+    slots: { dep: { kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: {} } },
+  },
+  {
+    path: 'a run of the awaited workflow ended (NOTIFY): checked now, not at the next interval',
+    given: dependentRun(waitingDep()),
+    event: { type: 'dependencyWake', code: 'wf_up' },
+    effects: [checkDep],
+  },
+  {
+    path: 'a run of another workflow ended: nothing',
+    given: dependentRun(waitingDep()),
+    event: { type: 'dependencyWake', code: 'wf_other' },
+    effects: [],
+  },
+  {
+    path: 'failed (the latest run of the window ended FAILURE or STOP): FAILURE, the run fails (END)',
+    given: dependentRun(waitingDep()),
+    event: checked('failed', 'its latest run, instance 5, ended FAILURE'),
+    effects: [
+      markState([11], ['RUNNING_EXECUTION'], 'FAILURE', 'its latest run, instance 5, ended FAILURE'),
+      ...clearDepTimers,
+      { kind: 'finish', state: 'FAILURE', message: 'task dep ended FAILURE' },
+    ],
+    slots: { dep: { kind: 'ended', at: A1, state: 'FAILURE', host: null, outputs: {} } },
+    mode: { kind: 'failing', reason: 'task dep ended FAILURE' },
+  },
+  {
+    path: 'timeout: FAILURE naming what it waited for',
+    given: dependentRun(waitingDep()),
+    event: { type: 'timer', key: 'taskTimeout:dep' },
+    effects: [
+      markState(
+        [11],
+        ['RUNNING_EXECUTION'],
+        'FAILURE',
+        'the dependency on workflow wf_up was not met within 60000 ms',
+      ),
+      ...clearDepTimers,
+      { kind: 'finish', state: 'FAILURE', message: 'task dep ended FAILURE' },
+    ],
+  },
+  {
+    path: 'an answer for an attempt that no longer waits is dropped (a wake and a timer both asked)',
+    given: dependentRun({ kind: 'ended', at: A1, state: 'SUCCESS', host: null, outputs: {} }, {}),
+    event: checked('failed'),
+    effects: [],
+  },
+  {
+    path: 'pause while waiting: it ends PAUSE at once (it does not hold the pause), the run pauses',
+    given: dependentRun(waitingDep()),
+    event: { type: 'control', state: 'READY_PAUSE' },
+    effects: [
+      ...clearDepTimers,
+      markState([11], ['RUNNING_EXECUTION'], 'PAUSE', 'not waited for: the workflow is pausing'),
+      { kind: 'finish', state: 'PAUSE', message: undefined },
+    ],
+    slots: {
+      dep: pending({ last: { at: A1, state: 'PAUSE', host: null } }),
+    },
+  },
+  {
+    path: 'a failing run does not wait for it either: KILL',
+    given: state(
+      [DEP, 'x'],
+      { dep: waitingDep(), x: ended(B1, 'FAILURE') },
+      {
+        edges: [],
+        mode: { kind: 'failing', reason: 'task x ended FAILURE' },
+      },
+    ),
+    event: { type: 'advance' },
+    effects: [
+      ...clearDepTimers,
+      markState([11], ['RUNNING_EXECUTION'], 'KILL', 'not waited for: the workflow failed'),
+      { kind: 'finish', state: 'FAILURE', message: 'task x ended FAILURE' },
+    ],
+  },
+  {
+    path: 'CONTINUE: another task failed, the DEPENDENT task waits on',
+    given: state(
+      [DEP, 'x'],
+      { dep: waitingDep(), x: ended(B1, 'FAILURE') },
+      {
+        edges: [],
+        mode: { kind: 'running', failure: 'task x ended FAILURE' },
+        policy: 'CONTINUE',
+      },
+    ),
+    event: { type: 'advance' },
+    effects: [],
+  },
+  {
+    path: 'stop while waiting: KILL, the run ends STOP',
+    given: dependentRun(waitingDep()),
+    event: { type: 'control', state: 'READY_STOP' },
+    effects: [
+      markState([11], ACTIVE, 'KILL', 'stopped by request'),
+      { kind: 'finish', state: 'STOP', message: undefined },
+    ],
+  },
+  {
+    path: 'adopted waiting (failover): checked at once, with the rest of its timeout (from its start_time)',
+    given: dependentRun(waitingDep(45_000)),
+    event: { type: 'start' },
+    effects: [{ kind: 'setTimer', key: 'taskTimeout:dep', ms: 15_000 }, checkDep],
+  },
+  {
+    path: 'adopted past its timeout: fails at once',
+    given: dependentRun(waitingDep(60_000)),
+    event: { type: 'start' },
+    effects: [
+      markState(
+        [11],
+        ['RUNNING_EXECUTION'],
+        'FAILURE',
+        'the dependency on workflow wf_up was not met within 60000 ms',
+      ),
+      ...clearDepTimers,
+      { kind: 'finish', state: 'FAILURE', message: 'task dep ended FAILURE' },
+    ],
+  },
+  {
+    path: 'adopted while READY_PAUSE: not checked, paused at once',
+    given: dependentRun(waitingDep(1000), { mode: { kind: 'pausing' } }),
+    event: { type: 'start' },
+    effects: [
+      ...clearDepTimers,
+      markState([11], ['RUNNING_EXECUTION'], 'PAUSE', 'not waited for: the workflow is pausing'),
+      { kind: 'finish', state: 'PAUSE', message: undefined },
+    ],
+  },
+  {
+    path: 'read back RUNNING_EXECUTION (its start write’s answer was lost): waited on, timeout from the row',
+    given: dependentRun(submitted(A1)),
+    event: {
+      type: 'reloaded',
+      rows: [row(11, 'dep', 'RUNNING_EXECUTION', { runningForMs: 1000 })],
+      instanceState: 'RUNNING_EXECUTION',
+    },
+    effects: [{ kind: 'setTimer', key: 'taskTimeout:dep', ms: 59_000 }, checkDep],
+    slots: { dep: waitingDep(1000) },
+  },
+];
+
 describe('run transition', () => {
   describe.each([
     ['adoption and start', adoption],
@@ -1295,6 +1504,7 @@ describe('run transition', () => {
     ['registry and control', registryAndControl],
     ['reading the rows back', readBack],
     ['CONDITIONS and SWITCH', branching],
+    ['DEPENDENT', dependent],
   ])('%s', (_group, rows) => {
     it.each(rows.map((r) => [r.path, r] as const))('%s', (_path, r) => {
       check(r);
@@ -1321,6 +1531,22 @@ describe('run transition', () => {
     expect(write?.kind === 'markState' && write.message).toContain('nope');
     expect(next.mode.kind).toBe('failing');
     expect(effects.filter((e) => e.kind === 'createAttempts')).toEqual([]);
+  });
+
+  it('adoption: a DEPENDENT row RUNNING_EXECUTION on no worker waits on the master, with how long it ran', () => {
+    const given = state([DEP]);
+    const adopted = adoptRun({
+      instanceId: 7,
+      epoch: 3,
+      commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
+      state: 'RUNNING_EXECUTION',
+      graph: given.graph,
+      latest: [row(11, 'dep', 'RUNNING_EXECUTION', { runningForMs: 45_000 })],
+      failurePolicy: 'END',
+      maxFaultReruns: 3,
+      timings: given.timings,
+    });
+    expect(slotOf(adopted, 'dep')?.status).toEqual(waitingDep(45_000));
   });
 
   it('never changes the state it was given', () => {

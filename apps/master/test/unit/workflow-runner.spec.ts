@@ -7,6 +7,7 @@ import { nth } from '@porpoise/test-harness/defined';
  */
 import {
   buildWorkflowGraph,
+  type DependentTaskDefinition,
   type SqlTaskDefinition,
   type SubWorkflowTaskDefinition,
   type TaskDefinition,
@@ -14,6 +15,9 @@ import {
   type WorkflowState,
 } from '@porpoise/common';
 import {
+  type DependencyOutcome,
+  type DependencyQuery,
+  type DependencyRepository,
   type InstanceFence,
   type InstanceStateRepository,
   type SubWorkflowRepository,
@@ -86,6 +90,7 @@ class FakeStore {
       faultReruns,
       retryDueInMs: null,
       outputs: {},
+      runningForMs: null,
     };
     this.rows.push(row);
     return { ...row };
@@ -94,12 +99,29 @@ class FakeStore {
   /** A row as the database returns it (the retry delay left, on its clock). */
   private read(r: TaskRow): TaskRow {
     const due = this.dueAt.get(r.id);
+    const started = this.startedAt.get(r.id);
     return {
       ...r,
       retryDueInMs:
         r.state === 'DELAY_EXECUTION' && due !== undefined ? Math.max(0, due - this.clock.now()) : null,
+      runningForMs:
+        r.state === 'RUNNING_EXECUTION' && started !== undefined ? this.clock.now() - started : null,
     };
   }
+
+  /** start_time of rows a markState moved to RUNNING_EXECUTION (master-side tasks), on the clock. */
+  readonly startedAt = new Map<number, number>();
+  /** DEPENDENT checks asked, and what the next ones answer (by workflow code; default waiting). */
+  readonly dependencyChecks: DependencyQuery[] = [];
+  readonly dependencyOutcome = new Map<string, DependencyOutcome>();
+  dependencies: Pick<DependencyRepository, 'check'> = {
+    check: async (q) => {
+      this.dependencyChecks.push(q);
+      return (
+        this.dependencyOutcome.get(q.workflowCode) ?? { outcome: 'waiting', runs: 0, message: 'none yet' }
+      );
+    },
+  };
 
   tasks: Partial<TaskInstanceRepository> = {
     createAttempts: async (fence, items) =>
@@ -146,7 +168,12 @@ class FakeStore {
     markState: async (fence, ids, from, state, message) =>
       this.fenced(fence, () => {
         const w = this.update(ids, from, { state });
-        for (const changed of w.ids) this.messages.set(changed, message);
+        for (const changed of w.ids) {
+          this.messages.set(changed, message);
+          if (state === 'RUNNING_EXECUTION' && !this.startedAt.has(changed)) {
+            this.startedAt.set(changed, this.clock.now());
+          }
+        }
         return w;
       }),
     retry: async (fence, oldId, name, attempt) =>
@@ -328,6 +355,7 @@ function harness(
     new WorkflowRunner(a, {
       me: ME,
       children: store.children,
+      dependencies: store.dependencies,
       openDatasources: async (names) => new Map([...h.datasources].filter(([n]) => names.includes(n))),
       tasks: store.tasks as TaskInstanceRepository,
       instances: store.instances as InstanceStateRepository,
@@ -1541,6 +1569,107 @@ describe('WorkflowRunner', () => {
         await h.failover('RECOVER_TOLERANCE_FAULT_PROCESS', state);
         expect(h.store.halts).toEqual([action]);
       }
+    });
+  });
+
+  describe('DEPENDENT', () => {
+    const dep = (over: Partial<DependentTaskDefinition['dependent']> = {}, timeoutMs = 60_000) =>
+      typedTask<DependentTaskDefinition>({
+        name: 'dep',
+        type: 'DEPENDENT',
+        timeoutMs,
+        dependent: { workflowCode: 'wf_up', interval: 'day', offset: -1, checkIntervalMs: 10_000, ...over },
+      });
+    /** 10:00 UTC on 2026-12-01 is 11:00 in Berlin. */
+    const scheduled = { scheduleTimeMs: Date.parse('2026-12-01T10:00:00Z'), timezone: 'Europe/Berlin' };
+
+    it('waits on the master, checking the window of its schedule time in its time zone; a wake and the interval check again; met ends it', async () => {
+      const h = harness([dep(), task('after')], [{ from: 'dep', to: 'after' }], scheduled);
+      await h.runner.start();
+      await settle();
+      expect(h.store.row('dep')).toMatchObject({ state: 'RUNNING_EXECUTION', host: null });
+      expect(h.sent).toEqual([]);
+      expect(h.store.dependencyChecks).toEqual([
+        {
+          workflowCode: 'wf_up',
+          taskName: undefined,
+          // The day before, Berlin time (CET, +01:00).
+          fromMs: Date.parse('2026-11-29T23:00:00Z'),
+          toMs: Date.parse('2026-11-30T23:00:00Z'),
+        },
+      ]);
+      expect(h.runner.dependentCodes).toEqual(new Set(['wf_up']));
+      h.runner.dependencyWake('wf_other');
+      await settle();
+      expect(h.store.dependencyChecks).toHaveLength(1);
+      h.runner.dependencyWake('wf_up');
+      await settle();
+      expect(h.store.dependencyChecks).toHaveLength(2);
+      h.clock.advance(9_999);
+      await settle();
+      expect(h.store.dependencyChecks).toHaveLength(2);
+      h.clock.advance(1);
+      await settle();
+      expect(h.store.dependencyChecks).toHaveLength(3);
+      h.store.dependencyOutcome.set('wf_up', {
+        outcome: 'met',
+        instanceId: 5,
+        message: 'wf_up succeeded in 5',
+      });
+      h.runner.dependencyWake('wf_up');
+      await settle();
+      const id = h.store.row('dep')?.id ?? 0;
+      expect(h.store.row('dep')?.state).toBe('SUCCESS');
+      expect(h.store.messages.get(id)).toBe('wf_up succeeded in 5');
+      expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
+      // Nothing checks any more: its timers went with it.
+      h.clock.advance(120_000);
+      await settle();
+      expect(h.store.dependencyChecks).toHaveLength(4);
+    });
+
+    it('keeps its original timeout across a failover (counted from the row’s start_time)', async () => {
+      const h = harness([dep()], [], scheduled);
+      await h.runner.start();
+      await settle();
+      h.clock.advance(45_000);
+      await settle();
+      const before = h.store.dependencyChecks.length;
+      await h.failover();
+      // The new owner checks at once...
+      expect(h.store.dependencyChecks).toHaveLength(before + 1);
+      expect(h.store.row('dep', 2)).toBeUndefined();
+      h.clock.advance(14_999);
+      await settle();
+      expect(h.store.row('dep')?.state).toBe('RUNNING_EXECUTION');
+      // ...and fails 60 s after the task started, not 60 s after the failover.
+      h.clock.advance(1);
+      await settle();
+      const id = h.store.row('dep')?.id ?? 0;
+      expect(h.store.row('dep')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(id)).toBe('the dependency on workflow wf_up was not met within 60000 ms');
+      expect(h.store.instanceState).toBe('FAILURE');
+    });
+
+    it('a check that errors is a warning and waits for the next interval; failed ends it FAILURE', async () => {
+      const h = harness([dep({ taskName: 'load' }, 0)], [], scheduled);
+      let calls = 0;
+      h.store.dependencies.check = async (q) => {
+        calls++;
+        if (calls === 1) throw new Error('connection refused');
+        expect(q.taskName).toBe('load');
+        return { outcome: 'failed', instanceId: 9, message: 'instance 9 ended STOP' };
+      };
+      await h.runner.start();
+      await settle();
+      expect(calls).toBe(1);
+      expect(h.store.row('dep')?.state).toBe('RUNNING_EXECUTION');
+      h.clock.advance(10_000);
+      await settle();
+      expect(calls).toBe(2);
+      expect(h.store.row('dep')?.state).toBe('FAILURE');
+      expect(h.store.messages.get(h.store.row('dep')?.id ?? 0)).toBe('instance 9 ended STOP');
+      expect(h.store.instanceState).toBe('FAILURE');
     });
   });
 });

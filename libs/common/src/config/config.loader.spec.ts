@@ -21,6 +21,10 @@ describe('loadConfig', () => {
       5678,
       3,
     ]);
+    expect(master.scheduleMisfireThresholdMs).toBe(60_000);
+    expect(
+      loadConfig({ ...cluster, SCHEDULE_MISFIRE_THRESHOLD_MS: '2000' }, 'master').scheduleMisfireThresholdMs,
+    ).toBe(2000);
     expect(loadConfig(cluster, 'api-server').apiPort).toBe(12345);
     const worker = loadConfig(cluster, 'worker');
     expect([worker.workerPort, worker.workerGroup, worker.workerCapacity]).toEqual([1234, 'default', 32]);
@@ -152,6 +156,8 @@ describe('loadConfig', () => {
     [{ ...cluster, CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET'],
     [{ ...cluster, DATASOURCE_KEY: 'abcd' }, 'DATASOURCE_KEY'],
     [{ ...cluster, MAX_FAULT_RERUNS: '-1' }, 'MAX_FAULT_RERUNS'],
+    [{ ...cluster, SCHEDULE_MISFIRE_THRESHOLD_MS: '100' }, 'SCHEDULE_MISFIRE_THRESHOLD_MS'],
+    [{ ...cluster, SCHEDULE_MISFIRE_THRESHOLD_MS: '1m' }, 'SCHEDULE_MISFIRE_THRESHOLD_MS'],
     [{ ...cluster, DATASOURCE_KEY: 'zz'.repeat(32) }, 'DATASOURCE_KEY'],
     [{ ...cluster, METRICS_PORT: '65536' }, 'METRICS_PORT'],
     [{ ...cluster, METRICS_PORT: '-1' }, 'METRICS_PORT'],

@@ -30,6 +30,7 @@ export const CONFIG_VARIABLES = [
   'DATA_DIR',
   'DATASOURCE_KEY',
   'MAX_FAULT_RERUNS',
+  'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
 ] as const;
@@ -119,6 +120,14 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const workerCapacity = integer('WORKER_CAPACITY', value('WORKER_CAPACITY'), 32, 1, 10_000);
   const dataDir = value('DATA_DIR') ?? '.porpoise';
   const maxFaultReruns = integer('MAX_FAULT_RERUNS', value('MAX_FAULT_RERUNS'), 3, 0, 1000);
+  // A due schedule fire time older than this is a misfire (its schedule's misfirePolicy decides).
+  const scheduleMisfireThresholdMs = integer(
+    'SCHEDULE_MISFIRE_THRESHOLD_MS',
+    value('SCHEDULE_MISFIRE_THRESHOLD_MS'),
+    60_000,
+    500,
+    86_400_000,
+  );
   // 0 turns the /health and /metrics listener off; unset: the role's default.
   const metricsPortRaw = value('METRICS_PORT');
   const metricsPortGiven =
@@ -185,6 +194,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         metricsPort: metricsPortOf('master', masterPort),
         datasourceKey: keyFor(clusterSecret),
         maxFaultReruns,
+        scheduleMisfireThresholdMs,
       };
     case 'api-server':
       return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };

@@ -53,6 +53,8 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, Metri
   readonly masterPort: number;
   /** A task whose worker is lost under it more than this many times fails (MAX_FAULT_RERUNS). */
   readonly maxFaultReruns: number;
+  /** A due schedule fire time older than this is a misfire (SCHEDULE_MISFIRE_THRESHOLD_MS). */
+  readonly scheduleMisfireThresholdMs: number;
 }
 
 export interface WorkerConfig extends NodeConfigBase, MetricsListener {

@@ -127,6 +127,33 @@ export interface SwitchTaskDefinition extends TaskCommonFields {
   switch: SwitchSpec;
 }
 
+/** The intervals a DEPENDENT task's window can be (weeks start on Monday, ISO 8601). */
+export const DEPENDENT_INTERVALS = ['hour', 'day', 'week', 'month'] as const;
+export type DependentInterval = (typeof DEPENDENT_INTERVALS)[number];
+
+export interface DependentSpec {
+  /** The workflow whose runs are waited for (any workflow; itself only with a negative offset). */
+  workflowCode: string;
+  /** Wait for this task of it (its latest attempt SUCCESS) rather than a whole run. */
+  taskName?: string;
+  /** The window: the interval holding this run's schedule time... */
+  interval: DependentInterval;
+  /** ...shifted by this many intervals (-1: the one before). Default 0. */
+  offset: number;
+  /** How often it is checked again while waiting (besides the wake-up when a run ends). */
+  checkIntervalMs: number;
+}
+
+/**
+ * Runs on the master: succeeds once the other workflow (or that task of it) has a SUCCESS run
+ * whose schedule time falls in the window; fails when the latest such run ended FAILURE or STOP,
+ * or at the task's timeoutMs.
+ */
+export interface DependentTaskDefinition extends TaskCommonFields {
+  type: 'DEPENDENT';
+  dependent: DependentSpec;
+}
+
 /** A task of a workflow definition, as stored in workflow_definition_version.tasks. */
 export type TaskDefinition =
   | ShellTaskDefinition
@@ -135,7 +162,8 @@ export type TaskDefinition =
   | SqlTaskDefinition
   | SubWorkflowTaskDefinition
   | ConditionsTaskDefinition
-  | SwitchTaskDefinition;
+  | SwitchTaskDefinition
+  | DependentTaskDefinition;
 
 export type TaskDefinitionOf<T extends TaskType> = Extract<TaskDefinition, { type: T }>;
 /** Tasks a worker runs (WORKER_TASK_TYPES). */
@@ -143,7 +171,7 @@ export type WorkerTaskDefinition =
   ShellTaskDefinition | EmptyTaskDefinition | HttpTaskDefinition | SqlTaskDefinition;
 /** Tasks the master runs itself (MASTER_TASK_TYPES). */
 export type MasterTaskDefinition =
-  SubWorkflowTaskDefinition | ConditionsTaskDefinition | SwitchTaskDefinition;
+  SubWorkflowTaskDefinition | ConditionsTaskDefinition | SwitchTaskDefinition | DependentTaskDefinition;
 
 export interface EdgeDefinition {
   /** The upstream task's name. */
@@ -179,4 +207,6 @@ export interface DefinitionReferences {
   readonly datasourceNames: readonly string[];
   /** Workflows of SUB_WORKFLOW tasks, each once, in task order. */
   readonly subWorkflowCodes: readonly string[];
+  /** Workflows DEPENDENT tasks wait for, each once, in task order. */
+  readonly dependentWorkflowCodes: readonly string[];
 }

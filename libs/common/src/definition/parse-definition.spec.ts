@@ -38,6 +38,11 @@ const conditions = (name: string, spec: Record<string, unknown>) => ({
   conditions: spec,
 });
 const switchTask = (name: string, spec: Record<string, unknown>) => ({ name, type: 'SWITCH', switch: spec });
+const dependent = (name: string, spec: Record<string, unknown> = {}) => ({
+  name,
+  type: 'DEPENDENT',
+  dependent: { workflowCode: 'wf_up', interval: 'day', ...spec },
+});
 const edge = (from: string, to: string) => ({ from, to });
 /** A workflow of the given tasks; edges default to none. */
 const wf = (tasks: unknown[], edges: unknown[] = [], extra: Record<string, unknown> = {}) => ({
@@ -149,6 +154,14 @@ describe('parseWorkflowDefinition: valid definitions', () => {
     ['SQL', sql('t', { statement: "select * from t where day = ${day} and kind = '${kind}' -- ${ignored" })],
     ['SUB_WORKFLOW', sub('t', { params: { day: '${day}', fixed: 'x' } })],
     ['SUB_WORKFLOW without params', sub('t')],
+    [
+      'DEPENDENT (every field)',
+      dependent('t', { taskName: 'load', interval: 'week', offset: -10_000, checkIntervalMs: 1000 }),
+    ],
+    [
+      'DEPENDENT (hour, a positive offset)',
+      dependent('t', { interval: 'hour', offset: 10_000, checkIntervalMs: 2 ** 31 - 1 }),
+    ],
   ])('accepts a %s task as given, defaults added', (_what, task) => {
     const parsed = parseWorkflowDefinition(wf([task]));
     expect(parsed.tasks).toEqual([{ ...task, ...COMMON_DEFAULTS }]);
@@ -199,13 +212,33 @@ describe('parseWorkflowDefinition: valid definitions', () => {
     ]);
   });
 
-  it('lists the data sources and sub-workflows it names, each once', () => {
+  it('fills in the DEPENDENT defaults: offset 0, checked every 10 s', () => {
+    expect(parseWorkflowDefinition(wf([dependent('d', { interval: 'month' })])).tasks[0]).toEqual({
+      name: 'd',
+      type: 'DEPENDENT',
+      dependent: { workflowCode: 'wf_up', interval: 'month', offset: 0, checkIntervalMs: 10_000 },
+      ...COMMON_DEFAULTS,
+    });
+  });
+
+  it('lists the data sources, sub-workflows and awaited workflows it names, each once', () => {
     const parsed = parseWorkflowDefinition(
-      wf([sql('q1'), sql('q2', { datasource: 'other' }), sql('q3'), sub('s1'), sub('s2'), shell('x')]),
+      wf([
+        sql('q1'),
+        sql('q2', { datasource: 'other' }),
+        sql('q3'),
+        sub('s1'),
+        sub('s2'),
+        shell('x'),
+        dependent('d1'),
+        dependent('d2', { workflowCode: 'wf_child' }),
+        dependent('d3'),
+      ]),
     );
     expect(definitionReferences(parsed)).toEqual({
       datasourceNames: ['dw', 'other'],
       subWorkflowCodes: ['wf_child'],
+      dependentWorkflowCodes: ['wf_up', 'wf_child'],
     });
   });
 
@@ -414,19 +447,13 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'an unknown type',
       wf([shell('a', { type: 'PYTHON' })]),
-      /^unknown task type "PYTHON" for task "a" \(known: SHELL, EMPTY, HTTP, SQL, SUB_WORKFLOW, CONDITIONS, SWITCH\)$/,
+      /^unknown task type "PYTHON" for task "a" \(known: SHELL, EMPTY, HTTP, SQL, SUB_WORKFLOW, CONDITIONS, SWITCH, DEPENDENT\)$/,
       'tasks[0].type',
     ],
     [
       'a lower-case type',
       wf([shell('a', { type: 'shell' })]),
       /unknown task type "shell" for task "a"/,
-      'tasks[0].type',
-    ],
-    [
-      'a DEPENDENT task',
-      wf([{ name: 'a', type: 'DEPENDENT', dependent: { workflowCode: 'wf_x', interval: 'day' } }]),
-      /^task "a": task type DEPENDENT is not supported yet \(supported: SHELL,/,
       'tasks[0].type',
     ],
     [
@@ -806,6 +833,73 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
       /^task "s": param "day" in "subWorkflow.params" is invalid: \$\{day: a reference that is not closed/,
       'tasks[0].subWorkflow.params.day',
     ],
+    // ---- DEPENDENT ----
+    [
+      'a DEPENDENT task without dependent',
+      wf([{ name: 'd', type: 'DEPENDENT' }]),
+      /^task "d": missing field "dependent"$/,
+      'tasks[0].dependent',
+    ],
+    [
+      'dependent not an object',
+      wf([{ name: 'd', type: 'DEPENDENT', dependent: 'wf_up' }]),
+      /^task "d": "dependent" must be an object, got a string$/,
+      'tasks[0].dependent',
+    ],
+    [
+      'a DEPENDENT task without a workflow code',
+      wf([{ name: 'd', type: 'DEPENDENT', dependent: { interval: 'day' } }]),
+      /^task "d": missing field "dependent.workflowCode"$/,
+      'tasks[0].dependent.workflowCode',
+    ],
+    [
+      'a malformed awaited workflow code',
+      wf([dependent('d', { workflowCode: 'wf up' })]),
+      /^task "d": "dependent.workflowCode" "wf up" is invalid \(a workflow code/,
+      'tasks[0].dependent.workflowCode',
+    ],
+    [
+      'a DEPENDENT task without an interval',
+      wf([{ name: 'd', type: 'DEPENDENT', dependent: { workflowCode: 'wf_up' } }]),
+      /^task "d": missing field "dependent.interval"$/,
+      'tasks[0].dependent.interval',
+    ],
+    [
+      'an unknown interval',
+      wf([dependent('d', { interval: 'year' })]),
+      /^task "d": "dependent.interval" must be one of hour, day, week, month, got "year"$/,
+      'tasks[0].dependent.interval',
+    ],
+    [
+      'a fractional offset',
+      wf([dependent('d', { offset: -0.5 })]),
+      /^task "d": "dependent.offset" must be an integer, got -0.5$/,
+      'tasks[0].dependent.offset',
+    ],
+    [
+      'an offset out of range',
+      wf([dependent('d', { offset: -10_001 })]),
+      /^task "d": "dependent.offset" must be between -10000 and 10000, got -10001$/,
+      'tasks[0].dependent.offset',
+    ],
+    [
+      'a check interval below a second',
+      wf([dependent('d', { checkIntervalMs: 999 })]),
+      /^task "d": "dependent.checkIntervalMs" must be between 1000 and 2147483647, got 999$/,
+      'tasks[0].dependent.checkIntervalMs',
+    ],
+    [
+      'an empty task name',
+      wf([dependent('d', { taskName: ' ' })]),
+      /^task "d": "dependent.taskName" must not be empty$/,
+      'tasks[0].dependent.taskName',
+    ],
+    [
+      'an unknown dependent field',
+      wf([dependent('d', { state: 'SUCCESS' })]),
+      /unknown field "dependent.state" \(allowed: workflowCode, taskName, interval, offset, checkIntervalMs\)/,
+      'tasks[0].dependent.state',
+    ],
     // ---- CONDITIONS ----
     [
       'a CONDITIONS task without conditions',
@@ -1039,6 +1133,20 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
         'task "s": "subWorkflow.workflowCode" "wf_self" is this workflow: a workflow cannot run itself',
       path: 'tasks[0].subWorkflow.workflowCode',
     });
+  });
+
+  it('a DEPENDENT task may wait for the workflow being updated only in an earlier interval', () => {
+    const body = (offset: number) => wf([dependent('d', { workflowCode: 'wf_self', offset })]);
+    expect(parseWorkflowDefinition(body(0)).tasks).toHaveLength(1);
+    expect(parseWorkflowDefinition(body(-1), { selfCode: 'wf_self' }).tasks).toHaveLength(1);
+    for (const offset of [0, 1]) {
+      expect(rejection(body(offset), { selfCode: 'wf_self' })).toEqual({
+        message:
+          `task "d": "dependent.workflowCode" "wf_self" is this workflow with "dependent.offset" ${offset}:` +
+          ' a run would wait for itself (depend on an earlier interval: a negative offset)',
+        path: 'tasks[0].dependent.workflowCode',
+      });
+    }
   });
 
   it('every limit is an option', () => {

@@ -28,10 +28,12 @@ import {
   type DefinitionLimits,
 } from './definition-limits';
 import {
+  DEPENDENT_INTERVALS,
   FAILURE_STRATEGIES,
   HTTP_METHODS,
   PRIORITIES,
   type ConditionsSpec,
+  type DependentSpec,
   type DefinitionReferences,
   type EdgeDefinition,
   type HttpRequestSpec,
@@ -45,7 +47,10 @@ import { buildWorkflowGraph, describeCycle, findCycle } from './workflow-graph';
 export interface ParseDefinitionOptions {
   /** Overrides of DEFINITION_LIMITS. */
   readonly limits?: Partial<DefinitionLimits>;
-  /** The code of the workflow being updated: a SUB_WORKFLOW task may not name it. */
+  /**
+   * The code of the workflow being updated: a SUB_WORKFLOW task may not name it, nor a DEPENDENT
+   * task with an offset >= 0 (it would wait for its own run).
+   */
   readonly selfCode?: string;
 }
 
@@ -78,15 +83,22 @@ export const TASK_TYPE_FIELDS: Readonly<Record<TaskType, readonly string[]>> = {
   SUB_WORKFLOW: ['subWorkflow'],
   CONDITIONS: ['conditions'],
   SWITCH: ['switch'],
+  DEPENDENT: ['dependent'],
 };
 /** Types of DESIGN.md section 9 that a later issue brings: named as such rather than as unknown. */
-export const PLANNED_TASK_TYPES = ['DEPENDENT'] as const;
+export const PLANNED_TASK_TYPES = [] as const;
 const HTTP_FIELDS = ['method', 'url', 'headers', 'body', 'expectStatus', 'timeoutMs'] as const;
 const SQL_FIELDS = ['datasource', 'statement'] as const;
 const SUB_WORKFLOW_FIELDS = ['workflowCode', 'params'] as const;
 const CONDITIONS_FIELDS = ['success', 'failure'] as const;
 const SWITCH_FIELDS = ['cases', 'default'] as const;
 const SWITCH_CASE_FIELDS = ['when', 'then'] as const;
+const DEPENDENT_FIELDS = ['workflowCode', 'taskName', 'interval', 'offset', 'checkIntervalMs'] as const;
+/** A DEPENDENT window is shifted by at most this many intervals either way. */
+export const DEPENDENT_MAX_OFFSET = 10_000;
+/** A DEPENDENT task is checked again at most this often (and by default every 10 s). */
+export const DEPENDENT_MIN_CHECK_INTERVAL_MS = 1000;
+export const DEPENDENT_DEFAULT_CHECK_INTERVAL_MS = 10_000;
 const EDGE_FIELDS = ['from', 'to'] as const;
 
 /**
@@ -170,6 +182,19 @@ export function parseWorkflowDefinition(
         `"subWorkflow.workflowCode" ${quote(options.selfCode)} is this workflow: a workflow cannot run itself`,
       );
     }
+    if (
+      task.type === 'DEPENDENT' &&
+      options.selfCode !== undefined &&
+      task.dependent.workflowCode === options.selfCode &&
+      task.dependent.offset >= 0
+    ) {
+      fail(
+        nested(scope, 'dependent'),
+        'workflowCode',
+        `"dependent.workflowCode" ${quote(options.selfCode)} is this workflow with "dependent.offset"` +
+          ` ${task.dependent.offset}: a run would wait for itself (depend on an earlier interval: a negative offset)`,
+      );
+    }
   });
   return {
     name,
@@ -184,17 +209,23 @@ export function parseWorkflowDefinition(
   };
 }
 
-/** The data sources and sub-workflows a definition names (each once, in task order). */
+/** The data sources, sub-workflows and awaited workflows a definition names (each once, in task order). */
 export function definitionReferences(definition: {
   readonly tasks: readonly TaskDefinition[];
 }): DefinitionReferences {
   const datasourceNames = new Set<string>();
   const subWorkflowCodes = new Set<string>();
+  const dependentWorkflowCodes = new Set<string>();
   for (const t of definition.tasks) {
     if (t.type === 'SQL') datasourceNames.add(t.sql.datasource);
     if (t.type === 'SUB_WORKFLOW') subWorkflowCodes.add(t.subWorkflow.workflowCode);
+    if (t.type === 'DEPENDENT') dependentWorkflowCodes.add(t.dependent.workflowCode);
   }
-  return { datasourceNames: [...datasourceNames], subWorkflowCodes: [...subWorkflowCodes] };
+  return {
+    datasourceNames: [...datasourceNames],
+    subWorkflowCodes: [...subWorkflowCodes],
+    dependentWorkflowCodes: [...dependentWorkflowCodes],
+  };
 }
 
 /**
@@ -310,6 +341,8 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
       return { name, type, conditions: parseConditions(raw, scope, limits), ...common };
     case 'SWITCH':
       return { name, type, switch: parseSwitch(raw, scope, limits), ...common };
+    case 'DEPENDENT':
+      return { name, type, dependent: parseDependent(raw, scope, limits), ...common };
   }
 }
 
@@ -506,6 +539,30 @@ function parseSwitch(raw: Json, scope: Scope, limits: DefinitionLimits): SwitchS
   const fallback = requiredString(spec, 'default', at, { maxLength: limits.taskNameLength });
   target(fallback, 'switch.default', `${at.path}.default`);
   return { cases, default: fallback };
+}
+
+function parseDependent(raw: Json, scope: Scope, limits: DefinitionLimits): DependentSpec {
+  const spec = requiredObject(raw, 'dependent', scope);
+  const at = nested(scope, 'dependent');
+  rejectUnknownFields(spec, DEPENDENT_FIELDS, at);
+  const workflowCode = requiredString(spec, 'workflowCode', at, {
+    maxLength: limits.workflowCodeLength,
+    pattern: WORKFLOW_CODE_PATTERN,
+    patternText: 'a workflow code such as wf_3k9q2m7x1c5v8b0n',
+  });
+  const interval = requiredEnum(spec, 'interval', at, DEPENDENT_INTERVALS);
+  const offset = optionalInteger(spec, 'offset', at, -DEPENDENT_MAX_OFFSET, DEPENDENT_MAX_OFFSET, 0);
+  const checkIntervalMs = optionalInteger(
+    spec,
+    'checkIntervalMs',
+    at,
+    DEPENDENT_MIN_CHECK_INTERVAL_MS,
+    limits.maxMs,
+    DEPENDENT_DEFAULT_CHECK_INTERVAL_MS,
+  );
+  if (!present(spec, 'taskName')) return { workflowCode, interval, offset, checkIntervalMs };
+  const taskName = requiredString(spec, 'taskName', at, { maxLength: limits.taskNameLength });
+  return { workflowCode, taskName, interval, offset, checkIntervalMs };
 }
 
 /**

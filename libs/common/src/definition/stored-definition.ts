@@ -107,6 +107,7 @@ const TASK_KEY_ORDER = [
   'subWorkflow',
   'conditions',
   'switch',
+  'dependent',
   'retries',
   'retryIntervalMs',
   'timeoutMs',
@@ -119,6 +120,7 @@ const NESTED_KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
   subWorkflow: ['workflowCode', 'params'],
   conditions: ['success', 'failure'],
   switch: ['cases', 'default'],
+  dependent: ['workflowCode', 'taskName', 'interval', 'offset', 'checkIntervalMs'],
 };
 const SWITCH_CASE_KEY_ORDER = ['when', 'then'];
 

@@ -48,10 +48,19 @@ export const COMMAND_TYPES = [
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 /**
- * The task types a workflow definition may use (DESIGN.md section 9). DEPENDENT is planned, not
- * accepted yet. The definition model (definition/definition-types.ts) has each type's fields.
+ * The task types a workflow definition may use (DESIGN.md section 9). The definition model
+ * (definition/definition-types.ts) has each type's fields.
  */
-export const TASK_TYPES = ['SHELL', 'EMPTY', 'HTTP', 'SQL', 'SUB_WORKFLOW', 'CONDITIONS', 'SWITCH'] as const;
+export const TASK_TYPES = [
+  'SHELL',
+  'EMPTY',
+  'HTTP',
+  'SQL',
+  'SUB_WORKFLOW',
+  'CONDITIONS',
+  'SWITCH',
+  'DEPENDENT',
+] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
 
 /** Types a worker runs (dispatched over gRPC). */
@@ -61,6 +70,7 @@ export const MASTER_TASK_TYPES = [
   'SUB_WORKFLOW',
   'CONDITIONS',
   'SWITCH',
+  'DEPENDENT',
 ] as const satisfies readonly TaskType[];
 
 /** Registry paths (DESIGN.md section 6). */
@@ -104,6 +114,10 @@ export const NOTIFY_CHANNELS = {
   instanceControl: 'porpoise_instance_control',
   /** An instance reached PAUSE, STOP, FAILURE or SUCCESS; payload `{"id": n, "code": "..."}`. */
   instanceEnd: 'porpoise_instance_end',
+  /** A backfill was created (its insert trigger); payload `{"id": n, "code": "..."}`. */
+  backfill: 'porpoise_backfill',
+  /** A schedule was created or changed (its revision went up); payload: the schedule id. */
+  schedule: 'porpoise_schedule',
   /** A run of a limited workflow entered SERIAL_WAIT; payload: the workflow code. */
   gate: 'porpoise_gate',
 } as const;

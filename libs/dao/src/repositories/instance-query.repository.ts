@@ -55,6 +55,10 @@ export interface DiagnosisFacts {
     readonly endTime: Date | null;
     readonly createdAt: Date;
     readonly updatedAt: Date;
+    /** The run's schedule time (a manual run: its start time; null before a master took it). */
+    readonly scheduleTime?: Date | null;
+    /** The IANA time zone of its date built-ins and DEPENDENT windows. */
+    readonly timezone?: string;
   };
   /** The definition version the run uses (jsonb as stored); null when that version is gone. */
   readonly definition: {
@@ -274,10 +278,13 @@ export class InstanceQueryRepository {
         command_type: CommandType | null;
         command_created_at: Date | null;
         db_now: Date;
+        run_schedule_time: Date | null;
+        timezone: string;
       }>(
         this.dataSource,
         `SELECT w.id, w.state, w.host, w.workflow_code, w.workflow_version, w.start_time, w.end_time,
-           w.created_at, w.updated_at, v.code IS NOT NULL AS has_version, v.tasks AS def_tasks,
+           w.created_at, w.updated_at, coalesce(w.schedule_time, w.start_time) AS run_schedule_time,
+           w.timezone, v.code IS NOT NULL AS has_version, v.tasks AS def_tasks,
            v.edges AS def_edges, v.settings AS def_settings, c.id AS command_id, c.type AS command_type,
            c.created_at AS command_created_at, now() AS db_now
          FROM workflow_instance w
@@ -320,6 +327,8 @@ export class InstanceQueryRepository {
         endTime: head.end_time,
         createdAt: head.created_at,
         updatedAt: head.updated_at,
+        scheduleTime: head.run_schedule_time,
+        timezone: head.timezone,
       },
       definition: head.has_version
         ? { tasks: head.def_tasks, edges: head.def_edges, settings: head.def_settings }

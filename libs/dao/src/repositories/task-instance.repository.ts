@@ -23,6 +23,11 @@ export interface TaskRow {
   retryDueInMs: number | null;
   /** What the attempt set with `${setValue(name=value)}` (empty when nothing). */
   outputs: Record<string, string>;
+  /**
+   * RUNNING_EXECUTION with a start_time: ms since it started, by the database's clock when the row
+   * was read; null otherwise. A DEPENDENT task's timeout counts from it, across failovers.
+   */
+  runningForMs: number | null;
 }
 
 /** A new attempt: its number and the budgets it starts with (both 0 on a fresh run). */
@@ -62,7 +67,9 @@ interface RawInsert {
  */
 const ROW_COLUMNS = `id, workflow_instance_id, name, state, host, attempt, retries_used, fault_reruns, outputs,
   CASE WHEN state = 'DELAY_EXECUTION' AND retry_due_at IS NOT NULL
-       THEN GREATEST(0, ceil(extract(epoch FROM retry_due_at - now()) * 1000))::bigint END AS retry_due_in_ms`;
+       THEN GREATEST(0, ceil(extract(epoch FROM retry_due_at - now()) * 1000))::bigint END AS retry_due_in_ms,
+  CASE WHEN state = 'RUNNING_EXECUTION' AND start_time IS NOT NULL
+       THEN GREATEST(0, floor(extract(epoch FROM now() - start_time) * 1000))::bigint END AS running_for_ms`;
 
 /** ms since the epoch (0 = unknown) → timestamptz, falling back to the database's now(). */
 const tsFromMs = (param: string) =>
@@ -188,7 +195,8 @@ export class TaskInstanceRepository {
   /**
    * Moves several rows that are still in one of fromStates to state (KILL on stop, PAUSE on
    * pause, NEED_FAULT_TOLERANCE on worker loss, FAILURE for a cancelled retry), with a reason.
-   * Final states get end_time.
+   * Final states get end_time. RUNNING_EXECUTION (a master-side task starting) gets start_time,
+   * once, on the database's clock: a DEPENDENT task's timeout counts from it.
    */
   markState(
     fence: InstanceFence,
@@ -200,7 +208,8 @@ export class TaskInstanceRepository {
     const final = FINAL_TASK_STATES.includes(state);
     return this.fenced(
       fence,
-      `state = $6, message = $7${final ? ', end_time = now()' : ''}`,
+      `state = $6, message = $7${final ? ', end_time = now()' : ''}` +
+        (state === 'RUNNING_EXECUTION' ? ', start_time = coalesce(t.start_time, now())' : ''),
       `t.id = ANY($4::bigint[]) AND t.state = ANY($5::text[])`,
       [taskIds, fromStates, state, message],
     );
@@ -292,6 +301,7 @@ interface TaskRowRecord {
   fault_reruns: number;
   outputs: unknown;
   retry_due_in_ms: string | number | null;
+  running_for_ms: string | number | null;
 }
 
 function toTaskRow(r: TaskRowRecord): TaskRow {
@@ -306,6 +316,7 @@ function toTaskRow(r: TaskRowRecord): TaskRow {
     faultReruns: r.fault_reruns,
     retryDueInMs: r.retry_due_in_ms === null ? null : Number(r.retry_due_in_ms),
     outputs: toOutputs(r.outputs),
+    runningForMs: r.running_for_ms == null ? null : Number(r.running_for_ms),
   };
 }
 

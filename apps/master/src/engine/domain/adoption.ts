@@ -89,6 +89,10 @@ function adoptedStatus(
     // Its child instance runs on (or has ended): the runner finds it again, never starts another.
     return { kind: 'onMaster', at };
   }
+  if (row.state === 'RUNNING_EXECUTION' && row.host === null && def.type === 'DEPENDENT') {
+    // It waits on, checked again at once, with what is left of its timeout (from its start_time).
+    return { kind: 'onMaster', at, elapsedMs: row.runningForMs ?? 0 };
+  }
   if (
     row.state === 'PAUSE' &&
     def.type === 'SUB_WORKFLOW' &&

@@ -5,6 +5,7 @@
  */
 import { ACTIVE_TASK_STATES, type WorkflowState } from '@porpoise/common';
 import { handledFailure, notTakenBy } from './branching';
+import { cancelDependents } from './dependent';
 import type { Draft } from './draft';
 import { resend, sendOut } from './dispatch';
 import { inPriorityOrder, startable } from './readiness';
@@ -100,6 +101,8 @@ function progress(d: Draft, mode: Extract<RunMode, { kind: 'running' }>): void {
 
 /** failing / pausing: start nothing new, end what waits, finish once nothing runs. */
 function windDown(d: Draft, mode: Extract<RunMode, { kind: 'failing' | 'pausing' }>): void {
+  // A waiting DEPENDENT task could hold the run for hours: it ends now (PAUSE or KILL).
+  cancelDependents(d);
   const slots = d.slots();
   cancelUnstarted(
     d,

@@ -10,6 +10,7 @@
  * The caller decides whether new work may start at all (mode, registry session).
  */
 import { decideBranch, isBranching } from './branching';
+import { startDependent } from './dependent';
 import type { Draft } from './draft';
 import type { RunEvent } from './run-events';
 import { currentRow, differs, type AttemptRef } from './run-state';
@@ -29,18 +30,18 @@ export function sendOut(d: Draft, name: string): void {
     return;
   }
   if (runsOn(slot.def) === 'master') {
-    // Master-side types never occupy a worker: RUNNING_EXECUTION here, then the task runs.
-    d.emit(
-      {
-        kind: 'markState',
-        rowIds: [s.at.id],
-        from: ['SUBMITTED_SUCCESS'],
-        state: 'RUNNING_EXECUTION',
-        message: 'runs on the master',
-      },
-      { kind: 'runOnMaster', rowId: s.at.id, name },
-    );
+    // Master-side types never occupy a worker: RUNNING_EXECUTION here (its start_time on the
+    // database's clock), then the task runs.
+    d.emit({
+      kind: 'markState',
+      rowIds: [s.at.id],
+      from: ['SUBMITTED_SUCCESS'],
+      state: 'RUNNING_EXECUTION',
+      message: 'runs on the master',
+    });
     d.set(name, { kind: 'onMaster', at: s.at });
+    if (slot.def.type === 'DEPENDENT') startDependent(d, name, s.at);
+    else d.emit({ kind: 'runOnMaster', rowId: s.at.id, name });
     return;
   }
   const group = slot.def.workerGroup;

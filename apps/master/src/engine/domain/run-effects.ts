@@ -87,6 +87,8 @@ export type Effect =
       /** Its row and its child are PAUSE: resume both first (onMaster `paused`). */
       readonly resume?: boolean;
     }
+  /** Check a DEPENDENT attempt's dependency (one read); answered by dependencyChecked. */
+  | { readonly kind: 'checkDependency'; readonly rowId: number; readonly name: string }
   | { readonly kind: 'setTimer'; readonly key: TimerKey; readonly ms: number }
   | { readonly kind: 'clearTimer'; readonly key: TimerKey }
   /** Queue an `advance` event behind the current one (after the worker got its answer). */

@@ -19,6 +19,11 @@ export interface StoredRow {
   /** DELAY_EXECUTION: ms until its retry is due (database clock, at the read); else null. */
   readonly retryDueInMs: number | null;
   readonly outputs: Outputs;
+  /**
+   * RUNNING_EXECUTION with a start_time: ms since it (database clock, at the read); else null.
+   * What is left of a DEPENDENT task's timeout after a failover.
+   */
+  readonly runningForMs?: number | null;
 }
 
 /** A worker's result of an attempt (TaskFinished, or held and handed over by TakeOver). */
@@ -38,6 +43,10 @@ export type TimerKey =
   | `retry:${string}`
   | `park:${string}`
   | `resolve:${string}`
+  /** A waiting DEPENDENT task is checked again (its checkIntervalMs). */
+  | `depend:${string}`
+  /** A DEPENDENT task's own timeoutMs, counted from its start_time. */
+  | `taskTimeout:${string}`
   /** The workflow's timeoutMs (DESIGN.md section 9): the run is stopped and ends FAILURE. */
   | 'timeout';
 
@@ -137,6 +146,15 @@ export type RunEvent =
       readonly state: 'SUCCESS' | 'FAILURE' | 'STOP' | 'PAUSE';
       readonly message: string | null;
     }
+  /** The answer of a checkDependency (a DEPENDENT attempt's check). */
+  | {
+      readonly type: 'dependencyChecked';
+      readonly rowId: number;
+      readonly outcome: 'met' | 'failed' | 'waiting';
+      readonly message: string;
+    }
+  /** A run of workflow `code` ended (NOTIFY porpoise_instance_end): DEPENDENT tasks on it check now. */
+  | { readonly type: 'dependencyWake'; readonly code: string }
   /** The finish write landed. */
   | { readonly type: 'finished'; readonly state: WorkflowState }
   /** Ownership lost or dropped: nothing more is written. */

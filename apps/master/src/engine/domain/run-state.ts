@@ -4,7 +4,14 @@
  * Plain immutable data: transition.ts maps (state, event) to (state, effects); nothing here does
  * I/O or reads a clock.
  */
-import type { ConditionsSpec, Priority, SwitchSpec, TaskState, WorkflowState } from '@porpoise/common';
+import type {
+  ConditionsSpec,
+  DependentSpec,
+  Priority,
+  SwitchSpec,
+  TaskState,
+  WorkflowState,
+} from '@porpoise/common';
 
 /** What the engine needs of a task definition (any task type has these). */
 export interface RunTaskDef {
@@ -19,6 +26,10 @@ export interface RunTaskDef {
   /** CONDITIONS / SWITCH: the branches (the task's own field). */
   readonly conditions?: ConditionsSpec;
   readonly switch?: SwitchSpec;
+  /** DEPENDENT: what it waits for (the task's own field). */
+  readonly dependent?: DependentSpec;
+  /** The task's timeoutMs (0 or absent: none); the engine applies it to DEPENDENT tasks. */
+  readonly timeoutMs?: number;
 }
 
 /** What a task's params are resolved from (besides the outputs of its upstream tasks). */
@@ -182,12 +193,17 @@ export type SlotStatus =
       readonly dueInMs?: number;
     }
   /**
-   * A master-side task (SUB_WORKFLOW, CONDITIONS, SWITCH) in progress on this master: it never
-   * occupies a worker. Its outcome comes back as a masterTaskEnded event.
+   * A master-side task (SUB_WORKFLOW, DEPENDENT) in progress on this master: it never occupies a
+   * worker. Its outcome comes back as a masterTaskEnded / childEnded / dependencyChecked event.
    */
   | {
       readonly kind: 'onMaster';
       readonly at: AttemptRef;
+      /**
+       * A DEPENDENT attempt adopted RUNNING_EXECUTION: how long it had run (its row's start_time
+       * to the database's now() at the read), so its timeout is not restarted by a failover.
+       */
+      readonly elapsedMs?: number;
       /**
        * A SUB_WORKFLOW attempt paused with its run, adopted by a resume (or a failover after it):
        * its row was still PAUSE and so was its child; the start resumes both in one write before

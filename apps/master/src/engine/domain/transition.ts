@@ -20,6 +20,13 @@ import {
   type After,
 } from './dispatch';
 import { refOf, restoredStatus } from './adoption';
+import {
+  onDependTimer,
+  onDependencyChecked,
+  onDependencyWake,
+  onTaskTimeout,
+  startDependent,
+} from './dependent';
 import type { RunEnv, RunEvent, StoredRow, WorkerEvent } from './run-events';
 import {
   currentRow,
@@ -89,6 +96,10 @@ function handle(d: Draft, event: RunEvent): After {
       return masterTaskEnded(d, event);
     case 'childEnded':
       return childEnded(d, event);
+    case 'dependencyChecked':
+      return onDependencyChecked(d, event);
+    case 'dependencyWake':
+      return onDependencyWake(d, event.code);
     case 'finished':
       d.mode = { kind: 'finished', state: event.state };
       d.log('log', `finished ${event.state}`);
@@ -111,6 +122,11 @@ function start(d: Draft, timeoutInMs: number | undefined): After {
       const s = slot.status;
       if (s.kind === 'resolving' && !s.asking) beginResolve(d, slot.name, s.at, s.worker, s.cause, s.started);
       else if (s.kind === 'delayed' && !s.due) d.setTimer(`retry:${slot.name}`, s.dueInMs ?? 0);
+      // A DEPENDENT task carried over waits on, with what is left of its timeout (a pause or a
+      // failing run ends it instead: advance).
+      else if (s.kind === 'onMaster' && slot.def.type === 'DEPENDENT') {
+        if (d.mode.kind === 'running') startDependent(d, slot.name, s.at, s.elapsedMs);
+      }
       // A SUB_WORKFLOW task carried over: its child is found again (startChild answers it).
       else if (s.kind === 'onMaster') {
         d.emit({ kind: 'runOnMaster', rowId: s.at.id, name: slot.name, resume: s.paused === true });
@@ -348,6 +364,10 @@ function timer(d: Draft, key: Extract<RunEvent, { type: 'timer' }>['key']): Afte
     case 'park':
       unpark(d, slot.def.workerGroup);
       return 'advance';
+    case 'depend':
+      return onDependTimer(d, name);
+    case 'taskTimeout':
+      return onTaskTimeout(d, name);
     default:
       return onResolveTimer(d, name);
   }
@@ -461,6 +481,15 @@ function rebuild(d: Draft, name: string, row: StoredRow): void {
     if (prior?.kind !== 'onMaster' || prior.at.id !== row.id) {
       d.set(name, { kind: 'onMaster', at }, row.attempt);
       d.emit({ kind: 'runOnMaster', rowId: row.id, name });
+    }
+    return;
+  }
+  if (row.state === 'RUNNING_EXECUTION' && row.host === null && d.slot(name)?.def.type === 'DEPENDENT') {
+    // A DEPENDENT attempt waiting on the master: it waits on, its timeout counted from its row.
+    if (prior?.kind !== 'onMaster' || prior.at.id !== row.id) {
+      const elapsedMs = row.runningForMs ?? 0;
+      d.set(name, { kind: 'onMaster', at, elapsedMs }, row.attempt);
+      if (d.mode.kind === 'running') startDependent(d, name, at, elapsedMs);
     }
     return;
   }
