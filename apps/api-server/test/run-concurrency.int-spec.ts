@@ -136,6 +136,23 @@ describe('run concurrency (REST)', () => {
     expect(await commandsOf(a.workflowInstanceId)).toBe(0);
   });
 
+  it('a backfill of a SERIAL_DISCARD workflow with parallelism > 1 is a 400 naming the field', async () => {
+    const code = await createWorkflow({ policy: 'SERIAL_DISCARD' });
+    const body = { start: '2024-01-01', end: '2024-01-03', cron: '0 0 * * *', timezone: 'UTC' };
+    const refused = await call<{ message: string }>('POST', `/workflows/${code}/backfill`, {
+      ...body,
+      parallelism: 2,
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toMatch(/"parallelism" must be 1 .* SERIAL_DISCARD/);
+    const accepted = await call<{ runs: number }>('POST', `/workflows/${code}/backfill`, {
+      ...body,
+      parallelism: 1,
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body.runs).toBe(3);
+  });
+
   it('the OpenAPI document has the field and the state', async () => {
     const doc = (await (await fetch(`${base}/api/docs-json`)).json()) as {
       components: { schemas: Record<string, { properties?: Record<string, { enum?: string[] }> }> };

@@ -4,6 +4,7 @@ import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import {
+  BackfillRepository,
   createDataSource,
   firstRow,
   queryRows,
@@ -347,6 +348,45 @@ describe('run gate', () => {
     expect(await stateOf(paused.id)).toBe('PAUSE');
     await setState(running.id, 'SUCCESS');
     expect((await gate.pass(code)).admitted.map((a) => a.workflowInstanceId)).toEqual([next.id]);
+  });
+
+  it("a backfill's runs pass the gate: with parallelism 3 on a SERIAL_WAIT workflow, one runs at a time in date order", async () => {
+    const code = await workflow({ policy: 'SERIAL_WAIT' });
+    const backfills = new BackfillRepository(source);
+    const times = [1, 2, 3].map((d) => new Date(Date.UTC(2026, 0, d)));
+    const id = Number(
+      await backfills.create({
+        workflowCode: code,
+        cron: '0 0 * * *',
+        timezone: 'UTC',
+        params: {},
+        parallelism: 3,
+        order: 'ASC',
+        start: nth(times, 0),
+        end: nth(times, 2),
+        times,
+      }),
+    );
+    const advanced = await backfills.advance(id, 'm:1');
+    expect(advanced.createdRuns).toHaveLength(3);
+    const created = advanced.createdRuns.map((r) => r.workflowInstanceId);
+    for (const instance of created) {
+      expect(await stateOf(instance)).toBe('SERIAL_WAIT');
+      expect(await commandsOf(instance)).toEqual([]);
+    }
+    const order: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const admitted = (await gate.pass(code)).admitted;
+      expect(admitted).toHaveLength(1);
+      const instance = nth(admitted, 0).workflowInstanceId;
+      expect(await commandsOf(instance)).toEqual([
+        { id: String(nth(admitted, 0).commandId), type: 'COMPLEMENT_DATA' },
+      ]);
+      order.push(instance);
+      await take(instance);
+      await setState(instance, 'SUCCESS');
+    }
+    expect(order).toEqual(created);
   });
 
   it('a sub-workflow child never waits; a workflow no longer limited lets all its waiters go', async () => {

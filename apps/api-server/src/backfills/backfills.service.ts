@@ -19,6 +19,14 @@ export class BackfillsService {
     const request = parseBackfillBody(body);
     const workflow = await this.backfills.workflowSchedules(code);
     if (!workflow.exists) throw new NotFoundError(`workflow ${quote(code)} not found`);
+    // Its runs pass the run gate like any fresh run: under SERIAL_DISCARD a second date started
+    // while the first runs would be discarded at once (README "Run concurrency").
+    if (workflow.concurrencyPolicy === 'SERIAL_DISCARD' && request.parallelism > 1) {
+      throw new BadRequestError(
+        `backfill: "parallelism" must be 1 for workflow ${quote(code)}, whose concurrency policy is ` +
+          `SERIAL_DISCARD (its runs would discard each other), got ${request.parallelism}`,
+      );
+    }
     const plan = planBackfill(request, code, workflow.schedules);
     const id = await this.backfills.create({
       workflowCode: code,

@@ -126,17 +126,26 @@ export class BackfillRepository {
    * Whether the workflow exists, and its schedules (cron, timezone), oldest first: a backfill
    * without a cron takes the workflow's schedule.
    */
-  async workflowSchedules(
-    code: string,
-  ): Promise<{ exists: boolean; schedules: Array<{ cron: string; timezone: string }> }> {
-    const rows = await queryRows<{ exists: boolean; schedules: Array<{ cron: string; timezone: string }> }>(
+  async workflowSchedules(code: string): Promise<{
+    exists: boolean;
+    schedules: Array<{ cron: string; timezone: string }>;
+    /** The workflow's concurrency policy (README "Run concurrency"); null when it does not exist. */
+    concurrencyPolicy: string | null;
+  }> {
+    const rows = await queryRows<{
+      exists: boolean;
+      schedules: Array<{ cron: string; timezone: string }>;
+      concurrency_policy: string | null;
+    }>(
       this.dataSource,
       `SELECT EXISTS (SELECT 1 FROM workflow_definition WHERE code = $1) AS exists,
+              (SELECT concurrency_policy FROM workflow_definition WHERE code = $1) AS concurrency_policy,
               coalesce((SELECT json_agg(json_build_object('cron', cron, 'timezone', timezone) ORDER BY id)
                         FROM schedule WHERE workflow_code = $1), '[]'::json) AS schedules`,
       [code],
     );
-    return firstRow(rows, `schedules of workflow ${code}`);
+    const row = firstRow(rows, `schedules of workflow ${code}`);
+    return { exists: row.exists, schedules: row.schedules, concurrencyPolicy: row.concurrency_policy };
   }
 
   /**
