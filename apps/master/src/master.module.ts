@@ -20,6 +20,7 @@ import {
   DependencyRepository,
   SubWorkflowRepository,
   ScheduleRepository,
+  TaskGroupRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
@@ -95,6 +96,7 @@ export class MasterModule {
         DatasourceRepository,
         SubWorkflowRepository,
         DependencyRepository,
+        TaskGroupRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),

@@ -7,6 +7,7 @@ import {
   INSTANCE_CONTROL_CHANNEL,
   INSTANCE_END_CHANNEL,
   SCHEDULE_CHANNEL,
+  TASK_GROUP_CHANNEL,
 } from '../master.constants';
 
 const CHANNELS = [
@@ -15,6 +16,7 @@ const CHANNELS = [
   INSTANCE_END_CHANNEL,
   BACKFILL_CHANNEL,
   SCHEDULE_CHANNEL,
+  TASK_GROUP_CHANNEL,
 ] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
 
@@ -23,7 +25,8 @@ const MAX_BACKOFF_MS = 5000;
 
 /**
  * One dedicated Postgres connection (LISTEN needs a session of its own, never a pooled one)
- * listening on porpoise_command, porpoise_instance_control and porpoise_instance_end. On any error it reconnects with
+ * listening on every channel of CHANNELS (commands, instance control and ends, backfills, task
+ * groups). On any error it reconnects with
  * backoff; every (re)connect is reported, because notifications sent while it was down are lost
  * and the listeners must catch up (consume at once, re-check instance states).
  */

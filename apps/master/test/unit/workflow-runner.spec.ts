@@ -357,6 +357,11 @@ function harness(
       children: store.children,
       dependencies: store.dependencies,
       openDatasources: async (names) => new Map([...h.datasources].filter(([n]) => names.includes(n))),
+      taskGroups: {
+        enqueue: async () => ({ owned: true, groupExists: true }),
+        grantPass: async () => [],
+        granted: async (_instanceId, ids) => [...ids],
+      },
       tasks: store.tasks as TaskInstanceRepository,
       instances: store.instances as InstanceStateRepository,
       workers: {

@@ -116,6 +116,8 @@ export const NOTIFY_CHANNELS = {
   backfill: 'porpoise_backfill',
   /** A schedule was created or changed (its revision went up); payload: the schedule id. */
   schedule: 'porpoise_schedule',
+  /** A slot of the task group named by the payload was freed (or its capacity changed). */
+  taskGroup: 'porpoise_task_group',
 } as const;
 
 /**
