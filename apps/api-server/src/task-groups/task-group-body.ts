@@ -1,6 +1,12 @@
 import { TASK_GROUP_NAME_PATTERN } from '@porpoise/common';
 import { BadRequestError } from '../common/api-errors';
-import { describeType, isPlainObject, rejectUnknownFields, requiredString, type JsonObject } from '../common/input';
+import {
+  describeType,
+  isPlainObject,
+  rejectUnknownFields,
+  requiredString,
+  type JsonObject,
+} from '../common/input';
 
 /** The largest capacity a group may have (more is no limit at all). */
 export const MAX_TASK_GROUP_CAPACITY = 100_000;

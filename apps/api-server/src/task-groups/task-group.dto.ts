@@ -23,9 +23,15 @@ export class TaskGroupPatchDto {
 export class TaskGroupDto {
   @ApiProperty({ type: String }) name!: string;
   @ApiProperty({ type: Number }) capacity!: number;
-  @ApiProperty({ type: Number, description: 'Slots held now: tasks of the group granted a slot and not ended.' })
+  @ApiProperty({
+    type: Number,
+    description: 'Slots held now: tasks of the group granted a slot and not ended.',
+  })
   held!: number;
-  @ApiProperty({ type: Number, description: 'Tasks of the group waiting for a slot (first come first served).' })
+  @ApiProperty({
+    type: Number,
+    description: 'Tasks of the group waiting for a slot (first come first served).',
+  })
   waiting!: number;
   @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
   @ApiProperty({ type: String, format: 'date-time' }) updatedAt!: string;
