@@ -77,7 +77,11 @@ describe('task groups: grant pass and release (real Postgres)', () => {
   async function attempts(fence: InstanceFence, group: string, n: number): Promise<number[]> {
     const created = await tasks.createAttempts(
       fence,
-      Array.from({ length: n }, (_, i) => ({ name: `t${String(i).padStart(3, '0')}`, attempt: 1, taskGroup: group })),
+      Array.from({ length: n }, (_, i) => ({
+        name: `t${String(i).padStart(3, '0')}`,
+        attempt: 1,
+        taskGroup: group,
+      })),
     );
     return created.rows.map((r) => r.id).sort((a, b) => a - b);
   }
@@ -208,7 +212,13 @@ describe('task groups: grant pass and release (real Postgres)', () => {
       expect(await groupsA.grantPass('lost')).toEqual([]);
 
       // The worker is lost: the runner's loseAttempts writes NEED_FAULT_TOLERANCE with markState.
-      const lost = await tasks.markState(fence, [first], ACTIVE_TASK_STATES, 'NEED_FAULT_TOLERANCE', 'worker w:1 lost');
+      const lost = await tasks.markState(
+        fence,
+        [first],
+        ACTIVE_TASK_STATES,
+        'NEED_FAULT_TOLERANCE',
+        'worker w:1 lost',
+      );
       expect(lost.ids).toEqual([first]);
       expect((await queue('lost')).map((r) => Number(r.task_instance_id))).toEqual([second]);
       expect((await groupsA.grantPass('lost')).map((g) => g.taskInstanceId)).toEqual([second]);
@@ -216,8 +226,9 @@ describe('task groups: grant pass and release (real Postgres)', () => {
       // The grant told the owner of the instance (the channel its runner reads).
       await waitUntil(
         () =>
-          heard.filter((h) => h.channel === 'porpoise_instance_control' && h.payload === String(fence.instanceId))
-            .length >= 2,
+          heard.filter(
+            (h) => h.channel === 'porpoise_instance_control' && h.payload === String(fence.instanceId),
+          ).length >= 2,
       );
     } finally {
       await listener.end();
@@ -264,7 +275,9 @@ describe('task groups: grant pass and release (real Postgres)', () => {
 async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const start = process.hrtime.bigint();
   while (!check()) {
-    if (Number(process.hrtime.bigint() - start) / 1e6 > timeoutMs) throw new Error('condition not met in time');
+    if (Number(process.hrtime.bigint() - start) / 1e6 > timeoutMs) {
+      throw new Error('condition not met in time');
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -272,7 +285,9 @@ async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void
 async function waitUntilAsync(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const start = process.hrtime.bigint();
   while (!(await check())) {
-    if (Number(process.hrtime.bigint() - start) / 1e6 > timeoutMs) throw new Error('condition not met in time');
+    if (Number(process.hrtime.bigint() - start) / 1e6 > timeoutMs) {
+      throw new Error('condition not met in time');
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }

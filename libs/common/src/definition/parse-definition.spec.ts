@@ -243,7 +243,7 @@ describe('parseWorkflowDefinition: valid definitions', () => {
     });
   });
 
-  it('keeps a worker task\'s taskGroup and lists the task groups it names, each once', () => {
+  it("keeps a worker task's taskGroup and lists the task groups it names, each once", () => {
     const parsed = parseWorkflowDefinition(
       wf([shell('a', { taskGroup: 'etl' }), sql('q', {}), shell('b', { taskGroup: 'etl' }), empty('c')]),
     );

@@ -224,7 +224,11 @@ export class TaskGroupRepository {
                 OR (t.state = 'SUBMITTED_SUCCESS' AND w.state IN ${FINAL_STATES_SQL}))`,
         [group],
       );
-      const granted = await queryRows<{ task_instance_id: string; workflow_instance_id: string; slot_no: number }>(
+      const granted = await queryRows<{
+        task_instance_id: string;
+        workflow_instance_id: string;
+        slot_no: number;
+      }>(
         runner,
         `WITH held AS (SELECT slot_no FROM task_group_queue WHERE task_group = $1 AND slot_no IS NOT NULL),
          free AS (

@@ -94,7 +94,14 @@ export function onSlotGranted(d: Draft, rowIds: readonly number[]): After {
     const name = d.taskOfRow(rowId);
     const s = name === undefined ? undefined : d.status(name);
     if (name === undefined || s?.kind !== 'queued' || s.at.id !== rowId) continue;
-    d.set(name, { kind: 'submitted', at: s.at, tried: s.tried, avoid: s.avoid, parked: false, granted: true });
+    d.set(name, {
+      kind: 'submitted',
+      at: s.at,
+      tried: s.tried,
+      avoid: s.avoid,
+      parked: false,
+      granted: true,
+    });
     after = 'advance';
   }
   return after;
