@@ -3,7 +3,7 @@ import { startPostgres, type TestServer } from '@porpoise/test-harness';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import {
-  CommandConsumerRepository,
+  CommandRepository,
   createDataSource,
   firstRow,
   queryRows,
@@ -29,7 +29,7 @@ describe('task groups: grant pass and release (real Postgres)', () => {
   let groupsA: TaskGroupRepository;
   let groupsB: TaskGroupRepository;
   let tasks: TaskInstanceRepository;
-  let consumer: CommandConsumerRepository;
+  let consumer: CommandRepository;
   let codes = 0;
 
   beforeAll(async () => {
@@ -41,7 +41,7 @@ describe('task groups: grant pass and release (real Postgres)', () => {
     groupsA = new TaskGroupRepository(masterA);
     groupsB = new TaskGroupRepository(masterB);
     tasks = new TaskInstanceRepository(workers);
-    consumer = new CommandConsumerRepository(masterA);
+    consumer = new CommandRepository(masterA);
   });
   afterAll(async () => {
     await masterA?.destroy();
