@@ -413,7 +413,7 @@ export class WorkflowRunner {
     const specs = await this.specsFor(effects);
     const refusals: Array<{ rowId: number; message: string }> = [];
     for (const [rowId, spec] of specs) if ('refused' in spec) refusals.push({ rowId, message: spec.refused });
-    const outcome = await this.runEffectList(effects, answering, specs);
+    const outcome = await this.runEffectList(coalesceSlotRequests(effects), answering, specs);
     if (outcome === 'aborted') return outcome;
     for (const r of refusals) {
       if (this.closed || !isOpen(this.state.mode)) return 'aborted';
@@ -892,4 +892,32 @@ export class WorkflowRunner {
       withIds({ instanceId: this.instanceId }, `instance ${this.instanceId}: ${message}`),
     );
   }
+}
+
+/**
+ * The slot requests of one step for the same task group as one (at the first one's place): the
+ * tasks of a fan-out queue in one statement and one grant pass instead of one each. Nothing
+ * between them depends on a queue row.
+ */
+export function coalesceSlotRequests(effects: readonly Effect[]): readonly Effect[] {
+  if (effects.filter((e) => e.kind === 'requestSlot').length < 2) return effects;
+  const first = new Map<string, number>();
+  const out: Effect[] = [];
+  for (const e of effects) {
+    if (e.kind !== 'requestSlot') {
+      out.push(e);
+      continue;
+    }
+    const at = first.get(e.group);
+    if (at !== undefined) {
+      const earlier = out[at];
+      if (earlier?.kind === 'requestSlot') {
+        out[at] = { ...earlier, rowIds: [...earlier.rowIds, ...e.rowIds] };
+        continue;
+      }
+    }
+    first.set(e.group, out.length);
+    out.push(e);
+  }
+  return out;
 }

@@ -447,6 +447,23 @@ describe('WorkflowRunner', () => {
     expect(h.runner.queuedGroups()).toEqual(new Set());
   });
 
+  it('the tasks of a fan-out ask for their group in one request (one queue statement, one grant pass)', async () => {
+    const h = harness(
+      [task('a', { taskGroup: 'etl' }), task('b', { taskGroup: 'etl' }), task('c', { taskGroup: 'other' })],
+      [],
+    );
+    h.slots.given = new Set();
+    await h.runner.start();
+    await settle();
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => h.store.row(n)?.id ?? -1);
+    expect(h.slots.calls).toEqual([
+      `enqueue etl ${a},${b}`,
+      'grantPass etl',
+      `enqueue other ${c}`,
+      'grantPass other',
+    ]);
+  });
+
   it('a lost NOTIFY: the group timer asks again (idempotent) and the slot is found', async () => {
     const h = harness([task('a', { taskGroup: 'etl' })], []);
     h.slots.given = new Set();
