@@ -18,6 +18,7 @@ describe('task groups on real masters', () => {
   let masters: RunningMaster[] = [];
   let source: DataSource;
   let runs: WorkflowRunRepository;
+  const closed = new Set<RunningMaster>();
 
   beforeAll(async () => {
     pg = await startPostgres();
@@ -37,7 +38,7 @@ describe('task groups on real masters', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(masters.map((m) => m.app.close()));
+    await Promise.all(masters.filter((m) => !closed.has(m)).map((m) => m.app.close()));
     await worker?.close();
     await source?.destroy();
     await db?.close();
@@ -105,6 +106,56 @@ describe('task groups on real masters', () => {
     expect(await queueRows()).toEqual([[running, 0]]);
     worker.release(running);
     expect((await db.waitForState(holder, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+    expect(await queueRows()).toEqual([]);
+  });
+
+  it('the master driving a waiting run goes away: its successor asks again and keeps the place in line', async () => {
+    await db.pool.query(`INSERT INTO task_group (name, capacity) VALUES ('keep', 1)`);
+    const code = await db.createWorkflow([task('z', { taskGroup: 'keep' })]);
+    const holder = await db.trigger(code);
+    const running = await heldOne();
+    const waiter = await db.trigger(code);
+    const [, queued] = await waitFor(
+      'the second run to wait',
+      async () => {
+        const rows = await db.pool.query<{ id: string; task_instance_id: string }>(
+          `SELECT id, task_instance_id FROM task_group_queue WHERE task_group = 'keep' ORDER BY id`,
+        );
+        return rows.rows.length === 2
+          ? rows.rows.map((r) => [Number(r.id), Number(r.task_instance_id)])
+          : undefined;
+      },
+      30_000,
+    );
+    if (queued === undefined) throw new Error('no waiting row');
+    const driving = await db.instance(waiter);
+    const owner = masters.find((m) => m.address === driving.host);
+    if (!owner) throw new Error(`no master drives the waiting run (host ${driving.host})`);
+    // It stops: the run is handed over (epoch + 1) and the other master adopts it from its rows.
+    await owner.app.close();
+    closed.add(owner);
+    await waitFor(
+      'the waiting run adopted by the other master',
+      async () => {
+        const i = await db.instance(waiter);
+        return i.host !== null && i.host !== owner.address && i.epoch > driving.epoch ? i : undefined;
+      },
+      30_000,
+    );
+    // Same queue row (same place, still waiting), not a new request at the back.
+    const rows = await db.pool.query<{ id: string; task_instance_id: string; slot_no: number | null }>(
+      `SELECT id, task_instance_id, slot_no FROM task_group_queue WHERE task_group = 'keep' ORDER BY id`,
+    );
+    expect(rows.rows.map((r) => [Number(r.id), Number(r.task_instance_id), r.slot_no])).toEqual([
+      [expect.any(Number), running, 0],
+      [queued[0], queued[1], null],
+    ]);
+    worker.release(running);
+    const next = await heldOne();
+    expect(next).toBe(queued[1]);
+    worker.release(next);
+    expect((await db.waitForState(holder, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+    expect((await db.waitForState(waiter, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
     expect(await queueRows()).toEqual([]);
   });
 });
