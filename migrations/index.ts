@@ -7,6 +7,7 @@ import { ListAndBacklogIndexes1796000004000 } from './1796000004000-list-and-bac
 import { InstanceEndNotify1796000004500 } from './1796000004500-instance-end-notify';
 import { Schedules1796000005000 } from './1796000005000-schedules';
 import { Backfill1796000006500 } from './1796000006500-backfill';
+import { TaskGroups1796000007000 } from './1796000007000-task-groups';
 import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
 import { Priority1796000009000 } from './1796000009000-priority';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
@@ -26,6 +27,7 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   Schedules1796000005000,
   RunConcurrency1796000006000,
   Backfill1796000006500,
+  TaskGroups1796000007000,
   DependentIndex1796000008000,
   Priority1796000009000,
 ];

@@ -4,6 +4,7 @@ import {
   DatasourceRepository,
   InstanceQueryRepository,
   ScheduleRepository,
+  TaskGroupRepository,
   WorkflowDefinitionRepository,
   WorkflowRunRepository,
 } from '@porpoise/dao';
@@ -18,6 +19,8 @@ import { DiagnosisService } from './instances/diagnosis.service';
 import { InstancesService } from './instances/instances.service';
 import { SchedulesController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
+import { TaskGroupsController } from './task-groups/task-groups.controller';
+import { TaskGroupsService } from './task-groups/task-groups.service';
 import { TaskLogService } from './task-logs/task-log.service';
 import { TaskLogsController } from './task-logs/task-logs.controller';
 import { WorkflowsController } from './workflows/workflows.controller';
@@ -36,6 +39,7 @@ import { WorkflowsService } from './workflows/workflows.service';
     ClusterController,
     DatasourcesController,
     BackfillsController,
+    TaskGroupsController,
   ],
   providers: [
     WorkflowDefinitionRepository,
@@ -52,6 +56,8 @@ import { WorkflowsService } from './workflows/workflows.service';
     DatasourcesService,
     BackfillRepository,
     BackfillsService,
+    TaskGroupRepository,
+    TaskGroupsService,
   ],
   exports: [InstanceQueryRepository],
 })

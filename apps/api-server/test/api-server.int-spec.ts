@@ -1597,6 +1597,11 @@ describe('operations', () => {
         'POST /api/v1/workflows/{code}/backfill',
         'GET /api/v1/backfills/{id}',
         'POST /api/v1/backfills/{id}/cancel',
+        'POST /api/v1/task-groups',
+        'GET /api/v1/task-groups',
+        'GET /api/v1/task-groups/{name}',
+        'PATCH /api/v1/task-groups/{name}',
+        'DELETE /api/v1/task-groups/{name}',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {

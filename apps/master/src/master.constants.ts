@@ -13,6 +13,7 @@ export const INSTANCE_CONTROL_CHANNEL = NOTIFY_CHANNELS.instanceControl;
 export const INSTANCE_END_CHANNEL = NOTIFY_CHANNELS.instanceEnd;
 export const BACKFILL_CHANNEL = NOTIFY_CHANNELS.backfill;
 export const SCHEDULE_CHANNEL = NOTIFY_CHANNELS.schedule;
+export const TASK_GROUP_CHANNEL = NOTIFY_CHANNELS.taskGroup;
 export const GATE_CHANNEL = NOTIFY_CHANNELS.gate;
 
 /** Knobs of the master that are not part of the environment contract (DESIGN.md section 3). */

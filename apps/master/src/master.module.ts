@@ -20,6 +20,7 @@ import {
   DependencyRepository,
   SubWorkflowRepository,
   ScheduleRepository,
+  TaskGroupRepository,
   RunGateRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
@@ -97,6 +98,7 @@ export class MasterModule {
         DatasourceRepository,
         SubWorkflowRepository,
         DependencyRepository,
+        TaskGroupRepository,
         {
           provide: DATASOURCE_OPENER,
           useFactory: (repo: DatasourceRepository) => datasourceOpener(repo, config.datasourceKey),

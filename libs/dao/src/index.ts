@@ -20,6 +20,7 @@ export * from './repositories/workflow-definition.repository';
 export * from './repositories/workflow-run.repository';
 export * from './repositories/datasource.repository';
 export * from './repositories/dependency.repository';
+export * from './repositories/task-group.repository';
 export {
   SubWorkflowRepository,
   STOPPED_WHILE_PAUSED,

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { buildWorkflowGraph, parseStoredDefinition, type WorkflowGraph } from '@porpoise/common';
-import { InstanceQueryRepository, type DiagnosisFacts } from '@porpoise/dao';
+import { InstanceQueryRepository, TaskGroupRepository, type DiagnosisFacts } from '@porpoise/dao';
 import { ClusterService } from '../cluster/cluster.service';
 import { NotFoundError } from '../common/api-errors';
 import { clusterNeeded, diagnose, type TaskDiagnosis } from './diagnosis';
@@ -28,6 +28,7 @@ export class DiagnosisService {
   constructor(
     private readonly instances: InstanceQueryRepository,
     private readonly cluster: ClusterService,
+    private readonly taskGroups: TaskGroupRepository,
   ) {}
 
   async diagnose(id: number): Promise<InstanceDiagnosis> {
@@ -35,12 +36,16 @@ export class DiagnosisService {
     if (!facts) throw new NotFoundError(`workflow instance ${id} not found`);
     const graph = graphOf(facts);
     const cluster = clusterNeeded(facts) ? await this.cluster.nodes() : undefined;
+    // Only a ready attempt can wait for a task group slot: the queue is read only then.
+    const taskGroupQueue = facts.tasks.some((t) => t.state === 'SUBMITTED_SUCCESS')
+      ? await this.taskGroups.queueOf(facts.instance.id)
+      : undefined;
     return {
       workflowInstanceId: facts.instance.id,
       state: facts.instance.state,
       host: facts.instance.host,
       at: facts.now.toISOString(),
-      tasks: diagnose({ ...facts, graph, cluster }),
+      tasks: diagnose({ ...facts, graph, cluster, taskGroupQueue }),
       ...(graph instanceof Error ? { problem: graph.message } : {}),
     };
   }

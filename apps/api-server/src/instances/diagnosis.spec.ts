@@ -95,6 +95,32 @@ const byName = <T extends { name: string }>(xs: readonly T[]): T[] =>
 const named = (xs: ReadonlyArray<{ name: string }>, name: string) => xs.find((t) => t.name === name);
 
 describe('diagnose', () => {
+  it('a ready attempt waiting for a slot of its task group: task-group, with the group, since it asked', () => {
+    const train = row('train', 'SUBMITTED_SUCCESS', { createdAt: at(13) });
+    const flaky = row('flaky', 'SUBMITTED_SUCCESS', { createdAt: at(14) });
+    const result = diagnose(
+      input('RUNNING_EXECUTION', [train, flaky], {
+        taskGroupQueue: [
+          { taskInstanceId: train.id, taskGroup: 'etl', slotNo: null, requestedAt: at(16) },
+          // Granted: it is being dispatched, not waiting for its group.
+          { taskInstanceId: flaky.id, taskGroup: 'etl', slotNo: 0, requestedAt: at(15) },
+        ],
+      }),
+    );
+    expect(named(result, 'train')).toEqual({
+      name: 'train',
+      state: 'SUBMITTED_SUCCESS',
+      waitingFor: 'task-group',
+      since: iso(16),
+      detail: 'waits for a slot of task group etl (all its slots are held; first come first served)',
+      taskGroup: 'etl',
+    });
+    expect(named(result, 'flaky')).toMatchObject({
+      waitingFor: null,
+      detail: 'being dispatched to a worker of group default',
+    });
+  });
+
   it('names what holds each unfinished task of a running instance, and since when', () => {
     const result = diagnose(
       input('RUNNING_EXECUTION', [

@@ -12,11 +12,11 @@ import {
   type WorkflowGraph,
   type WorkflowState,
 } from '@porpoise/common';
-import type { DiagnosisFacts, DiagnosisTaskRow } from '@porpoise/dao';
+import type { DiagnosisFacts, DiagnosisTaskRow, TaskGroupQueueEntry } from '@porpoise/dao';
 
 /**
- * What holds a task. `task-group` is part of the contract but not produced yet: the product has
- * no task groups so far. `serial-wait`: the run waits at its workflow's run gate (SERIAL_WAIT).
+ * What holds a task. `serial-wait`: the run waits at its workflow's run gate (SERIAL_WAIT,
+ * README "Run concurrency").
  */
 export const WAITING_FOR = [
   'upstream',
@@ -39,7 +39,8 @@ export interface TaskDiagnosis {
   /**
    * Since when it has been waiting (or running), ISO 8601: for `upstream` the run's start; for
    * `worker-group` / `worker-capacity` when its attempt was created (it became ready) or its
-   * worker was lost; for `retry-delay` when the failed attempt ended; for `master` when the
+   * worker was lost; for `task-group` when it asked for a slot; for `retry-delay` when the failed
+   * attempt ended; for `master` when the
    * command was written; for `paused` when the run paused (or was asked to); for a running task
    * when it started. null when no row says.
    */
@@ -50,6 +51,8 @@ export interface TaskDiagnosis {
   readonly upstream?: readonly string[];
   /** worker-group, worker-capacity: the task's worker group. */
   readonly workerGroup?: string;
+  /** task-group: the task group whose slot it waits for. */
+  readonly taskGroup?: string;
   /** retry-delay: when the retry is due. */
   readonly retryAt?: string;
   /** master: the command waiting for a master, when there is one. */
@@ -74,6 +77,8 @@ export interface DiagnosisInput extends Omit<DiagnosisFacts, 'definition'> {
   readonly graph: WorkflowGraph | Error;
   /** undefined when clusterNeeded() said it is not needed. */
   readonly cluster?: ClusterView;
+  /** The instance's task group queue rows (slotNo null: waiting); none when not read. */
+  readonly taskGroupQueue?: readonly TaskGroupQueueEntry[];
 }
 
 /** Task states after which an attempt holds nothing (PAUSE resumes: not one of them). */
@@ -168,6 +173,9 @@ export function diagnose(input: DiagnosisInput): TaskDiagnosis[] {
   // A resume runs again every task that did not succeed (a failed one too, with the retries it
   // has left): in a paused or pausing run only SUCCESS and SKIPPED are done; so in a waiting one.
   const done = paused || serialWait ? CLEARED : DONE;
+  const waitingForSlot = new Map(
+    (input.taskGroupQueue ?? []).filter((q) => q.slotNo === null).map((q) => [q.taskInstanceId, q]),
+  );
   const out: TaskDiagnosis[] = [];
   for (const name of names) {
     const row = rows.get(name);
@@ -251,6 +259,18 @@ export function diagnose(input: DiagnosisInput): TaskDiagnosis[] {
         since: iso(row.endTime ?? row.updatedAt),
         detail: `attempt ${row.attempt} failed; the next one starts ${row.retryDueAt ? `at ${iso(row.retryDueAt)}` : 'once its retry delay is over'}`,
         ...(row.retryDueAt ? { retryAt: iso(row.retryDueAt) as string } : {}),
+      });
+      continue;
+    }
+    const queued = row.state === 'SUBMITTED_SUCCESS' ? waitingForSlot.get(row.id) : undefined;
+    if (queued) {
+      out.push({
+        name,
+        state,
+        waitingFor: 'task-group',
+        since: iso(queued.requestedAt),
+        detail: `waits for a slot of task group ${queued.taskGroup} (all its slots are held; first come first served)`,
+        taskGroup: queued.taskGroup,
       });
       continue;
     }

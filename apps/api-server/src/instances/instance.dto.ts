@@ -111,10 +111,11 @@ export class TaskDiagnosisDto {
     description:
       'What holds the task: upstream (tasks in `upstream` have not succeeded), worker-group (no live, ' +
       'serving worker in `workerGroup`), worker-capacity (every live worker of `workerGroup` is full), ' +
+      'task-group (its attempt waits for a slot of `taskGroup`: capacity reached, first come first served), ' +
       'retry-delay (a failed attempt waits for `retryAt`), master (the run waits for a master: its ' +
       'command is not taken yet, or its master left the registry), paused (the run is paused or pausing), ' +
-      "serial-wait (the run waits at its workflow's concurrency limit, state SERIAL_WAIT). task-group is " +
-      'reserved (not produced yet). null: nothing holds it (it runs, or ' +
+      "serial-wait (the run waits at its workflow's concurrency limit, state SERIAL_WAIT). null: nothing " +
+      'holds it (it runs, or ' +
       'is being started or dispatched right now).',
   })
   waitingFor!: string | null;
@@ -124,7 +125,8 @@ export class TaskDiagnosisDto {
     nullable: true,
     description:
       'Since when it has waited (or run): upstream: the run started; worker-group / worker-capacity: ' +
-      'its attempt was created (it became ready) or its worker was lost; retry-delay: the failed ' +
+      'its attempt was created (it became ready) or its worker was lost; task-group: it asked for a ' +
+      'slot; retry-delay: the failed ' +
       'attempt ended; master: the command was written; paused: the run paused (or was asked to); ' +
       'running: it started. null when no row says.',
   })
@@ -134,6 +136,8 @@ export class TaskDiagnosisDto {
   upstream?: string[];
   @ApiPropertyOptional({ type: String, description: 'worker-group, worker-capacity: the task’s group.' })
   workerGroup?: string;
+  @ApiPropertyOptional({ type: String, description: 'task-group: the task group whose slot it waits for.' })
+  taskGroup?: string;
   @ApiPropertyOptional({
     type: String,
     format: 'date-time',

@@ -66,6 +66,14 @@ abstract class TaskCommonDto {
     description: 'Among tasks of the run ready at once, higher starts first. Absent means MEDIUM.',
   })
   priority?: string;
+  @ApiPropertyOptional({
+    type: String,
+    pattern: '^[A-Za-z0-9._-]{1,64}$',
+    description:
+      'Worker types only: a task group (POST /task-groups). Across the cluster at most its capacity of ' +
+      'tasks of the group run at once, first come first served; a waiting task shows waitingFor task-group.',
+  })
+  taskGroup?: string;
 }
 
 const typeProperty = (type: TaskType, description: string) =>

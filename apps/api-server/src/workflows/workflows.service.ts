@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { definitionReferences, type WorkflowDefinition } from '@porpoise/common';
 import {
   DatasourceRepository,
+  TaskGroupRepository,
   WorkflowDefinitionRepository,
   type WorkflowDefinitionRecord,
   type WorkflowDefinitionSummary,
@@ -39,6 +40,7 @@ export class WorkflowsService {
     private readonly definitions: WorkflowDefinitionRepository,
     private readonly runs: WorkflowRunRepository,
     private readonly datasources: DatasourceRepository,
+    private readonly taskGroups: TaskGroupRepository,
   ) {}
 
   async create(body: unknown): Promise<WorkflowDefinitionRecord> {
@@ -68,15 +70,23 @@ export class WorkflowsService {
    * deleted in between fails the task at run time, with a message naming it.
    */
   private async checkReferences(input: WorkflowDefinition, selfCode?: string): Promise<void> {
-    const { datasourceNames, subWorkflowCodes, dependentWorkflowCodes } = definitionReferences(input);
-    const [datasources, codes, loops] = await Promise.all([
+    const { datasourceNames, subWorkflowCodes, dependentWorkflowCodes, taskGroupNames } =
+      definitionReferences(input);
+    const [datasources, codes, loops, groups] = await Promise.all([
       this.datasources.existing(datasourceNames),
       this.definitions.existingCodes([...new Set([...subWorkflowCodes, ...dependentWorkflowCodes])]),
       selfCode === undefined
         ? ([] as string[])
         : this.definitions.subWorkflowsReaching(subWorkflowCodes, selfCode),
+      this.taskGroups.existing(taskGroupNames),
     ]);
     for (const task of input.tasks) {
+      if (task.taskGroup !== undefined && !groups.includes(task.taskGroup)) {
+        throw new BadRequestError(
+          `task ${quote(task.name)}: "taskGroup" names unknown task group ${quote(task.taskGroup)}` +
+            ' (create it with POST /task-groups)',
+        );
+      }
       if (task.type === 'SQL' && !datasources.includes(task.sql.datasource)) {
         throw new BadRequestError(
           `task ${quote(task.name)}: "sql.datasource" names unknown data source ${quote(task.sql.datasource)}` +

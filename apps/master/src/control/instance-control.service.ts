@@ -43,11 +43,14 @@ export class InstanceControlService {
         }
         this.engine.dependencyWake(code);
       }),
+      // Task groups (DESIGN.md section 10): a slot was freed; the grants NOTIFY the channel above.
+      this.listener.on('porpoise_task_group', (group) => this.engine.groupFreed(group)),
       this.listener.onConnected(() => {
         this.engine
           .sweepControl()
           .catch((err: Error) => this.logger.warn(`control sweep failed: ${err.message}`));
         this.engine.wakeAllDependents();
+        this.engine.sweepGroups();
       }),
     );
   }

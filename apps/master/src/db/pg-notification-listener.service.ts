@@ -7,6 +7,7 @@ import {
   INSTANCE_CONTROL_CHANNEL,
   INSTANCE_END_CHANNEL,
   SCHEDULE_CHANNEL,
+  TASK_GROUP_CHANNEL,
   GATE_CHANNEL,
 } from '../master.constants';
 
@@ -16,6 +17,7 @@ const CHANNELS = [
   INSTANCE_END_CHANNEL,
   BACKFILL_CHANNEL,
   SCHEDULE_CHANNEL,
+  TASK_GROUP_CHANNEL,
   GATE_CHANNEL,
 ] as const;
 export type NotificationChannel = (typeof CHANNELS)[number];
@@ -25,7 +27,8 @@ const MAX_BACKOFF_MS = 5000;
 
 /**
  * One dedicated Postgres connection (LISTEN needs a session of its own, never a pooled one)
- * listening on porpoise_command, porpoise_instance_control, porpoise_instance_end, porpoise_backfill, porpoise_schedule and porpoise_gate. On any error it reconnects with
+ * listening on every channel of CHANNELS (commands, instance control and ends, backfills, task
+ * groups, the run gate). On any error it reconnects with
  * backoff; every (re)connect is reported, because notifications sent while it was down are lost
  * and the listeners must catch up (consume at once, re-check instance states).
  */

@@ -11,6 +11,7 @@ import {
   DependencyRepository,
   InstanceStateRepository,
   SubWorkflowRepository,
+  TaskGroupRepository,
   type InstanceFence,
   TaskInstanceRepository,
 } from '@porpoise/dao';
@@ -51,6 +52,9 @@ export class WorkflowEngineService {
   private handingBack: Promise<void> | undefined;
   /** Workflow code → the runners with a DEPENDENT task on it (from their DAGs). */
   private readonly awaiting = new Map<string, Set<WorkflowRunner>>();
+  /** Task group grant passes in flight (one per group), and groups to pass again after them. */
+  private readonly grantPasses = new Map<string, Promise<void>>();
+  private readonly passAgain = new Set<string>();
 
   constructor(
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
@@ -65,8 +69,10 @@ export class WorkflowEngineService {
     @Inject(SubWorkflowRepository) children: SubWorkflowRepository,
     @Inject(MasterMetrics) metrics: MasterMetrics,
     @Inject(DependencyRepository) dependencies: DependencyRepository,
+    @Inject(TaskGroupRepository) private readonly taskGroups: TaskGroupRepository,
   ) {
     this.deps = {
+      taskGroups,
       metrics,
       children,
       dependencies,
@@ -185,6 +191,46 @@ export class WorkflowEngineService {
     if (runner) void runner.control();
   }
 
+  /**
+   * NOTIFY porpoise_task_group: a slot of the group was freed (or its capacity changed). When
+   * attempts this master drives wait for the group, one grant pass runs for it (coalesced); each
+   * slot it gives NOTIFYs the owner of the attempt, and runners here are told at once.
+   */
+  groupFreed(group: string): void {
+    if (this.stopped) return;
+    for (const r of this.runners.values()) {
+      if (r.queuedGroups().has(group)) {
+        this.grantPass(group);
+        return;
+      }
+    }
+  }
+
+  /** After a missed NOTIFY (listener reconnected): a grant pass for every group waited for here. */
+  sweepGroups(): void {
+    const groups = new Set<string>();
+    for (const r of this.runners.values()) for (const g of r.queuedGroups()) groups.add(g);
+    for (const g of groups) this.grantPass(g);
+  }
+
+  private grantPass(group: string): void {
+    if (this.grantPasses.has(group)) {
+      this.passAgain.add(group);
+      return;
+    }
+    const pass = this.taskGroups
+      .grantPass(group)
+      .then((grants) => {
+        for (const g of grants) void this.runners.get(g.workflowInstanceId)?.grantsChanged();
+      })
+      .catch((err: Error) => this.logger.warn(`grant pass of task group ${group} failed: ${err.message}`))
+      .finally(() => {
+        this.grantPasses.delete(group);
+        if (this.passAgain.delete(group) && !this.stopped) this.grantPass(group);
+      });
+    this.grantPasses.set(group, pass);
+  }
+
   /** After a missed NOTIFY (listener reconnected): re-check the states of every owned instance. */
   async sweepControl(): Promise<void> {
     const states = await this.instances.ownedStates(this.identity.address, this.ownedInstanceIds);
@@ -256,6 +302,7 @@ export class WorkflowEngineService {
     const runners = [...this.runners.values()];
     for (const r of runners) r.drop('master shutting down');
     await Promise.all(runners.map((r) => r.idle()));
+    await Promise.all(this.grantPasses.values());
     await this.handingBack;
   }
 

@@ -21,6 +21,7 @@ import type {
   InstanceFence,
   InstanceStateRepository,
   SubWorkflowRepository,
+  TaskGroupRepository,
   TaskInstanceRepository,
   TaskRow,
 } from '@porpoise/dao';
@@ -74,6 +75,8 @@ export interface RunnerDeps {
   >;
   /** DEPENDENT tasks: the check of the awaited workflow's runs (one read). */
   readonly dependencies: Pick<DependencyRepository, 'check'>;
+  /** Task group slots (DESIGN.md section 10): queue rows, grant passes, grants read back. */
+  readonly taskGroups: Pick<TaskGroupRepository, 'enqueue' | 'grantPass' | 'granted'>;
   /** Called once when the runner ends (instance final, ownership lost, dropped). */
   readonly onClosed: (runner: WorkflowRunner, reason: string) => void;
   /** The per-stage histograms (DESIGN.md section 12); none in tests that do not look. */
@@ -259,9 +262,23 @@ export class WorkflowRunner {
         await this.deps.children.haltChildren(this.fence, state === 'READY_STOP' ? 'stop' : 'pause');
       }
       await this.feed({ type: 'control', state });
-      // NOTIFY on this instance also says a child reached a final state.
+      // NOTIFY on this instance also says a child reached a final state, or a task group gave
+      // one of its queued attempts a slot.
       await this.checkChildren();
+      await this.readGrants();
     });
+  }
+
+  /** The task groups this run has attempts waiting for (the engine runs their grant passes). */
+  queuedGroups(): Set<string> {
+    const groups = new Set<string>();
+    for (const s of this.state.slots) if (s.status.kind === 'queued') groups.add(s.status.group);
+    return groups;
+  }
+
+  /** A grant pass gave slots to attempts of this instance: send them out. */
+  grantsChanged(): Promise<void> {
+    return this.run('grants', () => this.readGrants());
   }
 
   /**
@@ -396,7 +413,7 @@ export class WorkflowRunner {
     const specs = await this.specsFor(effects);
     const refusals: Array<{ rowId: number; message: string }> = [];
     for (const [rowId, spec] of specs) if ('refused' in spec) refusals.push({ rowId, message: spec.refused });
-    const outcome = await this.runEffectList(effects, answering, specs);
+    const outcome = await this.runEffectList(coalesceSlotRequests(effects), answering, specs);
     if (outcome === 'aborted') return outcome;
     for (const r of refusals) {
       if (this.closed || !isOpen(this.state.mode)) return 'aborted';
@@ -459,7 +476,12 @@ export class WorkflowRunner {
       }
       switch (e.kind) {
         case 'createAttempts': {
-          const created = await this.fenced(this.deps.tasks.createAttempts(this.fence, [...e.items]));
+          const created = await this.fenced(
+            this.deps.tasks.createAttempts(
+              this.fence,
+              e.items.map((i) => ({ ...i, taskGroup: this.defs.get(i.name)?.taskGroup })),
+            ),
+          );
           if (created.rows.length < e.items.length) return this.afterMiss(answering);
           this.noteReady(created.rows);
           if ((await this.feed({ type: 'created', rows: created.rows }, answering)) === 'aborted') {
@@ -545,6 +567,9 @@ export class WorkflowRunner {
         case 'clearTimer':
           this.deps.clock.clearTimeout(this.timers.get(e.key));
           this.timers.delete(e.key);
+          break;
+        case 'requestSlot':
+          await this.requestSlot(e.group, e.rowIds);
           break;
         case 'advanceLater':
           this.later({ type: 'advance' });
@@ -660,6 +685,38 @@ export class WorkflowRunner {
     if (outcome.childInstanceId !== undefined) {
       this.log('log', `task instance ${rowId}: child workflow instance ${outcome.childInstanceId} resumed`);
     }
+  }
+
+  /**
+   * Queued attempts of a task group: their queue rows (fenced, idempotent), a grant pass for the
+   * group (any master may run one; they queue on the group's row lock), then the grants of this
+   * run read back. A group deleted since the workflow was saved fails the attempts.
+   */
+  private async requestSlot(group: string, rowIds: readonly number[]): Promise<void> {
+    const queued = await this.deps.taskGroups.enqueue(this.fence, group, rowIds);
+    if (!queued.owned) throw new OwnershipLostError(this.instanceId, this.epoch);
+    if (!queued.groupExists) {
+      for (const rowId of rowIds) {
+        this.later({
+          type: 'payloadRefused',
+          rowId,
+          message: `task group ${JSON.stringify(group)} does not exist (deleted after the workflow was saved)`,
+        });
+      }
+      return;
+    }
+    await this.deps.taskGroups.grantPass(group);
+    await this.readGrants();
+  }
+
+  /** Which queued attempts of this run hold a slot now: a slotGranted event for them. */
+  private async readGrants(): Promise<void> {
+    if (this.closed) return;
+    const queued: number[] = [];
+    for (const s of this.state.slots) if (s.status.kind === 'queued') queued.push(s.status.at.id);
+    if (queued.length === 0) return;
+    const granted = await this.deps.taskGroups.granted(this.instanceId, queued);
+    if (granted.length > 0) this.later({ type: 'slotGranted', rowIds: granted });
   }
 
   private hasChildren(): boolean {
@@ -835,4 +892,32 @@ export class WorkflowRunner {
       withIds({ instanceId: this.instanceId }, `instance ${this.instanceId}: ${message}`),
     );
   }
+}
+
+/**
+ * The slot requests of one step for the same task group as one (at the first one's place): the
+ * tasks of a fan-out queue in one statement and one grant pass instead of one each. Nothing
+ * between them depends on a queue row.
+ */
+export function coalesceSlotRequests(effects: readonly Effect[]): readonly Effect[] {
+  if (effects.filter((e) => e.kind === 'requestSlot').length < 2) return effects;
+  const first = new Map<string, number>();
+  const out: Effect[] = [];
+  for (const e of effects) {
+    if (e.kind !== 'requestSlot') {
+      out.push(e);
+      continue;
+    }
+    const at = first.get(e.group);
+    if (at !== undefined) {
+      const earlier = out[at];
+      if (earlier?.kind === 'requestSlot') {
+        out[at] = { ...earlier, rowIds: [...earlier.rowIds, ...e.rowIds] };
+        continue;
+      }
+    }
+    first.set(e.group, out.length);
+    out.push(e);
+  }
+  return out;
 }

@@ -1495,6 +1495,186 @@ const dependent: Row[] = [
   },
 ];
 
+// ---------------------------------------------------------------- task groups
+
+const grouped = (name: string, taskGroup = 'etl'): Def => ({ name, taskGroup });
+const queued = (a: AttemptRef, group = 'etl'): SlotStatus => ({ kind: 'queued', at: a, group, tried: [] });
+const requestSlot = (rowIds: number[], group = 'etl') => ({ kind: 'requestSlot', group, rowIds });
+const groupTimer = (group = 'etl') => ({ kind: 'setTimer', key: `group:${group}`, ms: 5000 });
+const C1 = at(31);
+
+/** A failover's adoption (RECOVER_TOLERANCE_FAULT_PROCESS) of the given latest rows. */
+function adopted(tasks: Array<string | Def>, latest: StoredRow[]): RunState {
+  const base = state(tasks);
+  return adoptRun({
+    instanceId: 7,
+    epoch: 3,
+    commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
+    state: 'RUNNING_EXECUTION',
+    graph: base.graph,
+    latest,
+    failurePolicy: 'END',
+    maxFaultReruns: 3,
+    timings: base.timings,
+  });
+}
+
+const taskGroups: Row[] = [
+  {
+    path: 'a new attempt of a task group asks for a slot (queue row + grant pass), not for a worker',
+    given: state([grouped('a')], {
+      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } },
+    }),
+    event: { type: 'created', rows: [row(11, 'a', 'SUBMITTED_SUCCESS')] },
+    effects: [requestSlot([11]), groupTimer()],
+    slots: { a: queued(A1) },
+  },
+  {
+    path: 'a second attempt queued for the same group shares its fallback timer',
+    given: state(
+      [grouped('a'), grouped('b')],
+      {
+        a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } },
+        b: queued(B1),
+      },
+      { edges: [] },
+    ),
+    event: { type: 'created', rows: [row(11, 'a', 'SUBMITTED_SUCCESS')] },
+    effects: [requestSlot([11])],
+    slots: { a: queued(A1), b: queued(B1) },
+  },
+  {
+    path: 'a task without a task group goes to a worker at once, as before',
+    given: state(['a', grouped('b')], {
+      a: { kind: 'creating', attempt: 1, next: { retriesUsed: 0, faultReruns: 0 } },
+    }),
+    event: { type: 'created', rows: [row(11, 'a', 'SUBMITTED_SUCCESS')] },
+    effects: [...dispatchTo(11, 'a', 'w1')],
+  },
+  {
+    path: 'slotGranted: the queued attempt holds a slot and goes out to a worker',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: { type: 'slotGranted', rowIds: [11] },
+    effects: [...dispatchTo(11, 'a', 'w1')],
+    slots: { a: dispatching(A1, 'w1') },
+  },
+  {
+    path: 'slotGranted with no live worker: it parks holding its slot (no second request)',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: { type: 'slotGranted', rowIds: [11] },
+    env: env({ live: [] }),
+    effects: [{ kind: 'setTimer', key: 'park:a', ms: 5000 }],
+    slots: { a: submitted(A1, { parked: true, granted: true }) },
+  },
+  {
+    path: 'slotGranted for an attempt that is not queued (any more) changes nothing',
+    given: state([grouped('a')], { a: running(A1) }),
+    event: { type: 'slotGranted', rowIds: [11, 99] },
+    effects: [],
+    slots: { a: running(A1) },
+  },
+  {
+    path: 'a granted attempt refused by its worker keeps its slot and goes to the next worker',
+    given: state([grouped('a')], { a: dispatching(A1, 'w1') }),
+    event: { type: 'dispatchAnswered', rowId: 11, worker: 'w1', accepted: false, reason: 'full' },
+    effects: [...dispatchTo(11, 'a', 'w2')],
+  },
+  {
+    path: 'stop while queued: KILL, in the write that drops its queue row (no slot leaks)',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: { type: 'control', state: 'READY_STOP' },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'KILL', 'not started: the workflow is stopping'),
+      { kind: 'finish', state: 'STOP', message: undefined },
+    ],
+    slots: { a: ended(A1, 'KILL', null) },
+  },
+  {
+    path: 'pause while queued: PAUSE (its queue row dropped); a resume asks for a slot again',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: { type: 'control', state: 'READY_PAUSE' },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS'], 'PAUSE', 'not started: the workflow is pausing'),
+      { kind: 'finish', state: 'PAUSE', message: undefined },
+    ],
+    slots: {
+      a: pending({ next: { retriesUsed: 0, faultReruns: 0 }, last: { at: A1, state: 'PAUSE', host: null } }),
+    },
+  },
+  {
+    path: 'failing (END) while another task is queued: the queued one ends KILL, nothing waits for a slot',
+    given: state(
+      [grouped('a'), 'b'],
+      { a: queued(A1), b: running(B1) },
+      {
+        edges: [],
+        mode: { kind: 'failing', reason: 'task c ended FAILURE' },
+      },
+    ),
+    event: { type: 'advance' },
+    effects: [markState([11], ['SUBMITTED_SUCCESS'], 'KILL', 'not started: the workflow failed')],
+    slots: { a: ended(A1, 'KILL', null), b: running(B1) },
+  },
+  {
+    path: 'failover adoption: a SUBMITTED_SUCCESS attempt of a group asks again (idempotent: place and grant kept)',
+    given: adopted(
+      [grouped('a'), grouped('b')],
+      [row(11, 'a', 'SUBMITTED_SUCCESS'), row(21, 'b', 'SUCCESS')],
+    ),
+    event: { type: 'start' },
+    effects: [requestSlot([11]), groupTimer()],
+    slots: { a: queued(A1) },
+  },
+  {
+    path: 'failover adoption: an attempt of a group found on a worker keeps its slot and is asked about',
+    given: adopted([grouped('a')], [row(11, 'a', 'RUNNING_EXECUTION', { host: 'w1' })]),
+    event: { type: 'start' },
+    effects: [{ kind: 'takeOver', rowId: 11, name: 'a', worker: 'w1' }],
+  },
+  {
+    path: "the group's fallback timer (a lost NOTIFY): every queued attempt of that group asks again",
+    given: state(
+      [grouped('a'), grouped('b'), grouped('c', 'other')],
+      { a: queued(A1), b: queued(B1), c: queued(C1, 'other') },
+      { edges: [] },
+    ),
+    event: { type: 'timer', key: 'group:etl' },
+    effects: [requestSlot([11, 21]), groupTimer()],
+  },
+  {
+    path: "the group's fallback timer with nothing queued for it any more does nothing",
+    given: state([grouped('a')], { a: running(A1) }),
+    event: { type: 'timer', key: 'group:etl' },
+    effects: [],
+  },
+  {
+    path: 'the task group was deleted after the workflow was saved: the queued attempt fails',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: { type: 'payloadRefused', rowId: 11, message: 'task group "etl" does not exist' },
+    effects: [
+      markState([11], ['SUBMITTED_SUCCESS', 'DISPATCH'], 'FAILURE', 'task group "etl" does not exist'),
+      { kind: 'finish', state: 'FAILURE', message: 'task a ended FAILURE' },
+    ],
+  },
+  {
+    path: 'read back: a queued attempt the rows agree with asks for its slot again',
+    given: state([grouped('a')], { a: queued(A1) }),
+    event: {
+      type: 'reloaded',
+      rows: [row(11, 'a', 'SUBMITTED_SUCCESS')],
+      instanceState: 'RUNNING_EXECUTION',
+    },
+    effects: [requestSlot([11])],
+    slots: { a: queued(A1) },
+  },
+  {
+    path: 'a lost worker frees the slot (NEED_FAULT_TOLERANCE); the re-run queues again at the back',
+    given: state([grouped('a')], { a: running(A1) }),
+    event: { type: 'workerLost', address: 'w1' },
+    effects: [markState([11], ACTIVE, 'NEED_FAULT_TOLERANCE', 'worker w1 lost'), create(['a', 2, 0, 1])],
+  },
+];
+
 describe('run transition', () => {
   describe.each([
     ['adoption and start', adoption],
@@ -1505,6 +1685,7 @@ describe('run transition', () => {
     ['reading the rows back', readBack],
     ['CONDITIONS and SWITCH', branching],
     ['DEPENDENT', dependent],
+    ['task groups', taskGroups],
   ])('%s', (_group, rows) => {
     it.each(rows.map((r) => [r.path, r] as const))('%s', (_path, r) => {
       check(r);

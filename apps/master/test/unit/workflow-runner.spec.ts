@@ -288,6 +288,8 @@ interface Harness {
   datasources: Map<string, { type: string; url: string }>;
   /** The stage timings the runner reported (RunnerMetrics), in order: [stage, seconds]. */
   stages: Array<[string, number]>;
+  /** Task groups: attempts holding a slot (all when undefined), and the calls made, in order. */
+  slots: { given: Set<number> | undefined; calls: string[] };
   /**
    * A failover: the current runner is dropped and a new one (epoch + 1) adopts the instance
    * from the stored rows, as the master that takes the recovery command does; it is started.
@@ -319,6 +321,7 @@ function harness(
     closed: [] as string[],
     datasources: new Map(),
     stages: [],
+    slots: { given: undefined, calls: [] },
     answer: (): DispatchResponse => ({ accepted: true, reason: '' }),
     calls: [],
     takeOver: (): TakeOverResponse => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
@@ -357,6 +360,17 @@ function harness(
       children: store.children,
       dependencies: store.dependencies,
       openDatasources: async (names) => new Map([...h.datasources].filter(([n]) => names.includes(n))),
+      taskGroups: {
+        enqueue: async (_fence, group, ids) => {
+          h.slots.calls.push(`enqueue ${group} ${ids.join(',')}`);
+          return { owned: true, groupExists: true };
+        },
+        grantPass: async (group) => {
+          h.slots.calls.push(`grantPass ${group}`);
+          return [];
+        },
+        granted: async (_instanceId, ids) => ids.filter((id) => h.slots.given?.has(id) ?? true),
+      },
       tasks: store.tasks as TaskInstanceRepository,
       instances: store.instances as InstanceStateRepository,
       workers: {
@@ -412,6 +426,62 @@ const finishedEvent = (
 });
 
 describe('WorkflowRunner', () => {
+  it('a task of a task group waits for its slot: queue row and grant pass, then the grant (NOTIFY) sends it', async () => {
+    const h = harness([task('a', { taskGroup: 'etl' })], []);
+    h.slots.given = new Set();
+    await h.runner.start();
+    await settle();
+    const id = h.store.row('a')?.id ?? -1;
+    expect(h.slots.calls).toEqual([`enqueue etl ${id}`, 'grantPass etl']);
+    expect(h.sent).toHaveLength(0);
+    expect(h.runner.snapshot().tasks).toMatchObject([
+      { name: 'a', status: 'queued', state: 'SUBMITTED_SUCCESS' },
+    ]);
+    expect(h.runner.queuedGroups()).toEqual(new Set(['etl']));
+
+    // Another master's grant pass gave it a slot; the grant's NOTIFY reaches this runner's control().
+    h.slots.given.add(id);
+    await h.runner.control();
+    await settle();
+    expect(h.sent.map((s) => s.taskName)).toEqual(['a']);
+    expect(h.runner.queuedGroups()).toEqual(new Set());
+  });
+
+  it('the tasks of a fan-out ask for their group in one request (one queue statement, one grant pass)', async () => {
+    const h = harness(
+      [task('a', { taskGroup: 'etl' }), task('b', { taskGroup: 'etl' }), task('c', { taskGroup: 'other' })],
+      [],
+    );
+    h.slots.given = new Set();
+    await h.runner.start();
+    await settle();
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => h.store.row(n)?.id ?? -1);
+    expect(h.slots.calls).toEqual([
+      `enqueue etl ${a},${b}`,
+      'grantPass etl',
+      `enqueue other ${c}`,
+      'grantPass other',
+    ]);
+  });
+
+  it('a lost NOTIFY: the group timer asks again (idempotent) and the slot is found', async () => {
+    const h = harness([task('a', { taskGroup: 'etl' })], []);
+    h.slots.given = new Set();
+    await h.runner.start();
+    await settle();
+    const id = h.store.row('a')?.id ?? -1;
+    h.slots.given.add(id);
+    h.clock.advance(1000);
+    await settle();
+    expect(h.slots.calls).toEqual([
+      `enqueue etl ${id}`,
+      'grantPass etl',
+      `enqueue etl ${id}`,
+      'grantPass etl',
+    ]);
+    expect(h.sent.map((s) => s.taskName)).toEqual(['a']);
+  });
+
   it('dispatches with the instance epoch, its params and this master as the address', async () => {
     const h = harness();
     await h.runner.start();

@@ -40,6 +40,11 @@ export interface TaskCommonFields {
   workerGroup: string;
   /** Absent means MEDIUM (kept absent so definitions without it read back as written). */
   priority?: Priority;
+  /**
+   * Worker types only: the task group (POST /task-groups) whose slot each attempt holds while it
+   * runs (DESIGN.md section 10). Absent: no group.
+   */
+  taskGroup?: string;
 }
 
 export interface ShellTaskDefinition extends TaskCommonFields {
@@ -209,4 +214,6 @@ export interface DefinitionReferences {
   readonly subWorkflowCodes: readonly string[];
   /** Workflows DEPENDENT tasks wait for, each once, in task order. */
   readonly dependentWorkflowCodes: readonly string[];
+  /** Task groups of tasks, each once, in task order. */
+  readonly taskGroupNames: readonly string[];
 }

@@ -239,7 +239,17 @@ describe('parseWorkflowDefinition: valid definitions', () => {
       datasourceNames: ['dw', 'other'],
       subWorkflowCodes: ['wf_child'],
       dependentWorkflowCodes: ['wf_up', 'wf_child'],
+      taskGroupNames: [],
     });
+  });
+
+  it("keeps a worker task's taskGroup and lists the task groups it names, each once", () => {
+    const parsed = parseWorkflowDefinition(
+      wf([shell('a', { taskGroup: 'etl' }), sql('q', {}), shell('b', { taskGroup: 'etl' }), empty('c')]),
+    );
+    expect(parsed.tasks[0]).toEqual({ ...shell('a'), ...COMMON_DEFAULTS, taskGroup: 'etl' });
+    expect(parsed.tasks[3]).not.toHaveProperty('taskGroup');
+    expect(definitionReferences(parsed).taskGroupNames).toEqual(['etl']);
   });
 
   it('names the branch targets of CONDITIONS and SWITCH', () => {
@@ -459,7 +469,7 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'a field of another type',
       wf([shell('a', { http: {} })]),
-      /^task "a": unknown field "http" \(allowed for SHELL: name, type, retries, retryIntervalMs, timeoutMs, workerGroup, priority, command\)$/,
+      /^task "a": unknown field "http" \(allowed for SHELL: name, type, retries, retryIntervalMs, timeoutMs, workerGroup, priority, taskGroup, command\)$/,
       'tasks[0].http',
     ],
     [
@@ -475,9 +485,21 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
       'tasks[0].retry',
     ],
     [
-      "a later issue's taskGroup",
-      wf([shell('a', { taskGroup: 'g' })]),
-      /^task "a": unknown field "taskGroup"/,
+      'a taskGroup on a task the master runs',
+      wf([sub('a', {}), shell('b')].map((t, i) => (i === 0 ? { ...t, taskGroup: 'g' } : t))),
+      /^task "a": "taskGroup" is only for tasks run by workers, not SUB_WORKFLOW/,
+      'tasks[0].taskGroup',
+    ],
+    [
+      'a taskGroup that is no group name',
+      wf([shell('a', { taskGroup: 'a b' })]),
+      /^task "a": "taskGroup" "a b" is invalid \(a task group name/,
+      'tasks[0].taskGroup',
+    ],
+    [
+      'a taskGroup that is no string',
+      wf([shell('a', { taskGroup: 3 })]),
+      /^task "a": "taskGroup" must be a string/,
       'tasks[0].taskGroup',
     ],
     [

@@ -8,7 +8,7 @@
  * whatever the params. Unknown param names are not checked: run params and upstream outputs
  * are only known at run time. The first problem found is thrown as a DefinitionError.
  */
-import { TASK_TYPES, type TaskType } from '../domain/states';
+import { MASTER_TASK_TYPES, TASK_TYPES, type TaskType } from '../domain/states';
 import {
   PARAM_ENV_PREFIX,
   isParamName,
@@ -23,6 +23,7 @@ import {
   DATASOURCE_NAME_PATTERN,
   DEFINITION_LIMITS,
   HTTP_HEADER_NAME_PATTERN,
+  TASK_GROUP_NAME_PATTERN,
   WORKER_GROUP_PATTERN,
   WORKFLOW_CODE_PATTERN,
   type DefinitionLimits,
@@ -74,6 +75,8 @@ export const TASK_COMMON_FIELDS = [
   'workerGroup',
   'priority',
 ] as const;
+/** A field of tasks a worker runs only (DESIGN.md section 10). */
+export const WORKER_TASK_FIELDS = ['taskGroup'] as const;
 /** The field each type adds to the common ones (DESIGN.md section 9: the object named after the type). */
 export const TASK_TYPE_FIELDS: Readonly<Record<TaskType, readonly string[]>> = {
   SHELL: ['command'],
@@ -216,7 +219,9 @@ export function definitionReferences(definition: {
   const datasourceNames = new Set<string>();
   const subWorkflowCodes = new Set<string>();
   const dependentWorkflowCodes = new Set<string>();
+  const taskGroupNames = new Set<string>();
   for (const t of definition.tasks) {
+    if (t.taskGroup !== undefined) taskGroupNames.add(t.taskGroup);
     if (t.type === 'SQL') datasourceNames.add(t.sql.datasource);
     if (t.type === 'SUB_WORKFLOW') subWorkflowCodes.add(t.subWorkflow.workflowCode);
     if (t.type === 'DEPENDENT') dependentWorkflowCodes.add(t.dependent.workflowCode);
@@ -225,6 +230,7 @@ export function definitionReferences(definition: {
     datasourceNames: [...datasourceNames],
     subWorkflowCodes: [...subWorkflowCodes],
     dependentWorkflowCodes: [...dependentWorkflowCodes],
+    taskGroupNames: [...taskGroupNames],
   };
 }
 
@@ -281,7 +287,17 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
       `${path}.type`,
     );
   }
-  rejectUnknownFields(raw, [...TASK_COMMON_FIELDS, ...TASK_TYPE_FIELDS[type]], scope, ` for ${type}`);
+  const onMaster = (MASTER_TASK_TYPES as readonly string[]).includes(type);
+  if (onMaster && present(raw, 'taskGroup')) {
+    // A master-side task occupies no worker and could hold a slot as long as its child or wait lasts.
+    fail(scope, 'taskGroup', `"taskGroup" is only for tasks run by workers, not ${type} (run on the master)`);
+  }
+  rejectUnknownFields(
+    raw,
+    [...TASK_COMMON_FIELDS, ...(onMaster ? [] : WORKER_TASK_FIELDS), ...TASK_TYPE_FIELDS[type]],
+    scope,
+    ` for ${type}`,
+  );
   const common: Omit<TaskCommonFields, 'name'> = {
     retries: optionalInteger(raw, 'retries', scope, 0, limits.retries, 0),
     retryIntervalMs: optionalInteger(raw, 'retryIntervalMs', scope, 0, limits.maxMs, 1000),
@@ -299,6 +315,7 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
       'default',
     ),
     ...(present(raw, 'priority') ? { priority: checkEnum(raw.priority, scope, 'priority', PRIORITIES) } : {}),
+    ...parseTaskGroup(raw, scope),
   };
   switch (type) {
     case 'SHELL': {
@@ -344,6 +361,17 @@ function parseTask(raw: unknown, index: number, limits: DefinitionLimits): TaskD
     case 'DEPENDENT':
       return { name, type, dependent: parseDependent(raw, scope, limits), ...common };
   }
+}
+
+/** A worker task's `taskGroup` (DESIGN.md section 10), when given. */
+function parseTaskGroup(raw: Json, scope: Scope): { taskGroup?: string } {
+  if (!present(raw, 'taskGroup')) return {};
+  const taskGroup = requiredString(raw, 'taskGroup', scope, {
+    maxLength: 64,
+    pattern: TASK_GROUP_NAME_PATTERN,
+    patternText: 'a task group name: 1 to 64 of A-Z a-z 0-9 . _ -',
+  });
+  return { taskGroup };
 }
 
 function isTaskType(type: string): type is TaskType {

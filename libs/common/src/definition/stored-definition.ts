@@ -113,6 +113,7 @@ const TASK_KEY_ORDER = [
   'timeoutMs',
   'workerGroup',
   'priority',
+  'taskGroup',
 ];
 const NESTED_KEY_ORDER: Readonly<Record<string, readonly string[]>> = {
   http: ['method', 'url', 'headers', 'body', 'expectStatus', 'timeoutMs'],

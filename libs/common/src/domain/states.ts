@@ -118,6 +118,8 @@ export const NOTIFY_CHANNELS = {
   backfill: 'porpoise_backfill',
   /** A schedule was created or changed (its revision went up); payload: the schedule id. */
   schedule: 'porpoise_schedule',
+  /** A slot of the task group named by the payload was freed (or its capacity changed). */
+  taskGroup: 'porpoise_task_group',
   /** A run of a limited workflow entered SERIAL_WAIT; payload: the workflow code. */
   gate: 'porpoise_gate',
 } as const;

@@ -38,6 +38,8 @@ export interface NewAttempt {
   faultReruns?: number;
   /** Created SKIPPED (a branch not taken) instead of SUBMITTED_SUCCESS. */
   skipped?: boolean;
+  /** The task's taskGroup (DESIGN.md section 10): the row then frees its slot when it ends. */
+  taskGroup?: string;
 }
 
 /** Outcome of a fenced write: owned = the fence held; ids = rows actually changed. */
@@ -96,11 +98,12 @@ export class TaskInstanceRepository {
       this.dataSource,
       `WITH ${OWN_CTE},
        ins AS (
-         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, end_time)
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, end_time,
+                                    task_group)
          SELECT own.id, t.name, t.state, t.attempt, t.retries_used, t.fault_reruns,
-                CASE WHEN t.state = 'SKIPPED' THEN now() END
-         FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[])
-                   AS t(name, attempt, retries_used, fault_reruns, state)
+                CASE WHEN t.state = 'SKIPPED' THEN now() END, t.task_group
+         FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
+                   AS t(name, attempt, retries_used, fault_reruns, state, task_group)
          ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
          RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
@@ -111,6 +114,7 @@ export class TaskInstanceRepository {
         items.map((i) => i.retriesUsed ?? 0),
         items.map((i) => i.faultReruns ?? 0),
         items.map((i) => (i.skipped ? 'SKIPPED' : 'SUBMITTED_SUCCESS')),
+        items.map((i) => (i.skipped ? null : (i.taskGroup ?? null))),
       ],
     );
     const created = firstRow(rows, 'createAttempts outcome');
@@ -228,10 +232,11 @@ export class TaskInstanceRepository {
        old AS (
          UPDATE task_instance t SET state = 'FAILURE', updated_at = now() FROM own
          WHERE t.workflow_instance_id = own.id AND t.id = $4 AND t.state = 'DELAY_EXECUTION'
-         RETURNING t.retries_used, t.fault_reruns),
+         RETURNING t.retries_used, t.fault_reruns, t.task_group),
        ins AS (
-         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns)
-         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6, old.retries_used + 1, old.fault_reruns FROM own, old
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, task_group)
+         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6, old.retries_used + 1, old.fault_reruns, old.task_group
+         FROM own, old
          ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
          RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,

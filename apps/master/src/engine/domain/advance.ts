@@ -106,7 +106,7 @@ function windDown(d: Draft, mode: Extract<RunMode, { kind: 'failing' | 'pausing'
   const slots = d.slots();
   cancelUnstarted(
     d,
-    slots.filter((s) => s.status.kind === 'submitted').map((s) => s.name),
+    slots.filter((s) => s.status.kind === 'submitted' || s.status.kind === 'queued').map((s) => s.name),
   );
   cancelDelayed(
     d,
@@ -127,7 +127,7 @@ function stop(d: Draft, mode: Extract<RunMode, { kind: 'stopping' }>): void {
   const slots = d.slots();
   cancelUnstarted(
     d,
-    slots.filter((s) => s.status.kind === 'submitted').map((s) => s.name),
+    slots.filter((s) => s.status.kind === 'submitted' || s.status.kind === 'queued').map((s) => s.name),
   );
   cancelDelayed(
     d,

@@ -44,6 +44,10 @@ export function sendOut(d: Draft, name: string): void {
     else d.emit({ kind: 'runOnMaster', rowId: s.at.id, name });
     return;
   }
+  if (slot.def.taskGroup !== undefined && s.granted !== true) {
+    enqueue(d, name, slot.def.taskGroup);
+    return;
+  }
   const group = slot.def.workerGroup;
   const tried = new Set(s.tried);
   // A worker that ended the previous attempt itself is the last choice, not excluded.
@@ -66,6 +70,54 @@ export function sendOut(d: Draft, name: string): void {
     avoid: s.avoid,
     started: false,
   });
+}
+
+/**
+ * A submitted attempt of a task group waits for a slot (DESIGN.md section 10): its queue row is
+ * written and a grant pass runs (requestSlot); slotGranted sends it out. One fallback timer per
+ * group covers a lost NOTIFY.
+ */
+function enqueue(d: Draft, name: string, group: string): void {
+  const s = d.status(name);
+  if (s?.kind !== 'submitted') return;
+  const first = !d.slots().some((o) => o.status.kind === 'queued' && o.status.group === group);
+  if (s.parked) d.clearTimer(`park:${name}`);
+  d.emit({ kind: 'requestSlot', group, rowIds: [s.at.id] });
+  d.set(name, { kind: 'queued', at: s.at, group, tried: s.tried, avoid: s.avoid });
+  if (first) d.setTimer(`group:${group}`, d.base.timings.parkedRetryMs);
+}
+
+/** These queued attempts hold a slot now: they go out like any submitted attempt (advance). */
+export function onSlotGranted(d: Draft, rowIds: readonly number[]): After {
+  let after: After = 'quiet';
+  for (const rowId of rowIds) {
+    const name = d.taskOfRow(rowId);
+    const s = name === undefined ? undefined : d.status(name);
+    if (name === undefined || s?.kind !== 'queued' || s.at.id !== rowId) continue;
+    d.set(name, {
+      kind: 'submitted',
+      at: s.at,
+      tried: s.tried,
+      avoid: s.avoid,
+      parked: false,
+      granted: true,
+    });
+    after = 'advance';
+  }
+  return after;
+}
+
+/** The fallback timer of a group: its queued attempts ask again (idempotent), and wait on. */
+export function onGroupTimer(d: Draft, group: string): After {
+  const rowIds: number[] = [];
+  for (const slot of d.slots()) {
+    const s = slot.status;
+    if (s.kind === 'queued' && s.group === group) rowIds.push(s.at.id);
+  }
+  if (rowIds.length === 0) return 'quiet';
+  d.emit({ kind: 'requestSlot', group, rowIds });
+  d.setTimer(`group:${group}`, d.base.timings.parkedRetryMs);
+  return 'quiet';
 }
 
 /** Sends an attempt stored as DISPATCH again to the worker it names (idempotent per id). */
@@ -215,7 +267,9 @@ export function onPayloadRefused(d: Draft, e: Extract<RunEvent, { type: 'payload
   const name = d.taskOfRow(e.rowId);
   const s = name === undefined ? undefined : d.status(name);
   if (name === undefined || s === undefined) return 'quiet';
-  if (s.kind !== 'submitted' && s.kind !== 'dispatching' && s.kind !== 'unsent') return 'quiet';
+  if (s.kind !== 'submitted' && s.kind !== 'queued' && s.kind !== 'dispatching' && s.kind !== 'unsent') {
+    return 'quiet';
+  }
   if (s.at.id !== e.rowId || (s.kind === 'dispatching' && s.started)) return 'quiet';
   failUnsent(d, name, e.rowId, e.message);
   return 'advance';
@@ -224,7 +278,12 @@ export function onPayloadRefused(d: Draft, e: Extract<RunEvent, { type: 'payload
 /** An attempt that never ran on any worker fails for good (no retry: it would fail the same way). */
 function failUnsent(d: Draft, name: string, rowId: number, message: string): void {
   const s = d.status(name);
-  if (s === undefined || (s.kind !== 'submitted' && s.kind !== 'dispatching' && s.kind !== 'unsent')) return;
+  if (
+    s === undefined ||
+    (s.kind !== 'submitted' && s.kind !== 'queued' && s.kind !== 'dispatching' && s.kind !== 'unsent')
+  ) {
+    return;
+  }
   d.emit({
     kind: 'markState',
     rowIds: [rowId],
@@ -268,6 +327,8 @@ function refused(d: Draft, name: string, worker: string): void {
     avoid: s.avoid,
     parked: false,
     refusedBy: worker,
+    // It went out with a slot of its task group, and keeps it for the next worker.
+    ...(d.slot(name)?.def.taskGroup !== undefined ? { granted: true } : {}),
   });
 }
 

@@ -31,6 +31,7 @@ export function progressOf(status: SlotStatus): UpstreamProgress {
     case 'pending':
     case 'creating':
     case 'submitted':
+    case 'queued':
     case 'unsent':
     case 'dispatching':
     case 'onWorker':

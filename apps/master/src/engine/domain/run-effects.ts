@@ -91,6 +91,13 @@ export type Effect =
   | { readonly kind: 'checkDependency'; readonly rowId: number; readonly name: string }
   | { readonly kind: 'setTimer'; readonly key: TimerKey; readonly ms: number }
   | { readonly kind: 'clearTimer'; readonly key: TimerKey }
+  /**
+   * Ask for slots of task group `group` for these SUBMITTED_SUCCESS attempts (queued): write
+   * their queue rows (fenced, idempotent: a row keeps its place and grant), run a grant pass for
+   * the group, then read which of them hold a slot; answered by slotGranted (or payloadRefused
+   * when the group no longer exists).
+   */
+  | { readonly kind: 'requestSlot'; readonly group: string; readonly rowIds: readonly number[] }
   /** Queue an `advance` event behind the current one (after the worker got its answer). */
   | { readonly kind: 'advanceLater' }
   | { readonly kind: 'reply'; readonly ack: EventAck }

@@ -47,6 +47,11 @@ export type TimerKey =
   | `depend:${string}`
   /** A DEPENDENT task's own timeoutMs, counted from its start_time. */
   | `taskTimeout:${string}`
+  /**
+   * Queued attempts of a task group ask again (a NOTIFY of a release or grant may be lost): the
+   * group's name after the colon.
+   */
+  | `group:${string}`
   /** The workflow's timeoutMs (DESIGN.md section 9): the run is stopped and ends FAILURE. */
   | 'timeout';
 
@@ -155,6 +160,8 @@ export type RunEvent =
     }
   /** A run of workflow `code` ended (NOTIFY porpoise_instance_end): DEPENDENT tasks on it check now. */
   | { readonly type: 'dependencyWake'; readonly code: string }
+  /** These queued attempts hold a slot of their task group now (read after a grant pass or a NOTIFY). */
+  | { readonly type: 'slotGranted'; readonly rowIds: readonly number[] }
   /** The finish write landed. */
   | { readonly type: 'finished'; readonly state: WorkflowState }
   /** Ownership lost or dropped: nothing more is written. */

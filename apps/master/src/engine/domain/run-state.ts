@@ -23,6 +23,11 @@ export interface RunTaskDef {
   readonly workerGroup: string;
   /** Among tasks ready at once, higher priority starts first; absent is MEDIUM. */
   readonly priority?: Priority;
+  /**
+   * The task group whose slot each attempt holds while it runs (DESIGN.md section 10); worker
+   * types only. A submitted attempt first waits for a slot (status `queued`).
+   */
+  readonly taskGroup?: string;
   /** CONDITIONS / SWITCH: the branches (the task's own field). */
   readonly conditions?: ConditionsSpec;
   readonly switch?: SwitchSpec;
@@ -128,6 +133,19 @@ export type SlotStatus =
       readonly avoid?: string;
       readonly parked: boolean;
       readonly refusedBy?: string;
+      /** Its task group gave this attempt a slot (only set for a task with a taskGroup). */
+      readonly granted?: boolean;
+    }
+  /**
+   * SUBMITTED_SUCCESS and waiting for a slot of its task group `group` (its queue row is written,
+   * first come first served): a slotGranted event sends it out. `tried` / `avoid` as submitted.
+   */
+  | {
+      readonly kind: 'queued';
+      readonly at: AttemptRef;
+      readonly group: string;
+      readonly tried: readonly string[];
+      readonly avoid?: string;
     }
   /**
    * DISPATCH stored on `worker` but maybe never sent (read back after a lost answer or an error):
@@ -305,6 +323,8 @@ export function currentRow(status: SlotStatus): CurrentRow | undefined {
         state: status.refusedBy === undefined ? 'SUBMITTED_SUCCESS' : 'DISPATCH',
         host: status.refusedBy ?? null,
       };
+    case 'queued':
+      return { at: status.at, state: 'SUBMITTED_SUCCESS', host: null };
     case 'unsent':
       return { at: status.at, state: 'DISPATCH', host: status.worker };
     case 'dispatching':
@@ -346,6 +366,7 @@ export function isLive(status: SlotStatus): boolean {
       return false;
     case 'creating':
     case 'submitted':
+    case 'queued':
     case 'unsent':
     case 'dispatching':
     case 'onWorker':

@@ -9,7 +9,7 @@ import type { AttemptRef, Budget, FailurePolicy, RunMode, RunTaskDef } from './r
 
 /** Why the run does not carry an attempt on. */
 export type Interruption =
-  /** Created but on no worker (SUBMITTED_SUCCESS, or refused by its worker). */
+  /** Created but on no worker (SUBMITTED_SUCCESS, waiting for a task group slot, or refused). */
   | 'unstarted'
   /** DELAY_EXECUTION: failed, waiting for its retry. */
   | 'waitingRetry'

@@ -183,7 +183,8 @@ function settleLost(d: Draft, name: string, at: AttemptRef, worker: string, fate
 }
 
 /**
- * Ends the attempts that are on no worker (SUBMITTED_SUCCESS, or refused) as the mode says
+ * Ends the attempts that are on no worker (SUBMITTED_SUCCESS, waiting for a task group slot, or
+ * refused) as the mode says
  * (interruptedState 'unstarted'): KILL, or PAUSE (a resume runs them).
  */
 export function cancelUnstarted(d: Draft, names: readonly string[]): void {
@@ -194,10 +195,13 @@ export function cancelUnstarted(d: Draft, names: readonly string[]): void {
   const refused: number[] = [];
   for (const name of names) {
     const s = d.status(name);
-    if (s?.kind !== 'submitted') continue;
-    (s.refusedBy === undefined ? fresh : refused).push(s.at.id);
-    if (s.parked) d.clearTimer(`park:${name}`);
-    const host = s.refusedBy ?? null;
+    if (s?.kind !== 'submitted' && s?.kind !== 'queued') continue;
+    // A queued attempt (waiting for its task group) is SUBMITTED_SUCCESS: the write that ends it
+    // also drops its queue row (the release trigger), so no slot is left behind.
+    const refusedBy = s.kind === 'submitted' ? s.refusedBy : undefined;
+    (refusedBy === undefined ? fresh : refused).push(s.at.id);
+    if (s.kind === 'submitted' && s.parked) d.clearTimer(`park:${name}`);
+    const host = refusedBy ?? null;
     if (state === 'PAUSE') {
       d.set(name, { kind: 'pending', next: budgetAfter(s.at, 'other'), last: { at: s.at, state, host } });
     } else d.set(name, { kind: 'ended', at: s.at, state: 'KILL', host, outputs: {} });

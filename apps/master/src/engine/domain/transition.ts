@@ -12,7 +12,9 @@ import {
   sendOut,
   onDispatchAnswered,
   onDispatchFailed,
+  onGroupTimer,
   onPayloadRefused,
+  onSlotGranted,
   onResolveTimer,
   onTakeOverAnswered,
   onTakeOverFailed,
@@ -100,6 +102,8 @@ function handle(d: Draft, event: RunEvent): After {
       return onDependencyChecked(d, event);
     case 'dependencyWake':
       return onDependencyWake(d, event.code);
+    case 'slotGranted':
+      return onSlotGranted(d, event.rowIds);
     case 'finished':
       d.mode = { kind: 'finished', state: event.state };
       d.log('log', `finished ${event.state}`);
@@ -353,6 +357,8 @@ function timer(d: Draft, key: Extract<RunEvent, { type: 'timer' }>['key']): Afte
   const colon = key.indexOf(':');
   const kind = key.slice(0, colon);
   const name = key.slice(colon + 1);
+  // A task group's name, not a task's.
+  if (kind === 'group') return onGroupTimer(d, name);
   const slot = d.slot(name);
   if (slot === undefined) return 'quiet';
   const s = slot.status;
@@ -467,6 +473,10 @@ function reask(d: Draft, name: string, row: StoredRow): void {
       return;
     case 'delayed':
       rebuild(d, name, row);
+      return;
+    case 'queued':
+      // Its queue row or grant pass may be what failed: ask again (idempotent).
+      d.emit({ kind: 'requestSlot', group: s.group, rowIds: [s.at.id] });
       return;
     default:
   }
