@@ -10,6 +10,7 @@ import { Backfill1796000006500 } from './1796000006500-backfill';
 import { TaskGroups1796000007000 } from './1796000007000-task-groups';
 import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
 import { Priority1796000009000 } from './1796000009000-priority';
+import { ApiTokens1796000010000 } from './1796000010000-api-tokens';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 import { RunConcurrency1796000006000 } from './1796000006000-run-concurrency';
@@ -30,4 +31,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   TaskGroups1796000007000,
   DependentIndex1796000008000,
   Priority1796000009000,
+  ApiTokens1796000010000,
 ];

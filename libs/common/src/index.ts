@@ -28,3 +28,4 @@ export * from './domain/host-load';
 export * from './observability/health';
 export * from './observability/observability-server';
 export * from './definition/concurrency';
+export * from './crypto/api-token';

@@ -1,5 +1,5 @@
 import { ConfigError } from './config.errors';
-import { loadConfig, standaloneRoles, type ConfigEnv } from './config.loader';
+import { loadConfig, resolveFileVariables, standaloneRoles, type ConfigEnv } from './config.loader';
 
 const cluster: ConfigEnv = {
   DATABASE_URL: 'postgres://u:p@db:5432/porpoise',
@@ -226,5 +226,85 @@ describe('loadConfig', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain(secret);
     }
+  });
+});
+
+describe('API access: ADMIN_TOKEN, ADMIN_TOKEN_FILE, CORS_ORIGINS', () => {
+  const token = 't'.repeat(32);
+
+  it('gives the API server ADMIN_TOKEN, and no other role', () => {
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'api-server').adminToken).toBe(token);
+    expect(loadConfig(cluster, 'api-server').adminToken).toBeUndefined();
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'master')).not.toHaveProperty('adminToken');
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'worker')).not.toHaveProperty('adminToken');
+  });
+
+  it('refuses an ADMIN_TOKEN shorter than 32 characters, without showing it', () => {
+    const short = 'x'.repeat(31);
+    expect(() => loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'api-server')).toThrow(
+      /^ADMIN_TOKEN: must be at least 32 characters/,
+    );
+    expect(() => loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'master')).toThrow(ConfigError);
+    try {
+      loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'api-server');
+    } catch (err) {
+      expect((err as Error).message).not.toContain(short);
+    }
+  });
+
+  it('reads ADMIN_TOKEN_FILE through resolveFileVariables, and only there', () => {
+    const files: Record<string, string> = { '/run/secrets/admin': `  ${token}\n` };
+    const read = (path: string): string => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return text;
+    };
+    const env = resolveFileVariables({ ...cluster, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, read);
+    expect(env.ADMIN_TOKEN).toBe(token);
+    expect(env).not.toHaveProperty('ADMIN_TOKEN_FILE');
+    expect(loadConfig(env, 'api-server').adminToken).toBe(token);
+    expect(() => resolveFileVariables({ ADMIN_TOKEN_FILE: '/nope' }, read)).toThrow(
+      /^ADMIN_TOKEN_FILE: cannot read "\/nope" \(ENOENT\)/,
+    );
+    expect(() =>
+      resolveFileVariables({ ADMIN_TOKEN: token, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, read),
+    ).toThrow(/^ADMIN_TOKEN_FILE: set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both/);
+    files['/empty'] = '\n';
+    expect(() => resolveFileVariables({ ADMIN_TOKEN_FILE: '/empty' }, read)).toThrow(/is empty/);
+    // A file's short token is refused like a short variable.
+    files['/short'] = 'abc';
+    expect(() =>
+      loadConfig(resolveFileVariables({ ...cluster, ADMIN_TOKEN_FILE: '/short' }, read), 'api-server'),
+    ).toThrow(/^ADMIN_TOKEN: must be at least 32/);
+  });
+
+  it('turns CORS on only for the listed origins', () => {
+    expect(loadConfig(cluster, 'api-server').corsOrigins).toEqual([]);
+    expect(
+      loadConfig(
+        { ...cluster, CORS_ORIGINS: 'https://console.example.com, http://localhost:3000/' },
+        'api-server',
+      ).corsOrigins,
+    ).toEqual(['https://console.example.com', 'http://localhost:3000']);
+    for (const bad of ['*', 'console.example.com', 'https://x.example/path', 'ftp://x.example']) {
+      expect(() => loadConfig({ ...cluster, CORS_ORIGINS: bad }, 'api-server')).toThrow(
+        /^CORS_ORIGINS: not an origin/,
+      );
+    }
+  });
+
+  it('hands a standalone node its resolved admin token, ADMIN_TOKEN first', () => {
+    const generated = 'g'.repeat(43);
+    const resolved = {
+      databaseUrl: cluster.DATABASE_URL!,
+      clusterSecret: 's'.repeat(16),
+      adminToken: generated,
+    };
+    expect(standaloneRoles(loadConfig({}, 'standalone'), resolved).api.adminToken).toBe(generated);
+    const given = loadConfig({ ADMIN_TOKEN: token }, 'standalone');
+    expect(given.adminToken).toBe(token);
+    const roles = standaloneRoles(given, resolved);
+    expect(roles.api.adminToken).toBe(token);
+    expect(roles.master).not.toHaveProperty('adminToken');
   });
 });

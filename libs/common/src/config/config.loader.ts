@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
 import type {
@@ -33,6 +34,10 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // API authentication and browsers (DESIGN.md section 11).
+  'ADMIN_TOKEN',
+  'ADMIN_TOKEN_FILE',
+  'CORS_ORIGINS',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -133,6 +138,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
+  const { adminToken, corsOrigins } = apiAccess(value);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -141,7 +147,17 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
     checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
     const snapshot: ConfigEnv = {};
     for (const name of CONFIG_VARIABLES) snapshot[name] = value(name);
-    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, logFormat, env: snapshot };
+    return {
+      role,
+      databaseUrl,
+      clusterSecret,
+      registryType,
+      dataDir,
+      apiPort,
+      logFormat,
+      adminToken,
+      env: snapshot,
+    };
   }
 
   // A cluster node: what its role needs is required here, never re-checked later.
@@ -197,7 +213,15 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         scheduleMisfireThresholdMs,
       };
     case 'api-server':
-      return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
+      return {
+        role,
+        ...base,
+        databaseUrl: needDatabase(),
+        apiPort,
+        datasourceKey: keyFor(clusterSecret),
+        ...(adminToken !== undefined ? { adminToken } : {}),
+        corsOrigins,
+      };
     case 'worker':
       return {
         role,
@@ -210,16 +234,102 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   }
 }
 
+/** An admin token shorter than this is refused: it must not be guessable. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
+/**
+ * ADMIN_TOKEN and CORS_ORIGINS (the API server's; every role checks them so a typo never waits).
+ * ADMIN_TOKEN_FILE was turned into ADMIN_TOKEN by resolveFileVariables before this runs.
+ */
+function apiAccess(value: (name: ConfigVariable) => string | undefined): {
+  adminToken: string | undefined;
+  corsOrigins: string[];
+} {
+  const adminToken = value('ADMIN_TOKEN');
+  if (adminToken !== undefined) {
+    if (adminToken.length < ADMIN_TOKEN_MIN_LENGTH) {
+      throw new ConfigError(
+        'ADMIN_TOKEN',
+        `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (openssl rand -base64 32)`,
+      );
+    }
+    if (/\s/.test(adminToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain white space');
+  }
+  const corsOrigins = (value('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map(checkOrigin);
+  return { adminToken, corsOrigins };
+}
+
+/** An origin as browsers send it: scheme://host[:port], nothing after. */
+function checkOrigin(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.origin !== raw.replace(/\/$/, '')
+  ) {
+    throw new ConfigError(
+      'CORS_ORIGINS',
+      `not an origin (scheme://host[:port], comma-separated): ${JSON.stringify(raw)}`,
+    );
+  }
+  return url.origin;
+}
+
+/**
+ * Variables that may instead be given as a file (NAME_FILE: a path; the file holds the value,
+ * surrounding white space ignored), so a secret need not sit in the environment of a process.
+ */
+export const FILE_VARIABLES = [['ADMIN_TOKEN', 'ADMIN_TOKEN_FILE']] as const satisfies ReadonlyArray<
+  readonly [ConfigVariable, ConfigVariable]
+>;
+
+/**
+ * Resolves the *_FILE variables into their values, before loadConfig (which stays pure): the
+ * one place that reads those files. Setting both NAME and NAME_FILE is an error, and so is a
+ * file that cannot be read; each names the variable. Returns a new env without the *_FILE names.
+ */
+export function resolveFileVariables(env: ConfigEnv, readFile: (path: string) => string): ConfigEnv {
+  const out: ConfigEnv = { ...env };
+  for (const [name, fileName] of FILE_VARIABLES) {
+    const path = env[fileName]?.trim();
+    delete out[fileName];
+    if (path === undefined || path === '') continue;
+    if (env[name] !== undefined && env[name]?.trim() !== '') {
+      throw new ConfigError(fileName, `set either ${name} or ${fileName}, not both`);
+    }
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new ConfigError(fileName, `cannot read ${JSON.stringify(path)} (${code})`);
+    }
+    if (text.trim() === '') throw new ConfigError(fileName, `${JSON.stringify(path)} is empty`);
+    out[name] = text.trim();
+  }
+  return out;
+}
+
 /**
  * The three roles of a standalone node, once its database and cluster secret are known (an
  * embedded Postgres and a generated secret where the environment gave none).
  */
 export function standaloneRoles(
   standalone: StandaloneConfig,
-  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string },
+  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string; adminToken?: string },
 ): { master: MasterConfig; worker: WorkerConfig; api: ApiServerConfig } {
   const env: ConfigEnv = {
     ...standalone.env,
+    ADMIN_TOKEN: standalone.env.ADMIN_TOKEN ?? resolved.adminToken,
     DATABASE_URL: resolved.databaseUrl,
     CLUSTER_SECRET: resolved.clusterSecret,
     DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
@@ -231,8 +341,9 @@ export function standaloneRoles(
   const workerMetrics =
     metrics === undefined || Number(metrics) === 0 ? metrics : String(Number(metrics) + 1);
   return {
-    master: loadConfig(env, 'master'),
-    worker: loadConfig({ ...env, METRICS_PORT: workerMetrics }, 'worker'),
+    // Only the API server has a use for the admin token.
+    master: loadConfig({ ...env, ADMIN_TOKEN: undefined }, 'master'),
+    worker: loadConfig({ ...env, ADMIN_TOKEN: undefined, METRICS_PORT: workerMetrics }, 'worker'),
     api: loadConfig(env, 'api-server'),
   };
 }
@@ -362,7 +473,10 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
   const env: ConfigEnv = {};
   for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
   try {
-    return loadConfig(env, role);
+    return loadConfig(
+      resolveFileVariables(env, (path) => readFileSync(path, 'utf8')),
+      role,
+    );
   } catch (err) {
     if (err instanceof ConfigError) {
       const line = `porpoise ${role}: invalid configuration: ${err.message}`;

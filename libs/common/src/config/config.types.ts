@@ -69,6 +69,10 @@ export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;
+  /** ADMIN_TOKEN (or ADMIN_TOKEN_FILE's content): an admin-scoped bearer token; unset: none. */
+  readonly adminToken?: string;
+  /** CORS_ORIGINS: the browser origins allowed to call the API; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** The configuration of one cluster node, by role. Built once at start by loadConfig(). */
@@ -87,6 +91,8 @@ export interface StandaloneConfig {
   readonly dataDir: string;
   readonly apiPort: number;
   readonly logFormat: LogFormat;
+  /** ADMIN_TOKEN where given; otherwise `npm start` generates one and keeps it in DATA_DIR. */
+  readonly adminToken: string | undefined;
   /** Everything else, as the three roles will have it, resolved from the environment. */
   readonly env: ConfigEnvSnapshot;
 }
