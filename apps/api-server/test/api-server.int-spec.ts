@@ -10,6 +10,7 @@ import { runMigrations } from '@porpoise/dao';
 import { createRegistry, type Registry } from '@porpoise/registry';
 import { GrpcServer, type ReadLogRequest, type WorkerTaskHandlers } from '@porpoise/rpc';
 import { freePort, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders, TEST_ADMIN_TOKEN } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { NestFactory } from '@nestjs/core';
@@ -47,7 +48,7 @@ async function send(
   path: string,
   options: { body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
+  const headers: Record<string, string> = authHeaders(options.headers);
   let body: string | undefined;
   if (options.raw !== undefined) {
     body = options.raw;
@@ -114,6 +115,7 @@ beforeAll(async () => {
   await db.connect();
   config = loadConfig(
     {
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       DATABASE_URL: pg.endpoint,
       REGISTRY_TYPE: 'jdbc',
       CLUSTER_SECRET: SECRET,
@@ -526,12 +528,14 @@ describe('workflows', () => {
     });
 
     it('a body that is not JSON at all', async () => {
-      await expectRejected(
-        'POST',
-        '/api/v1/workflows',
-        { raw: 'name=x', contentType: 'text/plain' },
-        /request body must be a JSON object \(Content-Type: application\/json\)/,
-      );
+      // Another media type is refused unparsed (415, DESIGN.md section 11); no body at all is a 400.
+      const before = await counts();
+      const res = await send('POST', '/api/v1/workflows', { raw: 'name=x', contentType: 'text/plain' });
+      expect({ status: res.status, message: (res.json as { message?: string }).message }).toEqual({
+        status: 415,
+        message: 'request body must be application/json, got "text/plain"',
+      });
+      expect(await counts()).toEqual(before);
       await expectRejected('POST', '/api/v1/workflows', {}, /request body must be a JSON object/);
     });
 
@@ -774,7 +778,8 @@ describe('runs', () => {
     const original = logger.logQuery.bind(logger);
     const statements: string[] = [];
     logger.logQuery = (query, parameters, runner) => {
-      statements.push(query);
+      // The audit row is written after the response, apart from the trigger (section 11).
+      if (!query.startsWith('INSERT INTO audit_event')) statements.push(query);
       original(query, parameters, runner);
     };
     let res: Reply;
@@ -1602,6 +1607,10 @@ describe('operations', () => {
         'GET /api/v1/task-groups/{name}',
         'PATCH /api/v1/task-groups/{name}',
         'DELETE /api/v1/task-groups/{name}',
+        'POST /api/v1/tokens',
+        'GET /api/v1/tokens',
+        'DELETE /api/v1/tokens/{id}',
+        'GET /api/v1/audit',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {
@@ -1642,7 +1651,7 @@ describe('operations', () => {
     expect((await send('GET', '/api/docs/..%2Fpackage.json')).status).toBe(404);
   });
 
-  it('ApiServerModule alone (no configureApiApp) serves the API, its docs and JSON errors', async () => {
+  it('ApiServerModule alone (no configureApiApp) serves its docs and JSON errors, and refuses /api/v1 (no auth gates)', async () => {
     const bare = await NestFactory.create(ApiServerModule.forRoot(config), {
       logger: false,
       abortOnError: false,
@@ -1650,12 +1659,14 @@ describe('operations', () => {
     try {
       await bare.listen(0, '127.0.0.1');
       const url = `http://127.0.0.1:${(bare.getHttpServer().address() as { port: number }).port}`;
-      expect((await fetch(`${url}/api/v1/workflows?limit=1`)).status).toBe(200);
+      // Without the gates nothing authenticates: ScopeGuard fails closed, even for ADMIN_TOKEN.
+      const refused = await fetch(`${url}/api/v1/workflows?limit=1`, { headers: authHeaders() });
+      expect(refused.status).toBe(401);
       expect((await fetch(`${url}/api/docs-json`)).status).toBe(200);
       expect((await fetch(`${url}/health`)).status).toBe(200);
       const bad = await fetch(`${url}/api/v1/workflows`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: authHeaders({ 'content-type': 'application/json' }),
         body: '{',
       });
       expect(bad.status).toBe(400);

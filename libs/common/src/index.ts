@@ -29,3 +29,4 @@ export * from './observability/health';
 export * from './observability/observability-server';
 export * from './definition/concurrency';
 export * from './crypto/api-token';
+export * from './crypto/admin-token-file';

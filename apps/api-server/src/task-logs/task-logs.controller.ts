@@ -11,6 +11,7 @@ import type { Response } from 'express';
 import { ErrorDto } from '../common/error.dto';
 import { parseId, queryReader } from '../common/input';
 import { LOG_CAP_BYTES, TaskLogService } from './task-log.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('task instances')
 @Controller('task-instances')
@@ -18,6 +19,7 @@ export class TaskLogsController {
   constructor(private readonly logs: TaskLogService) {}
 
   @Get(':id/log')
+  @Scope('read')
   @ApiOperation({
     summary: "A task instance's output (stdout and stderr), read from the worker that ran it.",
     description: `At most ${LOG_CAP_BYTES} bytes; a longer log is cut and X-Porpoise-Log-Truncated: true is set.`,
