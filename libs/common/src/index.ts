@@ -1,6 +1,7 @@
 export * from './config/config.types';
 export * from './config/config.errors';
 export * from './config/config.loader';
+export * from './config/secret-files';
 export * from './config/config.module';
 export * from './lifecycle/graceful-shutdown';
 export * from './domain/states';

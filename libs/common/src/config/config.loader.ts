@@ -1,5 +1,8 @@
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -33,6 +36,10 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // Tasks and the node's secrets (docs/security.md): secrets as files, the tasks' OS user.
+  ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
+  'TASK_USER',
+  'TASK_WORK_DIR',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -47,6 +54,10 @@ export const DEFAULT_METRICS_PORT = { master: 5679, worker: 1235 } as const;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
+/** A POSIX-ish user name (what useradd accepts, a trailing $ for machine accounts included). */
+const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/;
+/** The user tasks run as when the worker runs as root and TASK_USER is unset. */
+export const DEFAULT_TASK_USER = 'nobody';
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
@@ -133,6 +144,13 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
+  const taskUserName = value('TASK_USER');
+  if (taskUserName !== undefined && !USER_NAME.test(taskUserName)) {
+    throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
+  }
+  const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
+  const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
+  checkTaskWorkDir(taskWorkDir, dataDir);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -206,7 +224,26 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         metricsPort: metricsPortOf('worker', workerPort),
         workerGroup,
         workerCapacity,
+        taskUser,
+        taskWorkDir,
       };
+  }
+}
+
+/**
+ * TASK_WORK_DIR: absolute, and outside DATA_DIR (the task user must reach its directory; DATA_DIR
+ * is the node's own, mode 700).
+ */
+function checkTaskWorkDir(taskWorkDir: string, dataDir: string): void {
+  if (!isAbsolute(taskWorkDir)) {
+    throw new ConfigError('TASK_WORK_DIR', `must be an absolute path, got ${JSON.stringify(taskWorkDir)}`);
+  }
+  const inside = relative(resolve(dataDir), resolve(taskWorkDir));
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new ConfigError(
+      'TASK_WORK_DIR',
+      `must be outside DATA_DIR (${resolve(dataDir)}): tasks must not reach the node's files`,
+    );
   }
 }
 
@@ -362,7 +399,7 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
   const env: ConfigEnv = {};
   for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
   try {
-    return loadConfig(env, role);
+    return loadConfig(resolveSecretFiles(env), role);
   } catch (err) {
     if (err instanceof ConfigError) {
       const line = `porpoise ${role}: invalid configuration: ${err.message}`;
