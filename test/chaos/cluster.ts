@@ -298,6 +298,9 @@ export class ChaosCluster {
       cwd: node.dataDir,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
+        // Tasks write witness files into the test's own private directories: they run as the
+        // test's user, explicitly (workers would otherwise run them as nobody).
+        ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
         ...this.env,
         // Debugging aid: grpc-js tracing in every node (its own variables, read by grpc-js).
         ...(process.env.CHAOS_GRPC_TRACE

@@ -34,6 +34,10 @@ export async function startNode(
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'apps', role, 'src', 'main.js')], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
+      // These tests check scheduling: their tasks write witness files into the test's own private
+      // (mode 700) directories, so tasks run as the test's user, explicitly. A test of task
+      // isolation gives its own TASK_USER ('' = unset: the default, nobody).
+      ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
       ...env,
       [portVariable]: String(port),
       ...(role === 'api-server' ? {} : { METRICS_PORT: String(metricsPort) }),

@@ -11,6 +11,7 @@ export * from './time/clock';
 export * from './logging/logger';
 export * from './crypto/secret-box';
 export * from './crypto/key-file';
+export * from './fs/private-dir';
 export * from './workflow/workflow-errors';
 export * from './workflow/date-expression';
 export * from './workflow/param-template';
