@@ -11,6 +11,7 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   configSecrets,
+  ensurePrivateDir,
   loadConfigFromProcess,
   loadOrCreateKeyFile,
   NodeLogger,
@@ -45,6 +46,9 @@ async function bootstrap(): Promise<void> {
   process.on('SIGINT', (s) => void stop(s));
   process.on('SIGTERM', (s) => void stop(s));
 
+  // DATA_DIR holds the data-source key, task logs, undelivered results and the embedded database:
+  // the node's own, mode 700 (docs/security.md), also when it existed before.
+  ensurePrivateDir(loaded.dataDir);
   if (!loaded.databaseUrl) postgres = await startEmbeddedPostgres(loaded.dataDir, (m) => logger.log(m));
   const databaseUrl = loaded.databaseUrl ?? postgres?.url;
   if (databaseUrl === undefined) throw new Error('the embedded Postgres did not report its URL');
