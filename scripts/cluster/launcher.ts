@@ -355,14 +355,11 @@ export class ClusterLauncher {
     // last); the IPC channel makes it stop Postgres by itself if the launcher dies.
     const child = spawn(
       process.execPath,
-      [
-        join(this.paths.repoRoot, 'scripts', 'embedded-postgres-server.mjs'),
-        dataDir,
-        String(state.port),
-        state.password,
-      ],
-      { cwd: this.paths.cwd, detached: true, stdio: ['ignore', 'pipe', fd, 'ipc'] },
+      [join(this.paths.repoRoot, 'scripts', 'embedded-postgres-server.mjs'), dataDir, String(state.port)],
+      // The password on stdin: a command line is visible to every user (ps, /proc/<pid>/cmdline).
+      { cwd: this.paths.cwd, detached: true, stdio: ['pipe', 'pipe', fd, 'ipc'], env: this.serverEnv() },
     );
+    child.stdin?.end(`${state.password}\n`);
     closeSync(fd);
     this.postgres = { name: 'Postgres', child, logFile, logOffset };
     this.saveState();
@@ -510,6 +507,17 @@ export class ClusterLauncher {
   }
 
   // ---- nodes -------------------------------------------------------------------------------
+
+  /** The Postgres server's environment: the operating system's variables, none of Porpoise's. */
+  private serverEnv(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(process.env)) {
+      if (value !== undefined && (OS_VARIABLES.includes(name) || OS_VARIABLE_PATTERN.test(name))) {
+        out[name] = value;
+      }
+    }
+    return out;
+  }
 
   /** The environment of a node: the documented variables and nothing else of Porpoise's. */
   private nodeEnv(node: ManagedNode, env: ClusterEnv): Record<string, string> {

@@ -299,6 +299,9 @@ export class ChaosCluster {
       cwd: node.dataDir,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
+        // Tasks write witness files into the test's own private directories: they run as the
+        // test's user, explicitly (workers would otherwise run them as nobody).
+        ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
         ...this.env,
         ...(node.role === 'api-server' ? { ADMIN_TOKEN: TEST_ADMIN_TOKEN } : {}),
         // Debugging aid: grpc-js tracing in every node (its own variables, read by grpc-js).

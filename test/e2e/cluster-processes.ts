@@ -37,6 +37,10 @@ export async function startNode(
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       // Every API server a test starts takes the tests' admin token (callers may override it).
       ...(role === 'api-server' ? { ADMIN_TOKEN: TEST_ADMIN_TOKEN } : {}),
+      // These tests check scheduling: their tasks write witness files into the test's own private
+      // (mode 700) directories, so tasks run as the test's user, explicitly. A test of task
+      // isolation gives its own TASK_USER ('' = unset: the default, nobody).
+      ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
       ...env,
       [portVariable]: String(port),
       ...(role === 'api-server' ? {} : { METRICS_PORT: String(metricsPort) }),

@@ -11,6 +11,7 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   configSecrets,
+  ensurePrivateDir,
   loadConfigFromProcess,
   loadOrCreateAdminTokenFile,
   loadOrCreateKeyFile,
@@ -46,6 +47,9 @@ async function bootstrap(): Promise<void> {
   process.on('SIGINT', (s) => void stop(s));
   process.on('SIGTERM', (s) => void stop(s));
 
+  // DATA_DIR holds the data-source key, the admin token, task logs, undelivered results and the
+  // embedded database: the node's own, mode 700 (docs/security.md), also when it existed before.
+  ensurePrivateDir(loaded.dataDir);
   // Before the embedded Postgres, which (as root) opens the data directory to its own user.
   const adminToken = loaded.adminToken ?? generatedAdminToken(loaded.dataDir);
   if (!loaded.databaseUrl) postgres = await startEmbeddedPostgres(loaded.dataDir, (m) => logger.log(m));

@@ -16,6 +16,8 @@ import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
 import { SupersededStore } from './adapters/superseded-store';
 import { TaskLogStore } from './adapters/task-log-store';
 import { ShellTaskWatchdog, TaskWatchdog } from './adapters/task-watchdog';
+import { LocalTaskSandbox, TaskSandbox } from './adapters/task-sandbox';
+import { SystemUserDirectory, UserDirectory } from './adapters/user-directory';
 import { SqlPools } from './adapters/sql-pools';
 import { WorkerGauges } from './metrics/worker-gauges';
 import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
@@ -51,6 +53,9 @@ export class WorkerModule {
       providers: [
         { provide: ProcessRunner, useClass: NodeProcessRunner },
         { provide: TaskWatchdog, useClass: ShellTaskWatchdog },
+        // Who tasks run as and where; decided at start (a missing TASK_USER stops it).
+        { provide: UserDirectory, useClass: SystemUserDirectory },
+        { provide: TaskSandbox, useClass: LocalTaskSandbox },
         LivenessService,
         SupersededStore,
         TaskLogStore,

@@ -1,6 +1,7 @@
 export * from './config/config.types';
 export * from './config/config.errors';
 export * from './config/config.loader';
+export * from './config/secret-files';
 export * from './config/config.module';
 export * from './lifecycle/graceful-shutdown';
 export * from './domain/states';
@@ -10,6 +11,7 @@ export * from './time/clock';
 export * from './logging/logger';
 export * from './crypto/secret-box';
 export * from './crypto/key-file';
+export * from './fs/private-dir';
 export * from './workflow/workflow-errors';
 export * from './workflow/date-expression';
 export * from './workflow/param-template';

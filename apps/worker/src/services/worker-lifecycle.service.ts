@@ -5,8 +5,9 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { CLOCK, type Clock } from '@porpoise/common';
+import { CLOCK, ensurePrivateDir, PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
 import { SupersededStore } from '../adapters/superseded-store';
+import { TaskSandbox } from '../adapters/task-sandbox';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
 import { AdmissionService } from './admission.service';
@@ -38,10 +39,13 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     private readonly admission: AdmissionService,
     private readonly liveness: LivenessService,
     private readonly superseded: SupersededStore,
+    private readonly sandbox: TaskSandbox,
+    @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /**
+   * 0. DATA_DIR made private (mode 700, also when it existed): tasks must not read it;
    * 1. the liveness file the task watchdogs read (touched from now on);
    * 2. local state: log index, held results, orphans of an earlier run (killed, reported KILL),
    *    superseded dispatches;
@@ -50,11 +54,14 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
    */
   async onApplicationBootstrap(): Promise<void> {
     try {
+      ensurePrivateDir(this.config.dataDir);
       await this.logs.init();
       this.liveness.start();
       const held = await this.delivery.loadOutbox();
       const orphans = await this.executor.recoverOrphans();
       const superseded = await this.superseded.load();
+      // Their process groups are dead now (recoverOrphans): their directories can go.
+      this.sandbox.sweep();
       if (held + orphans + superseded > 0) {
         this.logger.log(
           `resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart, ` +

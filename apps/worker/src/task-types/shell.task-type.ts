@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { MAX_TASK_OUTPUT_VALUE_BYTES, TaskOutputCollector } from '@porpoise/common';
 import type { TaskSpec } from '@porpoise/rpc';
 import { ProcessRunner, type StartedProcess } from '../adapters/process-runner';
+import { TaskSandbox } from '../adapters/task-sandbox';
 import { TaskWatchdog, type WatchdogHandle } from '../adapters/task-watchdog';
 import { buildTaskEnv } from '../domain/task-env';
 import { decideOutcome, type ProcessExit } from '../domain/task-result';
@@ -31,6 +32,10 @@ const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
  * lost), never SUCCESS.
  *
  * Outputs: every `${setValue(name=value)}` in the lines the run printed (DESIGN.md section 9).
+ *
+ * Who and where (adapters/task-sandbox.ts): as the task user (TASK_USER when the worker is root),
+ * in a working directory of its own that is removed when the shell has exited, with an
+ * environment built from nothing (domain/task-env.ts): the node's secrets stay with the worker.
  */
 @Injectable()
 export class ShellTaskType implements TaskType<void> {
@@ -42,6 +47,7 @@ export class ShellTaskType implements TaskType<void> {
     private readonly runner: ProcessRunner,
     private readonly watchdog: TaskWatchdog,
     private readonly liveness: LivenessService,
+    private readonly sandbox: TaskSandbox,
   ) {}
 
   /** The command is the spec's own field (checked with it); the payload must be empty. */
@@ -53,16 +59,37 @@ export class ShellTaskType implements TaskType<void> {
     const { spec } = ctx;
     const id = spec.taskInstanceId;
     let proc: StartedProcess;
+    let cwd: string | undefined;
     try {
       // Nothing awaits before the spawn: the executor checked the session just before run().
-      const env = buildTaskEnv(this.runner.baseEnvironment(), spec);
-      proc = await this.runner.spawn({ command: spec.command, env, outputFd: ctx.log.fd });
+      cwd = this.sandbox.prepare(spec);
+      const who = this.sandbox.identity;
+      const env = buildTaskEnv(this.runner.baseEnvironment(), { user: who.name, home: who.home, cwd }, spec);
+      proc = await this.runner.spawn({
+        command: spec.command,
+        env,
+        outputFd: ctx.log.fd,
+        cwd,
+        ...(who.switchUser ? { user: { uid: who.uid, gid: who.gid } } : {}),
+      });
     } catch (err) {
+      if (cwd !== undefined) this.sandbox.remove(cwd);
       const message =
         err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
       this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
       return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
     }
+    try {
+      return await this.supervised(ctx, proc);
+    } finally {
+      this.sandbox.remove(cwd);
+    }
+  }
+
+  /** From the spawn to the result: supervision, stops, the exit and the outputs. */
+  private async supervised(ctx: TaskRunContext, proc: StartedProcess): Promise<TaskRunResult> {
+    const { spec } = ctx;
+    const id = spec.taskInstanceId;
     const pgid = proc.pid;
     let exited = false;
     ctx.processStarted(proc);

@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from './config.errors';
-import { loadConfig, resolveFileVariables, standaloneRoles, type ConfigEnv } from './config.loader';
+import { CONFIG_VARIABLES, loadConfig, standaloneRoles, type ConfigEnv } from './config.loader';
+import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 
 const cluster: ConfigEnv = {
   DATABASE_URL: 'postgres://u:p@db:5432/porpoise',
@@ -253,28 +257,31 @@ describe('API access: ADMIN_TOKEN, ADMIN_TOKEN_FILE, CORS_ORIGINS', () => {
   });
 
   it('reads ADMIN_TOKEN_FILE through resolveFileVariables, and only there', () => {
-    const files: Record<string, string> = { '/run/secrets/admin': `  ${token}\n` };
+    const files: Record<string, string> = { '/run/secrets/admin': `${token}\n` };
     const read = (path: string): string => {
       const text = files[path];
       if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
       return text;
     };
-    const env = resolveFileVariables({ ...cluster, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, read);
+    const env = resolveSecretFiles({ ...cluster, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, undefined, read);
     expect(env.ADMIN_TOKEN).toBe(token);
     expect(env).not.toHaveProperty('ADMIN_TOKEN_FILE');
     expect(loadConfig(env, 'api-server').adminToken).toBe(token);
-    expect(() => resolveFileVariables({ ADMIN_TOKEN_FILE: '/nope' }, read)).toThrow(
+    expect(() => resolveSecretFiles({ ADMIN_TOKEN_FILE: '/nope' }, undefined, read)).toThrow(
       /^ADMIN_TOKEN_FILE: cannot read "\/nope" \(ENOENT\)/,
     );
     expect(() =>
-      resolveFileVariables({ ADMIN_TOKEN: token, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, read),
+      resolveSecretFiles({ ADMIN_TOKEN: token, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, undefined, read),
     ).toThrow(/^ADMIN_TOKEN_FILE: set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both/);
     files['/empty'] = '\n';
-    expect(() => resolveFileVariables({ ADMIN_TOKEN_FILE: '/empty' }, read)).toThrow(/is empty/);
+    expect(() => resolveSecretFiles({ ADMIN_TOKEN_FILE: '/empty' }, undefined, read)).toThrow(/is empty/);
     // A file's short token is refused like a short variable.
     files['/short'] = 'abc';
     expect(() =>
-      loadConfig(resolveFileVariables({ ...cluster, ADMIN_TOKEN_FILE: '/short' }, read), 'api-server'),
+      loadConfig(
+        resolveSecretFiles({ ...cluster, ADMIN_TOKEN_FILE: '/short' }, undefined, read),
+        'api-server',
+      ),
     ).toThrow(/^ADMIN_TOKEN: must be at least 32/);
   });
 
@@ -306,5 +313,142 @@ describe('API access: ADMIN_TOKEN, ADMIN_TOKEN_FILE, CORS_ORIGINS', () => {
     const roles = standaloneRoles(given, resolved);
     expect(roles.api.adminToken).toBe(token);
     expect(roles.master).not.toHaveProperty('adminToken');
+  });
+});
+
+describe('secrets as files (<NAME>_FILE)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'porpoise-secret-files-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function file(name: string, content: string): string {
+    const path = join(dir, name);
+    writeFileSync(path, content, { mode: 0o600 });
+    return path;
+  }
+
+  it('lists every secret file variable among the variables Porpoise reads', () => {
+    expect(SECRET_FILE_VARIABLES).toEqual([
+      'CLUSTER_SECRET',
+      'DATABASE_URL',
+      'DATASOURCE_KEY',
+      'ADMIN_TOKEN',
+    ]);
+    for (const name of SECRET_FILE_VARIABLES) expect(CONFIG_VARIABLES).toContain(`${name}_FILE`);
+  });
+
+  it('replaces each <NAME>_FILE by <NAME>, the trailing line break trimmed, and loads as before', () => {
+    const key = 'ab'.repeat(32);
+    const env = resolveSecretFiles({
+      CLUSTER_SECRET_FILE: file('secret', 'a-secret-from-a-file\n'),
+      DATABASE_URL_FILE: file('url', 'postgres://u:p%20w@db:5432/porpoise\r\n'),
+      DATASOURCE_KEY_FILE: file('key', `${key}\n\n`),
+      WORKER_GROUP: 'etl',
+    });
+    expect(env).toEqual({
+      CLUSTER_SECRET: 'a-secret-from-a-file',
+      DATABASE_URL: 'postgres://u:p%20w@db:5432/porpoise',
+      DATASOURCE_KEY: key,
+      WORKER_GROUP: 'etl',
+    });
+    const master = loadConfig(env, 'master');
+    expect(master.clusterSecret).toBe('a-secret-from-a-file');
+    expect(master.datasourceKey.toString('hex')).toBe(key);
+  });
+
+  it('keeps spaces inside a secret and leaves an environment without _FILE variables as it is', () => {
+    expect(resolveSecretFiles({ CLUSTER_SECRET_FILE: file('spaced', 'two words here\n') })).toEqual({
+      CLUSTER_SECRET: 'two words here',
+    });
+    expect(resolveSecretFiles(cluster)).toEqual(cluster);
+    expect(resolveSecretFiles({ ...cluster, CLUSTER_SECRET_FILE: '  ' })).toEqual(cluster);
+  });
+
+  it.each<[ConfigEnv, RegExp]>([
+    [
+      { CLUSTER_SECRET: 'x'.repeat(20), CLUSTER_SECRET_FILE: '/dev/null' },
+      /^CLUSTER_SECRET_FILE: set either CLUSTER_SECRET or CLUSTER_SECRET_FILE, not both$/,
+    ],
+    [
+      { DATABASE_URL_FILE: '/no/such/file' },
+      /^DATABASE_URL_FILE: cannot read "\/no\/such\/file" \(ENOENT\)$/,
+    ],
+    [{ DATASOURCE_KEY_FILE: '/' }, /^DATASOURCE_KEY_FILE: cannot read "\/" \(EISDIR\)$/],
+  ])('refuses %j', (env, message) => {
+    expect(() => resolveSecretFiles(env)).toThrow(ConfigError);
+    expect(() => resolveSecretFiles(env)).toThrow(message);
+  });
+
+  it('refuses an empty file (a line break alone is empty)', () => {
+    const path = file('empty', '\n');
+    expect(() => resolveSecretFiles({ CLUSTER_SECRET_FILE: path })).toThrow(
+      `CLUSTER_SECRET_FILE: ${JSON.stringify(path)} is empty`,
+    );
+  });
+
+  it('refuses a file it may not read, without its content in the message', () => {
+    const path = file('unreadable', 'the-secret-content');
+    const denied = () => {
+      throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    };
+    // As root the mode does not stop a read: the reader stands in for the kernel's refusal.
+    expect(() => resolveSecretFiles({ CLUSTER_SECRET_FILE: path }, undefined, denied)).toThrow(
+      /^CLUSTER_SECRET_FILE: cannot read ".*" \(EACCES\)$/,
+    );
+  });
+
+  it('resolves the names it is given, so another secret joins by name', () => {
+    expect(resolveSecretFiles({ ADMIN_TOKEN_FILE: '/f' }, ['ADMIN_TOKEN'], () => 'token\n')).toEqual({
+      ADMIN_TOKEN: 'token',
+    });
+  });
+});
+
+describe('TASK_USER and TASK_WORK_DIR', () => {
+  it('defaults to nobody (not explicit) and a directory under the OS temp directory', () => {
+    const worker = loadConfig(cluster, 'worker');
+    expect(worker.taskUser).toEqual({ name: 'nobody', explicit: false });
+    expect(worker.taskWorkDir).toBe(join(tmpdir(), 'porpoise-tasks'));
+    const given = loadConfig({ ...cluster, TASK_USER: 'etl', TASK_WORK_DIR: '/srv/tasks' }, 'worker');
+    expect(given.taskUser).toEqual({ name: 'etl', explicit: true });
+    expect(given.taskWorkDir).toBe('/srv/tasks');
+    expect(loadConfig({ ...cluster, TASK_USER: 'root' }, 'worker').taskUser).toEqual({
+      name: 'root',
+      explicit: true,
+    });
+  });
+
+  it.each<[ConfigEnv, RegExp]>([
+    [{ TASK_USER: 'bad name' }, /^TASK_USER: not a user name: "bad name"$/],
+    [{ TASK_USER: '-rf' }, /^TASK_USER: not a user name/],
+    [{ TASK_WORK_DIR: 'tasks' }, /^TASK_WORK_DIR: must be an absolute path, got "tasks"$/],
+    [
+      { DATA_DIR: '/srv/porpoise', TASK_WORK_DIR: '/srv/porpoise/tasks' },
+      /^TASK_WORK_DIR: must be outside DATA_DIR/,
+    ],
+    [
+      { DATA_DIR: '/srv/porpoise', TASK_WORK_DIR: '/srv/porpoise' },
+      /^TASK_WORK_DIR: must be outside DATA_DIR/,
+    ],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig({ ...cluster, ...env }, 'worker')).toThrow(message);
+  });
+
+  it('accepts a work directory beside DATA_DIR whose name starts the same', () => {
+    const worker = loadConfig(
+      { ...cluster, DATA_DIR: '/srv/porpoise', TASK_WORK_DIR: '/srv/porpoise-tasks' },
+      'worker',
+    );
+    expect(worker.taskWorkDir).toBe('/srv/porpoise-tasks');
+  });
+
+  it('reaches the worker of a standalone node', () => {
+    const roles = standaloneRoles(loadConfig({ TASK_USER: 'etl' }, 'standalone'), {
+      databaseUrl: 'postgres://u:p@h/db',
+      clusterSecret: 'a-secret-of-enough-length',
+    });
+    expect(roles.worker.taskUser).toEqual({ name: 'etl', explicit: true });
   });
 });

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -36,8 +38,11 @@ export const CONFIG_VARIABLES = [
   'LOG_FORMAT',
   // API authentication and browsers (DESIGN.md section 11).
   'ADMIN_TOKEN',
-  'ADMIN_TOKEN_FILE',
   'CORS_ORIGINS',
+  // Tasks and the node's secrets (docs/security.md): secrets as files, the tasks' OS user.
+  ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
+  'TASK_USER',
+  'TASK_WORK_DIR',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -52,6 +57,10 @@ export const DEFAULT_METRICS_PORT = { master: 5679, worker: 1235 } as const;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
+/** A POSIX-ish user name (what useradd accepts, a trailing $ for machine accounts included). */
+const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/;
+/** The user tasks run as when the worker runs as root and TASK_USER is unset. */
+export const DEFAULT_TASK_USER = 'nobody';
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
@@ -139,6 +148,13 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
   const { adminToken, corsOrigins } = apiAccess(value);
+  const taskUserName = value('TASK_USER');
+  if (taskUserName !== undefined && !USER_NAME.test(taskUserName)) {
+    throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
+  }
+  const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
+  const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
+  checkTaskWorkDir(taskWorkDir, dataDir);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -230,6 +246,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         metricsPort: metricsPortOf('worker', workerPort),
         workerGroup,
         workerCapacity,
+        taskUser,
+        taskWorkDir,
       };
   }
 }
@@ -239,7 +257,7 @@ export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
 /**
  * ADMIN_TOKEN and CORS_ORIGINS (the API server's; every role checks them so a typo never waits).
- * ADMIN_TOKEN_FILE was turned into ADMIN_TOKEN by resolveFileVariables before this runs.
+ * ADMIN_TOKEN_FILE was turned into ADMIN_TOKEN by resolveSecretFiles before this runs.
  */
 function apiAccess(value: (name: ConfigVariable) => string | undefined): {
   adminToken: string | undefined;
@@ -285,38 +303,20 @@ function checkOrigin(raw: string): string {
 }
 
 /**
- * Variables that may instead be given as a file (NAME_FILE: a path; the file holds the value,
- * surrounding white space ignored), so a secret need not sit in the environment of a process.
+ * TASK_WORK_DIR: absolute, and outside DATA_DIR (the task user must reach its directory; DATA_DIR
+ * is the node's own, mode 700).
  */
-export const FILE_VARIABLES = [['ADMIN_TOKEN', 'ADMIN_TOKEN_FILE']] as const satisfies ReadonlyArray<
-  readonly [ConfigVariable, ConfigVariable]
->;
-
-/**
- * Resolves the *_FILE variables into their values, before loadConfig (which stays pure): the
- * one place that reads those files. Setting both NAME and NAME_FILE is an error, and so is a
- * file that cannot be read; each names the variable. Returns a new env without the *_FILE names.
- */
-export function resolveFileVariables(env: ConfigEnv, readFile: (path: string) => string): ConfigEnv {
-  const out: ConfigEnv = { ...env };
-  for (const [name, fileName] of FILE_VARIABLES) {
-    const path = env[fileName]?.trim();
-    delete out[fileName];
-    if (path === undefined || path === '') continue;
-    if (env[name] !== undefined && env[name]?.trim() !== '') {
-      throw new ConfigError(fileName, `set either ${name} or ${fileName}, not both`);
-    }
-    let text: string;
-    try {
-      text = readFile(path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new ConfigError(fileName, `cannot read ${JSON.stringify(path)} (${code})`);
-    }
-    if (text.trim() === '') throw new ConfigError(fileName, `${JSON.stringify(path)} is empty`);
-    out[name] = text.trim();
+function checkTaskWorkDir(taskWorkDir: string, dataDir: string): void {
+  if (!isAbsolute(taskWorkDir)) {
+    throw new ConfigError('TASK_WORK_DIR', `must be an absolute path, got ${JSON.stringify(taskWorkDir)}`);
   }
-  return out;
+  const inside = relative(resolve(dataDir), resolve(taskWorkDir));
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new ConfigError(
+      'TASK_WORK_DIR',
+      `must be outside DATA_DIR (${resolve(dataDir)}): tasks must not reach the node's files`,
+    );
+  }
 }
 
 /**
@@ -473,10 +473,7 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
   const env: ConfigEnv = {};
   for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
   try {
-    return loadConfig(
-      resolveFileVariables(env, (path) => readFileSync(path, 'utf8')),
-      role,
-    );
+    return loadConfig(resolveSecretFiles(env), role);
   } catch (err) {
     if (err instanceof ConfigError) {
       const line = `porpoise ${role}: invalid configuration: ${err.message}`;

@@ -63,6 +63,14 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly workerGroup: string;
   /** How many tasks the worker runs at once (WORKER_CAPACITY). */
   readonly workerCapacity: number;
+  /**
+   * The OS user tasks run as when the worker runs as root (TASK_USER, default nobody); `explicit`
+   * when TASK_USER was set (only then may it be root, and only then is a non-root worker refused
+   * for a user it cannot switch to).
+   */
+  readonly taskUser: { readonly name: string; readonly explicit: boolean };
+  /** Where each task gets its own working directory (TASK_WORK_DIR), outside DATA_DIR. */
+  readonly taskWorkDir: string;
 }
 
 export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
