@@ -1,5 +1,6 @@
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { loadTlsMaterial } from './cluster-security.config';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -33,6 +34,10 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // Cluster security (DESIGN.md section 11): mutual TLS between nodes.
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -50,8 +55,9 @@ const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
- * ConfigError naming the first variable that is wrong. Pure: reads only the env object it is
- * given. Every variable is checked whatever the role, so a typo never waits for another role.
+ * ConfigError naming the first variable that is wrong. Reads only the env object it is given
+ * and the files its variables name (TLS_*_FILE). Every variable is checked whatever the role,
+ * so a typo never waits for another role.
  */
 export function loadConfig<R extends NodeRole>(env: ConfigEnv, role: R): ConfigFor<R>;
 export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | StandaloneConfig {
@@ -136,6 +142,14 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
+  // Masters and workers (standalone too) serve gRPC under NODE_HOST: their certificate must
+  // carry that name. The files are read here, once; nothing else reads them.
+  const tlsFiles = {
+    TLS_CA_FILE: value('TLS_CA_FILE'),
+    TLS_CERT_FILE: value('TLS_CERT_FILE'),
+    TLS_KEY_FILE: value('TLS_KEY_FILE'),
+  };
+  const tls = loadTlsMaterial(tlsFiles, role === 'api-server' ? undefined : nodeHost);
 
   if (role === 'standalone') {
     checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
@@ -169,7 +183,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
       : registryType === 'etcd'
         ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
-  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat, ...(tls ? { tls } : {}) };
   /** The role's metrics port, which must not be the port its gRPC server listens on. */
   const metricsPortOf = (r: 'master' | 'worker', ownPort: number): number => {
     const port = metricsPortGiven ?? DEFAULT_METRICS_PORT[r];
