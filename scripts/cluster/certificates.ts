@@ -6,7 +6,9 @@
 // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
 const crypto = webcrypto;
@@ -87,4 +89,46 @@ export async function createCertificateAuthority(
       return { cert: leaf.toString('pem'), key: await privateKeyPem(keys.privateKey) };
     },
   };
+}
+
+/** Where a node's certificate and key were written. */
+export interface CertificateFiles {
+  readonly TLS_CERT_FILE: string;
+  readonly TLS_KEY_FILE: string;
+}
+
+export interface ClusterCertificates {
+  readonly TLS_CA_FILE: string;
+  /** One per name asked for. */
+  readonly nodes: ReadonlyMap<string, CertificateFiles>;
+}
+
+/**
+ * `npm run cluster -- --tls`: a new CA and one certificate per name, for `hosts`, written to
+ * `dir` (emptied first: certificates of an earlier launch are of another CA). The CA's key is
+ * not written: nothing can be added to this CA once the launch is over.
+ */
+export async function writeClusterCertificates(
+  dir: string,
+  names: readonly string[],
+  hosts: readonly string[],
+): Promise<ClusterCertificates> {
+  const ca = await createCertificateAuthority(`Porpoise cluster CA ${new Date().toISOString()}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const write = (file: string, text: string, mode: number): string => {
+    const path = join(dir, file);
+    writeFileSync(path, text, { mode, flag: 'wx' });
+    return path;
+  };
+  const TLS_CA_FILE = write('ca.pem', ca.cert, 0o644);
+  const nodes = new Map<string, CertificateFiles>();
+  for (const name of names) {
+    const leaf = await ca.issue(name, hosts);
+    nodes.set(name, {
+      TLS_CERT_FILE: write(`${name}.pem`, leaf.cert, 0o644),
+      TLS_KEY_FILE: write(`${name}.key`, leaf.key, 0o600),
+    });
+  }
+  return { TLS_CA_FILE, nodes };
 }

@@ -28,6 +28,13 @@ export interface ClusterEnv {
   DATASOURCE_KEY: string;
   REGISTRY_SESSION_TIMEOUT_MS: string;
   HEARTBEAT_INTERVAL_MS: string;
+  /**
+   * With --tls: the CA, and a spare certificate (for 127.0.0.1) that a node added or restarted
+   * by hand uses; each node the launcher starts has a certificate of its own.
+   */
+  TLS_CA_FILE?: string;
+  TLS_CERT_FILE?: string;
+  TLS_KEY_FILE?: string;
 }
 
 export interface ClusterFileNode {
