@@ -22,6 +22,11 @@ export type RegistryConfig =
       readonly type: 'zookeeper';
       /** host:port[,host:port...][/chroot] */
       readonly connect: string;
+      /**
+       * Digest credentials (ZOOKEEPER_AUTH): added to every session, and every node this client
+       * creates gets the ACL digest user:password with all permissions. Open nodes otherwise.
+       */
+      readonly auth?: { readonly user: string; readonly password: string };
     } & RegistryCommonOptions)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryCommonOptions)
   | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryCommonOptions);

@@ -91,3 +91,21 @@ function parseCertificate(name: string, pem: Buffer): X509Certificate {
     throw new ConfigError(name, 'not a PEM X.509 certificate');
   }
 }
+
+/** ZOOKEEPER_AUTH: `user:password`, ZooKeeper's digest scheme credentials. */
+export function parseZooKeeperAuth(
+  raw: string | undefined,
+): { readonly user: string; readonly password: string } | undefined {
+  if (raw === undefined) return undefined;
+  const colon = raw.indexOf(':');
+  const user = colon === -1 ? '' : raw.slice(0, colon);
+  const password = colon === -1 ? '' : raw.slice(colon + 1);
+  // The digest id is user:base64(sha1(user:password)); a colon in the user would split it wrongly.
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(user) || password.length < 8) {
+    throw new ConfigError(
+      'ZOOKEEPER_AUTH',
+      'expected user:password (a user of letters, digits, dots, dashes or underscores; a password of 8+ characters)',
+    );
+  }
+  return { user, password };
+}

@@ -313,3 +313,35 @@ describe('loadConfig: mutual TLS (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)', ()
     expect(loadConfig({ ...cluster, ...files, NODE_HOST: '10.1.2.3' }, 'api-server').tls).toBeDefined();
   });
 });
+
+describe('loadConfig: ZOOKEEPER_AUTH', () => {
+  it('puts digest credentials in the ZooKeeper registry settings of every role', () => {
+    for (const role of ['master', 'worker', 'api-server'] as const) {
+      expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'porpoise:s3cret-pass' }, role).registry).toMatchObject(
+        {
+          type: 'zookeeper',
+          auth: { user: 'porpoise', password: 's3cret-pass' },
+        },
+      );
+    }
+    expect(loadConfig(cluster, 'master').registry).not.toHaveProperty('auth');
+    // A colon in the password is the password's.
+    expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'u:a:b:c:d:e:f' }, 'worker').registry).toMatchObject({
+      auth: { user: 'u', password: 'a:b:c:d:e:f' },
+    });
+  });
+
+  it.each(['no-colon-here', ':password-only', 'user:short', 'us er:long-enough-password', 'zkuser:'])(
+    'refuses %j naming ZOOKEEPER_AUTH, without echoing it',
+    (raw) => {
+      expect(() => loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master')).toThrow(
+        /^ZOOKEEPER_AUTH: expected user:password/,
+      );
+      try {
+        loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master');
+      } catch (err) {
+        expect((err as Error).message).not.toContain(raw);
+      }
+    },
+  );
+});

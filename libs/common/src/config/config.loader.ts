@@ -1,6 +1,6 @@
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
-import { loadTlsMaterial } from './cluster-security.config';
+import { loadTlsMaterial, parseZooKeeperAuth } from './cluster-security.config';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -38,6 +38,8 @@ export const CONFIG_VARIABLES = [
   'TLS_CA_FILE',
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
+  // ZooKeeper digest ACLs: user:password.
+  'ZOOKEEPER_AUTH',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -77,6 +79,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
   checkZooKeeperConnect(zookeeperConnect);
+  const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
 
@@ -179,7 +182,12 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const timing = { sessionTimeoutMs, heartbeatIntervalMs };
   const registry: RegistrySettings =
     registryType === 'zookeeper'
-      ? { type: 'zookeeper', connect: zookeeperConnect, ...timing }
+      ? {
+          type: 'zookeeper',
+          connect: zookeeperConnect,
+          ...(zookeeperAuth ? { auth: zookeeperAuth } : {}),
+          ...timing,
+        }
       : registryType === 'etcd'
         ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };

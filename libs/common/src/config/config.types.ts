@@ -12,7 +12,12 @@ interface RegistryTiming {
 
 /** The registry backend chosen by REGISTRY_TYPE, with exactly what that backend needs. */
 export type RegistrySettings =
-  | ({ readonly type: 'zookeeper'; readonly connect: string } & RegistryTiming)
+  | ({
+      readonly type: 'zookeeper';
+      readonly connect: string;
+      /** ZOOKEEPER_AUTH: digest credentials of the session, and the ACL of every znode created. */
+      readonly auth?: { readonly user: string; readonly password: string };
+    } & RegistryTiming)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryTiming)
   | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryTiming);
 
