@@ -29,4 +29,9 @@ export type RegistryConfig =
       readonly auth?: { readonly user: string; readonly password: string };
     } & RegistryCommonOptions)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryCommonOptions)
-  | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryCommonOptions);
+  | ({
+      readonly type: 'etcd';
+      readonly endpoints: readonly string[];
+      /** etcd password authentication (ETCD_USERNAME, ETCD_PASSWORD); anonymous otherwise. */
+      readonly auth?: { readonly username: string; readonly password: string };
+    } & RegistryCommonOptions);

@@ -109,3 +109,18 @@ export function parseZooKeeperAuth(
   }
   return { user, password };
 }
+
+/** ETCD_USERNAME and ETCD_PASSWORD: both or neither. */
+export function parseEtcdAuth(
+  username: string | undefined,
+  password: string | undefined,
+): { readonly username: string; readonly password: string } | undefined {
+  if (username === undefined && password === undefined) return undefined;
+  if (username === undefined) {
+    throw new ConfigError('ETCD_USERNAME', 'required with ETCD_PASSWORD (etcd authentication needs both)');
+  }
+  if (password === undefined) {
+    throw new ConfigError('ETCD_PASSWORD', 'required with ETCD_USERNAME (etcd authentication needs both)');
+  }
+  return { username, password };
+}

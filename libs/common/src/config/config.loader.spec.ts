@@ -345,3 +345,23 @@ describe('loadConfig: ZOOKEEPER_AUTH', () => {
     },
   );
 });
+
+describe('loadConfig: ETCD_USERNAME and ETCD_PASSWORD', () => {
+  const etcd: ConfigEnv = { ...cluster, REGISTRY_TYPE: 'etcd' };
+
+  it('puts both in the etcd registry settings, or nothing', () => {
+    expect(
+      loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise', ETCD_PASSWORD: ' spaced pass ' }, 'worker').registry,
+    ).toMatchObject({ type: 'etcd', auth: { username: 'porpoise', password: ' spaced pass ' } });
+    expect(loadConfig(etcd, 'worker').registry).not.toHaveProperty('auth');
+  });
+
+  it('wants both or neither, naming the missing one', () => {
+    expect(() => loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise' }, 'master')).toThrow(
+      /^ETCD_PASSWORD: required with ETCD_USERNAME/,
+    );
+    expect(() => loadConfig({ ...etcd, ETCD_PASSWORD: 'a-password' }, 'master')).toThrow(
+      /^ETCD_USERNAME: required with ETCD_PASSWORD/,
+    );
+  });
+});

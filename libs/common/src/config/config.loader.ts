@@ -1,6 +1,6 @@
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
-import { loadTlsMaterial, parseZooKeeperAuth } from './cluster-security.config';
+import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth } from './cluster-security.config';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -40,6 +40,9 @@ export const CONFIG_VARIABLES = [
   'TLS_KEY_FILE',
   // ZooKeeper digest ACLs: user:password.
   'ZOOKEEPER_AUTH',
+  // etcd authentication: both or neither.
+  'ETCD_USERNAME',
+  'ETCD_PASSWORD',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -82,6 +85,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
+  // Not trimmed: a password is taken as given.
+  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), env.ETCD_PASSWORD || undefined);
 
   const sessionTimeoutMs = integer(
     'REGISTRY_SESSION_TIMEOUT_MS',
@@ -189,7 +194,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
           ...timing,
         }
       : registryType === 'etcd'
-        ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
+        ? { type: 'etcd', endpoints: etcdEndpoints, ...(etcdAuth ? { auth: etcdAuth } : {}), ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
   const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat, ...(tls ? { tls } : {}) };
   /** The role's metrics port, which must not be the port its gRPC server listens on. */

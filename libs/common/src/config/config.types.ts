@@ -19,7 +19,12 @@ export type RegistrySettings =
       readonly auth?: { readonly user: string; readonly password: string };
     } & RegistryTiming)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryTiming)
-  | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryTiming);
+  | ({
+      readonly type: 'etcd';
+      readonly endpoints: readonly string[];
+      /** ETCD_USERNAME and ETCD_PASSWORD: etcd's password authentication. */
+      readonly auth?: { readonly username: string; readonly password: string };
+    } & RegistryTiming);
 
 /**
  * A node's mutual TLS material (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE), read at start. The
