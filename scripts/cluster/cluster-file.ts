@@ -33,6 +33,13 @@ export interface ClusterEnv {
    * servers only; masters and workers have no use for it.
    */
   ADMIN_TOKEN_FILE: string;
+  /**
+   * With --tls: the CA, and a spare certificate (for 127.0.0.1) that a node added or restarted
+   * by hand uses; each node the launcher starts has a certificate of its own.
+   */
+  TLS_CA_FILE?: string;
+  TLS_CERT_FILE?: string;
+  TLS_KEY_FILE?: string;
 }
 
 export interface ClusterFileNode {

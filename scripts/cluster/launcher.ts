@@ -21,6 +21,7 @@ import { join, relative } from 'node:path';
 import { loadOrCreateAdminTokenFile, loadOrCreateKeyFile, writeAdminTokenFile } from '../../libs/common/src';
 import type { ClusterArgs } from './args';
 import { nodeEntry } from './build';
+import { writeClusterCertificates, type CertificateFiles } from './certificates';
 import {
   PORT_VARIABLE,
   removeClusterFile,
@@ -123,6 +124,8 @@ interface ManagedNode extends Managed {
   metricsPort: number;
   ready: boolean;
   attempts: number;
+  /** With --tls: the node's own certificate and key. */
+  tls?: CertificateFiles;
 }
 
 interface LauncherState {
@@ -209,6 +212,7 @@ export class ClusterLauncher {
       `starting ${this.args.masters} master(s), ${this.args.workers} worker(s) and ` +
         `${this.args.apiServers} API server(s); node logs in ${this.rel(this.paths.logs)}`,
     );
+    if (this.args.tls) await this.issueCertificates(env);
     for (const node of this.nodes) this.spawnNode(node, env);
 
     await this.waitUntilReady(env);
@@ -519,6 +523,19 @@ export class ClusterLauncher {
     return out;
   }
 
+  /**
+   * --tls: a throwaway CA, a certificate per node and a spare one for nodes started by hand (the
+   * env of cluster.json), all for NODE_HOST, under .porpoise/cluster/tls.
+   */
+  private async issueCertificates(env: ClusterEnv): Promise<void> {
+    const dir = join(this.paths.dir, 'tls');
+    const spare = 'spare';
+    const certs = await writeClusterCertificates(dir, [...this.nodes.map((n) => n.name), spare], [NODE_HOST]);
+    for (const node of this.nodes) node.tls = certs.nodes.get(node.name);
+    Object.assign(env, { TLS_CA_FILE: certs.TLS_CA_FILE, ...certs.nodes.get(spare) });
+    this.log(`mutual TLS between nodes: a new CA and certificates in ${this.rel(dir)}`);
+  }
+
   /** The environment of a node: the documented variables and nothing else of Porpoise's. */
   private nodeEnv(node: ManagedNode, env: ClusterEnv): Record<string, string> {
     const out: Record<string, string> = {};
@@ -535,6 +552,7 @@ export class ClusterLauncher {
       ...(shared as unknown as Record<string, string>),
       // Only API servers serve /api/v1: only they get the admin token.
       ...(node.role === 'api-server' ? { ADMIN_TOKEN_FILE } : {}),
+      ...node.tls,
       ...(this.settings.logFormat !== undefined ? { LOG_FORMAT: this.settings.logFormat } : {}),
       NODE_HOST,
       [PORT_VARIABLE[node.role]]: String(node.port),

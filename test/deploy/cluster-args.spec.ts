@@ -11,8 +11,15 @@ describe('npm run cluster: command line', () => {
       registry: 'zookeeper',
       build: true,
       readyTimeoutMs: 180_000,
+      tls: false,
       help: false,
     });
+  });
+
+  it('takes --tls as a flag without a value', () => {
+    expect(parseClusterArgs(['--tls']).tls).toBe(true);
+    expect(() => parseClusterArgs(['--tls=yes'])).toThrow(UsageError);
+    expect(() => parseClusterArgs(['--tls=yes'])).toThrow('--tls takes no value');
   });
 
   it('reads --name value and --name=value', () => {

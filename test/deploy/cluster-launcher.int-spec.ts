@@ -4,7 +4,8 @@
  * and etcd registries. Runs in a temporary working directory, so .porpoise/ is the test's own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +35,9 @@ const DOCUMENTED = new Set([
   'METRICS_PORT',
   'LOG_FORMAT',
   'ADMIN_TOKEN_FILE',
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
 ]);
 
 interface Launcher {
@@ -534,6 +538,110 @@ describe('npm run cluster', () => {
       expect(result).toEqual({ code: 0, signal: null });
       for (const pid of pids) expect({ pid, alive: pidAlive(pid) }).toEqual({ pid, alive: false });
       expect(existsSync(join(cwd, '.porpoise', 'cluster.json'))).toBe(false);
+    });
+  });
+
+  describe('with --tls (and the jdbc registry)', () => {
+    let file: ClusterFile;
+    const tlsDir = () => join(cwd, '.porpoise', 'cluster', 'tls');
+
+    beforeAll(async () => {
+      launcher = launch(cwd, ['--registry', 'jdbc', '--tls']);
+      file = await waitForClusterFile(cwd, launcher);
+      for (const pid of startedPids(cwd)) everyPid.add(pid);
+    }, 300_000);
+
+    it('writes a CA and a certificate per node for NODE_HOST, keys readable by their owner only', () => {
+      const ca = new X509Certificate(readFileSync(join(tlsDir(), 'ca.pem')));
+      expect(file.env.TLS_CA_FILE).toBe(join(tlsDir(), 'ca.pem'));
+      const keys = readdirSync(tlsDir()).filter((f) => f.endsWith('.key'));
+      // One per node, and the spare one of cluster.json's env for nodes started by hand.
+      expect(keys.sort()).toEqual([...file.nodes.map((n) => `${n.name}.key`), 'spare.key'].sort());
+      for (const key of keys) {
+        expect({ key, mode: statSync(join(tlsDir(), key)).mode & 0o777 }).toEqual({ key, mode: 0o600 });
+      }
+      for (const node of file.nodes) {
+        const env = environ(node.pid);
+        expect(env).toMatchObject({
+          TLS_CA_FILE: file.env.TLS_CA_FILE,
+          TLS_CERT_FILE: join(tlsDir(), `${node.name}.pem`),
+          TLS_KEY_FILE: join(tlsDir(), `${node.name}.key`),
+        });
+        const cert = new X509Certificate(readFileSync(env.TLS_CERT_FILE!));
+        expect(cert.verify(ca.publicKey)).toBe(true);
+        expect(cert.checkIP(node.host)).toBe(node.host);
+      }
+    });
+
+    it('runs a workflow to SUCCESS and serves its task log, every gRPC call over mutual TLS', async () => {
+      const created = await call<{ code: string }>(file, 'POST', '/workflows', {
+        name: 'cluster-launcher-tls',
+        tasks: [{ name: 'a', type: 'SHELL', command: 'echo over mutual tls' }],
+        edges: [],
+      });
+      expect(created.status).toBe(201);
+      const run = await call<{ workflowInstanceId: number }>(
+        file,
+        'POST',
+        `/workflows/${created.body.code}/runs`,
+      );
+      const instance = await waitFor(
+        'the run to finish',
+        async () => {
+          const res = await call<{ state: string; tasks: Array<{ id: number; state: string }> }>(
+            file,
+            'GET',
+            `/workflow-instances/${run.body.workflowInstanceId}`,
+          );
+          return FINAL.includes(res.body.state) ? res.body : undefined;
+        },
+        90_000,
+        200,
+      );
+      expect(instance.state).toBe('SUCCESS');
+      const log = await fetch(`${file.apiUrl}/api/v1/task-instances/${instance.tasks[0]!.id}/log`, {
+        headers: { authorization: `Bearer ${file.adminToken}` },
+      });
+      expect(await log.text()).toContain('over mutual tls');
+    });
+
+    it('answers deploy/healthcheck.js with the TLS variables, and not a plaintext check', () => {
+      const check = (role: string, env: Record<string, string>) =>
+        spawnSync(process.execPath, [join(ROOT, 'deploy', 'healthcheck.js'), role], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+      for (const node of file.nodes.filter((n) => n.role !== 'api-server')) {
+        const plain = {
+          NODE_HOST: node.host,
+          [PORT_VARIABLE[node.role]]: String(node.port),
+          CLUSTER_SECRET: file.env.CLUSTER_SECRET,
+        };
+        const own = environ(node.pid);
+        const tls = {
+          TLS_CA_FILE: own.TLS_CA_FILE!,
+          TLS_CERT_FILE: own.TLS_CERT_FILE!,
+          TLS_KEY_FILE: own.TLS_KEY_FILE!,
+        };
+        const ok = check(node.role, { ...plain, ...tls });
+        expect({ node: node.name, status: ok.status, out: ok.stdout }).toEqual({
+          node: node.name,
+          status: 0,
+          out: expect.stringContaining('healthy'),
+        });
+        const refused = check(node.role, plain);
+        expect({ node: node.name, status: refused.status, out: refused.stdout }).toEqual({
+          node: node.name,
+          status: 1,
+          out: expect.stringContaining('unhealthy'),
+        });
+      }
+    });
+
+    it('stops on SIGINT', async () => {
+      const result = await interrupt(launcher as Launcher, 'SIGINT');
+      expect(result).toEqual({ code: 0, signal: null });
     });
   });
 

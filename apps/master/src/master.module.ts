@@ -94,7 +94,7 @@ export class MasterModule {
       providers: [
         { provide: MASTER_OPTIONS, useValue: masterOptions },
         { provide: MASTER_IDENTITY, useValue: identity },
-        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
+        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret, config.tls) },
         DatasourceRepository,
         SubWorkflowRepository,
         DependencyRepository,

@@ -1,6 +1,8 @@
+import type { TlsMaterial } from '@porpoise/common';
 import {
   connectivityState,
   credentials,
+  type ChannelCredentials,
   Metadata,
   status,
   type ServiceClientConstructor,
@@ -44,7 +46,7 @@ const PEER_CHANNEL_OPTIONS = {
 
 /**
  * One channel per peer address, reused across calls; every call carries the cluster secret
- * and a deadline. Close it to release the channels.
+ * and a deadline, over mutual TLS when the node has TLS material. Close it to release the channels.
  *
  * A call that fails UNAVAILABLE or DEADLINE_EXCEEDED on a channel that is not READY replaces that
  * channel (a slow answer on a READY channel does not). grpc-js has no connect timeout: a
@@ -57,10 +59,19 @@ const PEER_CHANNEL_OPTIONS = {
 class PeerClients {
   private readonly clients = new Map<string, ServiceClient>();
 
+  private readonly channelCredentials: ChannelCredentials;
+
   constructor(
     private readonly service: keyof LoadedServices,
     private readonly secret: string,
-  ) {}
+    tls: TlsMaterial | undefined,
+  ) {
+    // With TLS the client shows its certificate and checks that the peer's is signed by the
+    // cluster CA and names the host it dialed (the peer's NODE_HOST, from the registry).
+    this.channelCredentials = tls
+      ? credentials.createSsl(tls.ca, tls.key, tls.cert)
+      : credentials.createInsecure();
+  }
 
   call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
     const client = this.client(address);
@@ -106,7 +117,7 @@ class PeerClients {
     let client = this.clients.get(address);
     if (!client) {
       const Ctor = services()[this.service];
-      client = new Ctor(address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+      client = new Ctor(address, this.channelCredentials, PEER_CHANNEL_OPTIONS);
       this.clients.set(address, client);
     }
     return client;
@@ -116,8 +127,9 @@ class PeerClients {
 /** Master -> worker calls. */
 export class WorkerClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('WorkerTaskService', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('WorkerTaskService', secret, tls);
   }
   dispatch(
     address: string,
@@ -164,8 +176,9 @@ export class WorkerClient {
 /** Worker -> master calls. */
 export class MasterEventClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('MasterTaskEventService', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('MasterTaskEventService', secret, tls);
   }
   taskStarted(address: string, event: TaskStartedEvent, deadlineMs = 5000): Promise<EventAck> {
     return this.peers.call(address, 'TaskStarted', event, deadlineMs);
@@ -184,8 +197,9 @@ export class MasterEventClient {
 /** grpc.health.v1 Check against a master or worker. */
 export class HealthClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('Health', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('Health', secret, tls);
   }
   async check(address: string, deadlineMs = 2000): Promise<'SERVING' | 'NOT_SERVING' | 'UNKNOWN'> {
     const res = await this.peers.call<{ status: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' }>(

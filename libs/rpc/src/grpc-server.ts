@@ -9,7 +9,7 @@ import {
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { Logger } from '@porpoise/common';
+import type { Logger, TlsMaterial } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
 import { RpcInvalidArgument } from './rpc.errors';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
@@ -20,6 +20,12 @@ export interface GrpcServerOptions {
   bindHost: string;
   port: number;
   clusterSecret: string;
+  /**
+   * Mutual TLS: the server presents cert/key and requires a client certificate signed by ca
+   * (a plaintext client or one without such a certificate never gets past the handshake).
+   * Plaintext when absent. The cluster secret is checked either way.
+   */
+  tls?: TlsMaterial;
   /** Refused calls (warn) and handler failures (error). */
   logger: Pick<Logger, 'warn' | 'error'>;
   worker?: WorkerTaskHandlers;
@@ -33,6 +39,12 @@ function secretMatches(metadata: Metadata, secret: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(secret);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function serverCredentials(tls: TlsMaterial | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  // true: checkClientCertificate, the "mutual" of mutual TLS.
+  return ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.cert, private_key: tls.key }], true);
 }
 
 /**
@@ -79,7 +91,7 @@ export class GrpcServer {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(
         `${this.options.bindHost}:${this.options.port}`,
-        ServerCredentials.createInsecure(),
+        serverCredentials(this.options.tls),
         (err, port) => (err ? reject(err) : resolve(port)),
       );
     });

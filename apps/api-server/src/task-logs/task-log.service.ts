@@ -28,7 +28,7 @@ export class TaskLogService implements OnApplicationShutdown {
     private readonly instances: InstanceQueryRepository,
     @Inject(PORPOISE_CONFIG) config: ApiServerConfig,
   ) {
-    this.workers = new WorkerClient(config.clusterSecret);
+    this.workers = new WorkerClient(config.clusterSecret, config.tls);
   }
 
   async read(taskInstanceId: number): Promise<TaskLog> {

@@ -45,6 +45,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
       bindHost: this.config.bindHost,
       port: this.config.workerPort,
       clusterSecret: this.config.clusterSecret,
+      tls: this.config.tls,
       logger: this.logger,
       worker: this,
     });

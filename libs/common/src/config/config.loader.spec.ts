@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCertificateAuthority } from '../../../../scripts/cluster/certificates';
 import { ConfigError } from './config.errors';
 import { CONFIG_VARIABLES, loadConfig, standaloneRoles, type ConfigEnv } from './config.loader';
 import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
@@ -450,5 +451,138 @@ describe('TASK_USER and TASK_WORK_DIR', () => {
       clusterSecret: 'a-secret-of-enough-length',
     });
     expect(roles.worker.taskUser).toEqual({ name: 'etl', explicit: true });
+  });
+});
+
+describe('loadConfig: mutual TLS (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)', () => {
+  let dir = '';
+  let files: { TLS_CA_FILE: string; TLS_CERT_FILE: string; TLS_KEY_FILE: string };
+  let otherKey = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'porpoise-config-tls-'));
+    const ca = await createCertificateAuthority();
+    const leaf = await ca.issue('node-1', ['127.0.0.1', 'node-1.cluster']);
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text, { mode: 0o600 });
+      return join(dir, name);
+    };
+    files = {
+      TLS_CA_FILE: write('ca.pem', ca.cert),
+      TLS_CERT_FILE: write('node.pem', leaf.cert),
+      TLS_KEY_FILE: write('node.key', leaf.key),
+    };
+    otherKey = write('other.key', (await ca.issue('node-2', ['127.0.0.1'])).key);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leaves TLS off when none of the three is set', () => {
+    expect(loadConfig(cluster, 'master').tls).toBeUndefined();
+  });
+
+  it("reads the three files into every role's configuration", () => {
+    for (const role of ['master', 'worker', 'api-server'] as const) {
+      const tls = loadConfig({ ...cluster, ...files }, role).tls;
+      expect(tls?.ca.toString()).toBe(readFileSync(files.TLS_CA_FILE, 'utf8'));
+      expect(tls?.cert.toString()).toBe(readFileSync(files.TLS_CERT_FILE, 'utf8'));
+      expect(tls?.key.toString()).toBe(readFileSync(files.TLS_KEY_FILE, 'utf8'));
+    }
+    // A standalone node passes them on to its three roles.
+    const standalone = loadConfig({ ...files }, 'standalone');
+    const roles = standaloneRoles(standalone, {
+      databaseUrl: cluster.DATABASE_URL!,
+      clusterSecret: 'x'.repeat(32),
+    });
+    expect(roles.worker.tls?.cert.toString()).toBe(readFileSync(files.TLS_CERT_FILE, 'utf8'));
+  });
+
+  it('wants all three or none, naming what is missing', () => {
+    expect(() => loadConfig({ ...cluster, ...files, TLS_KEY_FILE: undefined }, 'worker')).toThrow(
+      /^TLS_KEY_FILE: mutual TLS needs TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE together; TLS_CA_FILE, TLS_CERT_FILE set, TLS_KEY_FILE missing/,
+    );
+    expect(() => loadConfig({ ...cluster, TLS_CERT_FILE: files.TLS_CERT_FILE }, 'standalone')).toThrow(
+      /^TLS_CA_FILE: .*TLS_CA_FILE, TLS_KEY_FILE missing/,
+    );
+  });
+
+  it('names the variable whose file is missing, not PEM, or does not fit', () => {
+    expect(() =>
+      loadConfig({ ...cluster, ...files, TLS_CA_FILE: join(dir, 'absent.pem') }, 'master'),
+    ).toThrow(/^TLS_CA_FILE: cannot read .*absent\.pem \(ENOENT\)/);
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    expect(() => loadConfig({ ...cluster, ...files, TLS_CERT_FILE: notPem }, 'master')).toThrow(
+      /^TLS_CERT_FILE: .* is not a PEM file/,
+    );
+    // A key as the CA certificate: PEM, but no certificate.
+    expect(() => loadConfig({ ...cluster, ...files, TLS_CA_FILE: files.TLS_KEY_FILE }, 'master')).toThrow(
+      /^TLS_CA_FILE: not a PEM X\.509 certificate/,
+    );
+    expect(() => loadConfig({ ...cluster, ...files, TLS_KEY_FILE: otherKey }, 'master')).toThrow(
+      /^TLS_KEY_FILE: is not the private key of TLS_CERT_FILE's certificate/,
+    );
+  });
+
+  it('wants the certificate of a master or worker to name NODE_HOST, which peers dial', () => {
+    expect(loadConfig({ ...cluster, ...files, NODE_HOST: 'node-1.cluster' }, 'worker').tls).toBeDefined();
+    for (const role of ['master', 'worker', 'standalone'] as const) {
+      expect(() => loadConfig({ ...cluster, ...files, NODE_HOST: '10.1.2.3' }, role)).toThrow(
+        /^TLS_CERT_FILE: the certificate does not name NODE_HOST 10\.1\.2\.3 in its subjectAltName/,
+      );
+    }
+    // An API server only dials: its certificate is a client certificate.
+    expect(loadConfig({ ...cluster, ...files, NODE_HOST: '10.1.2.3' }, 'api-server').tls).toBeDefined();
+  });
+});
+
+describe('loadConfig: ZOOKEEPER_AUTH', () => {
+  it('puts digest credentials in the ZooKeeper registry settings of every role', () => {
+    for (const role of ['master', 'worker', 'api-server'] as const) {
+      expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'porpoise:s3cret-pass' }, role).registry).toMatchObject(
+        {
+          type: 'zookeeper',
+          auth: { user: 'porpoise', password: 's3cret-pass' },
+        },
+      );
+    }
+    expect(loadConfig(cluster, 'master').registry).not.toHaveProperty('auth');
+    // A colon in the password is the password's.
+    expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'u:a:b:c:d:e:f' }, 'worker').registry).toMatchObject({
+      auth: { user: 'u', password: 'a:b:c:d:e:f' },
+    });
+  });
+
+  it.each(['no-colon-here', ':password-only', 'user:short', 'us er:long-enough-password', 'zkuser:'])(
+    'refuses %j naming ZOOKEEPER_AUTH, without echoing it',
+    (raw) => {
+      expect(() => loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master')).toThrow(
+        /^ZOOKEEPER_AUTH: expected user:password/,
+      );
+      try {
+        loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master');
+      } catch (err) {
+        expect((err as Error).message).not.toContain(raw);
+      }
+    },
+  );
+});
+
+describe('loadConfig: ETCD_USERNAME and ETCD_PASSWORD', () => {
+  const etcd: ConfigEnv = { ...cluster, REGISTRY_TYPE: 'etcd' };
+
+  it('puts both in the etcd registry settings, or nothing', () => {
+    expect(
+      loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise', ETCD_PASSWORD: ' spaced pass ' }, 'worker').registry,
+    ).toMatchObject({ type: 'etcd', auth: { username: 'porpoise', password: ' spaced pass ' } });
+    expect(loadConfig(etcd, 'worker').registry).not.toHaveProperty('auth');
+  });
+
+  it('wants both or neither, naming the missing one', () => {
+    expect(() => loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise' }, 'master')).toThrow(
+      /^ETCD_PASSWORD: required with ETCD_USERNAME/,
+    );
+    expect(() => loadConfig({ ...etcd, ETCD_PASSWORD: 'a-password' }, 'master')).toThrow(
+      /^ETCD_USERNAME: required with ETCD_PASSWORD/,
+    );
   });
 });

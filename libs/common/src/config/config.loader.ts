@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth } from './cluster-security.config';
 import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 import type {
   ApiServerConfig,
@@ -43,6 +44,15 @@ export const CONFIG_VARIABLES = [
   ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
   'TASK_USER',
   'TASK_WORK_DIR',
+  // Cluster security (DESIGN.md section 11): mutual TLS between nodes.
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  // ZooKeeper digest ACLs: user:password.
+  'ZOOKEEPER_AUTH',
+  // etcd authentication: both or neither.
+  'ETCD_USERNAME',
+  'ETCD_PASSWORD',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -64,8 +74,9 @@ export const DEFAULT_TASK_USER = 'nobody';
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
- * ConfigError naming the first variable that is wrong. Pure: reads only the env object it is
- * given. Every variable is checked whatever the role, so a typo never waits for another role.
+ * ConfigError naming the first variable that is wrong. Reads only the env object it is given
+ * and the files its variables name (TLS_*_FILE). Every variable is checked whatever the role,
+ * so a typo never waits for another role.
  */
 export function loadConfig<R extends NodeRole>(env: ConfigEnv, role: R): ConfigFor<R>;
 export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | StandaloneConfig {
@@ -85,8 +96,11 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
   checkZooKeeperConnect(zookeeperConnect);
+  const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
+  // Not trimmed: a password is taken as given.
+  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), env.ETCD_PASSWORD || undefined);
 
   const sessionTimeoutMs = integer(
     'REGISTRY_SESSION_TIMEOUT_MS',
@@ -158,6 +172,14 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
+  // Masters and workers (standalone too) serve gRPC under NODE_HOST: their certificate must
+  // carry that name. The files are read here, once; nothing else reads them.
+  const tlsFiles = {
+    TLS_CA_FILE: value('TLS_CA_FILE'),
+    TLS_CERT_FILE: value('TLS_CERT_FILE'),
+    TLS_KEY_FILE: value('TLS_KEY_FILE'),
+  };
+  const tls = loadTlsMaterial(tlsFiles, role === 'api-server' ? undefined : nodeHost);
 
   if (role === 'standalone') {
     checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
@@ -197,11 +219,16 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const timing = { sessionTimeoutMs, heartbeatIntervalMs };
   const registry: RegistrySettings =
     registryType === 'zookeeper'
-      ? { type: 'zookeeper', connect: zookeeperConnect, ...timing }
+      ? {
+          type: 'zookeeper',
+          connect: zookeeperConnect,
+          ...(zookeeperAuth ? { auth: zookeeperAuth } : {}),
+          ...timing,
+        }
       : registryType === 'etcd'
-        ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
+        ? { type: 'etcd', endpoints: etcdEndpoints, ...(etcdAuth ? { auth: etcdAuth } : {}), ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
-  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat, ...(tls ? { tls } : {}) };
   /** The role's metrics port, which must not be the port its gRPC server listens on. */
   const metricsPortOf = (r: 'master' | 'worker', ownPort: number): number => {
     const port = metricsPortGiven ?? DEFAULT_METRICS_PORT[r];

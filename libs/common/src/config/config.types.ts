@@ -12,9 +12,29 @@ interface RegistryTiming {
 
 /** The registry backend chosen by REGISTRY_TYPE, with exactly what that backend needs. */
 export type RegistrySettings =
-  | ({ readonly type: 'zookeeper'; readonly connect: string } & RegistryTiming)
+  | ({
+      readonly type: 'zookeeper';
+      readonly connect: string;
+      /** ZOOKEEPER_AUTH: digest credentials of the session, and the ACL of every znode created. */
+      readonly auth?: { readonly user: string; readonly password: string };
+    } & RegistryTiming)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryTiming)
-  | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryTiming);
+  | ({
+      readonly type: 'etcd';
+      readonly endpoints: readonly string[];
+      /** ETCD_USERNAME and ETCD_PASSWORD: etcd's password authentication. */
+      readonly auth?: { readonly username: string; readonly password: string };
+    } & RegistryTiming);
+
+/**
+ * A node's mutual TLS material (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE), read at start. The
+ * CA signs every node's certificate; a peer without one of its certificates is refused.
+ */
+export interface TlsMaterial {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
 
 /** What every cluster node has. */
 interface NodeConfigBase {
@@ -25,6 +45,8 @@ interface NodeConfigBase {
   readonly bindHost: string;
   /** Shared secret on every gRPC call between nodes (CLUSTER_SECRET). */
   readonly clusterSecret: string;
+  /** Mutual TLS on every gRPC call, server and client side; plaintext when absent. */
+  readonly tls?: TlsMaterial;
   /** Where a node keeps its local state: task logs, undelivered results (DATA_DIR). */
   readonly dataDir: string;
   /** LOG_FORMAT: text (default) or json (one object per line, with instance and task ids). */
