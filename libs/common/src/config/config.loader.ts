@@ -33,6 +33,10 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // Bounds (DESIGN.md section 11): nothing grows without limit.
+  'TASK_LOG_MAX_BYTES',
+  'RETENTION_DAYS',
+  'MASTER_MAX_RUNNING_INSTANCES',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -133,6 +137,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
+  const bounds = boundsOf(value);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -195,6 +200,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         datasourceKey: keyFor(clusterSecret),
         maxFaultReruns,
         scheduleMisfireThresholdMs,
+        retentionDays: bounds.retentionDays,
+        maxRunningInstances: bounds.maxRunningInstances,
       };
     case 'api-server':
       return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
@@ -206,6 +213,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         metricsPort: metricsPortOf('worker', workerPort),
         workerGroup,
         workerCapacity,
+        taskLogMaxBytes: bounds.taskLogMaxBytes,
+        retentionDays: bounds.retentionDays,
       };
   }
 }
@@ -273,6 +282,32 @@ function checkStandalonePorts(ports: {
     }
     seen.set(port, what);
   }
+}
+
+/** DESIGN.md section 11's bounds, read by every role (each keeps what it uses). */
+function boundsOf(value: (name: ConfigVariable) => string | undefined): {
+  taskLogMaxBytes: number;
+  retentionDays: number;
+  maxRunningInstances: number;
+} {
+  return {
+    // 64 MiB by default; at least 1 KiB (room for the cut marker), at most 1 TiB.
+    taskLogMaxBytes: integer(
+      'TASK_LOG_MAX_BYTES',
+      value('TASK_LOG_MAX_BYTES'),
+      64 * 1024 * 1024,
+      1024,
+      2 ** 40,
+    ),
+    retentionDays: integer('RETENTION_DAYS', value('RETENTION_DAYS'), 30, 1, 3650),
+    maxRunningInstances: integer(
+      'MASTER_MAX_RUNNING_INSTANCES',
+      value('MASTER_MAX_RUNNING_INSTANCES'),
+      1000,
+      1,
+      1_000_000,
+    ),
+  };
 }
 
 function integer(
