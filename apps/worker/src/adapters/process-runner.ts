@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import type { ProcessExit } from '../domain/task-result';
 import { SpawnFailedError } from '../worker.errors';
@@ -7,8 +8,11 @@ import { SpawnFailedError } from '../worker.errors';
 export interface SpawnRequest {
   command: string;
   env: Record<string, string>;
-  /** An open file descriptor (the task's log, opened for append) for both stdout and stderr. */
-  outputFd: number;
+  /**
+   * For both stdout and stderr: an open file descriptor, or a socket (the task log's drained
+   * channel, TaskLogSink.childOutput(); its descriptor is duplicated into the child).
+   */
+  outputFd: number | Socket;
 }
 
 export interface StartedProcess {

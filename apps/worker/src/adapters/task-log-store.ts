@@ -1,14 +1,20 @@
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { createServer, connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
+import { PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
 import type { ReadLogResponse } from '@porpoise/rpc';
-import type { TaskLogSink } from '../task-types/task-type';
+import type { ChildOutput, TaskLogSink } from '../task-types/task-type';
 
 const NUMERIC = /^[1-9]\d{0,14}$/;
 const LOG_FILE = /^([1-9]\d{0,14})\.log$/;
 /** How many instance directories openForAppend remembers as existing. */
 const KNOWN_DIRS = 512;
+/** A Unix socket path longer than this does not fit in sockaddr_un (108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 100;
 
 /**
  * Task logs: DATA_DIR/logs/{workflowInstanceId}/{taskInstanceId}.log. ReadLog names only the
@@ -24,9 +30,14 @@ export class TaskLogStore {
   private readonly index = new Map<number, number>();
   /** Instance directories known to exist (the latest few hundred: a bounded cache). */
   private readonly dirs = new Set<number>();
+  /** TASK_LOG_MAX_BYTES. */
+  readonly maxBytes: number;
+  /** Where the short-lived sockets of child output are made (a private directory, made once). */
+  private socketDir: Promise<string> | undefined;
 
   constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
     this.root = join(resolve(config.dataDir), 'logs');
+    this.maxBytes = config.taskLogMaxBytes;
   }
 
   async init(): Promise<void> {
@@ -76,11 +87,46 @@ export class TaskLogStore {
     this.rememberDir(workflowInstanceId);
     this.index.set(taskInstanceId, workflowInstanceId);
     try {
-      return new TaskLogFile(path, handle, (await handle.stat()).size, this.logger);
+      const size = (await handle.stat()).size;
+      return new TaskLogFile(path, handle, size, this.maxBytes, this.logger, (id) => this.socketPair(id));
     } catch (err) {
       await handle.close();
       throw err;
     }
+  }
+
+  /**
+   * A connected pair of Unix stream sockets: [the child's end, the worker's end]. Node has no
+   * pipe(2); a socket pair is what it gives children for 'pipe' stdio anyway. The listening socket
+   * lives for one accept in a directory only the worker's user can enter (the logs directory, or
+   * a private temporary one when that path is too long for a socket), so nobody else connects.
+   */
+  private async socketPair(taskInstanceId: number): Promise<[Socket, Socket]> {
+    const dir = await (this.socketDir ??= this.makeSocketDir());
+    const path = join(dir, `${taskInstanceId}-${randomBytes(4).toString('hex')}.sock`);
+    const server = createServer();
+    try {
+      server.listen(path);
+      await once(server, 'listening');
+      const client = connect(path);
+      const [[worker]] = await Promise.all([
+        once(server, 'connection') as Promise<[Socket]>,
+        once(client, 'connect'),
+      ]);
+      return [client, worker];
+    } finally {
+      server.close();
+      await rm(path, { force: true });
+    }
+  }
+
+  private async makeSocketDir(): Promise<string> {
+    const inLogs = join(this.root, '.sockets');
+    if (inLogs.length + 32 <= MAX_SOCKET_PATH) {
+      await mkdir(inLogs, { recursive: true, mode: 0o700 });
+      return inLogs;
+    }
+    return mkdtemp(join(tmpdir(), 'porpoise-output-'));
   }
 
   /**
@@ -120,36 +166,72 @@ export class TaskLogStore {
 /** Bytes read at a time when scanning a log for lines. */
 const SCAN_CHUNK_BYTES = 64 * 1024;
 
+/** The line a log ends with once it reached TASK_LOG_MAX_BYTES. */
+export function logCutMarker(maxBytes: number): string {
+  return `\n[porpoise] log cut at ${maxBytes} bytes (TASK_LOG_MAX_BYTES); the rest of the output was dropped\n`;
+}
+
 /**
- * One run's open log: the descriptor a child writes to, ordered appends from the worker, and a
- * line scanner over what the run wrote (from the size the file had when the run began).
+ * One run's open log: ordered appends (the worker's own and a child's output, drained from a
+ * socket), cut at TASK_LOG_MAX_BYTES with one marker line, and a line scanner over what the run
+ * wrote (from the size the file had when the run began).
  */
 export class TaskLogFile implements TaskLogSink {
   private queue: Promise<void> = Promise.resolve();
   private writeFailed = false;
+  /** What the file holds (or will, once the queued writes are done). */
+  private size: number;
+  private cut = false;
+  private output: ChildOutputStream | undefined;
 
   constructor(
     readonly path: string,
     private readonly handle: FileHandle,
     private readonly startOffset: number,
-    private readonly logger: Pick<Logger, 'error'>,
-  ) {}
-
-  get fd(): number {
-    return this.handle.fd;
+    private readonly maxBytes: number,
+    private readonly logger: Pick<Logger, 'error' | 'warn'>,
+    private readonly socketPair: (taskInstanceId: number) => Promise<[Socket, Socket]>,
+  ) {
+    this.size = startOffset;
   }
 
   write(text: string | Uint8Array): Promise<void> {
+    // Past the cap everything is dropped, at once: a child's output keeps flowing.
+    if (this.cut) return this.queue;
+    let bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    if (this.size + bytes.length > this.maxBytes) {
+      this.cut = true;
+      const head = bytes.subarray(0, Math.max(0, this.maxBytes - this.size));
+      bytes = Buffer.concat([head, Buffer.from(logCutMarker(this.maxBytes), 'utf8')]);
+    }
+    this.size += bytes.length;
+    const chunk = bytes;
     // FileHandle writes must not overlap: each waits for the one before.
     this.queue = this.queue.then(async () => {
       try {
-        await this.handle.write(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+        await this.handle.write(chunk);
       } catch (err) {
         if (!this.writeFailed) this.logger.error(`cannot write to ${this.path}: ${(err as Error).message}`);
         this.writeFailed = true;
       }
     });
     return this.queue;
+  }
+
+  /**
+   * Opens the channel a child process writes its stdout and stderr to (one channel for both keeps
+   * their order), drained into this log from now on. The executor opens it before a process
+   * type's run (before it checks the session), so starting the process awaits nothing.
+   */
+  async openChildOutput(taskInstanceId: number): Promise<void> {
+    if (this.output) return;
+    const [child, worker] = await this.socketPair(taskInstanceId);
+    this.output = new ChildOutputStream(child, worker, this);
+  }
+
+  childOutput(): ChildOutput {
+    if (!this.output) throw new Error(`no child output was opened for ${this.path}`);
+    return this.output;
   }
 
   /**
@@ -198,10 +280,54 @@ export class TaskLogFile implements TaskLogSink {
     }
   }
 
-  /** Waits for the writes queued so far, then closes the file. */
+  /** Stops reading a child's output (if any), waits for the writes queued so far, closes the file. */
   async close(): Promise<void> {
+    await this.output?.stop();
     await this.queue;
     await this.handle.close();
+  }
+}
+
+/**
+ * A child's stdout and stderr: a socket pair whose worker end is read to its end and written to
+ * the log with backpressure (the next read waits for the write), so memory stays bounded; past
+ * the cap the reads go on and the bytes are dropped, so the child never blocks on its output.
+ */
+class ChildOutputStream implements ChildOutput {
+  private readonly drain: Promise<void>;
+
+  constructor(
+    readonly stream: Socket,
+    private readonly worker: Socket,
+    log: TaskLogFile,
+  ) {
+    this.drain = (async () => {
+      try {
+        for await (const chunk of worker) await log.write(chunk as Buffer);
+      } catch {
+        // Destroyed by stop(): what was read is written.
+      }
+    })();
+  }
+
+  release(): void {
+    this.stream.destroy();
+  }
+
+  async ended(clock: Clock, graceMs: number): Promise<boolean> {
+    this.release();
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const late = new Promise<false>((done) => (timer = clock.setTimeout(() => done(false), graceMs)));
+    const whole = await Promise.race([this.drain.then(() => true as const), late]);
+    clock.clearTimeout(timer);
+    if (!whole) await this.stop();
+    return whole;
+  }
+
+  async stop(): Promise<void> {
+    this.release();
+    this.worker.destroy();
+    await this.drain;
   }
 }
 

@@ -17,6 +17,11 @@ import { aboutTask } from '../domain/task-log-ids';
  * and is skipped when outputs are collected.
  */
 const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
+/**
+ * How long the output channel may stay open after the shell exited and its group was killed: only
+ * a process that left the group (setsid) still holds it then, and it must not hold the result.
+ */
+const OUTPUT_END_GRACE_MS = 2000;
 
 /**
  * SHELL (DESIGN.md section 5): `/bin/sh -c command` in its own process group, stdout and stderr
@@ -53,15 +58,21 @@ export class ShellTaskType implements TaskType<void> {
     const { spec } = ctx;
     const id = spec.taskInstanceId;
     let proc: StartedProcess;
+    // stdout and stderr go through the worker, which caps the log (TASK_LOG_MAX_BYTES).
+    const output = ctx.log.childOutput();
     try {
       // Nothing awaits before the spawn: the executor checked the session just before run().
       const env = buildTaskEnv(this.runner.baseEnvironment(), spec);
-      proc = await this.runner.spawn({ command: spec.command, env, outputFd: ctx.log.fd });
+      proc = await this.runner.spawn({ command: spec.command, env, outputFd: output.stream });
     } catch (err) {
       const message =
         err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
       this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
+      await output.ended(ctx.clock, 0);
       return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
+    } finally {
+      // The child has its own copy now; the worker's would keep the channel open forever.
+      output.release();
     }
     const pgid = proc.pid;
     let exited = false;
@@ -76,6 +87,12 @@ export class ShellTaskType implements TaskType<void> {
     // The shell is gone; anything it left running in its group belongs to the finished task.
     this.signal(pgid, 'SIGKILL');
     dog.current?.stop();
+    // Everything the group printed is in the log before outputs are read from it.
+    if (!(await output.ended(ctx.clock, OUTPUT_END_GRACE_MS))) {
+      await ctx.log.write(
+        '[porpoise] a process that left the task still holds its output; the rest is not logged\n',
+      );
+    }
     let outcome = decideOutcome(end);
     const fired = this.watchdog.takeFiring(id);
     if (fired) {

@@ -1,0 +1,148 @@
+/**
+ * The worker's bounds (DESIGN.md section 11) as its own OS process, built code (npm run build
+ * first), real Postgres (JDBC registry) and real gRPC: the task log cap with a real SHELL task.
+ * The test plays the master: a GrpcServer recording the events, a WorkerClient calling the worker.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@porpoise/common';
+import { runMigrations } from '@porpoise/dao';
+import { GrpcServer, WorkerClient, type TaskFinishedEvent, type TaskSpec } from '@porpoise/rpc';
+import { freePort, startPostgres, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+import { logCutMarker } from '../src/adapters/task-log-store';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const MAIN = join(ROOT, 'dist', 'apps', 'worker', 'src', 'main.js');
+const SECRET = 'worker-bounds-test-secret-0123456789';
+/** Low, so that a task easily prints past it. */
+const LOG_CAP = 4096;
+
+describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
+  let pg: TestServer;
+  let dataDir: string;
+  let workerPort: number;
+  let worker: ChildProcess | undefined;
+  let workerOutput = '';
+  let masterServer: GrpcServer;
+  let masterAddress = '';
+  const finished: TaskFinishedEvent[] = [];
+  let client: WorkerClient;
+  let nextId = 5000;
+  const workerAddress = () => `127.0.0.1:${workerPort}`;
+
+  const task = (over: Partial<TaskSpec> = {}): TaskSpec => ({
+    taskInstanceId: nextId++,
+    workflowInstanceId: 1,
+    taskName: 'task',
+    command: 'true',
+    attempt: 1,
+    timeoutMs: 0,
+    params: {},
+    masterAddress,
+    epoch: 1,
+    taskType: 'SHELL',
+    payloadJson: '',
+    ...over,
+  });
+
+  async function startWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: pg.endpoint,
+        REGISTRY_TYPE: 'jdbc',
+        CLUSTER_SECRET: SECRET,
+        NODE_HOST: '127.0.0.1',
+        WORKER_PORT: String(workerPort),
+        METRICS_PORT: '0',
+        DATA_DIR: dataDir,
+        TASK_LOG_MAX_BYTES: String(LOG_CAP),
+        ...env,
+      },
+    });
+    const keep = (d: Buffer) => (workerOutput = (workerOutput + d.toString()).slice(-20_000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    await waitFor(
+      'worker ready',
+      () => {
+        if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${workerOutput}`);
+        return /worker ready/.test(workerOutput);
+      },
+      60_000,
+      100,
+    );
+    return child;
+  }
+
+  async function runToEnd(spec: TaskSpec): Promise<TaskFinishedEvent> {
+    expect((await client.dispatch(workerAddress(), spec)).accepted).toBe(true);
+    return waitFor(
+      `TaskFinished of task ${spec.taskInstanceId}`,
+      () => finished.find((e) => e.taskInstanceId === spec.taskInstanceId),
+      60_000,
+    );
+  }
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    await runMigrations(pg.endpoint);
+    dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-bounds-'));
+    workerPort = await freePort();
+    masterServer = new GrpcServer({
+      bindHost: '127.0.0.1',
+      port: await freePort(),
+      clusterSecret: SECRET,
+      logger: silentLogger,
+      master: {
+        taskStarted: async () => ({ status: 'ACCEPTED', reason: '' }),
+        taskFinished: async (e) => {
+          finished.push(e);
+          return { status: 'ACCEPTED', reason: '' };
+        },
+      },
+    });
+    masterAddress = `127.0.0.1:${await masterServer.start()}`;
+    client = new WorkerClient(SECRET);
+    worker = await startWorker();
+  });
+
+  afterAll(async () => {
+    client?.close();
+    if (worker) await stopProcess(worker, 'SIGKILL');
+    await masterServer?.stop(1000);
+    await pg?.dispose();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('cuts a SHELL task log at TASK_LOG_MAX_BYTES with one marker line; the task runs on and succeeds', async () => {
+    // 1 MiB to stdout and to stderr, far past the cap and past any socket buffer: a task whose
+    // output were blocked at the cap would never reach its last line.
+    const spec = task({
+      command:
+        'head -c 1048576 /dev/zero | tr "\\0" o; head -c 1048576 /dev/zero | tr "\\0" e >&2; ' +
+        `echo finished > ${join(dataDir, 'witness')}`,
+    });
+    expect(await runToEnd(spec)).toMatchObject({ state: 'SUCCESS', exitCode: 0 });
+    const marker = logCutMarker(LOG_CAP);
+    const log = await client.readLog(workerAddress(), spec.taskInstanceId);
+    const text = log.content.toString('utf8');
+    expect(log.content.length).toBe(LOG_CAP + Buffer.byteLength(marker));
+    expect(text.endsWith(marker)).toBe(true);
+    expect(text.slice(0, LOG_CAP)).toBe('o'.repeat(LOG_CAP));
+    // The task ran past the cut to its last command.
+    expect(readFileSync(join(dataDir, 'witness'), 'utf8')).toBe('finished\n');
+  });
+
+  it('keeps a log under the cap whole, stdout and stderr in the order written', async () => {
+    const spec = task({ command: 'echo one; echo two >&2; echo three' });
+    expect(await runToEnd(spec)).toMatchObject({ state: 'SUCCESS' });
+    const log = await client.readLog(workerAddress(), spec.taskInstanceId);
+    expect(log.content.toString('utf8')).toBe('one\ntwo\nthree\n');
+  });
+});
