@@ -4,12 +4,21 @@
  * The test plays the master: a GrpcServer recording the events, a WorkerClient calling the worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { silentLogger } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
-import { GrpcServer, WorkerClient, type TaskFinishedEvent, type TaskSpec } from '@porpoise/rpc';
+import {
+  GrpcServer,
+  RpcCallError,
+  WorkerClient,
+  type LogChunk,
+  type TaskFinishedEvent,
+  type TaskSpec,
+} from '@porpoise/rpc';
 import { freePort, startPostgres, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
 import { logCutMarker } from '../src/adapters/task-log-store';
 
@@ -18,6 +27,9 @@ const MAIN = join(ROOT, 'dist', 'apps', 'worker', 'src', 'main.js');
 const SECRET = 'worker-bounds-test-secret-0123456789';
 /** Low, so that a task easily prints past it. */
 const LOG_CAP = 4096;
+/** A log planted in the data directory before the worker starts (a worker never caps what it finds). */
+const BIG_LOG_TASK = 777;
+const BIG_LOG = randomBytes(20 * 1024 * 1024 + 13);
 
 describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
   let pg: TestServer;
@@ -93,6 +105,8 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
     dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-bounds-'));
+    mkdirSync(join(dataDir, 'logs', '9'), { recursive: true });
+    writeFileSync(join(dataDir, 'logs', '9', `${BIG_LOG_TASK}.log`), BIG_LOG);
     workerPort = await freePort();
     masterServer = new GrpcServer({
       bindHost: '127.0.0.1',
@@ -144,5 +158,39 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     expect(await runToEnd(spec)).toMatchObject({ state: 'SUCCESS' });
     const log = await client.readLog(workerAddress(), spec.taskInstanceId);
     expect(log.content.toString('utf8')).toBe('one\ntwo\nthree\n');
+  });
+
+  /** StreamLog's messages: [the first's size, the content of the others]. */
+  async function streamed(id: number, offset = 0): Promise<[number, Buffer]> {
+    const parts: Buffer[] = [];
+    let size = -1;
+    for await (const m of client.streamLog(workerAddress(), id, offset) as AsyncIterable<LogChunk>) {
+      if (size < 0) size = Number(m.size);
+      else parts.push(Buffer.from(m.content));
+    }
+    return [size, Buffer.concat(parts)];
+  }
+
+  it('StreamLog sends a 20 MiB log whole and byte-exact, in chunks under the message limit; from an offset too', async () => {
+    let messages = 0;
+    let largest = 0;
+    for await (const m of client.streamLog(workerAddress(), BIG_LOG_TASK) as AsyncIterable<LogChunk>) {
+      messages++;
+      largest = Math.max(largest, m.content.length);
+    }
+    expect(messages).toBeGreaterThan(100);
+    expect(largest).toBeLessThanOrEqual(64 * 1024);
+    const [size, content] = await streamed(BIG_LOG_TASK);
+    expect(size).toBe(BIG_LOG.length);
+    expect(content.equals(BIG_LOG)).toBe(true);
+    const [tailSize, tail] = await streamed(BIG_LOG_TASK, BIG_LOG.length - 100);
+    expect(tailSize).toBe(100);
+    expect(tail.equals(BIG_LOG.subarray(BIG_LOG.length - 100))).toBe(true);
+  });
+
+  it('StreamLog answers NOT_FOUND for a task it has no log of, INVALID_ARGUMENT for a bad request', async () => {
+    await expect(streamed(987_654)).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(streamed(987_654)).rejects.toBeInstanceOf(RpcCallError);
+    await expect(streamed(0)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
   });
 });

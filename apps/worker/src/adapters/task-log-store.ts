@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
-import type { ReadLogResponse } from '@porpoise/rpc';
+import type { LogChunk, ReadLogResponse } from '@porpoise/rpc';
 import type { ChildOutput, TaskLogSink } from '../task-types/task-type';
 
 const NUMERIC = /^[1-9]\d{0,14}$/;
@@ -127,6 +127,50 @@ export class TaskLogStore {
       return inLogs;
     }
     return mkdtemp(join(tmpdir(), 'porpoise-output-'));
+  }
+
+  /**
+   * The log from `offset` to its size now, as StreamLog sends it: a first message with the size,
+   * then chunks read one at a time as the consumer pulls (one chunk in memory). undefined when
+   * there is no such log. The file stays open until the iteration ends (or is returned early).
+   */
+  async stream(
+    taskInstanceId: number,
+    offset: number,
+    chunkBytes: number,
+  ): Promise<AsyncIterable<LogChunk> | undefined> {
+    const workflowInstanceId = this.index.get(taskInstanceId);
+    if (workflowInstanceId === undefined) return undefined;
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(workflowInstanceId, taskInstanceId), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    let size: number;
+    try {
+      size = Math.max(0, (await handle.stat()).size - offset);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    return (async function* chunks(): AsyncGenerator<LogChunk> {
+      try {
+        yield { size, content: Buffer.alloc(0) };
+        let sent = 0;
+        while (sent < size) {
+          const buffer = Buffer.alloc(Math.min(chunkBytes, size - sent));
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset + sent);
+          // Shorter than it was (deleted under us): the consumer sees fewer bytes than `size`.
+          if (bytesRead === 0) return;
+          sent += bytesRead;
+          yield { size: 0, content: buffer.subarray(0, bytesRead) };
+        }
+      } finally {
+        await handle.close();
+      }
+    })();
   }
 
   /**
