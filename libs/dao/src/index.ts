@@ -31,3 +31,4 @@ export {
   type StartChildOutcome,
 } from './repositories/sub-workflow.repository';
 export * from './repositories/run-gate.repository';
+export * from './repositories/retention.repository';
