@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -74,6 +74,7 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
         METRICS_PORT: '0',
         DATA_DIR: dataDir,
         TASK_LOG_MAX_BYTES: String(LOG_CAP),
+        RETENTION_DAYS: '30',
         ...env,
       },
     });
@@ -107,6 +108,20 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-bounds-'));
     mkdirSync(join(dataDir, 'logs', '9'), { recursive: true });
     writeFileSync(join(dataDir, 'logs', '9', `${BIG_LOG_TASK}.log`), BIG_LOG);
+    // Logs by age against RETENTION_DAYS=30: one last written 31 days ago (pruned with its
+    // directory), one 29 days ago (kept), and an old one beside a fresh one (the directory stays).
+    const day = 24 * 60 * 60;
+    const plant = (dir: string, file: string, ageDays: number) => {
+      mkdirSync(join(dataDir, 'logs', dir), { recursive: true });
+      const path = join(dataDir, 'logs', dir, file);
+      writeFileSync(path, `${file}\n`);
+      const when = Date.now() / 1000 - ageDays * day;
+      utimesSync(path, when, when);
+    };
+    plant('11', '111.log', 31);
+    plant('12', '121.log', 29);
+    plant('13', '131.log', 400);
+    plant('13', '132.log', 0);
     workerPort = await freePort();
     masterServer = new GrpcServer({
       bindHost: '127.0.0.1',
@@ -192,5 +207,17 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     await expect(streamed(987_654)).rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(streamed(987_654)).rejects.toBeInstanceOf(RpcCallError);
     await expect(streamed(0)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+
+  it('deletes task logs last written before RETENTION_DAYS at start, and empty instance directories', async () => {
+    const logs = join(dataDir, 'logs');
+    await waitFor('old logs pruned', () => !existsSync(join(logs, '13', '131.log')));
+    expect(existsSync(join(logs, '11'))).toBe(false);
+    expect(existsSync(join(logs, '12', '121.log'))).toBe(true);
+    expect(existsSync(join(logs, '13', '132.log'))).toBe(true);
+    expect((await client.readLog(workerAddress(), 111)).found).toBe(false);
+    expect((await client.readLog(workerAddress(), 121)).content.toString()).toBe('121.log\n');
+    // The big planted log is fresh: kept.
+    expect((await client.readLog(workerAddress(), BIG_LOG_TASK, 0, 4)).found).toBe(true);
   });
 });

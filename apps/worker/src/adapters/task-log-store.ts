@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,6 +32,8 @@ export class TaskLogStore {
   private readonly dirs = new Set<number>();
   /** TASK_LOG_MAX_BYTES. */
   readonly maxBytes: number;
+  /** Tasks whose log is open for a run now: never pruned, however old their last write. */
+  private readonly open = new Map<number, number>();
   /** Where the short-lived sockets of child output are made (a private directory, made once). */
   private socketDir: Promise<string> | undefined;
 
@@ -86,13 +88,72 @@ export class TaskLogStore {
     }
     this.rememberDir(workflowInstanceId);
     this.index.set(taskInstanceId, workflowInstanceId);
+    this.open.set(taskInstanceId, (this.open.get(taskInstanceId) ?? 0) + 1);
+    const closed = () => {
+      const n = (this.open.get(taskInstanceId) ?? 1) - 1;
+      if (n > 0) this.open.set(taskInstanceId, n);
+      else this.open.delete(taskInstanceId);
+    };
     try {
       const size = (await handle.stat()).size;
-      return new TaskLogFile(path, handle, size, this.maxBytes, this.logger, (id) => this.socketPair(id));
+      return new TaskLogFile(
+        path,
+        handle,
+        size,
+        this.maxBytes,
+        this.logger,
+        (id) => this.socketPair(id),
+        closed,
+      );
     } catch (err) {
+      closed();
       await handle.close();
       throw err;
     }
+  }
+
+  /**
+   * Retention (RETENTION_DAYS): deletes the task logs last written before `cutoffMs` (epoch ms,
+   * by the file's mtime), except those open for a run, and the instance directories left empty.
+   * Returns how many logs went. The index forgets them (ReadLog answers found=false; a Dispatch
+   * of such an old task id would run it again, but its master pruned the task long before).
+   */
+  async prune(cutoffMs: number): Promise<number> {
+    let pruned = 0;
+    for (const dir of await readdir(this.root, { withFileTypes: true })) {
+      if (!dir.isDirectory() || !NUMERIC.test(dir.name)) continue;
+      const dirPath = join(this.root, dir.name);
+      let names: string[];
+      try {
+        names = await readdir(dirPath);
+      } catch {
+        continue;
+      }
+      let left = names.length;
+      for (const name of names) {
+        const m = LOG_FILE.exec(name);
+        if (!m || this.open.has(Number(m[1]))) continue;
+        const path = join(dirPath, name);
+        try {
+          if ((await stat(path)).mtimeMs >= cutoffMs) continue;
+          await unlink(path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            this.logger.warn(`cannot prune ${path}: ${(err as Error).message}`);
+            continue;
+          }
+        }
+        this.index.delete(Number(m[1]));
+        left--;
+        pruned++;
+      }
+      if (left === 0) {
+        this.dirs.delete(Number(dir.name));
+        // A task that opened its log meanwhile keeps the directory (ENOTEMPTY): fine.
+        await rmdir(dirPath).catch(() => undefined);
+      }
+    }
+    return pruned;
   }
 
   /**
@@ -235,6 +296,7 @@ export class TaskLogFile implements TaskLogSink {
     private readonly maxBytes: number,
     private readonly logger: Pick<Logger, 'error' | 'warn'>,
     private readonly socketPair: (taskInstanceId: number) => Promise<[Socket, Socket]>,
+    private readonly onClosed: () => void = () => undefined,
   ) {
     this.size = startOffset;
   }
@@ -326,9 +388,13 @@ export class TaskLogFile implements TaskLogSink {
 
   /** Stops reading a child's output (if any), waits for the writes queued so far, closes the file. */
   async close(): Promise<void> {
-    await this.output?.stop();
-    await this.queue;
-    await this.handle.close();
+    try {
+      await this.output?.stop();
+      await this.queue;
+      await this.handle.close();
+    } finally {
+      this.onClosed();
+    }
   }
 }
 
