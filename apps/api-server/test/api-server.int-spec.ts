@@ -8,7 +8,13 @@ import type { INestApplication } from '@nestjs/common';
 import { loadConfig, type ApiServerConfig } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { createRegistry, type Registry } from '@porpoise/registry';
-import { GrpcServer, type ReadLogRequest, type WorkerTaskHandlers } from '@porpoise/rpc';
+import {
+  GrpcServer,
+  RpcNotFound,
+  type LogChunk,
+  type ReadLogRequest,
+  type WorkerTaskHandlers,
+} from '@porpoise/rpc';
 import { freePort, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { authHeaders, TEST_ADMIN_TOKEN } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
@@ -1256,6 +1262,103 @@ describe('task logs', () => {
       {},
       /task instance id must be a positive integer/,
     );
+  });
+
+  describe('streamed (StreamLog)', () => {
+    let streaming: GrpcServer;
+    let streamingAddress: string;
+    /** Bytes of content the fake worker has produced so far, per task. */
+    const produced = new Map<number, number>();
+
+    beforeAll(async () => {
+      // A worker with StreamLog: 64 KiB per message, produced only as the stream pulls them.
+      streaming = new GrpcServer({
+        bindHost: '127.0.0.1',
+        port: 0,
+        clusterSecret: SECRET,
+        logger: { warn: () => undefined, error: () => undefined },
+        worker: {
+          dispatch: async () => ({ accepted: false, reason: 'test' }),
+          kill: async () => ({ killed: false }),
+          takeOver: async () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
+          readLog: async () => {
+            throw new Error('the API must stream, not page');
+          },
+          streamLog: async (req) => {
+            const id = Number(req.taskInstanceId);
+            const log = logs.get(id);
+            if (!log) throw new RpcNotFound(`no log of task instance ${id}`);
+            const offset = Math.min(Number(req.offset), log.length);
+            produced.set(id, 0);
+            return (async function* (): AsyncGenerator<LogChunk> {
+              yield { size: log.length - offset, content: Buffer.alloc(0) };
+              for (let at = offset; at < log.length; at += 65_536) {
+                const content = log.subarray(at, Math.min(log.length, at + 65_536));
+                produced.set(id, (produced.get(id) ?? 0) + content.length);
+                yield { size: 0, content };
+              }
+            })();
+          },
+        },
+      });
+      streamingAddress = `127.0.0.1:${await streaming.start()}`;
+    });
+    afterAll(async () => {
+      await streaming?.stop(100);
+    });
+
+    /** 20 MiB and a bit of numbered lines: past the old 16 MiB cap of one request. */
+    function bigLog(): Buffer {
+      const lines: string[] = [];
+      let size = 0;
+      for (let i = 0; size <= 20 * 1024 * 1024; i++) {
+        const line = `line ${i} ${'x'.repeat(i % 97)}\n`;
+        lines.push(line);
+        size += line.length;
+      }
+      return Buffer.from(lines.join(''));
+    }
+
+    it('returns a log larger than the old 16 MiB limit whole and byte-exact, with its Content-Length', async () => {
+      const id = await addTask('big', streamingAddress, '/data/logs/1/big.log');
+      const log = bigLog();
+      logs.set(id, log);
+      const res = await send('GET', `/api/v1/task-instances/${id}/log`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(res.headers.get('content-length')).toBe(String(log.length));
+      expect(res.text.length).toBe(log.length);
+      expect(res.text === log.toString()).toBe(true);
+      expect(res.headers.get('x-porpoise-log-truncated')).toBeNull();
+      const tail = await send('GET', `/api/v1/task-instances/${id}/log?offset=${log.length - 20}`);
+      expect(tail.text).toBe(log.subarray(log.length - 20).toString());
+    });
+
+    it('pulls from the worker only as the client reads (a reader that stops holds the worker back)', async () => {
+      const id = await addTask('slow reader', streamingAddress, '/data/logs/1/slow.log');
+      const log = bigLog();
+      logs.set(id, log);
+      const res = await fetch(`${base}/api/v1/task-instances/${id}/log`);
+      const reader = res.body?.getReader();
+      if (!reader) throw new Error('no body');
+      const first = await reader.read();
+      expect(first.done).toBe(false);
+      // The reader stops: flow control stops the worker's producer long before the end.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(produced.get(id) ?? 0).toBeLessThan(log.length / 2);
+      await reader.cancel();
+    });
+
+    it('404 when the worker has no such log; 400 for a bad offset', async () => {
+      const lost = await addTask('lost streamed', streamingAddress, '/data/logs/1/y.log');
+      const gone = await send('GET', `/api/v1/task-instances/${lost}/log`);
+      expect({ status: gone.status, message: gone.json.message }).toEqual({
+        status: 404,
+        message: `worker ${streamingAddress} has no log of task instance ${lost}`,
+      });
+      await expectRejected('GET', `/api/v1/task-instances/${lost}/log?offset=-1`, {}, /"offset"/);
+      await expectRejected('GET', `/api/v1/task-instances/${lost}/log?limit=5`, {}, /"limit"/);
+    });
   });
 
   it('503 naming the worker when it cannot be reached', async () => {

@@ -33,3 +33,4 @@ export {
 export * from './repositories/run-gate.repository';
 export * from './repositories/api-token.repository';
 export * from './repositories/audit.repository';
+export * from './repositories/retention.repository';

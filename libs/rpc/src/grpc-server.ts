@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import {
   Server,
   ServerCredentials,
@@ -11,7 +12,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger, TlsMaterial } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
-import { RpcInvalidArgument } from './rpc.errors';
+import { RpcInvalidArgument, RpcNotFound } from './rpc.errors';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
 export const SECRET_METADATA_KEY = 'x-porpoise-secret';
@@ -63,6 +64,9 @@ export class GrpcServer {
         Kill: this.unary('Kill', (r) => worker.kill(r as never)),
         TakeOver: this.unary('TakeOver', (r) => worker.takeOver(r as never)),
         ReadLog: this.unary('ReadLog', (r) => worker.readLog(r as never)),
+        StreamLog: this.serverStream('StreamLog', (r) =>
+          worker.streamLog ? worker.streamLog(r as never) : Promise.reject(new StreamUnimplemented()),
+        ),
       });
     }
     if (master) {
@@ -121,6 +125,46 @@ export class GrpcServer {
     return false;
   }
 
+  /**
+   * A server-streaming method: writes the handler's messages one by one, waiting for 'drain'
+   * whenever the stream's buffer is full (gRPC flow control reaches back to the handler, which
+   * produces the next message only then); stops when the caller cancels.
+   */
+  private serverStream(method: string, handler: (request: unknown) => Promise<AsyncIterable<unknown>>) {
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      if (!this.authorized(call.metadata, method, call.getPeer())) {
+        call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+        return;
+      }
+      const gone = new Promise<void>((resolve) => {
+        call.once('cancelled', resolve);
+        call.once('close', resolve);
+      });
+      let cancelled = false;
+      void gone.then(() => (cancelled = true));
+      void (async () => {
+        try {
+          for await (const message of await handler(call.request)) {
+            if (cancelled) break;
+            if (!call.write(message)) await Promise.race([once(call, 'drain'), gone]);
+          }
+          if (!cancelled) call.end();
+        } catch (err) {
+          if (cancelled) return;
+          const code =
+            err instanceof RpcInvalidArgument || err instanceof RpcNotFound
+              ? err.code
+              : err instanceof StreamUnimplemented
+                ? status.UNIMPLEMENTED
+                : status.INTERNAL;
+          const message = err instanceof Error ? err.message : String(err);
+          if (code === status.INTERNAL) this.options.logger.error(`${method} failed: ${message}`);
+          call.emit('error', { code, details: message });
+        }
+      })();
+    };
+  }
+
   private unary(method: string, handler: (request: unknown) => Promise<unknown>) {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       if (!this.authorized(call.metadata, method, call.getPeer())) {
@@ -140,5 +184,12 @@ export class GrpcServer {
         },
       );
     };
+  }
+}
+
+/** A streaming method this server's handlers do not implement. */
+class StreamUnimplemented extends Error {
+  constructor() {
+    super('not implemented by this node');
   }
 }

@@ -171,9 +171,39 @@ describe('loadConfig', () => {
     [{ ...cluster, MASTER_PORT: '5679' }, 'METRICS_PORT'],
     [{ ...cluster, LOG_FORMAT: 'xml' }, 'LOG_FORMAT'],
     [{ ...cluster, LOG_FORMAT: 'JSON' }, 'LOG_FORMAT'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: '1023' }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: '64MiB' }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: String(2 ** 40 + 1) }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, RETENTION_DAYS: '0' }, 'RETENTION_DAYS'],
+    [{ ...cluster, RETENTION_DAYS: '3651' }, 'RETENTION_DAYS'],
+    [{ ...cluster, RETENTION_DAYS: '1.5' }, 'RETENTION_DAYS'],
+    [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '0' }, 'MASTER_MAX_RUNNING_INSTANCES'],
+    [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '1000001' }, 'MASTER_MAX_RUNNING_INSTANCES'],
   ])('rejects %j naming %s', (env, variable) => {
     expect(() => loadConfig(env, 'master')).toThrow(ConfigError);
     expect(() => loadConfig(env, 'master')).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it('reads the bounds: defaults, values, and each role keeps only its own', () => {
+    const master = loadConfig(cluster, 'master');
+    expect([master.retentionDays, master.maxRunningInstances]).toEqual([30, 1000]);
+    const worker = loadConfig(cluster, 'worker');
+    expect([worker.taskLogMaxBytes, worker.retentionDays]).toEqual([67_108_864, 30]);
+    expect(worker).not.toHaveProperty('maxRunningInstances');
+    expect(master).not.toHaveProperty('taskLogMaxBytes');
+    const env = {
+      ...cluster,
+      TASK_LOG_MAX_BYTES: '1024',
+      RETENTION_DAYS: '3650',
+      MASTER_MAX_RUNNING_INSTANCES: '2',
+    };
+    expect(loadConfig(env, 'worker')).toMatchObject({ taskLogMaxBytes: 1024, retentionDays: 3650 });
+    expect(loadConfig(env, 'master')).toMatchObject({ retentionDays: 3650, maxRunningInstances: 2 });
+    const roles = standaloneRoles(loadConfig({ RETENTION_DAYS: '7' }, 'standalone'), {
+      databaseUrl: cluster.DATABASE_URL ?? '',
+      clusterSecret: cluster.CLUSTER_SECRET ?? '',
+    });
+    expect([roles.master.retentionDays, roles.worker.retentionDays]).toEqual([7, 7]);
   });
 
   it('gives masters and workers a metrics port of their own: a default per role, 0 for none', () => {

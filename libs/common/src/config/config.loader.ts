@@ -53,6 +53,10 @@ export const CONFIG_VARIABLES = [
   // etcd authentication: both or neither.
   'ETCD_USERNAME',
   'ETCD_PASSWORD',
+  // Bounds (DESIGN.md section 11): nothing grows without limit.
+  'TASK_LOG_MAX_BYTES',
+  'RETENTION_DAYS',
+  'MASTER_MAX_RUNNING_INSTANCES',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -169,6 +173,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
   const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
   checkTaskWorkDir(taskWorkDir, dataDir);
+  const bounds = boundsOf(value);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
@@ -254,6 +259,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         datasourceKey: keyFor(clusterSecret),
         maxFaultReruns,
         scheduleMisfireThresholdMs,
+        retentionDays: bounds.retentionDays,
+        maxRunningInstances: bounds.maxRunningInstances,
       };
     case 'api-server':
       return {
@@ -275,6 +282,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         workerCapacity,
         taskUser,
         taskWorkDir,
+        taskLogMaxBytes: bounds.taskLogMaxBytes,
+        retentionDays: bounds.retentionDays,
       };
   }
 }
@@ -411,6 +420,32 @@ function checkStandalonePorts(ports: {
     }
     seen.set(port, what);
   }
+}
+
+/** DESIGN.md section 11's bounds, read by every role (each keeps what it uses). */
+function boundsOf(value: (name: ConfigVariable) => string | undefined): {
+  taskLogMaxBytes: number;
+  retentionDays: number;
+  maxRunningInstances: number;
+} {
+  return {
+    // 64 MiB by default; at least 1 KiB (room for the cut marker), at most 1 TiB.
+    taskLogMaxBytes: integer(
+      'TASK_LOG_MAX_BYTES',
+      value('TASK_LOG_MAX_BYTES'),
+      64 * 1024 * 1024,
+      1024,
+      2 ** 40,
+    ),
+    retentionDays: integer('RETENTION_DAYS', value('RETENTION_DAYS'), 30, 1, 3650),
+    maxRunningInstances: integer(
+      'MASTER_MAX_RUNNING_INSTANCES',
+      value('MASTER_MAX_RUNNING_INSTANCES'),
+      1000,
+      1,
+      1_000_000,
+    ),
+  };
 }
 
 function integer(

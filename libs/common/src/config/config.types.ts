@@ -77,6 +77,13 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, Metri
   readonly maxFaultReruns: number;
   /** A due schedule fire time older than this is a misfire (SCHEDULE_MISFIRE_THRESHOLD_MS). */
   readonly scheduleMisfireThresholdMs: number;
+  /** Finished instances older than this many days are deleted (RETENTION_DAYS). */
+  readonly retentionDays: number;
+  /**
+   * The most instances this master drives at once (MASTER_MAX_RUNNING_INSTANCES); at the cap it
+   * takes no new command of its slot until one of its runs ends.
+   */
+  readonly maxRunningInstances: number;
 }
 
 export interface WorkerConfig extends NodeConfigBase, MetricsListener {
@@ -93,6 +100,10 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly taskUser: { readonly name: string; readonly explicit: boolean };
   /** Where each task gets its own working directory (TASK_WORK_DIR), outside DATA_DIR. */
   readonly taskWorkDir: string;
+  /** A task's log stops at this many bytes, then one marker line says so (TASK_LOG_MAX_BYTES). */
+  readonly taskLogMaxBytes: number;
+  /** Task log files older than this many days are deleted (RETENTION_DAYS). */
+  readonly retentionDays: number;
 }
 
 export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
