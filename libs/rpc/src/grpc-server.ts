@@ -12,6 +12,7 @@ import {
 import type { Logger } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
 import { RpcInvalidArgument } from './rpc.errors';
+import { UndecodableRequest } from './request-decoding';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
 export const SECRET_METADATA_KEY = 'x-porpoise-secret';
@@ -68,6 +69,10 @@ export class GrpcServer {
           call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
           return;
         }
+        if (call.request instanceof UndecodableRequest) {
+          call.emit('error', { code: status.INVALID_ARGUMENT, details: call.request.message });
+          return;
+        }
         call.write({ status: this.serving ? 'SERVING' : 'NOT_SERVING' });
       },
     };
@@ -113,6 +118,10 @@ export class GrpcServer {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       if (!this.authorized(call.metadata, method, call.getPeer())) {
         callback({ code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+        return;
+      }
+      if (call.request instanceof UndecodableRequest) {
+        callback({ code: status.INVALID_ARGUMENT, details: call.request.message });
         return;
       }
       handler(call.request).then(
