@@ -128,14 +128,26 @@ export class GrpcServer {
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof RpcInvalidArgument) {
-            callback({ code: status.INVALID_ARGUMENT, details: err.message });
+            callback({ code: status.INVALID_ARGUMENT, details: statusDetails(err.message) });
             return;
           }
-          const message = err instanceof Error ? err.message : String(err);
+          const message = statusDetails(err instanceof Error ? err.message : String(err));
           this.options.logger.error(`${method} failed: ${message}`);
           callback({ code: status.INTERNAL, details: message });
         },
       );
     };
   }
+}
+
+/** Longest status message sent back (characters). */
+export const MAX_STATUS_DETAILS = 1024;
+
+/**
+ * A status message cut to MAX_STATUS_DETAILS. The details travel as an HTTP/2 trailer: one
+ * larger than the peer's header-list limit (a validation message quoting a 300 KB field) was
+ * never delivered, and the caller waited for its deadline instead of getting the error.
+ */
+function statusDetails(message: string): string {
+  return message.length > MAX_STATUS_DETAILS ? `${message.slice(0, MAX_STATUS_DETAILS)}…` : message;
 }

@@ -1,12 +1,14 @@
 /**
- * A request whose bytes do not decode (found by test/e2e/fuzz-grpc.int-spec.ts): grpc-js
- * answered INTERNAL "Error deserializing request" before the handler, so before the secret
- * check. Now the secret is checked first, then the bytes are refused as INVALID_ARGUMENT naming
- * the message type, and the handler never runs.
+ * Bad requests found by test/e2e/fuzz-grpc.int-spec.ts, against a real GrpcServer:
+ * - bytes that do not decode: grpc-js answered INTERNAL "Error deserializing request" before
+ *   the handler, so before the secret check. Now the secret is checked first, then the bytes
+ *   are refused as INVALID_ARGUMENT naming the message type, and the handler never runs.
+ * - a handler's refusal quoting a huge field: the status details (an HTTP/2 trailer) never
+ *   arrived and the call hung until its deadline. Now they are cut to MAX_STATUS_DETAILS.
  */
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { freePort, silentLogger } from '@porpoise/common';
-import { GrpcServer, SECRET_METADATA_KEY } from '../src';
+import { GrpcServer, MAX_STATUS_DETAILS, RpcInvalidArgument, SECRET_METADATA_KEY } from '../src';
 
 const SECRET = 'undecodable-request-secret';
 
@@ -32,7 +34,9 @@ describe('a request that does not decode', () => {
             workerRegistration: 0,
           });
         },
-        kill: reject,
+        // A refusal that quotes the whole (huge) request, as a careless validator would.
+        kill: (r) =>
+          Promise.reject(new RpcInvalidArgument(`bad kill: ${JSON.stringify(r)}${'x'.repeat(300_000)}`)),
         takeOver: reject,
         readLog: reject,
       },
@@ -85,5 +89,13 @@ describe('a request that does not decode', () => {
       (await call('/porpoise.v1.WorkerTaskService/Dispatch', [0x0a, 0x0a, 0x08, 0x01], SECRET)).code,
     ).toBe(status.INVALID_ARGUMENT);
     expect(dispatched).toEqual([]);
+  });
+
+  it('a refusal with a huge message arrives, cut short, and the channel still serves', async () => {
+    const answer = await call('/porpoise.v1.WorkerTaskService/Kill', [0x08, 0x01], SECRET);
+    expect(answer.code).toBe(status.INVALID_ARGUMENT);
+    expect(answer.details).toMatch(/^bad kill: /);
+    expect(answer.details.length).toBeLessThanOrEqual(MAX_STATUS_DETAILS + 1);
+    expect((await call('/grpc.health.v1.Health/Check', [], SECRET)).code).toBe(status.OK);
   });
 });
