@@ -13,6 +13,7 @@ import {
 import type { Logger, TlsMaterial } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
 import { RpcInvalidArgument, RpcNotFound } from './rpc.errors';
+import { UndecodableRequest } from './request-decoding';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
 export const SECRET_METADATA_KEY = 'x-porpoise-secret';
@@ -84,6 +85,10 @@ export class GrpcServer {
           call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
           return;
         }
+        if (call.request instanceof UndecodableRequest) {
+          call.emit('error', { code: status.INVALID_ARGUMENT, details: call.request.message });
+          return;
+        }
         call.write({ status: this.serving ? 'SERVING' : 'NOT_SERVING' });
       },
     };
@@ -136,6 +141,10 @@ export class GrpcServer {
         call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
         return;
       }
+      if (call.request instanceof UndecodableRequest) {
+        call.emit('error', { code: status.INVALID_ARGUMENT, details: statusDetails(call.request.message) });
+        return;
+      }
       const gone = new Promise<void>((resolve) => {
         call.once('cancelled', resolve);
         call.once('close', resolve);
@@ -159,7 +168,7 @@ export class GrpcServer {
                 : status.INTERNAL;
           const message = err instanceof Error ? err.message : String(err);
           if (code === status.INTERNAL) this.options.logger.error(`${method} failed: ${message}`);
-          call.emit('error', { code, details: message });
+          call.emit('error', { code, details: statusDetails(message) });
         }
       })();
     };
@@ -171,14 +180,18 @@ export class GrpcServer {
         callback({ code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
         return;
       }
+      if (call.request instanceof UndecodableRequest) {
+        callback({ code: status.INVALID_ARGUMENT, details: call.request.message });
+        return;
+      }
       handler(call.request).then(
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof RpcInvalidArgument) {
-            callback({ code: status.INVALID_ARGUMENT, details: err.message });
+            callback({ code: status.INVALID_ARGUMENT, details: statusDetails(err.message) });
             return;
           }
-          const message = err instanceof Error ? err.message : String(err);
+          const message = statusDetails(err instanceof Error ? err.message : String(err));
           this.options.logger.error(`${method} failed: ${message}`);
           callback({ code: status.INTERNAL, details: message });
         },
@@ -192,4 +205,16 @@ class StreamUnimplemented extends Error {
   constructor() {
     super('not implemented by this node');
   }
+}
+
+/** Longest status message sent back (characters). */
+export const MAX_STATUS_DETAILS = 1024;
+
+/**
+ * A status message cut to MAX_STATUS_DETAILS. The details travel as an HTTP/2 trailer: one
+ * larger than the peer's header-list limit (a validation message quoting a 300 KB field) was
+ * never delivered, and the caller waited for its deadline instead of getting the error.
+ */
+function statusDetails(message: string): string {
+  return message.length > MAX_STATUS_DETAILS ? `${message.slice(0, MAX_STATUS_DETAILS)}…` : message;
 }

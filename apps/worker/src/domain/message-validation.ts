@@ -53,7 +53,7 @@ export function hostPort(field: string, value: unknown): string {
   if (typeof value !== 'string') invalid(field, `must be a host:port string, got ${describe(value)}`);
   const m = HOST_PORT.exec(value);
   const port = m ? Number(m[2]) : 0;
-  if (!m || port < 1 || port > 65535) invalid(field, `must be host:port, got ${JSON.stringify(value)}`);
+  if (!m || port < 1 || port > 65535) invalid(field, `must be host:port, got ${describe(value)}`);
   return value;
 }
 
