@@ -338,9 +338,8 @@ async function expectReadable(
     // its revokedAt (DELETE revokes; it does not erase who had access).
     const id = route.method === 'DELETE' ? Number(path.split('/').pop()) : createdId(body);
     const list = await send({ method: 'GET', path: '/api/v1/tokens?limit=1000' });
-    const items = ((list.json as { items?: unknown[] } | unknown[] | undefined) ?? []) as
-      { items?: unknown[] } | unknown[];
-    const rows = (Array.isArray(items) ? items : (items.items ?? [])) as Array<Record<string, unknown>>;
+    const listed = list.json as { items?: unknown[] } | unknown[] | undefined;
+    const rows = (Array.isArray(listed) ? listed : (listed?.items ?? [])) as Array<Record<string, unknown>>;
     const row = rows.find((r) => String(r.id) === String(id));
     if (!row) fail(`accepted, yet token ${String(id)} is not in GET /api/v1/tokens`);
     if ((route.method === 'DELETE') !== (row?.revokedAt !== null)) {
