@@ -650,8 +650,16 @@ describe('npm run cluster', () => {
       if (!existsSync('/usr/bin/etcd')) {
         throw new Error('/usr/bin/etcd is missing: run scripts/install-test-deps.sh');
       }
-      launcher = launch(cwd, ['--registry', 'etcd']);
+      // With ADMIN_TOKEN in the launcher's environment: that token, to API servers through a file.
+      const given = 'given-admin-token-0123456789abcdefghijkl';
+      launcher = launch(cwd, ['--registry', 'etcd'], { ADMIN_TOKEN: given });
       const file = await waitForClusterFile(cwd, launcher);
+      expect(file.adminToken).toBe(given);
+      const tokenFile = join(cwd, '.porpoise', 'cluster', 'admin-token');
+      expect(file.env.ADMIN_TOKEN_FILE).toBe(tokenFile);
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      expect(readFileSync(tokenFile, 'utf8').trim()).toBe(given);
+      expect(launcher.output()).not.toContain(given);
       const pids = startedPids(cwd);
       for (const pid of pids) everyPid.add(pid);
       expect(file.registry).toEqual({

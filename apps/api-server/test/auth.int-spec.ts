@@ -291,9 +291,11 @@ describe('tokens', () => {
 
 describe('the audit log', () => {
   it('records who, what, when and the result of every changing call past authentication, and nothing else', async () => {
-    await db.query('TRUNCATE audit_event');
+    // Rows of other tests arrive after their responses: this test looks at its own tokens' rows
+    // (and ADMIN_TOKEN's on a target no other test uses).
+    const admin = await createToken('auditor-admin', ['admin']);
     const reader = await createToken('auditor-reader', ['read']);
-    await call(apiA.base, 'GET', '/api/v1/workflows');
+    await call(apiA.base, 'GET', '/api/v1/workflows', { token: admin.token });
     await call(apiA.base, 'POST', '/api/v1/workflows/no_such_code/runs', { token: reader.token });
     await call(apiA.base, 'POST', '/api/v1/workflows/no_such_code/runs', { token: null });
     await call(apiB.base, 'DELETE', '/api/v1/schedules/424242');
@@ -301,6 +303,15 @@ describe('the audit log', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       token: reader.token,
     });
+    const form = await fetch(`${apiA.base}/api/v1/task-groups`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${admin.token}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'name=x&capacity=1',
+    });
+    expect(form.status).toBe(415);
 
     type Row = {
       tokenName: string;
@@ -311,11 +322,11 @@ describe('the audit log', () => {
       status: number;
       at: string;
     };
+    const ours = (r: Row) => r.tokenName.startsWith('auditor-') || r.target === '424242';
     let items: Row[] = [];
     await waitFor('the audit rows', async () => {
-      const res = await call(apiA.base, 'GET', '/api/v1/audit?limit=10');
-      items = res.json.items as Row[];
-      // 3 rows: the POST /tokens above is the fourth (admin).
+      const res = await call(apiA.base, 'GET', '/api/v1/audit?limit=1000');
+      items = (res.json.items as Row[]).filter(ours);
       return items.length >= 4;
     });
     const rows = items.map(({ tokenName, method, route, target, status }) => ({
@@ -327,12 +338,18 @@ describe('the audit log', () => {
     }));
     expect(rows).toEqual(
       expect.arrayContaining([
-        { tokenName: 'admin', method: 'POST', route: '/api/v1/tokens', target: null, status: 201 },
         {
           tokenName: 'auditor-reader',
           method: 'POST',
           route: '/api/v1/workflows/:code/runs',
           target: 'no_such_code',
+          status: 403,
+        },
+        {
+          tokenName: 'auditor-reader',
+          method: 'POST',
+          route: '/api/v1/workflows',
+          target: null,
           status: 403,
         },
         {
@@ -342,14 +359,24 @@ describe('the audit log', () => {
           target: '424242',
           status: 404,
         },
+        {
+          tokenName: 'auditor-admin',
+          method: 'POST',
+          route: '/api/v1/task-groups',
+          target: null,
+          status: 415,
+        },
       ]),
     );
+    // No GET, no 401.
     expect(rows).toHaveLength(4);
-    expect(items.every((r) => r.method !== 'GET' && !Number.isNaN(Date.parse(r.at)))).toBe(true);
+    expect(items.every((r) => !Number.isNaN(Date.parse(r.at)))).toBe(true);
     expect(items.find((r) => r.tokenName === 'auditor-reader')?.tokenId).toBe(reader.id);
+    expect(items.find((r) => r.tokenName === 'admin')?.tokenId).toBeNull();
     const stored = JSON.stringify((await db.query('SELECT * FROM audit_event')).rows);
-    expect(stored).not.toContain(TEST_ADMIN_TOKEN);
-    expect(stored).not.toContain(reader.token);
+    for (const secret of [TEST_ADMIN_TOKEN, admin.token, reader.token, 'capacity=1']) {
+      expect(stored).not.toContain(secret);
+    }
     const page = await call(apiA.base, 'GET', '/api/v1/audit?limit=1&offset=1');
     expect([(page.json.items as Row[]).length, page.json.total]).toEqual([1, expect.any(Number)]);
   });
@@ -436,6 +463,26 @@ describe('browsers', () => {
     expect([get.status, get.headers.get('access-control-allow-origin')]).toEqual([200, origin]);
     const other = await preflight(apiB.base, 'https://evil.example.com');
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('a failing token lookup', () => {
+  it('is a JSON error naming nothing of the server, not an HTML page', async () => {
+    const { token } = await createToken('lookup-failure', ['read']);
+    await db.query('ALTER TABLE api_token RENAME TO api_token_away');
+    try {
+      const res = await fetch(`${apiA.base}/api/v1/workflows`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await res.json()).toEqual({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'internal error',
+      });
+    } finally {
+      await db.query('ALTER TABLE api_token_away RENAME TO api_token');
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { PORPOISE_CONFIG, type ApiServerConfig } from '@porpoise/common';
 import { AuditRepository } from '@porpoise/dao';
 import type { NextFunction, Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
-import type { ErrorBody } from '../common/api-exception.filter';
+import { ApiExceptionFilter, type ErrorBody } from '../common/api-exception.filter';
 import { ApiAuthenticator } from './authenticator.service';
 import { auditRouteOf, setPrincipal, type Principal } from './principal';
 import {
@@ -49,6 +49,7 @@ export function installAuthGates(app: INestApplication): void {
   const config = app.get<ApiServerConfig>(PORPOISE_CONFIG);
   const authenticator = app.get(ApiAuthenticator);
   const audit = app.get(AuditRepository);
+  const errors = new ApiExceptionFilter();
 
   if (isLoopbackHost(config.bindHost)) {
     app.use((req: Request, res: Response, next: NextFunction) => {
@@ -84,7 +85,12 @@ export function installAuthGates(app: INestApplication): void {
         if (CHANGING_METHODS.has(req.method)) auditWhenSent(req, res, result.principal);
         next();
       },
-      (err: unknown) => next(err),
+      (err: unknown) => {
+        // Outside Nest's routes, so not through its filter: the same JSON answer, here (a lost
+        // database is a 503, anything else a 500 that is logged, never shown).
+        const { status, message } = errors.describe(err);
+        refuse(res, status, message);
+      },
     );
   });
 
