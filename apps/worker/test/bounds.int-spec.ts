@@ -5,7 +5,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -34,6 +43,8 @@ const BIG_LOG = randomBytes(20 * 1024 * 1024 + 13);
 describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
   let pg: TestServer;
   let dataDir: string;
+  /** Where a task leaves its witness: not DATA_DIR, which is the worker's own (mode 700). */
+  let witnessDir: string;
   let workerPort: number;
   let worker: ChildProcess | undefined;
   let workerOutput = '';
@@ -106,6 +117,9 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
     dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-bounds-'));
+    // As root the task runs as nobody (TASK_USER's default): it may write here, and only here.
+    witnessDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-bounds-witness-'));
+    chmodSync(witnessDir, 0o777);
     mkdirSync(join(dataDir, 'logs', '9'), { recursive: true });
     writeFileSync(join(dataDir, 'logs', '9', `${BIG_LOG_TASK}.log`), BIG_LOG);
     // Logs by age against RETENTION_DAYS=30: one last written 31 days ago (pruned with its
@@ -147,6 +161,7 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     await masterServer?.stop(1000);
     await pg?.dispose();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (witnessDir) rmSync(witnessDir, { recursive: true, force: true });
   });
 
   it('cuts a SHELL task log at TASK_LOG_MAX_BYTES with one marker line; the task runs on and succeeds', async () => {
@@ -155,7 +170,7 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     const spec = task({
       command:
         'head -c 1048576 /dev/zero | tr "\\0" o; head -c 1048576 /dev/zero | tr "\\0" e >&2; ' +
-        `echo finished > ${join(dataDir, 'witness')}`,
+        `echo finished > ${join(witnessDir, 'witness')}`,
     });
     expect(await runToEnd(spec)).toMatchObject({ state: 'SUCCESS', exitCode: 0 });
     const marker = logCutMarker(LOG_CAP);
@@ -165,7 +180,7 @@ describe('worker bounds (real process, real gRPC, JDBC registry)', () => {
     expect(text.endsWith(marker)).toBe(true);
     expect(text.slice(0, LOG_CAP)).toBe('o'.repeat(LOG_CAP));
     // The task ran past the cut to its last command.
-    expect(readFileSync(join(dataDir, 'witness'), 'utf8')).toBe('finished\n');
+    expect(readFileSync(join(witnessDir, 'witness'), 'utf8')).toBe('finished\n');
   });
 
   it('keeps a log under the cap whole, stdout and stderr in the order written', async () => {
