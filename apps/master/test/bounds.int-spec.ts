@@ -7,9 +7,11 @@
  * - retention: the sweep at start deletes old ended instances and keeps recent ones.
  */
 import { NestFactory } from '@nestjs/core';
+import type { SubWorkflowTaskDefinition } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { MasterModule } from '../src/master.module';
+import { typedTask } from './support/tasks';
 import { FakeWorker, Journal } from './support/fake-worker';
 import {
   Db,
@@ -168,6 +170,24 @@ describe('master bounds', () => {
     await waitFor('the waiting run taken', async () => worker.heldTasks().length > 0);
     for (const t of worker.heldTasks()) worker.release(t);
     for (const id of [first, second, waiting]) {
+      expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
+    }
+  });
+
+  it('still takes the children of sub-workflows at the cap (a parent never waits for a place its own end would free)', async () => {
+    const child = await db.createWorkflow([task('long')]);
+    const parent = await db.createWorkflow([
+      typedTask<SubWorkflowTaskDefinition>({
+        name: 'sub',
+        type: 'SUB_WORKFLOW',
+        subWorkflow: { workflowCode: child },
+      }),
+    ]);
+    const parents = [await db.trigger(parent), await db.trigger(parent)];
+    // Both parents hold the cap; their children still start, and their tasks are held.
+    await waitFor('both children running', async () => worker.heldTasks().length === CAP);
+    for (const t of worker.heldTasks()) worker.release(t);
+    for (const id of parents) {
       expect((await db.waitForState(id, ['SUCCESS', 'FAILURE'])).state).toBe('SUCCESS');
     }
   });

@@ -27,14 +27,17 @@ import { SessionStateService } from '../registry/session-state.service';
 const FRESH = new Set(['START_PROCESS', 'SCHEDULER', 'COMPLEMENT_DATA']);
 /**
  * What a master at its MASTER_MAX_RUNNING_INSTANCES cap still takes: recoveries of instances a
- * dead master drove. They ran in the cluster already; leaving them in the queue until this
- * master has room would starve a failover (the cap may be exceeded by them, never by new runs).
+ * dead master drove (they ran in the cluster already; leaving them in the queue until this master
+ * has room would starve a failover), and, whatever their type, the commands of sub-workflow
+ * children (the consume statement adds those): a parent waits for its child, so a child waiting
+ * for a place only its parent's end would free is a deadlock. The cap may be exceeded by these,
+ * never by new top-level runs.
  */
 export const TAKEN_AT_CAP: readonly string[] = ['RECOVER_TOLERANCE_FAULT_PROCESS'];
 
 /**
  * How many commands the next consume may take: new runs only up to the cap (`free` places),
- * recoveries always. Pure, so the rule is tested alone.
+ * recoveries and children always. Pure, so the rule is tested alone.
  */
 export function consumeQuota(
   driven: number,
@@ -57,7 +60,7 @@ export function consumeQuota(
  * Backpressure (MASTER_MAX_RUNNING_INSTANCES): a master takes new runs only while it drives fewer
  * than the cap, and never more than the places left. At the cap it keeps its slot (DESIGN.md
  * section 6: a busy master keeps its slot; the slots never move to route around it) and still
- * takes recoveries; each of its runs that ends wakes the consumer at once (WorkflowEngineService
+ * takes recoveries and sub-workflow children; each of its runs that ends wakes the consumer at once (WorkflowEngineService
  * onRelease), so its slot is served again as soon as there is room. Unlike DolphinScheduler's
  * #18570 (an overloaded master left the slot rebalance and stopped consuming for good, its slot
  * unserved for 100 minutes), nothing here depends on load reports, and no state at the cap outlives it.

@@ -127,14 +127,20 @@ export class CommandRepository {
     count: number;
     host: string;
     batchSize: number;
-    /** Only commands of these types (a master at its MASTER_MAX_RUNNING_INSTANCES cap); all when absent. */
+    /**
+     * A master at its MASTER_MAX_RUNNING_INSTANCES cap: only commands of these types, and those of
+     * sub-workflow children (their parent already runs); all commands when absent.
+     */
     onlyTypes?: readonly string[];
   }): Promise<ConsumedCommand[]> {
     const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
          SELECT id, type, workflow_instance_id, created_at, priority FROM command
-         WHERE id % $1 = $2 AND ($5::text[] IS NULL OR type = ANY ($5::text[]))
+         WHERE id % $1 = $2
+           AND ($5::text[] IS NULL OR type = ANY ($5::text[])
+                OR EXISTS (SELECT 1 FROM workflow_instance p
+                           WHERE p.id = command.workflow_instance_id AND p.parent_instance_id IS NOT NULL))
          ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED),
        del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
        pick AS (
