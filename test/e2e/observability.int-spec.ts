@@ -168,6 +168,7 @@ describe('observability: /health, /metrics and JSON logs of master and worker pr
     // Declared from the start (no failover happened here: count 0).
     expect(has(ms, 'porpoise_failover_duration_seconds_count')).toBe(true);
     expect(has(ms, 'porpoise_instances_driven')).toBe(true);
+    expect(total(ms, 'porpoise_master_max_running_instances')).toBe(1000);
     expect(total(ms, 'porpoise_command_backlog')).toBe(0);
     expect(has(ms, 'porpoise_master_process_cpu_seconds_total')).toBe(true);
 
