@@ -45,6 +45,7 @@ describe('retention', () => {
     await source.query('DELETE FROM workflow_instance');
     await source.query('DELETE FROM backfill');
     await source.query('DELETE FROM idempotency_key');
+    await source.query('DELETE FROM audit_event');
   });
 
   async function define(code: string, tasks: unknown[]): Promise<void> {
@@ -233,5 +234,23 @@ describe('retention', () => {
     expect(await retention.deleteExpiredIdempotencyKeys(1000)).toEqual({ locked: true, deleted: 1 });
     const keys = await queryRows<{ key: string }>(source, 'SELECT key FROM idempotency_key ORDER BY key');
     expect(keys.map((k) => k.key)).toEqual(['fresh', 'key-1']);
+  });
+
+  it('deletes audit rows older than AUDIT_RETENTION_DAYS, oldest first, and keeps the rest', async () => {
+    await source.query(
+      `INSERT INTO audit_event (at, token_id, token_name, method, route, target, status)
+       SELECT now() - make_interval(days => d), NULL, 'admin', 'POST', '/api/v1/workflows', NULL, 201
+       FROM unnest($1::int[]) AS d`,
+      [[400, 370, 366, 364, 10, 0]],
+    );
+    // Batches of 2: the first is full, the second takes the last old row.
+    expect(await retention.deleteOldAuditEvents(365, 2)).toEqual({ locked: true, deleted: 2 });
+    expect(await retention.deleteOldAuditEvents(365, 2)).toEqual({ locked: true, deleted: 1 });
+    expect(await retention.deleteOldAuditEvents(365, 2)).toEqual({ locked: true, deleted: 0 });
+    const left = await queryRows<{ days: number }>(
+      source,
+      `SELECT round(extract(epoch FROM now() - at) / 86400)::int AS days FROM audit_event ORDER BY at`,
+    );
+    expect(left.map((r) => r.days)).toEqual([364, 10, 0]);
   });
 });

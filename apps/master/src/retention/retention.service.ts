@@ -10,8 +10,8 @@ export const RETENTION_BATCH_SIZE = 1000;
 
 /**
  * Retention (DESIGN.md section 11, Bounds): deletes ended instances (their tasks, commands and
- * queue rows with them) older than RETENTION_DAYS, and idempotency keys older than 24 hours, at
- * start and every hour. Every master runs the sweep; each batch is one statement under a
+ * queue rows with them) older than RETENTION_DAYS, idempotency keys older than 24 hours and
+ * audit rows older than AUDIT_RETENTION_DAYS, at start and every hour. Every master runs the sweep; each batch is one statement under a
  * transaction-level advisory lock (RetentionRepository), so one master deletes at a time and a
  * master that finds the lock taken leaves the sweep to the holder. Workers prune their task log
  * files on the same retention.
@@ -61,8 +61,14 @@ export class RetentionService {
         RETENTION_BATCH_SIZE,
         keepGoing,
       );
+      const audit = await sweepInBatches(
+        () => this.retention.deleteOldAuditEvents(this.config.auditRetentionDays, RETENTION_BATCH_SIZE),
+        RETENTION_BATCH_SIZE,
+        keepGoing,
+      );
       this.report(instances, `ended instance(s) older than ${this.config.retentionDays} days`);
       this.report(keys, 'expired idempotency key(s)');
+      this.report(audit, `audit row(s) older than ${this.config.auditRetentionDays} days`);
     } catch (err) {
       // The next sweep tries again; nothing is half-deleted (each batch is one statement).
       this.logger.warn(`retention sweep failed: ${(err as Error).message}`);

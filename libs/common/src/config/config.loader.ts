@@ -56,6 +56,7 @@ export const CONFIG_VARIABLES = [
   // Bounds (DESIGN.md section 11): nothing grows without limit.
   'TASK_LOG_MAX_BYTES',
   'RETENTION_DAYS',
+  'AUDIT_RETENTION_DAYS',
   'MASTER_MAX_RUNNING_INSTANCES',
 ] as const;
 
@@ -260,6 +261,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         maxFaultReruns,
         scheduleMisfireThresholdMs,
         retentionDays: bounds.retentionDays,
+        auditRetentionDays: bounds.auditRetentionDays,
         maxRunningInstances: bounds.maxRunningInstances,
       };
     case 'api-server':
@@ -426,6 +428,7 @@ function checkStandalonePorts(ports: {
 function boundsOf(value: (name: ConfigVariable) => string | undefined): {
   taskLogMaxBytes: number;
   retentionDays: number;
+  auditRetentionDays: number;
   maxRunningInstances: number;
 } {
   return {
@@ -438,6 +441,8 @@ function boundsOf(value: (name: ConfigVariable) => string | undefined): {
       2 ** 40,
     ),
     retentionDays: integer('RETENTION_DAYS', value('RETENTION_DAYS'), 30, 1, 3650),
+    // The audit log outlives the runs it speaks of: a year by default, at most a hundred.
+    auditRetentionDays: integer('AUDIT_RETENTION_DAYS', value('AUDIT_RETENTION_DAYS'), 365, 1, 36500),
     maxRunningInstances: integer(
       'MASTER_MAX_RUNNING_INSTANCES',
       value('MASTER_MAX_RUNNING_INSTANCES'),

@@ -79,6 +79,8 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, Metri
   readonly scheduleMisfireThresholdMs: number;
   /** Finished instances older than this many days are deleted (RETENTION_DAYS). */
   readonly retentionDays: number;
+  /** Audit log rows older than this many days are deleted (AUDIT_RETENTION_DAYS). */
+  readonly auditRetentionDays: number;
   /**
    * The most instances this master drives at once (MASTER_MAX_RUNNING_INSTANCES); at the cap it
    * takes no new command of its slot until one of its runs ends.

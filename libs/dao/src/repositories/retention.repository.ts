@@ -72,6 +72,17 @@ export const IDEMPOTENCY_BATCH_SQL = `WITH lock AS (SELECT pg_try_advisory_xact_
             WHERE k.workflow_code = v.workflow_code AND k.key = v.key RETURNING 1)
  SELECT (SELECT got FROM lock) AS locked, (SELECT count(*) FROM gone)::int AS deleted`;
 
+/** One batch of audit rows older than $1 days, at most $2 (oldest first, by audit_event_at_idx). */
+export const AUDIT_BATCH_SQL = `WITH lock AS (SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK_KEY}) AS got),
+   victims AS (
+     SELECT id FROM audit_event
+     WHERE (SELECT got FROM lock) AND at < now() - make_interval(days => $1::int)
+     ORDER BY at
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED),
+   gone AS (DELETE FROM audit_event a USING victims v WHERE a.id = v.id RETURNING 1)
+ SELECT (SELECT got FROM lock) AS locked, (SELECT count(*) FROM gone)::int AS deleted`;
+
 /**
  * Retention (DESIGN.md section 11, Bounds): the statements of the masters' sweep. Each batch is
  * one statement, so one transaction: it takes the retention advisory lock for its own duration
@@ -89,6 +100,10 @@ export class RetentionRepository {
 
   async deleteExpiredIdempotencyKeys(batchSize: number): Promise<RetentionBatch> {
     return this.batch(IDEMPOTENCY_BATCH_SQL, [batchSize], 'idempotency key batch');
+  }
+
+  async deleteOldAuditEvents(auditRetentionDays: number, batchSize: number): Promise<RetentionBatch> {
+    return this.batch(AUDIT_BATCH_SQL, [auditRetentionDays, batchSize], 'audit batch');
   }
 
   private async batch(sql: string, params: unknown[], what: string): Promise<RetentionBatch> {
