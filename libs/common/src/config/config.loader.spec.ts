@@ -177,6 +177,8 @@ describe('loadConfig', () => {
     [{ ...cluster, RETENTION_DAYS: '0' }, 'RETENTION_DAYS'],
     [{ ...cluster, RETENTION_DAYS: '3651' }, 'RETENTION_DAYS'],
     [{ ...cluster, RETENTION_DAYS: '1.5' }, 'RETENTION_DAYS'],
+    [{ ...cluster, AUDIT_RETENTION_DAYS: '0' }, 'AUDIT_RETENTION_DAYS'],
+    [{ ...cluster, AUDIT_RETENTION_DAYS: '36501' }, 'AUDIT_RETENTION_DAYS'],
     [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '0' }, 'MASTER_MAX_RUNNING_INSTANCES'],
     [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '1000001' }, 'MASTER_MAX_RUNNING_INSTANCES'],
   ])('rejects %j naming %s', (env, variable) => {
@@ -186,7 +188,9 @@ describe('loadConfig', () => {
 
   it('reads the bounds: defaults, values, and each role keeps only its own', () => {
     const master = loadConfig(cluster, 'master');
-    expect([master.retentionDays, master.maxRunningInstances]).toEqual([30, 1000]);
+    expect([master.retentionDays, master.auditRetentionDays, master.maxRunningInstances]).toEqual([
+      30, 365, 1000,
+    ]);
     const worker = loadConfig(cluster, 'worker');
     expect([worker.taskLogMaxBytes, worker.retentionDays]).toEqual([67_108_864, 30]);
     expect(worker).not.toHaveProperty('maxRunningInstances');
