@@ -4,16 +4,32 @@ import { NestFactory } from '@nestjs/core';
 import {
   ConfigError,
   configSecrets,
+  exitOnConfigError,
   exitOnSignals,
   loadConfigFromProcess,
   NodeLogger,
 } from '@porpoise/common';
+import { SystemUserDirectory } from './adapters/user-directory';
+import { decideTaskUser } from './domain/task-user';
 import { WorkerModule } from './worker.module';
 
 const logger = new Logger('Worker');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigFromProcess('worker');
+  // TASK_USER must name a user of this system: checked before anything starts (LocalTaskSandbox
+  // decides the same again when the module is built, for embedders such as standalone).
+  try {
+    decideTaskUser({
+      workerUid: process.getuid?.() ?? 0,
+      workerGid: process.getgid?.() ?? 0,
+      setting: config.taskUser,
+      lookup: (nameOrUid) => new SystemUserDirectory().lookup(nameOrUid),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) exitOnConfigError('worker', err, config.logFormat);
+    throw err;
+  }
   // LOG_FORMAT (text or json) for every log line of the node, Nest's own included.
   const nodeLogger = new NodeLogger({
     format: config.logFormat,

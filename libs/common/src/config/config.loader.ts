@@ -402,15 +402,24 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
     return loadConfig(resolveSecretFiles(env), role);
   } catch (err) {
     if (err instanceof ConfigError) {
-      const line = `porpoise ${role}: invalid configuration: ${err.message}`;
-      // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
-      process.stderr.write(
-        env.LOG_FORMAT?.trim() === 'json'
-          ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
-          : `${line}\n`,
-      );
-      process.exit(78);
+      exitOnConfigError(role, err, env.LOG_FORMAT?.trim() === 'json' ? 'json' : 'text');
     }
     throw err;
   }
+}
+
+/**
+ * Bad configuration found at start (by loadConfig, or later by a check that needs the system,
+ * such as TASK_USER naming a user that does not exist): one line naming the variable, then exit
+ * with status 78 (EX_CONFIG).
+ */
+export function exitOnConfigError(role: NodeRole, err: ConfigError, format: 'text' | 'json'): never {
+  const line = `porpoise ${role}: invalid configuration: ${err.message}`;
+  // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
+  process.stderr.write(
+    format === 'json'
+      ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
+      : `${line}\n`,
+  );
+  process.exit(78);
 }
