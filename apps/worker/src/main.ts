@@ -10,22 +10,21 @@ import {
   NodeLogger,
 } from '@porpoise/common';
 import { SystemUserDirectory } from './adapters/user-directory';
-import { decideTaskUser } from './domain/task-user';
+import { decideTaskUser, decideTenants } from './domain/task-user';
 import { WorkerModule } from './worker.module';
 
 const logger = new Logger('Worker');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfigFromProcess('worker');
-  // TASK_USER must name a user of this system: checked before anything starts (LocalTaskSandbox
+  // TASK_USER and TASK_TENANTS must name users of this system: checked before anything starts (LocalTaskSandbox
   // decides the same again when the module is built, for embedders such as standalone).
   try {
-    decideTaskUser({
-      workerUid: process.getuid?.() ?? 0,
-      workerGid: process.getgid?.() ?? 0,
-      setting: config.taskUser,
-      lookup: (nameOrUid) => new SystemUserDirectory().lookup(nameOrUid),
-    });
+    const users = new SystemUserDirectory();
+    const lookup = (nameOrUid: string) => users.lookup(nameOrUid);
+    const workerUid = process.getuid?.() ?? 0;
+    decideTaskUser({ workerUid, workerGid: process.getgid?.() ?? 0, setting: config.taskUser, lookup });
+    decideTenants({ workerUid, tenants: config.taskTenants, lookup });
   } catch (err) {
     if (err instanceof ConfigError) exitOnConfigError('worker', err, config.logFormat);
     throw err;

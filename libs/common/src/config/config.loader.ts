@@ -40,6 +40,7 @@ export const CONFIG_VARIABLES = [
   ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
   'TASK_USER',
   'TASK_WORK_DIR',
+  'TASK_TENANTS',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -149,6 +150,20 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
     throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
   }
   const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
+  // The OS users a workflow may name as its tenant; none (the default): tenants are off.
+  const taskTenants = [
+    ...new Set(
+      (value('TASK_TENANTS') ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    ),
+  ];
+  for (const tenant of taskTenants) {
+    if (!USER_NAME.test(tenant) || tenant.endsWith('$')) {
+      throw new ConfigError('TASK_TENANTS', `not a user name: ${JSON.stringify(tenant)}`);
+    }
+  }
   const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
   checkTaskWorkDir(taskWorkDir, dataDir);
   const datasourceKeyText = value('DATASOURCE_KEY');
@@ -215,7 +230,14 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         scheduleMisfireThresholdMs,
       };
     case 'api-server':
-      return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
+      return {
+        role,
+        ...base,
+        databaseUrl: needDatabase(),
+        apiPort,
+        datasourceKey: keyFor(clusterSecret),
+        taskTenants,
+      };
     case 'worker':
       return {
         role,
@@ -226,6 +248,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         workerCapacity,
         taskUser,
         taskWorkDir,
+        taskTenants,
       };
   }
 }

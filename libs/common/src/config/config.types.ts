@@ -71,12 +71,16 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly taskUser: { readonly name: string; readonly explicit: boolean };
   /** Where each task gets its own working directory (TASK_WORK_DIR), outside DATA_DIR. */
   readonly taskWorkDir: string;
+  /** The OS users a workflow may run its SHELL tasks as (TASK_TENANTS); empty: tenants are off. */
+  readonly taskTenants: readonly string[];
 }
 
 export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;
+  /** The tenants a workflow may name (TASK_TENANTS); empty: a workflow with a tenant is refused. */
+  readonly taskTenants: readonly string[];
 }
 
 /** The configuration of one cluster node, by role. Built once at start by loadConfig(). */
