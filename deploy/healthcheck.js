@@ -11,7 +11,9 @@
  * registry session is suspended, answers NOT_SERVING.
  *
  * It reads the node's own documented variables: NODE_HOST, BIND_HOST, API_PORT / MASTER_PORT /
- * WORKER_PORT and CLUSTER_SECRET. Exit status 0 when healthy, 1 otherwise, with one line saying why.
+ * WORKER_PORT, CLUSTER_SECRET and TLS_CA_FILE / TLS_CERT_FILE / TLS_KEY_FILE (mutual TLS; the
+ * node is then dialed by NODE_HOST, the name its certificate carries). Exit status 0 when
+ * healthy, 1 otherwise, with one line saying why.
  */
 const { join } = require('node:path');
 
@@ -53,13 +55,29 @@ async function main() {
   const secret = process.env.CLUSTER_SECRET;
   if (!secret) fail('CLUSTER_SECRET is not set (every call to a node carries it)');
   const { HealthClient } = require(join(__dirname, '..', 'dist', 'libs', 'rpc', 'src', 'grpc-clients.js'));
-  const client = new HealthClient(secret);
+  // Mutual TLS (TLS_*_FILE): the node's own certificate, read by the config loader as the node
+  // reads it, and the node is dialed by NODE_HOST, the name its certificate carries.
+  const { loadTlsMaterial } = require(
+    join(__dirname, '..', 'dist', 'libs', 'common', 'src', 'config', 'cluster-security.config.js'),
+  );
+  let tls;
   try {
-    const status = await client.check(`${host}:${port}`, TIMEOUT_MS);
-    if (status !== 'SERVING') fail(`${role} at ${host}:${port} answers ${status}`);
-    process.stdout.write(`healthy: ${role} at ${host}:${port} is SERVING\n`);
+    tls = loadTlsMaterial({
+      TLS_CA_FILE: process.env.TLS_CA_FILE || undefined,
+      TLS_CERT_FILE: process.env.TLS_CERT_FILE || undefined,
+      TLS_KEY_FILE: process.env.TLS_KEY_FILE || undefined,
+    });
   } catch (err) {
-    fail(`${role} at ${host}:${port}: ${err.message}`);
+    fail(err.message);
+  }
+  const target = `${tls ? (process.env.NODE_HOST || '127.0.0.1').trim() : host}:${port}`;
+  const client = new HealthClient(secret, tls);
+  try {
+    const status = await client.check(target, TIMEOUT_MS);
+    if (status !== 'SERVING') fail(`${role} at ${target} answers ${status}`);
+    process.stdout.write(`healthy: ${role} at ${target} is SERVING\n`);
+  } catch (err) {
+    fail(`${role} at ${target}: ${err.message}`);
   } finally {
     client.close();
   }

@@ -15,6 +15,8 @@ export const SHUTDOWN_FLUSH_MS = 3_000;
 
 /** ReadLog answers at most this many bytes per call (and this many when the caller asks for 0). */
 export const READ_LOG_LIMIT_BYTES = 1024 * 1024;
+/** StreamLog's chunk: one read from disk and one gRPC message (well below the 4 MiB limit). */
+export const STREAM_LOG_CHUNK_BYTES = 64 * 1024;
 
 /** Deadline of each event call to a master. */
 export const EVENT_DEADLINE_MS = 5_000;

@@ -26,6 +26,7 @@ import { LivenessService } from './services/liveness.service';
 import { RegistrationService } from './services/registration.service';
 import { ResultDeliveryService } from './services/result-delivery.service';
 import { TaskExecutorService } from './services/task-executor.service';
+import { LogRetentionService } from './services/log-retention.service';
 import { WorkerLifecycleService } from './services/worker-lifecycle.service';
 import { WorkerRpcService } from './services/worker-rpc.service';
 import { EmptyTaskType } from './task-types/empty.task-type';
@@ -74,6 +75,7 @@ export class WorkerModule {
         WorkerRpcService,
         RegistrationService,
         WorkerLifecycleService,
+        LogRetentionService,
         // GET /health and /metrics on METRICS_PORT (DESIGN.md section 12). A worker has no
         // database: healthy when it reaches the registry.
         { provide: METRICS_REGISTRY, useFactory: () => createNodeMetricsRegistry('porpoise_worker_') },

@@ -30,3 +30,5 @@ export * from './domain/host-load';
 export * from './observability/health';
 export * from './observability/observability-server';
 export * from './definition/concurrency';
+export * from './crypto/api-token';
+export * from './crypto/admin-token-file';

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import type { ProcessExit } from '../domain/task-result';
 import { SpawnFailedError } from '../worker.errors';
@@ -8,8 +9,11 @@ export interface SpawnRequest {
   command: string;
   /** The whole environment of the task (domain/task-env.ts): nothing of the worker's is added. */
   env: Record<string, string>;
-  /** An open file descriptor (the task's log, opened for append) for both stdout and stderr. */
-  outputFd: number;
+  /**
+   * For both stdout and stderr: an open file descriptor, or a socket (the task log's drained
+   * channel, TaskLogSink.childOutput(); its descriptor is duplicated into the child).
+   */
+  outputFd: number | Socket;
   /** The task's working directory. */
   cwd?: string;
   /** Run as this user (the worker is root); absent: as the worker's own user. */

@@ -12,6 +12,7 @@ import { TaskLogStore } from '../adapters/task-log-store';
 import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { LivenessService } from './liveness.service';
+import { LogRetentionService } from './log-retention.service';
 import { RegistrationService } from './registration.service';
 import { ResultDeliveryService } from './result-delivery.service';
 import { TaskExecutorService } from './task-executor.service';
@@ -42,6 +43,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     private readonly sandbox: TaskSandbox,
     @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly retention: LogRetentionService,
   ) {}
 
   /**
@@ -74,6 +76,8 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
       this.registered = true;
       this.admission.markRegistered();
       this.delivery.start();
+      // Old task logs go in the background (a large data directory must not delay readiness).
+      void this.retention.start();
     } catch (err) {
       await this.release();
       throw err;
@@ -104,6 +108,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
 
   private async release(): Promise<void> {
     this.admission.startDraining();
+    await this.retention.stop();
     await this.registration.stop();
     if (this.rpcStarted) await this.rpc.stop();
     this.delivery.close();

@@ -10,7 +10,7 @@ import { LivenessService } from '../services/liveness.service';
 import { RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { SpawnFailedError } from '../worker.errors';
 import { describe, invalidPayload, PayloadFields } from './payload';
-import type { TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
+import type { ChildOutput, TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
 import { aboutTask } from '../domain/task-log-ids';
 
 /**
@@ -18,6 +18,11 @@ import { aboutTask } from '../domain/task-log-ids';
  * and is skipped when outputs are collected.
  */
 const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
+/**
+ * How long the output channel may stay open after the shell exited and its group was killed: only
+ * a process that left the group (setsid) still holds it then, and it must not hold the result.
+ */
+const OUTPUT_END_GRACE_MS = 2000;
 
 export interface ShellPayload {
   /** The workflow's tenant: the OS user to run as instead of TASK_USER (one of TASK_TENANTS). */
@@ -81,6 +86,8 @@ export class ShellTaskType implements TaskType<ShellPayload> {
     const id = spec.taskInstanceId;
     let proc: StartedProcess;
     let cwd: string | undefined;
+    // stdout and stderr go through the worker, which caps the log (TASK_LOG_MAX_BYTES).
+    const output = ctx.log.childOutput();
     try {
       // Nothing awaits before the spawn: the executor checked the session just before run().
       // parsePayload checked the tenant; the fallback is for a run without one.
@@ -90,7 +97,7 @@ export class ShellTaskType implements TaskType<ShellPayload> {
       proc = await this.runner.spawn({
         command: spec.command,
         env,
-        outputFd: ctx.log.fd,
+        outputFd: output.stream,
         cwd,
         ...(who.switchUser ? { user: { uid: who.uid, gid: who.gid } } : {}),
       });
@@ -99,17 +106,25 @@ export class ShellTaskType implements TaskType<ShellPayload> {
       const message =
         err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
       this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
+      await output.ended(ctx.clock, 0);
       return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
+    } finally {
+      // The child has its own copy now; the worker's would keep the channel open forever.
+      output.release();
     }
     try {
-      return await this.supervised(ctx, proc);
+      return await this.supervised(ctx, proc, output);
     } finally {
       this.sandbox.remove(cwd);
     }
   }
 
   /** From the spawn to the result: supervision, stops, the exit and the outputs. */
-  private async supervised(ctx: TaskRunContext, proc: StartedProcess): Promise<TaskRunResult> {
+  private async supervised(
+    ctx: TaskRunContext,
+    proc: StartedProcess,
+    output: ChildOutput,
+  ): Promise<TaskRunResult> {
     const { spec } = ctx;
     const id = spec.taskInstanceId;
     const pgid = proc.pid;
@@ -125,6 +140,12 @@ export class ShellTaskType implements TaskType<ShellPayload> {
     // The shell is gone; anything it left running in its group belongs to the finished task.
     this.signal(pgid, 'SIGKILL');
     dog.current?.stop();
+    // Everything the group printed is in the log before outputs are read from it.
+    if (!(await output.ended(ctx.clock, OUTPUT_END_GRACE_MS))) {
+      await ctx.log.write(
+        '[porpoise] a process that left the task still holds its output; the rest is not logged\n',
+      );
+    }
     let outcome = decideOutcome(end);
     const fired = this.watchdog.takeFiring(id);
     if (fired) {

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCertificateAuthority } from '../../../../scripts/cluster/certificates';
 import { ConfigError } from './config.errors';
 import { CONFIG_VARIABLES, loadConfig, standaloneRoles, type ConfigEnv } from './config.loader';
 import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
@@ -170,9 +171,39 @@ describe('loadConfig', () => {
     [{ ...cluster, MASTER_PORT: '5679' }, 'METRICS_PORT'],
     [{ ...cluster, LOG_FORMAT: 'xml' }, 'LOG_FORMAT'],
     [{ ...cluster, LOG_FORMAT: 'JSON' }, 'LOG_FORMAT'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: '1023' }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: '64MiB' }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, TASK_LOG_MAX_BYTES: String(2 ** 40 + 1) }, 'TASK_LOG_MAX_BYTES'],
+    [{ ...cluster, RETENTION_DAYS: '0' }, 'RETENTION_DAYS'],
+    [{ ...cluster, RETENTION_DAYS: '3651' }, 'RETENTION_DAYS'],
+    [{ ...cluster, RETENTION_DAYS: '1.5' }, 'RETENTION_DAYS'],
+    [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '0' }, 'MASTER_MAX_RUNNING_INSTANCES'],
+    [{ ...cluster, MASTER_MAX_RUNNING_INSTANCES: '1000001' }, 'MASTER_MAX_RUNNING_INSTANCES'],
   ])('rejects %j naming %s', (env, variable) => {
     expect(() => loadConfig(env, 'master')).toThrow(ConfigError);
     expect(() => loadConfig(env, 'master')).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it('reads the bounds: defaults, values, and each role keeps only its own', () => {
+    const master = loadConfig(cluster, 'master');
+    expect([master.retentionDays, master.maxRunningInstances]).toEqual([30, 1000]);
+    const worker = loadConfig(cluster, 'worker');
+    expect([worker.taskLogMaxBytes, worker.retentionDays]).toEqual([67_108_864, 30]);
+    expect(worker).not.toHaveProperty('maxRunningInstances');
+    expect(master).not.toHaveProperty('taskLogMaxBytes');
+    const env = {
+      ...cluster,
+      TASK_LOG_MAX_BYTES: '1024',
+      RETENTION_DAYS: '3650',
+      MASTER_MAX_RUNNING_INSTANCES: '2',
+    };
+    expect(loadConfig(env, 'worker')).toMatchObject({ taskLogMaxBytes: 1024, retentionDays: 3650 });
+    expect(loadConfig(env, 'master')).toMatchObject({ retentionDays: 3650, maxRunningInstances: 2 });
+    const roles = standaloneRoles(loadConfig({ RETENTION_DAYS: '7' }, 'standalone'), {
+      databaseUrl: cluster.DATABASE_URL ?? '',
+      clusterSecret: cluster.CLUSTER_SECRET ?? '',
+    });
+    expect([roles.master.retentionDays, roles.worker.retentionDays]).toEqual([7, 7]);
   });
 
   it('gives masters and workers a metrics port of their own: a default per role, 0 for none', () => {
@@ -233,6 +264,89 @@ describe('loadConfig', () => {
   });
 });
 
+describe('API access: ADMIN_TOKEN, ADMIN_TOKEN_FILE, CORS_ORIGINS', () => {
+  const token = 't'.repeat(32);
+
+  it('gives the API server ADMIN_TOKEN, and no other role', () => {
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'api-server').adminToken).toBe(token);
+    expect(loadConfig(cluster, 'api-server').adminToken).toBeUndefined();
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'master')).not.toHaveProperty('adminToken');
+    expect(loadConfig({ ...cluster, ADMIN_TOKEN: token }, 'worker')).not.toHaveProperty('adminToken');
+  });
+
+  it('refuses an ADMIN_TOKEN shorter than 32 characters, without showing it', () => {
+    const short = 'x'.repeat(31);
+    expect(() => loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'api-server')).toThrow(
+      /^ADMIN_TOKEN: must be at least 32 characters/,
+    );
+    expect(() => loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'master')).toThrow(ConfigError);
+    try {
+      loadConfig({ ...cluster, ADMIN_TOKEN: short }, 'api-server');
+    } catch (err) {
+      expect((err as Error).message).not.toContain(short);
+    }
+  });
+
+  it('reads ADMIN_TOKEN_FILE through resolveFileVariables, and only there', () => {
+    const files: Record<string, string> = { '/run/secrets/admin': `${token}\n` };
+    const read = (path: string): string => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return text;
+    };
+    const env = resolveSecretFiles({ ...cluster, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, undefined, read);
+    expect(env.ADMIN_TOKEN).toBe(token);
+    expect(env).not.toHaveProperty('ADMIN_TOKEN_FILE');
+    expect(loadConfig(env, 'api-server').adminToken).toBe(token);
+    expect(() => resolveSecretFiles({ ADMIN_TOKEN_FILE: '/nope' }, undefined, read)).toThrow(
+      /^ADMIN_TOKEN_FILE: cannot read "\/nope" \(ENOENT\)/,
+    );
+    expect(() =>
+      resolveSecretFiles({ ADMIN_TOKEN: token, ADMIN_TOKEN_FILE: '/run/secrets/admin' }, undefined, read),
+    ).toThrow(/^ADMIN_TOKEN_FILE: set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both/);
+    files['/empty'] = '\n';
+    expect(() => resolveSecretFiles({ ADMIN_TOKEN_FILE: '/empty' }, undefined, read)).toThrow(/is empty/);
+    // A file's short token is refused like a short variable.
+    files['/short'] = 'abc';
+    expect(() =>
+      loadConfig(
+        resolveSecretFiles({ ...cluster, ADMIN_TOKEN_FILE: '/short' }, undefined, read),
+        'api-server',
+      ),
+    ).toThrow(/^ADMIN_TOKEN: must be at least 32/);
+  });
+
+  it('turns CORS on only for the listed origins', () => {
+    expect(loadConfig(cluster, 'api-server').corsOrigins).toEqual([]);
+    expect(
+      loadConfig(
+        { ...cluster, CORS_ORIGINS: 'https://console.example.com, http://localhost:3000/' },
+        'api-server',
+      ).corsOrigins,
+    ).toEqual(['https://console.example.com', 'http://localhost:3000']);
+    for (const bad of ['*', 'console.example.com', 'https://x.example/path', 'ftp://x.example']) {
+      expect(() => loadConfig({ ...cluster, CORS_ORIGINS: bad }, 'api-server')).toThrow(
+        /^CORS_ORIGINS: not an origin/,
+      );
+    }
+  });
+
+  it('hands a standalone node its resolved admin token, ADMIN_TOKEN first', () => {
+    const generated = 'g'.repeat(43);
+    const resolved = {
+      databaseUrl: cluster.DATABASE_URL!,
+      clusterSecret: 's'.repeat(16),
+      adminToken: generated,
+    };
+    expect(standaloneRoles(loadConfig({}, 'standalone'), resolved).api.adminToken).toBe(generated);
+    const given = loadConfig({ ADMIN_TOKEN: token }, 'standalone');
+    expect(given.adminToken).toBe(token);
+    const roles = standaloneRoles(given, resolved);
+    expect(roles.api.adminToken).toBe(token);
+    expect(roles.master).not.toHaveProperty('adminToken');
+  });
+});
+
 describe('secrets as files (<NAME>_FILE)', () => {
   let dir: string;
   beforeAll(() => {
@@ -247,7 +361,12 @@ describe('secrets as files (<NAME>_FILE)', () => {
   }
 
   it('lists every secret file variable among the variables Porpoise reads', () => {
-    expect(SECRET_FILE_VARIABLES).toEqual(['CLUSTER_SECRET', 'DATABASE_URL', 'DATASOURCE_KEY']);
+    expect(SECRET_FILE_VARIABLES).toEqual([
+      'CLUSTER_SECRET',
+      'DATABASE_URL',
+      'DATASOURCE_KEY',
+      'ADMIN_TOKEN',
+    ]);
     for (const name of SECRET_FILE_VARIABLES) expect(CONFIG_VARIABLES).toContain(`${name}_FILE`);
   });
 
@@ -378,6 +497,139 @@ describe('TASK_TENANTS', () => {
   it.each(['etl,bad name', '-rf', 'machine$'])('refuses %j naming TASK_TENANTS', (list) => {
     expect(() => loadConfig({ ...cluster, TASK_TENANTS: list }, 'worker')).toThrow(
       /^TASK_TENANTS: not a user name/,
+    );
+  });
+});
+
+describe('loadConfig: mutual TLS (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)', () => {
+  let dir = '';
+  let files: { TLS_CA_FILE: string; TLS_CERT_FILE: string; TLS_KEY_FILE: string };
+  let otherKey = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'porpoise-config-tls-'));
+    const ca = await createCertificateAuthority();
+    const leaf = await ca.issue('node-1', ['127.0.0.1', 'node-1.cluster']);
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text, { mode: 0o600 });
+      return join(dir, name);
+    };
+    files = {
+      TLS_CA_FILE: write('ca.pem', ca.cert),
+      TLS_CERT_FILE: write('node.pem', leaf.cert),
+      TLS_KEY_FILE: write('node.key', leaf.key),
+    };
+    otherKey = write('other.key', (await ca.issue('node-2', ['127.0.0.1'])).key);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leaves TLS off when none of the three is set', () => {
+    expect(loadConfig(cluster, 'master').tls).toBeUndefined();
+  });
+
+  it("reads the three files into every role's configuration", () => {
+    for (const role of ['master', 'worker', 'api-server'] as const) {
+      const tls = loadConfig({ ...cluster, ...files }, role).tls;
+      expect(tls?.ca.toString()).toBe(readFileSync(files.TLS_CA_FILE, 'utf8'));
+      expect(tls?.cert.toString()).toBe(readFileSync(files.TLS_CERT_FILE, 'utf8'));
+      expect(tls?.key.toString()).toBe(readFileSync(files.TLS_KEY_FILE, 'utf8'));
+    }
+    // A standalone node passes them on to its three roles.
+    const standalone = loadConfig({ ...files }, 'standalone');
+    const roles = standaloneRoles(standalone, {
+      databaseUrl: cluster.DATABASE_URL!,
+      clusterSecret: 'x'.repeat(32),
+    });
+    expect(roles.worker.tls?.cert.toString()).toBe(readFileSync(files.TLS_CERT_FILE, 'utf8'));
+  });
+
+  it('wants all three or none, naming what is missing', () => {
+    expect(() => loadConfig({ ...cluster, ...files, TLS_KEY_FILE: undefined }, 'worker')).toThrow(
+      /^TLS_KEY_FILE: mutual TLS needs TLS_CA_FILE, TLS_CERT_FILE and TLS_KEY_FILE together; TLS_CA_FILE, TLS_CERT_FILE set, TLS_KEY_FILE missing/,
+    );
+    expect(() => loadConfig({ ...cluster, TLS_CERT_FILE: files.TLS_CERT_FILE }, 'standalone')).toThrow(
+      /^TLS_CA_FILE: .*TLS_CA_FILE, TLS_KEY_FILE missing/,
+    );
+  });
+
+  it('names the variable whose file is missing, not PEM, or does not fit', () => {
+    expect(() =>
+      loadConfig({ ...cluster, ...files, TLS_CA_FILE: join(dir, 'absent.pem') }, 'master'),
+    ).toThrow(/^TLS_CA_FILE: cannot read .*absent\.pem \(ENOENT\)/);
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    expect(() => loadConfig({ ...cluster, ...files, TLS_CERT_FILE: notPem }, 'master')).toThrow(
+      /^TLS_CERT_FILE: .* is not a PEM file/,
+    );
+    // A key as the CA certificate: PEM, but no certificate.
+    expect(() => loadConfig({ ...cluster, ...files, TLS_CA_FILE: files.TLS_KEY_FILE }, 'master')).toThrow(
+      /^TLS_CA_FILE: not a PEM X\.509 certificate/,
+    );
+    expect(() => loadConfig({ ...cluster, ...files, TLS_KEY_FILE: otherKey }, 'master')).toThrow(
+      /^TLS_KEY_FILE: is not the private key of TLS_CERT_FILE's certificate/,
+    );
+  });
+
+  it('wants the certificate of a master or worker to name NODE_HOST, which peers dial', () => {
+    expect(loadConfig({ ...cluster, ...files, NODE_HOST: 'node-1.cluster' }, 'worker').tls).toBeDefined();
+    for (const role of ['master', 'worker', 'standalone'] as const) {
+      expect(() => loadConfig({ ...cluster, ...files, NODE_HOST: '10.1.2.3' }, role)).toThrow(
+        /^TLS_CERT_FILE: the certificate does not name NODE_HOST 10\.1\.2\.3 in its subjectAltName/,
+      );
+    }
+    // An API server only dials: its certificate is a client certificate.
+    expect(loadConfig({ ...cluster, ...files, NODE_HOST: '10.1.2.3' }, 'api-server').tls).toBeDefined();
+  });
+});
+
+describe('loadConfig: ZOOKEEPER_AUTH', () => {
+  it('puts digest credentials in the ZooKeeper registry settings of every role', () => {
+    for (const role of ['master', 'worker', 'api-server'] as const) {
+      expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'porpoise:s3cret-pass' }, role).registry).toMatchObject(
+        {
+          type: 'zookeeper',
+          auth: { user: 'porpoise', password: 's3cret-pass' },
+        },
+      );
+    }
+    expect(loadConfig(cluster, 'master').registry).not.toHaveProperty('auth');
+    // A colon in the password is the password's.
+    expect(loadConfig({ ...cluster, ZOOKEEPER_AUTH: 'u:a:b:c:d:e:f' }, 'worker').registry).toMatchObject({
+      auth: { user: 'u', password: 'a:b:c:d:e:f' },
+    });
+  });
+
+  it.each(['no-colon-here', ':password-only', 'user:short', 'us er:long-enough-password', 'zkuser:'])(
+    'refuses %j naming ZOOKEEPER_AUTH, without echoing it',
+    (raw) => {
+      expect(() => loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master')).toThrow(
+        /^ZOOKEEPER_AUTH: expected user:password/,
+      );
+      try {
+        loadConfig({ ...cluster, ZOOKEEPER_AUTH: raw }, 'master');
+      } catch (err) {
+        expect((err as Error).message).not.toContain(raw);
+      }
+    },
+  );
+});
+
+describe('loadConfig: ETCD_USERNAME and ETCD_PASSWORD', () => {
+  const etcd: ConfigEnv = { ...cluster, REGISTRY_TYPE: 'etcd' };
+
+  it('puts both in the etcd registry settings, or nothing', () => {
+    expect(
+      loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise', ETCD_PASSWORD: ' spaced pass ' }, 'worker').registry,
+    ).toMatchObject({ type: 'etcd', auth: { username: 'porpoise', password: ' spaced pass ' } });
+    expect(loadConfig(etcd, 'worker').registry).not.toHaveProperty('auth');
+  });
+
+  it('wants both or neither, naming the missing one', () => {
+    expect(() => loadConfig({ ...etcd, ETCD_USERNAME: 'porpoise' }, 'master')).toThrow(
+      /^ETCD_PASSWORD: required with ETCD_USERNAME/,
+    );
+    expect(() => loadConfig({ ...etcd, ETCD_PASSWORD: 'a-password' }, 'master')).toThrow(
+      /^ETCD_USERNAME: required with ETCD_PASSWORD/,
     );
   });
 });

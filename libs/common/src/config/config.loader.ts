@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth } from './cluster-security.config';
 import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 import type {
   ApiServerConfig,
@@ -36,11 +37,27 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // API authentication and browsers (DESIGN.md section 11).
+  'ADMIN_TOKEN',
+  'CORS_ORIGINS',
   // Tasks and the node's secrets (docs/security.md): secrets as files, the tasks' OS user.
   ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
   'TASK_USER',
   'TASK_WORK_DIR',
   'TASK_TENANTS',
+  // Cluster security (DESIGN.md section 11): mutual TLS between nodes.
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  // ZooKeeper digest ACLs: user:password.
+  'ZOOKEEPER_AUTH',
+  // etcd authentication: both or neither.
+  'ETCD_USERNAME',
+  'ETCD_PASSWORD',
+  // Bounds (DESIGN.md section 11): nothing grows without limit.
+  'TASK_LOG_MAX_BYTES',
+  'RETENTION_DAYS',
+  'MASTER_MAX_RUNNING_INSTANCES',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -62,8 +79,9 @@ export const DEFAULT_TASK_USER = 'nobody';
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
- * ConfigError naming the first variable that is wrong. Pure: reads only the env object it is
- * given. Every variable is checked whatever the role, so a typo never waits for another role.
+ * ConfigError naming the first variable that is wrong. Reads only the env object it is given
+ * and the files its variables name (TLS_*_FILE). Every variable is checked whatever the role,
+ * so a typo never waits for another role.
  */
 export function loadConfig<R extends NodeRole>(env: ConfigEnv, role: R): ConfigFor<R>;
 export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | StandaloneConfig {
@@ -83,8 +101,11 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
   checkZooKeeperConnect(zookeeperConnect);
+  const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
+  // Not trimmed: a password is taken as given.
+  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), env.ETCD_PASSWORD || undefined);
 
   const sessionTimeoutMs = integer(
     'REGISTRY_SESSION_TIMEOUT_MS',
@@ -145,6 +166,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
+  const { adminToken, corsOrigins } = apiAccess(value);
   const taskUserName = value('TASK_USER');
   if (taskUserName !== undefined && !USER_NAME.test(taskUserName)) {
     throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
@@ -166,15 +188,34 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   }
   const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
   checkTaskWorkDir(taskWorkDir, dataDir);
+  const bounds = boundsOf(value);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
+  // Masters and workers (standalone too) serve gRPC under NODE_HOST: their certificate must
+  // carry that name. The files are read here, once; nothing else reads them.
+  const tlsFiles = {
+    TLS_CA_FILE: value('TLS_CA_FILE'),
+    TLS_CERT_FILE: value('TLS_CERT_FILE'),
+    TLS_KEY_FILE: value('TLS_KEY_FILE'),
+  };
+  const tls = loadTlsMaterial(tlsFiles, role === 'api-server' ? undefined : nodeHost);
 
   if (role === 'standalone') {
     checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
     const snapshot: ConfigEnv = {};
     for (const name of CONFIG_VARIABLES) snapshot[name] = value(name);
-    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, logFormat, env: snapshot };
+    return {
+      role,
+      databaseUrl,
+      clusterSecret,
+      registryType,
+      dataDir,
+      apiPort,
+      logFormat,
+      adminToken,
+      env: snapshot,
+    };
   }
 
   // A cluster node: what its role needs is required here, never re-checked later.
@@ -198,11 +239,16 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const timing = { sessionTimeoutMs, heartbeatIntervalMs };
   const registry: RegistrySettings =
     registryType === 'zookeeper'
-      ? { type: 'zookeeper', connect: zookeeperConnect, ...timing }
+      ? {
+          type: 'zookeeper',
+          connect: zookeeperConnect,
+          ...(zookeeperAuth ? { auth: zookeeperAuth } : {}),
+          ...timing,
+        }
       : registryType === 'etcd'
-        ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
+        ? { type: 'etcd', endpoints: etcdEndpoints, ...(etcdAuth ? { auth: etcdAuth } : {}), ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
-  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat, ...(tls ? { tls } : {}) };
   /** The role's metrics port, which must not be the port its gRPC server listens on. */
   const metricsPortOf = (r: 'master' | 'worker', ownPort: number): number => {
     const port = metricsPortGiven ?? DEFAULT_METRICS_PORT[r];
@@ -228,6 +274,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         datasourceKey: keyFor(clusterSecret),
         maxFaultReruns,
         scheduleMisfireThresholdMs,
+        retentionDays: bounds.retentionDays,
+        maxRunningInstances: bounds.maxRunningInstances,
       };
     case 'api-server':
       return {
@@ -237,6 +285,8 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         apiPort,
         datasourceKey: keyFor(clusterSecret),
         taskTenants,
+        ...(adminToken !== undefined ? { adminToken } : {}),
+        corsOrigins,
       };
     case 'worker':
       return {
@@ -249,8 +299,60 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         taskUser,
         taskWorkDir,
         taskTenants,
+        taskLogMaxBytes: bounds.taskLogMaxBytes,
+        retentionDays: bounds.retentionDays,
       };
   }
+}
+
+/** An admin token shorter than this is refused: it must not be guessable. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
+/**
+ * ADMIN_TOKEN and CORS_ORIGINS (the API server's; every role checks them so a typo never waits).
+ * ADMIN_TOKEN_FILE was turned into ADMIN_TOKEN by resolveSecretFiles before this runs.
+ */
+function apiAccess(value: (name: ConfigVariable) => string | undefined): {
+  adminToken: string | undefined;
+  corsOrigins: string[];
+} {
+  const adminToken = value('ADMIN_TOKEN');
+  if (adminToken !== undefined) {
+    if (adminToken.length < ADMIN_TOKEN_MIN_LENGTH) {
+      throw new ConfigError(
+        'ADMIN_TOKEN',
+        `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (openssl rand -base64 32)`,
+      );
+    }
+    if (/\s/.test(adminToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain white space');
+  }
+  const corsOrigins = (value('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map(checkOrigin);
+  return { adminToken, corsOrigins };
+}
+
+/** An origin as browsers send it: scheme://host[:port], nothing after. */
+function checkOrigin(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.origin !== raw.replace(/\/$/, '')
+  ) {
+    throw new ConfigError(
+      'CORS_ORIGINS',
+      `not an origin (scheme://host[:port], comma-separated): ${JSON.stringify(raw)}`,
+    );
+  }
+  return url.origin;
 }
 
 /**
@@ -276,10 +378,11 @@ function checkTaskWorkDir(taskWorkDir: string, dataDir: string): void {
  */
 export function standaloneRoles(
   standalone: StandaloneConfig,
-  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string },
+  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string; adminToken?: string },
 ): { master: MasterConfig; worker: WorkerConfig; api: ApiServerConfig } {
   const env: ConfigEnv = {
     ...standalone.env,
+    ADMIN_TOKEN: standalone.env.ADMIN_TOKEN ?? resolved.adminToken,
     DATABASE_URL: resolved.databaseUrl,
     CLUSTER_SECRET: resolved.clusterSecret,
     DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
@@ -291,8 +394,9 @@ export function standaloneRoles(
   const workerMetrics =
     metrics === undefined || Number(metrics) === 0 ? metrics : String(Number(metrics) + 1);
   return {
-    master: loadConfig(env, 'master'),
-    worker: loadConfig({ ...env, METRICS_PORT: workerMetrics }, 'worker'),
+    // Only the API server has a use for the admin token.
+    master: loadConfig({ ...env, ADMIN_TOKEN: undefined }, 'master'),
+    worker: loadConfig({ ...env, ADMIN_TOKEN: undefined, METRICS_PORT: workerMetrics }, 'worker'),
     api: loadConfig(env, 'api-server'),
   };
 }
@@ -333,6 +437,32 @@ function checkStandalonePorts(ports: {
     }
     seen.set(port, what);
   }
+}
+
+/** DESIGN.md section 11's bounds, read by every role (each keeps what it uses). */
+function boundsOf(value: (name: ConfigVariable) => string | undefined): {
+  taskLogMaxBytes: number;
+  retentionDays: number;
+  maxRunningInstances: number;
+} {
+  return {
+    // 64 MiB by default; at least 1 KiB (room for the cut marker), at most 1 TiB.
+    taskLogMaxBytes: integer(
+      'TASK_LOG_MAX_BYTES',
+      value('TASK_LOG_MAX_BYTES'),
+      64 * 1024 * 1024,
+      1024,
+      2 ** 40,
+    ),
+    retentionDays: integer('RETENTION_DAYS', value('RETENTION_DAYS'), 30, 1, 3650),
+    maxRunningInstances: integer(
+      'MASTER_MAX_RUNNING_INSTANCES',
+      value('MASTER_MAX_RUNNING_INSTANCES'),
+      1000,
+      1,
+      1_000_000,
+    ),
+  };
 }
 
 function integer(

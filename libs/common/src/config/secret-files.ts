@@ -12,9 +12,14 @@ import { ConfigError } from './config.errors';
  * secret and loadConfig checks it as before; a separate password would have to be spliced into
  * the URL, and two ways of giving one password would disagree.
  *
- * The one list: each helper that adds a secret adds its name here (ADMIN_TOKEN on its branch).
+ * The one list: a new secret joins by adding its name here.
  */
-export const SECRET_FILE_VARIABLES = ['CLUSTER_SECRET', 'DATABASE_URL', 'DATASOURCE_KEY'] as const;
+export const SECRET_FILE_VARIABLES = [
+  'CLUSTER_SECRET',
+  'DATABASE_URL',
+  'DATASOURCE_KEY',
+  'ADMIN_TOKEN',
+] as const;
 
 export type SecretFileVariable = (typeof SECRET_FILE_VARIABLES)[number];
 

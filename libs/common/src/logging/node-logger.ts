@@ -158,9 +158,14 @@ export class NodeLogger extends ConsoleLogger {
 }
 
 /** The secrets of a node's configuration that no log line may carry. */
-export function configSecrets(config: { clusterSecret?: string; databaseUrl?: string }): string[] {
+export function configSecrets(config: {
+  clusterSecret?: string;
+  databaseUrl?: string;
+  adminToken?: string;
+}): string[] {
   const out: string[] = [];
   if (config.clusterSecret) out.push(config.clusterSecret);
+  if (config.adminToken) out.push(config.adminToken);
   if (config.databaseUrl) {
     try {
       const password = decodeURIComponent(new URL(config.databaseUrl).password);
