@@ -564,7 +564,8 @@ export class ClusterLauncher {
 
   private spawnNode(node: ManagedNode, env: ClusterEnv): void {
     this.checkNotStopping();
-    mkdirSync(node.dataDir, { recursive: true });
+    // A node's DATA_DIR is its own (a worker narrows it to 700 at start anyway).
+    mkdirSync(node.dataDir, { recursive: true, mode: 0o700 });
     const fd = openSync(node.logFile, 'a');
     try {
       writeSync(
@@ -692,7 +693,9 @@ export class ClusterLauncher {
    * started).
    */
   private async claimDirectory(): Promise<void> {
-    mkdirSync(this.paths.logs, { recursive: true });
+    // The nodes' and servers' logs: the launcher's user only (tasks run as another user).
+    mkdirSync(this.paths.logs, { recursive: true, mode: 0o700 });
+    chmodSync(this.paths.logs, 0o700);
     for (let attempt = 0; ; attempt++) {
       try {
         writeFileSync(this.paths.stateFile, JSON.stringify(this.state(), null, 2), {

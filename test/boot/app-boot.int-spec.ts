@@ -32,6 +32,10 @@ describe('app boot', () => {
     ['master', { METRICS_PORT: '70000' }, 'METRICS_PORT'],
     ['worker', { METRICS_PORT: '1234' }, 'METRICS_PORT'],
     ['api-server', { LOG_FORMAT: 'yaml' }, 'LOG_FORMAT'],
+    ['master', { CLUSTER_SECRET: '', CLUSTER_SECRET_FILE: '/no/such/secret' }, 'CLUSTER_SECRET_FILE'],
+    ['worker', { CLUSTER_SECRET_FILE: '/dev/null' }, 'CLUSTER_SECRET_FILE'],
+    // As root, tasks run as TASK_USER, which must exist; not as root, TASK_USER cannot be another.
+    ['worker', { TASK_USER: 'no-such-porpoise-user' }, 'TASK_USER'],
     ['api-server', { ADMIN_TOKEN: 'too-short-a-token' }, 'ADMIN_TOKEN'],
     ['api-server', { ADMIN_TOKEN_FILE: '/nonexistent/admin-token' }, 'ADMIN_TOKEN_FILE'],
     ['api-server', { CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],

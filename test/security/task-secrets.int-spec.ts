@@ -83,9 +83,14 @@ describeAsRoot('tasks and the node’s secrets (a standalone node run as root)',
   }
 
   /** Runs a one-task SHELL workflow to its end; the task's log and the instance. */
-  async function runTask(name: string, command: string): Promise<{ instance: Instance; log: string }> {
+  async function runTask(
+    name: string,
+    command: string,
+    tenant?: string,
+  ): Promise<{ instance: Instance; log: string }> {
     const created = await call<{ code: string }>('POST', '/workflows', {
       name,
+      ...(tenant === undefined ? {} : { tenant }),
       tasks: [{ name, type: 'SHELL', command, timeoutMs: 60_000 }],
     });
     expect(created.status).toBe(201);
@@ -135,6 +140,8 @@ describeAsRoot('tasks and the node’s secrets (a standalone node run as root)',
         METRICS_PORT: '0',
         TASK_WORK_DIR: join(scratch, 'tasks'),
         // TASK_USER unset: the default, nobody.
+        // A system user every Debian has, allowed as a workflow's tenant (API server and worker).
+        TASK_TENANTS: 'daemon',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -233,5 +240,29 @@ describeAsRoot('tasks and the node’s secrets (a standalone node run as root)',
     // Nor the cluster secret: it came from a file.
     expect(procFiles('cmdline').filter((c) => c.includes(clusterSecret))).toEqual([]);
     expect(procFiles('environ').filter((e) => e.includes(clusterSecret))).toEqual([]);
+  });
+
+  it("runs a workflow's tasks as its tenant, one of TASK_TENANTS, and refuses any other tenant", async () => {
+    const { instance, log } = await runTask('tenant', 'id -un; id -u; stat -c %U .', 'daemon');
+    expect(instance.state).toBe('SUCCESS');
+    expect(log.trim().split('\n')).toEqual(['daemon', '1', 'daemon']);
+    // The stored definition keeps it.
+    const stored = await call<{ items: Array<{ code: string; name: string }> }>(
+      'GET',
+      '/workflows?limit=100',
+    );
+    const tenantWorkflow = stored.body.items.find((w) => w.name === 'tenant');
+    const got = await call<{ tenant?: string }>('GET', `/workflows/${tenantWorkflow?.code}`);
+    expect(got.body.tenant).toBe('daemon');
+
+    for (const tenant of ['root', 'postgres']) {
+      const refused = await call<{ message: string }>('POST', '/workflows', {
+        name: `as-${tenant}`,
+        tenant,
+        tasks: [{ name: 'a', type: 'SHELL', command: 'id' }],
+      });
+      expect(refused.status).toBe(400);
+      expect(refused.body.message).toBe(`workflow: "tenant" "${tenant}" is not one of TASK_TENANTS (daemon)`);
+    }
   });
 });

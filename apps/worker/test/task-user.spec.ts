@@ -1,5 +1,5 @@
 import { ConfigError } from '@porpoise/common';
-import { decideTaskUser, parsePasswdLine, type PasswdEntry } from '../src/domain/task-user';
+import { decideTaskUser, decideTenants, parsePasswdLine, type PasswdEntry } from '../src/domain/task-user';
 
 const users: Record<string, PasswdEntry> = {
   root: { name: 'root', uid: 0, gid: 0, home: '/root' },
@@ -100,5 +100,24 @@ describe('decideTaskUser', () => {
       lookup,
     });
     expect(own.identity.switchUser).toBe(false);
+  });
+});
+
+describe('decideTenants', () => {
+  it('resolves each tenant to a user to switch to', () => {
+    const tenants = decideTenants({ workerUid: 0, tenants: ['etl', 'nobody'], lookup });
+    expect([...tenants.entries()]).toEqual([
+      ['etl', { name: 'etl', uid: 1001, gid: 1001, home: '/home/etl', switchUser: true }],
+      ['nobody', { name: 'nobody', uid: 65534, gid: 65534, home: undefined, switchUser: true }],
+    ]);
+    expect(decideTenants({ workerUid: 1000, tenants: [], lookup }).size).toBe(0);
+  });
+
+  it.each<[number, string[], RegExp]>([
+    [0, ['ghost'], /^TASK_TENANTS: no such user: "ghost"$/],
+    [0, ['root'], /^TASK_TENANTS: "root" is root: a tenant must not be$/],
+    [1000, ['etl'], /^TASK_TENANTS: tenants need the worker to run as root \(it runs as uid 1000\)/],
+  ])('refuses (worker uid %d) %j', (workerUid, tenants, message) => {
+    expect(() => decideTenants({ workerUid, tenants, lookup })).toThrow(message);
   });
 });

@@ -8,6 +8,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   chmodSync,
+  statSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -269,6 +270,8 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
     dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-'));
+    // As an older worker left it: the worker makes it private at start.
+    chmodSync(dataDir, 0o755);
     scratch = mkdtempSync(join(tmpdir(), 'porpoise-worker-scratch-'));
     // Tasks run as nobody (the worker runs as root here) and use gate and witness files in it.
     chmodSync(scratch, 0o777);
@@ -326,6 +329,10 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage']) {
       expect(typeof heartbeat[field]).toBe('number');
     }
+  });
+
+  it('makes DATA_DIR private (mode 700) at start, also when it existed', () => {
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
   });
 
   it('runs a task with exactly the documented variables, and without the cluster secret', async () => {

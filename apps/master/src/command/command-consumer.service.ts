@@ -252,7 +252,7 @@ export function stringParams(params: Record<string, unknown>): Record<string, st
  */
 export function runDefinition(
   c: Pick<ConsumedCommand, 'workflowCode' | 'workflowVersion' | 'tasks' | 'edges' | 'settings' | 'elapsedMs'>,
-): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority'> {
+): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority' | 'tenant'> {
   let settings: WorkflowSettings;
   let dag: RunnerDag | Error;
   try {
@@ -271,5 +271,6 @@ export function runDefinition(
     timeoutInMs: settings.timeoutMs > 0 ? settings.timeoutMs - c.elapsedMs : undefined,
     defaults: settings.params,
     ...(settings.priority === undefined ? {} : { priority: settings.priority }),
+    ...(settings.tenant === undefined ? {} : { tenant: settings.tenant }),
   };
 }

@@ -4,18 +4,23 @@ import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import type { TaskSpec } from '@porpoise/rpc';
-import { decideTaskUser, type TaskIdentity } from '../domain/task-user';
+import { decideTaskUser, decideTenants, type TaskIdentity } from '../domain/task-user';
 import { TASK_DIR_MODE } from '../worker.constants';
 import { UserDirectory } from './user-directory';
 
 /** Whom a task runs as, and where: decided once at the worker's start. */
 export abstract class TaskSandbox {
+  /** TASK_USER (or the worker's own user): who a task of a workflow without a tenant runs as. */
   abstract readonly identity: TaskIdentity;
+  /** Who a task runs as: its workflow's tenant (one of TASK_TENANTS), else `identity`. */
+  abstract identityFor(tenant: string | undefined): TaskIdentity | undefined;
+  /** The tenants this worker accepts (TASK_TENANTS). */
+  abstract readonly tenants: readonly string[];
   /**
-   * Creates the task's own working directory, owned by the task user, mode 700 (synchronous: the
+   * Creates the task's own working directory, owned by `who`, mode 700 (synchronous: the
    * executor checked the session just before the spawn, nothing may await between them).
    */
-  abstract prepare(spec: Pick<TaskSpec, 'taskInstanceId' | 'attempt'>): string;
+  abstract prepare(spec: Pick<TaskSpec, 'taskInstanceId' | 'attempt'>, who: TaskIdentity): string;
   /** Removes a working directory prepare() made, and everything in it. Never throws. */
   abstract remove(dir: string): void;
   /** Removes what an earlier run of this worker left behind (a crash skips remove()). */
@@ -31,6 +36,7 @@ export abstract class TaskSandbox {
 @Injectable()
 export class LocalTaskSandbox extends TaskSandbox {
   readonly identity: TaskIdentity;
+  private readonly tenantIdentities: ReadonlyMap<string, TaskIdentity>;
   private readonly logger = new Logger('WorkerTasks');
   private readonly root: string;
 
@@ -44,6 +50,11 @@ export class LocalTaskSandbox extends TaskSandbox {
     });
     this.identity = decision.identity;
     if (decision.warning) this.logger.warn(decision.warning);
+    this.tenantIdentities = decideTenants({
+      workerUid: process.getuid?.() ?? 0,
+      tenants: config.taskTenants,
+      lookup: (nameOrUid) => users.lookup(nameOrUid),
+    });
     const top = resolve(config.taskWorkDir);
     this.root = join(top, `${config.nodeHost}_${config.workerPort}`.replace(/[^A-Za-z0-9._-]/g, '_'));
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
@@ -57,18 +68,28 @@ export class LocalTaskSandbox extends TaskSandbox {
       }
     }
     chmodSync(this.root, 0o711);
+    const tenants =
+      this.tenants.length > 0 ? `; workflows may name the tenants ${this.tenants.join(', ')}` : '';
     this.logger.log(
-      `tasks run as ${this.identity.name} (uid ${this.identity.uid}), each in its own directory under ${this.root}`,
+      `tasks run as ${this.identity.name} (uid ${this.identity.uid}), each in its own directory under ${this.root}${tenants}`,
     );
   }
 
-  prepare(spec: Pick<TaskSpec, 'taskInstanceId' | 'attempt'>): string {
+  get tenants(): readonly string[] {
+    return [...this.tenantIdentities.keys()];
+  }
+
+  identityFor(tenant: string | undefined): TaskIdentity | undefined {
+    return tenant === undefined ? this.identity : this.tenantIdentities.get(tenant);
+  }
+
+  prepare(spec: Pick<TaskSpec, 'taskInstanceId' | 'attempt'>, who: TaskIdentity): string {
     // The random part: the name of another task's directory cannot be guessed (the parent is not
     // listable), and a directory left by a crashed run is never reused.
     const dir = join(this.root, `${spec.taskInstanceId}-${spec.attempt}-${randomBytes(6).toString('hex')}`);
     mkdirSync(dir, { mode: TASK_DIR_MODE });
     try {
-      if (this.identity.switchUser) chownSync(dir, this.identity.uid, this.identity.gid);
+      if (who.switchUser) chownSync(dir, who.uid, who.gid);
       chmodSync(dir, TASK_DIR_MODE);
     } catch (err) {
       this.remove(dir);

@@ -106,3 +106,32 @@ function identityOf(entry: PasswdEntry, switchUser: boolean): TaskIdentity {
     switchUser,
   };
 }
+
+/**
+ * The tenants a worker accepts (TASK_TENANTS): each an existing user other than root, switched to
+ * like TASK_USER, so the worker must run as root. Throws ConfigError naming TASK_TENANTS.
+ */
+export function decideTenants(input: {
+  readonly workerUid: number;
+  readonly tenants: readonly string[];
+  readonly lookup: (nameOrUid: string) => PasswdEntry | undefined;
+}): ReadonlyMap<string, TaskIdentity> {
+  const { workerUid, tenants, lookup } = input;
+  const out = new Map<string, TaskIdentity>();
+  if (tenants.length === 0) return out;
+  if (workerUid !== 0) {
+    throw new ConfigError(
+      'TASK_TENANTS',
+      `tenants need the worker to run as root (it runs as uid ${workerUid}): it cannot switch users`,
+    );
+  }
+  for (const name of tenants) {
+    const entry = lookup(name);
+    if (entry === undefined) throw new ConfigError('TASK_TENANTS', `no such user: ${JSON.stringify(name)}`);
+    if (entry.uid === 0) {
+      throw new ConfigError('TASK_TENANTS', `${JSON.stringify(name)} is root: a tenant must not be`);
+    }
+    out.set(name, identityOf(entry, true));
+  }
+  return out;
+}

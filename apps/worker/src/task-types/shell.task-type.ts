@@ -9,7 +9,7 @@ import { decideOutcome, type ProcessExit } from '../domain/task-result';
 import { LivenessService } from '../services/liveness.service';
 import { RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { SpawnFailedError } from '../worker.errors';
-import { PayloadFields } from './payload';
+import { describe, invalidPayload, PayloadFields } from './payload';
 import type { ChildOutput, TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
 import { aboutTask } from '../domain/task-log-ids';
 
@@ -23,6 +23,11 @@ const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
  * a process that left the group (setsid) still holds it then, and it must not hold the result.
  */
 const OUTPUT_END_GRACE_MS = 2000;
+
+export interface ShellPayload {
+  /** The workflow's tenant: the OS user to run as instead of TASK_USER (one of TASK_TENANTS). */
+  readonly tenant?: string;
+}
 
 /**
  * SHELL (DESIGN.md section 5): `/bin/sh -c command` in its own process group, stdout and stderr
@@ -43,7 +48,7 @@ const OUTPUT_END_GRACE_MS = 2000;
  * environment built from nothing (domain/task-env.ts): the node's secrets stay with the worker.
  */
 @Injectable()
-export class ShellTaskType implements TaskType<void> {
+export class ShellTaskType implements TaskType<ShellPayload> {
   readonly type = 'SHELL' as const;
   readonly startsProcess = true;
   private readonly logger = new Logger('WorkerExecutor');
@@ -55,12 +60,28 @@ export class ShellTaskType implements TaskType<void> {
     private readonly sandbox: TaskSandbox,
   ) {}
 
-  /** The command is the spec's own field (checked with it); the payload must be empty. */
-  parsePayload(spec: TaskSpec): void {
-    PayloadFields.of(spec, { emptyAllowed: true }).finish();
+  /**
+   * The command is the spec's own field (checked with it); the payload is empty or names the
+   * workflow's tenant, which must be one of this worker's TASK_TENANTS.
+   */
+  parsePayload(spec: TaskSpec): ShellPayload {
+    const f = PayloadFields.of(spec, { emptyAllowed: true });
+    const tenant = f.string('tenant', { optional: true, nonEmpty: true, maxLength: 32 });
+    f.finish();
+    if (tenant === undefined) return {};
+    if (this.sandbox.identityFor(tenant) === undefined) {
+      const allowed = this.sandbox.tenants;
+      invalidPayload(
+        'tenant',
+        allowed.length === 0
+          ? `${describe(tenant)} is not allowed: this worker has no TASK_TENANTS`
+          : `${describe(tenant)} is not one of this worker's TASK_TENANTS (${allowed.join(', ')})`,
+      );
+    }
+    return { tenant };
   }
 
-  async run(ctx: TaskRunContext): Promise<TaskRunResult> {
+  async run(ctx: TaskRunContext, payload: ShellPayload = {}): Promise<TaskRunResult> {
     const { spec } = ctx;
     const id = spec.taskInstanceId;
     let proc: StartedProcess;
@@ -69,8 +90,9 @@ export class ShellTaskType implements TaskType<void> {
     const output = ctx.log.childOutput();
     try {
       // Nothing awaits before the spawn: the executor checked the session just before run().
-      cwd = this.sandbox.prepare(spec);
-      const who = this.sandbox.identity;
+      // parsePayload checked the tenant; the fallback is for a run without one.
+      const who = this.sandbox.identityFor(payload.tenant) ?? this.sandbox.identity;
+      cwd = this.sandbox.prepare(spec, who);
       const env = buildTaskEnv(this.runner.baseEnvironment(), { user: who.name, home: who.home, cwd }, spec);
       proc = await this.runner.spawn({
         command: spec.command,

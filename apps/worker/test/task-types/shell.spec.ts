@@ -254,4 +254,31 @@ describe('SHELL task type', () => {
     expect(existsSync(pwd!)).toBe(false);
     expect(readdirSync(root)).toEqual([]);
   });
+
+  it("runs a workflow's tenant's tasks as that user, and refuses a tenant not in TASK_TENANTS", async () => {
+    const spec = taskSpec({ taskType: 'SHELL', command: 'id -u; pwd', payloadJson: '{"tenant":"daemon"}' });
+    expect(() => shell().parsePayload(spec)).toThrow(
+      /tenant.*"daemon" is not allowed: this worker has no TASK_TENANTS/,
+    );
+    if (process.getuid?.() !== 0) return; // tenants need a root worker (decideTenants refuses otherwise)
+    const withTenants = new LocalTaskSandbox(
+      workerConfig({ TASK_WORK_DIR: workDir, TASK_TENANTS: 'daemon' }),
+      new SystemUserDirectory(),
+    );
+    const type = new ShellTaskType(
+      runner,
+      watchdog as unknown as TaskWatchdog,
+      { watchdogs: true } as unknown as LivenessService,
+      withTenants,
+    );
+    expect(() => type.parsePayload({ ...spec, payloadJson: '{"tenant":"bin"}' })).toThrow(
+      /"bin" is not one of this worker's TASK_TENANTS \(daemon\)/,
+    );
+    const r = await TestRun.start(spec);
+    runs.push(r);
+    expect((await type.run(r.ctx, type.parsePayload(spec))).state).toBe('SUCCESS');
+    const [uid, pwd] = (await r.text()).trim().split('\n');
+    expect(uid).toBe('1');
+    expect(existsSync(pwd!)).toBe(false);
+  });
 });

@@ -488,6 +488,23 @@ describe('TASK_USER and TASK_WORK_DIR', () => {
   });
 });
 
+describe('TASK_TENANTS', () => {
+  it('is off (empty) by default, and a comma list for workers and API servers', () => {
+    expect(loadConfig(cluster, 'worker').taskTenants).toEqual([]);
+    expect(loadConfig(cluster, 'api-server').taskTenants).toEqual([]);
+    const env = { ...cluster, TASK_TENANTS: ' etl, reports ,,etl' };
+    expect(loadConfig(env, 'worker').taskTenants).toEqual(['etl', 'reports']);
+    expect(loadConfig(env, 'api-server').taskTenants).toEqual(['etl', 'reports']);
+    expect(loadConfig(env, 'master')).not.toHaveProperty('taskTenants');
+  });
+
+  it.each(['etl,bad name', '-rf', 'machine$'])('refuses %j naming TASK_TENANTS', (list) => {
+    expect(() => loadConfig({ ...cluster, TASK_TENANTS: list }, 'worker')).toThrow(
+      /^TASK_TENANTS: not a user name/,
+    );
+  });
+});
+
 describe('loadConfig: mutual TLS (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE)', () => {
   let dir = '';
   let files: { TLS_CA_FILE: string; TLS_CERT_FILE: string; TLS_KEY_FILE: string };

@@ -44,6 +44,7 @@ export const CONFIG_VARIABLES = [
   ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
   'TASK_USER',
   'TASK_WORK_DIR',
+  'TASK_TENANTS',
   // Cluster security (DESIGN.md section 11): mutual TLS between nodes.
   'TLS_CA_FILE',
   'TLS_CERT_FILE',
@@ -172,6 +173,20 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
     throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
   }
   const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
+  // The OS users a workflow may name as its tenant; none (the default): tenants are off.
+  const taskTenants = [
+    ...new Set(
+      (value('TASK_TENANTS') ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    ),
+  ];
+  for (const tenant of taskTenants) {
+    if (!USER_NAME.test(tenant) || tenant.endsWith('$')) {
+      throw new ConfigError('TASK_TENANTS', `not a user name: ${JSON.stringify(tenant)}`);
+    }
+  }
   const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
   checkTaskWorkDir(taskWorkDir, dataDir);
   const bounds = boundsOf(value);
@@ -271,6 +286,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         databaseUrl: needDatabase(),
         apiPort,
         datasourceKey: keyFor(clusterSecret),
+        taskTenants,
         ...(adminToken !== undefined ? { adminToken } : {}),
         corsOrigins,
       };
@@ -284,6 +300,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         workerCapacity,
         taskUser,
         taskWorkDir,
+        taskTenants,
         taskLogMaxBytes: bounds.taskLogMaxBytes,
         retentionDays: bounds.retentionDays,
       };
@@ -543,15 +560,24 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
     return loadConfig(resolveSecretFiles(env), role);
   } catch (err) {
     if (err instanceof ConfigError) {
-      const line = `porpoise ${role}: invalid configuration: ${err.message}`;
-      // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
-      process.stderr.write(
-        env.LOG_FORMAT?.trim() === 'json'
-          ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
-          : `${line}\n`,
-      );
-      process.exit(78);
+      exitOnConfigError(role, err, env.LOG_FORMAT?.trim() === 'json' ? 'json' : 'text');
     }
     throw err;
   }
+}
+
+/**
+ * Bad configuration found at start (by loadConfig, or later by a check that needs the system,
+ * such as TASK_USER naming a user that does not exist): one line naming the variable, then exit
+ * with status 78 (EX_CONFIG).
+ */
+export function exitOnConfigError(role: NodeRole, err: ConfigError, format: 'text' | 'json'): never {
+  const line = `porpoise ${role}: invalid configuration: ${err.message}`;
+  // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
+  process.stderr.write(
+    format === 'json'
+      ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
+      : `${line}\n`,
+  );
+  process.exit(78);
 }

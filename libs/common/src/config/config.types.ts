@@ -102,6 +102,8 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly taskUser: { readonly name: string; readonly explicit: boolean };
   /** Where each task gets its own working directory (TASK_WORK_DIR), outside DATA_DIR. */
   readonly taskWorkDir: string;
+  /** The OS users a workflow may run its SHELL tasks as (TASK_TENANTS); empty: tenants are off. */
+  readonly taskTenants: readonly string[];
   /** A task's log stops at this many bytes, then one marker line says so (TASK_LOG_MAX_BYTES). */
   readonly taskLogMaxBytes: number;
   /** Task log files older than this many days are deleted (RETENTION_DAYS). */
@@ -112,6 +114,8 @@ export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;
+  /** The tenants a workflow may name (TASK_TENANTS); empty: a workflow with a tenant is refused. */
+  readonly taskTenants: readonly string[];
   /** ADMIN_TOKEN (or ADMIN_TOKEN_FILE's content): an admin-scoped bearer token; unset: none. */
   readonly adminToken?: string;
   /** CORS_ORIGINS: the browser origins allowed to call the API; empty: CORS off. */
