@@ -365,3 +365,19 @@ describe('loadConfig: ETCD_USERNAME and ETCD_PASSWORD', () => {
     );
   });
 });
+
+describe('loadConfig: MIGRATIONS', () => {
+  it('has masters and API servers migrate unless MIGRATIONS=off; a worker has no say', () => {
+    expect(loadConfig(cluster, 'master').runMigrations).toBe(true);
+    expect(loadConfig(cluster, 'api-server').runMigrations).toBe(true);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'off' }, 'master').runMigrations).toBe(false);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'off' }, 'api-server').runMigrations).toBe(false);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'on' }, 'worker')).not.toHaveProperty('runMigrations');
+  });
+
+  it('refuses anything but on and off', () => {
+    expect(() => loadConfig({ ...cluster, MIGRATIONS: 'false' }, 'master')).toThrow(
+      /^MIGRATIONS: must be one of on, off; got "false"/,
+    );
+  });
+});

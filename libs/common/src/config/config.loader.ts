@@ -43,6 +43,8 @@ export const CONFIG_VARIABLES = [
   // etcd authentication: both or neither.
   'ETCD_USERNAME',
   'ETCD_PASSWORD',
+  // Whether masters and API servers migrate the schema at start (on) or leave it to the operator.
+  'MIGRATIONS',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -146,6 +148,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortRaw = value('METRICS_PORT');
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
+  const runMigrations = oneOf('MIGRATIONS', value('MIGRATIONS') ?? 'on', ['on', 'off'] as const) === 'on';
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
@@ -220,11 +223,19 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         masterPort,
         metricsPort: metricsPortOf('master', masterPort),
         datasourceKey: keyFor(clusterSecret),
+        runMigrations,
         maxFaultReruns,
         scheduleMisfireThresholdMs,
       };
     case 'api-server':
-      return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
+      return {
+        role,
+        ...base,
+        databaseUrl: needDatabase(),
+        apiPort,
+        datasourceKey: keyFor(clusterSecret),
+        runMigrations,
+      };
     case 'worker':
       return {
         role,
