@@ -158,9 +158,15 @@ export class NodeLogger extends ConsoleLogger {
 }
 
 /** The secrets of a node's configuration that no log line may carry. */
-export function configSecrets(config: { clusterSecret?: string; databaseUrl?: string }): string[] {
+export function configSecrets(config: {
+  clusterSecret?: string;
+  databaseUrl?: string;
+  /** ZOOKEEPER_AUTH's or ETCD_PASSWORD's password. */
+  registry?: { auth?: { password: string } };
+}): string[] {
   const out: string[] = [];
   if (config.clusterSecret) out.push(config.clusterSecret);
+  if (config.registry?.auth?.password) out.push(config.registry.auth.password);
   if (config.databaseUrl) {
     try {
       const password = decodeURIComponent(new URL(config.databaseUrl).password);
