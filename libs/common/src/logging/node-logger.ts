@@ -162,7 +162,7 @@ export function configSecrets(config: {
   clusterSecret?: string;
   databaseUrl?: string;
   /** ZOOKEEPER_AUTH's or ETCD_PASSWORD's password. */
-  registry?: { auth?: { password: string } };
+  registry?: { readonly type: string; readonly auth?: { readonly password: string } };
 }): string[] {
   const out: string[] = [];
   if (config.clusterSecret) out.push(config.clusterSecret);
