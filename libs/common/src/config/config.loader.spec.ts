@@ -381,3 +381,58 @@ describe('loadConfig: MIGRATIONS', () => {
     );
   });
 });
+
+describe('loadConfig: secrets from files (DATABASE_URL_FILE, ZOOKEEPER_AUTH_FILE, ETCD_PASSWORD_FILE)', () => {
+  let dir = '';
+  const file = (name: string, text: string): string => {
+    writeFileSync(join(dir, name), text, { mode: 0o600 });
+    return join(dir, name);
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'porpoise-config-secrets-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads each from its file, without the trailing newline', () => {
+    const master = loadConfig(
+      {
+        CLUSTER_SECRET: cluster.CLUSTER_SECRET,
+        DATABASE_URL_FILE: file('db', 'postgres://app:pw@db:5432/porpoise\n'),
+        ZOOKEEPER_AUTH_FILE: file('zk', 'porpoise:zk-password\n'),
+      },
+      'master',
+    );
+    expect(master.databaseUrl).toBe('postgres://app:pw@db:5432/porpoise');
+    expect(master.registry).toMatchObject({ auth: { user: 'porpoise', password: 'zk-password' } });
+    const worker = loadConfig(
+      {
+        CLUSTER_SECRET: cluster.CLUSTER_SECRET,
+        REGISTRY_TYPE: 'etcd',
+        ETCD_USERNAME: 'porpoise',
+        ETCD_PASSWORD_FILE: file('etcd', 'etcd password\n'),
+      },
+      'worker',
+    );
+    expect(worker.registry).toMatchObject({ auth: { username: 'porpoise', password: 'etcd password' } });
+    // A standalone node keeps the file's URL for its three roles.
+    const standalone = loadConfig({ DATABASE_URL_FILE: join(dir, 'db') }, 'standalone');
+    expect(standalone.databaseUrl).toBe('postgres://app:pw@db:5432/porpoise');
+    const roles = standaloneRoles(standalone, {
+      databaseUrl: standalone.databaseUrl!,
+      clusterSecret: cluster.CLUSTER_SECRET!,
+    });
+    expect(roles.api.databaseUrl).toBe('postgres://app:pw@db:5432/porpoise');
+  });
+
+  it('refuses both, a missing file and an empty one, naming the _FILE variable', () => {
+    expect(() =>
+      loadConfig({ ...cluster, DATABASE_URL_FILE: file('db2', 'postgres://h/d') }, 'master'),
+    ).toThrow(/^DATABASE_URL_FILE: set DATABASE_URL or DATABASE_URL_FILE, not both/);
+    expect(() => loadConfig({ ...cluster, ZOOKEEPER_AUTH_FILE: join(dir, 'absent') }, 'master')).toThrow(
+      /^ZOOKEEPER_AUTH_FILE: cannot read .*absent \(ENOENT\)/,
+    );
+    expect(() => loadConfig({ ...cluster, ZOOKEEPER_AUTH_FILE: file('empty', '\n') }, 'master')).toThrow(
+      /^ZOOKEEPER_AUTH_FILE: .*empty is empty/,
+    );
+  });
+});

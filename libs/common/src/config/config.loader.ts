@@ -1,6 +1,6 @@
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
-import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth } from './cluster-security.config';
+import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth, secretValue } from './cluster-security.config';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -45,6 +45,10 @@ export const CONFIG_VARIABLES = [
   'ETCD_PASSWORD',
   // Whether masters and API servers migrate the schema at start (on) or leave it to the operator.
   'MIGRATIONS',
+  // Secrets from files (docker compose `secrets:`), instead of the variable of the same name.
+  'DATABASE_URL_FILE',
+  'ZOOKEEPER_AUTH_FILE',
+  'ETCD_PASSWORD_FILE',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -73,7 +77,10 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
 
-  const databaseUrl = value('DATABASE_URL');
+  // X or X_FILE (a file holding the value, as docker compose secrets are), never both.
+  const secret = (name: 'DATABASE_URL' | 'ZOOKEEPER_AUTH' | 'ETCD_PASSWORD'): string | undefined =>
+    secretValue(name, env[name], value(`${name}_FILE`));
+  const databaseUrl = secret('DATABASE_URL')?.trim() || undefined;
   if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
 
   const registryType = oneOf(
@@ -84,11 +91,11 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
   checkZooKeeperConnect(zookeeperConnect);
-  const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
+  const zookeeperAuth = parseZooKeeperAuth(secret('ZOOKEEPER_AUTH')?.trim() || undefined);
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
   // Not trimmed: a password is taken as given.
-  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), env.ETCD_PASSWORD || undefined);
+  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), secret('ETCD_PASSWORD') || undefined);
 
   const sessionTimeoutMs = integer(
     'REGISTRY_SESSION_TIMEOUT_MS',
@@ -259,6 +266,7 @@ export function standaloneRoles(
   const env: ConfigEnv = {
     ...standalone.env,
     DATABASE_URL: resolved.databaseUrl,
+    DATABASE_URL_FILE: undefined, // read already; resolved.databaseUrl is its value or the embedded one
     CLUSTER_SECRET: resolved.clusterSecret,
     DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
     REGISTRY_TYPE: standalone.registryType,
