@@ -56,17 +56,16 @@ async function main() {
   // The secret (CLUSTER_SECRET or, in compose, CLUSTER_SECRET_FILE) and mutual TLS (TLS_*_FILE):
   // read by the config loader's own functions as the node reads them. With TLS the node is dialed
   // by NODE_HOST, the name its certificate carries.
-  const { loadTlsMaterial, secretValue } = require(
-    join(__dirname, '..', 'dist', 'libs', 'common', 'src', 'config', 'cluster-security.config.js'),
-  );
+  const config = join(__dirname, '..', 'dist', 'libs', 'common', 'src', 'config');
+  const { loadTlsMaterial } = require(join(config, 'cluster-security.config.js'));
+  const { resolveSecretFiles } = require(join(config, 'secret-files.js'));
   let secret;
   let tls;
   try {
-    secret = secretValue(
-      'CLUSTER_SECRET',
-      process.env.CLUSTER_SECRET,
-      process.env.CLUSTER_SECRET_FILE || undefined,
-    );
+    secret = resolveSecretFiles(
+      { CLUSTER_SECRET: process.env.CLUSTER_SECRET, CLUSTER_SECRET_FILE: process.env.CLUSTER_SECRET_FILE },
+      ['CLUSTER_SECRET'],
+    ).CLUSTER_SECRET;
     tls = loadTlsMaterial({
       TLS_CA_FILE: process.env.TLS_CA_FILE || undefined,
       TLS_CERT_FILE: process.env.TLS_CERT_FILE || undefined,

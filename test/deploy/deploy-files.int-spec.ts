@@ -151,9 +151,7 @@ describe('deploy/docker-compose.yml', () => {
   });
 
   it('configures the nodes only through variables the configuration knows', () => {
-    // CLUSTER_SECRET_FILE (the config loader) and ADMIN_TOKEN_FILE (the API server) come with the
-    // task-user and token work of the same issue (#12), in parallel with this file's.
-    const known = new Set<string>([...CONFIG_VARIABLES, 'CLUSTER_SECRET_FILE', 'ADMIN_TOKEN_FILE']);
+    const known = new Set<string>(CONFIG_VARIABLES);
     for (const [name, s] of services.filter(([, svc]) => isPorpoise(svc))) {
       const unknown = Object.keys(env(s)).filter((k) => !known.has(k));
       expect({ name, unknown }).toEqual({ name, unknown: [] });

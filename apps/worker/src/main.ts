@@ -1,7 +1,13 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { configSecrets, exitOnSignals, loadConfigFromProcess, NodeLogger } from '@porpoise/common';
+import {
+  ConfigError,
+  configSecrets,
+  exitOnSignals,
+  loadConfigFromProcess,
+  NodeLogger,
+} from '@porpoise/common';
 import { WorkerModule } from './worker.module';
 
 const logger = new Logger('Worker');
@@ -27,5 +33,6 @@ async function bootstrap(): Promise<void> {
 
 bootstrap().catch((err: Error) => {
   logger.error(`failed to start: ${err.message}`);
-  process.exit(1);
+  // A TASK_USER that does not exist is bad configuration too (found at start, not in loadConfig).
+  process.exit(err instanceof ConfigError ? 78 : 1);
 });

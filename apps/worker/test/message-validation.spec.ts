@@ -82,6 +82,14 @@ describe('Dispatch validation', () => {
     expect(refusal(() => validateDispatchRequest({ task: spec(over) }))).toContain(field);
   });
 
+  it('quotes a huge bad master address shortened (the message goes back as a gRPC trailer)', () => {
+    const message = refusal(() =>
+      validateDispatchRequest({ task: spec({ masterAddress: 'x'.repeat(300_000) }) }),
+    );
+    expect(message).toContain('task.masterAddress');
+    expect(message.length).toBeLessThan(200);
+  });
+
   it('reads a missing task type as SHELL (a master from before task types)', () => {
     const old = spec();
     delete old.taskType;

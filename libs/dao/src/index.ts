@@ -31,3 +31,6 @@ export {
   type StartChildOutcome,
 } from './repositories/sub-workflow.repository';
 export * from './repositories/run-gate.repository';
+export * from './repositories/api-token.repository';
+export * from './repositories/audit.repository';
+export * from './repositories/retention.repository';

@@ -1,3 +1,4 @@
+import { PassThrough, type Readable } from 'node:stream';
 import type { TlsMaterial } from '@porpoise/common';
 import {
   connectivityState,
@@ -5,6 +6,7 @@ import {
   type ChannelCredentials,
   Metadata,
   status,
+  type ClientReadableStream,
   type ServiceClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -17,6 +19,7 @@ import type {
   EventAck,
   KillResponse,
   ReadLogResponse,
+  StreamLogRequest,
   TakeOverResponse,
   TaskFinishedEvent,
   TaskSpec,
@@ -33,6 +36,8 @@ type UnaryMethod = (
   options: { deadline: Date },
   callback: (err: ServiceError | null, response: unknown) => void,
 ) => void;
+
+type StreamingMethod = (request: unknown, metadata: Metadata) => ClientReadableStream<unknown>;
 
 /** Channel options of every peer channel. */
 const PEER_CHANNEL_OPTIONS = {
@@ -92,6 +97,30 @@ class PeerClients {
         } else resolve(response as R);
       });
     });
+  }
+
+  /**
+   * A server-streaming call: a stream of its messages that errors with RpcCallError. Backpressure
+   * holds end to end (a consumer that stops reading stops the peer producing); destroying the
+   * stream cancels the call. No deadline: a long stream to a slow reader may take its time.
+   */
+  stream(address: string, method: string, request: unknown): Readable {
+    const client = this.client(address);
+    const found = Object.hasOwn(services()[this.service].service, method) ? client[method] : undefined;
+    if (typeof found !== 'function') throw new RpcUnknownMethodError(this.service, method);
+    const fn = (found as StreamingMethod).bind(client);
+    const metadata = new Metadata();
+    metadata.set(SECRET_METADATA_KEY, this.secret);
+    const call = fn(request, metadata);
+    const out = new PassThrough({ objectMode: true, highWaterMark: 4 });
+    call.on('error', (err: ServiceError) => {
+      if (err.code === status.UNAVAILABLE) this.replaceIfNotReady(address, client);
+      out.destroy(new RpcCallError(method, address, err.code, err.details || err.message));
+    });
+    // The consumer went away (or the stream failed): nothing more is wanted from the peer.
+    out.on('close', () => call.cancel());
+    call.pipe(out);
+    return out;
   }
 
   private replaceIfNotReady(address: string, client: ServiceClient): void {
@@ -164,6 +193,14 @@ export class WorkerClient {
     deadlineMs = 10_000,
   ): Promise<ReadLogResponse> {
     return this.peers.call(address, 'ReadLog', { taskInstanceId, offset, limit }, deadlineMs);
+  }
+  /**
+   * StreamLog: a stream of LogChunk objects (the first with `size` only), erroring with
+   * RpcCallError (NOT_FOUND: the worker has no such log). Destroy it to cancel the call.
+   */
+  streamLog(address: string, taskInstanceId: number, offset = 0): Readable {
+    const request: StreamLogRequest = { taskInstanceId, offset };
+    return this.peers.stream(address, 'StreamLog', request);
   }
   forget(address: string): void {
     this.peers.forget(address);

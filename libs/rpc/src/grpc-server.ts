@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import {
   Server,
   ServerCredentials,
@@ -11,7 +12,8 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger, TlsMaterial } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
-import { RpcInvalidArgument } from './rpc.errors';
+import { RpcInvalidArgument, RpcNotFound } from './rpc.errors';
+import { UndecodableRequest } from './request-decoding';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
 export const SECRET_METADATA_KEY = 'x-porpoise-secret';
@@ -63,6 +65,9 @@ export class GrpcServer {
         Kill: this.unary('Kill', (r) => worker.kill(r as never)),
         TakeOver: this.unary('TakeOver', (r) => worker.takeOver(r as never)),
         ReadLog: this.unary('ReadLog', (r) => worker.readLog(r as never)),
+        StreamLog: this.serverStream('StreamLog', (r) =>
+          worker.streamLog ? worker.streamLog(r as never) : Promise.reject(new StreamUnimplemented()),
+        ),
       });
     }
     if (master) {
@@ -78,6 +83,10 @@ export class GrpcServer {
       Watch: (call: ServerWritableStream<unknown, unknown>) => {
         if (!this.authorized(call.metadata, 'Health.Watch', call.getPeer())) {
           call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+          return;
+        }
+        if (call.request instanceof UndecodableRequest) {
+          call.emit('error', { code: status.INVALID_ARGUMENT, details: call.request.message });
           return;
         }
         call.write({ status: this.serving ? 'SERVING' : 'NOT_SERVING' });
@@ -121,24 +130,91 @@ export class GrpcServer {
     return false;
   }
 
+  /**
+   * A server-streaming method: writes the handler's messages one by one, waiting for 'drain'
+   * whenever the stream's buffer is full (gRPC flow control reaches back to the handler, which
+   * produces the next message only then); stops when the caller cancels.
+   */
+  private serverStream(method: string, handler: (request: unknown) => Promise<AsyncIterable<unknown>>) {
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      if (!this.authorized(call.metadata, method, call.getPeer())) {
+        call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+        return;
+      }
+      if (call.request instanceof UndecodableRequest) {
+        call.emit('error', { code: status.INVALID_ARGUMENT, details: statusDetails(call.request.message) });
+        return;
+      }
+      const gone = new Promise<void>((resolve) => {
+        call.once('cancelled', resolve);
+        call.once('close', resolve);
+      });
+      let cancelled = false;
+      void gone.then(() => (cancelled = true));
+      void (async () => {
+        try {
+          for await (const message of await handler(call.request)) {
+            if (cancelled) break;
+            if (!call.write(message)) await Promise.race([once(call, 'drain'), gone]);
+          }
+          if (!cancelled) call.end();
+        } catch (err) {
+          if (cancelled) return;
+          const code =
+            err instanceof RpcInvalidArgument || err instanceof RpcNotFound
+              ? err.code
+              : err instanceof StreamUnimplemented
+                ? status.UNIMPLEMENTED
+                : status.INTERNAL;
+          const message = err instanceof Error ? err.message : String(err);
+          if (code === status.INTERNAL) this.options.logger.error(`${method} failed: ${message}`);
+          call.emit('error', { code, details: statusDetails(message) });
+        }
+      })();
+    };
+  }
+
   private unary(method: string, handler: (request: unknown) => Promise<unknown>) {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       if (!this.authorized(call.metadata, method, call.getPeer())) {
         callback({ code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
         return;
       }
+      if (call.request instanceof UndecodableRequest) {
+        callback({ code: status.INVALID_ARGUMENT, details: call.request.message });
+        return;
+      }
       handler(call.request).then(
         (response) => callback(null, response),
         (err: unknown) => {
           if (err instanceof RpcInvalidArgument) {
-            callback({ code: status.INVALID_ARGUMENT, details: err.message });
+            callback({ code: status.INVALID_ARGUMENT, details: statusDetails(err.message) });
             return;
           }
-          const message = err instanceof Error ? err.message : String(err);
+          const message = statusDetails(err instanceof Error ? err.message : String(err));
           this.options.logger.error(`${method} failed: ${message}`);
           callback({ code: status.INTERNAL, details: message });
         },
       );
     };
   }
+}
+
+/** A streaming method this server's handlers do not implement. */
+class StreamUnimplemented extends Error {
+  constructor() {
+    super('not implemented by this node');
+  }
+}
+
+/** Longest status message sent back (characters). */
+export const MAX_STATUS_DETAILS = 1024;
+
+/**
+ * A status message cut to MAX_STATUS_DETAILS. The details travel as an HTTP/2 trailer: one
+ * larger than the peer's header-list limit (a validation message quoting a 300 KB field) was
+ * never delivered, and the caller waited for its deadline instead of getting the error.
+ */
+function statusDetails(message: string): string {
+  return message.length > MAX_STATUS_DETAILS ? `${message.slice(0, MAX_STATUS_DETAILS)}…` : message;
 }

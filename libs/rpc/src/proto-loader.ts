@@ -7,6 +7,7 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
 import { RpcProtoError } from './rpc.errors';
+import { tolerantDecoding } from './request-decoding';
 
 /** proto/ at the repository root; the same relative place from src (ts) and dist (js). */
 function protoRoot(): string {
@@ -62,6 +63,7 @@ function isNamespace(node: GrpcObject[string] | undefined): node is GrpcObject {
   return typeof node === 'object' && !('format' in node && 'fileDescriptorProtos' in node);
 }
 
+/** A service for a server to add: a request that does not decode reaches it as UndecodableRequest. */
 export function serviceDefinition(name: keyof LoadedServices): ServiceDefinition {
-  return services()[name].service;
+  return tolerantDecoding(services()[name].service);
 }

@@ -10,21 +10,30 @@ const FINAL = ['SUCCESS', 'FAILURE', 'KILL'];
 const MAX_MESSAGE = 4096;
 const OUTPUT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * A received value for an error message, cut short: the message goes back as the gRPC status
+ * details, an HTTP/2 trailer, and a 300 KB one never arrived (the call hung until its deadline).
+ */
+function show(v: unknown): string {
+  const text = String(JSON.stringify(v));
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 function positiveId(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new RpcInvalidArgument(`${name}: must be a positive integer, got ${JSON.stringify(v)}`);
+    throw new RpcInvalidArgument(`${name}: must be a positive integer, got ${show(v)}`);
   }
 }
 
 function nonNegative(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw new RpcInvalidArgument(`${name}: must be an integer >= 0, got ${JSON.stringify(v)}`);
+    throw new RpcInvalidArgument(`${name}: must be an integer >= 0, got ${show(v)}`);
   }
 }
 
 function address(name: string, v: unknown): void {
   if (typeof v !== 'string' || !ADDRESS.test(v)) {
-    throw new RpcInvalidArgument(`${name}: must be "host:port", got ${JSON.stringify(v)}`);
+    throw new RpcInvalidArgument(`${name}: must be "host:port", got ${show(v)}`);
   }
 }
 
@@ -50,12 +59,10 @@ export function validateTaskFinished(ev: TaskFinishedEvent): TaskFinishedEvent {
   positiveId('workflowInstanceId', ev.workflowInstanceId);
   positiveId('attempt', ev.attempt);
   if (!FINAL.includes(ev.state)) {
-    throw new RpcInvalidArgument(
-      `state: must be one of ${FINAL.join(', ')}, got ${JSON.stringify(ev.state)}`,
-    );
+    throw new RpcInvalidArgument(`state: must be one of ${FINAL.join(', ')}, got ${show(ev.state)}`);
   }
   if (typeof ev.exitCode !== 'number' || !Number.isInteger(ev.exitCode)) {
-    throw new RpcInvalidArgument(`exitCode: must be an integer, got ${JSON.stringify(ev.exitCode)}`);
+    throw new RpcInvalidArgument(`exitCode: must be an integer, got ${show(ev.exitCode)}`);
   }
   nonNegative('startTimeMs', ev.startTimeMs);
   nonNegative('endTimeMs', ev.endTimeMs);

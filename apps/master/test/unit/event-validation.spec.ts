@@ -51,6 +51,20 @@ describe('task event validation', () => {
     expect(run).toThrow(new RegExp(`^${field}: `));
   });
 
+  it.each([
+    ['state', { state: 'x'.repeat(300_000) }],
+    ['workerAddress', { workerAddress: 'x'.repeat(300_000) }],
+  ])('quotes a huge bad %s shortened (the message goes back as a gRPC trailer)', (field, over) => {
+    let message = '';
+    try {
+      validateTaskFinished({ ...finished, ...over } as TaskFinishedEvent);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${field}: `));
+    expect(message.length).toBeLessThan(200);
+  });
+
   it('checks TaskStarted too', () => {
     expect(() => validateTaskStarted({ ...started, workerAddress: 'x' })).toThrow(/^workerAddress: /);
   });

@@ -5,6 +5,7 @@ import {
   type DispatchRequest,
   type KillRequest,
   type ReadLogRequest,
+  type StreamLogRequest,
   type TakeOverRequest,
   type TaskSpec,
   type WorkerTaskType,
@@ -52,7 +53,7 @@ export function hostPort(field: string, value: unknown): string {
   if (typeof value !== 'string') invalid(field, `must be a host:port string, got ${describe(value)}`);
   const m = HOST_PORT.exec(value);
   const port = m ? Number(m[2]) : 0;
-  if (!m || port < 1 || port > 65535) invalid(field, `must be host:port, got ${JSON.stringify(value)}`);
+  if (!m || port < 1 || port > 65535) invalid(field, `must be host:port, got ${describe(value)}`);
   return value;
 }
 
@@ -151,6 +152,14 @@ export function validateReadLogRequest(req: unknown): ReadLogRequest {
     taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
     offset: nonNegativeInteger('offset', r.offset),
     limit: nonNegativeInteger('limit', r.limit, INT32_MAX),
+  };
+}
+
+export function validateStreamLogRequest(req: unknown): StreamLogRequest {
+  const r = (req ?? {}) as Partial<Record<keyof StreamLogRequest, unknown>>;
+  return {
+    taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
+    offset: nonNegativeInteger('offset', r.offset),
   };
 }
 

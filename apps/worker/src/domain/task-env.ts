@@ -1,30 +1,44 @@
 import type { TaskSpec } from '@porpoise/rpc';
-import { STRIPPED_ENV_VARIABLES, TASK_ENV_PREFIX } from '../worker.constants';
+import { INHERITED_ENV_PATTERN, INHERITED_ENV_VARIABLES, TASK_DEFAULT_PATH } from '../worker.constants';
+
+/** Who runs the task and where: the user part of its environment. */
+export interface TaskEnvIdentity {
+  /** The task user's name (USER, LOGNAME). */
+  readonly user: string;
+  /** The user's home directory; undefined when it has none (then HOME is the working directory). */
+  readonly home: string | undefined;
+  /** The task's own working directory. */
+  readonly cwd: string;
+}
 
 /**
- * The environment of a task (DESIGN.md section 5): the worker's own environment, plus exactly
- * PORPOISE_WORKFLOW_INSTANCE_ID, PORPOISE_TASK_INSTANCE_ID, PORPOISE_TASK_NAME, PORPOISE_ATTEMPT
- * and PORPOISE_PARAM_<NAME> for each run param: the name as given, and also upper-cased when
- * that differs (`{ "day": "x" }` gives PORPOISE_PARAM_day and PORPOISE_PARAM_DAY), since the
- * contract writes the suffix in upper case and shell users expect both spellings to work.
- * An explicit upper-case param wins over the upper-cased spelling of another one.
- *
- * Removed first:
- * - CLUSTER_SECRET and DATABASE_URL: a task is user code; with the secret it could command every
- *   worker of the cluster, with the URL it could rewrite the metadata.
- * - every inherited PORPOISE_* variable, so that a task sees exactly the variables of its own run
- *   (a worker started from inside a task would otherwise leak that task's params).
+ * The environment of a task, built from nothing (DESIGN.md sections 5 and 11): a task is user
+ * code, and the worker's environment holds the node's secrets (CLUSTER_SECRET, DATABASE_URL,
+ * DATASOURCE_KEY, ADMIN_TOKEN, and whatever else an operator put there), so none of it is passed
+ * on but a short list of harmless variables:
+ * - PATH, LANG, LANGUAGE, TZ and LC_* as the worker has them (PATH defaults to TASK_DEFAULT_PATH);
+ * - HOME, USER, LOGNAME and PWD of the task user and its working directory;
+ * - PORPOISE_WORKFLOW_INSTANCE_ID, PORPOISE_TASK_INSTANCE_ID, PORPOISE_TASK_NAME, PORPOISE_ATTEMPT
+ *   and PORPOISE_PARAM_<NAME> for each run param: the name as given, and also upper-cased when
+ *   that differs (`{ "day": "x" }` gives PORPOISE_PARAM_day and PORPOISE_PARAM_DAY), since the
+ *   contract writes the suffix in upper case and shell users expect both spellings to work. An
+ *   explicit upper-case param wins over the upper-cased spelling of another one.
  */
 export function buildTaskEnv(
-  base: Readonly<Record<string, string | undefined>>,
+  inherited: Readonly<Record<string, string | undefined>>,
+  who: TaskEnvIdentity,
   spec: Pick<TaskSpec, 'workflowInstanceId' | 'taskInstanceId' | 'taskName' | 'attempt' | 'params'>,
 ): Record<string, string> {
-  const stripped = new Set<string>(STRIPPED_ENV_VARIABLES);
   const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(base)) {
-    if (value === undefined || stripped.has(name) || name.startsWith(TASK_ENV_PREFIX)) continue;
-    env[name] = value;
+  const kept = new Set<string>(INHERITED_ENV_VARIABLES);
+  for (const [name, value] of Object.entries(inherited)) {
+    if (value !== undefined && (kept.has(name) || INHERITED_ENV_PATTERN.test(name))) env[name] = value;
   }
+  env.PATH ??= TASK_DEFAULT_PATH;
+  env.HOME = who.home ?? who.cwd;
+  env.USER = who.user;
+  env.LOGNAME = who.user;
+  env.PWD = who.cwd;
   env.PORPOISE_WORKFLOW_INSTANCE_ID = String(spec.workflowInstanceId);
   env.PORPOISE_TASK_INSTANCE_ID = String(spec.taskInstanceId);
   env.PORPOISE_TASK_NAME = spec.taskName;

@@ -124,28 +124,3 @@ export function parseEtcdAuth(
   }
   return { username, password };
 }
-
-/**
- * A secret given as X or as X_FILE, a file holding it (docker compose mounts its `secrets:` as
- * files under /run/secrets): never both. One trailing newline of the file is not part of it.
- */
-export function secretValue(
-  name: string,
-  direct: string | undefined,
-  file: string | undefined,
-  read: ConfigFileReader = readFile,
-): string | undefined {
-  const given = direct !== undefined && direct.trim() !== '' ? direct : undefined;
-  if (file === undefined) return given;
-  if (given !== undefined) throw new ConfigError(`${name}_FILE`, `set ${name} or ${name}_FILE, not both`);
-  let contents: string;
-  try {
-    contents = read(file).toString('utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError(`${name}_FILE`, `cannot read ${file} (${code})`);
-  }
-  const value = contents.replace(/\r?\n$/, '');
-  if (value.trim() === '') throw new ConfigError(`${name}_FILE`, `${file} is empty`);
-  return value;
-}

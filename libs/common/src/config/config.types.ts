@@ -86,6 +86,15 @@ export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, Metri
   readonly maxFaultReruns: number;
   /** A due schedule fire time older than this is a misfire (SCHEDULE_MISFIRE_THRESHOLD_MS). */
   readonly scheduleMisfireThresholdMs: number;
+  /** Finished instances older than this many days are deleted (RETENTION_DAYS). */
+  readonly retentionDays: number;
+  /** Audit log rows older than this many days are deleted (AUDIT_RETENTION_DAYS). */
+  readonly auditRetentionDays: number;
+  /**
+   * The most instances this master drives at once (MASTER_MAX_RUNNING_INSTANCES); at the cap it
+   * takes no new command of its slot until one of its runs ends.
+   */
+  readonly maxRunningInstances: number;
 }
 
 export interface WorkerConfig extends NodeConfigBase, MetricsListener {
@@ -94,12 +103,28 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly workerGroup: string;
   /** How many tasks the worker runs at once (WORKER_CAPACITY). */
   readonly workerCapacity: number;
+  /**
+   * The OS user tasks run as when the worker runs as root (TASK_USER, default nobody); `explicit`
+   * when TASK_USER was set (only then may it be root, and only then is a non-root worker refused
+   * for a user it cannot switch to).
+   */
+  readonly taskUser: { readonly name: string; readonly explicit: boolean };
+  /** Where each task gets its own working directory (TASK_WORK_DIR), outside DATA_DIR. */
+  readonly taskWorkDir: string;
+  /** A task's log stops at this many bytes, then one marker line says so (TASK_LOG_MAX_BYTES). */
+  readonly taskLogMaxBytes: number;
+  /** Task log files older than this many days are deleted (RETENTION_DAYS). */
+  readonly retentionDays: number;
 }
 
 export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder, MigrationOwner {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;
+  /** ADMIN_TOKEN (or ADMIN_TOKEN_FILE's content): an admin-scoped bearer token; unset: none. */
+  readonly adminToken?: string;
+  /** CORS_ORIGINS: the browser origins allowed to call the API; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** The configuration of one cluster node, by role. Built once at start by loadConfig(). */
@@ -118,6 +143,8 @@ export interface StandaloneConfig {
   readonly dataDir: string;
   readonly apiPort: number;
   readonly logFormat: LogFormat;
+  /** ADMIN_TOKEN where given; otherwise `npm start` generates one and keeps it in DATA_DIR. */
+  readonly adminToken: string | undefined;
   /** Everything else, as the three roles will have it, resolved from the environment. */
   readonly env: ConfigEnvSnapshot;
 }
