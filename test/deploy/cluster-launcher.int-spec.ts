@@ -5,7 +5,16 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -626,6 +635,16 @@ describe('npm run cluster', () => {
         };
         const ok = check(node.role, { ...plain, ...tls });
         expect({ node: node.name, status: ok.status, out: ok.stdout }).toEqual({
+          node: node.name,
+          status: 0,
+          out: expect.stringContaining('healthy'),
+        });
+        // The secret from a file, as compose gives it (CLUSTER_SECRET_FILE).
+        const secretFile = join(cwd, 'cluster-secret.txt');
+        writeFileSync(secretFile, `${file.env.CLUSTER_SECRET}\n`, { mode: 0o600 });
+        const { CLUSTER_SECRET: _inline, ...withoutSecret } = plain;
+        const fromFile = check(node.role, { ...withoutSecret, CLUSTER_SECRET_FILE: secretFile, ...tls });
+        expect({ node: node.name, status: fromFile.status, out: fromFile.stdout }).toEqual({
           node: node.name,
           status: 0,
           out: expect.stringContaining('healthy'),

@@ -35,6 +35,7 @@ async function bootstrap(): Promise<void> {
     secrets: configSecrets({
       clusterSecret: config.clusterSecret,
       databaseUrl: config.registry.type === 'jdbc' ? config.registry.databaseUrl : undefined,
+      registry: config.registry,
     }),
   });
   Logger.overrideLogger(nodeLogger);

@@ -2,7 +2,7 @@
 // repositories. Every query is parameterized SQL; there are no TypeORM entities. Helpers the
 // repositories share among themselves (the ownership CTE, transactions) stay inside.
 export { POOL_LIMITS, createDataSource } from './data-source';
-export { runMigrations, type MigrationResult } from './migration-runner';
+export { pendingMigrations, runMigrations, type MigrationResult } from './migration-runner';
 export { DaoModule } from './dao.module';
 export { MissingRowError, firstRow, queryResult, queryRows } from './repositories/sql';
 export * from './repositories/backfill.repository';

@@ -370,6 +370,8 @@ describe('secrets as files (<NAME>_FILE)', () => {
       'DATABASE_URL',
       'DATASOURCE_KEY',
       'ADMIN_TOKEN',
+      'ZOOKEEPER_AUTH',
+      'ETCD_PASSWORD',
     ]);
     for (const name of SECRET_FILE_VARIABLES) expect(CONFIG_VARIABLES).toContain(`${name}_FILE`);
   });
@@ -635,5 +637,57 @@ describe('loadConfig: ETCD_USERNAME and ETCD_PASSWORD', () => {
     expect(() => loadConfig({ ...etcd, ETCD_PASSWORD: 'a-password' }, 'master')).toThrow(
       /^ETCD_USERNAME: required with ETCD_PASSWORD/,
     );
+  });
+});
+
+describe('loadConfig: MIGRATIONS', () => {
+  it('has masters and API servers migrate unless MIGRATIONS=off; a worker has no say', () => {
+    expect(loadConfig(cluster, 'master').runMigrations).toBe(true);
+    expect(loadConfig(cluster, 'api-server').runMigrations).toBe(true);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'off' }, 'master').runMigrations).toBe(false);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'off' }, 'api-server').runMigrations).toBe(false);
+    expect(loadConfig({ ...cluster, MIGRATIONS: 'on' }, 'worker')).not.toHaveProperty('runMigrations');
+  });
+
+  it('refuses anything but on and off', () => {
+    expect(() => loadConfig({ ...cluster, MIGRATIONS: 'false' }, 'master')).toThrow(
+      /^MIGRATIONS: must be one of on, off; got "false"/,
+    );
+  });
+});
+
+describe('loadConfig: the registry credentials from files (ZOOKEEPER_AUTH_FILE, ETCD_PASSWORD_FILE)', () => {
+  let dir = '';
+  const file = (name: string, text: string): string => {
+    writeFileSync(join(dir, name), text, { mode: 0o600 });
+    return join(dir, name);
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'porpoise-config-secrets-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads each from its file, without the trailing newline', () => {
+    const master = loadConfig(
+      resolveSecretFiles({ ...cluster, ZOOKEEPER_AUTH_FILE: file('zk', 'porpoise:zk-password\n') }),
+      'master',
+    );
+    expect(master.registry).toMatchObject({ auth: { user: 'porpoise', password: 'zk-password' } });
+    const worker = loadConfig(
+      resolveSecretFiles({
+        ...cluster,
+        REGISTRY_TYPE: 'etcd',
+        ETCD_USERNAME: 'porpoise',
+        ETCD_PASSWORD_FILE: file('etcd', 'etcd password\n'),
+      }),
+      'worker',
+    );
+    expect(worker.registry).toMatchObject({ auth: { username: 'porpoise', password: 'etcd password' } });
+  });
+
+  it('refuses both a variable and its file, naming the _FILE variable', () => {
+    expect(() =>
+      resolveSecretFiles({ ZOOKEEPER_AUTH: 'a:bcdefghij', ZOOKEEPER_AUTH_FILE: file('zk2', 'a:bcdefghij') }),
+    ).toThrow(/^ZOOKEEPER_AUTH_FILE: set either ZOOKEEPER_AUTH or ZOOKEEPER_AUTH_FILE, not both/);
   });
 });

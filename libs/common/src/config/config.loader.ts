@@ -54,6 +54,8 @@ export const CONFIG_VARIABLES = [
   // etcd authentication: both or neither.
   'ETCD_USERNAME',
   'ETCD_PASSWORD',
+  // Whether masters and API servers migrate the schema at start (on) or leave it to the operator.
+  'MIGRATIONS',
   // Bounds (DESIGN.md section 11): nothing grows without limit.
   'TASK_LOG_MAX_BYTES',
   'RETENTION_DAYS',
@@ -166,6 +168,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortRaw = value('METRICS_PORT');
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
+  const runMigrations = oneOf('MIGRATIONS', value('MIGRATIONS') ?? 'on', ['on', 'off'] as const) === 'on';
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
   const { adminToken, corsOrigins } = apiAccess(value);
   const taskUserName = value('TASK_USER');
@@ -273,6 +276,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         masterPort,
         metricsPort: metricsPortOf('master', masterPort),
         datasourceKey: keyFor(clusterSecret),
+        runMigrations,
         maxFaultReruns,
         scheduleMisfireThresholdMs,
         retentionDays: bounds.retentionDays,
@@ -287,6 +291,7 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         apiPort,
         datasourceKey: keyFor(clusterSecret),
         taskTenants,
+        runMigrations,
         ...(adminToken !== undefined ? { adminToken } : {}),
         corsOrigins,
       };

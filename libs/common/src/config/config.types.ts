@@ -69,7 +69,16 @@ interface DatasourceKeyHolder {
   readonly datasourceKey: Buffer;
 }
 
-export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, MetricsListener {
+/**
+ * MIGRATIONS=on (default): the node brings the schema up to date at start, under an advisory
+ * lock. off: it only checks the schema is current (`npm run migration:run` is the operator's job,
+ * with a role that owns the schema). Masters and API servers only; workers never migrate.
+ */
+interface MigrationOwner {
+  readonly runMigrations: boolean;
+}
+
+export interface MasterConfig extends NodeConfigBase, DatasourceKeyHolder, MetricsListener, MigrationOwner {
   readonly role: 'master';
   readonly databaseUrl: string;
   readonly masterPort: number;
@@ -110,7 +119,7 @@ export interface WorkerConfig extends NodeConfigBase, MetricsListener {
   readonly retentionDays: number;
 }
 
-export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder {
+export interface ApiServerConfig extends NodeConfigBase, DatasourceKeyHolder, MigrationOwner {
   readonly role: 'api-server';
   readonly databaseUrl: string;
   readonly apiPort: number;

@@ -19,6 +19,9 @@ export const SECRET_FILE_VARIABLES = [
   'DATABASE_URL',
   'DATASOURCE_KEY',
   'ADMIN_TOKEN',
+  // The registry's credentials (docs/security.md, "Between nodes").
+  'ZOOKEEPER_AUTH',
+  'ETCD_PASSWORD',
 ] as const;
 
 export type SecretFileVariable = (typeof SECRET_FILE_VARIABLES)[number];
