@@ -1,3 +1,4 @@
+import { CONFIG_VARIABLES } from '@porpoise/common';
 import { TASK_RESULT_MESSAGES } from '@porpoise/rpc';
 /**
  * Tunables of the worker that are not configuration (DESIGN.md section 3 names the variables;
@@ -60,12 +61,16 @@ export const SUPERSEDED_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 export const SUPERSEDED_MAX_ENTRIES = 10_000;
 
 /**
- * The only variables of the worker's own environment a task gets (domain/task-env.ts): none of
- * them holds a secret. Everything else (CLUSTER_SECRET, DATABASE_URL, ...) stays with the worker.
+ * Variables of the worker's own environment a task never gets (domain/task-env.ts): every
+ * variable Porpoise reads (CLUSTER_SECRET, DATABASE_URL, DATASOURCE_KEY, ADMIN_TOKEN, the
+ * registry's credentials, the *_FILE paths, ...), so no node secret reaches a task.
  */
-export const INHERITED_ENV_VARIABLES = ['PATH', 'LANG', 'LANGUAGE', 'TZ'] as const;
-/** The locale variables (LC_ALL, LC_CTYPE, ...), inherited too. */
-export const INHERITED_ENV_PATTERN = /^LC_[A-Z]+$/;
+export const WITHHELD_ENV_VARIABLES: ReadonlySet<string> = new Set<string>(CONFIG_VARIABLES);
+/**
+ * Also withheld: the PORPOISE_ names (a task's own are set from its spec, never inherited) and
+ * the identity the task user gets instead (HOME, USER, LOGNAME, PWD).
+ */
+export const WITHHELD_ENV_PATTERN = /^(PORPOISE_.*|HOME|USER|LOGNAME|PWD)$/;
 /** A task's PATH when the worker has none. */
 export const TASK_DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Each task's working directory, under TASK_WORK_DIR/<this worker>/, is made with this mode. */

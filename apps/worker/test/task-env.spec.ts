@@ -48,7 +48,7 @@ describe('buildTaskEnv', () => {
     expect(env.PORPOISE_PARAM_DAY).toBe('upper');
   });
 
-  it("passes on none of the worker's secrets nor anything else of its environment", () => {
+  it("passes on the worker's environment but none of Porpoise's variables, its secrets above all", () => {
     const env = buildTaskEnv(
       {
         PATH: '/bin',
@@ -70,10 +70,13 @@ describe('buildTaskEnv', () => {
     );
     expect(Object.keys(env).sort()).toEqual(
       [
+        'AWS_SECRET_ACCESS_KEY',
         'HOME',
         'LC_ALL',
         'LOGNAME',
         'PATH',
+        'PGPASSWORD',
+        'WORKER_ENV_MARKER',
         'PORPOISE_ATTEMPT',
         'PORPOISE_PARAM_DATE',
         'PORPOISE_PARAM_LOWER_CASE',

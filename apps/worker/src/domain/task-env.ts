@@ -1,5 +1,5 @@
 import type { TaskSpec } from '@porpoise/rpc';
-import { INHERITED_ENV_PATTERN, INHERITED_ENV_VARIABLES, TASK_DEFAULT_PATH } from '../worker.constants';
+import { TASK_DEFAULT_PATH, WITHHELD_ENV_PATTERN, WITHHELD_ENV_VARIABLES } from '../worker.constants';
 
 /** Who runs the task and where: the user part of its environment. */
 export interface TaskEnvIdentity {
@@ -12,11 +12,12 @@ export interface TaskEnvIdentity {
 }
 
 /**
- * The environment of a task, built from nothing (DESIGN.md sections 5 and 11): a task is user
- * code, and the worker's environment holds the node's secrets (CLUSTER_SECRET, DATABASE_URL,
- * DATASOURCE_KEY, ADMIN_TOKEN, and whatever else an operator put there), so none of it is passed
- * on but a short list of harmless variables:
- * - PATH, LANG, LANGUAGE, TZ and LC_* as the worker has them (PATH defaults to TASK_DEFAULT_PATH);
+ * The environment of a task (DESIGN.md sections 5 and 11): the worker's environment, as the
+ * contract says, WITHOUT any variable Porpoise reads (WITHHELD_ENV_VARIABLES: the cluster secret,
+ * the database URL, the data-source key, the admin token, the registry's credentials and the
+ * paths of their files), so a task never sees a node secret; an operator keeps out of a worker's
+ * environment whatever else tasks must not see. Then:
+ * - PATH as the worker has it (TASK_DEFAULT_PATH when it has none);
  * - HOME, USER, LOGNAME and PWD of the task user and its working directory;
  * - PORPOISE_WORKFLOW_INSTANCE_ID, PORPOISE_TASK_INSTANCE_ID, PORPOISE_TASK_NAME, PORPOISE_ATTEMPT
  *   and PORPOISE_PARAM_<NAME> for each run param: the name as given, and also upper-cased when
@@ -30,9 +31,9 @@ export function buildTaskEnv(
   spec: Pick<TaskSpec, 'workflowInstanceId' | 'taskInstanceId' | 'taskName' | 'attempt' | 'params'>,
 ): Record<string, string> {
   const env: Record<string, string> = {};
-  const kept = new Set<string>(INHERITED_ENV_VARIABLES);
   for (const [name, value] of Object.entries(inherited)) {
-    if (value !== undefined && (kept.has(name) || INHERITED_ENV_PATTERN.test(name))) env[name] = value;
+    if (value === undefined || WITHHELD_ENV_VARIABLES.has(name) || WITHHELD_ENV_PATTERN.test(name)) continue;
+    env[name] = value;
   }
   env.PATH ??= TASK_DEFAULT_PATH;
   env.HOME = who.home ?? who.cwd;
