@@ -45,6 +45,8 @@ interface Service {
   mem_limit?: string | number;
   pids_limit?: number;
   user?: string;
+  cap_drop?: string[];
+  cap_add?: string[];
 }
 interface ComposeFile {
   services: Record<string, Service>;
@@ -261,7 +263,7 @@ describe('deploy/docker-compose.yml', () => {
     expect(raw).not.toMatch(/CLUSTER_SECRET:\s*['"]?[A-Za-z0-9+/_-]{16,}/);
   });
 
-  it('hardens every service: no-new-privileges, CPU, memory and process limits, Porpoise not as root', () => {
+  it('hardens every service: no-new-privileges, CPU, memory and process limits, Porpoise not as root but to run tasks as TASK_USER', () => {
     for (const [name, s] of services) {
       expect({ name, securityOpt: s.security_opt }).toEqual({
         name,
@@ -276,8 +278,23 @@ describe('deploy/docker-compose.yml', () => {
         name,
         pids: true,
       });
-      // The image's user (deploy/Dockerfile: USER porpoise), never overridden to root.
-      if (isPorpoise(s)) expect({ name, user: s.user }).toEqual({ name, user: undefined });
+      // The image's user (deploy/Dockerfile: USER porpoise), never overridden to root, except the
+      // workers: root with the capabilities to run tasks as TASK_USER, nothing else, so that a
+      // task (untrusted) is not the user the worker's secrets belong to.
+      const worker = isPorpoise(s) && command(s).some((part) => part.includes('apps/worker/'));
+      if (isPorpoise(s)) {
+        expect({ name, user: s.user, capDrop: s.cap_drop, capAdd: [...(s.cap_add ?? [])].sort() }).toEqual(
+          worker
+            ? {
+                name,
+                user: 'root',
+                capDrop: ['ALL'],
+                capAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID'],
+              }
+            : { name, user: undefined, capDrop: undefined, capAdd: [] },
+        );
+        if (worker) expect({ name, taskUser: env(s).TASK_USER }).not.toEqual({ name, taskUser: 'root' });
+      }
     }
   });
 
