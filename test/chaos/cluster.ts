@@ -309,6 +309,10 @@ export class ChaosCluster {
           ? { GRPC_TRACE: process.env.CHAOS_GRPC_TRACE, GRPC_VERBOSITY: 'DEBUG' }
           : {}),
         [portVariable]: String(node.port),
+        // The worker's port again under a name of the test's own: tasks inherit the worker's
+        // environment but none of Porpoise's variables (WORKER_PORT among them), and the witness
+        // lines say which worker ran an attempt.
+        ...(node.role === 'worker' ? { CHAOS_WORKER_PORT: String(node.port) } : {}),
         // Many masters and workers on one host: no /metrics endpoints (they would share defaults).
         METRICS_PORT: '0',
         DATA_DIR: node.dataDir,

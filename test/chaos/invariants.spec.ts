@@ -811,10 +811,10 @@ describe('chaos invariant checker', () => {
   it('writes a fail line instead of the end line, and exits 1, when the run param says so', () => {
     const command = witnessCommand('/tmp/w.txt', '0', 'FAIL_F');
     expect(command).toBe(
-      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; ' +
+      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $CHAOS_WORKER_PORT" >> /tmp/w.txt; ' +
         'if [ "$PORPOISE_PARAM_FAIL_F" = 1 ]; then ' +
-        'echo "fail $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; exit 1; fi; ' +
-        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt',
+        'echo "fail $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $CHAOS_WORKER_PORT" >> /tmp/w.txt; exit 1; fi; ' +
+        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $CHAOS_WORKER_PORT" >> /tmp/w.txt',
     );
     const w = parseWitness('fail 1 f 1 3 1700000000000 1234\nfailed 1 f 1 3 1700000000000 1234\n');
     expect(w.lines.map((l) => l.kind)).toEqual(['fail']);
@@ -833,9 +833,9 @@ describe('chaos invariant checker', () => {
   it('writes witness lines the parser reads back', () => {
     const command = witnessCommand('/tmp/w.txt', '$PORPOISE_PARAM_SLEEP_A');
     expect(command).toBe(
-      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt; ' +
+      'echo "start $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $CHAOS_WORKER_PORT" >> /tmp/w.txt; ' +
         'sleep $PORPOISE_PARAM_SLEEP_A; ' +
-        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $WORKER_PORT" >> /tmp/w.txt',
+        'echo "end $PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID $(date +%s%3N) $CHAOS_WORKER_PORT" >> /tmp/w.txt',
     );
     expect(
       parseWitness('start 1 a 2 3 1700000000000 1234\n\nend 1 a 2 3 1700000000500 1234\n').lines,

@@ -10,8 +10,9 @@
  *
  * (`fail`: a task made to fail by its run's param writes it instead of `end`, then exits 1.)
  *
- * The worker port comes from WORKER_PORT, which a task inherits with the rest of the worker's
- * environment (DESIGN.md section 5), so the file also says which worker really ran an attempt.
+ * The worker port comes from CHAOS_WORKER_PORT, which the chaos cluster gives each worker and a
+ * task inherits with the rest of the worker's environment (DESIGN.md section 5; Porpoise's own
+ * variables such as WORKER_PORT are withheld), so the file also says which worker ran an attempt.
  */
 import { readFileSync, existsSync } from 'node:fs';
 
@@ -75,7 +76,7 @@ export function readWitness(file: string): Witness {
 export function witnessCommand(file: string, sleepSeconds: string, failWhen?: string): string {
   const fields =
     '$PORPOISE_WORKFLOW_INSTANCE_ID $PORPOISE_TASK_NAME $PORPOISE_ATTEMPT $PORPOISE_TASK_INSTANCE_ID';
-  const line = (kind: string) => `echo "${kind} ${fields} $(date +%s%3N) $WORKER_PORT" >> ${file}`;
+  const line = (kind: string) => `echo "${kind} ${fields} $(date +%s%3N) $CHAOS_WORKER_PORT" >> ${file}`;
   const fail =
     failWhen === undefined
       ? ''
