@@ -228,7 +228,10 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
       }),
     );
     await fc.assert(
-      fc.asyncProperty(entry, ({ key, value }) => plant(key, value)),
+      // Postgres text cannot hold NUL (the JDBC registry refuses such a put): plant a SOH there instead.
+      fc.asyncProperty(entry, ({ key, value }) =>
+        plant(key, backend === 'jdbc' ? value.replaceAll('\u0000', '\u0001') : value),
+      ),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
   });
