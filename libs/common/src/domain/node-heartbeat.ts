@@ -37,9 +37,11 @@ export function parseNodeKey(prefix: string, key: string): ParsedNodeKey | undef
   return { address };
 }
 
-/** A DNS name or IPv4 address: dot-separated labels of letters, digits and inner hyphens. */
-const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const MAX_HOST_LENGTH = 253;
+/**
+ * A host name or IPv4 address, as NODE_HOST is checked at start (config.loader.ts): every host
+ * a real node advertises passes, and one no node could advertise ("-.-") does not.
+ */
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 
 /** A value from the registry quoted in a message, cut short (a planted value can be 1 MB). */
 function show(v: unknown): string {
@@ -73,7 +75,7 @@ export function parseHeartbeat(key: string, node: ParsedNodeKey, raw: string | n
   // Dialling a port or host name that cannot exist fails in ways a master cannot tell from a
   // worker that may have started the task, so such an entry would hold its tasks forever.
   const [, host = '', portText = ''] = m;
-  if (host.length > MAX_HOST_LENGTH || !host.split('.').every((label) => HOST_LABEL.test(label))) {
+  if (!HOST.test(host)) {
     throw new InvalidHeartbeatError(key, `key's host ${show(host)} is not a host name or IPv4 address`);
   }
   if (Number(portText) < 1 || Number(portText) > 65535) {
