@@ -274,6 +274,20 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
     await plant(key, value);
   });
 
+  it('a well-formed fake worker whose host does not resolve does not hold the real tasks', async () => {
+    // Valid as far as anyone can tell from the registry: a Dispatch to it may be tried, but must
+    // fail over to the real worker rather than wait.
+    await planter.put(
+      REGISTRY_PATHS.worker('default', 'nohost.invalid', 5),
+      JSON.stringify({
+        ...heartbeat('nohost.invalid', 5, 'default'),
+        cpuUsage: 0,
+        memoryUsage: 0,
+        loadAverage: 0,
+      }),
+    );
+  });
+
   it('afterwards the master is alive, runs a real workflow on the real worker only, and the API lists no corrupt entry', async () => {
     const headers = { 'content-type': 'application/json' };
     const tasks = ['a', 'b', 'c', 'd'].map((name) => ({ name, type: 'SHELL', command: 'echo ok' }));
@@ -305,9 +319,12 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
 
     const listed = (await (await fetch(`${api}/api/v1/cluster/nodes`)).json()) as Record<
       'masters' | 'workers',
-      Array<{ port: number }>
+      Array<{ host: string; port: number }>
     >;
-    expect(listed.masters.map((n) => n.port)).toEqual([master.port]);
-    expect(listed.workers.map((n) => n.port)).toEqual([worker.port]);
+    expect(listed.masters.map((n) => `${n.host}:${n.port}`)).toEqual([`127.0.0.1:${master.port}`]);
+    // The well-formed one with a host that does not resolve is listed: nothing tells it apart.
+    expect(listed.workers.map((n) => `${n.host}:${n.port}`).sort()).toEqual(
+      [`127.0.0.1:${worker.port}`, 'nohost.invalid:5'].sort(),
+    );
   });
 });
