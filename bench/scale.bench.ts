@@ -25,6 +25,7 @@ import { sleep } from '../test/harness';
 import { ChaosCluster } from '../test/chaos/cluster';
 import { measureMachine, type MachineLimits } from './machine-limits.bench';
 import { percentiles, type Percentiles } from './throughput.bench';
+import { authHeaders } from '../test/harness/api-token';
 
 export interface CommandFigure {
   readonly commands: number;
@@ -346,7 +347,10 @@ async function timeRoute(
 ): Promise<RouteFigure> {
   const get = async (path: string) => {
     const t = performance.now();
-    const res = await fetch(`${cluster.apiUrl}${path}`, { signal: AbortSignal.timeout(60_000) });
+    const res = await fetch(`${cluster.apiUrl}${path}`, {
+      headers: authHeaders(),
+      signal: AbortSignal.timeout(60_000),
+    });
     const text = await res.text();
     const ms = performance.now() - t;
     if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${text.slice(0, 300)}`);

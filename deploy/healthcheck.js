@@ -11,7 +11,9 @@
  * registry session is suspended, answers NOT_SERVING.
  *
  * It reads the node's own documented variables: NODE_HOST, BIND_HOST, API_PORT / MASTER_PORT /
- * WORKER_PORT and CLUSTER_SECRET. Exit status 0 when healthy, 1 otherwise, with one line saying why.
+ * WORKER_PORT, CLUSTER_SECRET (or CLUSTER_SECRET_FILE) and TLS_CA_FILE / TLS_CERT_FILE / TLS_KEY_FILE (mutual TLS; the
+ * node is then dialed by NODE_HOST, the name its certificate carries). Exit status 0 when
+ * healthy, 1 otherwise, with one line saying why.
  */
 const { join } = require('node:path');
 
@@ -50,16 +52,37 @@ async function main() {
     return;
   }
 
-  const secret = process.env.CLUSTER_SECRET;
-  if (!secret) fail('CLUSTER_SECRET is not set (every call to a node carries it)');
   const { HealthClient } = require(join(__dirname, '..', 'dist', 'libs', 'rpc', 'src', 'grpc-clients.js'));
-  const client = new HealthClient(secret);
+  // The secret (CLUSTER_SECRET or, in compose, CLUSTER_SECRET_FILE) and mutual TLS (TLS_*_FILE):
+  // read by the config loader's own functions as the node reads them. With TLS the node is dialed
+  // by NODE_HOST, the name its certificate carries.
+  const config = join(__dirname, '..', 'dist', 'libs', 'common', 'src', 'config');
+  const { loadTlsMaterial } = require(join(config, 'cluster-security.config.js'));
+  const { resolveSecretFiles } = require(join(config, 'secret-files.js'));
+  let secret;
+  let tls;
   try {
-    const status = await client.check(`${host}:${port}`, TIMEOUT_MS);
-    if (status !== 'SERVING') fail(`${role} at ${host}:${port} answers ${status}`);
-    process.stdout.write(`healthy: ${role} at ${host}:${port} is SERVING\n`);
+    secret = resolveSecretFiles(
+      { CLUSTER_SECRET: process.env.CLUSTER_SECRET, CLUSTER_SECRET_FILE: process.env.CLUSTER_SECRET_FILE },
+      ['CLUSTER_SECRET'],
+    ).CLUSTER_SECRET;
+    tls = loadTlsMaterial({
+      TLS_CA_FILE: process.env.TLS_CA_FILE || undefined,
+      TLS_CERT_FILE: process.env.TLS_CERT_FILE || undefined,
+      TLS_KEY_FILE: process.env.TLS_KEY_FILE || undefined,
+    });
   } catch (err) {
-    fail(`${role} at ${host}:${port}: ${err.message}`);
+    fail(err.message);
+  }
+  if (!secret) fail('CLUSTER_SECRET is not set (every call to a node carries it)');
+  const target = `${tls ? (process.env.NODE_HOST || '127.0.0.1').trim() : host}:${port}`;
+  const client = new HealthClient(secret, tls);
+  try {
+    const status = await client.check(target, TIMEOUT_MS);
+    if (status !== 'SERVING') fail(`${role} at ${target} answers ${status}`);
+    process.stdout.write(`healthy: ${role} at ${target} is SERVING\n`);
+  } catch (err) {
+    fail(`${role} at ${target}: ${err.message}`);
   } finally {
     client.close();
   }

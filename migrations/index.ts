@@ -10,9 +10,11 @@ import { Backfill1796000006500 } from './1796000006500-backfill';
 import { TaskGroups1796000007000 } from './1796000007000-task-groups';
 import { DependentIndex1796000008000 } from './1796000008000-dependent-index';
 import { Priority1796000009000 } from './1796000009000-priority';
+import { ApiTokens1796000010000 } from './1796000010000-api-tokens';
 import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language';
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 import { RunConcurrency1796000006000 } from './1796000006000-run-concurrency';
+import { Retention1796000012500 } from './1796000012500-retention';
 
 /** Every migration, oldest first. A new migration file is added here too. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -30,4 +32,6 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   TaskGroups1796000007000,
   DependentIndex1796000008000,
   Priority1796000009000,
+  ApiTokens1796000010000,
+  Retention1796000012500,
 ];

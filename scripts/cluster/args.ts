@@ -15,6 +15,8 @@ export interface ClusterArgs {
   readonly build: boolean;
   /** How long every node has to register and become ready. */
   readonly readyTimeoutMs: number;
+  /** --tls: a throwaway CA and a certificate per node; every gRPC call over mutual TLS. */
+  readonly tls: boolean;
   readonly help: boolean;
 }
 
@@ -28,6 +30,7 @@ export class UsageError extends Error {
 
 export const USAGE = `usage: npm run cluster -- [--masters N] [--workers M] [--api-servers K]
                           [--registry zookeeper|jdbc|etcd] [--no-build] [--ready-timeout SECONDS]
+                          [--tls]
 
 Starts every node as its own OS process on this machine, sharing one Postgres and one registry,
 writes .porpoise/cluster.json once every node is ready, and stays in the foreground until
@@ -39,6 +42,8 @@ Ctrl-C (SIGINT) or SIGTERM, which stops everything.
   --registry TYPE      zookeeper (default, or REGISTRY_TYPE), jdbc or etcd
   --no-build           do not build, even when dist/ is older than the sources
   --ready-timeout S    seconds every node has to become ready (default 180)
+  --tls                mutual TLS between nodes: a throwaway CA and one certificate per node
+                       under .porpoise/cluster/tls (keys readable by their owner only)
 
 Environment: DATABASE_URL (else an embedded Postgres under .porpoise/cluster/postgres),
 ZOOKEEPER_CONNECT / ETCD_ENDPOINTS (else a local server), CLUSTER_SECRET (else generated),
@@ -46,7 +51,7 @@ REGISTRY_SESSION_TIMEOUT_MS (default 10000), HEARTBEAT_INTERVAL_MS (default 2000
 
 type CountOption = '--masters' | '--workers' | '--api-servers';
 const WITH_VALUE = ['--masters', '--workers', '--api-servers', '--registry', '--ready-timeout'];
-const FLAGS = ['--no-build', '--help', '-h'];
+const FLAGS = ['--no-build', '--tls', '--help', '-h'];
 
 /**
  * Parses argv (without node and the script). `--name value` and `--name=value` both work;
@@ -127,6 +132,7 @@ export function parseClusterArgs(argv: readonly string[], env: { REGISTRY_TYPE?:
     registry,
     build: !flags.has('--no-build'),
     readyTimeoutMs,
+    tls: flags.has('--tls'),
     help: flags.has('--help'),
   };
 }

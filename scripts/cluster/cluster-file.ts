@@ -28,6 +28,18 @@ export interface ClusterEnv {
   DATASOURCE_KEY: string;
   REGISTRY_SESSION_TIMEOUT_MS: string;
   HEARTBEAT_INTERVAL_MS: string;
+  /**
+   * The file holding the admin token (DESIGN.md section 11). The launcher gives it to API
+   * servers only; masters and workers have no use for it.
+   */
+  ADMIN_TOKEN_FILE: string;
+  /**
+   * With --tls: the CA, and a spare certificate (for 127.0.0.1) that a node added or restarted
+   * by hand uses; each node the launcher starts has a certificate of its own.
+   */
+  TLS_CA_FILE?: string;
+  TLS_CERT_FILE?: string;
+  TLS_KEY_FILE?: string;
 }
 
 export interface ClusterFileNode {
@@ -49,6 +61,8 @@ export interface ClusterFileNode {
 
 export interface ClusterFile {
   apiUrl: string;
+  /** An admin bearer token for the API (ADMIN_TOKEN, or the one generated in .porpoise/admin-token). */
+  adminToken: string;
   databaseUrl: string;
   registry: { type: RegistryType; connect?: string; endpoints?: string };
   env: ClusterEnv;

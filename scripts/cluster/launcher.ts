@@ -18,9 +18,10 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadOrCreateKeyFile } from '../../libs/common/src';
+import { loadOrCreateAdminTokenFile, loadOrCreateKeyFile, writeAdminTokenFile } from '../../libs/common/src';
 import type { ClusterArgs } from './args';
 import { nodeEntry } from './build';
+import { writeClusterCertificates, type CertificateFiles } from './certificates';
 import {
   PORT_VARIABLE,
   removeClusterFile,
@@ -123,6 +124,8 @@ interface ManagedNode extends Managed {
   metricsPort: number;
   ready: boolean;
   attempts: number;
+  /** With --tls: the node's own certificate and key. */
+  tls?: CertificateFiles;
 }
 
 interface LauncherState {
@@ -145,6 +148,8 @@ export class ClusterLauncher {
   private readyFile: ClusterFile | undefined;
   /** This launcher holds .porpoise/cluster (its launcher.json). */
   private claimed = false;
+  /** The admin token, for the launcher's own calls to /api/v1 while it waits for the nodes. */
+  private adminBearer = '';
 
   constructor(
     private readonly args: ClusterArgs,
@@ -162,6 +167,8 @@ export class ClusterLauncher {
     await this.claimDirectory();
     removeClusterFile(this.paths.clusterFile);
 
+    // Before the database, which (as root) opens .porpoise to its own user.
+    const admin = this.adminToken();
     const [databaseUrl, registry] = await Promise.all([this.startDatabase(), this.startRegistryServer()]);
     this.checkNotStopping();
     const env: ClusterEnv = {
@@ -174,7 +181,9 @@ export class ClusterLauncher {
       HEARTBEAT_INTERVAL_MS: String(this.settings.heartbeatIntervalMs),
       // Kept under .porpoise/cluster: the secret may be new at each launch, the data sources not.
       DATASOURCE_KEY: loadOrCreateKeyFile(join(this.paths.dir, 'datasource.key')),
+      ADMIN_TOKEN_FILE: admin.file,
     };
+    this.adminBearer = admin.token;
 
     const plan: Array<[NodeRole, number]> = [
       ['api-server', this.args.apiServers],
@@ -203,12 +212,14 @@ export class ClusterLauncher {
       `starting ${this.args.masters} master(s), ${this.args.workers} worker(s) and ` +
         `${this.args.apiServers} API server(s); node logs in ${this.rel(this.paths.logs)}`,
     );
+    if (this.args.tls) await this.issueCertificates(env);
     for (const node of this.nodes) this.spawnNode(node, env);
 
     await this.waitUntilReady(env);
     const apiServer = this.nodes.find((n) => n.role === 'api-server') as ManagedNode;
     const file: ClusterFile = {
       apiUrl: `http://${NODE_HOST}:${apiServer.port}`,
+      adminToken: admin.token,
       databaseUrl,
       registry: { type: this.args.registry, ...registry },
       env,
@@ -277,6 +288,28 @@ export class ClusterLauncher {
     if (this.stopping) throw new StartInterrupted();
   }
 
+  /**
+   * The admin token and the file API servers read it from (ADMIN_TOKEN_FILE: no token in any
+   * node's environment). ADMIN_TOKEN from the launcher's environment is written to
+   * .porpoise/cluster/admin-token; otherwise .porpoise/admin-token is generated once and kept.
+   * Says where, never what.
+   */
+  private adminToken(): { token: string; file: string } {
+    if (this.settings.adminToken !== undefined) {
+      const file = join(this.paths.dir, 'admin-token');
+      writeAdminTokenFile(file, this.settings.adminToken);
+      this.log(`admin token: ADMIN_TOKEN (given to the API servers through ${this.rel(file)})`);
+      return { token: this.settings.adminToken, file };
+    }
+    const file = join(this.paths.cwd, '.porpoise', 'admin-token');
+    const { token, created } = loadOrCreateAdminTokenFile(file);
+    this.log(
+      `admin token ${created ? 'generated in' : 'read from'} ${this.rel(file)} (also "adminToken" in ` +
+        `${this.rel(this.paths.clusterFile)}); call the API with -H "Authorization: Bearer $(cat ${this.rel(file)})"`,
+    );
+    return { token, file };
+  }
+
   // ---- Postgres -------------------------------------------------------------------------
 
   private async startDatabase(): Promise<string> {
@@ -326,14 +359,11 @@ export class ClusterLauncher {
     // last); the IPC channel makes it stop Postgres by itself if the launcher dies.
     const child = spawn(
       process.execPath,
-      [
-        join(this.paths.repoRoot, 'scripts', 'embedded-postgres-server.mjs'),
-        dataDir,
-        String(state.port),
-        state.password,
-      ],
-      { cwd: this.paths.cwd, detached: true, stdio: ['ignore', 'pipe', fd, 'ipc'] },
+      [join(this.paths.repoRoot, 'scripts', 'embedded-postgres-server.mjs'), dataDir, String(state.port)],
+      // The password on stdin: a command line is visible to every user (ps, /proc/<pid>/cmdline).
+      { cwd: this.paths.cwd, detached: true, stdio: ['pipe', 'pipe', fd, 'ipc'], env: this.serverEnv() },
     );
+    child.stdin?.end(`${state.password}\n`);
     closeSync(fd);
     this.postgres = { name: 'Postgres', child, logFile, logOffset };
     this.saveState();
@@ -482,6 +512,30 @@ export class ClusterLauncher {
 
   // ---- nodes -------------------------------------------------------------------------------
 
+  /** The Postgres server's environment: the operating system's variables, none of Porpoise's. */
+  private serverEnv(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(process.env)) {
+      if (value !== undefined && (OS_VARIABLES.includes(name) || OS_VARIABLE_PATTERN.test(name))) {
+        out[name] = value;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * --tls: a throwaway CA, a certificate per node and a spare one for nodes started by hand (the
+   * env of cluster.json), all for NODE_HOST, under .porpoise/cluster/tls.
+   */
+  private async issueCertificates(env: ClusterEnv): Promise<void> {
+    const dir = join(this.paths.dir, 'tls');
+    const spare = 'spare';
+    const certs = await writeClusterCertificates(dir, [...this.nodes.map((n) => n.name), spare], [NODE_HOST]);
+    for (const node of this.nodes) node.tls = certs.nodes.get(node.name);
+    Object.assign(env, { TLS_CA_FILE: certs.TLS_CA_FILE, ...certs.nodes.get(spare) });
+    this.log(`mutual TLS between nodes: a new CA and certificates in ${this.rel(dir)}`);
+  }
+
   /** The environment of a node: the documented variables and nothing else of Porpoise's. */
   private nodeEnv(node: ManagedNode, env: ClusterEnv): Record<string, string> {
     const out: Record<string, string> = {};
@@ -490,11 +544,15 @@ export class ClusterLauncher {
         out[name] = value;
       }
     }
+    const { ADMIN_TOKEN_FILE, ...shared } = env;
     return {
       ...out,
       // Logs go to files: no terminal colour codes (a convention Nest's logger follows).
       NO_COLOR: '1',
-      ...(env as unknown as Record<string, string>),
+      ...(shared as unknown as Record<string, string>),
+      // Only API servers serve /api/v1: only they get the admin token.
+      ...(node.role === 'api-server' ? { ADMIN_TOKEN_FILE } : {}),
+      ...node.tls,
       ...(this.settings.logFormat !== undefined ? { LOG_FORMAT: this.settings.logFormat } : {}),
       NODE_HOST,
       [PORT_VARIABLE[node.role]]: String(node.port),
@@ -506,7 +564,8 @@ export class ClusterLauncher {
 
   private spawnNode(node: ManagedNode, env: ClusterEnv): void {
     this.checkNotStopping();
-    mkdirSync(node.dataDir, { recursive: true });
+    // A node's DATA_DIR is its own (a worker narrows it to 700 at start anyway).
+    mkdirSync(node.dataDir, { recursive: true, mode: 0o700 });
     const fd = openSync(node.logFile, 'a');
     try {
       writeSync(
@@ -579,6 +638,7 @@ export class ClusterLauncher {
       if (api && this.nodes.some((n) => n.role !== 'api-server' && !n.ready)) {
         const listed = await httpJson<ClusterNodesResponse>(
           `http://${NODE_HOST}:${api.port}/api/v1/cluster/nodes`,
+          { authorization: `Bearer ${this.adminBearer}` },
         );
         if (listed) {
           const registered = (entries: ClusterNodesResponse['masters'], port: number) =>
@@ -633,7 +693,9 @@ export class ClusterLauncher {
    * started).
    */
   private async claimDirectory(): Promise<void> {
-    mkdirSync(this.paths.logs, { recursive: true });
+    // The nodes' and servers' logs: the launcher's user only (tasks run as another user).
+    mkdirSync(this.paths.logs, { recursive: true, mode: 0o700 });
+    chmodSync(this.paths.logs, 0o700);
     for (let attempt = 0; ; attempt++) {
       try {
         writeFileSync(this.paths.stateFile, JSON.stringify(this.state(), null, 2), {

@@ -116,9 +116,13 @@ export async function httpStatus(url: string, timeoutMs = 2000): Promise<number 
 }
 
 /** GET url as JSON; undefined unless it answers 200 within timeoutMs. */
-export async function httpJson<T>(url: string, timeoutMs = 2000): Promise<T | undefined> {
+export async function httpJson<T>(
+  url: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 2000,
+): Promise<T | undefined> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
     if (res.status !== 200) {
       await res.arrayBuffer();
       return undefined;

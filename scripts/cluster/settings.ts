@@ -25,6 +25,8 @@ export interface ClusterSettings {
   readonly heartbeatIntervalMs: number;
   /** LOG_FORMAT for every node (text or json), when the launcher's environment sets it. */
   readonly logFormat?: 'text' | 'json';
+  /** ADMIN_TOKEN from the launcher's environment; otherwise .porpoise/admin-token (generated once). */
+  readonly adminToken?: string;
 }
 
 export function resolveSettings(
@@ -42,6 +44,7 @@ export function resolveSettings(
   const sessionRaw = value('REGISTRY_SESSION_TIMEOUT_MS');
   const heartbeatRaw = value('HEARTBEAT_INTERVAL_MS');
   const logFormatRaw = value('LOG_FORMAT');
+  const adminToken = value('ADMIN_TOKEN');
 
   // The heartbeat must stay below the session timeout; with a short session and no explicit
   // heartbeat, refresh three times per session.
@@ -63,6 +66,7 @@ export function resolveSettings(
         HEARTBEAT_INTERVAL_MS: heartbeatRaw ?? String(heartbeatDefault),
         CLUSTER_SECRET: secret ?? 'a-generated-secret-placeholder',
         LOG_FORMAT: logFormatRaw,
+        ADMIN_TOKEN: adminToken,
       },
       'master',
     );
@@ -75,6 +79,7 @@ export function resolveSettings(
       sessionTimeoutMs: config.registry.sessionTimeoutMs,
       heartbeatIntervalMs: config.registry.heartbeatIntervalMs,
       ...(logFormatRaw !== undefined ? { logFormat: config.logFormat } : {}),
+      ...(adminToken !== undefined ? { adminToken } : {}),
     };
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`invalid configuration: ${err.message}`);

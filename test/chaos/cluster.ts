@@ -39,6 +39,7 @@ import type {
   UnexpectedExit,
 } from './invariants';
 import { readWitness } from './witness';
+import { authHeaders, TEST_ADMIN_TOKEN } from '../harness/api-token';
 
 const ROOT = join(__dirname, '..', '..');
 export const CHAOS_CLUSTER_SECRET = 'chaos-cluster-secret-0123456789abcdef';
@@ -298,7 +299,11 @@ export class ChaosCluster {
       cwd: node.dataDir,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
+        // Tasks write witness files into the test's own private directories: they run as the
+        // test's user, explicitly (workers would otherwise run them as nobody).
+        ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
         ...this.env,
+        ...(node.role === 'api-server' ? { ADMIN_TOKEN: TEST_ADMIN_TOKEN } : {}),
         // Debugging aid: grpc-js tracing in every node (its own variables, read by grpc-js).
         ...(process.env.CHAOS_GRPC_TRACE
           ? { GRPC_TRACE: process.env.CHAOS_GRPC_TRACE, GRPC_VERBOSITY: 'DEBUG' }
@@ -382,7 +387,9 @@ export class ChaosCluster {
       const res = await fetch(`http://127.0.0.1:${node.port}/health`).catch(() => undefined);
       return res?.status === 200;
     }
-    const res = await fetch(`${this.apiUrl}/api/v1/cluster/nodes`).catch(() => undefined);
+    const res = await fetch(`${this.apiUrl}/api/v1/cluster/nodes`, { headers: authHeaders() }).catch(
+      () => undefined,
+    );
     if (res?.status !== 200) return false;
     const body = (await res.json()) as Record<
       'masters' | 'workers',
@@ -479,7 +486,7 @@ export class ChaosCluster {
   async api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${this.apiUrl}/api/v1${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: authHeaders({ 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(30_000),
     });

@@ -11,8 +11,15 @@ describe('npm run cluster: command line', () => {
       registry: 'zookeeper',
       build: true,
       readyTimeoutMs: 180_000,
+      tls: false,
       help: false,
     });
+  });
+
+  it('takes --tls as a flag without a value', () => {
+    expect(parseClusterArgs(['--tls']).tls).toBe(true);
+    expect(() => parseClusterArgs(['--tls=yes'])).toThrow(UsageError);
+    expect(() => parseClusterArgs(['--tls=yes'])).toThrow('--tls takes no value');
   });
 
   it('reads --name value and --name=value', () => {
@@ -131,8 +138,17 @@ describe('npm run cluster: environment', () => {
     [{ ZOOKEEPER_CONNECT: 'zk' }, 'ZOOKEEPER_CONNECT: expected host:port'],
     [{ CLUSTER_SECRET: 'short' }, 'CLUSTER_SECRET: must be at least 16 characters'],
     [{ LOG_FORMAT: 'xml' }, 'LOG_FORMAT: must be one of text, json'],
+    [{ ADMIN_TOKEN: 'short' }, 'ADMIN_TOKEN: must be at least 32 characters'],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => resolveSettings(env, 'zookeeper')).toThrow(UsageError);
     expect(() => resolveSettings(env, 'zookeeper')).toThrow(`invalid configuration: ${message}`);
+  });
+});
+
+describe('npm run cluster: admin token', () => {
+  it('takes ADMIN_TOKEN from its environment; otherwise none (it generates .porpoise/admin-token)', () => {
+    const token = 'a'.repeat(40);
+    expect(resolveSettings({ ADMIN_TOKEN: token }, 'jdbc').adminToken).toBe(token);
+    expect(resolveSettings({}, 'jdbc')).not.toHaveProperty('adminToken');
   });
 });

@@ -4,7 +4,17 @@
  * and etcd registries. Runs in a temporary working directory, so .porpoise/ is the test's own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +43,10 @@ const DOCUMENTED = new Set([
   'API_PORT',
   'METRICS_PORT',
   'LOG_FORMAT',
+  'ADMIN_TOKEN_FILE',
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
 ]);
 
 interface Launcher {
@@ -145,10 +159,16 @@ async function interrupt(launcher: Launcher, signal: NodeJS.Signals = 'SIGINT') 
   return result;
 }
 
-async function call<T>(apiUrl: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${apiUrl}/api/v1${path}`, {
+/** A call to the cluster's API with its admin token (cluster.json's adminToken). */
+async function call<T>(
+  file: Pick<ClusterFile, 'apiUrl' | 'adminToken'>,
+  method: string,
+  path: string,
+  body?: unknown,
+) {
+  const res = await fetch(`${file.apiUrl}/api/v1${path}`, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${file.adminToken}` },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });
@@ -225,6 +245,7 @@ describe('npm run cluster', () => {
       });
       expect(Object.keys(file.env).sort()).toEqual(
         [
+          'ADMIN_TOKEN_FILE',
           'CLUSTER_SECRET',
           'DATABASE_URL',
           'DATASOURCE_KEY',
@@ -264,6 +285,30 @@ describe('npm run cluster', () => {
       expect(launcher?.output()).toContain(`Porpoise cluster is ready at ${file.apiUrl}/api/v1`);
     });
 
+    it('generates an admin token in .porpoise/admin-token (600), puts it in cluster.json, and says where, never what', async () => {
+      const tokenFile = join(cwd, '.porpoise', 'admin-token');
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      // 0700, or 0711 as root: the embedded Postgres's own user must traverse it (no listing).
+      expect([0o700, 0o711]).toContain(statSync(join(cwd, '.porpoise')).mode & 0o777);
+      expect(file.adminToken).toMatch(/^pp_[A-Za-z0-9_-]{43}$/);
+      expect(readFileSync(tokenFile, 'utf8').trim()).toBe(file.adminToken);
+      expect(file.env.ADMIN_TOKEN_FILE).toBe(tokenFile);
+      expect(launcher?.output()).toContain('admin token generated in .porpoise/admin-token');
+      expect(launcher?.output()).not.toContain(file.adminToken);
+      for (const node of file.nodes) {
+        expect({
+          node: node.name,
+          leaked: readFileSync(node.logFile, 'utf8').includes(file.adminToken),
+        }).toEqual({
+          node: node.name,
+          leaked: false,
+        });
+      }
+      const refused = await fetch(`${file.apiUrl}/api/v1/workflows`);
+      expect(refused.status).toBe(401);
+      expect((await call(file, 'GET', '/workflows')).status).toBe(200);
+    });
+
     it('runs every node as its own process from dist/, with only the documented variables', () => {
       for (const node of file.nodes) {
         expect({ node: node.name, alive: pidAlive(node.pid) }).toEqual({ node: node.name, alive: true });
@@ -272,8 +317,12 @@ describe('npm run cluster', () => {
         const env = environ(node.pid);
         const extraVariables = Object.keys(env).filter((k) => !DOCUMENTED.has(k) && !OS_VARIABLES.test(k));
         expect({ node: node.name, extraVariables }).toEqual({ node: node.name, extraVariables: [] });
+        // The admin token's file goes to API servers only.
+        const { ADMIN_TOKEN_FILE, ...shared } = file.env;
+        expect(env.ADMIN_TOKEN_FILE).toBe(node.role === 'api-server' ? ADMIN_TOKEN_FILE : undefined);
+        expect(env).not.toHaveProperty('ADMIN_TOKEN');
         expect(env).toMatchObject({
-          ...file.env,
+          ...shared,
           NODE_HOST: '127.0.0.1',
           [PORT_VARIABLE[node.role]]: String(node.port),
           DATA_DIR: join(cwd, '.porpoise', 'cluster', node.name),
@@ -301,7 +350,7 @@ describe('npm run cluster', () => {
     });
 
     it('lists every master and worker in GET /api/v1/cluster/nodes', async () => {
-      const res = await call<ClusterNodes>(file.apiUrl, 'GET', '/cluster/nodes');
+      const res = await call<ClusterNodes>(file, 'GET', '/cluster/nodes');
       expect(res.status).toBe(200);
       const l = listed(res.body, file);
       expect(l.masters).toEqual(l.expectedMasters);
@@ -309,7 +358,7 @@ describe('npm run cluster', () => {
     });
 
     it('runs a workflow to SUCCESS', async () => {
-      const created = await call<{ code: string }>(file.apiUrl, 'POST', '/workflows', {
+      const created = await call<{ code: string }>(file, 'POST', '/workflows', {
         name: 'cluster-launcher',
         tasks: [
           { name: 'a', type: 'SHELL', command: 'echo a' },
@@ -319,7 +368,7 @@ describe('npm run cluster', () => {
       });
       expect(created.status).toBe(201);
       const run = await call<{ workflowInstanceId: number }>(
-        file.apiUrl,
+        file,
         'POST',
         `/workflows/${created.body.code}/runs`,
       );
@@ -328,7 +377,7 @@ describe('npm run cluster', () => {
         'the run to finish',
         async () => {
           const res = await call<{ state: string; tasks: Array<{ state: string }> }>(
-            file.apiUrl,
+            file,
             'GET',
             `/workflow-instances/${run.body.workflowInstanceId}`,
           );
@@ -403,7 +452,7 @@ describe('npm run cluster', () => {
         'the added worker to register',
         async () => {
           if (!running(worker)) throw new Error(`the added worker exited (${worker.exitCode})`);
-          const res = await call<ClusterNodes>(file.apiUrl, 'GET', '/cluster/nodes');
+          const res = await call<ClusterNodes>(file, 'GET', '/cluster/nodes');
           return res.body.workers.some((w) => w.port === port);
         },
         120_000,
@@ -465,6 +514,7 @@ describe('npm run cluster', () => {
       expect(file.registry).toEqual({ type: 'jdbc' });
       expect(Object.keys(file.env).sort()).toEqual(
         [
+          'ADMIN_TOKEN_FILE',
           'CLUSTER_SECRET',
           'DATABASE_URL',
           'DATASOURCE_KEY',
@@ -474,13 +524,16 @@ describe('npm run cluster', () => {
         ].sort(),
       );
       expect(file.env).toMatchObject({ REGISTRY_TYPE: 'jdbc', REGISTRY_SESSION_TIMEOUT_MS: '5000' });
+      // The admin token of the first launch, reused.
+      expect(file.adminToken).toBe(readFileSync(join(cwd, '.porpoise', 'admin-token'), 'utf8').trim());
+      expect(launcher?.output()).toContain('admin token read from .porpoise/admin-token');
       expect(Number(file.env.HEARTBEAT_INTERVAL_MS)).toBeLessThan(5000);
-      const nodes = await call<ClusterNodes>(file.apiUrl, 'GET', '/cluster/nodes');
+      const nodes = await call<ClusterNodes>(file, 'GET', '/cluster/nodes');
       const l = listed(nodes.body, file);
       expect(l.expectedMasters.every((m) => l.masters.includes(m))).toBe(true);
       expect(l.expectedWorkers.every((w) => l.workers.includes(w))).toBe(true);
       const workflows = await call<Array<{ name: string }> | { items: Array<{ name: string }> }>(
-        file.apiUrl,
+        file,
         'GET',
         '/workflows',
       );
@@ -497,13 +550,135 @@ describe('npm run cluster', () => {
     });
   });
 
+  describe('with --tls (and the jdbc registry)', () => {
+    let file: ClusterFile;
+    const tlsDir = () => join(cwd, '.porpoise', 'cluster', 'tls');
+
+    beforeAll(async () => {
+      launcher = launch(cwd, ['--registry', 'jdbc', '--tls']);
+      file = await waitForClusterFile(cwd, launcher);
+      for (const pid of startedPids(cwd)) everyPid.add(pid);
+    }, 300_000);
+
+    it('writes a CA and a certificate per node for NODE_HOST, keys readable by their owner only', () => {
+      const ca = new X509Certificate(readFileSync(join(tlsDir(), 'ca.pem')));
+      expect(file.env.TLS_CA_FILE).toBe(join(tlsDir(), 'ca.pem'));
+      const keys = readdirSync(tlsDir()).filter((f) => f.endsWith('.key'));
+      // One per node, and the spare one of cluster.json's env for nodes started by hand.
+      expect(keys.sort()).toEqual([...file.nodes.map((n) => `${n.name}.key`), 'spare.key'].sort());
+      for (const key of keys) {
+        expect({ key, mode: statSync(join(tlsDir(), key)).mode & 0o777 }).toEqual({ key, mode: 0o600 });
+      }
+      for (const node of file.nodes) {
+        const env = environ(node.pid);
+        expect(env).toMatchObject({
+          TLS_CA_FILE: file.env.TLS_CA_FILE,
+          TLS_CERT_FILE: join(tlsDir(), `${node.name}.pem`),
+          TLS_KEY_FILE: join(tlsDir(), `${node.name}.key`),
+        });
+        const cert = new X509Certificate(readFileSync(env.TLS_CERT_FILE!));
+        expect(cert.verify(ca.publicKey)).toBe(true);
+        expect(cert.checkIP(node.host)).toBe(node.host);
+      }
+    });
+
+    it('runs a workflow to SUCCESS and serves its task log, every gRPC call over mutual TLS', async () => {
+      const created = await call<{ code: string }>(file, 'POST', '/workflows', {
+        name: 'cluster-launcher-tls',
+        tasks: [{ name: 'a', type: 'SHELL', command: 'echo over mutual tls' }],
+        edges: [],
+      });
+      expect(created.status).toBe(201);
+      const run = await call<{ workflowInstanceId: number }>(
+        file,
+        'POST',
+        `/workflows/${created.body.code}/runs`,
+      );
+      const instance = await waitFor(
+        'the run to finish',
+        async () => {
+          const res = await call<{ state: string; tasks: Array<{ id: number; state: string }> }>(
+            file,
+            'GET',
+            `/workflow-instances/${run.body.workflowInstanceId}`,
+          );
+          return FINAL.includes(res.body.state) ? res.body : undefined;
+        },
+        90_000,
+        200,
+      );
+      expect(instance.state).toBe('SUCCESS');
+      const log = await fetch(`${file.apiUrl}/api/v1/task-instances/${instance.tasks[0]!.id}/log`, {
+        headers: { authorization: `Bearer ${file.adminToken}` },
+      });
+      expect(await log.text()).toContain('over mutual tls');
+    });
+
+    it('answers deploy/healthcheck.js with the TLS variables, and not a plaintext check', () => {
+      const check = (role: string, env: Record<string, string>) =>
+        spawnSync(process.execPath, [join(ROOT, 'deploy', 'healthcheck.js'), role], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+      for (const node of file.nodes.filter((n) => n.role !== 'api-server')) {
+        const plain = {
+          NODE_HOST: node.host,
+          [PORT_VARIABLE[node.role]]: String(node.port),
+          CLUSTER_SECRET: file.env.CLUSTER_SECRET,
+        };
+        const own = environ(node.pid);
+        const tls = {
+          TLS_CA_FILE: own.TLS_CA_FILE!,
+          TLS_CERT_FILE: own.TLS_CERT_FILE!,
+          TLS_KEY_FILE: own.TLS_KEY_FILE!,
+        };
+        const ok = check(node.role, { ...plain, ...tls });
+        expect({ node: node.name, status: ok.status, out: ok.stdout }).toEqual({
+          node: node.name,
+          status: 0,
+          out: expect.stringContaining('healthy'),
+        });
+        // The secret from a file, as compose gives it (CLUSTER_SECRET_FILE).
+        const secretFile = join(cwd, 'cluster-secret.txt');
+        writeFileSync(secretFile, `${file.env.CLUSTER_SECRET}\n`, { mode: 0o600 });
+        const { CLUSTER_SECRET: _inline, ...withoutSecret } = plain;
+        const fromFile = check(node.role, { ...withoutSecret, CLUSTER_SECRET_FILE: secretFile, ...tls });
+        expect({ node: node.name, status: fromFile.status, out: fromFile.stdout }).toEqual({
+          node: node.name,
+          status: 0,
+          out: expect.stringContaining('healthy'),
+        });
+        const refused = check(node.role, plain);
+        expect({ node: node.name, status: refused.status, out: refused.stdout }).toEqual({
+          node: node.name,
+          status: 1,
+          out: expect.stringContaining('unhealthy'),
+        });
+      }
+    });
+
+    it('stops on SIGINT', async () => {
+      const result = await interrupt(launcher as Launcher, 'SIGINT');
+      expect(result).toEqual({ code: 0, signal: null });
+    });
+  });
+
   describe('with etcd', () => {
     it('starts a local etcd, registers the nodes there, and stops it', async () => {
       if (!existsSync('/usr/bin/etcd')) {
         throw new Error('/usr/bin/etcd is missing: run scripts/install-test-deps.sh');
       }
-      launcher = launch(cwd, ['--registry', 'etcd']);
+      // With ADMIN_TOKEN in the launcher's environment: that token, to API servers through a file.
+      const given = 'given-admin-token-0123456789abcdefghijkl';
+      launcher = launch(cwd, ['--registry', 'etcd'], { ADMIN_TOKEN: given });
       const file = await waitForClusterFile(cwd, launcher);
+      expect(file.adminToken).toBe(given);
+      const tokenFile = join(cwd, '.porpoise', 'cluster', 'admin-token');
+      expect(file.env.ADMIN_TOKEN_FILE).toBe(tokenFile);
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      expect(readFileSync(tokenFile, 'utf8').trim()).toBe(given);
+      expect(launcher.output()).not.toContain(given);
       const pids = startedPids(cwd);
       for (const pid of pids) everyPid.add(pid);
       expect(file.registry).toEqual({
@@ -512,7 +687,7 @@ describe('npm run cluster', () => {
       });
       expect(file.env.ETCD_ENDPOINTS).toBe(file.registry.endpoints);
       expect(file.nodes.map((n) => n.role).sort()).toEqual(['api-server', 'master', 'worker']);
-      const nodes = await call<ClusterNodes>(file.apiUrl, 'GET', '/cluster/nodes');
+      const nodes = await call<ClusterNodes>(file, 'GET', '/cluster/nodes');
       const l = listed(nodes.body, file);
       expect(l.masters).toEqual(l.expectedMasters);
       expect(l.workers).toEqual(l.expectedWorkers);

@@ -39,10 +39,19 @@ interface Service {
   volumes?: Array<string | { source?: string; target: string }>;
   healthcheck?: { test: string[] | string; disable?: boolean };
   restart?: string;
+  secrets?: Array<string | { source: string; target?: string }>;
+  security_opt?: string[];
+  cpus?: number | string;
+  mem_limit?: string | number;
+  pids_limit?: number;
+  user?: string;
+  cap_drop?: string[];
+  cap_add?: string[];
 }
 interface ComposeFile {
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
+  secrets?: Record<string, { file?: string; environment?: string }>;
 }
 
 /** YAML with merge keys (<<): js-yaml 5 leaves them out of its default schema, js-yaml 4 has them. */
@@ -155,20 +164,69 @@ describe('deploy/docker-compose.yml', () => {
     expect(Object.keys(env(zookeeper)).filter((k) => !/^(ZOO_[A-Z0-9_]+|JVMFLAGS)$/.test(k))).toEqual([]);
   });
 
-  it('gives every node what it needs to join, the secrets only from the environment', () => {
+  it('gives every node what it needs to join, every secret as a file of compose secrets', () => {
     const serviceNames = new Set(Object.keys(compose.services));
-    const [postgresName] = services.find(([, s]) => s.image?.startsWith('postgres:')) as [string, Service];
     const [zookeeperName] = services.find(([, s]) => s.image?.startsWith('zookeeper:')) as [string, Service];
+    const declared = compose.secrets ?? {};
+    const secretsOf = (s: Service) => (s.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
+    /** The compose secret a *_FILE variable names; it must be the service's, and a file. */
+    const secretFile = (name: string, s: Service, variableName: string): string => {
+      const path = variable(env(s), variableName, name);
+      const m = /^\/run\/secrets\/([a-z_]+)$/.exec(path);
+      expect({ name, variableName, path: m !== null }).toEqual({ name, variableName, path: true });
+      const secret = m?.[1] ?? '';
+      expect({ name, secret, mounted: secretsOf(s).includes(secret) }).toEqual({
+        name,
+        secret,
+        mounted: true,
+      });
+      expect({ name, secret, file: declared[secret]?.file }).toEqual({
+        name,
+        secret,
+        file: `./secrets/${secret}`,
+      });
+      return secret;
+    };
     for (const [name, s] of services.filter(([, svc]) => isPorpoise(svc))) {
       const e = env(s);
-      const databaseUrl = variable(e, 'DATABASE_URL', name);
-      const url = new URL(databaseUrl.replace(/\$\{[^}]*\}/g, 'x'));
-      expect({ name, db: `${url.hostname}:${url.port}` }).toEqual({ name, db: `${postgresName}:5432` });
-      expect({ name, password: databaseUrl }).toEqual({
-        name,
-        password: expect.stringMatching(/^postgres:\/\/[^:]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@/),
-      });
-      if (roleOf(s) === 'migrate') continue;
+      // No secret as a variable: it would be in the container's environment, and in `docker inspect`.
+      for (const secretVariable of [
+        'DATABASE_URL',
+        'CLUSTER_SECRET',
+        'ADMIN_TOKEN',
+        'ZOOKEEPER_AUTH',
+        'ETCD_PASSWORD',
+      ]) {
+        expect({ name, secretVariable, set: e[secretVariable] !== undefined }).toEqual({
+          name,
+          secretVariable,
+          set: false,
+        });
+      }
+      const role = roleOf(s);
+      if (role === 'migrate') {
+        expect(secretFile(name, s, 'DATABASE_URL_FILE')).toBe('migrate_database_url');
+        continue;
+      }
+      if (role === 'worker') {
+        // Workers get no database credentials: the registry is ZooKeeper.
+        expect({
+          name,
+          database: e.DATABASE_URL_FILE,
+          secrets: secretsOf(s).some((x) => x.includes('database')),
+        }).toEqual({
+          name,
+          database: undefined,
+          secrets: false,
+        });
+      } else {
+        expect(secretFile(name, s, 'DATABASE_URL_FILE')).toBe('app_database_url');
+        // The application role cannot change the schema: the migrate service did.
+        expect({ name, migrations: e.MIGRATIONS }).toEqual({ name, migrations: 'off' });
+      }
+      expect(secretFile(name, s, 'CLUSTER_SECRET_FILE')).toBe('cluster_secret');
+      expect(secretFile(name, s, 'ZOOKEEPER_AUTH_FILE')).toBe('zookeeper_auth');
+      if (role === 'api-server') expect(secretFile(name, s, 'ADMIN_TOKEN_FILE')).toBe('admin_token');
       expect({ name, registry: e.REGISTRY_TYPE }).toEqual({ name, registry: 'zookeeper' });
       // host:port,host:port[/chroot]
       const servers = variable(e, 'ZOOKEEPER_CONNECT', name).replace(/\/.*$/, '');
@@ -177,17 +235,84 @@ describe('deploy/docker-compose.yml', () => {
         expect({ name, zk: serviceNames.has(host) && port === '2181' }).toEqual({ name, zk: true });
         expect(host).toBe(zookeeperName);
       }
-      // Never a hard-coded secret: compose refuses to start without it.
-      expect({ name, secret: e.CLUSTER_SECRET }).toEqual({
-        name,
-        secret: expect.stringMatching(/^\$\{CLUSTER_SECRET:\?[^}]+\}$/),
-      });
       expect({ name, nodeHost: e.NODE_HOST }).toEqual({ name, nodeHost: name });
     }
-    expect(env(serviceNamed(compose, postgresName)).POSTGRES_PASSWORD).toMatch(
-      /^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/,
-    );
+    const [, postgres] = services.find(([, s]) => s.image?.startsWith('postgres:')) as [string, Service];
+    expect(env(postgres).POSTGRES_PASSWORD).toBeUndefined();
+    expect(env(postgres).POSTGRES_PASSWORD_FILE).toBe('/run/secrets/postgres_password');
+    expect(secretsOf(postgres).sort()).toEqual([
+      'db_app_password',
+      'db_migrate_password',
+      'postgres_password',
+    ]);
+    // Every declared secret is a file that deploy/make-secrets.sh makes, and somebody uses it.
+    const makeSecrets = readFileSync(join(ROOT, 'deploy', 'make-secrets.sh'), 'utf8');
+    const used = new Set(services.flatMap(([, s]) => secretsOf(s)));
+    for (const [secret, spec] of Object.entries(declared)) {
+      expect({ secret, file: spec.file, used: used.has(secret) }).toEqual({
+        secret,
+        file: `./secrets/${secret}`,
+        used: true,
+      });
+      expect({ secret, made: new RegExp(`^put ${secret} `, 'm').test(makeSecrets) }).toEqual({
+        secret,
+        made: true,
+      });
+    }
+    expect(raw).not.toMatch(/postgres:\/\/[^\s:]+:[^\s@$]+@/);
     expect(raw).not.toMatch(/CLUSTER_SECRET:\s*['"]?[A-Za-z0-9+/_-]{16,}/);
+  });
+
+  it('hardens every service: no-new-privileges, CPU, memory and process limits, Porpoise not as root but to run tasks as TASK_USER', () => {
+    for (const [name, s] of services) {
+      expect({ name, securityOpt: s.security_opt }).toEqual({
+        name,
+        securityOpt: ['no-new-privileges:true'],
+      });
+      expect({ name, cpus: Number(s.cpus) > 0, memory: /^\d+[mg]$/.test(String(s.mem_limit)) }).toEqual({
+        name,
+        cpus: true,
+        memory: true,
+      });
+      expect({ name, pids: typeof s.pids_limit === 'number' && s.pids_limit > 0 }).toEqual({
+        name,
+        pids: true,
+      });
+      // The image's user (deploy/Dockerfile: USER porpoise), never overridden to root, except the
+      // workers: root with the capabilities to run tasks as TASK_USER, nothing else, so that a
+      // task (untrusted) is not the user the worker's secrets belong to.
+      const worker = isPorpoise(s) && command(s).some((part) => part.includes('apps/worker/'));
+      if (isPorpoise(s)) {
+        expect({ name, user: s.user, capDrop: s.cap_drop, capAdd: [...(s.cap_add ?? [])].sort() }).toEqual(
+          worker
+            ? {
+                name,
+                user: 'root',
+                capDrop: ['ALL'],
+                capAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'SETGID', 'SETUID'],
+              }
+            : { name, user: undefined, capDrop: undefined, capAdd: [] },
+        );
+        if (worker) expect({ name, taskUser: env(s).TASK_USER }).not.toEqual({ name, taskUser: 'root' });
+      }
+    }
+  });
+
+  it('creates database roles without superuser: the schema owned by the migration role', () => {
+    const sql = readFileSync(join(ROOT, 'deploy', 'postgres', 'porpoise-roles.sql'), 'utf8');
+    for (const role of ['porpoise_migrate', 'porpoise_app']) {
+      expect(sql).toMatch(new RegExp(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`));
+    }
+    expect(sql).toMatch(/ALTER SCHEMA public OWNER TO porpoise_migrate;/);
+    expect(sql).toMatch(
+      /ALTER DEFAULT PRIVILEGES FOR ROLE porpoise_migrate IN SCHEMA public\s+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO porpoise_app;/,
+    );
+    const [, postgres] = services.find(([, s]) => s.image?.startsWith('postgres:')) as [string, Service];
+    const mounts = (postgres.volumes ?? []).map(String);
+    expect(mounts).toContain(
+      './postgres/10-porpoise-roles.sh:/docker-entrypoint-initdb.d/10-porpoise-roles.sh:ro',
+    );
+    expect(mounts).toContain('./postgres/porpoise-roles.sql:/etc/porpoise/porpoise-roles.sql:ro');
   });
 
   it('has ports that line up: the port variable, published and exposed ports, unique addresses', () => {
@@ -348,31 +473,31 @@ describe('deploy/docker-compose.yml', () => {
     });
     afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-    it('validates the file and resolves it to the same services', () => {
+    it('validates the file and resolves it to the same services, hardening and secrets kept', () => {
       if (!binary) return missing();
-      const secret = 'compose-test-secret-0123456789';
-      const result = run({ CLUSTER_SECRET: secret, POSTGRES_PASSWORD: 'compose-test-password' });
+      const result = run({});
       expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: '' });
       const resolved = load(result.stdout) as ComposeFile;
       expect(Object.keys(resolved.services).sort()).toEqual(Object.keys(compose.services).sort());
       for (const name of Object.keys(compose.services)) {
-        const e = env(serviceNamed(resolved, name));
-        expect(Object.keys(e).sort()).toEqual(Object.keys(env(serviceNamed(compose, name))).sort());
-        if (e.CLUSTER_SECRET !== undefined) expect(e.CLUSTER_SECRET).toBe(secret);
+        const r = serviceNamed(resolved, name);
+        expect(Object.keys(env(r)).sort()).toEqual(Object.keys(env(serviceNamed(compose, name))).sort());
+        expect({ name, securityOpt: r.security_opt }).toEqual({
+          name,
+          securityOpt: ['no-new-privileges:true'],
+        });
+        expect({ name, limits: [r.cpus !== undefined, r.mem_limit !== undefined, r.pids_limit] }).toEqual({
+          name,
+          limits: [true, true, 512],
+        });
       }
-      expect(env(serviceNamed(resolved, 'master-1')).DATABASE_URL).toBe(
-        'postgres://porpoise:compose-test-password@postgres:5432/porpoise',
-      );
-    });
-
-    it('refuses to run without CLUSTER_SECRET or POSTGRES_PASSWORD', () => {
-      if (!binary) return missing();
-      const noSecret = run({ POSTGRES_PASSWORD: 'compose-test-password' }, '-q');
-      expect(noSecret.status).not.toBe(0);
-      expect(noSecret.stderr).toContain('CLUSTER_SECRET');
-      const noPassword = run({ CLUSTER_SECRET: 'compose-test-secret-0123456789' }, '-q');
-      expect(noPassword.status).not.toBe(0);
-      expect(noPassword.stderr).toContain('POSTGRES_PASSWORD');
+      for (const [secret, spec] of Object.entries(resolved.secrets ?? {})) {
+        expect({ secret, file: spec.file }).toEqual({
+          secret,
+          file: join(ROOT, 'deploy', 'secrets', secret),
+        });
+      }
+      expect(env(serviceNamed(resolved, 'master-1')).DATABASE_URL_FILE).toBe('/run/secrets/app_database_url');
     });
   });
 });

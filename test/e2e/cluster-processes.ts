@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopProcess, waitFor } from '@porpoise/test-harness';
+import { TEST_ADMIN_TOKEN } from '@porpoise/test-harness/api-token';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -34,6 +35,12 @@ export async function startNode(
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'apps', role, 'src', 'main.js')], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
+      // Every API server a test starts takes the tests' admin token (callers may override it).
+      ...(role === 'api-server' ? { ADMIN_TOKEN: TEST_ADMIN_TOKEN } : {}),
+      // These tests check scheduling: their tasks write witness files into the test's own private
+      // (mode 700) directories, so tasks run as the test's user, explicitly. A test of task
+      // isolation gives its own TASK_USER ('' = unset: the default, nobody).
+      ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
       ...env,
       [portVariable]: String(port),
       ...(role === 'api-server' ? {} : { METRICS_PORT: String(metricsPort) }),

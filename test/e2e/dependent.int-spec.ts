@@ -7,6 +7,7 @@
  * No timing is asserted beyond that bound.
  */
 import { startPostgres, startZooKeeper, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
@@ -54,7 +55,7 @@ describe('DEPENDENT end to end (api-server, 2 masters, a worker; Postgres; ZooKe
   const call = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: authHeaders({ 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

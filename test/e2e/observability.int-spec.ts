@@ -8,6 +8,7 @@
  * cluster.
  */
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
 const SECRET = 'observability-secret-0123456789';
@@ -51,7 +52,7 @@ describe('observability: /health, /metrics and JSON logs of master and worker pr
   const call = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as T };
@@ -167,6 +168,7 @@ describe('observability: /health, /metrics and JSON logs of master and worker pr
     // Declared from the start (no failover happened here: count 0).
     expect(has(ms, 'porpoise_failover_duration_seconds_count')).toBe(true);
     expect(has(ms, 'porpoise_instances_driven')).toBe(true);
+    expect(total(ms, 'porpoise_master_max_running_instances')).toBe(1000);
     expect(total(ms, 'porpoise_command_backlog')).toBe(0);
     expect(has(ms, 'porpoise_master_process_cpu_seconds_total')).toBe(true);
 

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep, startPostgres, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
@@ -39,7 +40,7 @@ describe('schedules: misfire policies with every master down (api-server, master
   const call = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as T };

@@ -6,6 +6,7 @@
  * run finishes; no queue row is left behind.
  */
 import { startPostgres, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
@@ -36,7 +37,7 @@ describe('task groups end to end (api-server, 2 masters, 2 workers; Postgres; JD
   const call = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: authHeaders({ 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { startPostgres, startZooKeeper, stopProcess, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
@@ -50,7 +51,7 @@ describe('the workflow language end to end (api-server, 2 masters, worker proces
   const call = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: authHeaders({ 'content-type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres, startZooKeeper, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
@@ -41,7 +42,7 @@ describe('one workflow end to end (api-server, master, worker processes; Postgre
   ) => {
     const res = await fetch(`${api}/api/v1${path}`, {
       method,
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: authHeaders({ 'content-type': 'application/json', ...headers }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();

@@ -5,11 +5,13 @@ export function spawnUntilReady(
   command: string,
   args: string[],
   ready: RegExp,
-  options: SpawnOptions & { timeoutMs?: number; name?: string } = {},
+  /** input: written to the child's stdin (stdio[0] 'pipe'), which is then closed: for secrets. */
+  options: SpawnOptions & { timeoutMs?: number; name?: string; input?: string } = {},
 ): Promise<ChildProcess> {
-  const { timeoutMs = 60_000, name = command, ...spawnOptions } = options;
+  const { timeoutMs = 60_000, name = command, input, ...spawnOptions } = options;
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
+    if (input !== undefined) child.stdin?.end(input);
     let output = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

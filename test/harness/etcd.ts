@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,39 @@ import { freePort, waitForPort } from './net';
 import { NotControllableError, type TestServer } from './test-server';
 
 export { ETCD_BINARY };
+
+/** An etcd user and password (ETCD_USERNAME, ETCD_PASSWORD). */
+export interface EtcdCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * Turns password authentication on in a test's own etcd: a root user (with a password nobody
+ * keeps; etcd requires one before `auth enable`), and `user` with a role that may read and write
+ * every key under '/', where the registry keeps its keys. Irreversible for this server: never
+ * for one the test did not start (TEST_ETCD_ENDPOINTS).
+ */
+export async function enableEtcdAuth(server: TestServer, user: EtcdCredentials): Promise<void> {
+  if (server.source === 'env') {
+    throw new Error(
+      'etcd authentication is turned on only in a server the test started, not TEST_ETCD_ENDPOINTS',
+    );
+  }
+  const { Etcd3, Range } = await import('etcd3');
+  const client = new Etcd3({ hosts: server.endpoint });
+  try {
+    await client.user('root').create(randomBytes(16).toString('hex'));
+    await client.user('root').addRole('root');
+    await client.role('porpoise').create();
+    await client.role('porpoise').grant({ permission: 'Readwrite', range: Range.prefix('/') });
+    await client.user(user.username).create(user.password);
+    await client.user(user.username).addRole('porpoise');
+    await client.auth.authEnable();
+  } finally {
+    client.close();
+  }
+}
 
 /**
  * A real etcd: TEST_ETCD_ENDPOINTS if set, else a testcontainers etcd when Docker answers,

@@ -7,3 +7,4 @@ export * from './etcd';
 export * from './child-process';
 export * from './registry-child';
 export * from './manual-clock';
+export * from './api-token';

@@ -112,13 +112,18 @@ class LocalPostgres implements TestServer {
         join(__dirname, '..', '..', 'scripts', 'embedded-postgres-server.mjs'),
         this.dataDir,
         String(this.port),
-        this.password,
         'fast',
         ...(this.preloadLibraries.length > 0 ? [`preload=${this.preloadLibraries.join(',')}`] : []),
       ],
       /READY/,
       // The IPC channel lets the server stop Postgres if this test process dies.
-      { name: 'embedded postgres', timeoutMs: 120_000, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+      // The password on stdin: never on a command line (ps shows those to every user).
+      {
+        name: 'embedded postgres',
+        timeoutMs: 120_000,
+        stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+        input: `${this.password}\n`,
+      },
     );
   }
 

@@ -4,6 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ApiServerConfig } from '@porpoise/common';
 import type { NextFunction, Request, Response } from 'express';
 import { ApiServerModule } from './api-server.module';
+import { installAuthGates } from './auth/auth-gates';
 import { trackHttpMetrics } from './metrics/http-metrics.middleware';
 import { MetricsService } from './metrics/metrics.service';
 
@@ -13,8 +14,10 @@ export const BODY_LIMIT = '8mb';
 /**
  * The app-level settings ApiServerModule cannot make itself; call once, before listen().
  * The module alone already serves every route with the /api/v1 prefix, JSON errors, docs and
- * metrics; this adds a larger JSON body limit and counts in /metrics the requests the body
- * parser refuses before any Nest middleware runs.
+ * metrics; this adds a larger JSON body limit, counts in /metrics the requests the body
+ * parser refuses before any Nest middleware runs, and puts the Host check, CORS, authentication
+ * and the JSON-only check in front of the body parser (auth-gates.ts), so that a caller without
+ * a token never gets a body parsed.
  */
 export function configureApiApp(app: INestApplication): void {
   const metrics = app.get(MetricsService);
@@ -22,6 +25,7 @@ export function configureApiApp(app: INestApplication): void {
     trackHttpMetrics(metrics, req, res);
     next();
   });
+  installAuthGates(app);
   // Registered now, this parser runs before Nest's default one, which then is not added.
   (app as NestExpressApplication).useBodyParser('json', { limit: BODY_LIMIT });
 }

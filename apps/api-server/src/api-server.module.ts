@@ -5,11 +5,12 @@ import {
   type MiddlewareConsumer,
   type NestModule,
 } from '@nestjs/common';
-import { APP_FILTER, RouterModule } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, RouterModule } from '@nestjs/core';
 import { ConfigModule, type ApiServerConfig } from '@porpoise/common';
 import { DaoModule } from '@porpoise/dao';
 import { RegistryModule } from '@porpoise/registry';
 import { ApiV1Module } from './api-v1.module';
+import { ScopeGuard } from './auth/scope.guard';
 import { ApiExceptionFilter } from './common/api-exception.filter';
 import { DocsController } from './docs/docs.controller';
 import { OpenApiService } from './docs/openapi.service';
@@ -24,7 +25,8 @@ import { MetricsService } from './metrics/metrics.service';
  * and listen() give every route of DESIGN.md section 4, /health, /metrics and /api/docs,
  * with JSON errors. The /api/v1 prefix comes from RouterModule rather than
  * app.setGlobalPrefix, so it holds however the module is booted. configureApiApp (api-app.ts)
- * adds the one app-level setting, a larger JSON body limit.
+ * adds the app-level settings: the auth gates ahead of the body parser and a larger body limit.
+ * Booted without them, every /api/v1 route answers 401 (ScopeGuard fails closed).
  */
 @Module({})
 export class ApiServerModule implements NestModule {
@@ -45,6 +47,8 @@ export class ApiServerModule implements NestModule {
         OpenApiService,
         HttpMetricsMiddleware,
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
+        // Every route's @Scope against the request's token (authenticated by auth-gates.ts).
+        { provide: APP_GUARD, useClass: ScopeGuard },
       ],
     };
   }

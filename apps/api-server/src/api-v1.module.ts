@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import {
+  ApiTokenRepository,
+  AuditRepository,
   BackfillRepository,
   DatasourceRepository,
   InstanceQueryRepository,
@@ -8,6 +10,9 @@ import {
   WorkflowDefinitionRepository,
   WorkflowRunRepository,
 } from '@porpoise/dao';
+import { ApiAuthenticator } from './auth/authenticator.service';
+import { TokensController } from './auth/tokens.controller';
+import { TokensService } from './auth/tokens.service';
 import { BackfillsController } from './backfills/backfills.controller';
 import { BackfillsService } from './backfills/backfills.service';
 import { ClusterController } from './cluster/cluster.controller';
@@ -40,6 +45,7 @@ import { WorkflowsService } from './workflows/workflows.service';
     DatasourcesController,
     BackfillsController,
     TaskGroupsController,
+    TokensController,
   ],
   providers: [
     WorkflowDefinitionRepository,
@@ -58,7 +64,11 @@ import { WorkflowsService } from './workflows/workflows.service';
     BackfillsService,
     TaskGroupRepository,
     TaskGroupsService,
+    ApiTokenRepository,
+    AuditRepository,
+    ApiAuthenticator,
+    TokensService,
   ],
-  exports: [InstanceQueryRepository],
+  exports: [InstanceQueryRepository, ApiAuthenticator, AuditRepository],
 })
 export class ApiV1Module {}

@@ -8,8 +8,15 @@ import type { INestApplication } from '@nestjs/common';
 import { loadConfig, type ApiServerConfig } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { createRegistry, type Registry } from '@porpoise/registry';
-import { GrpcServer, type ReadLogRequest, type WorkerTaskHandlers } from '@porpoise/rpc';
+import {
+  GrpcServer,
+  RpcNotFound,
+  type LogChunk,
+  type ReadLogRequest,
+  type WorkerTaskHandlers,
+} from '@porpoise/rpc';
 import { freePort, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders, TEST_ADMIN_TOKEN } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { NestFactory } from '@nestjs/core';
@@ -47,7 +54,7 @@ async function send(
   path: string,
   options: { body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
-  const headers: Record<string, string> = { ...options.headers };
+  const headers: Record<string, string> = authHeaders(options.headers);
   let body: string | undefined;
   if (options.raw !== undefined) {
     body = options.raw;
@@ -114,6 +121,7 @@ beforeAll(async () => {
   await db.connect();
   config = loadConfig(
     {
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       DATABASE_URL: pg.endpoint,
       REGISTRY_TYPE: 'jdbc',
       CLUSTER_SECRET: SECRET,
@@ -526,12 +534,14 @@ describe('workflows', () => {
     });
 
     it('a body that is not JSON at all', async () => {
-      await expectRejected(
-        'POST',
-        '/api/v1/workflows',
-        { raw: 'name=x', contentType: 'text/plain' },
-        /request body must be a JSON object \(Content-Type: application\/json\)/,
-      );
+      // Another media type is refused unparsed (415, DESIGN.md section 11); no body at all is a 400.
+      const before = await counts();
+      const res = await send('POST', '/api/v1/workflows', { raw: 'name=x', contentType: 'text/plain' });
+      expect({ status: res.status, message: (res.json as { message?: string }).message }).toEqual({
+        status: 415,
+        message: 'request body must be application/json, got "text/plain"',
+      });
+      expect(await counts()).toEqual(before);
       await expectRejected('POST', '/api/v1/workflows', {}, /request body must be a JSON object/);
     });
 
@@ -774,7 +784,8 @@ describe('runs', () => {
     const original = logger.logQuery.bind(logger);
     const statements: string[] = [];
     logger.logQuery = (query, parameters, runner) => {
-      statements.push(query);
+      // The audit row is written after the response, apart from the trigger (section 11).
+      if (!query.startsWith('INSERT INTO audit_event')) statements.push(query);
       original(query, parameters, runner);
     };
     let res: Reply;
@@ -1253,6 +1264,103 @@ describe('task logs', () => {
     );
   });
 
+  describe('streamed (StreamLog)', () => {
+    let streaming: GrpcServer;
+    let streamingAddress: string;
+    /** Bytes of content the fake worker has produced so far, per task. */
+    const produced = new Map<number, number>();
+
+    beforeAll(async () => {
+      // A worker with StreamLog: 64 KiB per message, produced only as the stream pulls them.
+      streaming = new GrpcServer({
+        bindHost: '127.0.0.1',
+        port: 0,
+        clusterSecret: SECRET,
+        logger: { warn: () => undefined, error: () => undefined },
+        worker: {
+          dispatch: async () => ({ accepted: false, reason: 'test' }),
+          kill: async () => ({ killed: false }),
+          takeOver: async () => ({ status: 'UNKNOWN', result: null, startTimeMs: 0 }),
+          readLog: async () => {
+            throw new Error('the API must stream, not page');
+          },
+          streamLog: async (req) => {
+            const id = Number(req.taskInstanceId);
+            const log = logs.get(id);
+            if (!log) throw new RpcNotFound(`no log of task instance ${id}`);
+            const offset = Math.min(Number(req.offset), log.length);
+            produced.set(id, 0);
+            return (async function* (): AsyncGenerator<LogChunk> {
+              yield { size: log.length - offset, content: Buffer.alloc(0) };
+              for (let at = offset; at < log.length; at += 65_536) {
+                const content = log.subarray(at, Math.min(log.length, at + 65_536));
+                produced.set(id, (produced.get(id) ?? 0) + content.length);
+                yield { size: 0, content };
+              }
+            })();
+          },
+        },
+      });
+      streamingAddress = `127.0.0.1:${await streaming.start()}`;
+    });
+    afterAll(async () => {
+      await streaming?.stop(100);
+    });
+
+    /** 20 MiB and a bit of numbered lines: past the old 16 MiB cap of one request. */
+    function bigLog(): Buffer {
+      const lines: string[] = [];
+      let size = 0;
+      for (let i = 0; size <= 20 * 1024 * 1024; i++) {
+        const line = `line ${i} ${'x'.repeat(i % 97)}\n`;
+        lines.push(line);
+        size += line.length;
+      }
+      return Buffer.from(lines.join(''));
+    }
+
+    it('returns a log larger than the old 16 MiB limit whole and byte-exact, with its Content-Length', async () => {
+      const id = await addTask('big', streamingAddress, '/data/logs/1/big.log');
+      const log = bigLog();
+      logs.set(id, log);
+      const res = await send('GET', `/api/v1/task-instances/${id}/log`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(res.headers.get('content-length')).toBe(String(log.length));
+      expect(res.text.length).toBe(log.length);
+      expect(res.text === log.toString()).toBe(true);
+      expect(res.headers.get('x-porpoise-log-truncated')).toBeNull();
+      const tail = await send('GET', `/api/v1/task-instances/${id}/log?offset=${log.length - 20}`);
+      expect(tail.text).toBe(log.subarray(log.length - 20).toString());
+    });
+
+    it('pulls from the worker only as the client reads (a reader that stops holds the worker back)', async () => {
+      const id = await addTask('slow reader', streamingAddress, '/data/logs/1/slow.log');
+      const log = bigLog();
+      logs.set(id, log);
+      const res = await fetch(`${base}/api/v1/task-instances/${id}/log`);
+      const reader = res.body?.getReader();
+      if (!reader) throw new Error('no body');
+      const first = await reader.read();
+      expect(first.done).toBe(false);
+      // The reader stops: flow control stops the worker's producer long before the end.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(produced.get(id) ?? 0).toBeLessThan(log.length / 2);
+      await reader.cancel();
+    });
+
+    it('404 when the worker has no such log; 400 for a bad offset', async () => {
+      const lost = await addTask('lost streamed', streamingAddress, '/data/logs/1/y.log');
+      const gone = await send('GET', `/api/v1/task-instances/${lost}/log`);
+      expect({ status: gone.status, message: gone.json.message }).toEqual({
+        status: 404,
+        message: `worker ${streamingAddress} has no log of task instance ${lost}`,
+      });
+      await expectRejected('GET', `/api/v1/task-instances/${lost}/log?offset=-1`, {}, /"offset"/);
+      await expectRejected('GET', `/api/v1/task-instances/${lost}/log?limit=5`, {}, /"limit"/);
+    });
+  });
+
   it('503 naming the worker when it cannot be reached', async () => {
     const deadAddress = `127.0.0.1:${await freePort()}`;
     const id = await addTask('orphan', deadAddress, '/data/logs/1/2.log');
@@ -1602,6 +1710,10 @@ describe('operations', () => {
         'GET /api/v1/task-groups/{name}',
         'PATCH /api/v1/task-groups/{name}',
         'DELETE /api/v1/task-groups/{name}',
+        'POST /api/v1/tokens',
+        'GET /api/v1/tokens',
+        'DELETE /api/v1/tokens/{id}',
+        'GET /api/v1/audit',
       ].sort(),
     );
     const create = paths['/api/v1/workflows']?.post as {
@@ -1642,7 +1754,7 @@ describe('operations', () => {
     expect((await send('GET', '/api/docs/..%2Fpackage.json')).status).toBe(404);
   });
 
-  it('ApiServerModule alone (no configureApiApp) serves the API, its docs and JSON errors', async () => {
+  it('ApiServerModule alone (no configureApiApp) serves its docs and JSON errors, and refuses /api/v1 (no auth gates)', async () => {
     const bare = await NestFactory.create(ApiServerModule.forRoot(config), {
       logger: false,
       abortOnError: false,
@@ -1650,12 +1762,14 @@ describe('operations', () => {
     try {
       await bare.listen(0, '127.0.0.1');
       const url = `http://127.0.0.1:${(bare.getHttpServer().address() as { port: number }).port}`;
-      expect((await fetch(`${url}/api/v1/workflows?limit=1`)).status).toBe(200);
+      // Without the gates nothing authenticates: ScopeGuard fails closed, even for ADMIN_TOKEN.
+      const refused = await fetch(`${url}/api/v1/workflows?limit=1`, { headers: authHeaders() });
+      expect(refused.status).toBe(401);
       expect((await fetch(`${url}/api/docs-json`)).status).toBe(200);
       expect((await fetch(`${url}/health`)).status).toBe(200);
       const bad = await fetch(`${url}/api/v1/workflows`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: authHeaders({ 'content-type': 'application/json' }),
         body: '{',
       });
       expect(bad.status).toBe(400);

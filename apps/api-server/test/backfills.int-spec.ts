@@ -4,6 +4,7 @@
  * statement and creates no instance; GET and cancel read and end it.
  */
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { startApiUnderTest, type ApiUnderTest } from './support/api-under-test';
 
@@ -20,7 +21,7 @@ let api: ApiUnderTest;
 async function send(method: string, path: string, body?: unknown): Promise<Reply> {
   const res = await fetch(`${api.base}/api/v1${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

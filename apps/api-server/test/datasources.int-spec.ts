@@ -7,6 +7,7 @@ import type { INestApplication } from '@nestjs/common';
 import { openSecret, type ApiServerConfig } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
 import { startApiUnderTest } from './support/api-under-test';
@@ -29,7 +30,7 @@ interface Reply {
 async function send(method: string, path: string, body?: unknown): Promise<Reply> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

@@ -10,6 +10,7 @@ import { REGISTRY_PATHS } from '@porpoise/common';
 import { runMigrations } from '@porpoise/dao';
 import { createRegistry, type Registry } from '@porpoise/registry';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { startApiUnderTest } from './support/api-under-test';
 
@@ -45,7 +46,7 @@ let registry: Registry;
 const call = async <T>(method: string, path: string, body?: unknown) => {
   const res = await fetch(`${base}/api/v1${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as T };
@@ -340,6 +341,7 @@ describe('GET /workflow-instances/{id}/diagnosis', () => {
     };
     const op = doc.paths['/api/v1/workflow-instances/{id}/diagnosis']?.get;
     expect(op).toBeDefined();
-    expect(Object.keys(op!.responses).sort()).toEqual(['200', '400', '404', '503']);
+    // 401 and 403: every /api/v1 operation needs a token with its scope (section 11).
+    expect(Object.keys(op!.responses).sort()).toEqual(['200', '400', '401', '403', '404', '503']);
   });
 });

@@ -18,6 +18,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import fc from 'fast-check';
 import { Client } from 'pg';
 import { startApiUnderTest } from './support/api-under-test';
@@ -27,13 +28,9 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20_261_202);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const FC_OPTIONS = { seed: SEED, numRuns: RUNS, endOnFailure: true } as const;
 
-/**
- * Every request header this file sends besides content-type goes through here. Empty for now:
- * when bearer-token auth lands (branch sec-auth), this is the one line to change, for example
- * `return { authorization: \`Bearer ${adminToken}\` };`.
- */
+/** Every request header this file sends besides content-type: the tests' admin token. */
 function headers(): Record<string, string> {
-  return {};
+  return authHeaders();
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -112,14 +109,15 @@ function jsonRequest(
 
 /**
  * Row count and an md5 of the contents of every table but the registry's (which the server's
- * own heartbeat changes), in one statement: a refused call must leave all of them unchanged,
+ * own heartbeat changes) and the audit log's (every changing call, refused or not, is audited
+ * by design: DESIGN.md section 11), in one statement: a refused call must leave all of them unchanged,
  * including rows it could have half-updated.
  */
 async function buildSnapshotSql(): Promise<string> {
   const { rows } = await db.query<{ table_name: string }>(
     `SELECT table_name FROM information_schema.tables
       WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
-        AND table_name NOT LIKE 'registry\\_%' AND table_name <> 'migrations'
+        AND table_name NOT LIKE 'registry\\_%' AND table_name NOT IN ('migrations', 'audit_event')
       ORDER BY table_name`,
   );
   const parts = rows.map(({ table_name: t }) => {
@@ -195,6 +193,8 @@ function validBody(route: Route): unknown {
       return { name: next('fuzz-tg-'), capacity: 2 };
     case 'PATCH /api/v1/task-groups/{name}':
       return { capacity: 3 };
+    case 'POST /api/v1/tokens':
+      return { name: next('fuzz-token-'), scopes: ['read'] };
     default:
       return {};
   }
@@ -245,6 +245,8 @@ async function freshResource(collection: string, param: string): Promise<string 
         jsonRequest('POST', '/api/v1/task-groups', validBody(routeOf('POST /api/v1/task-groups'))),
         'name',
       );
+    case '/api/v1/tokens id':
+      return created(jsonRequest('POST', '/api/v1/tokens', validBody(routeOf('POST /api/v1/tokens'))), 'id');
     case '/api/v1/backfills id':
       return created(
         jsonRequest('POST', `/api/v1/workflows/${await wf()}/backfill`, {
@@ -341,6 +343,20 @@ async function expectReadable(
   const path = req.path.split('?')[0] ?? req.path;
   let readPath: string | undefined;
   let expectGone = false;
+  if (path.startsWith('/api/v1/tokens')) {
+    // Tokens have no GET of their own: the list shows each, and a revoked one stays listed with
+    // its revokedAt (DELETE revokes; it does not erase who had access).
+    const id = route.method === 'DELETE' ? Number(path.split('/').pop()) : createdId(body);
+    const list = await send({ method: 'GET', path: '/api/v1/tokens?limit=1000' });
+    const listed = list.json as { items?: unknown[] } | unknown[] | undefined;
+    const rows = (Array.isArray(listed) ? listed : (listed?.items ?? [])) as Array<Record<string, unknown>>;
+    const row = rows.find((r) => String(r.id) === String(id));
+    if (!row) fail(`accepted, yet token ${String(id)} is not in GET /api/v1/tokens`);
+    if ((route.method === 'DELETE') !== (row?.revokedAt !== null)) {
+      fail(`token ${String(id)} after ${route.method}: revokedAt=${JSON.stringify(row?.revokedAt)}`);
+    }
+    return;
+  }
   if (typeof body.workflowInstanceId === 'number') {
     readPath = `/api/v1/workflow-instances/${body.workflowInstanceId}`;
   } else if (typeof body.backfillId === 'number') {

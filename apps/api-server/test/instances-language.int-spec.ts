@@ -8,6 +8,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
@@ -29,7 +30,7 @@ interface Reply {
 }
 
 async function send(method: string, path: string): Promise<Reply> {
-  const res = await fetch(`${base}${path}`, { method });
+  const res = await fetch(`${base}${path}`, { method, headers: authHeaders() });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
 }

@@ -8,6 +8,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { Client } from 'pg';
 import { startApiUnderTest } from './support/api-under-test';
 
@@ -19,7 +20,7 @@ let base: string;
 const call = async <T>(method: string, path: string, body?: unknown) => {
   const res = await fetch(`${base}/api/v1${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as T };

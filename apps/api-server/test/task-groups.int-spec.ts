@@ -6,6 +6,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { runMigrations } from '@porpoise/dao';
 import { startPostgres, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import { nth } from '@porpoise/test-harness/defined';
 import { Client } from 'pg';
 import { startApiUnderTest } from './support/api-under-test';
@@ -23,7 +24,7 @@ interface Reply {
 async function send(method: string, path: string, body?: unknown): Promise<Reply> {
   const res = await fetch(`${base}/api/v1${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: authHeaders(body === undefined ? {} : { 'content-type': 'application/json' }),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

@@ -22,6 +22,7 @@ import {
   ScheduleRepository,
   TaskGroupRepository,
   RunGateRepository,
+  RetentionRepository,
 } from '@porpoise/dao';
 import { REGISTRY, RegistryModule, type Registry } from '@porpoise/registry';
 import { DataSource } from 'typeorm';
@@ -58,6 +59,7 @@ import { SessionStateService } from './registry/session-state.service';
 import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
 import { RunGateService } from './gate/run-gate.service';
+import { RetentionService } from './retention/retention.service';
 import { ScheduleService } from './schedule/schedule.service';
 import { datasourceOpener } from './tasks/datasource-opener';
 
@@ -94,7 +96,7 @@ export class MasterModule {
       providers: [
         { provide: MASTER_OPTIONS, useValue: masterOptions },
         { provide: MASTER_IDENTITY, useValue: identity },
-        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret) },
+        { provide: WORKER_GATEWAY, useFactory: () => new WorkerClient(config.clusterSecret, config.tls) },
         DatasourceRepository,
         SubWorkflowRepository,
         DependencyRepository,
@@ -122,6 +124,9 @@ export class MasterModule {
         ScheduleService,
         BackfillRepository,
         BackfillService,
+        // Retention (DESIGN.md section 11, Bounds).
+        RetentionRepository,
+        RetentionService,
         { provide: FAILOVER_REGISTRY, useExisting: REGISTRY },
         { provide: FAILOVER_REPOSITORY, useExisting: InstanceStateRepository },
         { provide: FAILOVER_SESSION, useExisting: SessionStateService },

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { freePort, portIsFree } from '@porpoise/common';
+import { ensurePrivateDir, freePort, portIsFree } from '@porpoise/common';
 
 /** What standalone remembers of its embedded Postgres across restarts (mode 600). */
 interface EmbeddedPostgresState {
@@ -29,9 +29,14 @@ export async function startEmbeddedPostgres(
   log: (message: string) => void,
 ): Promise<EmbeddedPostgresHandle> {
   const root = resolve(dataDir);
-  mkdirSync(root, { recursive: true });
-  // As root, Postgres runs as a 'postgres' user, who must be able to traverse this directory.
-  if (process.getuid?.() === 0) chmodSync(root, 0o711);
+  ensurePrivateDir(root);
+  // As root, Postgres runs as a 'postgres' user, who must pass through DATA_DIR to its data
+  // directory: DATA_DIR is given to the postgres group, which may search it (mode 710) but not
+  // list or read it. Tasks (nobody, or TASK_USER) are not in that group.
+  if (process.getuid?.() === 0) {
+    chownSync(root, 0, postgresGroup());
+    chmodSync(root, 0o710);
+  }
   const stateFile = join(root, 'postgres.json');
   const databaseDir = join(root, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
@@ -46,16 +51,14 @@ export async function startEmbeddedPostgres(
   writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
   if (fresh) log(`initialising an embedded Postgres in ${databaseDir}`);
 
+  // The password on stdin, never on the command line (ps shows that to every user), and an
+  // environment without the node's (its CLUSTER_SECRET, DATABASE_URL...): Postgres inherits it.
   const child = spawn(
     process.execPath,
-    [
-      join(repoRoot(), 'scripts', 'embedded-postgres-server.mjs'),
-      databaseDir,
-      String(state.port),
-      state.password,
-    ],
-    { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+    [join(repoRoot(), 'scripts', 'embedded-postgres-server.mjs'), databaseDir, String(state.port)],
+    { detached: true, stdio: ['pipe', 'pipe', 'pipe', 'ipc'], env: serverEnvironment() },
   );
+  child.stdin?.end(`${state.password}\n`);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolveReady, reject) => {
     let output = '';
@@ -80,6 +83,29 @@ export async function startEmbeddedPostgres(
       await exited;
     },
   };
+}
+
+/** The postgres user's group, the user made (as embedded-postgres would) when missing. */
+function postgresGroup(): number {
+  const gid = () => Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  try {
+    return gid();
+  } catch {
+    execFileSync('groupadd', ['postgres']);
+    execFileSync('useradd', ['-g', 'postgres', 'postgres']);
+    return gid();
+  }
+}
+
+/** PATH, the locale and TMPDIR of this process: all the Postgres server needs of it. */
+function serverEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  // eslint-disable-next-line no-restricted-properties -- not configuration: passed on as it is
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value === undefined || !/^(PATH|HOME|LANG|LANGUAGE|TZ|TMPDIR|LC_[A-Z]+)$/.test(name)) continue;
+    env[name] = value;
+  }
+  return env;
 }
 
 /** The directory holding package.json, from src (ts) or dist (js) alike. */

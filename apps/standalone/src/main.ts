@@ -11,7 +11,9 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   configSecrets,
+  ensurePrivateDir,
   loadConfigFromProcess,
+  loadOrCreateAdminTokenFile,
   loadOrCreateKeyFile,
   NodeLogger,
   standaloneRoles,
@@ -45,6 +47,11 @@ async function bootstrap(): Promise<void> {
   process.on('SIGINT', (s) => void stop(s));
   process.on('SIGTERM', (s) => void stop(s));
 
+  // DATA_DIR holds the data-source key, the admin token, task logs, undelivered results and the
+  // embedded database: the node's own, mode 700 (docs/security.md), also when it existed before.
+  ensurePrivateDir(loaded.dataDir);
+  // Before the embedded Postgres, which (as root) opens the data directory to its own user.
+  const adminToken = loaded.adminToken ?? generatedAdminToken(loaded.dataDir);
   if (!loaded.databaseUrl) postgres = await startEmbeddedPostgres(loaded.dataDir, (m) => logger.log(m));
   const databaseUrl = loaded.databaseUrl ?? postgres?.url;
   if (databaseUrl === undefined) throw new Error('the embedded Postgres did not report its URL');
@@ -54,11 +61,12 @@ async function bootstrap(): Promise<void> {
     clusterSecret: loaded.clusterSecret ?? randomBytes(24).toString('base64url'),
     // Kept in the data directory: the secret above is new at each start, the data sources are not.
     datasourceKey: loadOrCreateKeyFile(join(loaded.dataDir, 'datasource.key')),
+    adminToken,
   });
   // Now that they are known: the generated secret and the embedded database's password.
   nodeLogger = new NodeLogger({
     format: loaded.logFormat,
-    secrets: configSecrets({ clusterSecret: roles.master.clusterSecret, databaseUrl }),
+    secrets: configSecrets({ clusterSecret: roles.master.clusterSecret, databaseUrl, adminToken }),
   });
   Logger.overrideLogger(nodeLogger);
 
@@ -90,6 +98,20 @@ async function bootstrap(): Promise<void> {
       `master ${metrics(roles.master)}, worker ${metrics(roles.worker)}`,
   );
   process.stdout.write(`Porpoise is ready at ${url}/api/v1\n`);
+}
+
+/**
+ * The admin token where ADMIN_TOKEN is unset: DATA_DIR/admin-token (mode 600), made once and
+ * kept. The log says where it is, never what it is.
+ */
+function generatedAdminToken(dataDir: string): string {
+  const path = join(dataDir, 'admin-token');
+  const { token, created } = loadOrCreateAdminTokenFile(path);
+  logger.log(
+    `admin token ${created ? 'generated in' : 'read from'} ${path} (ADMIN_TOKEN unset); ` +
+      `call the API with: -H "Authorization: Bearer $(cat ${path})"`,
+  );
+  return token;
 }
 
 bootstrap().catch((err: Error) => {

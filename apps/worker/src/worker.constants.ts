@@ -1,3 +1,4 @@
+import { CONFIG_VARIABLES } from '@porpoise/common';
 import { TASK_RESULT_MESSAGES } from '@porpoise/rpc';
 /**
  * Tunables of the worker that are not configuration (DESIGN.md section 3 names the variables;
@@ -15,6 +16,8 @@ export const SHUTDOWN_FLUSH_MS = 3_000;
 
 /** ReadLog answers at most this many bytes per call (and this many when the caller asks for 0). */
 export const READ_LOG_LIMIT_BYTES = 1024 * 1024;
+/** StreamLog's chunk: one read from disk and one gRPC message (well below the 4 MiB limit). */
+export const STREAM_LOG_CHUNK_BYTES = 64 * 1024;
 
 /** Deadline of each event call to a master. */
 export const EVENT_DEADLINE_MS = 5_000;
@@ -57,7 +60,18 @@ export const WATCHDOG_RESTARTS = 3;
 export const SUPERSEDED_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 export const SUPERSEDED_MAX_ENTRIES = 10_000;
 
-/** Variables stripped from the task environment: a task must never read the cluster's credentials. */
-export const STRIPPED_ENV_VARIABLES = ['CLUSTER_SECRET', 'DATABASE_URL'] as const;
-/** Every variable the worker sets for a task starts with this; inherited ones are removed first. */
-export const TASK_ENV_PREFIX = 'PORPOISE_';
+/**
+ * Variables of the worker's own environment a task never gets (domain/task-env.ts): every
+ * variable Porpoise reads (CLUSTER_SECRET, DATABASE_URL, DATASOURCE_KEY, ADMIN_TOKEN, the
+ * registry's credentials, the *_FILE paths, ...), so no node secret reaches a task.
+ */
+export const WITHHELD_ENV_VARIABLES: ReadonlySet<string> = new Set<string>(CONFIG_VARIABLES);
+/**
+ * Also withheld: the PORPOISE_ names (a task's own are set from its spec, never inherited) and
+ * the identity the task user gets instead (HOME, USER, LOGNAME, PWD).
+ */
+export const WITHHELD_ENV_PATTERN = /^(PORPOISE_.*|HOME|USER|LOGNAME|PWD)$/;
+/** A task's PATH when the worker has none. */
+export const TASK_DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Each task's working directory, under TASK_WORK_DIR/<this worker>/, is made with this mode. */
+export const TASK_DIR_MODE = 0o700;

@@ -16,6 +16,8 @@ import { NodeProcessRunner, ProcessRunner } from './adapters/process-runner';
 import { SupersededStore } from './adapters/superseded-store';
 import { TaskLogStore } from './adapters/task-log-store';
 import { ShellTaskWatchdog, TaskWatchdog } from './adapters/task-watchdog';
+import { LocalTaskSandbox, TaskSandbox } from './adapters/task-sandbox';
+import { SystemUserDirectory, UserDirectory } from './adapters/user-directory';
 import { SqlPools } from './adapters/sql-pools';
 import { WorkerGauges } from './metrics/worker-gauges';
 import { OutboxStore, RunningMarkerStore } from './adapters/worker-stores';
@@ -24,6 +26,7 @@ import { LivenessService } from './services/liveness.service';
 import { RegistrationService } from './services/registration.service';
 import { ResultDeliveryService } from './services/result-delivery.service';
 import { TaskExecutorService } from './services/task-executor.service';
+import { LogRetentionService } from './services/log-retention.service';
 import { WorkerLifecycleService } from './services/worker-lifecycle.service';
 import { WorkerRpcService } from './services/worker-rpc.service';
 import { EmptyTaskType } from './task-types/empty.task-type';
@@ -51,6 +54,9 @@ export class WorkerModule {
       providers: [
         { provide: ProcessRunner, useClass: NodeProcessRunner },
         { provide: TaskWatchdog, useClass: ShellTaskWatchdog },
+        // Who tasks run as and where; decided at start (a missing TASK_USER stops it).
+        { provide: UserDirectory, useClass: SystemUserDirectory },
+        { provide: TaskSandbox, useClass: LocalTaskSandbox },
         LivenessService,
         SupersededStore,
         TaskLogStore,
@@ -69,6 +75,7 @@ export class WorkerModule {
         WorkerRpcService,
         RegistrationService,
         WorkerLifecycleService,
+        LogRetentionService,
         // GET /health and /metrics on METRICS_PORT (DESIGN.md section 12). A worker has no
         // database: healthy when it reaches the registry.
         { provide: METRICS_REGISTRY, useFactory: () => createNodeMetricsRegistry('porpoise_worker_') },

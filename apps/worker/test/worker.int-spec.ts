@@ -6,7 +6,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  statSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
@@ -204,10 +213,12 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
         DATA_DIR: dataDir,
         REGISTRY_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
         HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS),
-        // Inherited by tasks (the worker's own environment) ...
-        WORKER_ENV_MARKER: 'inherited',
-        // ... except PORPOISE_* variables, which only the task's own run sets.
+        // Never inherited by tasks: their environment is built from nothing (PATH and the locale
+        // aside), and PORPOISE_* variables only the task's own run sets.
+        WORKER_ENV_MARKER: 'not inherited',
         PORPOISE_PARAM_STRAY: 'leaked',
+        // Tasks in their own directories under the test's scratch (as root: as nobody).
+        TASK_WORK_DIR: join(scratch, 'tasks'),
       },
     });
     // Keep draining the pipes (a full pipe would block the worker) and keep the tail for failures.
@@ -259,7 +270,11 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     pg = await startPostgres();
     await runMigrations(pg.endpoint);
     dataDir = mkdtempSync(join(tmpdir(), 'porpoise-worker-'));
+    // As an older worker left it: the worker makes it private at start.
+    chmodSync(dataDir, 0o755);
     scratch = mkdtempSync(join(tmpdir(), 'porpoise-worker-scratch-'));
+    // Tasks run as nobody (the worker runs as root here) and use gate and witness files in it.
+    chmodSync(scratch, 0o777);
     workerPort = await freePort();
     master = await FakeMaster.start();
     client = new WorkerClient(SECRET);
@@ -316,6 +331,10 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     }
   });
 
+  it('makes DATA_DIR private (mode 700) at start, also when it existed', () => {
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+  });
+
   it('runs a task with exactly the documented variables, and without the cluster secret', async () => {
     const spec = task({
       workflowInstanceId: 42,
@@ -370,7 +389,10 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       PORPOISE_PARAM_lower_name: 'x',
       PORPOISE_PARAM_LOWER_NAME: 'x',
     });
-    expect(env.WORKER_ENV_MARKER).toBe('inherited');
+    expect(env.WORKER_ENV_MARKER).toBeUndefined();
+    const allowed = /^(PATH|LANG|LANGUAGE|TZ|LC_[A-Z]+|HOME|USER|LOGNAME|PWD|SHLVL|_|PORPOISE_.*)$/;
+    expect(Object.keys(env).filter((name) => !allowed.test(name))).toEqual([]);
+    expect(env.PWD).toMatch(new RegExp(`^${join(scratch, 'tasks')}/`));
     expect(env.CLUSTER_SECRET).toBeUndefined();
     expect(env.DATABASE_URL).toBeUndefined();
     expect(log.content.toString()).not.toContain(SECRET);

@@ -2,7 +2,7 @@
 // repositories. Every query is parameterized SQL; there are no TypeORM entities. Helpers the
 // repositories share among themselves (the ownership CTE, transactions) stay inside.
 export { POOL_LIMITS, createDataSource } from './data-source';
-export { runMigrations, type MigrationResult } from './migration-runner';
+export { pendingMigrations, runMigrations, type MigrationResult } from './migration-runner';
 export { DaoModule } from './dao.module';
 export { MissingRowError, firstRow, queryResult, queryRows } from './repositories/sql';
 export * from './repositories/backfill.repository';
@@ -31,3 +31,6 @@ export {
   type StartChildOutcome,
 } from './repositories/sub-workflow.repository';
 export * from './repositories/run-gate.repository';
+export * from './repositories/api-token.repository';
+export * from './repositories/audit.repository';
+export * from './repositories/retention.repository';

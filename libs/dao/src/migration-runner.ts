@@ -42,3 +42,22 @@ export async function runMigrations(databaseUrl: string): Promise<MigrationResul
     await lockClient.end();
   }
 }
+
+/** The migrations in migrations/ that the database has not applied yet, oldest first. */
+export async function pendingMigrations(databaseUrl: string): Promise<string[]> {
+  const client = new Client({ connectionString: databaseUrl, application_name: 'porpoise-schema-check' });
+  await client.connect();
+  try {
+    const table = await client.query<{ found: string | null }>(
+      "SELECT to_regclass('porpoise_migrations')::text AS found",
+    );
+    const applied = new Set<string>();
+    if (table.rows[0]?.found) {
+      const rows = await client.query<{ name: string }>('SELECT name FROM porpoise_migrations');
+      for (const row of rows.rows) applied.add(row.name);
+    }
+    return MIGRATIONS.map((M) => new M().name ?? M.name).filter((name) => !applied.has(name));
+  } finally {
+    await client.end();
+  }
+}

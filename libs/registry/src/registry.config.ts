@@ -22,6 +22,16 @@ export type RegistryConfig =
       readonly type: 'zookeeper';
       /** host:port[,host:port...][/chroot] */
       readonly connect: string;
+      /**
+       * Digest credentials (ZOOKEEPER_AUTH): added to every session, and every node this client
+       * creates gets the ACL digest user:password with all permissions. Open nodes otherwise.
+       */
+      readonly auth?: { readonly user: string; readonly password: string };
     } & RegistryCommonOptions)
   | ({ readonly type: 'jdbc'; readonly databaseUrl: string } & RegistryCommonOptions)
-  | ({ readonly type: 'etcd'; readonly endpoints: readonly string[] } & RegistryCommonOptions);
+  | ({
+      readonly type: 'etcd';
+      readonly endpoints: readonly string[];
+      /** etcd password authentication (ETCD_USERNAME, ETCD_PASSWORD); anonymous otherwise. */
+      readonly auth?: { readonly username: string; readonly password: string };
+    } & RegistryCommonOptions);

@@ -47,3 +47,10 @@ export class RegistryClosedError extends RegistryError {
 
 /** The backend could not be reached or refused the operation. */
 export class RegistryUnavailableError extends RegistryError {}
+
+/**
+ * The JDBC registry's tables and functions are not in the database yet: nobody has run the
+ * migrations. A worker never runs them (it may have no right to); it waits for a master, an API
+ * server or `npm run migration:run` to do so.
+ */
+export class RegistrySchemaMissingError extends RegistryError {}

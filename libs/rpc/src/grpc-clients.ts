@@ -1,8 +1,12 @@
+import { PassThrough, type Readable } from 'node:stream';
+import type { TlsMaterial } from '@porpoise/common';
 import {
   connectivityState,
   credentials,
+  type ChannelCredentials,
   Metadata,
   status,
+  type ClientReadableStream,
   type ServiceClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -15,6 +19,7 @@ import type {
   EventAck,
   KillResponse,
   ReadLogResponse,
+  StreamLogRequest,
   TakeOverResponse,
   TaskFinishedEvent,
   TaskSpec,
@@ -32,6 +37,8 @@ type UnaryMethod = (
   callback: (err: ServiceError | null, response: unknown) => void,
 ) => void;
 
+type StreamingMethod = (request: unknown, metadata: Metadata) => ClientReadableStream<unknown>;
+
 /** Channel options of every peer channel. */
 const PEER_CHANNEL_OPTIONS = {
   // A restarted peer is found again within ~2 s instead of grpc's default 120 s backoff cap.
@@ -44,7 +51,7 @@ const PEER_CHANNEL_OPTIONS = {
 
 /**
  * One channel per peer address, reused across calls; every call carries the cluster secret
- * and a deadline. Close it to release the channels.
+ * and a deadline, over mutual TLS when the node has TLS material. Close it to release the channels.
  *
  * A call that fails UNAVAILABLE or DEADLINE_EXCEEDED on a channel that is not READY replaces that
  * channel (a slow answer on a READY channel does not). grpc-js has no connect timeout: a
@@ -57,10 +64,19 @@ const PEER_CHANNEL_OPTIONS = {
 class PeerClients {
   private readonly clients = new Map<string, ServiceClient>();
 
+  private readonly channelCredentials: ChannelCredentials;
+
   constructor(
     private readonly service: keyof LoadedServices,
     private readonly secret: string,
-  ) {}
+    tls: TlsMaterial | undefined,
+  ) {
+    // With TLS the client shows its certificate and checks that the peer's is signed by the
+    // cluster CA and names the host it dialed (the peer's NODE_HOST, from the registry).
+    this.channelCredentials = tls
+      ? credentials.createSsl(tls.ca, tls.key, tls.cert)
+      : credentials.createInsecure();
+  }
 
   call<R>(address: string, method: string, request: unknown, deadlineMs: number): Promise<R> {
     const client = this.client(address);
@@ -81,6 +97,30 @@ class PeerClients {
         } else resolve(response as R);
       });
     });
+  }
+
+  /**
+   * A server-streaming call: a stream of its messages that errors with RpcCallError. Backpressure
+   * holds end to end (a consumer that stops reading stops the peer producing); destroying the
+   * stream cancels the call. No deadline: a long stream to a slow reader may take its time.
+   */
+  stream(address: string, method: string, request: unknown): Readable {
+    const client = this.client(address);
+    const found = Object.hasOwn(services()[this.service].service, method) ? client[method] : undefined;
+    if (typeof found !== 'function') throw new RpcUnknownMethodError(this.service, method);
+    const fn = (found as StreamingMethod).bind(client);
+    const metadata = new Metadata();
+    metadata.set(SECRET_METADATA_KEY, this.secret);
+    const call = fn(request, metadata);
+    const out = new PassThrough({ objectMode: true, highWaterMark: 4 });
+    call.on('error', (err: ServiceError) => {
+      if (err.code === status.UNAVAILABLE) this.replaceIfNotReady(address, client);
+      out.destroy(new RpcCallError(method, address, err.code, err.details || err.message));
+    });
+    // The consumer went away (or the stream failed): nothing more is wanted from the peer.
+    out.on('close', () => call.cancel());
+    call.pipe(out);
+    return out;
   }
 
   private replaceIfNotReady(address: string, client: ServiceClient): void {
@@ -106,7 +146,7 @@ class PeerClients {
     let client = this.clients.get(address);
     if (!client) {
       const Ctor = services()[this.service];
-      client = new Ctor(address, credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+      client = new Ctor(address, this.channelCredentials, PEER_CHANNEL_OPTIONS);
       this.clients.set(address, client);
     }
     return client;
@@ -116,8 +156,9 @@ class PeerClients {
 /** Master -> worker calls. */
 export class WorkerClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('WorkerTaskService', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('WorkerTaskService', secret, tls);
   }
   dispatch(
     address: string,
@@ -153,6 +194,14 @@ export class WorkerClient {
   ): Promise<ReadLogResponse> {
     return this.peers.call(address, 'ReadLog', { taskInstanceId, offset, limit }, deadlineMs);
   }
+  /**
+   * StreamLog: a stream of LogChunk objects (the first with `size` only), erroring with
+   * RpcCallError (NOT_FOUND: the worker has no such log). Destroy it to cancel the call.
+   */
+  streamLog(address: string, taskInstanceId: number, offset = 0): Readable {
+    const request: StreamLogRequest = { taskInstanceId, offset };
+    return this.peers.stream(address, 'StreamLog', request);
+  }
   forget(address: string): void {
     this.peers.forget(address);
   }
@@ -164,8 +213,9 @@ export class WorkerClient {
 /** Worker -> master calls. */
 export class MasterEventClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('MasterTaskEventService', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('MasterTaskEventService', secret, tls);
   }
   taskStarted(address: string, event: TaskStartedEvent, deadlineMs = 5000): Promise<EventAck> {
     return this.peers.call(address, 'TaskStarted', event, deadlineMs);
@@ -184,8 +234,9 @@ export class MasterEventClient {
 /** grpc.health.v1 Check against a master or worker. */
 export class HealthClient {
   private readonly peers: PeerClients;
-  constructor(secret: string) {
-    this.peers = new PeerClients('Health', secret);
+  /** tls: the node's mutual TLS material (its config's `tls`); plaintext when absent. */
+  constructor(secret: string, tls?: TlsMaterial) {
+    this.peers = new PeerClients('Health', secret, tls);
   }
   async check(address: string, deadlineMs = 2000): Promise<'SERVING' | 'NOT_SERVING' | 'UNKNOWN'> {
     const res = await this.peers.call<{ status: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' }>(

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import {
   Server,
   ServerCredentials,
@@ -9,9 +10,9 @@ import {
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { Logger } from '@porpoise/common';
+import type { Logger, TlsMaterial } from '@porpoise/common';
 import { serviceDefinition } from './proto-loader';
-import { RpcInvalidArgument } from './rpc.errors';
+import { RpcInvalidArgument, RpcNotFound } from './rpc.errors';
 import { UndecodableRequest } from './request-decoding';
 import type { MasterTaskEventHandlers, WorkerTaskHandlers } from './rpc.types';
 
@@ -21,6 +22,12 @@ export interface GrpcServerOptions {
   bindHost: string;
   port: number;
   clusterSecret: string;
+  /**
+   * Mutual TLS: the server presents cert/key and requires a client certificate signed by ca
+   * (a plaintext client or one without such a certificate never gets past the handshake).
+   * Plaintext when absent. The cluster secret is checked either way.
+   */
+  tls?: TlsMaterial;
   /** Refused calls (warn) and handler failures (error). */
   logger: Pick<Logger, 'warn' | 'error'>;
   worker?: WorkerTaskHandlers;
@@ -34,6 +41,12 @@ function secretMatches(metadata: Metadata, secret: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(secret);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function serverCredentials(tls: TlsMaterial | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  // true: checkClientCertificate, the "mutual" of mutual TLS.
+  return ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.cert, private_key: tls.key }], true);
 }
 
 /**
@@ -52,6 +65,9 @@ export class GrpcServer {
         Kill: this.unary('Kill', (r) => worker.kill(r as never)),
         TakeOver: this.unary('TakeOver', (r) => worker.takeOver(r as never)),
         ReadLog: this.unary('ReadLog', (r) => worker.readLog(r as never)),
+        StreamLog: this.serverStream('StreamLog', (r) =>
+          worker.streamLog ? worker.streamLog(r as never) : Promise.reject(new StreamUnimplemented()),
+        ),
       });
     }
     if (master) {
@@ -84,7 +100,7 @@ export class GrpcServer {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(
         `${this.options.bindHost}:${this.options.port}`,
-        ServerCredentials.createInsecure(),
+        serverCredentials(this.options.tls),
         (err, port) => (err ? reject(err) : resolve(port)),
       );
     });
@@ -114,6 +130,50 @@ export class GrpcServer {
     return false;
   }
 
+  /**
+   * A server-streaming method: writes the handler's messages one by one, waiting for 'drain'
+   * whenever the stream's buffer is full (gRPC flow control reaches back to the handler, which
+   * produces the next message only then); stops when the caller cancels.
+   */
+  private serverStream(method: string, handler: (request: unknown) => Promise<AsyncIterable<unknown>>) {
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      if (!this.authorized(call.metadata, method, call.getPeer())) {
+        call.emit('error', { code: status.UNAUTHENTICATED, details: 'missing or wrong cluster secret' });
+        return;
+      }
+      if (call.request instanceof UndecodableRequest) {
+        call.emit('error', { code: status.INVALID_ARGUMENT, details: statusDetails(call.request.message) });
+        return;
+      }
+      const gone = new Promise<void>((resolve) => {
+        call.once('cancelled', resolve);
+        call.once('close', resolve);
+      });
+      let cancelled = false;
+      void gone.then(() => (cancelled = true));
+      void (async () => {
+        try {
+          for await (const message of await handler(call.request)) {
+            if (cancelled) break;
+            if (!call.write(message)) await Promise.race([once(call, 'drain'), gone]);
+          }
+          if (!cancelled) call.end();
+        } catch (err) {
+          if (cancelled) return;
+          const code =
+            err instanceof RpcInvalidArgument || err instanceof RpcNotFound
+              ? err.code
+              : err instanceof StreamUnimplemented
+                ? status.UNIMPLEMENTED
+                : status.INTERNAL;
+          const message = err instanceof Error ? err.message : String(err);
+          if (code === status.INTERNAL) this.options.logger.error(`${method} failed: ${message}`);
+          call.emit('error', { code, details: statusDetails(message) });
+        }
+      })();
+    };
+  }
+
   private unary(method: string, handler: (request: unknown) => Promise<unknown>) {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       if (!this.authorized(call.metadata, method, call.getPeer())) {
@@ -137,6 +197,13 @@ export class GrpcServer {
         },
       );
     };
+  }
+}
+
+/** A streaming method this server's handlers do not implement. */
+class StreamUnimplemented extends Error {
+  constructor() {
+    super('not implemented by this node');
   }
 }
 

@@ -9,6 +9,15 @@ export class RpcInvalidArgument extends Error {
   }
 }
 
+/** Raised by a handler for something it does not have (StreamLog: no such log); NOT_FOUND. */
+export class RpcNotFound extends Error {
+  readonly code = status.NOT_FOUND;
+  constructor(message: string) {
+    super(message);
+    this.name = 'RpcNotFound';
+  }
+}
+
 /** A call that failed: carries the gRPC status so callers can tell refusal from outage. */
 export class RpcCallError extends Error {
   constructor(

@@ -136,6 +136,16 @@ export interface ReadLogResponse {
   eof: boolean;
 }
 
+export interface StreamLogRequest {
+  taskInstanceId: number;
+  offset: number;
+}
+/** One message of StreamLog: the first carries only `size`, the others only `content`. */
+export interface LogChunk {
+  size: number;
+  content: Buffer;
+}
+
 export type TaskFinalState = 'SUCCESS' | 'FAILURE' | 'KILL';
 
 /**
@@ -188,6 +198,12 @@ export interface WorkerTaskHandlers {
   kill(req: KillRequest): Promise<KillResponse>;
   takeOver(req: TakeOverRequest): Promise<TakeOverResponse>;
   readLog(req: ReadLogRequest): Promise<ReadLogResponse>;
+  /**
+   * StreamLog's messages, pulled one at a time as the stream can take them (the iterator is
+   * returned early when the caller goes away). Throw RpcNotFound when there is no such log.
+   * Optional: a server without it answers UNIMPLEMENTED.
+   */
+  streamLog?(req: StreamLogRequest): Promise<AsyncIterable<LogChunk>>;
 }
 
 /** What a master implements (server side). */

@@ -14,6 +14,7 @@ import { parseId } from '../common/input';
 import { BACKFILL_LIMITS } from './backfill-body';
 import { BackfillAcceptedDto, BackfillBodyDto, BackfillDto } from './backfill.dto';
 import { BackfillsService } from './backfills.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('backfills')
 @ApiBadRequestResponse({
@@ -25,6 +26,7 @@ export class BackfillsController {
   constructor(private readonly backfills: BackfillsService) {}
 
   @Post('workflows/:code/backfill')
+  @Scope('run')
   @HttpCode(202)
   @ApiOperation({
     summary: 'Backfill: one run (command COMPLEMENT_DATA) per fire time of a cron in [start, end].',
@@ -41,6 +43,7 @@ export class BackfillsController {
   }
 
   @Get('backfills/:id')
+  @Scope('read')
   @ApiOperation({ summary: 'A backfill: its state, counts and the runs created so far.' })
   @ApiResponse({ status: 200, type: BackfillDto })
   @ApiNotFoundResponse({ type: ErrorDto })
@@ -49,6 +52,7 @@ export class BackfillsController {
   }
 
   @Post('backfills/:id/cancel')
+  @Scope('run')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Cancel a RUNNING backfill: no more of its runs are created (those created go on). 200 with it.',

@@ -5,6 +5,7 @@ import { queryReader } from '../common/input';
 import { ClusterNodesDto } from './cluster.dto';
 import { ClusterService } from './cluster.service';
 import type { MasterNode, WorkerNode } from './node-heartbeat';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('cluster')
 @Controller('cluster')
@@ -12,6 +13,7 @@ export class ClusterController {
   constructor(private readonly cluster: ClusterService) {}
 
   @Get('nodes')
+  @Scope('read')
   @ApiOperation({
     summary: 'Live masters and workers with their last heartbeat, read from the registry.',
     description: 'Entries whose heartbeat JSON is invalid are left out (and logged).',

@@ -36,3 +36,15 @@ export class BadGatewayError extends ApiError {
   readonly status = 502;
   override readonly name = 'BadGatewayError';
 }
+
+/** No valid bearer token: missing, malformed, unknown or revoked. 401. */
+export class UnauthorizedError extends ApiError {
+  readonly status = 401;
+  override readonly name = 'UnauthorizedError';
+}
+
+/** A valid token without the scope the route needs. 403. */
+export class ForbiddenError extends ApiError {
+  readonly status = 403;
+  override readonly name = 'ForbiddenError';
+}

@@ -11,6 +11,7 @@ import {
 import { ErrorDto } from '../common/error.dto';
 import { DatasourceBodyDto, DatasourceDto, DatasourceListDto } from './datasource.dto';
 import { DatasourcesService, type DatasourceView } from './datasources.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('datasources')
 @ApiBadRequestResponse({
@@ -22,6 +23,7 @@ export class DatasourcesController {
   constructor(private readonly datasources: DatasourcesService) {}
 
   @Post()
+  @Scope('edit')
   @HttpCode(201)
   @ApiOperation({ summary: 'Register a data source for SQL tasks (its URL is stored encrypted).' })
   @ApiBody({ type: DatasourceBodyDto })
@@ -32,6 +34,7 @@ export class DatasourcesController {
   }
 
   @Get()
+  @Scope('read')
   @ApiOperation({ summary: 'List data sources (passwords never shown).' })
   @ApiResponse({ status: 200, type: DatasourceListDto })
   list(): Promise<{ items: DatasourceView[] }> {
@@ -39,6 +42,7 @@ export class DatasourcesController {
   }
 
   @Get(':name')
+  @Scope('read')
   @ApiOperation({ summary: 'One data source (password never shown).' })
   @ApiResponse({ status: 200, type: DatasourceDto })
   @ApiNotFoundResponse({ type: ErrorDto })
@@ -47,6 +51,7 @@ export class DatasourcesController {
   }
 
   @Delete(':name')
+  @Scope('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a data source.' })
   @ApiResponse({ status: 204, description: 'Deleted.' })

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { NotFoundError } from '../common/api-errors';
 import { quote } from '../common/input';
 import { OpenApiService } from './openapi.service';
+import { OpenRoute } from '../auth/scope.decorator';
 
 /**
  * swagger-ui-dist ships with @nestjs/swagger; resolve it from there so it is found whether or
@@ -43,6 +44,7 @@ const INIT = `window.ui = SwaggerUIBundle({ url: '/api/docs-json', dom_id: '#swa
 
 /** The browsable API page at /api/docs (served from this node, no CDN) and the document at /api/docs-json. */
 @ApiExcludeController()
+@OpenRoute()
 @Controller('api')
 export class DocsController {
   constructor(private readonly openApi: OpenApiService) {}

@@ -1,6 +1,9 @@
 import { Injectable, type INestApplication } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { BEARER_SCHEME } from '../auth/scope.decorator';
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 /**
  * Builds the OpenAPI document from the controllers' decorators, on first request.
@@ -32,11 +35,34 @@ export class OpenApiService {
         .setTitle('Porpoise API')
         .setDescription(
           'REST API of Porpoise, a workflow scheduler cluster modelled on Apache DolphinScheduler. ' +
-            'Errors are { statusCode, error, message }; the message names the problem.',
+            'Errors are { statusCode, error, message }; the message names the problem. Every /api/v1 ' +
+            'operation needs `Authorization: Bearer <token>` with the scope it names (read, run, edit; ' +
+            'admin implies all); /health, /metrics and /api/docs are open.',
         )
         .setVersion('1')
+        .setLicense('Apache-2.0', 'https://www.apache.org/licenses/LICENSE-2.0')
+        // Relative: the document is right for whichever address the server was reached at.
+        .addServer('/', 'This API server')
+        .addBearerAuth(
+          {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'ADMIN_TOKEN, or a token from POST /api/v1/tokens (pp_ followed by 43 base64url characters).',
+          },
+          BEARER_SCHEME,
+        )
         .build();
-      this.document = SwaggerModule.createDocument(app, config);
+      const document = SwaggerModule.createDocument(app, config);
+      // Outside /api/v1 (/health, /metrics) no token is needed: say so, rather than leave it unsaid.
+      for (const [path, item] of Object.entries(document.paths)) {
+        if (path.startsWith('/api/v1/')) continue;
+        for (const method of HTTP_METHODS) {
+          const op = item[method];
+          if (op) op.security = [];
+        }
+      }
+      this.document = document;
     }
     return this.document;
   }

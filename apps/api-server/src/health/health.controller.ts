@@ -2,6 +2,7 @@ import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOperation, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { HealthService, type HealthReport } from './health.service';
+import { OpenRoute } from '../auth/scope.decorator';
 
 class HealthDto {
   @ApiProperty({ enum: ['ok', 'unavailable'] }) status!: string;
@@ -12,6 +13,7 @@ class HealthDto {
 }
 
 @ApiTags('operations')
+@OpenRoute()
 @Controller()
 export class HealthController {
   constructor(private readonly health: HealthService) {}

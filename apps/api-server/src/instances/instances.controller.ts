@@ -21,6 +21,7 @@ import {
   WorkflowInstanceListDto,
 } from './instance.dto';
 import { InstancesService, type ControlOutcome } from './instances.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('workflow instances')
 @ApiBadRequestResponse({
@@ -35,6 +36,7 @@ export class InstancesController {
   ) {}
 
   @Get()
+  @Scope('read')
   @ApiOperation({ summary: 'List workflow instances, newest first.' })
   @ApiQuery({ name: 'workflowCode', required: false, type: String })
   @ApiQuery({ name: 'state', required: false, enum: WORKFLOW_STATES })
@@ -63,6 +65,7 @@ export class InstancesController {
   }
 
   @Get(':id')
+  @Scope('read')
   @ApiOperation({ summary: 'A workflow instance with its task instances (every attempt, in id order).' })
   @ApiResponse({ status: 200, type: WorkflowInstanceDetailDto })
   @ApiNotFoundResponse({ type: ErrorDto })
@@ -71,6 +74,7 @@ export class InstancesController {
   }
 
   @Get(':id/diagnosis')
+  @Scope('read')
   @ApiOperation({
     summary: 'Why the unfinished tasks of an instance are not done: what holds each one, and since when.',
     description:
@@ -87,6 +91,7 @@ export class InstancesController {
   }
 
   @Post(':id/stop')
+  @Scope('run')
   @HttpCode(202)
   @ControlDocs(
     'Stop: RUNNING_EXECUTION → READY_STOP (the owning master stops it); SUBMITTED_SUCCESS or SERIAL_WAIT → ' +
@@ -98,6 +103,7 @@ export class InstancesController {
   }
 
   @Post(':id/pause')
+  @Scope('run')
   @HttpCode(202)
   @ControlDocs(
     'Pause: RUNNING_EXECUTION → READY_PAUSE (the owning master pauses it); SUBMITTED_SUCCESS or SERIAL_WAIT → ' +
@@ -109,6 +115,7 @@ export class InstancesController {
   }
 
   @Post(':id/resume')
+  @Scope('run')
   @HttpCode(202)
   @ControlDocs(
     'Resume a PAUSE instance (command RECOVER_SUSPENDED_PROCESS); the sub-workflow children paused with it ' +
@@ -119,6 +126,7 @@ export class InstancesController {
   }
 
   @Post(':id/rerun')
+  @Scope('run')
   @HttpCode(202)
   @ControlDocs('Run a finished instance again, every task as a new attempt (command REPEAT_RUNNING).')
   rerun(@Param('id') id: string): Promise<ControlOutcome> {
@@ -126,6 +134,7 @@ export class InstancesController {
   }
 
   @Post(':id/resume-failed')
+  @Scope('run')
   @HttpCode(202)
   @ControlDocs(
     'Rerun the failed and unstarted tasks of a FAILURE instance (command START_FAILURE_TASK_PROCESS).',

@@ -2,8 +2,10 @@ import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { MetricsService } from './metrics.service';
+import { OpenRoute } from '../auth/scope.decorator';
 
 @ApiTags('operations')
+@OpenRoute()
 @Controller()
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}

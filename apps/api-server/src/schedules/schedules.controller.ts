@@ -13,6 +13,7 @@ import { ErrorDto } from '../common/error.dto';
 import { WORKFLOW_CODE_PATTERN, parseId, queryReader, quote, readPage } from '../common/input';
 import { ScheduleBodyDto, ScheduleDto, ScheduleListDto, SchedulePatchDto } from './schedule.dto';
 import { SchedulesService, type ScheduleView } from './schedules.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('schedules')
 @ApiBadRequestResponse({
@@ -24,6 +25,7 @@ export class SchedulesController {
   constructor(private readonly schedules: SchedulesService) {}
 
   @Post()
+  @Scope('edit')
   @HttpCode(201)
   @ApiOperation({
     summary: 'Schedule a workflow with a cron expression in a time zone (the masters fire it).',
@@ -36,6 +38,7 @@ export class SchedulesController {
   }
 
   @Get()
+  @Scope('read')
   @ApiOperation({ summary: 'List schedules, newest first.' })
   @ApiQuery({ name: 'workflowCode', required: false, type: String })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1..1000, default 50' })
@@ -53,6 +56,7 @@ export class SchedulesController {
   }
 
   @Get(':id')
+  @Scope('read')
   @ApiOperation({ summary: 'One schedule.' })
   @ApiResponse({ status: 200, type: ScheduleDto })
   @ApiNotFoundResponse({ type: ErrorDto })
@@ -61,6 +65,7 @@ export class SchedulesController {
   }
 
   @Patch(':id')
+  @Scope('edit')
   @HttpCode(200)
   @ApiOperation({
     summary:
@@ -78,6 +83,7 @@ export class SchedulesController {
   }
 
   @Delete(':id')
+  @Scope('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a schedule.' })
   @ApiResponse({ status: 204, description: 'Deleted.' })

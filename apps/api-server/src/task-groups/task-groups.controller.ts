@@ -12,6 +12,7 @@ import type { TaskGroupRecord } from '@porpoise/dao';
 import { ErrorDto } from '../common/error.dto';
 import { TaskGroupBodyDto, TaskGroupDto, TaskGroupListDto, TaskGroupPatchDto } from './task-group.dto';
 import { TaskGroupsService } from './task-groups.service';
+import { Scope } from '../auth/scope.decorator';
 
 /**
  * Task groups (DESIGN.md section 10): a task's `taskGroup` names one; across the whole cluster at
@@ -24,6 +25,7 @@ export class TaskGroupsController {
   constructor(private readonly groups: TaskGroupsService) {}
 
   @Post()
+  @Scope('edit')
   @HttpCode(201)
   @ApiOperation({ summary: 'Create a task group.' })
   @ApiBody({ type: TaskGroupBodyDto })
@@ -34,6 +36,7 @@ export class TaskGroupsController {
   }
 
   @Get()
+  @Scope('read')
   @ApiOperation({ summary: 'List task groups, with the slots held and the tasks waiting.' })
   @ApiResponse({ status: 200, type: TaskGroupListDto })
   list(): Promise<{ items: TaskGroupRecord[] }> {
@@ -41,6 +44,7 @@ export class TaskGroupsController {
   }
 
   @Get(':name')
+  @Scope('read')
   @ApiOperation({ summary: 'One task group, with the slots held and the tasks waiting.' })
   @ApiResponse({ status: 200, type: TaskGroupDto })
   @ApiNotFoundResponse({ type: ErrorDto })
@@ -49,6 +53,7 @@ export class TaskGroupsController {
   }
 
   @Patch(':name')
+  @Scope('edit')
   @ApiOperation({
     summary:
       'Change the capacity. A smaller one takes no slot back: running tasks finish and grants resume below it.',
@@ -61,6 +66,7 @@ export class TaskGroupsController {
   }
 
   @Delete(':name')
+  @Scope('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a task group no task holds or waits for.' })
   @ApiResponse({ status: 204, description: 'Deleted.' })

@@ -1,40 +1,64 @@
-import { Controller, Get, Param, Query, Res, StreamableFile } from '@nestjs/common';
+import { pipeline } from 'node:stream/promises';
+import { Controller, Get, Logger, Param, Query, Res } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiNotFoundResponse,
   ApiOperation,
   ApiProduces,
+  ApiQuery,
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ErrorDto } from '../common/error.dto';
-import { parseId, queryReader } from '../common/input';
-import { LOG_CAP_BYTES, TaskLogService } from './task-log.service';
+import { parseId, queryInteger, queryReader } from '../common/input';
+import { TaskLogService } from './task-log.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('task instances')
 @Controller('task-instances')
 export class TaskLogsController {
+  private readonly logger = new Logger('TaskLogs');
+
   constructor(private readonly logs: TaskLogService) {}
 
   @Get(':id/log')
+  @Scope('read')
   @ApiOperation({
     summary: "A task instance's output (stdout and stderr), read from the worker that ran it.",
-    description: `At most ${LOG_CAP_BYTES} bytes; a longer log is cut and X-Porpoise-Log-Truncated: true is set.`,
+    description:
+      'The whole log, streamed from the worker as the client reads it (no size limit here; the ' +
+      'worker caps each log at TASK_LOG_MAX_BYTES and marks the cut). Content-Length is the ' +
+      "log's size when the request began; a running task's later output needs another request " +
+      '(with offset). A body shorter than Content-Length means the transfer broke.',
+  })
+  @ApiQuery({
+    name: 'offset',
+    required: false,
+    description: 'Bytes of the log to skip (default 0), e.g. what a follower has already read.',
+    schema: { type: 'integer', minimum: 0 },
   })
   @ApiProduces('text/plain')
   @ApiResponse({ status: 200, description: 'The log.', schema: { type: 'string' } })
-  @ApiBadRequestResponse({ type: ErrorDto, description: 'The id is not a positive integer.' })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'The id or the offset is not valid.' })
   @ApiNotFoundResponse({ type: ErrorDto, description: 'Unknown task instance, or no log yet.' })
   @ApiResponse({ status: 503, type: ErrorDto, description: 'The worker holding the log is unreachable.' })
-  async read(
-    @Param('id') id: string,
-    @Query() query: unknown,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<StreamableFile> {
-    queryReader(query, []);
-    const log = await this.logs.read(parseId(id, 'task instance'));
-    if (log.truncated) res.setHeader('X-Porpoise-Log-Truncated', 'true');
-    return new StreamableFile(log.content, { type: 'text/plain; charset=utf-8' });
+  async read(@Param('id') id: string, @Query() query: unknown, @Res() res: Response): Promise<void> {
+    const read = queryReader(query, ['offset']);
+    const taskInstanceId = parseId(id, 'task instance');
+    const offset = queryInteger(read, 'offset', 0, Number.MAX_SAFE_INTEGER, 0);
+    const log = await this.logs.open(taskInstanceId, offset);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    if (log.size !== undefined) res.setHeader('Content-Length', String(log.size));
+    try {
+      // Backpressure: the next chunk is pulled from the worker only when the socket took this one.
+      await pipeline(log.body, res);
+    } catch (err) {
+      // The client went away, or the worker's stream broke: the response is cut (and its socket
+      // closed, so a body shorter than Content-Length cannot pass for the whole log).
+      this.logger.warn(`log of task instance ${taskInstanceId}: ${(err as Error).message}`);
+      res.destroy();
+    }
   }
 }

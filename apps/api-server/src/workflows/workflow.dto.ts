@@ -370,6 +370,15 @@ export class ConcurrencyDto {
   maxRuns?: number;
 }
 
+const tenantProperty = {
+  type: String,
+  maxLength: 32,
+  pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$',
+  description:
+    "The OS user this workflow's SHELL tasks run as (DolphinScheduler's tenant); one of the API " +
+    "server's and the workers' TASK_TENANTS. Absent: the worker's TASK_USER.",
+};
+
 export class WorkflowBodyDto {
   @ApiProperty({ type: String, maxLength: L.nameLength, example: 'etl' }) name!: string;
   @ApiPropertyOptional({ type: String, maxLength: L.descriptionLength, default: '' }) description?: string;
@@ -379,6 +388,7 @@ export class WorkflowBodyDto {
   @ApiPropertyOptional(workflowPriorityProperty) priority?: string;
   @ApiPropertyOptional({ type: ConcurrencyDto, default: { policy: 'PARALLEL' } })
   concurrency?: ConcurrencyDto;
+  @ApiPropertyOptional(tenantProperty) tenant?: string;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, minItems: 1, maxItems: L.tasks }) tasks!: TaskDto[];
   @ApiPropertyOptional({
     type: [EdgeDto],
@@ -404,6 +414,7 @@ export class WorkflowDto extends WorkflowSummaryDto {
   @ApiProperty(workflowTimeoutProperty) timeoutMs!: number;
   @ApiPropertyOptional(workflowPriorityProperty) priority?: string;
   @ApiProperty({ type: ConcurrencyDto }) concurrency!: ConcurrencyDto;
+  @ApiPropertyOptional(tenantProperty) tenant?: string;
   @ApiProperty({ type: 'array', items: TASK_SCHEMA, description: 'With defaults filled in.' })
   tasks!: TaskDto[];
   @ApiProperty({ type: [EdgeDto] }) edges!: EdgeDto[];

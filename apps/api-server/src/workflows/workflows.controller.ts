@@ -22,6 +22,7 @@ import {
   WorkflowListDto,
 } from './workflow.dto';
 import { WorkflowsService } from './workflows.service';
+import { Scope } from '../auth/scope.decorator';
 
 @ApiTags('workflows')
 // The per-type task schemas, referenced from the tasks' oneOf.
@@ -35,6 +36,7 @@ export class WorkflowsController {
   constructor(private readonly workflows: WorkflowsService) {}
 
   @Post()
+  @Scope('edit')
   @HttpCode(201)
   @ApiOperation({
     summary: 'Create a workflow (version 1). Nothing is stored when the body is invalid.',
@@ -50,6 +52,7 @@ export class WorkflowsController {
   }
 
   @Get()
+  @Scope('read')
   @ApiOperation({ summary: 'List workflows, newest first.' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1..1000, default 50' })
   @ApiQuery({ name: 'offset', required: false, type: Number, description: 'default 0' })
@@ -60,6 +63,7 @@ export class WorkflowsController {
   }
 
   @Get(':code')
+  @Scope('read')
   @ApiOperation({
     summary: 'A workflow with its settings, tasks and edges: the current version, or ?version=N.',
   })
@@ -74,6 +78,7 @@ export class WorkflowsController {
   }
 
   @Put(':code')
+  @Scope('edit')
   @ApiOperation({ summary: 'Store a new version of a workflow (same validation as create).' })
   @ApiBody({ type: WorkflowBodyDto })
   @ApiResponse({ status: 200, type: WorkflowDto })
@@ -83,6 +88,7 @@ export class WorkflowsController {
   }
 
   @Post(':code/runs')
+  @Scope('run')
   @HttpCode(202)
   @ApiOperation({
     summary: 'Trigger a run. The instance exists (SUBMITTED_SUCCESS) when this answers.',

@@ -1,5 +1,10 @@
-import { Injectable } from '@nestjs/common';
-import { definitionReferences, type WorkflowDefinition } from '@porpoise/common';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  definitionReferences,
+  PORPOISE_CONFIG,
+  type ApiServerConfig,
+  type WorkflowDefinition,
+} from '@porpoise/common';
 import {
   DatasourceRepository,
   TaskGroupRepository,
@@ -34,6 +39,20 @@ export function newWorkflowCode(): string {
   return `wf_${out}`;
 }
 
+/**
+ * A workflow's tenant (the OS user its SHELL tasks run as) must be one of TASK_TENANTS: whoever
+ * may edit workflows must not pick any user of the workers' machines (root, postgres, ...).
+ */
+export function checkTenant(input: Pick<WorkflowDefinition, 'tenant'>, allowed: readonly string[]): void {
+  const { tenant } = input;
+  if (tenant === undefined || allowed.includes(tenant)) return;
+  throw new BadRequestError(
+    allowed.length === 0
+      ? `workflow: "tenant" is not allowed: tenants are off on this cluster (TASK_TENANTS is empty)`
+      : `workflow: "tenant" ${quote(tenant)} is not one of TASK_TENANTS (${allowed.join(', ')})`,
+  );
+}
+
 @Injectable()
 export class WorkflowsService {
   constructor(
@@ -41,10 +60,12 @@ export class WorkflowsService {
     private readonly runs: WorkflowRunRepository,
     private readonly datasources: DatasourceRepository,
     private readonly taskGroups: TaskGroupRepository,
+    @Inject(PORPOISE_CONFIG) private readonly config: ApiServerConfig,
   ) {}
 
   async create(body: unknown): Promise<WorkflowDefinitionRecord> {
     const input = parseWorkflowBody(body);
+    checkTenant(input, this.config.taskTenants);
     await this.checkReferences(input);
     // A collision of 80 random bits is not expected; retrying costs nothing if it happens.
     for (let i = 0; i < 3; i++) {
@@ -57,6 +78,7 @@ export class WorkflowsService {
   /** Validates the body first: a bad body is a 400 whether or not the workflow exists. */
   async update(code: string, body: unknown): Promise<WorkflowDefinitionRecord> {
     const input = parseWorkflowBody(body, code);
+    checkTenant(input, this.config.taskTenants);
     await this.checkReferences(input, code);
     const updated = WORKFLOW_CODE_PATTERN.test(code) ? await this.definitions.update(code, input) : null;
     if (!updated) throw new NotFoundError(`workflow ${quote(code)} not found`);

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { loadConfig, type ApiServerConfig } from '@porpoise/common';
+import { TEST_ADMIN_TOKEN } from '@porpoise/test-harness/api-token';
 import { createApiServerApp } from '../../src/api-app';
 
 export interface ApiUnderTest {
@@ -11,16 +12,23 @@ export interface ApiUnderTest {
 
 /**
  * An API server booted in-process as main.ts boots it, on the given Postgres and the JDBC
- * registry there, listening on a free loopback port. The caller closes `app`.
+ * registry there, listening on a free loopback port, with ADMIN_TOKEN = TEST_ADMIN_TOKEN (env
+ * adds or overrides variables). The caller closes `app`.
  */
-export async function startApiUnderTest(databaseUrl: string, secret: string): Promise<ApiUnderTest> {
+export async function startApiUnderTest(
+  databaseUrl: string,
+  secret: string,
+  env: Record<string, string> = {},
+): Promise<ApiUnderTest> {
   const config = loadConfig(
     {
+      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       DATABASE_URL: databaseUrl,
       REGISTRY_TYPE: 'jdbc',
       CLUSTER_SECRET: secret,
       REGISTRY_SESSION_TIMEOUT_MS: '3000',
       HEARTBEAT_INTERVAL_MS: '500',
+      ...env,
     },
     'api-server',
   );

@@ -8,6 +8,7 @@ import {
   withIds,
 } from '@porpoise/common';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { PORPOISE_CONFIG, type MasterConfig } from '@porpoise/common';
 import { CommandRepository, type ConsumedCommand, TaskInstanceRepository, type TaskRow } from '@porpoise/dao';
 import {
   MASTER_IDENTITY,
@@ -24,6 +25,29 @@ import { SessionStateService } from '../registry/session-state.service';
 
 /** Commands that start a run from scratch: there are no task rows to load. */
 const FRESH = new Set(['START_PROCESS', 'SCHEDULER', 'COMPLEMENT_DATA']);
+/**
+ * What a master at its MASTER_MAX_RUNNING_INSTANCES cap still takes: recoveries of instances a
+ * dead master drove (they ran in the cluster already; leaving them in the queue until this master
+ * has room would starve a failover), and, whatever their type, the commands of sub-workflow
+ * children (the consume statement adds those): a parent waits for its child, so a child waiting
+ * for a place only its parent's end would free is a deadlock. The cap may be exceeded by these,
+ * never by new top-level runs.
+ */
+export const TAKEN_AT_CAP: readonly string[] = ['RECOVER_TOLERANCE_FAULT_PROCESS'];
+
+/**
+ * How many commands the next consume may take: new runs only up to the cap (`free` places),
+ * recoveries and children always. Pure, so the rule is tested alone.
+ */
+export function consumeQuota(
+  driven: number,
+  max: number,
+  batchSize: number,
+): { batchSize: number; onlyTypes?: readonly string[] } {
+  const free = max - driven;
+  if (free <= 0) return { batchSize, onlyTypes: TAKEN_AT_CAP };
+  return { batchSize: Math.min(batchSize, free) };
+}
 
 /**
  * Takes this master's share of the command queue (DESIGN.md section 6) and hands each taken
@@ -32,6 +56,14 @@ const FRESH = new Set(['START_PROCESS', 'SCHEDULER', 'COMPLEMENT_DATA']);
  * fallback poll. Never consumes while the session is not CONNECTED or this master is not in the
  * live list. Database round trips per batch: 1 (the consume statement, which also returns the
  * definitions) + 1 when the batch holds re-runs or recoveries (their latest task rows).
+ *
+ * Backpressure (MASTER_MAX_RUNNING_INSTANCES): a master takes new runs only while it drives fewer
+ * than the cap, and never more than the places left. At the cap it keeps its slot (DESIGN.md
+ * section 6: a busy master keeps its slot; the slots never move to route around it) and still
+ * takes recoveries and sub-workflow children; each of its runs that ends wakes the consumer at once (WorkflowEngineService
+ * onRelease), so its slot is served again as soon as there is room. Unlike DolphinScheduler's
+ * #18570 (an overloaded master left the slot rebalance and stopped consuming for good, its slot
+ * unserved for 100 minutes), nothing here depends on load reports, and no state at the cap outlives it.
  */
 @Injectable()
 export class CommandConsumerService {
@@ -42,6 +74,7 @@ export class CommandConsumerService {
   private pollTimer: TimerHandle | undefined;
   private readonly unsubscribe: Array<() => void> = [];
   private failing = false;
+  private atCap = false;
 
   constructor(
     @Inject(MASTER_IDENTITY) private readonly identity: MasterIdentity,
@@ -54,6 +87,7 @@ export class CommandConsumerService {
     @Inject(SessionStateService) private readonly session: SessionStateService,
     @Inject(PgNotificationListener) private readonly listener: PgNotificationListener,
     @Inject(MasterMetrics) private readonly metrics: MasterMetrics,
+    @Inject(PORPOISE_CONFIG) private readonly config: MasterConfig,
   ) {}
 
   start(): void {
@@ -63,6 +97,8 @@ export class CommandConsumerService {
       this.listener.onConnected(() => this.wake()),
       this.membership.onMembershipChange(() => this.wake()),
       this.session.onChange(() => this.wake()),
+      // A run of ours ended: a place under MASTER_MAX_RUNNING_INSTANCES may be free.
+      this.engine.onRelease(() => this.wake()),
     );
     this.schedulePoll();
     this.wake();
@@ -101,13 +137,19 @@ export class CommandConsumerService {
       if (!this.session.canStartWork()) return;
       const slot = this.membership.slot();
       if (!slot) return;
+      const quota = consumeQuota(
+        this.engine.drivenCount,
+        this.config.maxRunningInstances,
+        this.options.commandBatchSize,
+      );
+      this.noteCap(quota.onlyTypes !== undefined);
       let batch: ConsumedCommand[];
       try {
         batch = await this.commands.consume({
           slot: slot.slot,
           count: slot.count,
           host: this.identity.address,
-          batchSize: this.options.commandBatchSize,
+          ...quota,
         });
         if (this.failing) this.logger.log('consuming commands works again');
         this.failing = false;
@@ -121,9 +163,19 @@ export class CommandConsumerService {
       // Written → taken, measured in the consume statement on the database's clock.
       for (const c of batch) this.metrics.commandTaken(c.type, c.waitMs / 1000);
       await this.adopt(batch);
-      // A full batch means there may be more: go again at once.
-      if (batch.length >= this.options.commandBatchSize) this.wanted = true;
+      // A full batch means there may be more: go again at once (the quota is computed again).
+      if (batch.length >= quota.batchSize) this.wanted = true;
     }
+  }
+
+  private noteCap(atCap: boolean): void {
+    if (atCap === this.atCap) return;
+    this.atCap = atCap;
+    this.logger.log(
+      atCap
+        ? `driving ${this.engine.drivenCount} instances (MASTER_MAX_RUNNING_INSTANCES ${this.config.maxRunningInstances}): new runs wait in the queue until one ends`
+        : 'below MASTER_MAX_RUNNING_INSTANCES again: taking new runs',
+    );
   }
 
   private async adopt(batch: ConsumedCommand[]): Promise<void> {
@@ -200,7 +252,7 @@ export function stringParams(params: Record<string, unknown>): Record<string, st
  */
 export function runDefinition(
   c: Pick<ConsumedCommand, 'workflowCode' | 'workflowVersion' | 'tasks' | 'edges' | 'settings' | 'elapsedMs'>,
-): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority'> {
+): Pick<Adoption, 'dag' | 'failureStrategy' | 'timeoutInMs' | 'defaults' | 'priority' | 'tenant'> {
   let settings: WorkflowSettings;
   let dag: RunnerDag | Error;
   try {
@@ -219,5 +271,6 @@ export function runDefinition(
     timeoutInMs: settings.timeoutMs > 0 ? settings.timeoutMs - c.elapsedMs : undefined,
     defaults: settings.params,
     ...(settings.priority === undefined ? {} : { priority: settings.priority }),
+    ...(settings.tenant === undefined ? {} : { tenant: settings.tenant }),
   };
 }

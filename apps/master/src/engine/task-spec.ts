@@ -27,6 +27,8 @@ export interface SpecRun {
   readonly scheduleTimeMs: number;
   /** The IANA time zone of the date built-ins. */
   readonly timezone: string;
+  /** The workflow's tenant: the OS user its SHELL tasks run as (DolphinScheduler's tenant). */
+  readonly tenant?: string;
 }
 
 const isWorkerTask = (def: TaskDefinition): def is WorkerTaskDefinition =>
@@ -69,6 +71,7 @@ export async function resolveTaskSpec(
       },
     },
     (name) => sources.get(name),
+    run.tenant,
   );
   if (isRefusal(payload)) return payload;
   const spec: TaskSpec = {

@@ -39,6 +39,7 @@ import { WorkflowRunner, type Adoption, type RunnerDeps, type RunnerSnapshot } f
 export class WorkflowEngineService {
   private readonly logger = new Logger('WorkflowEngine');
   private readonly runners = new Map<number, WorkflowRunner>();
+  private readonly releaseListeners = new Set<() => void>();
   /** byPriority()'s cache: cleared whenever a runner is added or removed. */
   private sorted: WorkflowRunner[] | undefined;
   private readonly deps: RunnerDeps;
@@ -90,6 +91,7 @@ export class WorkflowEngineService {
         if (this.runners.get(runner.instanceId) === runner) {
           this.runners.delete(runner.instanceId);
           this.sorted = undefined;
+          for (const listener of this.releaseListeners) listener();
         }
         for (const code of runner.dependentCodes) {
           const set = this.awaiting.get(code);
@@ -137,6 +139,20 @@ export class WorkflowEngineService {
   /** The runner's view of an instance this master drives (diagnostics, tests). */
   inspect(instanceId: number): RunnerSnapshot | undefined {
     return this.runners.get(instanceId)?.snapshot();
+  }
+
+  /** How many instances this master drives right now (MASTER_MAX_RUNNING_INSTANCES caps it). */
+  get drivenCount(): number {
+    return this.runners.size;
+  }
+
+  /**
+   * Called whenever this master stops driving an instance (it ended, was handed over or
+   * dropped): a place under the cap is free. Returns the unsubscribe.
+   */
+  onRelease(listener: () => void): () => void {
+    this.releaseListeners.add(listener);
+    return () => this.releaseListeners.delete(listener);
   }
 
   /** Ids of the instances this master drives right now. */

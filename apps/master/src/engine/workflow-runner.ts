@@ -100,6 +100,8 @@ export interface Adoption {
   readonly params: Record<string, string>;
   /** The workflow's declared params and their defaults (settings.params); run params override them. */
   readonly defaults?: Readonly<Record<string, string>>;
+  /** The OS user the workflow's SHELL tasks run as (settings.tenant); absent: the worker's TASK_USER. */
+  readonly tenant?: string;
   /** The run's schedule time (a manual run: its start time), epoch ms, for the built-ins. */
   readonly scheduleTimeMs?: number;
   /** The IANA time zone of the date built-ins (the schedule's); UTC when absent. */
@@ -441,6 +443,7 @@ export class WorkflowRunner {
             epoch: this.epoch,
             masterAddress: this.deps.me,
             defaults: this.adoption.defaults ?? {},
+            ...(this.adoption.tenant === undefined ? {} : { tenant: this.adoption.tenant }),
             runParams: this.adoption.params,
             scheduleTimeMs: this.adoption.scheduleTimeMs ?? 0,
             timezone: this.adoption.timezone ?? 'UTC',

@@ -27,6 +27,7 @@ import { MasterRpcService } from '../rpc/master-rpc.service';
 import { RunGateService } from '../gate/run-gate.service';
 import { ScheduleService } from '../schedule/schedule.service';
 import { BackfillService } from '../backfill/backfill.service';
+import { RetentionService } from '../retention/retention.service';
 
 /**
  * Starts and stops the master's parts in an explicit order, instead of relying on the order in
@@ -37,7 +38,7 @@ import { BackfillService } from '../backfill/backfill.service';
  * dispatch) → master membership → registration (others now see us) → LISTEN connection →
  * instance control → master failover (reads what an earlier process on this address left
  * BEFORE anything is consumed, then runs its start-up pass in the background) → command
- * consumer → schedules → backfills → run gate.
+ * consumer → schedules → backfills → run gate → retention (at once, then hourly).
  *
  * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
  * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, instance
@@ -71,6 +72,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(BackfillService) private readonly backfills: BackfillService,
     @Inject(RunGateService) private readonly gate: RunGateService,
+    @Inject(RetentionService) private readonly retention: RetentionService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -107,6 +109,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     this.schedules.start();
     this.backfills.start();
     this.gate.start();
+    this.retention.start();
     this.logger.log(`master ${this.identity.address} started`);
   }
 
@@ -128,6 +131,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
       ['schedules', () => this.schedules.stop()],
       ['backfills', () => this.backfills.stop()],
       ['run gate', () => this.gate.stop()],
+      ['retention', () => this.retention.stop()],
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],
       ['failover', () => this.failover.stop()],

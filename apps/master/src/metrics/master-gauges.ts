@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CLOCK, METRICS_REGISTRY, type Clock } from '@porpoise/common';
+import { CLOCK, METRICS_REGISTRY, PORPOISE_CONFIG, type Clock, type MasterConfig } from '@porpoise/common';
 import { CommandRepository } from '@porpoise/dao';
 import { Gauge, type Registry } from 'prom-client';
 import { WorkflowEngineService } from '../engine/workflow-engine.service';
@@ -10,7 +10,8 @@ export const BACKLOG_MAX_AGE_MS = 5_000;
 const BACKLOG_TIMEOUT_MS = 2_000;
 
 /**
- * The master's gauges, read at scrape time: porpoise_instances_driven (in memory) and
+ * The master's gauges, read at scrape time: porpoise_instances_driven (in memory) against
+ * porpoise_master_max_running_instances (the cap), and
  * porpoise_command_backlog (one count of the command table, at most every 5 s, whatever the
  * scrape rate; every master reports the same cluster-wide number).
  */
@@ -26,6 +27,7 @@ export class MasterGauges {
     @Inject(WorkflowEngineService) engine: WorkflowEngineService,
     @Inject(CommandRepository) private readonly commands: CommandRepository,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(PORPOISE_CONFIG) config: MasterConfig,
   ) {
     new Gauge({
       name: 'porpoise_instances_driven',
@@ -33,6 +35,15 @@ export class MasterGauges {
       registers: [registry],
       collect() {
         this.set(engine.ownedInstanceIds.length);
+      },
+    });
+    // Beside the driven count: how close this master is to taking no new runs.
+    new Gauge({
+      name: 'porpoise_master_max_running_instances',
+      help: 'MASTER_MAX_RUNNING_INSTANCES: at this many driven instances the master takes no new run',
+      registers: [registry],
+      collect() {
+        this.set(config.maxRunningInstances);
       },
     });
     const readBacklog = () => this.readBacklog();

@@ -26,6 +26,7 @@ export class MasterRpcService {
       bindHost: this.config.bindHost,
       port: this.config.masterPort,
       clusterSecret: this.config.clusterSecret,
+      tls: this.config.tls,
       logger: { warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
       master: {
         // async: a validation error must become a rejected promise (INVALID_ARGUMENT), never a throw

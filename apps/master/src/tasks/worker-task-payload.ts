@@ -18,7 +18,10 @@ export interface WorkerTaskPayload {
   readonly taskType: WorkerTaskType;
   /** SHELL's command after substitution; empty for the other types. */
   readonly command: string;
-  /** The type's object after substitution (DESIGN.md section 9); `{}` for SHELL and EMPTY. */
+  /**
+   * The type's object after substitution (DESIGN.md section 9); `{}` for EMPTY, and for SHELL
+   * unless its workflow has a tenant: `{"tenant": "etl"}` (a worker without tenants refuses it).
+   */
   readonly payloadJson: string;
 }
 
@@ -38,11 +41,16 @@ export function buildWorkerTaskPayload(
   def: WorkerTaskDefinition,
   ctx: TemplateContext,
   datasource: (name: string) => OpenedDatasource | undefined,
+  tenant?: string,
 ): WorkerTaskPayload | PayloadRefusal {
   try {
     switch (def.type) {
       case 'SHELL':
-        return { taskType: 'SHELL', command: renderTemplate(def.command, 'shell', ctx), payloadJson: '{}' };
+        return {
+          taskType: 'SHELL',
+          command: renderTemplate(def.command, 'shell', ctx),
+          payloadJson: tenant === undefined ? '{}' : JSON.stringify({ tenant }),
+        };
       case 'EMPTY':
         return { taskType: 'EMPTY', command: '', payloadJson: '{}' };
       case 'HTTP': {

@@ -35,6 +35,15 @@ describe('buildWorkerTaskPayload', () => {
     });
   });
 
+  it("carries the workflow's tenant in a SHELL payload only", () => {
+    const shell: TaskDefinitionOf<'SHELL'> = { ...common, name: 't', type: 'SHELL', command: 'id -u' };
+    expect(buildWorkerTaskPayload(shell, ctx, lookup, 'etl')).toMatchObject({
+      payloadJson: '{"tenant":"etl"}',
+    });
+    const empty: TaskDefinitionOf<'EMPTY'> = { ...common, name: 'e', type: 'EMPTY' };
+    expect(buildWorkerTaskPayload(empty, ctx, lookup, 'etl')).toMatchObject({ payloadJson: '{}' });
+  });
+
   it('refuses a SHELL command naming an unknown built-in', () => {
     const def: TaskDefinitionOf<'SHELL'> = {
       ...common,

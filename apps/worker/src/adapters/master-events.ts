@@ -13,7 +13,7 @@ export class MasterEvents {
   private readonly client: MasterEventClient;
 
   constructor(@Inject(PORPOISE_CONFIG) config: WorkerConfig) {
-    this.client = new MasterEventClient(config.clusterSecret);
+    this.client = new MasterEventClient(config.clusterSecret, config.tls);
   }
 
   taskStarted(address: string, event: TaskStartedEvent, deadlineMs: number): Promise<EventAck> {

@@ -1,14 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Injectable } from '@nestjs/common';
 import type { ProcessExit } from '../domain/task-result';
 import { SpawnFailedError } from '../worker.errors';
 
 export interface SpawnRequest {
   command: string;
+  /** The whole environment of the task (domain/task-env.ts): nothing of the worker's is added. */
   env: Record<string, string>;
-  /** An open file descriptor (the task's log, opened for append) for both stdout and stderr. */
-  outputFd: number;
+  /**
+   * For both stdout and stderr: an open file descriptor, or a socket (the task log's drained
+   * channel, TaskLogSink.childOutput(); its descriptor is duplicated into the child).
+   */
+  outputFd: number | Socket;
+  /** The task's working directory. */
+  cwd?: string;
+  /** Run as this user (the worker is root); absent: as the worker's own user. */
+  user?: { uid: number; gid: number };
 }
 
 export interface StartedProcess {
@@ -26,7 +35,10 @@ export interface StartedProcess {
  * executor service; this class only talks to the operating system.
  */
 export abstract class ProcessRunner {
-  /** The worker's own environment, on which a task's environment is built. */
+  /**
+   * The worker's own environment. A task gets only the few harmless variables of it that
+   * buildTaskEnv() picks (PATH, the locale); the watchdog only PATH.
+   */
   abstract baseEnvironment(): Record<string, string | undefined>;
   /** Starts `/bin/sh -c command` detached; rejects with SpawnFailedError. */
   abstract spawn(request: SpawnRequest): Promise<StartedProcess>;
@@ -41,9 +53,8 @@ const noop = () => undefined;
 @Injectable()
 export class NodeProcessRunner extends ProcessRunner {
   baseEnvironment(): Record<string, string | undefined> {
-    // The task environment is the worker's own environment by contract (DESIGN.md section 5); it
-    // is not configuration, so it is read here rather than through loadConfigFromProcess(), and
-    // buildTaskEnv() strips the cluster's credentials from it.
+    // Not configuration (PATH and the locale for tasks and the watchdog), so it is read here rather
+    // than through loadConfigFromProcess(); buildTaskEnv() keeps only a short list of it.
     // eslint-disable-next-line no-restricted-properties
     return { ...process.env };
   }
@@ -54,10 +65,14 @@ export class NodeProcessRunner extends ProcessRunner {
       try {
         // detached: the shell calls setsid(), so it leads a new process group (pgid = its pid) and a
         // kill of -pid reaches everything the task started, and nothing of the worker.
+        // uid and gid: libuv drops the worker's supplementary groups (setgroups) before setgid and
+        // setuid, so a task keeps nothing of root's.
         child = spawn('/bin/sh', ['-c', request.command], {
           detached: true,
           env: request.env,
           stdio: ['ignore', request.outputFd, request.outputFd],
+          ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
+          ...(request.user !== undefined ? { uid: request.user.uid, gid: request.user.gid } : {}),
         });
       } catch (err) {
         reject(new SpawnFailedError((err as Error).message, { cause: err }));

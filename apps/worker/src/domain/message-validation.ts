@@ -5,6 +5,7 @@ import {
   type DispatchRequest,
   type KillRequest,
   type ReadLogRequest,
+  type StreamLogRequest,
   type TakeOverRequest,
   type TaskSpec,
   type WorkerTaskType,
@@ -151,6 +152,14 @@ export function validateReadLogRequest(req: unknown): ReadLogRequest {
     taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
     offset: nonNegativeInteger('offset', r.offset),
     limit: nonNegativeInteger('limit', r.limit, INT32_MAX),
+  };
+}
+
+export function validateStreamLogRequest(req: unknown): StreamLogRequest {
+  const r = (req ?? {}) as Partial<Record<keyof StreamLogRequest, unknown>>;
+  return {
+    taskInstanceId: positiveInteger('taskInstanceId', r.taskInstanceId),
+    offset: nonNegativeInteger('offset', r.offset),
   };
 }
 

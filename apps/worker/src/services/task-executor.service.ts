@@ -307,6 +307,9 @@ export class TaskExecutorService {
     let log: TaskLogFile | undefined;
     try {
       log = await this.logs.openForAppend(spec.workflowInstanceId, id);
+      // A process's output is drained through the worker (the log cap): its channel is made here,
+      // before the session check below, so that starting the process awaits nothing.
+      if (task.prepared.startsProcess) await log.openChildOutput(id);
       // The worker may have stalled (or lost its session) during that await: do not start the
       // task then; it is reported KILL (registry session lost) and the master runs it again.
       const refusal = this.admission.sessionRefusal();

@@ -5,12 +5,14 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { CLOCK, type Clock } from '@porpoise/common';
+import { CLOCK, ensurePrivateDir, PORPOISE_CONFIG, type Clock, type WorkerConfig } from '@porpoise/common';
 import { SupersededStore } from '../adapters/superseded-store';
+import { TaskSandbox } from '../adapters/task-sandbox';
 import { TaskLogStore } from '../adapters/task-log-store';
 import { DRAIN_GRACE_MS, SHUTDOWN_FLUSH_MS } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { LivenessService } from './liveness.service';
+import { LogRetentionService } from './log-retention.service';
 import { RegistrationService } from './registration.service';
 import { ResultDeliveryService } from './result-delivery.service';
 import { TaskExecutorService } from './task-executor.service';
@@ -38,10 +40,14 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
     private readonly admission: AdmissionService,
     private readonly liveness: LivenessService,
     private readonly superseded: SupersededStore,
+    private readonly sandbox: TaskSandbox,
+    @Inject(PORPOISE_CONFIG) private readonly config: WorkerConfig,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly retention: LogRetentionService,
   ) {}
 
   /**
+   * 0. DATA_DIR made private (mode 700, also when it existed): tasks must not read it;
    * 1. the liveness file the task watchdogs read (touched from now on);
    * 2. local state: log index, held results, orphans of an earlier run (killed, reported KILL),
    *    superseded dispatches;
@@ -50,11 +56,14 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
    */
   async onApplicationBootstrap(): Promise<void> {
     try {
+      ensurePrivateDir(this.config.dataDir);
       await this.logs.init();
       this.liveness.start();
       const held = await this.delivery.loadOutbox();
       const orphans = await this.executor.recoverOrphans();
       const superseded = await this.superseded.load();
+      // Their process groups are dead now (recoverOrphans): their directories can go.
+      this.sandbox.sweep();
       if (held + orphans + superseded > 0) {
         this.logger.log(
           `resuming: ${held} held result(s), ${orphans} task(s) interrupted by a restart, ` +
@@ -67,6 +76,8 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
       this.registered = true;
       this.admission.markRegistered();
       this.delivery.start();
+      // Old task logs go in the background (a large data directory must not delay readiness).
+      void this.retention.start();
     } catch (err) {
       await this.release();
       throw err;
@@ -97,6 +108,7 @@ export class WorkerLifecycleService implements OnApplicationBootstrap, BeforeApp
 
   private async release(): Promise<void> {
     this.admission.startDraining();
+    await this.retention.stop();
     await this.registration.stop();
     if (this.rpcStarted) await this.rpc.stop();
     this.delivery.close();

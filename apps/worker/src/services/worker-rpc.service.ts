@@ -2,7 +2,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
 import {
   GrpcServer,
+  RpcNotFound,
   type DispatchResponse,
+  type LogChunk,
   type KillResponse,
   type ReadLogResponse,
   type TakeOverResponse,
@@ -13,10 +15,11 @@ import {
   validateDispatchRequest,
   validateKillRequest,
   validateReadLogRequest,
+  validateStreamLogRequest,
   validateTakeOverRequest,
 } from '../domain/message-validation';
 import { TaskTypeRegistry } from '../task-types/task-type.registry';
-import { READ_LOG_LIMIT_BYTES } from '../worker.constants';
+import { READ_LOG_LIMIT_BYTES, STREAM_LOG_CHUNK_BYTES } from '../worker.constants';
 import { AdmissionService } from './admission.service';
 import { TaskExecutorService } from './task-executor.service';
 import { aboutTask } from '../domain/task-log-ids';
@@ -45,6 +48,7 @@ export class WorkerRpcService implements WorkerTaskHandlers {
       bindHost: this.config.bindHost,
       port: this.config.workerPort,
       clusterSecret: this.config.clusterSecret,
+      tls: this.config.tls,
       logger: this.logger,
       worker: this,
     });
@@ -98,5 +102,12 @@ export class WorkerRpcService implements WorkerTaskHandlers {
     const { taskInstanceId, offset, limit } = validateReadLogRequest(req);
     const bytes = limit === 0 ? READ_LOG_LIMIT_BYTES : Math.min(limit, READ_LOG_LIMIT_BYTES);
     return this.logs.read(taskInstanceId, offset, bytes);
+  }
+
+  async streamLog(req: unknown): Promise<AsyncIterable<LogChunk>> {
+    const { taskInstanceId, offset } = validateStreamLogRequest(req);
+    const stream = await this.logs.stream(taskInstanceId, offset, STREAM_LOG_CHUNK_BYTES);
+    if (!stream) throw new RpcNotFound(`no log of task instance ${taskInstanceId} on this worker`);
+    return stream;
   }
 }

@@ -2,14 +2,15 @@ import { Injectable, Logger } from '@nestjs/common';
 import { MAX_TASK_OUTPUT_VALUE_BYTES, TaskOutputCollector } from '@porpoise/common';
 import type { TaskSpec } from '@porpoise/rpc';
 import { ProcessRunner, type StartedProcess } from '../adapters/process-runner';
+import { TaskSandbox } from '../adapters/task-sandbox';
 import { TaskWatchdog, type WatchdogHandle } from '../adapters/task-watchdog';
 import { buildTaskEnv } from '../domain/task-env';
 import { decideOutcome, type ProcessExit } from '../domain/task-result';
 import { LivenessService } from '../services/liveness.service';
 import { RESULT_MESSAGES, WATCHDOG_RESTARTS } from '../worker.constants';
 import { SpawnFailedError } from '../worker.errors';
-import { PayloadFields } from './payload';
-import type { TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
+import { describe, invalidPayload, PayloadFields } from './payload';
+import type { ChildOutput, TaskLogSink, TaskRunContext, TaskRunResult, TaskType } from './task-type';
 import { aboutTask } from '../domain/task-log-ids';
 
 /**
@@ -17,6 +18,16 @@ import { aboutTask } from '../domain/task-log-ids';
  * and is skipped when outputs are collected.
  */
 const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
+/**
+ * How long the output channel may stay open after the shell exited and its group was killed: only
+ * a process that left the group (setsid) still holds it then, and it must not hold the result.
+ */
+const OUTPUT_END_GRACE_MS = 2000;
+
+export interface ShellPayload {
+  /** The workflow's tenant: the OS user to run as instead of TASK_USER (one of TASK_TENANTS). */
+  readonly tenant?: string;
+}
 
 /**
  * SHELL (DESIGN.md section 5): `/bin/sh -c command` in its own process group, stdout and stderr
@@ -31,9 +42,13 @@ const MAX_OUTPUT_LINE_BYTES = MAX_TASK_OUTPUT_VALUE_BYTES + 4096;
  * lost), never SUCCESS.
  *
  * Outputs: every `${setValue(name=value)}` in the lines the run printed (DESIGN.md section 9).
+ *
+ * Who and where (adapters/task-sandbox.ts): as the task user (TASK_USER when the worker is root),
+ * in a working directory of its own that is removed when the shell has exited, with an
+ * environment built from nothing (domain/task-env.ts): the node's secrets stay with the worker.
  */
 @Injectable()
-export class ShellTaskType implements TaskType<void> {
+export class ShellTaskType implements TaskType<ShellPayload> {
   readonly type = 'SHELL' as const;
   readonly startsProcess = true;
   private readonly logger = new Logger('WorkerExecutor');
@@ -42,27 +57,76 @@ export class ShellTaskType implements TaskType<void> {
     private readonly runner: ProcessRunner,
     private readonly watchdog: TaskWatchdog,
     private readonly liveness: LivenessService,
+    private readonly sandbox: TaskSandbox,
   ) {}
 
-  /** The command is the spec's own field (checked with it); the payload must be empty. */
-  parsePayload(spec: TaskSpec): void {
-    PayloadFields.of(spec, { emptyAllowed: true }).finish();
+  /**
+   * The command is the spec's own field (checked with it); the payload is empty or names the
+   * workflow's tenant, which must be one of this worker's TASK_TENANTS.
+   */
+  parsePayload(spec: TaskSpec): ShellPayload {
+    const f = PayloadFields.of(spec, { emptyAllowed: true });
+    const tenant = f.string('tenant', { optional: true, nonEmpty: true, maxLength: 32 });
+    f.finish();
+    if (tenant === undefined) return {};
+    if (this.sandbox.identityFor(tenant) === undefined) {
+      const allowed = this.sandbox.tenants;
+      invalidPayload(
+        'tenant',
+        allowed.length === 0
+          ? `${describe(tenant)} is not allowed: this worker has no TASK_TENANTS`
+          : `${describe(tenant)} is not one of this worker's TASK_TENANTS (${allowed.join(', ')})`,
+      );
+    }
+    return { tenant };
   }
 
-  async run(ctx: TaskRunContext): Promise<TaskRunResult> {
+  async run(ctx: TaskRunContext, payload: ShellPayload = {}): Promise<TaskRunResult> {
     const { spec } = ctx;
     const id = spec.taskInstanceId;
     let proc: StartedProcess;
+    let cwd: string | undefined;
+    // stdout and stderr go through the worker, which caps the log (TASK_LOG_MAX_BYTES).
+    const output = ctx.log.childOutput();
     try {
       // Nothing awaits before the spawn: the executor checked the session just before run().
-      const env = buildTaskEnv(this.runner.baseEnvironment(), spec);
-      proc = await this.runner.spawn({ command: spec.command, env, outputFd: ctx.log.fd });
+      // parsePayload checked the tenant; the fallback is for a run without one.
+      const who = this.sandbox.identityFor(payload.tenant) ?? this.sandbox.identity;
+      cwd = this.sandbox.prepare(spec, who);
+      const env = buildTaskEnv(this.runner.baseEnvironment(), { user: who.name, home: who.home, cwd }, spec);
+      proc = await this.runner.spawn({
+        command: spec.command,
+        env,
+        outputFd: output.stream,
+        cwd,
+        ...(who.switchUser ? { user: { uid: who.uid, gid: who.gid } } : {}),
+      });
     } catch (err) {
+      if (cwd !== undefined) this.sandbox.remove(cwd);
       const message =
         err instanceof SpawnFailedError ? err.message : `cannot start the task: ${(err as Error).message}`;
       this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
+      await output.ended(ctx.clock, 0);
       return { state: 'FAILURE', exitCode: -1, message, outputs: {} };
+    } finally {
+      // The child has its own copy now; the worker's would keep the channel open forever.
+      output.release();
     }
+    try {
+      return await this.supervised(ctx, proc, output);
+    } finally {
+      this.sandbox.remove(cwd);
+    }
+  }
+
+  /** From the spawn to the result: supervision, stops, the exit and the outputs. */
+  private async supervised(
+    ctx: TaskRunContext,
+    proc: StartedProcess,
+    output: ChildOutput,
+  ): Promise<TaskRunResult> {
+    const { spec } = ctx;
+    const id = spec.taskInstanceId;
     const pgid = proc.pid;
     let exited = false;
     ctx.processStarted(proc);
@@ -76,6 +140,12 @@ export class ShellTaskType implements TaskType<void> {
     // The shell is gone; anything it left running in its group belongs to the finished task.
     this.signal(pgid, 'SIGKILL');
     dog.current?.stop();
+    // Everything the group printed is in the log before outputs are read from it.
+    if (!(await output.ended(ctx.clock, OUTPUT_END_GRACE_MS))) {
+      await ctx.log.write(
+        '[porpoise] a process that left the task still holds its output; the rest is not logged\n',
+      );
+    }
     let outcome = decideOutcome(end);
     const fired = this.watchdog.takeFiring(id);
     if (fired) {

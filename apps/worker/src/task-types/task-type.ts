@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Clock } from '@porpoise/common';
 import type { TaskFinalState, TaskSpec, WorkerTaskType } from '@porpoise/rpc';
 import type { StopReason } from '../domain/task-result';
@@ -10,11 +11,36 @@ import type { StopReason } from '../domain/task-result';
  * checks its payload and runs.
  */
 
+/**
+ * Where a child process's stdout and stderr go: the child's end of a socket pair the worker
+ * drains into the task's log (capped at TASK_LOG_MAX_BYTES; past the cap the output is read and
+ * dropped, so the child never blocks).
+ */
+export interface ChildOutput {
+  /** Give it to the child as stdout and stderr. */
+  readonly stream: Socket;
+  /** Closes the worker's copy of the child's end: once spawned (or when the spawn failed). */
+  release(): void;
+  /**
+   * Resolves true when every process holding the child's end has closed it and what it sent is
+   * written; false when something still held it after graceMs (a process that left the task's
+   * group): the rest is then not read.
+   */
+  ended(clock: Clock, graceMs: number): Promise<boolean>;
+}
+
 /** The task's log, DATA_DIR/logs/{workflowInstanceId}/{taskInstanceId}.log (what ReadLog serves). */
 export interface TaskLogSink {
-  /** The open file (append mode), for a child process's stdout and stderr. */
-  readonly fd: number;
-  /** Appends, in call order. Never rejects: a write that fails is reported in the worker's own log. */
+  /**
+   * The channel for a child process's output; opened by the executor before run() for types with
+   * `startsProcess`.
+   */
+  childOutput(): ChildOutput;
+  /**
+   * Appends, in call order, until the log reaches TASK_LOG_MAX_BYTES; then one marker line says
+   * the log was cut and everything after it is dropped. Never rejects: a write that fails is
+   * reported in the worker's own log.
+   */
   write(text: string | Uint8Array): Promise<void>;
   /**
    * The lines of the log written since the run began, as they are on disk now (what a child

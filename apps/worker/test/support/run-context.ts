@@ -68,6 +68,7 @@ export class TestRun {
     const logs = new TaskLogStore(workerConfig({ DATA_DIR: dataDir }));
     await logs.init();
     const log = await logs.openForAppend(spec.workflowInstanceId, spec.taskInstanceId);
+    if (spec.taskType === 'SHELL') await log.openChildOutput(spec.taskInstanceId);
     return new TestRun(spec, log, dataDir, clock);
   }
 

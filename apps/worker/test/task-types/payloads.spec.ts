@@ -5,6 +5,7 @@
 import { RpcInvalidArgument, type TaskSpec } from '@porpoise/rpc';
 import type { ProcessRunner } from '../../src/adapters/process-runner';
 import type { SqlPools } from '../../src/adapters/sql-pools';
+import type { TaskSandbox } from '../../src/adapters/task-sandbox';
 import type { TaskWatchdog } from '../../src/adapters/task-watchdog';
 import type { LivenessService } from '../../src/services/liveness.service';
 import { EmptyTaskType } from '../../src/task-types/empty.task-type';
@@ -15,7 +16,7 @@ import { TaskTypeRegistry } from '../../src/task-types/task-type.registry';
 import { taskSpec } from '../support/run-context';
 
 const registry = new TaskTypeRegistry(
-  new ShellTaskType({} as ProcessRunner, {} as TaskWatchdog, {} as LivenessService),
+  new ShellTaskType({} as ProcessRunner, {} as TaskWatchdog, {} as LivenessService, {} as TaskSandbox),
   new EmptyTaskType(),
   new HttpTaskType(),
   new SqlTaskType({} as SqlPools),

@@ -1,14 +1,20 @@
+import { CONFIG_VARIABLES, type ConfigVariable } from '@porpoise/common';
 /**
  * The SHELL task type with real processes (NodeProcessRunner) and a stand-in watchdog: outputs
  * from `${setValue()}` lines, exit codes, stops, the watchdog's verdicts, spawn failures.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NodeProcessRunner, type SpawnRequest, type StartedProcess } from '../../src/adapters/process-runner';
+import { LocalTaskSandbox } from '../../src/adapters/task-sandbox';
+import { SystemUserDirectory } from '../../src/adapters/user-directory';
 import type { TaskWatchdog, WatchdogEvents, WatchdogHandle } from '../../src/adapters/task-watchdog';
 import type { LivenessService } from '../../src/services/liveness.service';
 import { ShellTaskType } from '../../src/task-types/shell.task-type';
 import { SpawnFailedError } from '../../src/worker.errors';
 import { taskSpec, TestRun } from '../support/run-context';
+import { workerConfig } from '../support/worker-config';
 
 class FakeWatchdog {
   firing: string | null = null;
@@ -57,6 +63,15 @@ describe('SHELL task type', () => {
   let watchdog: FakeWatchdog;
   let runner: NodeProcessRunner;
   const runs: TestRun[] = [];
+  // Real users and directories: as root (here) tasks run as nobody, each in its own directory.
+  let workDir: string;
+  let sandbox: LocalTaskSandbox;
+
+  beforeAll(() => {
+    workDir = mkdtempSync(join(tmpdir(), 'porpoise-shell-tasks-'));
+    sandbox = new LocalTaskSandbox(workerConfig({ TASK_WORK_DIR: workDir }), new SystemUserDirectory());
+  });
+  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
   beforeEach(() => {
     watchdog = new FakeWatchdog();
@@ -82,6 +97,7 @@ describe('SHELL task type', () => {
       runner,
       watchdog as unknown as TaskWatchdog,
       { watchdogs } as unknown as LivenessService,
+      sandbox,
     );
   }
 
@@ -205,6 +221,7 @@ describe('SHELL task type', () => {
       failing,
       watchdog as unknown as TaskWatchdog,
       { watchdogs: true } as LivenessService,
+      sandbox,
     );
     const { r, result } = await start('true', type);
     expect(await result).toEqual({
@@ -215,5 +232,54 @@ describe('SHELL task type', () => {
     });
     expect(r.processes).toEqual([]);
     expect(readFileSync(r.log.path, 'utf8')).toBe('');
+  });
+
+  it('runs as the task user in a directory of its own, with no Porpoise variable, and removes it', async () => {
+    const { r, result } = await start('pwd; id -u; id -G; ls -ld .; env');
+    expect((await result).state).toBe('SUCCESS');
+    const [pwd, uid, groups, listing, ...envLines] = (await r.text()).trim().split('\n');
+    const root = join(workDir, '127.0.0.1_1234');
+    expect(pwd).toMatch(new RegExp(`^${root}/${r.ctx.spec.taskInstanceId}-1-[0-9a-f]{12}$`));
+    const asRoot = process.getuid?.() === 0;
+    // As root, the task user is nobody, without root's groups; else the worker's own user.
+    expect(Number(uid)).toBe(asRoot ? 65534 : process.getuid?.());
+    if (asRoot) expect(groups).toBe('65534');
+    expect(listing).toMatch(asRoot ? /^drwx------ \d+ nobody / : /^drwx------ /);
+    const env = Object.fromEntries(
+      envLines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    // The worker's environment (DESIGN.md section 5) without any variable Porpoise reads.
+    expect(Object.keys(env).filter((k) => CONFIG_VARIABLES.includes(k as ConfigVariable))).toEqual([]);
+    expect(env).toMatchObject({ HOME: pwd, PWD: pwd, USER: asRoot ? 'nobody' : expect.any(String) });
+    // Removed once the shell exited; nothing else left in the worker's directory.
+    expect(existsSync(pwd!)).toBe(false);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it("runs a workflow's tenant's tasks as that user, and refuses a tenant not in TASK_TENANTS", async () => {
+    const spec = taskSpec({ taskType: 'SHELL', command: 'id -u; pwd', payloadJson: '{"tenant":"daemon"}' });
+    expect(() => shell().parsePayload(spec)).toThrow(
+      /tenant.*"daemon" is not allowed: this worker has no TASK_TENANTS/,
+    );
+    if (process.getuid?.() !== 0) return; // tenants need a root worker (decideTenants refuses otherwise)
+    const withTenants = new LocalTaskSandbox(
+      workerConfig({ TASK_WORK_DIR: workDir, TASK_TENANTS: 'daemon' }),
+      new SystemUserDirectory(),
+    );
+    const type = new ShellTaskType(
+      runner,
+      watchdog as unknown as TaskWatchdog,
+      { watchdogs: true } as unknown as LivenessService,
+      withTenants,
+    );
+    expect(() => type.parsePayload({ ...spec, payloadJson: '{"tenant":"bin"}' })).toThrow(
+      /"bin" is not one of this worker's TASK_TENANTS \(daemon\)/,
+    );
+    const r = await TestRun.start(spec);
+    runs.push(r);
+    expect((await type.run(r.ctx, type.parsePayload(spec))).state).toBe('SUCCESS');
+    const [uid, pwd] = (await r.text()).trim().split('\n');
+    expect(uid).toBe('1');
+    expect(existsSync(pwd!)).toBe(false);
   });
 });

@@ -1,5 +1,9 @@
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { deriveDatasourceKey, SECRET_KEY_BYTES } from '../crypto/secret-box';
 import { ConfigError } from './config.errors';
+import { loadTlsMaterial, parseEtcdAuth, parseZooKeeperAuth } from './cluster-security.config';
+import { resolveSecretFiles, SECRET_FILE_VARIABLES } from './secret-files';
 import type {
   ApiServerConfig,
   ConfigFor,
@@ -33,6 +37,30 @@ export const CONFIG_VARIABLES = [
   'SCHEDULE_MISFIRE_THRESHOLD_MS',
   'METRICS_PORT',
   'LOG_FORMAT',
+  // API authentication and browsers (DESIGN.md section 11).
+  'ADMIN_TOKEN',
+  'CORS_ORIGINS',
+  // Tasks and the node's secrets (docs/security.md): secrets as files, the tasks' OS user.
+  ...SECRET_FILE_VARIABLES.map((name) => `${name}_FILE` as const),
+  'TASK_USER',
+  'TASK_WORK_DIR',
+  'TASK_TENANTS',
+  // Cluster security (DESIGN.md section 11): mutual TLS between nodes.
+  'TLS_CA_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  // ZooKeeper digest ACLs: user:password.
+  'ZOOKEEPER_AUTH',
+  // etcd authentication: both or neither.
+  'ETCD_USERNAME',
+  'ETCD_PASSWORD',
+  // Whether masters and API servers migrate the schema at start (on) or leave it to the operator.
+  'MIGRATIONS',
+  // Bounds (DESIGN.md section 11): nothing grows without limit.
+  'TASK_LOG_MAX_BYTES',
+  'RETENTION_DAYS',
+  'AUDIT_RETENTION_DAYS',
+  'MASTER_MAX_RUNNING_INSTANCES',
 ] as const;
 
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
@@ -47,11 +75,16 @@ export const DEFAULT_METRICS_PORT = { master: 5679, worker: 1235 } as const;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 const HOST_PORT = /^([A-Za-z0-9.-]+):(\d{1,5})$/;
 const GROUP = /^[A-Za-z0-9._-]{1,64}$/;
+/** A POSIX-ish user name (what useradd accepts, a trailing $ for machine accounts included). */
+const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/;
+/** The user tasks run as when the worker runs as root and TASK_USER is unset. */
+export const DEFAULT_TASK_USER = 'nobody';
 
 /**
  * Validates the environment into the typed configuration of one role, once, at start. Throws
- * ConfigError naming the first variable that is wrong. Pure: reads only the env object it is
- * given. Every variable is checked whatever the role, so a typo never waits for another role.
+ * ConfigError naming the first variable that is wrong. Reads only the env object it is given
+ * and the files its variables name (TLS_*_FILE). Every variable is checked whatever the role,
+ * so a typo never waits for another role.
  */
 export function loadConfig<R extends NodeRole>(env: ConfigEnv, role: R): ConfigFor<R>;
 export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | StandaloneConfig {
@@ -71,8 +104,11 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
 
   const zookeeperConnect = value('ZOOKEEPER_CONNECT') ?? '127.0.0.1:2181';
   checkZooKeeperConnect(zookeeperConnect);
+  const zookeeperAuth = parseZooKeeperAuth(value('ZOOKEEPER_AUTH'));
   const etcdEndpoints = (value('ETCD_ENDPOINTS') ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim());
   etcdEndpoints.forEach(checkEtcdEndpoint);
+  // Not trimmed: a password is taken as given.
+  const etcdAuth = parseEtcdAuth(value('ETCD_USERNAME'), env.ETCD_PASSWORD || undefined);
 
   const sessionTimeoutMs = integer(
     'REGISTRY_SESSION_TIMEOUT_MS',
@@ -132,16 +168,58 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const metricsPortRaw = value('METRICS_PORT');
   const metricsPortGiven =
     metricsPortRaw === undefined ? undefined : integer('METRICS_PORT', metricsPortRaw, 0, 0, 65535);
+  const runMigrations = oneOf('MIGRATIONS', value('MIGRATIONS') ?? 'on', ['on', 'off'] as const) === 'on';
   const logFormat = oneOf('LOG_FORMAT', value('LOG_FORMAT') ?? 'text', ['text', 'json'] as const);
+  const { adminToken, corsOrigins } = apiAccess(value);
+  const taskUserName = value('TASK_USER');
+  if (taskUserName !== undefined && !USER_NAME.test(taskUserName)) {
+    throw new ConfigError('TASK_USER', `not a user name: ${JSON.stringify(taskUserName)}`);
+  }
+  const taskUser = { name: taskUserName ?? DEFAULT_TASK_USER, explicit: taskUserName !== undefined };
+  // The OS users a workflow may name as its tenant; none (the default): tenants are off.
+  const taskTenants = [
+    ...new Set(
+      (value('TASK_TENANTS') ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    ),
+  ];
+  for (const tenant of taskTenants) {
+    if (!USER_NAME.test(tenant) || tenant.endsWith('$')) {
+      throw new ConfigError('TASK_TENANTS', `not a user name: ${JSON.stringify(tenant)}`);
+    }
+  }
+  const taskWorkDir = value('TASK_WORK_DIR') ?? join(tmpdir(), 'porpoise-tasks');
+  checkTaskWorkDir(taskWorkDir, dataDir);
+  const bounds = boundsOf(value);
   const datasourceKeyText = value('DATASOURCE_KEY');
   const datasourceKey =
     datasourceKeyText === undefined ? undefined : parseKey('DATASOURCE_KEY', datasourceKeyText);
+  // Masters and workers (standalone too) serve gRPC under NODE_HOST: their certificate must
+  // carry that name. The files are read here, once; nothing else reads them.
+  const tlsFiles = {
+    TLS_CA_FILE: value('TLS_CA_FILE'),
+    TLS_CERT_FILE: value('TLS_CERT_FILE'),
+    TLS_KEY_FILE: value('TLS_KEY_FILE'),
+  };
+  const tls = loadTlsMaterial(tlsFiles, role === 'api-server' ? undefined : nodeHost);
 
   if (role === 'standalone') {
     checkStandalonePorts({ apiPort, masterPort, workerPort, metricsPort: metricsPortGiven });
     const snapshot: ConfigEnv = {};
     for (const name of CONFIG_VARIABLES) snapshot[name] = value(name);
-    return { role, databaseUrl, clusterSecret, registryType, dataDir, apiPort, logFormat, env: snapshot };
+    return {
+      role,
+      databaseUrl,
+      clusterSecret,
+      registryType,
+      dataDir,
+      apiPort,
+      logFormat,
+      adminToken,
+      env: snapshot,
+    };
   }
 
   // A cluster node: what its role needs is required here, never re-checked later.
@@ -165,11 +243,16 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
   const timing = { sessionTimeoutMs, heartbeatIntervalMs };
   const registry: RegistrySettings =
     registryType === 'zookeeper'
-      ? { type: 'zookeeper', connect: zookeeperConnect, ...timing }
+      ? {
+          type: 'zookeeper',
+          connect: zookeeperConnect,
+          ...(zookeeperAuth ? { auth: zookeeperAuth } : {}),
+          ...timing,
+        }
       : registryType === 'etcd'
-        ? { type: 'etcd', endpoints: etcdEndpoints, ...timing }
+        ? { type: 'etcd', endpoints: etcdEndpoints, ...(etcdAuth ? { auth: etcdAuth } : {}), ...timing }
         : { type: 'jdbc', databaseUrl: needDatabase(), ...timing };
-  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat };
+  const base = { registry, nodeHost, bindHost, clusterSecret, dataDir, logFormat, ...(tls ? { tls } : {}) };
   /** The role's metrics port, which must not be the port its gRPC server listens on. */
   const metricsPortOf = (r: 'master' | 'worker', ownPort: number): number => {
     const port = metricsPortGiven ?? DEFAULT_METRICS_PORT[r];
@@ -193,11 +276,25 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         masterPort,
         metricsPort: metricsPortOf('master', masterPort),
         datasourceKey: keyFor(clusterSecret),
+        runMigrations,
         maxFaultReruns,
         scheduleMisfireThresholdMs,
+        retentionDays: bounds.retentionDays,
+        auditRetentionDays: bounds.auditRetentionDays,
+        maxRunningInstances: bounds.maxRunningInstances,
       };
     case 'api-server':
-      return { role, ...base, databaseUrl: needDatabase(), apiPort, datasourceKey: keyFor(clusterSecret) };
+      return {
+        role,
+        ...base,
+        databaseUrl: needDatabase(),
+        apiPort,
+        datasourceKey: keyFor(clusterSecret),
+        taskTenants,
+        runMigrations,
+        ...(adminToken !== undefined ? { adminToken } : {}),
+        corsOrigins,
+      };
     case 'worker':
       return {
         role,
@@ -206,7 +303,79 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
         metricsPort: metricsPortOf('worker', workerPort),
         workerGroup,
         workerCapacity,
+        taskUser,
+        taskWorkDir,
+        taskTenants,
+        taskLogMaxBytes: bounds.taskLogMaxBytes,
+        retentionDays: bounds.retentionDays,
       };
+  }
+}
+
+/** An admin token shorter than this is refused: it must not be guessable. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
+/**
+ * ADMIN_TOKEN and CORS_ORIGINS (the API server's; every role checks them so a typo never waits).
+ * ADMIN_TOKEN_FILE was turned into ADMIN_TOKEN by resolveSecretFiles before this runs.
+ */
+function apiAccess(value: (name: ConfigVariable) => string | undefined): {
+  adminToken: string | undefined;
+  corsOrigins: string[];
+} {
+  const adminToken = value('ADMIN_TOKEN');
+  if (adminToken !== undefined) {
+    if (adminToken.length < ADMIN_TOKEN_MIN_LENGTH) {
+      throw new ConfigError(
+        'ADMIN_TOKEN',
+        `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (openssl rand -base64 32)`,
+      );
+    }
+    if (/\s/.test(adminToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain white space');
+  }
+  const corsOrigins = (value('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map(checkOrigin);
+  return { adminToken, corsOrigins };
+}
+
+/** An origin as browsers send it: scheme://host[:port], nothing after. */
+function checkOrigin(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.origin !== raw.replace(/\/$/, '')
+  ) {
+    throw new ConfigError(
+      'CORS_ORIGINS',
+      `not an origin (scheme://host[:port], comma-separated): ${JSON.stringify(raw)}`,
+    );
+  }
+  return url.origin;
+}
+
+/**
+ * TASK_WORK_DIR: absolute, and outside DATA_DIR (the task user must reach its directory; DATA_DIR
+ * is the node's own, mode 700).
+ */
+function checkTaskWorkDir(taskWorkDir: string, dataDir: string): void {
+  if (!isAbsolute(taskWorkDir)) {
+    throw new ConfigError('TASK_WORK_DIR', `must be an absolute path, got ${JSON.stringify(taskWorkDir)}`);
+  }
+  const inside = relative(resolve(dataDir), resolve(taskWorkDir));
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new ConfigError(
+      'TASK_WORK_DIR',
+      `must be outside DATA_DIR (${resolve(dataDir)}): tasks must not reach the node's files`,
+    );
   }
 }
 
@@ -216,10 +385,11 @@ export function loadConfig(env: ConfigEnv, role: NodeRole): NodeConfig | Standal
  */
 export function standaloneRoles(
   standalone: StandaloneConfig,
-  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string },
+  resolved: { databaseUrl: string; clusterSecret: string; datasourceKey?: string; adminToken?: string },
 ): { master: MasterConfig; worker: WorkerConfig; api: ApiServerConfig } {
   const env: ConfigEnv = {
     ...standalone.env,
+    ADMIN_TOKEN: standalone.env.ADMIN_TOKEN ?? resolved.adminToken,
     DATABASE_URL: resolved.databaseUrl,
     CLUSTER_SECRET: resolved.clusterSecret,
     DATASOURCE_KEY: standalone.env.DATASOURCE_KEY ?? resolved.datasourceKey,
@@ -231,8 +401,9 @@ export function standaloneRoles(
   const workerMetrics =
     metrics === undefined || Number(metrics) === 0 ? metrics : String(Number(metrics) + 1);
   return {
-    master: loadConfig(env, 'master'),
-    worker: loadConfig({ ...env, METRICS_PORT: workerMetrics }, 'worker'),
+    // Only the API server has a use for the admin token.
+    master: loadConfig({ ...env, ADMIN_TOKEN: undefined }, 'master'),
+    worker: loadConfig({ ...env, ADMIN_TOKEN: undefined, METRICS_PORT: workerMetrics }, 'worker'),
     api: loadConfig(env, 'api-server'),
   };
 }
@@ -273,6 +444,35 @@ function checkStandalonePorts(ports: {
     }
     seen.set(port, what);
   }
+}
+
+/** DESIGN.md section 11's bounds, read by every role (each keeps what it uses). */
+function boundsOf(value: (name: ConfigVariable) => string | undefined): {
+  taskLogMaxBytes: number;
+  retentionDays: number;
+  auditRetentionDays: number;
+  maxRunningInstances: number;
+} {
+  return {
+    // 64 MiB by default; at least 1 KiB (room for the cut marker), at most 1 TiB.
+    taskLogMaxBytes: integer(
+      'TASK_LOG_MAX_BYTES',
+      value('TASK_LOG_MAX_BYTES'),
+      64 * 1024 * 1024,
+      1024,
+      2 ** 40,
+    ),
+    retentionDays: integer('RETENTION_DAYS', value('RETENTION_DAYS'), 30, 1, 3650),
+    // The audit log outlives the runs it speaks of: a year by default, at most a hundred.
+    auditRetentionDays: integer('AUDIT_RETENTION_DAYS', value('AUDIT_RETENTION_DAYS'), 365, 1, 36500),
+    maxRunningInstances: integer(
+      'MASTER_MAX_RUNNING_INSTANCES',
+      value('MASTER_MAX_RUNNING_INSTANCES'),
+      1000,
+      1,
+      1_000_000,
+    ),
+  };
 }
 
 function integer(
@@ -362,18 +562,27 @@ export function loadConfigFromProcess<R extends NodeRole>(role: R): ConfigFor<R>
   const env: ConfigEnv = {};
   for (const name of CONFIG_VARIABLES) env[name] = process.env[name];
   try {
-    return loadConfig(env, role);
+    return loadConfig(resolveSecretFiles(env), role);
   } catch (err) {
     if (err instanceof ConfigError) {
-      const line = `porpoise ${role}: invalid configuration: ${err.message}`;
-      // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
-      process.stderr.write(
-        env.LOG_FORMAT?.trim() === 'json'
-          ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
-          : `${line}\n`,
-      );
-      process.exit(78);
+      exitOnConfigError(role, err, env.LOG_FORMAT?.trim() === 'json' ? 'json' : 'text');
     }
     throw err;
   }
+}
+
+/**
+ * Bad configuration found at start (by loadConfig, or later by a check that needs the system,
+ * such as TASK_USER naming a user that does not exist): one line naming the variable, then exit
+ * with status 78 (EX_CONFIG).
+ */
+export function exitOnConfigError(role: NodeRole, err: ConfigError, format: 'text' | 'json'): never {
+  const line = `porpoise ${role}: invalid configuration: ${err.message}`;
+  // One line either way; a JSON one where JSON logs were asked for (even if something else is wrong).
+  process.stderr.write(
+    format === 'json'
+      ? `${JSON.stringify({ time: new Date().toISOString(), level: 'fatal', context: 'Config', message: line, variable: err.variable })}\n`
+      : `${line}\n`,
+  );
+  process.exit(78);
 }

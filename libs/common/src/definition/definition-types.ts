@@ -196,6 +196,8 @@ export interface WorkflowSettings {
   priority?: Priority;
   /** How many runs may run at once (README "Run concurrency"); absent means PARALLEL, no limit. */
   concurrency?: ConcurrencySettings;
+  /** The OS user its SHELL tasks run as (one of TASK_TENANTS); absent: the worker's TASK_USER. */
+  tenant?: string;
 }
 
 /** A validated workflow definition with every default filled in: what a version stores. */

@@ -127,6 +127,11 @@ describe('parseWorkflowDefinition: valid definitions', () => {
     expect(priorityRank(undefined)).toBe(priorityRank('MEDIUM'));
   });
 
+  it("keeps a workflow tenant when given (its shape only: TASK_TENANTS is the API server's), absent otherwise", () => {
+    expect(parseWorkflowDefinition(wf([shell('a')], [], { tenant: 'etl_1' })).tenant).toBe('etl_1');
+    expect('tenant' in parseWorkflowDefinition(wf([shell('a')]))).toBe(false);
+  });
+
   it('a param named __proto__ stays an own param', () => {
     const parsed = parseWorkflowDefinition(
       wf([empty('a')], [], { params: JSON.parse('{"__proto__": "x"}') }),
@@ -292,7 +297,7 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
     [
       'unknown top-level fields',
       { ...wf([shell('a')]), owner: 'me', a: 1 },
-      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, priority, concurrency, tasks, edges\)$/,
+      /^workflow: unknown fields "owner", "a" \(allowed: name, description, params, failureStrategy, timeoutMs, priority, concurrency, tenant, tasks, edges\)$/,
       'owner',
     ],
     ['a missing name', { tasks: [shell('a')] }, /^workflow: missing field "name"$/, 'name'],
@@ -378,6 +383,18 @@ describe('parseWorkflowDefinition: every problem is named, with its path', () =>
       wf([shell('a')], [], { priority: 'URGENT' }),
       /^workflow: "priority" must be one of HIGHEST, HIGH, MEDIUM, LOW, LOWEST, got "URGENT"$/,
       'priority',
+    ],
+    [
+      'a tenant that is not a user name',
+      wf([shell('a')], [], { tenant: '../root' }),
+      /^workflow: "tenant" "..\/root" is invalid \(an OS user name: /,
+      'tenant',
+    ],
+    [
+      'a tenant that is not a string',
+      wf([shell('a')], [], { tenant: 0 }),
+      /^workflow: "tenant" must be a string, got/,
+      'tenant',
     ],
     [
       'an unknown task priority',

@@ -63,9 +63,15 @@ export const WORKFLOW_FIELDS = [
   'timeoutMs',
   'priority',
   'concurrency',
+  'tenant',
   'tasks',
   'edges',
 ] as const;
+/**
+ * A workflow's `tenant`: the OS user its SHELL tasks run as (DolphinScheduler's tenant). Its
+ * shape only; whether it is allowed is the API server's TASK_TENANTS, and the worker's.
+ */
+export const TENANT_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 export const TASK_COMMON_FIELDS = [
   'name',
   'type',
@@ -133,6 +139,13 @@ export function parseWorkflowDefinition(
     ? checkEnum(body.priority, top, 'priority', PRIORITIES)
     : undefined;
   const concurrency = present(body, 'concurrency') ? parseConcurrency(body.concurrency) : undefined;
+  const tenant = present(body, 'tenant')
+    ? checkString(body.tenant, top, 'tenant', {
+        maxLength: 32,
+        pattern: TENANT_PATTERN,
+        patternText: 'an OS user name: letters, digits, ".", "_" or "-", not starting with "." or "-"',
+      })
+    : undefined;
 
   const rawTasks = requiredArray(body, 'tasks', top);
   if (rawTasks.length === 0) fail(top, 'tasks', '"tasks" must not be empty');
@@ -207,6 +220,7 @@ export function parseWorkflowDefinition(
     timeoutMs,
     ...(priority === undefined ? {} : { priority }),
     ...(concurrency === undefined ? {} : { concurrency }),
+    ...(tenant === undefined ? {} : { tenant }),
     tasks,
     edges,
   };

@@ -15,7 +15,14 @@ import {
 } from './definition-types';
 import { parseWorkflowDefinition } from './parse-definition';
 
-export const SETTINGS_FIELDS = ['params', 'failureStrategy', 'timeoutMs', 'priority', 'concurrency'] as const;
+export const SETTINGS_FIELDS = [
+  'params',
+  'failureStrategy',
+  'timeoutMs',
+  'priority',
+  'concurrency',
+  'tenant',
+] as const;
 
 /** The name parseStoredDefinition gives a definition read without its name column. */
 export const STORED_NAME_UNREAD = '(name not read)';
@@ -69,6 +76,7 @@ export function definitionSettings(definition: WorkflowSettings): WorkflowSettin
     timeoutMs: definition.timeoutMs,
     ...(definition.priority === undefined ? {} : { priority: definition.priority }),
     ...(definition.concurrency === undefined ? {} : { concurrency: definition.concurrency }),
+    ...(definition.tenant === undefined ? {} : { tenant: definition.tenant }),
   };
 }
 
@@ -93,6 +101,7 @@ export function readStoredSettings(json: unknown): WorkflowSettings {
     timeoutMs,
     ...(priority === undefined ? {} : { priority }),
     concurrency: readStoredConcurrency(s.concurrency),
+    ...(typeof s.tenant === 'string' ? { tenant: s.tenant } : {}),
   };
 }
 

@@ -92,6 +92,10 @@ describe('redactLogText / configSecrets', () => {
       }),
     ).toEqual(['the-cluster-secret', 'p@ss-word-long']);
     expect(configSecrets({ databaseUrl: 'postgres://u@h/d' })).toEqual([]);
+    // The registry's password (ZOOKEEPER_AUTH, ETCD_PASSWORD).
+    expect(
+      configSecrets({ registry: { type: 'zookeeper', auth: { password: 'zk-digest-password' } } }),
+    ).toEqual(['zk-digest-password']);
   });
 });
 

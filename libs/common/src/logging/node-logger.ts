@@ -158,9 +158,17 @@ export class NodeLogger extends ConsoleLogger {
 }
 
 /** The secrets of a node's configuration that no log line may carry. */
-export function configSecrets(config: { clusterSecret?: string; databaseUrl?: string }): string[] {
+export function configSecrets(config: {
+  clusterSecret?: string;
+  databaseUrl?: string;
+  adminToken?: string;
+  /** ZOOKEEPER_AUTH's or ETCD_PASSWORD's password. */
+  registry?: { readonly type: string; readonly auth?: { readonly password: string } };
+}): string[] {
   const out: string[] = [];
   if (config.clusterSecret) out.push(config.clusterSecret);
+  if (config.adminToken) out.push(config.adminToken);
+  if (config.registry?.auth?.password) out.push(config.registry.auth.password);
   if (config.databaseUrl) {
     try {
       const password = decodeURIComponent(new URL(config.databaseUrl).password);

@@ -127,12 +127,21 @@ export class CommandRepository {
     count: number;
     host: string;
     batchSize: number;
+    /**
+     * A master at its MASTER_MAX_RUNNING_INSTANCES cap: only commands of these types, and those of
+     * sub-workflow children (their parent already runs); all commands when absent.
+     */
+    onlyTypes?: readonly string[];
   }): Promise<ConsumedCommand[]> {
     const { rows } = await queryResult<RawConsumed>(
       this.dataSource,
       `WITH c AS (
          SELECT id, type, workflow_instance_id, created_at, priority FROM command
-         WHERE id % $1 = $2 ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED),
+         WHERE id % $1 = $2
+           AND ($5::text[] IS NULL OR type = ANY ($5::text[])
+                OR EXISTS (SELECT 1 FROM workflow_instance p
+                           WHERE p.id = command.workflow_instance_id AND p.parent_instance_id IS NOT NULL))
+         ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED),
        del AS (DELETE FROM command WHERE id IN (SELECT id FROM c)),
        pick AS (
          SELECT DISTINCT ON (workflow_instance_id) id, type, workflow_instance_id FROM c
@@ -157,7 +166,7 @@ export class CommandRepository {
        LEFT JOIN u ON u.command_id = c.id
        LEFT JOIN workflow_definition_version v ON v.code = u.workflow_code AND v.version = u.workflow_version
        ORDER BY c.priority, c.id`,
-      [args.count, args.slot, args.batchSize, args.host],
+      [args.count, args.slot, args.batchSize, args.host, args.onlyTypes ?? null],
     );
     return rows.map((r) => ({
       commandId: Number(r.command_id),

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { CommandType, WorkflowState } from '@porpoise/common';
 import { DataSource } from 'typeorm';
 import { deleteCommandsSql, insertCommandsSql } from './command.repository';
+import { IDEMPOTENCY_KEY_TTL_HOURS } from './retention.repository';
 import { gatedStateSql, gatedWaitSeqSql, gateLimitedSql } from './run-gate.repository';
 import { firstRow, inTransaction, queryRows } from './sql';
 import { haltTreeStatement, pausedSinceEndMs, runHaltTree } from './sub-workflow.repository';
@@ -77,7 +78,10 @@ export class WorkflowRunRepository {
    * workflow's current version and its START_PROCESS command (whose insert fires NOTIFY
    * porpoise_command at commit). A repeated key conflicts on the key's primary key: the
    * statement then writes nothing (a concurrent first request is waited for by the unique
-   * index), and a second query returns the stored answer. Null when the workflow is unknown.
+   * index), and a second query returns the stored answer. A key older than
+   * IDEMPOTENCY_KEY_TTL_HOURS has expired: the conflict takes its row over for a new run (as if
+   * the sweep had pruned it already; a concurrent reuse waits for that and repeats the new run).
+   * Null when the workflow is unknown.
    */
   async trigger(
     code: string,
@@ -88,7 +92,10 @@ export class WorkflowRunRepository {
       ? `ids AS (
            INSERT INTO idempotency_key (key, workflow_code, command_id, workflow_instance_id)
            SELECT $3, code, nextval('command_id_seq'), nextval('workflow_instance_id_seq') FROM def
-           ON CONFLICT (workflow_code, key) DO NOTHING
+           ON CONFLICT (workflow_code, key) DO UPDATE
+             SET command_id = EXCLUDED.command_id, workflow_instance_id = EXCLUDED.workflow_instance_id,
+                 created_at = now()
+             WHERE idempotency_key.created_at < now() - make_interval(hours => ${IDEMPOTENCY_KEY_TTL_HOURS})
            RETURNING command_id, workflow_instance_id)`
       : `ids AS (
            SELECT nextval('command_id_seq') AS command_id, nextval('workflow_instance_id_seq') AS workflow_instance_id

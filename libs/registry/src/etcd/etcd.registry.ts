@@ -114,6 +114,8 @@ export class EtcdRegistry implements Registry {
   private cleanupTimer: TimerHandle | undefined;
   private cleanupScheduled = false;
   private lockSeq = 0;
+  /** Password authentication, when etcd has it enabled. Never logged. */
+  private readonly auth: EtcdRegistryConfig['auth'];
 
   constructor(
     config: EtcdRegistryConfig,
@@ -142,6 +144,7 @@ export class EtcdRegistry implements Registry {
       throw new InvalidArgumentError(`maxValueBytes must be > 0, got ${String(config.maxValueBytes)}`);
     }
     this.endpoints = [...endpoints];
+    this.auth = config.auth;
     this.sessionTimeoutMs = config.sessionTimeoutMs;
     this.heartbeatIntervalMs = config.heartbeatIntervalMs ?? config.sessionTimeoutMs / 5;
     this.maxValueBytes = config.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
@@ -253,8 +256,11 @@ export class EtcdRegistry implements Registry {
   }
 
   private createClient(): Etcd3 {
+    const auth = this.auth;
     const options: IOptions = {
       hosts: this.endpoints,
+      // etcd3 exchanges these for a token on the first call and again when it expires.
+      ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
       // Unary calls are bounded so no promise hangs while the server is away; streams are not,
       // their liveness is judged by keep-alive answers.
       defaultCallOptions: (context) =>

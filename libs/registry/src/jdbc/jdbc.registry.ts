@@ -29,6 +29,7 @@ import {
   LockTimeoutError,
   RegistryClosedError,
   RegistryError,
+  RegistrySchemaMissingError,
   RegistryUnavailableError,
 } from '../registry.errors';
 import { ListenerSet } from '../registry-listeners';
@@ -230,7 +231,16 @@ export class JdbcRegistry implements Registry {
         await this.removeSessionQuietly(pool);
         await this.teardownConnections();
       }
-      throw closed ? new RegistryClosedError('start') : this.translate('start', err);
+      if (closed) throw new RegistryClosedError('start');
+      // undefined_function / undefined_table: the migrations have not created the registry yet.
+      if (sqlState(err) === '42883' || sqlState(err) === '42P01') {
+        throw new RegistrySchemaMissingError(
+          `start: the registry tables are not in the database yet (${messageOf(err)}); ` +
+            'a master or API server creates them at start (or `npm run migration:run`)',
+          { cause: err },
+        );
+      }
+      throw this.translate('start', err);
     }
     if (this.isClosed()) throw new RegistryClosedError('start');
     this.phase = 'open';

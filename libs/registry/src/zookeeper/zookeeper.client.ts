@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import ZooKeeperNative from 'zookeeper';
 
@@ -104,12 +105,41 @@ interface NativeHandle extends EventEmitter {
     cb: (rc: number, text: string, stat: ZkStat | null) => void,
   ): number;
   a_delete_(path: string, version: number, cb: (rc: number, text: string) => void): number;
+  a_set_acl(
+    path: string,
+    version: number,
+    acl: readonly NativeAcl[],
+    cb: (rc: number, text: string) => void,
+  ): number;
+  add_auth(scheme: string, auth: string, cb: (rc: number, text: string) => void): number;
   readonly client_id: string;
   readonly client_password: string;
   /** zoo_state(): 3 connected, 5 read-only, anything else means not connected. */
   readonly state: number;
   /** Negotiated session timeout in ms, -1 without a handle. */
   readonly timeout: number;
+}
+
+/** One ACL entry as the binding takes it. */
+interface NativeAcl {
+  readonly perms: number;
+  readonly scheme: string;
+  readonly auth: string;
+}
+
+/** ZOO_PERM_ALL: read, write, create, delete, admin. */
+const PERM_ALL = 31;
+
+/** ZooKeeper digest credentials (ZOOKEEPER_AUTH): the session's identity and every node's ACL. */
+export interface ZkDigestAuth {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The digest ACL id of user:password, as ZooKeeper's DigestAuthenticationProvider computes it. */
+export function digestAclId(auth: ZkDigestAuth): string {
+  const digest = createHash('sha1').update(`${auth.user}:${auth.password}`).digest('base64');
+  return `${auth.user}:${digest}`;
 }
 
 type NativeCtor = new (config: Record<string, unknown>) => NativeHandle;
@@ -145,14 +175,22 @@ export class ZkClient {
   private negotiatedTimeout = -1;
   private linkUp = false;
   private initialized = false;
+  /** With digest auth: the ACL every node this client creates gets (all permissions, our digest). */
+  private readonly acl: readonly NativeAcl[] | undefined;
 
-  /** onError receives whatever a callback of ours threw: nothing may escape into the binding. */
+  /**
+   * onError receives whatever a callback of ours threw: nothing may escape into the binding.
+   * auth: digest credentials added to the session at once (the C client sends them again after
+   * every reconnect), and the digest ACL put on every node create() makes.
+   */
   constructor(
     connect: string,
     sessionTimeoutMs: number,
     private readonly onError: (err: unknown) => void,
     credentials?: SessionCredentials,
+    auth?: ZkDigestAuth,
   ) {
+    this.acl = auth ? [{ perms: PERM_ALL, scheme: 'digest', auth: digestAclId(auth) }] : undefined;
     this.native = new (ZooKeeperNative as unknown as NativeCtor)({});
     this.events.setMaxListeners(0);
     this.native.on('connect', () =>
@@ -197,6 +235,13 @@ export class ZkClient {
           ...(credentials ? { client_id: credentials.id, client_password: credentials.password } : {}),
         });
         this.initialized = true;
+        // Queued by the C client before any request of ours; a wrong password closes the session
+        // (AUTHFAILED), reported through 'closed'. The text is never logged: it holds the password.
+        if (auth) {
+          this.native.add_auth('digest', `${auth.user}:${auth.password}`, (rc) => {
+            if (rc !== ZK.OK) this.onError(new ZkError(rc, '/', 'digest authentication failed'));
+          });
+        }
       } catch (err) {
         this.onError(err);
         this.dead = true;
@@ -305,18 +350,34 @@ export class ZkClient {
     );
   }
 
-  /** Creates the node; resolves with its actual path (with the sequence suffix if sequential). */
-  create(path: string, data: Buffer, mode: number): Promise<string> {
-    return new Promise((resolve, reject) =>
+  /**
+   * Creates the node; resolves with its actual path (with the sequence suffix if sequential).
+   * With digest auth the node then gets the digest ACL, before this resolves. The binding's
+   * create always passes the open ACL (world:anyone) to the C client, so the ACL is set right
+   * after, on the same session: in between (one round trip) an anonymous client could at most
+   * write the new node's data or add a child to it; it cannot create beside it or delete it,
+   * which needs the parent's permissions, and the parent is Porpoise's and already protected.
+   */
+  async create(path: string, data: Buffer, mode: number): Promise<string> {
+    const created = await new Promise<string>((resolve, reject) =>
       this.call(
         path,
         (done) =>
-          this.native.a_create(path, data, mode, (rc, text, created) =>
-            done(rc, text, () => resolve(created)),
-          ),
+          this.native.a_create(path, data, mode, (rc, text, actual) => done(rc, text, () => resolve(actual))),
         reject,
       ),
     );
+    const acl = this.acl;
+    if (acl) {
+      await new Promise<void>((resolve, reject) =>
+        this.call(
+          created,
+          (done) => this.native.a_set_acl(created, -1, acl, (rc, text) => done(rc, text, resolve)),
+          reject,
+        ),
+      );
+    }
+    return created;
   }
 
   set(path: string, data: Buffer, version: number): Promise<ZkStat> {

@@ -642,6 +642,12 @@ export class ZooKeeperRegistry implements Registry {
     if (err instanceof RegistryError) return err;
     if (isZkError(err)) {
       if (err.transient) return new RegistryUnavailableError(`${op} failed: ${err.message}`, { cause: err });
+      if (err.code === ZK.NOAUTH) {
+        return new RegistryError(
+          `${op}: ZooKeeper refused it (NOAUTH at ${err.path}): ZOOKEEPER_AUTH is missing or not the cluster's`,
+          { cause: err },
+        );
+      }
       if (err.code === ZK.NOCHILDRENFOREPHEMERALS) {
         return new InvalidArgumentError(`${op}: an ephemeral key cannot have keys under it (${err.path})`);
       }
@@ -682,7 +688,13 @@ export class ZooKeeperRegistry implements Registry {
   private openClient(): ZkClient {
     let client: ZkClient;
     try {
-      client = new ZkClient(this.config.connect, this.sessionTimeoutMs, this.onInternalError);
+      client = new ZkClient(
+        this.config.connect,
+        this.sessionTimeoutMs,
+        this.onInternalError,
+        undefined,
+        this.config.auth,
+      );
     } catch (err) {
       throw new RegistryUnavailableError(`cannot create a ZooKeeper client: ${errorText(err)}`, {
         cause: err,
@@ -843,7 +855,13 @@ export class ZooKeeperRegistry implements Registry {
       await new Promise<void>((resolve) => {
         let zk: ZkClient;
         try {
-          zk = new ZkClient(this.config.connect, this.sessionTimeoutMs, this.onInternalError, credentials);
+          zk = new ZkClient(
+            this.config.connect,
+            this.sessionTimeoutMs,
+            this.onInternalError,
+            credentials,
+            this.config.auth,
+          );
         } catch {
           return resolve();
         }
