@@ -21,6 +21,7 @@ import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import fc from 'fast-check';
 import { Client } from 'pg';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
@@ -539,7 +540,7 @@ beforeAll(async () => {
   nodes.push(apiNode);
   api = `http://127.0.0.1:${apiNode.port}`;
   const registered = (kind: 'masters' | 'workers') => async (port: number) => {
-    const res = await fetch(`${api}/api/v1/cluster/nodes`);
+    const res = await fetch(`${api}/api/v1/cluster/nodes`, { headers: authHeaders() });
     const body = (await res.json()) as Record<typeof kind, Array<{ port: number }>>;
     return body[kind].some((n) => n.port === port);
   };
@@ -607,7 +608,7 @@ describe('every gRPC method of every service in proto/, fuzzed on a running mast
       const answer = await call(node, health, new Uint8Array(), SECRET);
       expect({ role: node.role, code: status[answer.code] }).toEqual({ role: node.role, code: 'OK' });
     }
-    const headers = { 'content-type': 'application/json' };
+    const headers = authHeaders({ 'content-type': 'application/json' });
     const created = await fetch(`${api}/api/v1/workflows`, {
       method: 'POST',
       headers,
@@ -619,7 +620,7 @@ describe('every gRPC method of every service in proto/, fuzzed on a running mast
     const state = await waitFor(
       `instance ${workflowInstanceId} to finish`,
       async () => {
-        const res = await fetch(`${api}/api/v1/workflow-instances/${workflowInstanceId}`);
+        const res = await fetch(`${api}/api/v1/workflow-instances/${workflowInstanceId}`, { headers });
         const body = (await res.json()) as { state: string };
         return ['SUCCESS', 'FAILURE', 'STOP'].includes(body.state) ? body.state : undefined;
       },

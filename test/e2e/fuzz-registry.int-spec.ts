@@ -14,6 +14,7 @@ import { freePort, REGISTRY_PATHS, silentLogger, type NodeHeartbeat } from '@por
 import { createRegistry, type Registry, type RegistryConfig } from '@porpoise/registry';
 import { GrpcServer, type TaskSpec } from '@porpoise/rpc';
 import { startEtcd, startPostgres, startZooKeeper, waitFor, type TestServer } from '@porpoise/test-harness';
+import { authHeaders } from '@porpoise/test-harness/api-token';
 import fc from 'fast-check';
 import { startNode, stopNodes, type NodeProcess } from './cluster-processes';
 
@@ -167,7 +168,7 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
     nodes.push(apiNode);
     api = `http://127.0.0.1:${apiNode.port}`;
     const registered = (kind: 'masters' | 'workers') => async (port: number) => {
-      const res = await fetch(`${api}/api/v1/cluster/nodes`);
+      const res = await fetch(`${api}/api/v1/cluster/nodes`, { headers: authHeaders() });
       const body = (await res.json()) as Record<typeof kind, Array<{ port: number }>>;
       return body[kind].some((n) => n.port === port);
     };
@@ -289,7 +290,7 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
   });
 
   it('afterwards the master is alive, runs a real workflow on the real worker only, and the API lists no corrupt entry', async () => {
-    const headers = { 'content-type': 'application/json' };
+    const headers = authHeaders({ 'content-type': 'application/json' });
     const tasks = ['a', 'b', 'c', 'd'].map((name) => ({ name, type: 'SHELL', command: 'echo ok' }));
     const created = await fetch(`${api}/api/v1/workflows`, {
       method: 'POST',
@@ -302,7 +303,7 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
     const instance = await waitFor(
       `instance ${workflowInstanceId} to finish`,
       async () => {
-        const res = await fetch(`${api}/api/v1/workflow-instances/${workflowInstanceId}`);
+        const res = await fetch(`${api}/api/v1/workflow-instances/${workflowInstanceId}`, { headers });
         const body = (await res.json()) as { state: string; tasks: Array<{ host: string | null }> };
         return ['SUCCESS', 'FAILURE', 'STOP'].includes(body.state) ? body : undefined;
       },
@@ -317,7 +318,7 @@ describe.each<Backend>(['zookeeper', 'etcd', 'jdbc'])('corrupt entries under /no
       signal: null,
     });
 
-    const listed = (await (await fetch(`${api}/api/v1/cluster/nodes`)).json()) as Record<
+    const listed = (await (await fetch(`${api}/api/v1/cluster/nodes`, { headers })).json()) as Record<
       'masters' | 'workers',
       Array<{ host: string; port: number }>
     >;
