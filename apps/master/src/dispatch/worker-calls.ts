@@ -7,14 +7,16 @@ import type { WorkerGateway } from './worker-gateway';
 /**
  * Whether a failed Dispatch provably never reached the worker, so the worker cannot have started
  * the task: only a call the channel failed before sending anything (no connection to the worker:
- * refused, unreachable). Anything else (connection dropped, deadline, cancelled, internal,
- * RESOURCE_EXHAUSTED, ...) may have started it and is ambiguous.
+ * refused, unreachable; or its host name did not resolve, so there was no address to connect
+ * to). Anything else (connection dropped, deadline, cancelled, internal, RESOURCE_EXHAUSTED, ...)
+ * may have started it and is ambiguous. Without the name case a registry entry naming a host that
+ * does not resolve held its tasks forever: each Dispatch was "ambiguous", and so was each TakeOver.
  */
 export function dispatchNeverSent(err: Error): boolean {
   return (
     err instanceof RpcCallError &&
     err.code === GrpcStatus.UNAVAILABLE &&
-    /: UNAVAILABLE: No connection established\b/.test(err.message)
+    /: UNAVAILABLE: (No connection established|Name resolution failed for target)\b/.test(err.message)
   );
 }
 

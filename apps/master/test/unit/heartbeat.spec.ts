@@ -42,11 +42,34 @@ describe('registry heartbeats', () => {
     ['bad runningTasks', JSON.stringify({ ...worker, runningTasks: -1 }), /runningTasks/],
     ['no serving flag', JSON.stringify({ ...worker, serving: 'yes' }), /serving/],
     ['a string load', JSON.stringify({ ...worker, loadAverage: 'high' }), /loadAverage/],
+    ['a huge host, quoted short', JSON.stringify({ ...worker, host: 'h'.repeat(500_000) }), /^.{0,250}$/],
   ])('rejects %s with a reason', (_what, value, reason) => {
     const key = '/nodes/worker/default/10.0.0.5:1234';
     const parse = () => parseHeartbeat(key, parseNodeKey('/nodes/worker', key)!, value);
     expect(parse).toThrow(InvalidHeartbeatError);
     expect(parse).toThrow(reason);
     expect(parse).toThrow(key);
+  });
+
+  // Found by test/e2e/fuzz-registry.int-spec.ts: such entries were taken as live workers, and a
+  // Dispatch to them failed ambiguously, holding the task until the entry went away.
+  it.each([
+    ['port 99999', '127.0.0.1:99999', /port 99999 is not between 1 and 65535/],
+    ['port 0', '127.0.0.1:0', /port 0 is not between/],
+    ['a host of hyphens and dots', '-.-:5', /host "-.-" is not a host name/],
+    ['a host ending in a hyphen', 'a-:5', /host "a-" is not a host name/],
+  ])('rejects a key with %s, however well-formed its value', (_what, address, reason) => {
+    const key = `/nodes/worker/default/${address}`;
+    const [host = '', port = ''] = address.split(':');
+    const value = JSON.stringify({ ...worker, host, port: Number(port) });
+    expect(() => parseHeartbeat(key, parseNodeKey('/nodes/worker', key)!, value)).toThrow(reason);
+  });
+
+  it('accepts host names and addresses as nodes advertise them', () => {
+    for (const host of ['localhost', 'worker-1.cluster.local', '10.0.0.5', 'W1']) {
+      const key = `/nodes/worker/default/${host}:65535`;
+      const value = JSON.stringify({ ...worker, host, port: 65535 });
+      expect(parseHeartbeat(key, parseNodeKey('/nodes/worker', key)!, value).host).toBe(host);
+    }
   });
 });

@@ -955,6 +955,15 @@ describe('WorkflowRunner', () => {
 
     it('tells an error that provably happened before sending from an ambiguous one', () => {
       expect(dispatchNeverSent(neverSent())).toBe(true);
+      // Found by test/e2e/fuzz-registry.int-spec.ts: a worker entry whose host does not resolve.
+      expect(
+        dispatchNeverSent(
+          rpcError(GrpcStatus.UNAVAILABLE, 'Name resolution failed for target dns:nohost.invalid:5'),
+        ),
+      ).toBe(true);
+      expect(
+        dispatchNeverSent(rpcError(GrpcStatus.INTERNAL, 'Name resolution failed for target dns:x:5')),
+      ).toBe(false);
       expect(dispatchNeverSent(dropped())).toBe(false);
       expect(dispatchNeverSent(rpcError(GrpcStatus.DEADLINE_EXCEEDED, 'Deadline exceeded'))).toBe(false);
       expect(dispatchNeverSent(rpcError(GrpcStatus.INTERNAL, 'No connection established'))).toBe(false);

@@ -37,6 +37,18 @@ export function parseNodeKey(prefix: string, key: string): ParsedNodeKey | undef
   return { address };
 }
 
+/**
+ * A host name or IPv4 address, as NODE_HOST is checked at start (config.loader.ts): every host
+ * a real node advertises passes, and one no node could advertise ("-.-") does not.
+ */
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+/** A value from the registry quoted in a message, cut short (a planted value can be 1 MB). */
+function show(v: unknown): string {
+  const text = String(JSON.stringify(v));
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 const isNonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isCount = (v: unknown): v is number => isNonNegative(v) && Number.isInteger(v);
 
@@ -60,11 +72,20 @@ export function parseHeartbeat(key: string, node: ParsedNodeKey, raw: string | n
   const v = value as Record<string, unknown>;
   const m = ADDRESS.exec(node.address);
   if (!m) throw new InvalidHeartbeatError(key, `key does not end in host:port`);
+  // Dialling a port or host name that cannot exist fails in ways a master cannot tell from a
+  // worker that may have started the task, so such an entry would hold its tasks forever.
+  const [, host = '', portText = ''] = m;
+  if (!HOST.test(host)) {
+    throw new InvalidHeartbeatError(key, `key's host ${show(host)} is not a host name or IPv4 address`);
+  }
+  if (Number(portText) < 1 || Number(portText) > 65535) {
+    throw new InvalidHeartbeatError(key, `key's port ${portText} is not between 1 and 65535`);
+  }
   if (v.host !== m[1]) {
-    throw new InvalidHeartbeatError(key, `host ${JSON.stringify(v.host)} does not match the key`);
+    throw new InvalidHeartbeatError(key, `host ${show(v.host)} does not match the key`);
   }
   if (v.port !== Number(m[2])) {
-    throw new InvalidHeartbeatError(key, `port ${JSON.stringify(v.port)} does not match the key`);
+    throw new InvalidHeartbeatError(key, `port ${show(v.port)} does not match the key`);
   }
   for (const field of ['startTime', 'heartbeatTime', 'cpuUsage', 'memoryUsage', 'loadAverage'] as const) {
     if (!isNonNegative(v[field])) throw new InvalidHeartbeatError(key, `${field} must be a number >= 0`);
@@ -72,7 +93,7 @@ export function parseHeartbeat(key: string, node: ParsedNodeKey, raw: string | n
   if (typeof v.serving !== 'boolean') throw new InvalidHeartbeatError(key, 'serving must be a boolean');
   if (node.group !== undefined) {
     if (v.group !== node.group) {
-      throw new InvalidHeartbeatError(key, `group ${JSON.stringify(v.group)} does not match the key`);
+      throw new InvalidHeartbeatError(key, `group ${show(v.group)} does not match the key`);
     }
     if (!isCount(v.runningTasks)) {
       throw new InvalidHeartbeatError(key, 'runningTasks must be a whole number >= 0');
