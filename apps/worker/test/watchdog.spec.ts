@@ -156,7 +156,7 @@ describe('task watchdog (real /bin/sh)', () => {
     await until(
       'both groups to die',
       () => liveMembers(first).length === 0 && liveMembers(second).length === 0,
-      3_000,
+      10_000,
     );
     expect(watchdog.takeFiring(6)).toMatch(/^the worker stalled/);
     expect(watchdog.takeFiring(7)).toMatch(/^the worker stalled/);
@@ -233,7 +233,7 @@ describe('task watchdog (real /bin/sh)', () => {
     await until(
       'both groups to die',
       () => liveMembers(first).length === 0 && liveMembers(second).length === 0,
-      3_000,
+      10_000,
     );
   });
 

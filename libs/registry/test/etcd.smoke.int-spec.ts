@@ -172,7 +172,7 @@ describe('etcd registry smoke', () => {
       await lock.release();
       // The old lease is revoked once etcd answers, so the old ephemeral and lock keys go at once.
       const other = await client();
-      await waitFor('old ephemeral gone', async () => (await other.get('/lost/e')) === null, 3000);
+      await waitFor('old ephemeral gone', async () => (await other.get('/lost/e')) === null, 30_000);
       const again = await other.acquireLock('/lost/lock', { timeoutMs: 1500 });
       await again.release();
     },
