@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { pendingMigrations, runMigrations } from '@porpoise/dao';
-import { startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import { describeUnless, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
 import { startNode, stopNodes, type NodeProcess } from '../e2e/cluster-processes';
 
 const ROOT = join(__dirname, '..', '..');
@@ -29,9 +29,7 @@ function psqlProblem(): string | undefined {
   return major >= 15 ? undefined : `psql ${major} is older than 15 (the roles script uses \\getenv)`;
 }
 
-const problem = psqlProblem();
-if (problem) console.warn(`database roles test skipped: ${problem}`);
-const describeWithPsql = problem ? describe.skip : describe;
+const describeWithPsql = describeUnless(psqlProblem());
 
 describeWithPsql('database roles of the compose deployment (deploy/postgres/porpoise-roles.sql)', () => {
   let pg: TestServer;

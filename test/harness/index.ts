@@ -8,3 +8,4 @@ export * from './child-process';
 export * from './registry-child';
 export * from './manual-clock';
 export * from './api-token';
+export * from './skip';

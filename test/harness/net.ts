@@ -48,3 +48,23 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * The outcome of a promise that must settle, or a thrown error saying what did not happen within
+ * timeoutMs. The bound is how long a test may wait (keep it generous), not a measurement: timings
+ * are measured by `npm run bench`, never asserted.
+ */
+export async function bounded<T>(what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

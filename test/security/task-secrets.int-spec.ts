@@ -22,11 +22,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, stopProcess, waitFor } from '@porpoise/test-harness';
+import { describeUnless, freePort, notRootReason, stopProcess, waitFor } from '@porpoise/test-harness';
 
 const ROOT = join(__dirname, '..', '..');
 const MAIN = join(ROOT, 'dist', 'apps', 'standalone', 'src', 'main.js');
-const asRoot = process.getuid?.() === 0;
 const FINAL = ['SUCCESS', 'FAILURE', 'STOP'];
 
 interface Instance {
@@ -48,7 +47,7 @@ function procFiles(file: 'cmdline' | 'environ'): string[] {
 }
 
 // Tasks switch to another user only when the worker runs as root.
-const describeAsRoot = asRoot ? describe : describe.skip;
+const describeAsRoot = describeUnless(notRootReason('tasks switch to another user only under a root worker'));
 
 describeAsRoot('tasks and the node’s secrets (a standalone node run as root)', () => {
   let scratch = '';

@@ -450,11 +450,19 @@ describe('master', () => {
       other = await FakeWorker.start({ databaseUrl: pg.endpoint, secret: SECRET, journal, group: 'quit' });
       await waitFor('the master to see both', () => directory.candidates('quit').length === 2);
       // Make the quitter look idlest so attempt 1 goes there.
+      const gone: string[] = [];
+      const stopListening = directory.addListener({
+        available: () => undefined,
+        removed: (address) => gone.push(address),
+      });
       await other.beat({ runningTasks: 10 });
       await waitFor(
         'the load to be seen',
         () => directory.candidates('quit').find((c) => c.address === other!.address)?.runningTasks === 10,
       );
+      // The same incarnation's heartbeat: not read as a restart (its tasks would be lost).
+      stopListening();
+      expect(gone).toEqual([]);
       const id = await db.trigger(code);
       const done = await db.waitForState(id, ['SUCCESS', 'FAILURE']);
       expect(done.state).toBe('SUCCESS');

@@ -5,7 +5,13 @@
  * password, reads and writes nothing.
  */
 import { silentLogger } from '@porpoise/common';
-import { enableEtcdAuth, startEtcd, type EtcdCredentials, type TestServer } from '@porpoise/test-harness';
+import {
+  describeUnless,
+  enableEtcdAuth,
+  startEtcd,
+  type EtcdCredentials,
+  type TestServer,
+} from '@porpoise/test-harness';
 import { Etcd3 } from 'etcd3';
 import { createRegistry } from '../src/registry.factory';
 import { describeRegistryConformance } from './registry.conformance';
@@ -27,12 +33,12 @@ async function startEtcdWithAuth(): Promise<TestServer> {
 const skipReason = process.env.TEST_ETCD_ENDPOINTS
   ? 'TEST_ETCD_ENDPOINTS is set: authentication is never turned on in a server the test did not start'
   : undefined;
-if (skipReason) console.warn(`etcd authentication tests skipped: ${skipReason}`);
-const describeIfOwnServer = skipReason ? describe.skip : describe;
+const describeIfOwnServer = describeUnless(skipReason);
 
 describeIfOwnServer('etcd with authentication', () => {
   describeRegistryConformance({
     name: 'etcd with authentication',
+    serverKind: 'etcd',
     startServer: startEtcdWithAuth,
     config: (server, sessionTimeoutMs) => ({
       type: 'etcd',

@@ -3,6 +3,7 @@ import { describeRegistryConformance } from './registry.conformance';
 
 describeRegistryConformance({
   name: 'etcd',
+  serverKind: 'etcd',
   startServer: startEtcd,
   config: (server, sessionTimeoutMs) => ({ type: 'etcd', endpoints: [server.endpoint], sessionTimeoutMs }),
   deliversEveryChange: true,

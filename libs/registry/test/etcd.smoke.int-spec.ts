@@ -1,12 +1,20 @@
 /**
  * Smoke tests of the etcd backend's own mechanics (watch resume, lease loss, lock queue, a
- * SIGKILLed client's lease). The shared behaviour is covered by the conformance suite.
+ * SIGKILLed client's lease). The shared behaviour is covered by the conformance suite. Bounds on
+ * waits are how long a test may wait; how long things take is measured by `npm run bench`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { silentLogger } from '@porpoise/common';
-import { freePort, startEtcd, type TestServer } from '@porpoise/test-harness';
+import {
+  bounded,
+  freePort,
+  itUnless,
+  serverControlSkipReason,
+  startEtcd,
+  type TestServer,
+} from '@porpoise/test-harness';
 import { EtcdRegistry } from '../src/etcd/etcd.registry';
 import { LockTimeoutError, RegistryClosedError, RegistryUnavailableError } from '../src/registry.errors';
 import type { ConnectionState, RegistryEvent } from '../src/registry.interface';
@@ -22,6 +30,9 @@ async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs =
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+// Outage tests stop and start etcd: skipped (with the reason) where it is not ours.
+const itStoppingEtcd = itUnless(serverControlSkipReason('etcd'));
 
 describe('etcd registry smoke', () => {
   let server: TestServer;
@@ -84,8 +95,7 @@ describe('etcd registry smoke', () => {
     ]);
   });
 
-  it('resumes a watch across a server restart without losing or repeating events', async () => {
-    if (!server.controllable) return;
+  itStoppingEtcd('resumes a watch across a server restart without losing or repeating events', async () => {
     const reader = await client(10_000);
     const readerStates = states(reader);
     const seen: string[] = [];
@@ -138,73 +148,79 @@ describe('etcd registry smoke', () => {
     expect(await a.children('/locks/q')).toEqual([]);
   });
 
-  it('after an outage past the session timeout: LOST, lock aborted, calls bounded, new session', async () => {
-    if (!server.controllable) return;
-    const r = await client(2000);
-    const seen = states(r);
-    await r.put('/lost/e', 'old', { ephemeral: true });
-    const lock = await r.acquireLock('/lost/lock');
-    await server.stop();
-    const started = Date.now();
-    await expect(r.get('/lost/e')).rejects.toBeInstanceOf(RegistryUnavailableError);
-    expect(Date.now() - started).toBeLessThan(2500);
-    await waitFor('LOST', () => seen.includes('LOST'), 10_000);
-    expect(lock.lost.aborted).toBe(true);
-    await expect(r.put('/lost/e', 'x', { ephemeral: true })).rejects.toBeInstanceOf(RegistryUnavailableError);
-    await new Promise((res) => setTimeout(res, 1000)); // regrant retries against a dead server
-    await server.start();
-    await waitFor('CONNECTED again', () => seen.lastIndexOf('CONNECTED') > seen.indexOf('LOST'), 20_000);
-    expect(seen.slice(0, 2)).toEqual(['SUSPENDED', 'LOST']);
-    await lock.release();
-    // The old lease is revoked once etcd answers, so the old ephemeral and lock keys go at once.
-    const other = await client();
-    await waitFor('old ephemeral gone', async () => (await other.get('/lost/e')) === null, 3000);
-    const again = await other.acquireLock('/lost/lock', { timeoutMs: 1500 });
-    await again.release();
-  });
+  itStoppingEtcd(
+    'after an outage past the session timeout: LOST, lock aborted, calls fail, new session',
+    async () => {
+      const r = await client(2000);
+      const seen = states(r);
+      await r.put('/lost/e', 'old', { ephemeral: true });
+      const lock = await r.acquireLock('/lost/lock');
+      await server.stop();
+      // A call fails with a typed error while etcd is down instead of waiting for it to return.
+      await expect(bounded('a call to fail while etcd is down', r.get('/lost/e'))).rejects.toBeInstanceOf(
+        RegistryUnavailableError,
+      );
+      await waitFor('LOST', () => seen.includes('LOST'), 10_000);
+      expect(lock.lost.aborted).toBe(true);
+      await expect(r.put('/lost/e', 'x', { ephemeral: true })).rejects.toBeInstanceOf(
+        RegistryUnavailableError,
+      );
+      await new Promise((res) => setTimeout(res, 1000)); // regrant retries against a dead server
+      await server.start();
+      await waitFor('CONNECTED again', () => seen.lastIndexOf('CONNECTED') > seen.indexOf('LOST'), 20_000);
+      expect(seen.slice(0, 2)).toEqual(['SUSPENDED', 'LOST']);
+      await lock.release();
+      // The old lease is revoked once etcd answers, so the old ephemeral and lock keys go at once.
+      const other = await client();
+      await waitFor('old ephemeral gone', async () => (await other.get('/lost/e')) === null, 30_000);
+      const again = await other.acquireLock('/lost/lock', { timeoutMs: 1500 });
+      await again.release();
+    },
+  );
 
-  it('start() against no server rejects in bounded time; close() while the server is away does not hang', async () => {
+  it('start() against no server rejects (it does not wait for one); then closed, calls say so', async () => {
     const port = await freePort();
     const dead = new EtcdRegistry(
       { type: 'etcd', endpoints: [`http://127.0.0.1:${port}`], sessionTimeoutMs: 1500 },
       silentLogger,
     );
-    const started = Date.now();
-    await expect(dead.start()).rejects.toBeInstanceOf(RegistryUnavailableError);
-    expect(Date.now() - started).toBeLessThan(3000);
+    // Nothing will ever listen there: only a start() that gives up settles.
+    await expect(bounded('start() to give up on a dead endpoint', dead.start())).rejects.toBeInstanceOf(
+      RegistryUnavailableError,
+    );
     await dead.close();
     await expect(dead.get('/x')).rejects.toBeInstanceOf(RegistryClosedError);
-    if (!server.controllable) return;
+  });
+
+  itStoppingEtcd('close() while the server is away returns (it does not wait for the server)', async () => {
     const r = await client(3000);
     await server.stop();
     try {
-      const closing = Date.now();
-      await r.close();
-      expect(Date.now() - closing).toBeLessThan(3500);
+      // The server comes back only after this: a close() that waited for it would never return.
+      await bounded('close() to return while etcd is down', r.close());
+      await expect(r.get('/x')).rejects.toBeInstanceOf(RegistryClosedError);
     } finally {
       await server.start();
     }
   });
 
-  it('removes a SIGKILLed client’s ephemeral key about sessionTimeoutMs (10 s) after its death', async () => {
+  it('removes a SIGKILLed client’s ephemeral key once its lease (session 10 s) expires, and says so', async () => {
     const observer = await client();
-    const removed = new Promise<number>((resolve) => {
+    const removed = new Promise<RegistryEvent>((resolve) => {
       void observer.subscribe('/killed', (e) => {
-        if (e.type === 'REMOVE') resolve(Date.now());
+        if (e.type === 'REMOVE') resolve(e);
       });
     });
     await new Promise((r) => setTimeout(r, 200));
     const victim = await spawnVictim(server.endpoint, 10_000, '/killed/node');
     victims.push(victim);
     await waitFor('victim key', async () => (await observer.get('/killed/node')) === 'alive');
-    const killedAt = Date.now();
     victim.kill('SIGKILL');
-    const elapsed = (await removed) - killedAt;
-    console.log(
-      `etcd: SIGKILLed client's ephemeral key vanished after ${elapsed} ms (sessionTimeoutMs 10000)`,
-    );
-    expect(elapsed).toBeLessThan(12_000);
-  }, 30_000);
+    // A generous bound on waiting; bench/registry-expiry.bench.ts measures how long it takes.
+    const event = await bounded('the REMOVE of the killed client’s key', removed, 60_000);
+    expect(event).toMatchObject({ type: 'REMOVE', key: '/killed/node', value: 'alive' });
+    expect(await observer.get('/killed/node')).toBeNull();
+  }, 90_000);
 });
 
 /** A client in its own process that registers one ephemeral key, to be SIGKILLed. */

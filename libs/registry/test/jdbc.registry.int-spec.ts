@@ -4,6 +4,7 @@ import { describeRegistryConformance } from './registry.conformance';
 
 describeRegistryConformance({
   name: 'jdbc',
+  serverKind: 'postgres',
   startServer: startPostgres,
   prepare: async (server) => {
     await runMigrations(server.endpoint);

@@ -1,7 +1,8 @@
 /**
  * JDBC-registry specifics the shared conformance suite does not reach: the event table read by
  * id under concurrent writers, REMOVE events for expired and closed sessions, the listener
- * connection dying, pruning, round trips, and the time a SIGKILLed client's key takes to go.
+ * connection dying, pruning, round trips, and a SIGKILLed client's key going when its session
+ * expires (how long that takes is measured by bench/registry-expiry.bench.ts, not asserted).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -10,7 +11,16 @@ import { Client } from 'pg';
 import type { QueryRunner } from 'typeorm';
 import { runMigrations } from '@porpoise/dao';
 import { MIGRATIONS } from '@porpoise/migrations';
-import { freePort, sleep, startPostgres, waitFor, type TestServer } from '@porpoise/test-harness';
+import {
+  bounded,
+  freePort,
+  itUnless,
+  serverControlSkipReason,
+  sleep,
+  startPostgres,
+  waitFor,
+  type TestServer,
+} from '@porpoise/test-harness';
 import { JdbcRegistry, type JdbcRegistryConfig } from '../src/jdbc/jdbc.registry';
 import type { ConnectionState, RegistryEvent } from '../src/registry.interface';
 import { RegistryClosedError, RegistryUnavailableError } from '../src/registry.errors';
@@ -18,6 +28,9 @@ import { RegistryClosedError, RegistryUnavailableError } from '../src/registry.e
 const ROOT = join(__dirname, '..', '..', '..');
 // The integration project's testTimeout is not applied to a file run on its own path.
 jest.setTimeout(120_000);
+
+// Outage tests stop and start Postgres: skipped (with the reason) where it is not ours.
+const itStoppingPostgres = itUnless(serverControlSkipReason('postgres'));
 
 describe('jdbc registry smoke', () => {
   let server: TestServer;
@@ -270,75 +283,69 @@ describe('jdbc registry smoke', () => {
     }
   });
 
-  it('removes a SIGKILLed client’s key at sessionTimeoutMs=10000 and tells a subscriber (measured)', async () => {
+  it('removes a SIGKILLed client’s key once its session (10 s) expires and tells a subscriber its value', async () => {
     const observer = await client(10_000);
     const events = await collect(observer, '/killed');
     const child = await spawnEphemeralOwner(10_000, '/killed/node');
     await waitFor('ADD', () => events.some((e) => e.type === 'ADD'));
-    const killedAt = Date.now();
     child.kill('SIGKILL');
     await once(child, 'exit');
-    const vanished = await waitFor(
-      'key gone',
-      async () => (await observer.get('/killed/node')) === null && Date.now(),
-      15_000,
-      20,
+    // Generous bounds on waiting; bench/registry-expiry.bench.ts measures how long it takes.
+    await waitFor(
+      'the killed client’s key to go',
+      async () => (await observer.get('/killed/node')) === null,
+      60_000,
     );
-    const removed = await waitFor(
-      'REMOVE',
-      () => events.some((e) => e.type === 'REMOVE' && e.value === 'owned') && Date.now(),
-      5000,
-      5,
+    await waitFor('a REMOVE with its value', () =>
+      events.some((e) => e.type === 'REMOVE' && e.key === '/killed/node' && e.value === 'owned'),
     );
-    console.log(
-      `SIGKILL at sessionTimeoutMs=10000: key gone after ${vanished - killedAt} ms, REMOVE delivered after ${removed - killedAt} ms`,
-    );
-    expect(vanished - killedAt).toBeLessThan(12_500);
   });
 
-  it('SUSPENDED → RECONNECTED over a short outage; LOST → CONNECTED over a long one, with REMOVE events for the old session', async () => {
-    if (!server.controllable) return;
-    const brief = await client(15_000);
-    const long = await client(2000);
-    const briefStates: ConnectionState[] = [];
-    const longStates: ConnectionState[] = [];
-    brief.onConnectionStateChange((s) => briefStates.push(s));
-    long.onConnectionStateChange((s) => longStates.push(s));
-    await brief.put('/outage2/brief', 'b', { ephemeral: true });
-    await long.put('/outage2/long', 'l', { ephemeral: true });
-    const lock = await long.acquireLock('/outage2/lock');
-    const start = await maxEventId();
-    await admin.end().catch(() => undefined);
-    await server.stop();
-    await waitFor(
-      'SUSPENDED',
-      () => briefStates.includes('SUSPENDED') && longStates.includes('SUSPENDED'),
-      10_000,
-    );
-    // While the database is away, calls fail in bounded time with a typed error.
-    const t0 = Date.now();
-    await expect(brief.get('/outage2/brief')).rejects.toBeInstanceOf(RegistryUnavailableError);
-    expect(Date.now() - t0).toBeLessThan(11_000);
-    await waitFor('LOST (client side)', () => longStates.includes('LOST'), 10_000);
-    expect(lock.lost.aborted).toBe(true);
-    await server.start();
-    admin = new Client({ connectionString: server.endpoint });
-    admin.on('error', () => undefined);
-    await admin.connect();
-    await waitFor('RECONNECTED', () => briefStates.includes('RECONNECTED'), 20_000);
-    await waitFor(
-      'CONNECTED again',
-      () => longStates.lastIndexOf('CONNECTED') > longStates.indexOf('LOST'),
-      20_000,
-    );
-    expect(briefStates).toEqual(['SUSPENDED', 'RECONNECTED']);
-    expect(longStates).toEqual(['SUSPENDED', 'LOST', 'CONNECTED']);
-    expect(await brief.get('/outage2/brief')).toBe('b');
-    expect(await brief.get('/outage2/long')).toBeNull();
-    const rows = await eventRows(start);
-    expect(rows.map((r) => [r.type, r.key, r.value])).toContainEqual(['REMOVE', '/outage2/long', 'l']);
-    await lock.release();
-    const again = await long.acquireLock('/outage2/lock', { timeoutMs: 2000 });
-    await again.release();
-  });
+  itStoppingPostgres(
+    'SUSPENDED → RECONNECTED over a short outage; LOST → CONNECTED over a long one, with REMOVE events for the old session',
+    async () => {
+      const brief = await client(15_000);
+      const long = await client(2000);
+      const briefStates: ConnectionState[] = [];
+      const longStates: ConnectionState[] = [];
+      brief.onConnectionStateChange((s) => briefStates.push(s));
+      long.onConnectionStateChange((s) => longStates.push(s));
+      await brief.put('/outage2/brief', 'b', { ephemeral: true });
+      await long.put('/outage2/long', 'l', { ephemeral: true });
+      const lock = await long.acquireLock('/outage2/lock');
+      const start = await maxEventId();
+      await admin.end().catch(() => undefined);
+      await server.stop();
+      await waitFor(
+        'SUSPENDED',
+        () => briefStates.includes('SUSPENDED') && longStates.includes('SUSPENDED'),
+        10_000,
+      );
+      // While the database is away, calls fail with a typed error instead of waiting for it.
+      await expect(
+        bounded('a call to fail while the database is down', brief.get('/outage2/brief')),
+      ).rejects.toBeInstanceOf(RegistryUnavailableError);
+      await waitFor('LOST (client side)', () => longStates.includes('LOST'), 10_000);
+      expect(lock.lost.aborted).toBe(true);
+      await server.start();
+      admin = new Client({ connectionString: server.endpoint });
+      admin.on('error', () => undefined);
+      await admin.connect();
+      await waitFor('RECONNECTED', () => briefStates.includes('RECONNECTED'), 20_000);
+      await waitFor(
+        'CONNECTED again',
+        () => longStates.lastIndexOf('CONNECTED') > longStates.indexOf('LOST'),
+        20_000,
+      );
+      expect(briefStates).toEqual(['SUSPENDED', 'RECONNECTED']);
+      expect(longStates).toEqual(['SUSPENDED', 'LOST', 'CONNECTED']);
+      expect(await brief.get('/outage2/brief')).toBe('b');
+      expect(await brief.get('/outage2/long')).toBeNull();
+      const rows = await eventRows(start);
+      expect(rows.map((r) => [r.type, r.key, r.value])).toContainEqual(['REMOVE', '/outage2/long', 'l']);
+      await lock.release();
+      const again = await long.acquireLock('/outage2/lock', { timeoutMs: 2000 });
+      await again.release();
+    },
+  );
 });

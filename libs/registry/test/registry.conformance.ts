@@ -7,7 +7,15 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RegistryChild, sleep, waitFor, type TestServer } from '@porpoise/test-harness';
+import {
+  itUnless,
+  RegistryChild,
+  serverControlSkipReason,
+  sleep,
+  waitFor,
+  type ServerKind,
+  type TestServer,
+} from '@porpoise/test-harness';
 import { silentLogger } from '@porpoise/common';
 import type { RegistryConfig } from '../src/registry.config';
 import { createRegistry } from '../src/registry.factory';
@@ -23,6 +31,8 @@ import {
 
 export interface ConformanceTarget {
   readonly name: string;
+  /** The kind of server startServer() starts: outage tests need one the test can stop. */
+  readonly serverKind: ServerKind;
   startServer(): Promise<TestServer>;
   /** Runs once after the server is up (migrations for JDBC). */
   prepare?(server: TestServer): Promise<void>;
@@ -61,11 +71,8 @@ export function describeRegistryConformance(target: ConformanceTarget): void {
       await registry.subscribe(prefix, (e) => events.push(e));
       return events;
     };
-    const controllable = () => {
-      if (server.controllable) return true;
-      console.warn(`skipped: the ${server.source} ${target.name} server cannot be stopped by the test`);
-      return false;
-    };
+    // Outage tests stop and start the server: skipped (with the reason) where it is not ours.
+    const itStoppingTheServer = itUnless(serverControlSkipReason(target.serverKind));
 
     beforeAll(async () => {
       server = await target.startServer();
@@ -135,7 +142,7 @@ export function describeRegistryConformance(target: ConformanceTarget): void {
       expect(events.some((e) => e.key.startsWith('/subx'))).toBe(false);
     });
 
-    it('removes a SIGKILLed client’s ephemeral keys within the session timeout plus 2 s, frees its lock, and tells subscribers', async () => {
+    it('removes a SIGKILLed client’s ephemeral keys once its session expires, frees its lock, and tells subscribers', async () => {
       const sessionTimeoutMs = 3000;
       const observer = await client();
       const events = await collect(observer, '/kill');
@@ -152,7 +159,8 @@ export function describeRegistryConformance(target: ConformanceTarget): void {
       await waitFor(
         'the dead client’s ephemeral keys to vanish',
         async () => (await observer.children('/kill/nodes')).length === 0,
-        sessionTimeoutMs + 2000,
+        // How long the test may wait, not a measurement (that is the failover benchmark's).
+        sessionTimeoutMs + 30_000,
       );
       await waitFor('a REMOVE per key', () =>
         keys.every((k) => events.some((e) => e.type === 'REMOVE' && e.key === k)),
@@ -219,49 +227,53 @@ export function describeRegistryConformance(target: ConformanceTarget): void {
       }
     });
 
-    it('keeps the session through a brief server outage: SUSPENDED, then RECONNECTED, ephemeral data intact', async () => {
-      if (!controllable()) return;
-      const r = await client(10_000);
-      const states = record(r);
-      await r.put('/outage/brief', 'alive', { ephemeral: true });
-      await server.stop();
-      await waitFor('SUSPENDED', () => states.includes('SUSPENDED'), 15_000);
-      await server.start();
-      await waitFor('RECONNECTED', () => states.includes('RECONNECTED'), 20_000);
-      expect(states).not.toContain('LOST');
-      expect(states.indexOf('SUSPENDED')).toBeLessThan(states.indexOf('RECONNECTED'));
-      const other = await client();
-      expect(await other.get('/outage/brief')).toBe('alive');
-      await r.put('/outage/brief', 'still-writable', { ephemeral: true });
-      expect(await other.get('/outage/brief')).toBe('still-writable');
-    });
+    itStoppingTheServer(
+      'keeps the session through a brief server outage: SUSPENDED, then RECONNECTED, ephemeral data intact',
+      async () => {
+        const r = await client(10_000);
+        const states = record(r);
+        await r.put('/outage/brief', 'alive', { ephemeral: true });
+        await server.stop();
+        await waitFor('SUSPENDED', () => states.includes('SUSPENDED'), 15_000);
+        await server.start();
+        await waitFor('RECONNECTED', () => states.includes('RECONNECTED'), 20_000);
+        expect(states).not.toContain('LOST');
+        expect(states.indexOf('SUSPENDED')).toBeLessThan(states.indexOf('RECONNECTED'));
+        const other = await client();
+        expect(await other.get('/outage/brief')).toBe('alive');
+        await r.put('/outage/brief', 'still-writable', { ephemeral: true });
+        expect(await other.get('/outage/brief')).toBe('still-writable');
+      },
+    );
 
-    it('reports LOST after an outage past the session timeout, aborts held locks, then recovers and can register again', async () => {
-      if (!controllable()) return;
-      const sessionTimeoutMs = 2000;
-      const r = await client(sessionTimeoutMs);
-      const states = record(r);
-      await r.put('/outage/long', 'first', { ephemeral: true });
-      const lock = await r.acquireLock('/outage/lock');
-      await server.stop();
-      await waitFor('LOST', () => states.includes('LOST'), sessionTimeoutMs + 15_000);
-      expect(lock.lost.aborted).toBe(true);
-      await server.start();
-      await waitFor(
-        'CONNECTED after LOST',
-        () => states.lastIndexOf('CONNECTED') > states.indexOf('LOST'),
-        30_000,
-      );
-      await lock.release();
-      await r.put('/outage/long', 'second', { ephemeral: true });
-      // Past the old session's expiry on the server, the new registration must still stand.
-      await sleep(sessionTimeoutMs + 1500);
-      const other = await client();
-      expect(await other.get('/outage/long')).toBe('second');
-      const again = await r.acquireLock('/outage/lock', { timeoutMs: 5000 });
-      expect(again.lost.aborted).toBe(false);
-      await again.release();
-    });
+    itStoppingTheServer(
+      'reports LOST after an outage past the session timeout, aborts held locks, then recovers and can register again',
+      async () => {
+        const sessionTimeoutMs = 2000;
+        const r = await client(sessionTimeoutMs);
+        const states = record(r);
+        await r.put('/outage/long', 'first', { ephemeral: true });
+        const lock = await r.acquireLock('/outage/lock');
+        await server.stop();
+        await waitFor('LOST', () => states.includes('LOST'), sessionTimeoutMs + 15_000);
+        expect(lock.lost.aborted).toBe(true);
+        await server.start();
+        await waitFor(
+          'CONNECTED after LOST',
+          () => states.lastIndexOf('CONNECTED') > states.indexOf('LOST'),
+          30_000,
+        );
+        await lock.release();
+        await r.put('/outage/long', 'second', { ephemeral: true });
+        // Past the old session's expiry on the server, the new registration must still stand.
+        await sleep(sessionTimeoutMs + 1500);
+        const other = await client();
+        expect(await other.get('/outage/long')).toBe('second');
+        const again = await r.acquireLock('/outage/lock', { timeoutMs: 5000 });
+        expect(again.lost.aborted).toBe(false);
+        await again.release();
+      },
+    );
 
     it('keeps persistent data across a client restart; close() removes ephemeral data at once', async () => {
       const first = await client();

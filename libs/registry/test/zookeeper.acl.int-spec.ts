@@ -17,6 +17,7 @@ const AUTH: ZkDigestAuth = { user: 'porpoise', password: 'zk-acl-test-password' 
 
 describeRegistryConformance({
   name: 'zookeeper with digest ACLs',
+  serverKind: 'zookeeper',
   startServer: startZooKeeper,
   config: (server, sessionTimeoutMs) => ({
     type: 'zookeeper',

@@ -3,6 +3,7 @@ import { describeRegistryConformance } from './registry.conformance';
 
 describeRegistryConformance({
   name: 'zookeeper',
+  serverKind: 'zookeeper',
   startServer: startZooKeeper,
   config: (server, sessionTimeoutMs) => ({ type: 'zookeeper', connect: server.endpoint, sessionTimeoutMs }),
   deliversEveryChange: false,

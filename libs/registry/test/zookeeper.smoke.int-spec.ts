@@ -1,16 +1,29 @@
 /**
  * Checks of the ZooKeeper backend beyond the shared conformance suite: coalescing, overlapping
  * subscriptions, ownership of ephemeral keys, implicit parents, lock loss, outages seen through
- * a cuttable TCP proxy, and how fast a SIGKILLed client's ephemeral key vanishes.
+ * a cuttable TCP proxy, and a SIGKILLed client's ephemeral key vanishing when its session expires
+ * (how long that takes is measured by bench/registry-expiry.bench.ts, never asserted).
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
-import { RegistryChild, sleep, startZooKeeper, waitFor, type TestServer } from '@porpoise/test-harness';
+import {
+  bounded,
+  itUnless,
+  RegistryChild,
+  serverControlSkipReason,
+  sleep,
+  startZooKeeper,
+  waitFor,
+  type TestServer,
+} from '@porpoise/test-harness';
 import type { ConnectionState, RegistryEvent } from '../src/registry.interface';
 import { RegistryClosedError, RegistryUnavailableError } from '../src/registry.errors';
 import { ZooKeeperRegistry } from '../src/zookeeper/zookeeper.registry';
 import { ascendingDistinct } from './support/ascending';
 
 jest.setTimeout(120_000);
+
+// Outage tests stop and start ZooKeeper: skipped (with the reason) where it is not ours.
+const itStoppingZooKeeper = itUnless(serverControlSkipReason('zookeeper'));
 
 /** A TCP proxy the test can cut (refusing and dropping connections) while the server stays up. */
 class CuttableProxy {
@@ -215,27 +228,30 @@ describe('zookeeper registry smoke', () => {
     await again.release();
   });
 
-  it('fails calls within a bounded time while the server is down, and rejects after close', async () => {
-    if (!server.controllable) return;
-    const r = await client(2000);
-    const states = record(r);
-    await server.stop();
-    try {
-      const started = Date.now();
-      await expect(r.get('/x')).rejects.toBeInstanceOf(RegistryUnavailableError);
-      expect(Date.now() - started).toBeLessThan(8000);
-      await waitFor('LOST', () => states.includes('LOST'));
-      const lockAttempt = r.acquireLock('/down/lock', { timeoutMs: 100 });
-      await expect(lockAttempt).rejects.toBeInstanceOf(RegistryUnavailableError);
-    } finally {
-      await server.start();
-    }
-    await waitFor('CONNECTED', () => states.at(-1) === 'CONNECTED', 30_000);
-    expect(states).toEqual(['SUSPENDED', 'LOST', 'CONNECTED']);
-    await r.close();
-    await expect(r.put('/x', 'y')).rejects.toBeInstanceOf(RegistryClosedError);
-    await expect(r.subscribe('/x', () => undefined)).rejects.toBeInstanceOf(RegistryClosedError);
-  });
+  itStoppingZooKeeper(
+    'fails calls while the server is down (not waiting for it), and rejects after close',
+    async () => {
+      const r = await client(2000);
+      const states = record(r);
+      await server.stop();
+      try {
+        // The server comes back only after this: a call that waited for it would never settle.
+        await expect(bounded('a call to fail while ZooKeeper is down', r.get('/x'))).rejects.toBeInstanceOf(
+          RegistryUnavailableError,
+        );
+        await waitFor('LOST', () => states.includes('LOST'));
+        const lockAttempt = r.acquireLock('/down/lock', { timeoutMs: 100 });
+        await expect(lockAttempt).rejects.toBeInstanceOf(RegistryUnavailableError);
+      } finally {
+        await server.start();
+      }
+      await waitFor('CONNECTED', () => states.at(-1) === 'CONNECTED', 30_000);
+      expect(states).toEqual(['SUSPENDED', 'LOST', 'CONNECTED']);
+      await r.close();
+      await expect(r.put('/x', 'y')).rejects.toBeInstanceOf(RegistryClosedError);
+      await expect(r.subscribe('/x', () => undefined)).rejects.toBeInstanceOf(RegistryClosedError);
+    },
+  );
 
   it('start() against nothing rejects with RegistryUnavailableError', async () => {
     const r = new ZooKeeperRegistry({ type: 'zookeeper', connect: '127.0.0.1:1', sessionTimeoutMs: 1000 });
@@ -312,21 +328,23 @@ describe('zookeeper registry smoke', () => {
     }
   });
 
-  it('closes a lost session the restarted server restored, so its ephemeral key goes at once', async () => {
-    if (!server.controllable) return;
-    const r = await client(4000);
-    const states = record(r);
-    await r.put('/reap/me', 'old', { ephemeral: true });
-    await server.stop();
-    await waitFor('LOST', () => states.includes('LOST'), 15_000);
-    await server.start();
-    await waitFor('CONNECTED', () => states.at(-1) === 'CONNECTED', 30_000);
-    const observer = await client();
-    // Without closing it, the restored session would keep /reap/me for another 4 s.
-    expect(await observer.get('/reap/me')).toBeNull();
-  });
+  itStoppingZooKeeper(
+    'closes a lost session the restarted server restored, so its ephemeral key goes at once',
+    async () => {
+      const r = await client(4000);
+      const states = record(r);
+      await r.put('/reap/me', 'old', { ephemeral: true });
+      await server.stop();
+      await waitFor('LOST', () => states.includes('LOST'), 15_000);
+      await server.start();
+      await waitFor('CONNECTED', () => states.at(-1) === 'CONNECTED', 30_000);
+      const observer = await client();
+      // Without closing it, the restored session would keep /reap/me for another 4 s.
+      expect(await observer.get('/reap/me')).toBeNull();
+    },
+  );
 
-  it('measures how long a SIGKILLed client’s ephemeral key lives at sessionTimeoutMs=10000', async () => {
+  it('removes a SIGKILLed client’s ephemeral key once its session (10 s) expires', async () => {
     const observer = await client();
     const victim = await RegistryChild.spawn({
       type: 'zookeeper',
@@ -337,12 +355,11 @@ describe('zookeeper registry smoke', () => {
     await victim.call('put', '/measure/victim', 'v', true);
     expect(await observer.get('/measure/victim')).toBe('v');
     await victim.kill('SIGKILL');
-    const killed = Date.now();
+    // A generous bound on waiting; bench/registry-expiry.bench.ts measures how long it takes.
     await waitFor(
       'the ephemeral key to vanish',
       async () => (await observer.get('/measure/victim')) === null,
-      30_000,
+      60_000,
     );
-    console.log(`ephemeral key vanished ${Date.now() - killed} ms after SIGKILL (sessionTimeoutMs=10000)`);
   });
 });

@@ -89,6 +89,11 @@ export class FakeWorker {
   private readonly pending = new Set<Promise<unknown>>();
   private registry: Registry | undefined;
   private server: GrpcServer | undefined;
+  /**
+   * This incarnation's start time, the same in every heartbeat: a master reads a changed start
+   * time as a worker restart (its running tasks lost), like a real worker's.
+   */
+  private readonly startTime = Date.now();
 
   private constructor(
     private readonly options: FakeWorkerOptions,
@@ -174,7 +179,7 @@ export class FakeWorker {
     const hb: NodeHeartbeat = {
       host: '127.0.0.1',
       port: this.port,
-      startTime: Date.now(),
+      startTime: this.startTime,
       heartbeatTime: Date.now(),
       cpuUsage: 0,
       memoryUsage: 0,

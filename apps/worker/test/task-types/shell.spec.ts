@@ -13,6 +13,7 @@ import type { TaskWatchdog, WatchdogEvents, WatchdogHandle } from '../../src/ada
 import type { LivenessService } from '../../src/services/liveness.service';
 import { ShellTaskType } from '../../src/task-types/shell.task-type';
 import { SpawnFailedError } from '../../src/worker.errors';
+import { itUnless, notRootReason } from '@porpoise/test-harness';
 import { taskSpec, TestRun } from '../support/run-context';
 import { workerConfig } from '../support/worker-config';
 
@@ -256,30 +257,37 @@ describe('SHELL task type', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
-  it("runs a workflow's tenant's tasks as that user, and refuses a tenant not in TASK_TENANTS", async () => {
+  it('refuses a tenant on a worker without TASK_TENANTS', () => {
     const spec = taskSpec({ taskType: 'SHELL', command: 'id -u; pwd', payloadJson: '{"tenant":"daemon"}' });
     expect(() => shell().parsePayload(spec)).toThrow(
       /tenant.*"daemon" is not allowed: this worker has no TASK_TENANTS/,
     );
-    if (process.getuid?.() !== 0) return; // tenants need a root worker (decideTenants refuses otherwise)
-    const withTenants = new LocalTaskSandbox(
-      workerConfig({ TASK_WORK_DIR: workDir, TASK_TENANTS: 'daemon' }),
-      new SystemUserDirectory(),
-    );
-    const type = new ShellTaskType(
-      runner,
-      watchdog as unknown as TaskWatchdog,
-      { watchdogs: true } as unknown as LivenessService,
-      withTenants,
-    );
-    expect(() => type.parsePayload({ ...spec, payloadJson: '{"tenant":"bin"}' })).toThrow(
-      /"bin" is not one of this worker's TASK_TENANTS \(daemon\)/,
-    );
-    const r = await TestRun.start(spec);
-    runs.push(r);
-    expect((await type.run(r.ctx, type.parsePayload(spec))).state).toBe('SUCCESS');
-    const [uid, pwd] = (await r.text()).trim().split('\n');
-    expect(uid).toBe('1');
-    expect(existsSync(pwd!)).toBe(false);
   });
+
+  // Tenants need a root worker (decideTenants refuses otherwise).
+  itUnless(notRootReason('tenants need a root worker'))(
+    "runs a workflow's tenant's tasks as that user, and refuses a tenant not in TASK_TENANTS",
+    async () => {
+      const spec = taskSpec({ taskType: 'SHELL', command: 'id -u; pwd', payloadJson: '{"tenant":"daemon"}' });
+      const withTenants = new LocalTaskSandbox(
+        workerConfig({ TASK_WORK_DIR: workDir, TASK_TENANTS: 'daemon' }),
+        new SystemUserDirectory(),
+      );
+      const type = new ShellTaskType(
+        runner,
+        watchdog as unknown as TaskWatchdog,
+        { watchdogs: true } as unknown as LivenessService,
+        withTenants,
+      );
+      expect(() => type.parsePayload({ ...spec, payloadJson: '{"tenant":"bin"}' })).toThrow(
+        /"bin" is not one of this worker's TASK_TENANTS \(daemon\)/,
+      );
+      const r = await TestRun.start(spec);
+      runs.push(r);
+      expect((await type.run(r.ctx, type.parsePayload(spec))).state).toBe('SUCCESS');
+      const [uid, pwd] = (await r.text()).trim().split('\n');
+      expect(uid).toBe('1');
+      expect(existsSync(pwd!)).toBe(false);
+    },
+  );
 });

@@ -31,7 +31,10 @@ describe('ensurePrivateDir', () => {
   });
 
   // Giving a directory to another group needs root.
-  const asRoot = process.getuid?.() === 0 ? it : it.skip;
+  const asRoot =
+    process.getuid?.() === 0
+      ? it
+      : (name: string, fn: () => void) => it.skip(`${name} (skipped: not running as root)`, fn);
   asRoot(
     "keeps only the search bit of a group the directory was given on purpose (the embedded Postgres's)",
     () => {
