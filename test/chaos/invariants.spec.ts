@@ -3,12 +3,15 @@
  * each way of breaking an invariant of DESIGN.md section 7 is reported under that invariant.
  */
 import {
+  checkHits,
   checkInvariants,
+  countHits,
   expectedOutcome,
   formatViolations,
   type CheckInput,
   type DagSpec,
   type Fault,
+  type InstanceAuditRow,
   type TaskRow,
 } from './invariants';
 import { parseWitness, witnessCommand } from './witness';
@@ -861,5 +864,195 @@ describe('chaos invariant checker', () => {
         workerPort: 1234,
       },
     ]);
+  });
+});
+
+describe('chaos checker: a re-run is excused only by a fault of the process that ran it, in its window', () => {
+  /** W1 served by pid 500 until it was killed at 990 and by pid 501 from 995 on; W2 by pid 600. */
+  const processes = (h: History) => {
+    h.input.processes = [
+      { address: W1, role: 'worker', pid: 500, startedAt: -10_000 },
+      { address: W1, role: 'worker', pid: 501, startedAt: 995 },
+      { address: W2, role: 'worker', pid: 600, startedAt: -10_000 },
+    ];
+  };
+
+  it('accepts a re-run after the process that ran the attempt was killed', () => {
+    const v = check((h) => {
+      processes(h);
+      rerunOfA(h, true);
+      h.input.faults.push({ at: 1040, address: W1, role: 'worker', kind: 'SIGKILL', pid: 501 });
+    });
+    expect(v).toEqual([]);
+  });
+
+  it('accepts a re-run after that process lost its session while the attempt ran', () => {
+    const v = check((h) => {
+      processes(h);
+      rerunOfA(h, false);
+      h.input.faults.push({ at: 1030, address: W1, role: 'worker', kind: 'session-lost', pid: 501 });
+    });
+    expect(v).toEqual([]);
+  });
+
+  it('3: a re-run excused only by the kill of the previous process on the same address', () => {
+    const v = check((h) => {
+      processes(h);
+      rerunOfA(h, false);
+      // Within FAULT_SLACK_MS of the start: the address-only match of old excused it.
+      h.input.faults.push({ at: 990, address: W1, role: 'worker', kind: 'SIGKILL', pid: 500 });
+    });
+    expect(invariants(v)).toContain('3');
+    expect(v.map((x) => x.message).join('\n')).toContain('ran again as attempt 2');
+  });
+
+  it("3: a re-run excused only by a lost session of the worker's next process", () => {
+    const v = check((h) => {
+      processes(h);
+      h.input.processes = [
+        ...(h.input.processes ?? []),
+        { address: W1, role: 'worker', pid: 502, startedAt: 1020 },
+      ];
+      rerunOfA(h, false);
+      h.input.faults.push({ at: 1030, address: W1, role: 'worker', kind: 'session-lost', pid: 502 });
+    });
+    expect(invariants(v)).toContain('3');
+  });
+
+  it('3: a re-run excused only by a lost session of the right process, but after the window', () => {
+    const v = check((h) => {
+      processes(h);
+      rerunOfA(h, false);
+      h.input.faults.push({ at: 9000, address: W1, role: 'worker', kind: 'session-lost', pid: 501 });
+    });
+    expect(invariants(v)).toContain('3');
+  });
+
+  it('3: a fault without a process id does not excuse a re-run when the processes are known', () => {
+    const v = check((h) => {
+      processes(h);
+      rerunOfA(h, false);
+      h.input.faults.push({ at: 1040, address: W1, role: 'worker', kind: 'SIGKILL' });
+    });
+    expect(invariants(v)).toContain('3');
+  });
+});
+
+describe('chaos checker: a task row written by a stale master', () => {
+  it('accepts writes stamped with the owner epoch, and writes outside a fence (no epoch)', () => {
+    const v = check((h) => {
+      h.input.taskAudit = h.input.taskAudit.map((r, i) => ({
+        ...r,
+        writerEpoch: i % 3 === 0 ? null : 1,
+        ownerEpoch: 1,
+      }));
+    });
+    expect(v).toEqual([]);
+  });
+
+  it('2: a write by a master at an older epoch than the instance had then', () => {
+    const v = check((h) => {
+      h.input.taskAudit = h.input.taskAudit.map((r) => ({ ...r, writerEpoch: 1, ownerEpoch: 1 }));
+      change(h.input.taskAudit, 2, { writerEpoch: 1, ownerEpoch: 2 });
+    });
+    expect(invariants(v)).toEqual(['2']);
+    expect(v[0]?.message).toContain('by a master at epoch 1 while the instance was at epoch 2');
+  });
+});
+
+describe('chaos checker: the faults hit work (countHits, checkHits)', () => {
+  const ALL = { takeover: true, workerRerun: true, staleFenced: true } as const;
+  /** Instance 10 RUNNING on M1 (epoch 1) from t=100, taken by M2 (epoch 2) at t=4000. */
+  const takenOver = (h: History, taker = M2): void => {
+    h.input.instanceAudit = [
+      { seq: 1, instanceId: 10, host: null, epoch: 0, state: 'SUBMITTED_SUCCESS', at: 50 },
+      { seq: 2, instanceId: 10, host: M1, epoch: 1, state: 'RUNNING_EXECUTION', at: 100 },
+      { seq: 3, instanceId: 10, host: null, epoch: 1, state: 'RUNNING_EXECUTION', at: 3900 },
+      { seq: 4, instanceId: 10, host: taker, epoch: 2, state: 'RUNNING_EXECUTION', at: 4000 },
+      { seq: 5, instanceId: 10, host: taker, epoch: 2, state: 'SUCCESS', at: 5000 },
+    ] satisfies InstanceAuditRow[];
+  };
+  const hitsOf = (mutate: (h: History) => void) => {
+    const h = cleanHistory();
+    mutate(h);
+    h.input.witness = parseWitness(h.witness.join('\n'));
+    return countHits(h.input);
+  };
+  /** Every kind of hit: M1 killed while it ran instance 10, W1 killed under a, M1 frozen and fenced. */
+  const everything = (h: History) => {
+    h.input.processes = [
+      { address: W1, role: 'worker', pid: 500, startedAt: 0 },
+      { address: M1, role: 'master', pid: 700, startedAt: 0 },
+    ];
+    takenOver(h);
+    rerunOfA(h, true);
+    h.input.faults.push(
+      { at: 1040, address: W1, role: 'worker', kind: 'SIGKILL', pid: 500 },
+      { at: 600, address: M1, role: 'master', kind: 'SIGSTOP', pid: 700 },
+      { at: 2000, address: M1, role: 'master', kind: 'SIGKILL', pid: 700 },
+    );
+    h.input.fenced = [{ at: 1500, address: M1, pid: 700, instanceId: 10, epoch: 1 }];
+  };
+
+  it('counts a takeover, a re-run after a worker kill and a fenced stale master', () => {
+    const hits = hitsOf(everything);
+    expect([hits.takeovers.length, hits.workerReruns.length, hits.staleFenced.length]).toEqual([1, 1, 1]);
+    expect(checkHits(hits, ALL)).toEqual([]);
+  });
+
+  it('hits: no takeover when the master was killed after its instance had moved on, or by itself', () => {
+    const late = hitsOf((h) => {
+      everything(h);
+      h.input.faults = h.input.faults.map((f) =>
+        f.role === 'master' && f.kind === 'SIGKILL' ? { ...f, at: 4500 } : f,
+      );
+    });
+    expect(late.takeovers).toEqual([]);
+    expect(checkHits(late, ALL).map((x) => x.message)).toEqual([
+      'no master was SIGKILLed while it drove a RUNNING instance that another master then took over',
+    ]);
+    // Taken again by a master on the killed one's own address: no other master took it over.
+    const self = hitsOf((h) => {
+      everything(h);
+      takenOver(h, M1);
+    });
+    expect(self.takeovers).toEqual([]);
+  });
+
+  it('hits: no re-run after a worker fault when the re-run followed a lost session only, or a fault of another process', () => {
+    const lost = hitsOf((h) => {
+      everything(h);
+      h.input.faults = h.input.faults.map((f) => (f.role === 'worker' ? { ...f, kind: 'session-lost' } : f));
+    });
+    expect(lost.workerReruns).toEqual([]);
+    expect(checkHits(lost, ALL).map((x) => x.message)).toEqual([
+      'no task ran again after the worker process of its previous attempt was SIGKILLed or frozen',
+    ]);
+    const other = hitsOf((h) => {
+      everything(h);
+      h.input.faults = h.input.faults.map((f) => (f.role === 'worker' ? { ...f, pid: 499 } : f));
+    });
+    expect(other.workerReruns).toEqual([]);
+  });
+
+  it('hits: no stale master fenced when the fenced master was never frozen, or the instance had not moved on', () => {
+    const awake = hitsOf((h) => {
+      everything(h);
+      h.input.faults = h.input.faults.filter((f) => f.kind !== 'SIGSTOP');
+    });
+    expect(awake.staleFenced).toEqual([]);
+    expect(checkHits(awake, ALL).map((x) => x.message)).toEqual([
+      'no frozen master woke up to have a write refused by its fence (no stale master was fenced)',
+    ]);
+    const current = hitsOf((h) => {
+      everything(h);
+      h.input.fenced = [{ at: 1500, address: M1, pid: 700, instanceId: 10, epoch: 2 }];
+    });
+    expect(current.staleFenced).toEqual([]);
+  });
+
+  it('requires only the hits asked for', () => {
+    expect(checkHits({ takeovers: [], workerReruns: [], staleFenced: [] }, {})).toEqual([]);
+    expect(checkHits({ takeovers: [], workerReruns: [], staleFenced: [] }, ALL)).toHaveLength(3);
   });
 });

@@ -67,13 +67,14 @@ export interface CommandAuditRow {
   readonly instanceId: number;
   readonly type: string;
 }
-/** A workflow_instance row after each insert or update (audit trigger). */
+/** A workflow_instance row after each insert or update (audit trigger); at = ms since the epoch. */
 export interface InstanceAuditRow {
   readonly seq: number;
   readonly instanceId: number;
   readonly host: string | null;
   readonly epoch: number;
   readonly state: string;
+  readonly at?: number;
 }
 /** A task_instance row after each insert or update (audit trigger); at = ms since the epoch. */
 export interface TaskAuditRow {
@@ -85,6 +86,14 @@ export interface TaskAuditRow {
   readonly state: string;
   readonly host: string | null;
   readonly at: number;
+  /**
+   * The epoch of the master whose fenced statement wrote this version of the row
+   * (task_instance.writer_epoch; null: written outside a master's fence), and the instance's epoch
+   * when the write happened (read by the audit trigger). A writer older than the owner is a stale
+   * master's write that the fence let through.
+   */
+  readonly writerEpoch?: number | null;
+  readonly ownerEpoch?: number | null;
 }
 /** Something the test did to a node, or a node reported (its registry session was lost). */
 export interface Fault {
@@ -93,6 +102,24 @@ export interface Fault {
   readonly address: string;
   readonly role: 'master' | 'worker';
   readonly kind: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'session-lost' | 'stalled';
+  /** The process it hit (a node restarted on the same address is another process). */
+  readonly pid?: number;
+}
+/** One incarnation of a node: the process that served an address from startedAt on. */
+export interface NodeProcess {
+  readonly address: string;
+  readonly role: 'master' | 'worker';
+  readonly pid: number;
+  readonly startedAt: number;
+}
+/** A master's own line saying a fenced write found the instance owned by a newer epoch. */
+export interface FenceEvent {
+  readonly at: number;
+  readonly address: string;
+  readonly pid?: number;
+  readonly instanceId: number;
+  /** The stale epoch the master still held. */
+  readonly epoch: number;
 }
 export interface UnexpectedExit {
   readonly node: string;
@@ -139,6 +166,14 @@ export interface CheckInput {
   /** The witness file of these runs (and of nothing else). */
   readonly witness: Witness;
   readonly faults: readonly Fault[];
+  /**
+   * Every process of every node: a fault excuses a re-run only if it hit the process that ran the
+   * attempt (looked up by the attempt's worker address and start time). Without it (a history
+   * with no process ids) each address counts as one process.
+   */
+  readonly processes?: readonly NodeProcess[];
+  /** Fenced writes the masters reported (proof that a stale master was stopped by its fence). */
+  readonly fenced?: readonly FenceEvent[];
   readonly unexpectedExits: readonly UnexpectedExit[];
   /** Which invariant an unfinished instance breaks: 7, or 5 after every master was killed. */
   readonly stuckInvariant?: '5' | '7';
@@ -371,6 +406,53 @@ interface Index {
   readonly linesByTask: ReadonlyMap<string, WitnessLine[]>;
 }
 
+/** Faults that may end or re-run a task attempt of the worker process they hit. */
+const WORKER_FAULTS: ReadonlySet<Fault['kind']> = new Set([
+  'SIGKILL',
+  'SIGTERM',
+  'SIGSTOP',
+  'session-lost',
+  'stalled',
+]);
+
+/**
+ * The process that served address at ms: the latest one started there by then (a task's start
+ * line comes after its worker spawned it). undefined without process ids (each address is then
+ * one process); -1 when no process of the list served it then.
+ */
+export function processAt(input: CheckInput, address: string, ms: number): number | undefined {
+  if (!input.processes) return undefined;
+  let best: NodeProcess | undefined;
+  for (const p of input.processes) {
+    if (p.address === address && p.startedAt <= ms && (!best || p.startedAt >= best.startedAt)) best = p;
+  }
+  return best?.pid ?? -1;
+}
+
+/**
+ * The fault that excuses the end or the re-run of an attempt that started at fromMs on the worker
+ * at address: a kill, stop, freeze, stall or lost session of the very process that ran it (not of
+ * its predecessor or successor on the same address), between the attempt's start and toMs (the
+ * next attempt's start), FAULT_SLACK_MS either side.
+ */
+export function workerFault(
+  input: CheckInput,
+  address: string,
+  fromMs: number,
+  toMs: number,
+): Fault | undefined {
+  const pid = processAt(input, address, fromMs);
+  return input.faults.find(
+    (f) =>
+      f.role === 'worker' &&
+      WORKER_FAULTS.has(f.kind) &&
+      f.address === address &&
+      f.pid === pid &&
+      f.at >= fromMs - FAULT_SLACK_MS &&
+      f.at <= toMs + FAULT_SLACK_MS,
+  );
+}
+
 export function checkInvariants(input: CheckInput): Violation[] {
   const violations: Violation[] = [];
   const add = (invariant: string, message: string) => violations.push({ invariant, message });
@@ -546,11 +628,25 @@ function checkOwnershipHistory(
   }
 }
 
-/** 2: a task row that reached SUCCESS is never written over (a stale master or a late duplicate would). */
+/**
+ * 2: no task row is written by a master whose epoch the instance has left behind (the writer's
+ * epoch, task_instance.writer_epoch, older than the instance's at that moment); a task row that
+ * reached SUCCESS is never written over (a stale master or a late duplicate would).
+ */
 function checkTaskHistory(
   audit: readonly TaskAuditRow[],
   add: (invariant: string, message: string) => void,
 ): void {
+  for (const row of audit) {
+    const writer = row.writerEpoch ?? null;
+    const owner = row.ownerEpoch ?? null;
+    if (writer !== null && owner !== null && writer < owner) {
+      add(
+        '2',
+        `task row ${row.taskId} (instance ${row.instanceId} ${row.name} attempt ${row.attempt}) was written ${row.state} by a master at epoch ${writer} while the instance was at epoch ${owner}: a stale master's write got through`,
+      );
+    }
+  }
   for (const [taskId, rows] of groupBy(audit, (a) => a.taskId)) {
     rows.sort((a, b) => a.seq - b.seq);
     const successIndex = rows.findIndex((r) => r.state === 'SUCCESS');
@@ -626,10 +722,7 @@ function checkAttempts(
 ): void {
   const { instance, spec, expected } = ctx;
   const workerFaulted = (address: string | null, fromMs: number, toMs: number) =>
-    address !== null &&
-    input.faults.some(
-      (f) => f.address === address && f.at >= fromMs - FAULT_SLACK_MS && f.at <= toMs + FAULT_SLACK_MS,
-    );
+    address !== null && workerFault(input, address, fromMs, toMs) !== undefined;
   const dagTasks = new Set(spec.tasks);
   const finished = FINAL_WORKFLOW_STATES.includes(instance.state);
   for (const [k, rows] of groupBy(
@@ -990,6 +1083,110 @@ export function summarize(input: CheckInput): string {
     `${count('session-lost')} lost sessions, ${count('stalled')} stalls; ${takenOver} instances taken over, ${reruns} task attempts > 1 ` +
     `(${faultTolerated} NEED_FAULT_TOLERANCE)`
   );
+}
+
+/** Evidence that the faults hit work, each item naming what it saw (for the log and messages). */
+export interface Hits {
+  /** An instance RUNNING on a master when that master was SIGKILLed, then taken by another master. */
+  readonly takeovers: string[];
+  /** An attempt > 1 of a task whose previous attempt started on a worker process SIGKILLed or frozen meanwhile. */
+  readonly workerReruns: string[];
+  /** A master frozen (SIGSTOP) that woke up and had a write refused by its fence: the instance had moved on. */
+  readonly staleFenced: string[];
+}
+
+/** What the faults of a scenario did to its runs (takeovers, re-runs after worker faults, fenced stale masters). */
+export function countHits(input: CheckInput): Hits {
+  const takeovers: string[] = [];
+  const byInstance = groupBy(
+    [...input.instanceAudit].sort((a, b) => a.seq - b.seq),
+    (a) => a.instanceId,
+  );
+  for (const f of input.faults) {
+    if (f.role !== 'master' || f.kind !== 'SIGKILL') continue;
+    for (const [instanceId, rows] of byInstance) {
+      const before = rows.filter((r) => r.at !== undefined && r.at <= f.at).at(-1);
+      if (!before || before.host !== f.address || before.state !== 'RUNNING_EXECUTION') continue;
+      const taker = rows.find(
+        (r) =>
+          r.at !== undefined &&
+          r.at > f.at &&
+          r.host !== null &&
+          r.host !== f.address &&
+          r.epoch > before.epoch,
+      );
+      if (taker) {
+        takeovers.push(
+          `instance ${instanceId}: RUNNING on ${f.address} (epoch ${before.epoch}) when it was SIGKILLed, taken by ${taker.host} (epoch ${taker.epoch})`,
+        );
+      }
+    }
+  }
+
+  const workerReruns: string[] = [];
+  const starts = new Map<string, WitnessLine>();
+  for (const l of input.witness.lines) {
+    const k = `${l.instance}/${l.task}/${l.attempt}`;
+    if (l.kind === 'start' && !starts.has(k)) starts.set(k, l);
+  }
+  for (const t of input.tasks) {
+    if (t.attempt < 2) continue;
+    const prev = starts.get(`${t.instanceId}/${t.name}/${t.attempt - 1}`);
+    if (!prev) continue;
+    const next = starts.get(`${t.instanceId}/${t.name}/${t.attempt}`);
+    const address = `127.0.0.1:${prev.workerPort}`;
+    const fault = workerFault(input, address, prev.ms, next?.ms ?? Number.POSITIVE_INFINITY);
+    if (fault && (fault.kind === 'SIGKILL' || fault.kind === 'SIGSTOP')) {
+      workerReruns.push(
+        `instance ${t.instanceId} task ${t.name} attempt ${t.attempt}: attempt ${t.attempt - 1} ran on ${address}, ${fault.kind} at ${fault.at}`,
+      );
+    }
+  }
+
+  const staleFenced: string[] = [];
+  for (const e of input.fenced ?? []) {
+    const frozen = input.faults.some(
+      (f) => f.kind === 'SIGSTOP' && f.address === e.address && f.pid === e.pid && f.at <= e.at,
+    );
+    const movedOn = (byInstance.get(e.instanceId) ?? []).some((r) => r.epoch > e.epoch);
+    if (frozen && movedOn) {
+      staleFenced.push(
+        `${e.address} (frozen) refused by its fence on instance ${e.instanceId} at epoch ${e.epoch}`,
+      );
+    }
+  }
+  return { takeovers, workerReruns, staleFenced };
+}
+
+/** Which hits a scenario must show: it proves nothing about failover if its faults never hit work. */
+export interface RequiredHits {
+  readonly takeover?: boolean;
+  readonly workerRerun?: boolean;
+  readonly staleFenced?: boolean;
+}
+
+/** Violations (invariant 'hits') for each required kind of hit that the scenario did not produce. */
+export function checkHits(hits: Hits, required: RequiredHits): Violation[] {
+  const out: Violation[] = [];
+  if (required.takeover && hits.takeovers.length === 0) {
+    out.push({
+      invariant: 'hits',
+      message: 'no master was SIGKILLed while it drove a RUNNING instance that another master then took over',
+    });
+  }
+  if (required.workerRerun && hits.workerReruns.length === 0) {
+    out.push({
+      invariant: 'hits',
+      message: 'no task ran again after the worker process of its previous attempt was SIGKILLed or frozen',
+    });
+  }
+  if (required.staleFenced && hits.staleFenced.length === 0) {
+    out.push({
+      invariant: 'hits',
+      message: 'no frozen master woke up to have a write refused by its fence (no stale master was fenced)',
+    });
+  }
+  return out;
 }
 
 /** A readable report: violations grouped by invariant, a bounded number of examples each. */
