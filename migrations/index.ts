@@ -15,6 +15,7 @@ import { WorkflowLanguage1796000000000 } from './1796000000000-workflow-language
 import { SubWorkflowNotify1796000001000 } from './1796000001000-sub-workflow-notify';
 import { RunConcurrency1796000006000 } from './1796000006000-run-concurrency';
 import { Retention1796000012500 } from './1796000012500-retention';
+import { TaskWriterEpoch1796000013500 } from './1796000013500-task-writer-epoch';
 
 /** Every migration, oldest first. A new migration file is added here too. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -34,4 +35,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   Priority1796000009000,
   ApiTokens1796000010000,
   Retention1796000012500,
+  TaskWriterEpoch1796000013500,
 ];

@@ -31,7 +31,9 @@ import type {
   CommandAuditRow,
   CommandRow,
   Fault,
+  FenceEvent,
   InstanceAuditRow,
+  NodeProcess,
   InstanceRow,
   Run,
   TaskAuditRow,
@@ -110,6 +112,10 @@ const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 const SESSION_LOST =
   /registry session lost: |registry session LOST \(was |registry session suspended for too long /;
 const STALLED = /the worker was stalled for (\d+) ms/;
+/** A master's runner closed because a fenced write found the instance at a newer epoch. */
+const FENCED = /lost ownership of workflow instance (\d+) \(epoch (\d+)\)/;
+/** A master woken with its session lost, finding the instances it dropped taken over meanwhile. */
+const STOOD_DOWN = /instance\(s\) dropped on the lost session were already taken over/;
 
 let lowestEphemeralPort: number | undefined;
 const handedOut = new Set<number>();
@@ -150,6 +156,10 @@ export async function nodePort(): Promise<number> {
 export class ChaosCluster {
   readonly nodes: ChaosNode[] = [];
   readonly faults: Fault[] = [];
+  /** Every master and worker process started, for matching a fault to the attempts it hit. */
+  readonly processes: NodeProcess[] = [];
+  /** Fenced writes the masters reported. */
+  readonly fenced: FenceEvent[] = [];
   readonly unexpectedExits: Array<UnexpectedExit & { tail: string }> = [];
   readonly stops: StopResult[] = [];
   readonly scratch: string;
@@ -324,6 +334,10 @@ export class ChaosCluster {
     node.spawnedAt = Date.now();
     node.state = 'starting';
     const incarnation = node.incarnation;
+    const pid = child.pid;
+    if (node.role !== 'api-server' && pid !== undefined) {
+      this.processes.push({ address: node.address, role: node.role, pid, startedAt: node.spawnedAt });
+    }
     let stream = this.logStreams.get(node);
     if (!stream) {
       stream = createWriteStream(node.logFile, { flags: 'a' });
@@ -345,7 +359,7 @@ export class ChaosCluster {
           if (node.recent.length > 300) node.recent.splice(0, node.recent.length - 300);
           if (node.role === 'api-server') continue;
           if (SESSION_LOST.test(line)) {
-            this.faults.push({ at, address: node.address, role: node.role, kind: 'session-lost' });
+            this.faults.push({ at, address: node.address, role: node.role, kind: 'session-lost', pid });
           }
           // A worker that stalled past its liveness deadline (its task watchdogs killed its tasks
           // meanwhile) says so when it wakes up: the stall began that long ago.
@@ -356,7 +370,20 @@ export class ChaosCluster {
               address: node.address,
               role: node.role,
               kind: 'stalled',
+              pid,
             });
+          }
+          const fenced = node.role === 'master' ? FENCED.exec(line) : null;
+          if (fenced) {
+            this.fenced.push({
+              at,
+              address: node.address,
+              pid,
+              instanceId: Number(fenced[1]),
+              epoch: Number(fenced[2]),
+            });
+          } else if (node.role === 'master' && STOOD_DOWN.test(line)) {
+            this.fenced.push({ at, address: node.address, pid });
           }
         }
       };
@@ -420,7 +447,7 @@ export class ChaosCluster {
     node.state = 'stopping';
     const at = Date.now();
     if (node.role !== 'api-server') {
-      this.faults.push({ at, address: node.address, role: node.role, kind: signal });
+      this.faults.push({ at, address: node.address, role: node.role, kind: signal, pid: child.pid });
     }
     const exited = new Promise<[number | null, string | null]>((resolve) =>
       child.once('exit', (code, sig) => resolve([code, sig])),
@@ -453,7 +480,15 @@ export class ChaosCluster {
     const child = node.child;
     if (!child || node.state !== 'up') return;
     if (node.role !== 'api-server') {
-      this.faults.push({ at: Date.now(), address: node.address, role: node.role, kind: 'SIGSTOP' });
+      const at = Date.now();
+      this.faults.push({
+        at,
+        address: node.address,
+        role: node.role,
+        kind: 'SIGSTOP',
+        pid: child.pid,
+        until: at + ms,
+      });
     }
     node.state = 'frozen';
     child.kill('SIGSTOP');
@@ -537,8 +572,8 @@ export class ChaosCluster {
       CREATE TABLE chaos_instance_audit (seq bigserial PRIMARY KEY, instance_id bigint NOT NULL, host text,
         epoch bigint NOT NULL, state text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
       CREATE TABLE chaos_task_audit (seq bigserial PRIMARY KEY, task_id bigint NOT NULL, instance_id bigint NOT NULL,
-        name text NOT NULL, attempt int NOT NULL, state text NOT NULL, host text,
-        at timestamptz NOT NULL DEFAULT clock_timestamp());
+        name text NOT NULL, attempt int NOT NULL, state text NOT NULL, host text, writer_epoch bigint,
+        owner_epoch bigint, at timestamptz NOT NULL DEFAULT clock_timestamp());
       CREATE FUNCTION chaos_command_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF TG_OP = 'DELETE' THEN
@@ -561,8 +596,11 @@ export class ChaosCluster {
         FOR EACH ROW EXECUTE FUNCTION chaos_instance_audit_fn();
       CREATE FUNCTION chaos_task_audit_fn() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        INSERT INTO chaos_task_audit (task_id, instance_id, name, attempt, state, host)
-        VALUES (NEW.id, NEW.workflow_instance_id, NEW.name, NEW.attempt, NEW.state, NEW.host);
+        -- The writer's epoch (stamped by its fenced statement) beside the instance's epoch now: a
+        -- fence that let a stale master through would show a writer older than the owner.
+        INSERT INTO chaos_task_audit (task_id, instance_id, name, attempt, state, host, writer_epoch, owner_epoch)
+        VALUES (NEW.id, NEW.workflow_instance_id, NEW.name, NEW.attempt, NEW.state, NEW.host, NEW.writer_epoch,
+                (SELECT w.epoch FROM workflow_instance w WHERE w.id = NEW.workflow_instance_id));
         RETURN NULL;
       END $$;
       CREATE TRIGGER chaos_task_audit_trg AFTER INSERT OR UPDATE ON task_instance
@@ -643,8 +681,8 @@ export class ChaosCluster {
         'SELECT seq, op, command_id, instance_id, type FROM chaos_command_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
         [ids],
       ),
-      q<{ seq: string; instance_id: string; host: string | null; epoch: string; state: string }>(
-        'SELECT seq, instance_id, host, epoch, state FROM chaos_instance_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
+      q<{ seq: string; instance_id: string; host: string | null; epoch: string; state: string; at: Date }>(
+        'SELECT seq, instance_id, host, epoch, state, at FROM chaos_instance_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
         [ids],
       ),
       q<{
@@ -656,8 +694,10 @@ export class ChaosCluster {
         state: string;
         host: string | null;
         at: Date;
+        writer_epoch: string | null;
+        owner_epoch: string | null;
       }>(
-        'SELECT seq, task_id, instance_id, name, attempt, state, host, at FROM chaos_task_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
+        'SELECT seq, task_id, instance_id, name, attempt, state, host, at, writer_epoch, owner_epoch FROM chaos_task_audit WHERE instance_id = ANY($1::bigint[]) ORDER BY seq',
         [ids],
       ),
     ]);
@@ -699,6 +739,7 @@ export class ChaosCluster {
         host: r.host,
         epoch: Number(r.epoch),
         state: r.state,
+        at: r.at.getTime(),
       })),
       taskAudit: taskAudit.map((r): TaskAuditRow => ({
         seq: Number(r.seq),
@@ -709,12 +750,32 @@ export class ChaosCluster {
         state: r.state,
         host: r.host,
         at: r.at.getTime(),
+        writerEpoch: r.writer_epoch === null ? null : Number(r.writer_epoch),
+        ownerEpoch: r.owner_epoch === null ? null : Number(r.owner_epoch),
       })),
       witness: readWitness(witnessFile),
       faults: [...this.faults],
+      processes: [...this.processes],
+      fenced: [...this.fenced],
       unexpectedExits: this.unexpectedExits.map(({ node, code, signal }) => ({ node, code, signal })),
       stuckInvariant,
     };
+  }
+
+  /**
+   * How much running work each node of role holds right now, by address: a master's RUNNING
+   * instances, a worker's RUNNING_EXECUTION task attempts (what the database says). Aimed faults
+   * pick their victim among these, so that a fault hits work.
+   */
+  async runningWork(role: 'master' | 'worker'): Promise<Map<string, number>> {
+    const sql =
+      role === 'master'
+        ? `SELECT host, count(*) AS n FROM workflow_instance
+           WHERE state = 'RUNNING_EXECUTION' AND host IS NOT NULL GROUP BY host`
+        : `SELECT host, count(*) AS n FROM task_instance
+           WHERE state = 'RUNNING_EXECUTION' AND host IS NOT NULL GROUP BY host`;
+    const { rows } = await this.db.query<{ host: string; n: string }>(sql);
+    return new Map(rows.map((r) => [r.host, Number(r.n)]));
   }
 
   /** A short description of the unfinished instances, for a failure message. */

@@ -104,6 +104,8 @@ export interface Fault {
   readonly kind: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'session-lost' | 'stalled';
   /** The process it hit (a node restarted on the same address is another process). */
   readonly pid?: number;
+  /** SIGSTOP: when the process was woken (SIGCONT). */
+  readonly until?: number;
 }
 /** One incarnation of a node: the process that served an address from startedAt on. */
 export interface NodeProcess {
@@ -112,14 +114,18 @@ export interface NodeProcess {
   readonly pid: number;
   readonly startedAt: number;
 }
-/** A master's own line saying a fenced write found the instance owned by a newer epoch. */
+/**
+ * A master's own line saying it stood down from instances another master had taken: a fenced
+ * write that found the instance at a newer epoch (instanceId, epoch), or, after it woke up with
+ * its session lost, that the instances it dropped were already taken over (no ids).
+ */
 export interface FenceEvent {
   readonly at: number;
   readonly address: string;
   readonly pid?: number;
-  readonly instanceId: number;
+  readonly instanceId?: number;
   /** The stale epoch the master still held. */
-  readonly epoch: number;
+  readonly epoch?: number;
 }
 export interface UnexpectedExit {
   readonly node: string;
@@ -1091,7 +1097,11 @@ export interface Hits {
   readonly takeovers: string[];
   /** An attempt > 1 of a task whose previous attempt started on a worker process SIGKILLed or frozen meanwhile. */
   readonly workerReruns: string[];
-  /** A master frozen (SIGSTOP) that woke up and had a write refused by its fence: the instance had moved on. */
+  /**
+   * A master frozen (SIGSTOP) while it drove a RUNNING instance that another master took over
+   * before it woke: it woke stale, and said it stood down (FenceEvent). That it wrote nothing is
+   * what invariant 2 checks (no write at an older epoch, ownership never going back).
+   */
   readonly staleFenced: string[];
 }
 
@@ -1144,15 +1154,30 @@ export function countHits(input: CheckInput): Hits {
   }
 
   const staleFenced: string[] = [];
-  for (const e of input.fenced ?? []) {
-    const frozen = input.faults.some(
-      (f) => f.kind === 'SIGSTOP' && f.address === e.address && f.pid === e.pid && f.at <= e.at,
+  for (const f of input.faults) {
+    if (f.role !== 'master' || f.kind !== 'SIGSTOP' || f.until === undefined) continue;
+    const woke = f.until;
+    const stoodDown = (input.fenced ?? []).find(
+      (e) => e.address === f.address && e.pid === f.pid && e.at >= woke - FAULT_SLACK_MS,
     );
-    const movedOn = (byInstance.get(e.instanceId) ?? []).some((r) => r.epoch > e.epoch);
-    if (frozen && movedOn) {
-      staleFenced.push(
-        `${e.address} (frozen) refused by its fence on instance ${e.instanceId} at epoch ${e.epoch}`,
+    if (!stoodDown) continue;
+    for (const [instanceId, rows] of byInstance) {
+      const before = rows.filter((r) => r.at !== undefined && r.at <= f.at).at(-1);
+      if (!before || before.host !== f.address || before.state !== 'RUNNING_EXECUTION') continue;
+      const taker = rows.find(
+        (r) =>
+          r.at !== undefined &&
+          r.at > f.at &&
+          r.at < woke &&
+          r.host !== null &&
+          r.host !== f.address &&
+          r.epoch > before.epoch,
       );
+      if (taker) {
+        staleFenced.push(
+          `instance ${instanceId}: RUNNING on ${f.address} (epoch ${before.epoch}) when it froze, taken by ${taker.host} (epoch ${taker.epoch}) before it woke; it stood down`,
+        );
+      }
     }
   }
   return { takeovers, workerReruns, staleFenced };
@@ -1183,7 +1208,8 @@ export function checkHits(hits: Hits, required: RequiredHits): Violation[] {
   if (required.staleFenced && hits.staleFenced.length === 0) {
     out.push({
       invariant: 'hits',
-      message: 'no frozen master woke up to have a write refused by its fence (no stale master was fenced)',
+      message:
+        'no master frozen while it drove a RUNNING instance woke up after another master took it over and stood down (no stale master was fenced)',
     });
   }
   return out;

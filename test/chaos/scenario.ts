@@ -9,8 +9,11 @@ import { join } from 'node:path';
 import { sleep, waitFor } from '../harness';
 import { ChaosCluster, type ChaosNode, type RegistryKind, type Role } from './cluster';
 import {
+  checkHits,
   checkInvariants,
+  countHits,
   formatViolations,
+  type RequiredHits,
   summarize,
   type CheckInput,
   type DagSpec,
@@ -160,28 +163,47 @@ export interface StreamOutcome {
   readonly runs: Run[];
   /** Faults caused (kills, stops, freezes). */
   readonly faults: number;
+  /** Of them, aimed at a node that held running work at that moment. */
+  readonly aimed: number;
   readonly problems: Violation[];
 }
+
+/**
+ * The faults a stream must land on running work at least once each (its proof, checked by
+ * checkHits): a master SIGKILLed while it drives RUNNING instances, a worker SIGKILLed while it
+ * runs task attempts, and, where masters are frozen, a master frozen while it drives RUNNING
+ * instances. Until one has landed, the next fault is that one, aimed at a node that holds running
+ * work (looked up in the database); after that the PRNG decides alone.
+ */
+type Quota = 'master-kill' | 'worker-kill' | 'master-freeze';
 
 const upCount = (cluster: ChaosCluster, role: Role) =>
   cluster.nodes.filter((n) => n.role === role && n.state === 'up').length;
 
 /**
- * Triggers plan.runs runs while, until the last one is triggered, a master or a worker (never
- * the last one up of its role) is SIGKILLed every faultGapMs and started again downMs later.
- * Resolves once every killed node is back.
+ * Triggers plan.runs runs while a master or a worker (never the last one up of its role) is
+ * SIGKILLed (or stopped, or frozen) every faultGapMs and started again downMs later, until every
+ * run triggered, and every child instance under it, has settled (bounded by settleMs after the
+ * last trigger): the faults go on while the last runs recover. Each victim is picked among the
+ * nodes of its role that hold running work at that moment, when some do; the quota faults (Quota)
+ * come first. Resolves once every killed node is back.
  */
 export async function chaosStream(
   cluster: ChaosCluster,
   rng: Prng,
   code: string,
   plan: StreamPlan,
+  settleMs: number,
 ): Promise<StreamOutcome> {
   const runs: Run[] = [];
   const problems: Violation[] = [];
   const restarts: Array<Promise<void>> = [];
   let faults = 0;
+  let aimed = 0;
   let streaming = true;
+  let streamEnd = Number.POSITIVE_INFINITY;
+  const quotas = new Set<Quota>(['master-kill', 'worker-kill']);
+  if (FREEZE_MASTERS && (plan.freezeChance ?? 0) > 0) quotas.add('master-freeze');
   const restart = async (node: ChaosNode, downMs: number) => {
     await sleep(downMs);
     cluster.log(`chaos: starting ${node.name} (${node.address}) again`);
@@ -190,6 +212,16 @@ export async function chaosStream(
     } catch (err) {
       problems.push({ invariant: '8', message: `${node.name} did not come back: ${(err as Error).message}` });
     }
+  };
+  /** Faults go on until the runs have settled (or the settle bound is reached: the checker reports it). */
+  const settled = async () => {
+    if (streaming) return false;
+    if (Date.now() > streamEnd + settleMs) return true;
+    const open = await cluster.waitFinal(
+      runs.map((x) => x.instanceId),
+      0,
+    );
+    return open.length === 0;
   };
 
   const triggering = (async () => {
@@ -201,30 +233,67 @@ export async function chaosStream(
       }
     } finally {
       streaming = false;
+      streamEnd = Date.now();
     }
   })();
 
   const faulting = (async () => {
     const r = rng.fork('faults');
     await sleep(r.int(plan.faultGapMs[0], plan.faultGapMs[1]));
-    while (streaming) {
+    while (!(await settled())) {
+      // The PRNG's draws are the same whatever the quotas decide, so the random part replays.
       const first: Role = r.chance(0.5) ? 'master' : 'worker';
-      const roles: Role[] = [first, first === 'master' ? 'worker' : 'master'];
-      const role = roles.find((x) => upCount(cluster, x) > 1);
+      const dice = r.next();
+      const pickDice = r.next();
+      const downDraw = r.int(plan.downMs[0], plan.downMs[1]);
+      const freezeDraw = r.int(500, 2500);
+      let role: Role | undefined = [first, first === 'master' ? 'worker' : 'master'].find(
+        (x): x is Role => upCount(cluster, x as Role) > 1,
+      );
+      let freeze = dice < (plan.freezeChance ?? 0) && (role === 'worker' || FREEZE_MASTERS);
+      let signal: 'SIGKILL' | 'SIGTERM' =
+        !freeze && dice < (plan.freezeChance ?? 0) + (plan.termChance ?? 0) ? 'SIGTERM' : 'SIGKILL';
+      // A quota still open, and a node that could take it now: aim this fault at it.
+      const work = {
+        master: await cluster.runningWork('master').catch(() => new Map<string, number>()),
+        worker: await cluster.runningWork('worker').catch(() => new Map<string, number>()),
+      };
+      const busy = (x: Role) =>
+        cluster.nodes.filter(
+          (n) =>
+            n.role === x && n.state === 'up' && (work[x as 'master' | 'worker']?.get(n.address) ?? 0) > 0,
+        );
+      let quota: Quota | undefined;
+      for (const q of quotas) {
+        const qRole: Role = q === 'worker-kill' ? 'worker' : 'master';
+        if (upCount(cluster, qRole) > 1 && busy(qRole).length > 0) {
+          quota = q;
+          role = qRole;
+          freeze = q === 'master-freeze';
+          signal = 'SIGKILL';
+          break;
+        }
+      }
       if (role) {
-        const victim = r.pick(cluster.nodes.filter((n) => n.role === role && n.state === 'up'));
-        const dice = r.next();
-        const freeze = dice < (plan.freezeChance ?? 0) && (role === 'worker' || FREEZE_MASTERS);
-        const signal =
-          !freeze && dice < (plan.freezeChance ?? 0) + (plan.termChance ?? 0) ? 'SIGTERM' : 'SIGKILL';
+        const up = cluster.nodes.filter((n) => n.role === role && n.state === 'up');
+        const withWork = busy(role);
+        const pool = withWork.length > 0 ? withWork : up;
+        const victim = pool[Math.min(pool.length - 1, Math.floor(pickDice * pool.length))] as ChaosNode;
+        if (withWork.length > 0) aimed++;
+        const why = quota ? `, aimed: ${quota}` : withWork.length > 0 ? ', aimed at running work' : '';
         if (freeze) {
-          const ms = cluster.options.sessionTimeoutMs + r.int(500, 2500);
-          cluster.log(`chaos: SIGSTOP ${victim.name} (${victim.address}, pid ${victim.pid}) for ${ms} ms`);
+          const ms = cluster.options.sessionTimeoutMs + freezeDraw;
+          cluster.log(
+            `chaos: SIGSTOP ${victim.name} (${victim.address}, pid ${victim.pid}) for ${ms} ms${why}`,
+          );
           restarts.push(cluster.freeze(victim, ms).then(() => cluster.log(`chaos: SIGCONT ${victim.name}`)));
         } else {
-          const downMs = r.int(plan.downMs[0], plan.downMs[1]);
+          // An aimed master kill stays down past its session, so that another master takes its
+          // instances over (a quick restart on the same address could recover them itself).
+          const downMs =
+            quota === 'master-kill' ? Math.max(downDraw, cluster.options.sessionTimeoutMs + 1500) : downDraw;
           cluster.log(
-            `chaos: ${signal} ${victim.name} (${victim.address}, pid ${victim.pid}); back in ${downMs} ms`,
+            `chaos: ${signal} ${victim.name} (${victim.address}, pid ${victim.pid}); back in ${downMs} ms${why}`,
           );
           const stop = await cluster.signal(victim, signal);
           if (signal === 'SIGTERM' && stop && (stop.exitCode !== 0 || stop.forced)) {
@@ -235,6 +304,7 @@ export async function chaosStream(
           }
           restarts.push(restart(victim, downMs));
         }
+        if (quota) quotas.delete(quota);
         faults++;
       }
       await sleep(r.int(plan.faultGapMs[0], plan.faultGapMs[1]));
@@ -243,7 +313,7 @@ export async function chaosStream(
 
   await Promise.all([triggering, faulting]);
   await Promise.all(restarts);
-  return { runs, faults, problems };
+  return { runs, faults, aimed, problems };
 }
 
 /**
@@ -275,11 +345,15 @@ export async function killAllMasters(
   );
   await sleep(r.int(300, 1500));
   const masters = cluster.masters().filter((m) => m.state === 'up');
+  const owned = await cluster.runningWork('master').catch(() => new Map<string, number>());
   cluster.log(`chaos: SIGKILL every master: ${masters.map((m) => m.name).join(', ')}`);
   await Promise.all(masters.map((m) => cluster.kill(m)));
   // Past the session timeout: the registry has removed them all, with no master left to react.
   await sleep(cluster.options.sessionTimeoutMs + 1500);
-  const restarted = r.pick(masters);
+  // Aimed: the one started again is among those that drove the fewest runs, so that it takes over
+  // instances the others were running (its own predecessor's would prove less).
+  const fewest = Math.min(...masters.map((m) => owned.get(m.address) ?? 0));
+  const restarted = r.pick(masters.filter((m) => (owned.get(m.address) ?? 0) === fewest));
   cluster.log(`chaos: starting ${restarted.name} (${restarted.address}) again, alone`);
   const problems: Violation[] = [];
   try {
@@ -300,9 +374,16 @@ export async function assertInvariants(
   extra: readonly Violation[],
   seed: number,
   stuck: readonly number[],
+  required: RequiredHits = {},
 ): Promise<void> {
-  const violations = [...extra, ...checkInvariants(input)];
-  const summary = summarize(input);
+  const hits = countHits(input);
+  const violations = [...extra, ...checkInvariants(input), ...checkHits(hits, required)];
+  const summary =
+    `${summarize(input)}; hits: ${hits.takeovers.length} takeovers of a running instance, ` +
+    `${hits.workerReruns.length} re-runs after a worker fault, ${hits.staleFenced.length} stale masters fenced`;
+  for (const line of [...hits.takeovers, ...hits.workerReruns, ...hits.staleFenced]) {
+    cluster.log(`chaos: hit: ${line}`);
+  }
   cluster.log(`chaos: ${summary}: ${formatViolations(violations)}`);
   process.stdout.write(`chaos (${cluster.options.registry}): ${summary}: ${formatViolations(violations)}\n`);
   if (violations.length === 0) return;
@@ -446,9 +527,20 @@ export async function scheduleChaos(
   return all;
 }
 
+/**
+ * Seeds replayed by every chaos file besides its random one, each as a short stream of its own
+ * (REGRESSION_RUNS runs): 2726438407 found the frozen master's late Dispatch in CI (docs/chaos.md),
+ * 3235110685 is the seed the docs replay. A seed replays the PRNG's choices, not the machine's
+ * timing; the aimed quota faults make each of them hit work anyway.
+ */
+export const REGRESSION_SEEDS: readonly number[] = [2726438407, 3235110685];
+export const REGRESSION_RUNS = 8;
+
 export interface ChaosSuiteOptions {
   readonly registry: RegistryKind;
   readonly stream: StreamPlan;
+  /** The regression seeds' streams: the random stream's plan with this many runs (default REGRESSION_RUNS). */
+  readonly regressionRuns?: number;
   /** Also kill every master and restart one (invariant 5). */
   readonly allMasters?: { readonly runs: number };
   /** Bound on the wait for the runs to finish after the chaos (a stuck run fails invariant 7). */
@@ -497,24 +589,49 @@ export function describeChaos(options: ChaosSuiteOptions): void {
       }
     };
 
+    /** One stream under faults, then every invariant and the hits its faults must show. */
+    const stream = async (c: ChaosCluster, streamSeed: number, plan: StreamPlan, label: string) => {
+      const witness = join(c.scratch, `witness-${label}.txt`);
+      const wf = await createChaosWorkflow(c, `chaos-${label}-${options.registry}`, witness);
+      const outcome = await chaosStream(c, new Prng(streamSeed), wf.code, plan, options.settleMs);
+      const stuck = await c.waitFinal(
+        outcome.runs.map((r) => r.instanceId),
+        options.settleMs,
+      );
+      const input = await c.gather(outcome.runs, wf.codes, CHAOS_DAG, witness);
+      c.log(
+        `chaos: ${label}: ${outcome.faults} faults (${outcome.aimed} aimed at running work) during ${outcome.runs.length} runs`,
+      );
+      process.stdout.write(
+        `chaos (${options.registry}) ${label}: ${outcome.faults} faults, ${outcome.aimed} aimed at running work\n`,
+      );
+      await assertInvariants(c, input, outcome.problems, streamSeed, stuck, {
+        takeover: true,
+        workerRerun: true,
+        staleFenced: FREEZE_MASTERS && (plan.freezeChance ?? 0) > 0,
+      });
+    };
+
     it(
-      'finishes a stream of runs while masters and workers are SIGKILLed and restarted, and every invariant holds',
+      'finishes a stream of runs while masters and workers are SIGKILLed and restarted, its faults hit running work, and every invariant holds',
       guarded(async () => {
         if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
-        const c = cluster;
-        const witness = join(c.scratch, 'witness-stream.txt');
-        const wf = await createChaosWorkflow(c, `chaos-stream-${options.registry}`, witness);
-        const outcome = await chaosStream(c, rng, wf.code, options.stream);
-        const stuck = await c.waitFinal(
-          outcome.runs.map((r) => r.instanceId),
-          options.settleMs,
-        );
-        const input = await c.gather(outcome.runs, wf.codes, CHAOS_DAG, witness);
-        c.log(`chaos: ${outcome.faults} faults during ${outcome.runs.length} runs`);
-        await assertInvariants(c, input, outcome.problems, seed, stuck);
+        await stream(cluster, seed, options.stream, 'stream');
       }),
       300_000,
     );
+
+    for (const regression of REGRESSION_SEEDS) {
+      it(
+        `replays regression seed ${regression}: a short stream under faults that hit running work, every invariant holds`,
+        guarded(async () => {
+          if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+          const plan = { ...options.stream, runs: options.regressionRuns ?? REGRESSION_RUNS };
+          await stream(cluster, regression, plan, `regression-${regression}`);
+        }),
+        240_000,
+      );
+    }
 
     if (options.allMasters) {
       const runCount = options.allMasters.runs;
@@ -531,7 +648,7 @@ export function describeChaos(options: ChaosSuiteOptions): void {
             options.settleMs,
           );
           const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness, '5');
-          await assertInvariants(c, input, problems, seed, stuck);
+          await assertInvariants(c, input, problems, seed, stuck, { takeover: true });
         }),
         180_000,
       );

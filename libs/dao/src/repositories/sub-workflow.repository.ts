@@ -144,7 +144,7 @@ export function haltTreeStatement(action: HaltAction, scope: HaltScope): string 
      changed AS (SELECT id, state FROM r UNION ALL SELECT id, state FROM u),
      killed AS (
        UPDATE task_instance SET state = 'KILL', message = '${STOPPED_WHILE_PAUSED}',
-         end_time = coalesce(end_time, now()), updated_at = now()
+         end_time = coalesce(end_time, now()), updated_at = now(), writer_epoch = NULL
        WHERE workflow_instance_id IN (SELECT id FROM changed WHERE state = 'STOP') AND state = 'PAUSE'),
      dropped AS (
        ${deleteCommandsSql(`SELECT id FROM changed WHERE state IN ${FINAL_STATES_SQL}`, { skipLocked: true })})
@@ -288,7 +288,8 @@ export class SubWorkflowRepository {
       this.dataSource,
       `WITH ${PARENT_OWN_CTE},
        task AS (
-         UPDATE task_instance t SET state = 'RUNNING_EXECUTION', message = 'runs on the master', updated_at = now()
+         UPDATE task_instance t SET state = 'RUNNING_EXECUTION', message = 'runs on the master', updated_at = now(),
+           writer_epoch = $3::bigint
          FROM own WHERE t.id = $4 AND t.workflow_instance_id = own.id AND t.state = 'PAUSE'
          RETURNING t.id),
        child AS (

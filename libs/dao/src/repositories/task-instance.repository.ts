@@ -80,7 +80,8 @@ const tsFromMs = (param: string) =>
 /**
  * Task-row writes of the owning master. Each method is one statement (one round trip, one
  * transaction), fenced on the instance (OWN_CTE) and guarded on the row's current state, so a
- * stale master or a late event changes nothing.
+ * stale master or a late event changes nothing. Every write stamps the fence's epoch on the row
+ * (writer_epoch), so an audit of the row's changes would show a write the fence let through late.
  */
 @Injectable()
 export class TaskInstanceRepository {
@@ -99,12 +100,13 @@ export class TaskInstanceRepository {
       `WITH ${OWN_CTE},
        ins AS (
          INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, end_time,
-                                    task_group)
+                                    task_group, writer_epoch)
          SELECT own.id, t.name, t.state, t.attempt, t.retries_used, t.fault_reruns,
-                CASE WHEN t.state = 'SKIPPED' THEN now() END, t.task_group
+                CASE WHEN t.state = 'SKIPPED' THEN now() END, t.task_group, $3::bigint
          FROM own, unnest($4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
                    AS t(name, attempt, retries_used, fault_reruns, state, task_group)
-         ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
+         ON CONFLICT (workflow_instance_id, name, attempt)
+           DO UPDATE SET updated_at = task_instance.updated_at, writer_epoch = EXCLUDED.writer_epoch
          RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
       [
@@ -230,14 +232,16 @@ export class TaskInstanceRepository {
       this.dataSource,
       `WITH ${OWN_CTE},
        old AS (
-         UPDATE task_instance t SET state = 'FAILURE', updated_at = now() FROM own
+         UPDATE task_instance t SET state = 'FAILURE', updated_at = now(), writer_epoch = $3::bigint FROM own
          WHERE t.workflow_instance_id = own.id AND t.id = $4 AND t.state = 'DELAY_EXECUTION'
          RETURNING t.retries_used, t.fault_reruns, t.task_group),
        ins AS (
-         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, task_group)
-         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6, old.retries_used + 1, old.fault_reruns, old.task_group
+         INSERT INTO task_instance (workflow_instance_id, name, state, attempt, retries_used, fault_reruns, task_group,
+                                    writer_epoch)
+         SELECT own.id, $5, 'SUBMITTED_SUCCESS', $6, old.retries_used + 1, old.fault_reruns, old.task_group, $3::bigint
          FROM own, old
-         ON CONFLICT (workflow_instance_id, name, attempt) DO UPDATE SET updated_at = task_instance.updated_at
+         ON CONFLICT (workflow_instance_id, name, attempt)
+           DO UPDATE SET updated_at = task_instance.updated_at, writer_epoch = EXCLUDED.writer_epoch
          RETURNING ${ROW_COLUMNS})
        SELECT (SELECT count(*) FROM own)::int AS owned, (SELECT json_agg(ins) FROM ins) AS rows`,
       [...fenceParams(fence), oldTaskId, name, attempt],
@@ -281,7 +285,7 @@ export class TaskInstanceRepository {
       this.dataSource,
       `WITH ${OWN_CTE},
        upd AS (
-         UPDATE task_instance t SET ${set}, updated_at = now() FROM own
+         UPDATE task_instance t SET ${set}, updated_at = now(), writer_epoch = $3::bigint FROM own
          WHERE t.workflow_instance_id = own.id AND ${where} RETURNING t.id)
        SELECT (SELECT count(*) FROM own)::int AS owned, ARRAY(SELECT id FROM upd) AS ids`,
       [...fenceParams(fence), ...params],
