@@ -66,7 +66,8 @@ async function failover(timeouts: number[], rounds: number): Promise<void> {
     results.map((r) => ({
       killed: r.kind,
       session_timeout_ms: r.sessionTimeoutMs,
-      median_ms: r.medianMs,
+      p50_ms: r.medianMs,
+      p95_ms: r.p95Ms,
       max_ms: r.maxMs,
       samples_ms: r.samplesMs.join(' '),
       victim_load: r.victimLoad.join(' '),

@@ -70,6 +70,15 @@ export interface MasterOptions {
   readonly failoverSweepIntervalMs?: number;
   /** How long a failover pass waits for /lock/failover; undefined = 2 × session timeout + 5 s. */
   readonly failoverLockTimeoutMs?: number;
+  /**
+   * Provable death (registry/death-watch.service.ts): how often every registered node's gRPC
+   * port is probed (0: off, failover waits for the session timeout); undefined = 200 ms.
+   */
+  readonly deathProbeIntervalMs?: number;
+  /** The gap before the confirming probe of a refused port; undefined = 100 ms. */
+  readonly deathConfirmMs?: number;
+  /** A probe that neither connects nor is refused by then proves nothing; undefined = 1 s. */
+  readonly deathProbeTimeoutMs?: number;
 }
 
 export const DEFAULT_MASTER_OPTIONS: MasterOptions = {

@@ -56,6 +56,8 @@ import { MasterMetrics } from './metrics/master-metrics';
 import { MasterMembershipService } from './registry/master-membership.service';
 import { MasterRegistrationService } from './registry/master-registration.service';
 import { SessionStateService } from './registry/session-state.service';
+import { DeathWatchService } from './registry/death-watch.service';
+import { PortProber, TcpPortProber } from './registry/port-prober';
 import { WorkerDirectoryService } from './registry/worker-directory.service';
 import { MasterRpcService } from './rpc/master-rpc.service';
 import { RunGateService } from './gate/run-gate.service';
@@ -133,6 +135,9 @@ export class MasterModule {
         { provide: FAILOVER_OPTIONS, useValue: failoverOptions },
         { provide: FAILOVER_METRICS, useExisting: MasterMetrics },
         MasterFailoverService,
+        // Provable death (docs/failover.md): a node whose port refuses is failed over at once.
+        { provide: PortProber, useClass: TcpPortProber },
+        DeathWatchService,
         MasterLifecycleService,
         // GET /health and /metrics on METRICS_PORT (DESIGN.md section 12).
         { provide: METRICS_REGISTRY, useFactory: () => createNodeMetricsRegistry('porpoise_master_') },

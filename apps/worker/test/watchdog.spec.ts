@@ -7,10 +7,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
+  closeSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  openSync,
   renameSync,
   rmSync,
   unlinkSync,
@@ -39,6 +42,16 @@ function liveMembers(pgid: number): number[] {
     }
   }
   return members;
+}
+
+/** Whether a process exists and is not a zombie. */
+function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -187,10 +200,11 @@ describe('task watchdog (real /bin/sh)', () => {
     const groups = join(dir, 'watchdog', 'groups-stand-in');
     mkdirSync(groups);
     writeFileSync(join(groups, `4.${pgid}`), '');
-    // A stand-in worker: a shell whose child is the watchdog, killed with SIGKILL.
+    // A stand-in worker: a shell whose child is the watchdog, killed with SIGKILL. The watchdog's
+    // pipe is held open by this test (not by the stand-in), so only the parent check can fire.
     const parent = spawn(
       '/bin/sh',
-      ['-c', '/bin/sh -c "$1" "$2" "$3" "$4" "$5" "$6" "$7" & wait', 'worker'].concat([
+      ['-c', 'exec 3<&0; /bin/sh -c "$1" "$2" "$3" "$4" "$5" "$6" "$7" <&3 & wait', 'worker'].concat([
         WATCHDOG_SCRIPT,
         WATCHDOG_NAME,
         alive,
@@ -199,14 +213,91 @@ describe('task watchdog (real /bin/sh)', () => {
         '60',
         '0.1',
       ]),
-      { stdio: 'ignore' },
+      { stdio: ['pipe', 'ignore', 'ignore'] },
     );
-    await sleep(500);
-    expect(liveMembers(pgid).length).toBeGreaterThan(0);
-    parent.kill('SIGKILL');
-    await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
-    expect(watchdog.takeFiring(4)).toBe('the worker process died');
-    expect(readdirSync(groups)).toEqual([]);
+    try {
+      await sleep(500);
+      expect(liveMembers(pgid).length).toBeGreaterThan(0);
+      parent.kill('SIGKILL');
+      await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
+      expect(watchdog.takeFiring(4)).toBe('the worker process died');
+      expect(readdirSync(groups)).toEqual([]);
+    } finally {
+      parent.stdin?.destroy();
+    }
+  });
+
+  it('kills the groups at once when the worker process dies: the pipe only it held reaches EOF', async () => {
+    keepTouching();
+    const pgid = startTask();
+    const groups = join(dir, 'watchdog', 'groups-piped');
+    mkdirSync(groups);
+    writeFileSync(join(groups, `10.${pgid}`), '');
+    // A stand-in worker in Node, starting the watchdog as ShellTaskWatchdog does (stdin a pipe
+    // that only it holds) and printing its pid. The poll is 1000 s: after its first look the
+    // parent check sleeps, so only the pipe can fire before this test gives up.
+    const standIn = [
+      "const c = require('node:child_process').spawn('/bin/sh', ['-c', ...process.argv.slice(1)],",
+      "  { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });",
+      'c.unref(); c.stdin.unref(); console.log(c.pid); setInterval(() => undefined, 1e6);',
+    ].join('\n');
+    const parent = spawn(
+      process.execPath,
+      ['-e', standIn, WATCHDOG_SCRIPT, WATCHDOG_NAME, alive, groups, join(dir, 'watchdog'), '60', '1000'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await until('the watchdog pid', () => /^\d+\n/.test(out), 10_000);
+    const dog = Number(out.trim());
+    try {
+      await sleep(500);
+      expect(liveMembers(pgid).length).toBeGreaterThan(0);
+      expect(liveMembers(dog)).toContain(dog);
+      parent.kill('SIGKILL');
+      await until('the group to die', () => liveMembers(pgid).length === 0, 10_000);
+      await until('the group forgotten', () => readdirSync(groups).length === 0, 10_000);
+      expect(watchdog.takeFiring(10)).toBe('the worker process died');
+      // The reader ended its watchdog too (its `sleep 1000` may linger; cleaned up below).
+      await until('the watchdog to end', () => processAlive(dog) === false, 10_000);
+    } finally {
+      try {
+        process.kill(-dog, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  });
+
+  it("a task inherits nothing of the worker's but its stdio: not the watchdog's pipe (else it would never close)", async () => {
+    keepTouching();
+    const first = startTask();
+    const handle = watchdog.supervise(11, first, { onFailure: () => undefined });
+    // The watchdog's reader holds a socket pair's end from the worker (this process).
+    const readsSocket = (pid: number) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/0`).startsWith('socket:');
+      } catch {
+        return false;
+      }
+    };
+    await until('the pipe reader', () => liveMembers(handle.pid!).some(readsSocket), 10_000);
+    const out = openSync(join(dir, 'task.out'), 'w');
+    try {
+      const task = await new NodeProcessRunner().spawn({
+        command: 'sleep 1000',
+        env: { PATH: '/usr/bin:/bin' },
+        outputFd: out,
+      });
+      tasks.push({ pid: task.pid } as ChildProcess);
+      // No socket at all (the worker's end is one). Other fds this test process inherited from
+      // whoever started it (not opened close-on-exec) may show up and are not ours to judge.
+      const fds = readdirSync(`/proc/${task.pid}/fd`).map((fd) => readlinkSync(`/proc/${task.pid}/fd/${fd}`));
+      expect(fds.filter((link) => link.startsWith('socket:'))).toEqual([]);
+      expect(readlinkSync(`/proc/${task.pid}/fd/0`)).toBe('/dev/null');
+    } finally {
+      closeSync(out);
+    }
   });
 
   it('reports a watchdog that someone killed to every task it supervised, so the worker can start another one', async () => {

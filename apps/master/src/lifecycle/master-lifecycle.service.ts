@@ -28,6 +28,7 @@ import { RunGateService } from '../gate/run-gate.service';
 import { ScheduleService } from '../schedule/schedule.service';
 import { BackfillService } from '../backfill/backfill.service';
 import { RetentionService } from '../retention/retention.service';
+import { DeathWatchService } from '../registry/death-watch.service';
 
 /**
  * Starts and stops the master's parts in an explicit order, instead of relying on the order in
@@ -37,12 +38,13 @@ import { RetentionService } from '../retention/retention.service';
  * session watch → worker directory → engine → gRPC server (workers must reach us before we
  * dispatch) → master membership → registration (others now see us) → LISTEN connection →
  * instance control → master failover (reads what an earlier process on this address left
- * BEFORE anything is consumed, then runs its start-up pass in the background) → command
+ * BEFORE anything is consumed, then runs its start-up pass in the background) → death watch
+ * (probes the other nodes' ports: a provably dead one is failed over at once) → command
  * consumer → schedules → backfills → run gate → retention (at once, then hourly).
  *
  * Stop (beforeApplicationShutdown, so the DataSource and the registry, closed in their modules'
  * onApplicationShutdown, are still open): stop taking new work (consumer, schedules, instance
- * control, LISTEN, failover passes), mark the heartbeat draining, hand every instance this
+ * control, LISTEN, failover passes, death watch), mark the heartbeat draining, hand every instance this
  * master drives over at once (host NULL, epoch + 1 and a RECOVER_TOLERANCE_FAULT_PROCESS command
  * each, the failover transaction: live masters recover them now, not a session timeout later),
  * deregister (the others re-slot and consume those commands), close the gRPC server after
@@ -73,6 +75,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     @Inject(BackfillService) private readonly backfills: BackfillService,
     @Inject(RunGateService) private readonly gate: RunGateService,
     @Inject(RetentionService) private readonly retention: RetentionService,
+    @Inject(DeathWatchService) private readonly deathWatch: DeathWatchService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -105,6 +108,8 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
     await this.listener.start();
     this.control.start();
     await this.failover.start();
+    // Probing the other nodes once this master takes part in failover (docs/failover.md).
+    this.deathWatch.start();
     this.consumer.start();
     this.schedules.start();
     this.backfills.start();
@@ -135,6 +140,7 @@ export class MasterLifecycleService implements OnApplicationBootstrap, BeforeApp
       ['instance control', () => this.control.stop()],
       ['LISTEN connection', () => this.listener.stop()],
       ['failover', () => this.failover.stop()],
+      ['death watch', () => this.deathWatch.stop()],
       ['health', () => this.rpc.setServing(false)],
       ['drain heartbeat', () => this.registration.drain()],
       ['hand-over', () => this.engine.handOver()],

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { REGISTRY_PATHS } from '@porpoise/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
 import { MASTER_IDENTITY, type MasterIdentity } from '../master.constants';
-import { NodeDirectory, type NodeChange } from './node-directory';
+import { NodeDirectory, type LiveNode, type NodeChange } from './node-directory';
 import { computeSlot, sortAddresses, type CommandSlot } from './slot';
 
 /**
@@ -42,6 +42,11 @@ export class MasterMembershipService {
   /** Sorted addresses of the live masters. */
   get liveMasters(): readonly string[] {
     return this.masters;
+  }
+
+  /** The live, valid master entries (this master's own too). */
+  entries(): LiveNode[] {
+    return this.directory.list();
   }
 
   /** This master's slot, or undefined while it is not in the live list. */

@@ -117,6 +117,11 @@ export class WorkerDirectoryService {
     return () => this.listeners.delete(listener);
   }
 
+  /** The live, valid worker entries (serving or not). */
+  entries(): LiveNode[] {
+    return this.directory.list();
+  }
+
   /** Is address a live worker (serving or not)? */
   isLive(address: string): boolean {
     return this.directory.list().some((n) => n.address === address);

@@ -33,6 +33,8 @@ function lifecycle(calls: string[], hang: string, fail: string) {
     systemClock,
     { stop: p('backfills') },
     { stop: p('gate') },
+    { stop: p('retention') },
+    { stop: p('death watch') },
   ];
   return new (MasterLifecycleService as unknown as new (...args: unknown[]) => MasterLifecycleService)(
     ...deps,
@@ -48,9 +50,11 @@ describe('MasterLifecycleService shutdown', () => {
       'schedules',
       'backfills',
       'gate',
+      'retention',
       'control',
       'listen',
       'failover',
+      'death watch',
       'health',
       'drain',
       'hand-over',

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { PORPOISE_CONFIG, type WorkerConfig } from '@porpoise/common';
@@ -15,8 +16,16 @@ import { ProcessRunner } from './process-runner';
  * exists in the watchdog's groups directory (the worker creates it right after the spawn and
  * removes it once the task's shell exited). Every poll it
  *
- * - fires when its parent changed: the worker died (SIGKILL, crash), the watchdog was
- *   re-parented; it exits 3 after firing;
+ * - fires at once when the worker process ends: its stdin is a pipe (a socket pair) whose other
+ *   end only the worker holds (close-on-exec, so no task inherits it), and the kernel closes that
+ *   end with the worker's last fd, however it died (SIGKILL, crash, exit). A reader in the
+ *   background (a subshell of the watchdog, in its process group) blocks on the pipe and fires on
+ *   EOF, so a killed worker's tasks die before its registry key can go and before the masters
+ *   re-dispatch them — even when a master fails the worker over long before its session expires
+ *   (docs/failover.md, "Provable death"). A reader whose watchdog was killed fires nothing (the
+ *   worker lives on and starts another watchdog);
+ * - fires when its parent changed (the worker died and the watchdog was re-parented), the
+ *   fallback should the pipe not tell; it exits 3 after firing;
  * - fires when the worker's liveness file (DATA_DIR/worker.alive, holding the CLOCK_BOOTTIME time
  *   of its last touch in centiseconds, read from /proc/uptime on both sides) is older than the
  *   deadline, or unreadable: the worker is frozen and its session may expire soon. It goes on
@@ -29,7 +38,11 @@ import { ProcessRunner } from './process-runner';
  * a spawn from the worker blocks its event loop for a millisecond or two (fork copies the page
  * tables of a large process), and profiles showed half of a busy worker's time in spawns.
  * Arguments: $1 liveness file, $2 groups directory, $3 marks directory, $4 deadline
- * (centiseconds), $5 poll interval (seconds).
+ * (centiseconds), $5 poll interval (seconds); stdin: the worker's pipe.
+ *
+ * A frozen worker (SIGSTOP) keeps its end open, so only the liveness file tells; a draining
+ * worker too, so a graceful stop is unaffected (its tasks finish; anything still listed when it
+ * exits is killed, as before).
  */
 export const WATCHDOG_SCRIPT = `alive=$1 groups=$2 marks=$3 deadline=$4 poll=$5 parent=$PPID
 fire() {
@@ -45,6 +58,19 @@ fire() {
     rm -f -- "$f"
   done
 }
+# The pipe as fd 3, then stdin from /dev/null for everything else (sleep, rm). An asynchronous
+# list's stdin is /dev/null unless redirected, hence <&3 on the reader.
+exec 3<&0 0</dev/null
+{
+  while read -r _; do :; done
+  # EOF: the worker's end is closed. Only while our watchdog lives (kill -0): a killed watchdog
+  # is reaped by the worker before it drops the pipe, and the worker starts another one.
+  kill -0 "$$" 2>/dev/null || exit 0
+  kill -s KILL "$$" 2>/dev/null
+  fire "the worker process died"
+  exit 3
+} <&3 &
+exec 3<&-
 while :; do
   ppid=
   read -r _ _ _ ppid _ < /proc/$$/stat
@@ -209,7 +235,16 @@ export class ShellTaskWatchdog extends TaskWatchdog {
 
   close(): void {
     this.closed = true;
-    this.child?.kill('SIGKILL');
+    // The whole group (the script and its pipe reader): it leads one (detached).
+    const pid = this.child?.pid;
+    if (pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    this.child?.stdin?.destroy();
     this.child = undefined;
     rmSync(this.groupsDir, { recursive: true, force: true });
   }
@@ -231,9 +266,19 @@ export class ShellTaskWatchdog extends TaskWatchdog {
       ],
       // detached: its own session and group, out of reach of signals to the worker's group
       // (a terminal's Ctrl-C, a supervisor killing the group): it must outlive the worker.
-      { detached: true, stdio: 'ignore', env: { PATH: this.path, LC_ALL: 'C' } },
+      // stdin: a pipe whose write end only this process holds (libuv opens it close-on-exec, so
+      // no task spawned later inherits it): its EOF tells the watchdog this process is gone.
+      {
+        detached: true,
+        stdio: ['pipe', 'ignore', 'ignore'],
+        env: { PATH: this.path, LC_ALL: 'C' },
+      },
     );
     child.unref();
+    // Never written to: it must not keep the event loop alive, nor crash us when the watchdog died.
+    child.stdin?.on('error', noop);
+    // A 'pipe' stdio is a net.Socket (typed Writable).
+    (child.stdin as Socket | null)?.unref();
     this.child = child;
     const ended = (why: string, canRestart: boolean) => {
       if (this.child !== child) return;
