@@ -947,9 +947,11 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
     await client.dispatch(workerAddress(), orphan);
     const pgid = await pgidOf(orphan.taskInstanceId);
     // A watchdog that cannot act (stopped): the group outlives the worker, and the restart ends it.
+    // The whole watchdog group: its pipe reader (a subshell in the group it leads) would otherwise
+    // see the worker's pipe close and end the task at once.
     const dog = watchdogOf(worker!.pid!, pgid);
     expect(dog).toBeDefined();
-    process.kill(dog!, 'SIGSTOP');
+    process.kill(-dog!, 'SIGSTOP');
 
     await stopProcess(worker!, 'SIGKILL');
     expect(liveMembers(pgid).length).toBeGreaterThan(0);
@@ -972,7 +974,7 @@ describe('worker node (real process, real gRPC, JDBC registry)', () => {
       );
       expect(workerOutput).toContain(`killing process group ${pgid} left by an earlier run`);
     } finally {
-      if (dog) process.kill(dog, 'SIGKILL');
+      if (dog) process.kill(-dog, 'SIGKILL');
       await revived.stop();
     }
   });
