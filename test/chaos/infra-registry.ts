@@ -58,12 +58,12 @@ export type RegistryServerKind = 'zookeeper' | 'etcd';
 export type OutageKind = 'short' | 'long';
 
 /** The suite's session: long enough that a restart of the server is a short outage. */
-const SESSION_TIMEOUT_MS = 5000;
+const SESSION_TIMEOUT_MS = 8000;
 const HEARTBEAT_INTERVAL_MS = 400;
 /**
  * The short outage: the server is started again this long after its SIGKILL, well under the
  * session timeout and under the workers' liveness deadline (session timeout minus
- * min(2 heartbeats, 40 %): 4.2 s here), after which a suspended worker kills its tasks.
+ * min(2 heartbeats, 40 %): 7.2 s here), after which a suspended worker kills its tasks.
  */
 const SHORT_DOWN_MS = 2000;
 /** The long outage: the server stays down this long past the session timeout. */
@@ -79,7 +79,7 @@ const RUNS_DURING = 2;
  * so to prove it was not killed nor run again), in the long one longer than the workers' liveness
  * deadline (so that its worker kills it on the lost session and it runs again).
  */
-const LONG_TASK_S: Record<OutageKind, readonly [number, number]> = { short: [3, 4], long: [6, 8] };
+const LONG_TASK_S: Record<OutageKind, readonly [number, number]> = { short: [4, 5], long: [10, 12] };
 const LONG_TASK = 'b';
 /** Tasks whose end alone lets tasks below them start (a -> b, c, sub, f; f -> cond; g -> g2). */
 const HELD_BY: readonly string[] = ['a', 'f', 'g'];
