@@ -48,6 +48,7 @@ import {
   type CheckInput,
   type DagSpec,
   type Run,
+  type TaskAuditRow,
   type Violation,
 } from './invariants';
 import { chaosSeed, Prng } from './prng';
@@ -314,7 +315,8 @@ export function checkOutage(
     const rows = rec.outageCommands.filter((c) => c.commandId === run.commandId);
     const inserted = rows.find((c) => c.op === 'INSERT');
     const deleted = rows.find((c) => c.op === 'DELETE');
-    if (!inserted || inserted.at <= S) {
+    // Whole ms on both sides: a row written after S never reads earlier than S.
+    if (!inserted || inserted.at < S) {
       add('c', `command ${run.commandId} was not written during the outage (the test's own order broke)`);
       continue;
     }
@@ -337,14 +339,15 @@ export function checkOutage(
     const k = `${l.instance}/${l.task}`;
     endOf.set(k, Math.max(endOf.get(k) ?? 0, l.ms));
   }
-  const auditOf = new Map<number, typeof input.taskAudit>();
-  for (const a of [...input.taskAudit].sort((x, y) => x.seq - y.seq)) {
+  const audit = [...input.taskAudit].sort((x, y) => x.seq - y.seq);
+  const auditOf = new Map<number, TaskAuditRow[]>();
+  for (const a of audit) {
     const list = auditOf.get(a.taskId);
-    if (list) (list as Array<(typeof input.taskAudit)[number]>).push(a);
+    if (list) list.push(a);
     else auditOf.set(a.taskId, [a]);
   }
-  const firstRowOf = new Map<string, (typeof input.taskAudit)[number]>();
-  for (const a of [...input.taskAudit].sort((x, y) => x.seq - y.seq)) {
+  const firstRowOf = new Map<string, TaskAuditRow>();
+  for (const a of audit) {
     const k = `${a.instanceId}/${a.name}`;
     if (!firstRowOf.has(k)) firstRowOf.set(k, a);
   }
