@@ -102,6 +102,9 @@ const WORKER_BACK: Record<OutageKind, RegExp> = {
   long: /registry connected: taking tasks again/,
 };
 
+/** The registry's warning at start when the ZooKeeper binding was built without SOCK_CLOEXEC. */
+const UNPATCHED_BINDING = /zookeeper native client's sockets \(fd [\d, ]+\) lack close-on-exec/;
+
 const SHELL = (dag: DagSpec, task: string) =>
   dag.conditions?.[task] === undefined && dag.subWorkflows?.[task] === undefined;
 const sleepParam = (task: string) => `SLEEP_${task.toUpperCase()}`;
@@ -751,9 +754,15 @@ export async function registryOutage(
   cluster.log(`chaos: ${summary}: ${formatViolations(violations)}`);
   process.stdout.write(`chaos (${cluster.options.registry}) ${summary}: ${formatViolations(violations)}\n`);
   if (violations.length === 0) return summary;
+  // The ZooKeeper binding built without its install-time patches drops sessions whose socket a
+  // task inherited (docs/chaos.md): say so first, it explains the rest.
+  const unpatched = nodes.some((n) => linesSince(n, 0).some((l) => UNPATCHED_BINDING.test(l)));
   throw new Error(
     [
       `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
+      unpatched
+        ? 'the zookeeper binding in use lacks close-on-exec on its sockets (the nodes warned): it was built without scripts/build-zookeeper-client.mjs, and drops the sessions of workers whose tasks inherited its socket'
+        : '',
       summary,
       `outage (database clock, ms): killed ${killedAt}, every master suspended ${suspendedAt}, restarted ${restartAt}`,
       formatViolations(violations),
