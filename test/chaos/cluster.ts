@@ -799,4 +799,15 @@ export class ChaosCluster {
       .map((r) => `  instance ${r.id} ${r.state} host ${r.host} epoch ${r.epoch}: ${r.tasks}`)
       .join('\n');
   }
+
+  // ------------------------------------------------------------------ registry server faults
+
+  /**
+   * The registry server this cluster runs on (ZooKeeper or etcd), for registry server faults:
+   * its stop() SIGKILLs it and start() brings it back on the same port with the same data.
+   * Undefined for the JDBC registry, whose server is the Postgres.
+   */
+  registryServer(): TestServer | undefined {
+    return this.options.registry === 'jdbc' ? undefined : this.servers[1];
+  }
 }
