@@ -115,7 +115,12 @@ describe('partition proxy', () => {
     expect(net.mode('a', 'echo')).toEqual(OPEN);
     await waitFor('the held bytes to flow', async () => before.received() === 'onetwo', 5_000, 10);
     await waitFor('the held connection to reach the target', async () => echo.accepted() === 2, 5_000, 10);
-    await waitFor('the held bytes of the late connection', async () => during.received() === 'three', 5_000, 10);
+    await waitFor(
+      'the held bytes of the late connection',
+      async () => during.received() === 'three',
+      5_000,
+      10,
+    );
     before.socket.write('four');
     await waitFor('traffic after the heal', async () => before.received() === 'onetwofour', 5_000, 10);
     expect([...before.errors, ...during.errors]).toEqual([]);
@@ -209,9 +214,11 @@ describe('partition proxy', () => {
       '   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1062 1 0 100 0 0 10 0',
       '   1: 0100007F:C6D4 0500017F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 20 4 30 10 -1',
     ].join('\n');
-    expect(findSocketInode(table, { host: '127.0.0.1', port: 0xc6d4 }, { host: '127.1.0.5', port: 8080 })).toBe(
-      4242,
-    );
-    expect(findSocketInode(table, { host: '127.0.0.1', port: 1 }, { host: '127.1.0.5', port: 8080 })).toBeUndefined();
+    expect(
+      findSocketInode(table, { host: '127.0.0.1', port: 0xc6d4 }, { host: '127.1.0.5', port: 8080 }),
+    ).toBe(4242);
+    expect(
+      findSocketInode(table, { host: '127.0.0.1', port: 1 }, { host: '127.1.0.5', port: 8080 }),
+    ).toBeUndefined();
   });
 });

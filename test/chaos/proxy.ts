@@ -234,8 +234,7 @@ export class Proxy {
       socket.on('error', () => undefined);
       let from: string;
       try {
-        from =
-          typeof options.from === 'string' ? options.from : (options.from(socket) ?? UNKNOWN_INITIATOR);
+        from = typeof options.from === 'string' ? options.from : (options.from(socket) ?? UNKNOWN_INITIATOR);
       } catch {
         from = UNKNOWN_INITIATOR;
       }
@@ -306,8 +305,9 @@ export class PartitionNet {
 
   /** Live connections from → to (for tests of the proxy). */
   connections(from?: string, to?: string): number {
-    return [...this.pipes].filter((p) => (from === undefined || p.from === from) && (to === undefined || p.to === to))
-      .length;
+    return [...this.pipes].filter(
+      (p) => (from === undefined || p.from === from) && (to === undefined || p.to === to),
+    ).length;
   }
 
   adopt(pipe: Pipe): void {
@@ -334,7 +334,10 @@ export function procTcpAddress(host: string, port: number): string {
     throw new Error(`not an IPv4 address: ${host}`);
   }
   const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
-  return `${[...octets].reverse().map((o) => hex(o, 2)).join('')}:${hex(port, 4)}`;
+  return `${[...octets]
+    .reverse()
+    .map((o) => hex(o, 2))
+    .join('')}:${hex(port, 4)}`;
 }
 
 /**
