@@ -56,7 +56,10 @@ interface Scenario {
   readonly victimRole: 'master' | 'worker';
   /** What the victim is cut off from. */
   readonly cutFrom: (c: ChaosCluster, victim: ChaosNode) => ReadonlyArray<ChaosNode | string>;
-  /** Links of the victim that are slow (delayed each way) rather than cut, for the same time. */
+  /**
+   * Links of the victim that are slow rather than cut, for the same time: what it sends is
+   * delayed by ms (its answers are not).
+   */
   readonly slow?: { readonly to: readonly string[]; readonly ms: number };
   /** Resolves when the partition may end (bounded); may record problems. */
   readonly hold: (c: ChaosCluster, victim: ChaosNode, cutAt: number, problems: Violation[]) => Promise<void>;
@@ -85,11 +88,12 @@ async function runScenario(c: ChaosCluster, rng: Prng, seed: number, scenario: S
     runs.push(await c.trigger(wf.code, runParams(r)));
     await sleep(r.int(200, 500));
   }
-  // The victim: the node of its role holding the most running work right now.
+  // The victim: the node of its role with the most task attempts running right now (its own, or
+  // of the instances it drives).
   let victim: ChaosNode | undefined;
   const lookUntil = Date.now() + 30_000;
   while (!victim && Date.now() < lookUntil) {
-    const work = await c.runningWork(scenario.victimRole);
+    const work = await runningTasks(c, scenario.victimRole);
     const best = c.nodes
       .filter((n) => n.role === scenario.victimRole && n.state === 'up' && (work.get(n.address) ?? 0) > 0)
       .sort((a, b) => (work.get(b.address) ?? 0) - (work.get(a.address) ?? 0))[0];
@@ -99,7 +103,7 @@ async function runScenario(c: ChaosCluster, rng: Prng, seed: number, scenario: S
   if (!victim) throw new Error(`${scenario.label}: no ${scenario.victimRole} ever held running work`);
   const cutAt = Date.now();
   c.partition(victim, scenario.cutFrom(c, victim));
-  if (scenario.slow) c.partition(victim, scenario.slow.to, delayOf(scenario.slow.ms));
+  if (scenario.slow) c.partition(victim, scenario.slow.to, delayOf(scenario.slow.ms, true));
   // More runs while it is cut off: they must not be lost either (and a worker cut off from the
   // masters may be picked for their tasks).
   const during = (async () => {
@@ -128,6 +132,21 @@ async function runScenario(c: ChaosCluster, rng: Prng, seed: number, scenario: S
     `partition (${c.options.registry}) ${scenario.label}: ${victim.name} cut for ${healAt - cutAt} ms; ${runs.length} runs\n`,
   );
   await assertInvariants(c, input, [...problems, ...proof], seed, stuck, {});
+}
+
+/**
+ * Task attempts in RUNNING_EXECUTION by address: of the worker that runs them, or of the master
+ * that owns their instance (its results are on their way to it: the partition hits them).
+ */
+async function runningTasks(c: ChaosCluster, role: 'master' | 'worker'): Promise<Map<string, number>> {
+  const { rows } = await c.db.query<{ host: string; n: string }>(
+    role === 'worker'
+      ? `SELECT host, count(*) AS n FROM task_instance
+         WHERE state = 'RUNNING_EXECUTION' AND host IS NOT NULL GROUP BY host`
+      : `SELECT w.host, count(*) AS n FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+         WHERE t.state = 'RUNNING_EXECUTION' AND w.state = 'RUNNING_EXECUTION' AND w.host IS NOT NULL GROUP BY w.host`,
+  );
+  return new Map(rows.map((r) => [r.host, Number(r.n)]));
 }
 
 /** The instances another master took from victim while it was cut off (instance audit). */
@@ -297,15 +316,21 @@ function masterCutFromRegistry(): Scenario {
 }
 
 /**
- * The same with the master's Postgres link slow (each way), not cut: what it writes while its
- * session is running out lands after the takeover, where the epoch fence must refuse it.
+ * The same with the master's Postgres link slow, not cut: its statements reach Postgres a session
+ * timeout late (their answers come back at once), so what it writes after the cut lands after
+ * the takeover, where the epoch fence must refuse it. The refusal is reported by the master
+ * itself (`lost ownership of workflow instance N (epoch E)`) when the answer comes back before it
+ * stood down on its own: required where the registry lets that happen (ZooKeeper: the client
+ * declares the session lost only a session timeout after it noticed the link down, later than
+ * the server expires it; etcd's client gives up before the lease runs out). Either way the task
+ * audit must show no write at an older epoch than the owner's (invariant 2).
  */
 function masterCutFromRegistrySlowPostgres(requireFence: boolean): Scenario {
   return {
     label: 'master-registry-slow-postgres',
     victimRole: 'master',
     cutFrom: (c) => [c.registryEndpoint],
-    slow: { to: [ChaosCluster.POSTGRES], ms: 500 },
+    slow: { to: [ChaosCluster.POSTGRES], ms: SESSION_TIMEOUT_MS + 500 },
     hold: holdUntilTakeover,
     prove: async (c, input, victim, window) => {
       const out = provedSessionExpiry(c, input, victim, window);

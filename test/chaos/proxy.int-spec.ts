@@ -158,6 +158,22 @@ describe('partition proxy', () => {
     expect(slow.received()).toBe('s');
   });
 
+  it('delayed one way: only what the initiator sends waits', async () => {
+    const oneWay = await open(await proxyFrom('oneway'));
+    const both = await open(await proxyFrom('both'));
+    net.set('oneway', 'echo', delayOf(300, true));
+    net.set('both', 'echo', delayOf(300));
+    const order: string[] = [];
+    oneWay.socket.on('data', () => order.push('oneway'));
+    both.socket.on('data', () => order.push('both'));
+    both.socket.write('b');
+    await sleep(50);
+    oneWay.socket.write('o');
+    await waitFor('both replies', async () => order.length === 2, 5_000, 10);
+    // Sent later, but its answer is not delayed on the way back.
+    expect(order).toEqual(['oneway', 'both']);
+  });
+
   it('cutting one pair leaves the other pairs flowing', async () => {
     const a = await open(await proxyFrom('a'));
     const b = await open(await proxyFrom('b'));

@@ -18,7 +18,8 @@
  *   target only after the heal. Never a refused connect, never a reset: a master judges a node
  *   provably dead when its port refuses (apps/master/src/registry/provable-death.ts), so a proxy
  *   that refused would make a partitioned live node look dead;
- * - delay: every chunk is forwarded that many ms after it arrived, in order.
+ * - delay: every chunk is forwarded that many ms after it arrived, in order (both ways, or only
+ *   what the initiator sends: a request lands late, its answer comes back at once).
  *
  * Changing a mode applies at once to the connections already open, not only to new ones.
  */
@@ -28,11 +29,12 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 export type LinkMode =
   | { readonly kind: 'open' }
   | { readonly kind: 'blackhole' }
-  | { readonly kind: 'delay'; readonly ms: number };
+  /** oneWay: only what the initiator sends is delayed (its requests), not the answers. */
+  | { readonly kind: 'delay'; readonly ms: number; readonly oneWay?: boolean };
 
 export const OPEN: LinkMode = { kind: 'open' };
 export const BLACKHOLE: LinkMode = { kind: 'blackhole' };
-export const delayOf = (ms: number): LinkMode => ({ kind: 'delay', ms });
+export const delayOf = (ms: number, oneWay = false): LinkMode => ({ kind: 'delay', ms, oneWay });
 
 /** The name of a connection's initiator when it cannot be identified (the test process itself). */
 export const UNKNOWN_INITIATOR = '?';
@@ -125,7 +127,8 @@ class Pipe {
 
   /** A chunk (null: the end) read from one side, to be written to the other as the mode says. */
   private receive(direction: Direction, chunk: Buffer | null): void {
-    const delay = this.mode.kind === 'delay' ? this.mode.ms : 0;
+    const delay =
+      this.mode.kind === 'delay' && (direction === 'up' || this.mode.oneWay !== true) ? this.mode.ms : 0;
     this.queues[direction].push({ due: Date.now() + delay, chunk });
     this.flush();
   }
