@@ -374,6 +374,19 @@ function workerCutFromMasters(): Scenario {
     prove: async (c, input, victim, window) => {
       const out: Violation[] = [];
       const held = heldResults(input, window, { worker: victim });
+      // Dispatches the masters sent into the black hole (an ambiguous Dispatch: it may have
+      // started there); reported, not required: it depends on the masters picking this worker.
+      const sentIntoCut = logLines(
+        c,
+        'master',
+        new RegExp(`Dispatch of task .* to ${escape(victim.address)} failed, it may have started there`),
+      );
+      c.log(
+        `chaos: partition hit: ${sentIntoCut.length} Dispatch(es) to ${victim.name} lost in the cut: ${sentIntoCut.join(' | ')}`,
+      );
+      process.stdout.write(
+        `partition (${c.options.registry}): ${sentIntoCut.length} Dispatches to ${victim.name} timed out in the cut\n`,
+      );
       c.log(
         `chaos: partition hit: ${held.length} result(s) of ${victim.name} held and delivered after the heal: ${held.join('; ')}`,
       );
