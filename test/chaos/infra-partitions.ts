@@ -63,6 +63,8 @@ interface Scenario {
   readonly slow?: { readonly to: readonly string[]; readonly ms: number };
   /** Resolves when the partition may end (bounded); may record problems. */
   readonly hold: (c: ChaosCluster, victim: ChaosNode, cutAt: number, problems: Violation[]) => Promise<void>;
+  /** After the heal, before the runs are waited for (a node to start again). */
+  readonly afterHeal?: (c: ChaosCluster) => Promise<void>;
   /** The proof that the partition hit work, and the scenario's own guarantees: violations if not. */
   readonly prove: (
     c: ChaosCluster,
@@ -115,6 +117,7 @@ async function runScenario(c: ChaosCluster, rng: Prng, seed: number, scenario: S
   await Promise.all([scenario.hold(c, victim, cutAt, problems), during]);
   const healAt = Date.now();
   c.heal();
+  await scenario.afterHeal?.(c);
   const stuck = await c.waitFinal(
     runs.map((x) => x.instanceId),
     SETTLE_MS,
@@ -348,18 +351,59 @@ function masterCutFromRegistrySlowPostgres(requireFence: boolean): Scenario {
   };
 }
 
-function workerCutFromMasters(): Scenario {
+/**
+ * A worker cut off from every master (both ways). With killOwner, the master that owns most of
+ * the instances whose tasks it runs is also SIGKILLed right after the cut and kept down until the
+ * heal: another master takes those instances over while it cannot reach the worker (its TakeOver
+ * is black-holed), and must neither lose the worker's results nor run its tasks again.
+ */
+function workerCutFromMasters(killOwner = false): Scenario {
   /** The worker's registration (heartbeat startTime), watched while it is cut off. */
   let registrations: Array<number | undefined> = [];
+  let killed: ChaosNode | undefined;
   return {
-    label: 'worker-masters',
+    label: killOwner ? 'worker-masters-failover' : 'worker-masters',
     victimRole: 'worker',
     cutFrom: (c) => c.masters(),
-    hold: async (c, victim) => {
+    hold: async (c, victim, cutAt, problems) => {
       registrations = [];
-      // Long enough for its running tasks (0.2–1 s each) to end while cut off, and past a session.
+      killed = undefined;
+      let takenOver = !killOwner;
+      if (killOwner) {
+        const { rows } = await c.db.query<{ host: string; n: string }>(
+          `SELECT w.host, count(*) AS n FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+           WHERE t.state = 'RUNNING_EXECUTION' AND t.host = $1 AND w.state = 'RUNNING_EXECUTION' AND w.host IS NOT NULL
+           GROUP BY w.host ORDER BY n DESC LIMIT 1`,
+          [victim.address],
+        );
+        killed = c.masters().find((m) => m.address === rows[0]?.host && m.state === 'up');
+        if (!killed) {
+          problems.push({
+            invariant: 'hit',
+            message: `no master owned a running task of ${victim.name} at the cut`,
+          });
+        } else {
+          c.log(
+            `chaos: SIGKILL ${killed.name} (${killed.address}) while ${victim.name} is cut off; back after the heal`,
+          );
+          await c.kill(killed);
+        }
+      }
+      // Long enough for its running tasks (0.2–1 s each) to end while cut off, past two sessions,
+      // and (killOwner) until another master took over an instance of the killed one.
       const until = Date.now() + SESSION_TIMEOUT_MS * 2;
-      while (Date.now() < until) {
+      const bound = Date.now() + 25_000;
+      while ((Date.now() < until || !takenOver) && Date.now() < bound) {
+        if (!takenOver && killed) {
+          const { rows } = await c.db.query(
+            `SELECT 1 FROM chaos_instance_audit a WHERE a.host IS NOT NULL AND a.host <> $1
+               AND a.at >= to_timestamp($2::bigint / 1000.0)
+               AND EXISTS (SELECT 1 FROM chaos_instance_audit b WHERE b.instance_id = a.instance_id
+                           AND b.host = $1 AND b.epoch < a.epoch) LIMIT 1`,
+            [killed.address, cutAt],
+          );
+          takenOver = rows.length > 0;
+        }
         const res = await fetch(`${c.apiUrl}/api/v1/cluster/nodes`, { headers: authHeaders() }).catch(
           () => undefined,
         );
@@ -371,8 +415,23 @@ function workerCutFromMasters(): Scenario {
         await sleep(200);
       }
     },
+    afterHeal: async (c) => {
+      if (killed?.state === 'down') await c.startNode(killed);
+    },
     prove: async (c, input, victim, window) => {
       const out: Violation[] = [];
+      if (killOwner && killed) {
+        const takeovers = takeoversFrom(input, killed, window);
+        c.log(
+          `chaos: partition hit: ${takeovers.length} takeover(s) from ${killed.name}: ${takeovers.join('; ')}`,
+        );
+        if (takeovers.length === 0) {
+          out.push({
+            invariant: 'hit',
+            message: `no instance of the killed ${killed.name} was taken over while ${victim.name} was cut off`,
+          });
+        }
+      }
       const held = heldResults(input, window, { worker: victim });
       // Dispatches the masters sent into the black hole (an ambiguous Dispatch: it may have
       // started there); reported, not required: it depends on the masters picking this worker.
@@ -530,6 +589,11 @@ export function describePartitions(registry: RegistryKind): void {
     it(
       'a worker cut off from its masters but not from the registry: its results are held and delivered after the heal, it stays registered, nothing runs again',
       run(workerCutFromMasters()),
+      150_000,
+    );
+    it(
+      'a worker cut off from its masters while the master of its tasks is killed: the new owner cannot reach it, yet nothing runs again and its results arrive after the heal',
+      run(workerCutFromMasters(true)),
       150_000,
     );
     it(
