@@ -19,11 +19,12 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../harness';
+import { describeUnless } from '../harness/skip';
 import { authHeaders } from '../harness/api-token';
 import { ChaosCluster, type ChaosNode, type RegistryKind } from './cluster';
 import type { CheckInput, DagSpec, Run, Violation } from './invariants';
 import { chaosSeed, Prng } from './prng';
-import { delayOf } from './proxy';
+import { delayOf, partitionSkipReason } from './proxy';
 import { assertInvariants, CHAOS_CHILD_DAG, CHAOS_DAG, createChaosWorkflow } from './scenario';
 
 const SESSION_TIMEOUT_MS = 2500;
@@ -535,7 +536,7 @@ function masterCutFromPostgres(registry: RegistryKind): Scenario {
 
 /** The partition scenarios on one registry: two masters, two workers, one api-server. */
 export function describePartitions(registry: RegistryKind): void {
-  describe(`partitions through proxies (${registry} registry)`, () => {
+  describeUnless(partitionSkipReason())(`partitions through proxies (${registry} registry)`, () => {
     const seed = chaosSeed(`partitions ${registry}`);
     const rng = new Prng(seed);
     let cluster: ChaosCluster | undefined;

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { sleep, waitFor } from '../harness';
+import { itUnless } from '../harness/skip';
 import {
   BLACKHOLE,
   delayOf,
@@ -15,6 +16,7 @@ import {
   OPEN,
   PartitionNet,
   procTcpAddress,
+  partitionSkipReason,
   type Proxy,
 } from './proxy';
 
@@ -188,39 +190,44 @@ describe('partition proxy', () => {
     await waitFor('a after the heal', async () => a.received() === 'a1', 5_000, 10);
   });
 
-  it('identifies the process that opened a connection through /proc, and applies that link', async () => {
-    const candidates: Array<{ name: string; pid: number | undefined }> = [{ name: 'self', pid: process.pid }];
-    const proxy = await net.proxy({
-      to: 'echo',
-      target: { host: '127.0.0.1', port: echo.port },
-      listen: { host: '127.0.0.1', port: 0 },
-      from: (socket) => identifyPeer(socket, () => candidates),
-    });
-    // A child process that connects, writes a line and prints what comes back.
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const s = require('net').connect(${proxy.address.port}, '127.0.0.1', () => s.write('child'));
+  itUnless(partitionSkipReason())(
+    'identifies the process that opened a connection through /proc, and applies that link',
+    async () => {
+      const candidates: Array<{ name: string; pid: number | undefined }> = [
+        { name: 'self', pid: process.pid },
+      ];
+      const proxy = await net.proxy({
+        to: 'echo',
+        target: { host: '127.0.0.1', port: echo.port },
+        listen: { host: '127.0.0.1', port: 0 },
+        from: (socket) => identifyPeer(socket, () => candidates),
+      });
+      // A child process that connects, writes a line and prints what comes back.
+      const child = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const s = require('net').connect(${proxy.address.port}, '127.0.0.1', () => s.write('child'));
          s.on('data', (d) => process.stdout.write(d.toString()));`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(child);
-    candidates.push({ name: 'child', pid: child.pid });
-    let childOut = '';
-    child.stdout?.on('data', (d: Buffer) => (childOut += d.toString()));
-    net.set('child', 'echo', BLACKHOLE);
-    const self = await open(proxy);
-    self.socket.write('self');
-    await waitFor('the connection from this process', async () => self.received() === 'self', 5_000, 10);
-    await waitFor('the child to connect', async () => net.connections('child', 'echo') === 1, 5_000, 10);
-    expect(net.connections('self', 'echo')).toBe(1);
-    await sleep(200);
-    expect(childOut).toBe('');
-    net.healAll();
-    await waitFor('the child after the heal', async () => childOut === 'child', 5_000, 10);
-  });
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      children.push(child);
+      candidates.push({ name: 'child', pid: child.pid });
+      let childOut = '';
+      child.stdout?.on('data', (d: Buffer) => (childOut += d.toString()));
+      net.set('child', 'echo', BLACKHOLE);
+      const self = await open(proxy);
+      self.socket.write('self');
+      await waitFor('the connection from this process', async () => self.received() === 'self', 5_000, 10);
+      await waitFor('the child to connect', async () => net.connections('child', 'echo') === 1, 5_000, 10);
+      expect(net.connections('self', 'echo')).toBe(1);
+      await sleep(200);
+      expect(childOut).toBe('');
+      net.healAll();
+      await waitFor('the child after the heal', async () => childOut === 'child', 5_000, 10);
+    },
+  );
 
   it('reads /proc/net/tcp addresses', () => {
     expect(procTcpAddress('127.0.0.1', 8080)).toBe('0100007F:1F90');

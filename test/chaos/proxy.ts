@@ -23,7 +23,7 @@
  *
  * Changing a mode applies at once to the connections already open, not only to new ones.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export type LinkMode =
@@ -399,6 +399,17 @@ export function identifyPeer(
         // closed meanwhile
       }
     }
+  }
+  return undefined;
+}
+
+/**
+ * Why partitions between nodes cannot be made here, or undefined: the initiator of a connection is
+ * found through /proc/net/tcp, and every node gets an address of its own in 127/8 (Linux loopback).
+ */
+export function partitionSkipReason(): string | undefined {
+  if (process.platform !== 'linux' || !existsSync('/proc/net/tcp')) {
+    return 'not Linux with /proc/net/tcp: the partition proxy cannot tell which node opened a connection';
   }
   return undefined;
 }
