@@ -503,6 +503,64 @@ function workerCutFromMasters(killOwner = false): Scenario {
   };
 }
 
+/**
+ * A worker cut off from the registry (with JDBC: from Postgres, its registry) but not from the
+ * masters: its session runs out, it ends its running tasks itself before the session can expire
+ * (its liveness deadline), the masters run them again elsewhere as new attempts, and it registers
+ * anew after the heal. The re-runs are excused only by its own lost-session line (the checker's
+ * fault window); the proof is that such a re-run happened and that it came back.
+ */
+function workerCutFromRegistry(): Scenario {
+  return {
+    label: 'worker-registry',
+    victimRole: 'worker',
+    cutFrom: (c) => [c.registryEndpoint],
+    hold: () => sleep(SESSION_TIMEOUT_MS * 2),
+    prove: async (c, input, victim, window) => {
+      const out: Violation[] = [];
+      const lost = input.faults.filter(
+        (f) => f.address === victim.address && f.kind === 'session-lost' && f.at >= window.cutAt,
+      );
+      const ranOnVictim = new Set(
+        input.witness.lines
+          .filter((l) => l.kind === 'start' && l.workerPort === victim.port && l.ms < window.healAt)
+          .map((l) => `${l.instance}/${l.task}/${l.attempt}`),
+      );
+      const rerun = input.tasks.filter(
+        (t) => t.attempt > 1 && ranOnVictim.has(`${t.instanceId}/${t.name}/${t.attempt - 1}`),
+      );
+      c.log(
+        `chaos: partition hit: ${victim.name} lost its session ${lost.length} time(s); ${rerun.length} of its attempts ran again: ` +
+          rerun.map((t) => `${t.instanceId}/${t.name}#${t.attempt}`).join(', '),
+      );
+      process.stdout.write(
+        `partition (${c.options.registry}): ${rerun.length} attempts of ${victim.name} ran again after its session was lost\n`,
+      );
+      if (lost.length === 0) {
+        out.push({ invariant: 'hit', message: `${victim.name} never said its session was lost` });
+      }
+      if (rerun.length === 0) {
+        out.push({
+          invariant: 'hit',
+          message: `no attempt of ${victim.name} ran again after its session was lost`,
+        });
+      }
+      // It came back: registered again (a new registration) after the heal, without a restart (bounded wait).
+      const registered = async () =>
+        fetch(`${c.apiUrl}/api/v1/cluster/nodes`, { headers: authHeaders() })
+          .then(async (r) => ((await r.json()) as { workers: Array<{ port: number }> }).workers)
+          .then((workers) => workers.some((w) => w.port === victim.port))
+          .catch(() => false);
+      const until = Date.now() + 15_000;
+      while (!(await registered()) && Date.now() < until) await sleep(200);
+      if (!(await registered())) {
+        out.push({ invariant: '8', message: `${victim.name} is not registered again 15 s after the heal` });
+      }
+      return out;
+    },
+  };
+}
+
 function masterCutFromPostgres(registry: RegistryKind): Scenario {
   const jdbc = registry === 'jdbc';
   return {
@@ -597,6 +655,13 @@ export function describePartitions(registry: RegistryKind): void {
     it(
       'a worker cut off from its masters while the master of its tasks is killed: the new owner cannot reach it, yet nothing runs again and its results arrive after the heal',
       run(workerCutFromMasters(true)),
+      150_000,
+    );
+    it(
+      registry === 'jdbc'
+        ? 'a worker cut off from Postgres, its registry (JDBC): its session expires, its tasks run again elsewhere, it registers again'
+        : 'a worker cut off from the registry but not from its masters: its session expires, its tasks run again elsewhere, it registers again',
+      run(workerCutFromRegistry()),
       150_000,
     );
     it(
