@@ -16,6 +16,12 @@ export interface DagProps {
 
 /** The workflow's DAG, laid out automatically; nodes carry data-state for styling and tests. */
 export function Dag({ tasks, edges, states, flagged, selected, onSelect }: DagProps) {
+  // A new shape (tasks or edges changed while editing) is laid out and fitted anew; a new state
+  // only recolours the nodes.
+  const shape = useMemo(
+    () => JSON.stringify([tasks.map((t) => t.name), edges.map((e) => [e.from, e.to])]),
+    [tasks, edges],
+  );
   const { nodes, flowEdges } = useMemo(() => {
     const names = tasks.map((t) => t.name);
     const positions = layoutDag(names, edges);
@@ -61,6 +67,7 @@ export function Dag({ tasks, edges, states, flagged, selected, onSelect }: DagPr
   return (
     <div className="dag" data-testid="dag">
       <ReactFlow
+        key={shape}
         nodes={nodes}
         edges={flowEdges}
         fitView

@@ -7,7 +7,8 @@ function age(ms: number, now: number): string {
   return s < 90 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
 }
 
-const pct = (x: number) => `${(x * (x <= 1 ? 100 : 1)).toFixed(0)} %`;
+/** The heartbeat's usage is a fraction (0..1) of the host's CPUs or memory. */
+const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
 
 /**
  * The registry's view of the nodes (GET /cluster/nodes). How many runs each master drives is not
