@@ -110,7 +110,9 @@ export async function getIfChanged<T>(
   etag: string | null,
 ): Promise<{ changed: false } | { changed: true; body: T; etag: string | null }> {
   const res = await fetch(`/api/v1${path}`, {
-    headers: headers(etag ? { 'If-None-Match': etag } : {}),
+    // The browser adds "Cache-Control: no-cache" to a request carrying its own If-None-Match unless
+    // the request has a Cache-Control already, and a server must then answer in full (no 304).
+    headers: headers(etag ? { 'If-None-Match': etag, 'Cache-Control': 'max-age=0' } : {}),
     cache: 'no-store',
   });
   if (res.status === 304) return { changed: false };
