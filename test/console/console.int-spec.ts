@@ -288,6 +288,36 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     await shot('run-stopped-refusal');
   });
 
+  it('reruns a finished run: every task runs again as attempt 2, and turns green again', async () => {
+    await page.goto(`${base}/runs/1`);
+    await waitForNodeState('load', 'SUCCESS');
+    await page.click('[data-testid="control-rerun"]');
+    await page.locator('[data-testid="notice"]', { hasText: 'rerun: accepted' }).waitFor();
+    await page.locator('[data-testid="log-load-2"]').waitFor({ timeout: 60_000 });
+    for (const name of ['extract', 'transform', 'load']) await waitForNodeState(name, 'SUCCESS');
+  });
+
+  it('edits a workflow with the form (a field and a new task) and stores a new version', async () => {
+    await page.click('[data-testid="nav-workflows"]');
+    await page.click('[data-testid="workflow-console-etl"]');
+    await page.click('[data-testid="edit-workflow"]');
+    await page.fill('[data-testid="wf-description"]', 'edited in the browser');
+    await page.fill('[data-testid="new-task-name"]', 'notify');
+    await page.fill('[data-testid="new-task-command"]', 'echo done');
+    await page.selectOption('[data-testid="new-task-after"]', 'load');
+    await page.click('[data-testid="add-task"]');
+    await page.locator('[data-testid="dag-node-notify"]').waitFor();
+    expect(JSON.parse((await page.inputValue('[data-testid="wf-json"]')) || '{}')).toMatchObject({
+      description: 'edited in the browser',
+      edges: expect.arrayContaining([{ from: 'load', to: 'notify' }]),
+    });
+    await page.click('[data-testid="save-workflow"]');
+    await page.locator('[data-testid="notice"]', { hasText: 'Saved as version 2' }).waitFor();
+    await page.click('[data-testid="edit-workflow"]');
+    await page.locator('h2', { hasText: 'console-etl · v2' }).waitFor();
+    await page.locator('[data-testid="dag-node-notify"]').waitFor();
+  });
+
   it('signs in directly from a /#token= link, and drops the token from the address bar', async () => {
     const other = await context.browser()!.newContext({ viewport: { width: 1400, height: 900 } });
     const tab = await other.newPage();
@@ -296,6 +326,20 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     await tab.locator('[data-testid="runs-table"]').waitFor();
     expect(tab.url()).toBe(`${base}/runs`);
     await tab.locator('[data-testid="runs-table"] tbody tr').nth(1).waitFor();
+    // The state filter: only the stopped run is left.
+    await tab.selectOption('[data-testid="filter-state"]', 'STOP');
+    await waitFor(
+      'only STOP runs listed',
+      async () => {
+        const states = await tab
+          .locator('[data-testid="runs-table"] [data-testid="state"]')
+          .allTextContents();
+        return states.length === 1 && states[0] === 'STOP';
+      },
+      10_000,
+      200,
+    );
+    expect(tab.url()).toBe(`${base}/runs?state=STOP`);
     await other.close();
   });
 

@@ -125,7 +125,11 @@ function WorkflowEditor({ initial, code }: { initial: Record<string, unknown>; c
         </label>
         <label>
           Description
-          <input value={field('description')} onChange={(e) => setField('description', e.target.value)} />
+          <input
+            value={field('description')}
+            onChange={(e) => setField('description', e.target.value)}
+            data-testid="wf-description"
+          />
         </label>
         <label>
           Failure strategy
@@ -179,15 +183,21 @@ function WorkflowEditor({ initial, code }: { initial: Record<string, unknown>; c
           <legend>Add a SHELL task</legend>
           <input
             placeholder="name"
+            data-testid="new-task-name"
             value={newTask.name}
             onChange={(e) => setNewTask({ ...newTask, name: e.target.value })}
           />
           <input
             placeholder="command"
+            data-testid="new-task-command"
             value={newTask.command}
             onChange={(e) => setNewTask({ ...newTask, command: e.target.value })}
           />
-          <select value={newTask.after} onChange={(e) => setNewTask({ ...newTask, after: e.target.value })}>
+          <select
+            value={newTask.after}
+            onChange={(e) => setNewTask({ ...newTask, after: e.target.value })}
+            data-testid="new-task-after"
+          >
             <option value="">(no upstream)</option>
             {dag.tasks.map((t) => (
               <option key={t.name} value={t.name}>
@@ -195,7 +205,12 @@ function WorkflowEditor({ initial, code }: { initial: Record<string, unknown>; c
               </option>
             ))}
           </select>
-          <button type="button" onClick={addTask} disabled={!parsed.value || newTask.name.trim() === ''}>
+          <button
+            type="button"
+            onClick={addTask}
+            disabled={!parsed.value || newTask.name.trim() === ''}
+            data-testid="add-task"
+          >
             Add task
           </button>
         </fieldset>
