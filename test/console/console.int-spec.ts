@@ -318,6 +318,20 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     await page.locator('[data-testid="dag-node-notify"]').waitFor();
   });
 
+  it('shows the first 4 MiB of a big log and says how to read the rest', async () => {
+    const wf = await call<{ code: string }>('POST', '/workflows', {
+      name: 'console-big-log',
+      tasks: [{ name: 'big', type: 'SHELL', command: 'yes porpoise | head -c 6000000' }],
+    });
+    const run = await call<{ workflowInstanceId: number }>('POST', `/workflows/${wf.code}/runs`, {});
+    await page.goto(`${base}/runs/${run.workflowInstanceId}`);
+    await waitForNodeState('big', 'SUCCESS');
+    await page.click('[data-testid="log-big-1"]');
+    await page.locator('.notice', { hasText: 'shows the first 4 MiB' }).waitFor({ timeout: 30_000 });
+    const shown = (await page.locator('[data-testid="task-log"]').textContent())?.length;
+    expect(shown).toBe(4 * 1024 * 1024);
+  });
+
   it('signs in directly from a /#token= link, and drops the token from the address bar', async () => {
     const other = await context.browser()!.newContext({ viewport: { width: 1400, height: 900 } });
     const tab = await other.newPage();
@@ -364,6 +378,19 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
       200,
     );
     await shot('schedules');
+
+    // A backfill of two days: its runs and progress are shown.
+    await page.selectOption('[data-testid="backfill-workflow"]', (await option.getAttribute('value')) ?? '');
+    await page.fill('[data-testid="backfill-start"]', '2026-01-01');
+    await page.fill('[data-testid="backfill-end"]', '2026-01-02');
+    await page.fill('[data-testid="backfill-cron"]', '0 0 * * *');
+    await page.click('[data-testid="start-backfill"]');
+    await page.locator('[data-testid="notice"]', { hasText: /Backfill \d+: 2 runs/ }).waitFor();
+    await page
+      .locator('[data-testid="backfill-status"]', {
+        hasText: /SUCCESS · 2\/2 created · 0 running · 2 succeeded/,
+      })
+      .waitFor({ timeout: 60_000 });
 
     await page.click('[data-testid="nav-cluster"]');
     await page.locator('[data-testid="masters-table"] tbody tr').first().waitFor();

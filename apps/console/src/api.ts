@@ -125,15 +125,41 @@ export async function getIfChanged<T>(
   return { changed: true, body: (await res.json()) as T, etag: res.headers.get('ETag') };
 }
 
-/** Part of a task's log from a byte offset; null while it has none yet (404). */
-export async function readLog(taskInstanceId: number, offset: number): Promise<Uint8Array | null> {
+/**
+ * At most `maxBytes` of a task's log from a byte offset (the rest of the stream is cancelled: a log
+ * may be 64 MiB, a page should not hold it all); null while it has none yet (404).
+ */
+export async function readLog(
+  taskInstanceId: number,
+  offset: number,
+  maxBytes: number,
+): Promise<Uint8Array | null> {
   const res = await fetch(`/api/v1/task-instances/${taskInstanceId}/log?offset=${offset}`, {
     headers: headers(),
     cache: 'no-store',
   });
   if (res.status === 404) return null;
   if (!res.ok) throw await errorOf(res);
-  return new Uint8Array(await res.arrayBuffer());
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < maxBytes) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  if (size >= maxBytes) await reader.cancel();
+  const bytes = new Uint8Array(Math.min(size, maxBytes));
+  let at = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, bytes.length - at);
+    bytes.set(part, at);
+    at += part.length;
+    if (at >= bytes.length) break;
+  }
+  return bytes;
 }
 
 export function errorText(err: unknown): string {

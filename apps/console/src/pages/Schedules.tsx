@@ -154,6 +154,7 @@ function BackfillForm({ workflows }: { workflows: WorkflowSummary[] }) {
         <select
           value={form.workflowCode}
           onChange={(e) => setForm({ ...form, workflowCode: e.target.value })}
+          data-testid="backfill-workflow"
         >
           <option value="">choose…</option>
           {workflows.map((w) => (
@@ -167,6 +168,7 @@ function BackfillForm({ workflows }: { workflows: WorkflowSummary[] }) {
         From (date or ISO time)
         <input
           placeholder="2024-01-01"
+          data-testid="backfill-start"
           value={form.start}
           onChange={(e) => setForm({ ...form, start: e.target.value })}
         />
@@ -175,13 +177,18 @@ function BackfillForm({ workflows }: { workflows: WorkflowSummary[] }) {
         To (inclusive)
         <input
           placeholder="2024-01-31"
+          data-testid="backfill-end"
           value={form.end}
           onChange={(e) => setForm({ ...form, end: e.target.value })}
         />
       </label>
       <label>
         Cron (default: the workflow&apos;s schedule)
-        <input value={form.cron} onChange={(e) => setForm({ ...form, cron: e.target.value })} />
+        <input
+          value={form.cron}
+          onChange={(e) => setForm({ ...form, cron: e.target.value })}
+          data-testid="backfill-cron"
+        />
       </label>
       <CronPreview cron={form.cron} />
       <label>
@@ -195,11 +202,16 @@ function BackfillForm({ workflows }: { workflows: WorkflowSummary[] }) {
       </label>
       <ErrorBox error={action.error} />
       <Notice text={action.notice} />
-      <button type="button" onClick={() => void submit()} disabled={action.busy || !form.workflowCode}>
+      <button
+        type="button"
+        onClick={() => void submit()}
+        disabled={action.busy || !form.workflowCode}
+        data-testid="start-backfill"
+      >
         Start backfill
       </button>
       {b ? (
-        <div className="notice">
+        <div className="notice" data-testid="backfill-status">
           Backfill {b.id}: {b.state} · {b.created}/{b.total} created · {b.running} running · {b.succeeded}{' '}
           succeeded · {b.failed} failed{' '}
           {b.state === 'RUNNING' ? (

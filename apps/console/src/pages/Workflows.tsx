@@ -1,18 +1,24 @@
 import { useEffect, useState } from 'react';
 import { get } from '../api';
 import { duration, ErrorBox, Pager, Section, StateBadge, when } from '../components/bits';
-import { usePoll } from '../hooks';
+import { useNow, usePoll, useVisible } from '../hooks';
 import { Link } from '../router';
 import type { Instance, Page, WorkflowSummary } from '../types';
 
 const LIMIT = 25;
 
-/** Each workflow's newest run (the API lists runs per workflow, newest first). */
+/**
+ * Each workflow's newest run (the API lists runs per workflow, newest first), read again every
+ * 5 s while the tab is visible.
+ */
 function useLastRuns(codes: readonly string[]): Map<string, Instance | null> {
   const [runs, setRuns] = useState(new Map<string, Instance | null>());
   const key = codes.join(',');
+  const visible = useVisible();
+  const now = useNow(5000);
   useEffect(() => {
     let cancelled = false;
+    if (!visible) return;
     const codesNow = key === '' ? [] : key.split(',');
     void Promise.all(
       codesNow.map((code) =>
@@ -27,7 +33,8 @@ function useLastRuns(codes: readonly string[]): Map<string, Instance | null> {
     return () => {
       cancelled = true;
     };
-  }, [key]);
+    // `now` re-reads them (the list of workflows alone does not change when a run ends).
+  }, [key, visible, now]);
   return runs;
 }
 
