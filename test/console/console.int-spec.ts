@@ -49,7 +49,7 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     return (await res.json()) as T;
   };
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const watch = (p: Page) => {
     p.on('console', (m) => {
       if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
@@ -254,6 +254,8 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     await page.waitForURL(/\/runs\/\d+$/);
     await waitForNodeState('setup', 'SUCCESS');
     await waitForNodeState('long', 'RUNNING_EXECUTION');
+    // The diagnosis says what holds each unfinished task: nothing, it runs.
+    await page.locator('[data-testid="diagnosis"] tr', { hasText: /long.*it runs/ }).waitFor();
     await page.click('[data-testid="log-long-1"]');
     const log = page.locator('[data-testid="task-log"]');
     // Following: lines written after the log was opened appear without a reload.

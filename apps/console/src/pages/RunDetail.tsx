@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'react';
 import { post } from '../api';
 import { Dag } from '../components/Dag';
+import { Diagnosis } from '../components/Diagnosis';
 import { Gantt } from '../components/Gantt';
 import { TaskLog } from '../components/TaskLog';
 import { duration, ErrorBox, Notice, paramsToText, Section, StateBadge, when } from '../components/bits';
@@ -147,6 +148,11 @@ export function RunDetailPage({ id }: { id: number }) {
           <Gantt tasks={instance.tasks} now={now} />
         )}
       </Section>
+      {FINAL_WORKFLOW_STATES.has(instance.state) ? null : (
+        <Section title="Why is it not done?">
+          <Diagnosis instanceId={instance.id} />
+        </Section>
+      )}
       <Section title="Task attempts">
         <table className="table" data-testid="tasks-table">
           <thead>

@@ -346,6 +346,7 @@ export function WorkflowDetailPage({ code }: { code: string }) {
             ))}
           </tbody>
         </table>
+        {runs.data?.total === 0 ? <p className="muted">No runs yet.</p> : null}
       </Section>
     </>
   );
