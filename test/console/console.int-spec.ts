@@ -299,6 +299,45 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     for (const name of ['extract', 'transform', 'load']) await waitForNodeState(name, 'SUCCESS');
   });
 
+  it('pauses and resumes a run, and resumes the failed tasks of a failed one', async () => {
+    const wf = await call<{ code: string }>('POST', '/workflows', {
+      name: 'console-pause',
+      tasks: [
+        { name: 'first', type: 'SHELL', command: 'sleep 2' },
+        { name: 'second', type: 'SHELL', command: 'echo second' },
+      ],
+      edges: [{ from: 'first', to: 'second' }],
+    });
+    const paused = await call<{ workflowInstanceId: number }>('POST', `/workflows/${wf.code}/runs`, {});
+    await page.goto(`${base}/runs/${paused.workflowInstanceId}`);
+    await waitForNodeState('first', 'RUNNING_EXECUTION');
+    await page.click('[data-testid="control-pause"]');
+    // The running task finishes; nothing new starts.
+    await page
+      .locator('[data-testid="state"]', { hasText: /^PAUSE$/ })
+      .first()
+      .waitFor({ timeout: 60_000 });
+    expect(await nodeState('second')).toBe('NOT_STARTED');
+    await page.click('[data-testid="control-resume"]');
+    await page.locator('[data-testid="notice"]', { hasText: 'resume: accepted' }).waitFor();
+    await waitForNodeState('second', 'SUCCESS');
+
+    const failing = await call<{ code: string }>('POST', '/workflows', {
+      name: 'console-fail',
+      tasks: [{ name: 'flaky', type: 'SHELL', command: 'exit 3' }],
+    });
+    const failed = await call<{ workflowInstanceId: number }>('POST', `/workflows/${failing.code}/runs`, {});
+    await page.goto(`${base}/runs/${failed.workflowInstanceId}`);
+    await waitForNodeState('flaky', 'FAILURE');
+    await page
+      .locator('[data-testid="state"]', { hasText: /^FAILURE$/ })
+      .first()
+      .waitFor({ timeout: 60_000 });
+    await page.click('[data-testid="control-resume-failed"]');
+    await page.locator('[data-testid="notice"]', { hasText: 'resume-failed: accepted' }).waitFor();
+    await page.locator('[data-testid="log-flaky-2"]').waitFor({ timeout: 60_000 });
+  });
+
   it('edits a workflow with the form (a field and a new task) and stores a new version', async () => {
     await page.click('[data-testid="nav-workflows"]');
     await page.click('[data-testid="workflow-console-etl"]');
