@@ -4,7 +4,8 @@
  * process), serving the console build at /. The browser signs in, creates a workflow (after the
  * API refused a broken one, its message shown), sees its DAG, triggers it, watches every node turn
  * green, reads a task's log, follows the log of a long run, stops it, and sees the API's refusal
- * of an action that does not apply. Screenshots go to docs/console/ (the README shows them).
+ * of an action that does not apply. Screenshots go to docs/console/ (the README shows them) with
+ * UPDATE_SCREENSHOTS=1.
  * Skipped, with the reason, where there is no Chromium (scripts/install-test-deps.sh installs it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +17,14 @@ import { describeUnless, freePort, stopProcess, waitFor } from '@porpoise/test-h
 
 const ROOT = join(__dirname, '..', '..');
 const MAIN = join(ROOT, 'dist', 'apps', 'standalone', 'src', 'main.js');
-const SHOTS = join(ROOT, 'docs', 'console');
+/**
+ * The screenshots: the README's ones in docs/console/ with UPDATE_SCREENSHOTS=1, else a scratch
+ * directory (taken either way; a plain `npm test` leaves the checkout clean).
+ */
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? join(ROOT, 'docs', 'console')
+    : join(tmpdir(), `porpoise-console-shots-${process.pid}`);
 const TOKEN = 'console-test-admin-token-0123456789abcdef';
 
 /** Debian's chromium (or CHROMIUM_PATH); the test needs a browser, not a download. */
@@ -121,6 +129,7 @@ describeUnless(skipReason)('the web console in headless Chromium (a standalone n
     await browser?.close();
     if (node) await stopProcess(node, 'SIGTERM', 30_000);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
+    if (process.env.UPDATE_SCREENSHOTS !== '1') rmSync(SHOTS, { recursive: true, force: true });
   }, 60_000);
 
   afterEach(() => {
