@@ -247,6 +247,28 @@ describe('workflows', () => {
     expect(next.json.items.map((w: { code: string }) => w.code)).toEqual([first]);
   });
 
+  it('lists each workflow with its newest run (null before the first)', async () => {
+    const code = await createWorkflow();
+    const lastRunOf = async () =>
+      (
+        (await send('GET', '/api/v1/workflows?limit=1000')).json.items as Array<{
+          code: string;
+          lastRun: unknown;
+        }>
+      ).find((w) => w.code === code)?.lastRun;
+    expect(await lastRunOf()).toBeNull();
+    const older = (await trigger(code)).json.workflowInstanceId as number;
+    const newer = (await trigger(code)).json.workflowInstanceId as number;
+    expect(newer).toBeGreaterThan(older);
+    const instance = (await send('GET', `/api/v1/workflow-instances/${newer}`)).json;
+    expect(await lastRunOf()).toEqual({
+      id: newer,
+      state: instance.state,
+      startTime: instance.startTime ?? null,
+      endTime: instance.endTime ?? null,
+    });
+  });
+
   it('404 names an unknown workflow on GET, PUT and runs', async () => {
     for (const [method, path, b] of [
       ['GET', '/api/v1/workflows/wf_nope', undefined],

@@ -26,6 +26,11 @@ export interface WorkflowSummary {
   updatedAt: string;
 }
 
+/** GET /workflows items: a workflow with its newest run. */
+export interface WorkflowListItem extends WorkflowSummary {
+  lastRun: { id: number; state: string; startTime: string | null; endTime: string | null } | null;
+}
+
 export interface Workflow extends WorkflowSummary {
   params: Record<string, string>;
   failureStrategy: string;

@@ -420,8 +420,24 @@ export class WorkflowDto extends WorkflowSummaryDto {
   @ApiProperty({ type: [EdgeDto] }) edges!: EdgeDto[];
 }
 
+export class WorkflowLastRunDto {
+  @ApiProperty({ type: 'integer', example: 42 }) id!: number;
+  @ApiProperty({ type: String, example: 'SUCCESS' }) state!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) startTime!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) endTime!: string | null;
+}
+
+export class WorkflowListItemDto extends WorkflowSummaryDto {
+  @ApiProperty({
+    type: WorkflowLastRunDto,
+    nullable: true,
+    description: 'Its newest run (any state); null when it never ran.',
+  })
+  lastRun!: WorkflowLastRunDto | null;
+}
+
 export class WorkflowListDto {
-  @ApiProperty({ type: [WorkflowSummaryDto] }) items!: WorkflowSummaryDto[];
+  @ApiProperty({ type: [WorkflowListItemDto] }) items!: WorkflowListItemDto[];
   @ApiProperty({ type: 'integer' }) total!: number;
 }
 

@@ -10,7 +10,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import type { WorkflowDefinitionRecord, WorkflowDefinitionSummary } from '@porpoise/dao';
+import type { WorkflowDefinitionRecord, WorkflowListItem } from '@porpoise/dao';
 import { ErrorDto } from '../common/error.dto';
 import { queryInteger, queryReader, readPage } from '../common/input';
 import {
@@ -57,7 +57,7 @@ export class WorkflowsController {
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1..1000, default 50' })
   @ApiQuery({ name: 'offset', required: false, type: Number, description: 'default 0' })
   @ApiResponse({ status: 200, type: WorkflowListDto })
-  list(@Query() query: unknown): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
+  list(@Query() query: unknown): Promise<{ items: WorkflowListItem[]; total: number }> {
     const page = readPage(queryReader(query, ['limit', 'offset']));
     return this.workflows.list(page);
   }

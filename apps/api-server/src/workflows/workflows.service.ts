@@ -10,7 +10,7 @@ import {
   TaskGroupRepository,
   WorkflowDefinitionRepository,
   type WorkflowDefinitionRecord,
-  type WorkflowDefinitionSummary,
+  type WorkflowListItem,
   WorkflowRunRepository,
   type TriggerOutcome,
 } from '@porpoise/dao';
@@ -148,7 +148,7 @@ export class WorkflowsService {
     return found;
   }
 
-  list(page: Page): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
+  list(page: Page): Promise<{ items: WorkflowListItem[]; total: number }> {
     return this.definitions.list(page.limit, page.offset);
   }
 

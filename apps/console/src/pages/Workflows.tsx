@@ -1,48 +1,16 @@
-import { useEffect, useState } from 'react';
-import { get } from '../api';
+import { useState } from 'react';
 import { duration, ErrorBox, Pager, Section, StateBadge, when } from '../components/bits';
-import { useNow, usePoll, useVisible } from '../hooks';
+import { usePoll } from '../hooks';
 import { Link } from '../router';
-import type { Instance, Page, WorkflowSummary } from '../types';
+import type { Page, WorkflowListItem } from '../types';
 
 const LIMIT = 25;
 
-/**
- * Each workflow's newest run (the API lists runs per workflow, newest first), read again every
- * 5 s while the tab is visible.
- */
-function useLastRuns(codes: readonly string[]): Map<string, Instance | null> {
-  const [runs, setRuns] = useState(new Map<string, Instance | null>());
-  const key = codes.join(',');
-  const visible = useVisible();
-  const now = useNow(5000);
-  useEffect(() => {
-    let cancelled = false;
-    if (!visible) return;
-    const codesNow = key === '' ? [] : key.split(',');
-    void Promise.all(
-      codesNow.map((code) =>
-        get<Page<Instance>>(`/workflow-instances?workflowCode=${encodeURIComponent(code)}&limit=1`).then(
-          (page) => [code, page.items[0] ?? null] as const,
-          () => [code, null] as const,
-        ),
-      ),
-    ).then((pairs) => {
-      if (!cancelled) setRuns(new Map(pairs));
-    });
-    return () => {
-      cancelled = true;
-    };
-    // `now` re-reads them (the list of workflows alone does not change when a run ends).
-  }, [key, visible, now]);
-  return runs;
-}
-
 export function WorkflowsPage() {
   const [offset, setOffset] = useState(0);
-  const list = usePoll<Page<WorkflowSummary>>(`/workflows?limit=${LIMIT}&offset=${offset}`, 5000);
+  // Each workflow comes with its newest run (one query on the server for the whole page).
+  const list = usePoll<Page<WorkflowListItem>>(`/workflows?limit=${LIMIT}&offset=${offset}`, 5000);
   const items = list.data?.items ?? [];
-  const lastRuns = useLastRuns(items.map((w) => w.code));
 
   return (
     <Section
@@ -66,7 +34,7 @@ export function WorkflowsPage() {
         </thead>
         <tbody>
           {items.map((w) => {
-            const run = lastRuns.get(w.code);
+            const run = w.lastRun;
             return (
               <tr key={w.code}>
                 <td>
@@ -83,7 +51,7 @@ export function WorkflowsPage() {
                 <td>
                   {run ? (
                     <Link to={`/runs/${run.id}`}>
-                      <StateBadge state={run.state} /> #{run.id} · {when(run.startTime ?? run.createdAt)} ·{' '}
+                      <StateBadge state={run.state} /> #{run.id} · {when(run.startTime)} ·{' '}
                       {duration(run.startTime, run.endTime)}
                     </Link>
                   ) : (

@@ -23,6 +23,16 @@ export interface WorkflowDefinitionRecord extends WorkflowDefinition {
   readonly updatedAt: Date;
 }
 
+/** A workflow in the list, with its newest run (null: never run). */
+export interface WorkflowListItem extends WorkflowDefinitionSummary {
+  readonly lastRun: {
+    readonly id: number;
+    readonly state: string;
+    readonly startTime: Date | null;
+    readonly endTime: Date | null;
+  } | null;
+}
+
 export interface WorkflowDefinitionSummary {
   readonly code: string;
   readonly version: number;
@@ -178,12 +188,29 @@ export class WorkflowDefinitionRepository {
   }
 
   /** Newest first. */
-  async list(limit: number, offset: number): Promise<{ items: WorkflowDefinitionSummary[]; total: number }> {
+  /**
+   * A page of workflows, newest first, each with its newest run: one LATERAL lookup per listed
+   * workflow on the (workflow_code, id DESC) index, in the same statement (no query per row).
+   */
+  async list(limit: number, offset: number): Promise<{ items: WorkflowListItem[]; total: number }> {
     const [rows, count] = await Promise.all([
-      queryRows<Omit<DefinitionRow, 'tasks' | 'edges' | 'settings'>>(
+      queryRows<
+        Omit<DefinitionRow, 'tasks' | 'edges' | 'settings'> & {
+          run_id: string | null;
+          run_state: string | null;
+          run_start: Date | null;
+          run_end: Date | null;
+        }
+      >(
         this.dataSource,
-        `SELECT code, version, name, description, created_at, updated_at
-         FROM workflow_definition ORDER BY created_at DESC, code DESC LIMIT $1 OFFSET $2`,
+        `SELECT d.code, d.version, d.name, d.description, d.created_at, d.updated_at,
+                r.id AS run_id, r.state AS run_state, r.start_time AS run_start, r.end_time AS run_end
+         FROM (SELECT code, version, name, description, created_at, updated_at
+               FROM workflow_definition ORDER BY created_at DESC, code DESC LIMIT $1 OFFSET $2) d
+         LEFT JOIN LATERAL (
+           SELECT id, state, start_time, end_time FROM workflow_instance i
+           WHERE i.workflow_code = d.code ORDER BY i.id DESC LIMIT 1) r ON true
+         ORDER BY d.created_at DESC, d.code DESC`,
         [limit, offset],
       ),
       queryRows<{ total: string }>(this.dataSource, 'SELECT count(*) AS total FROM workflow_definition'),
@@ -196,6 +223,10 @@ export class WorkflowDefinitionRepository {
         description: r.description,
         createdAt: r.created_at,
         updatedAt: r.updated_at,
+        lastRun:
+          r.run_id === null
+            ? null
+            : { id: Number(r.run_id), state: r.run_state ?? '', startTime: r.run_start, endTime: r.run_end },
       })),
       total: Number(firstRow(count, 'count of workflow definitions').total),
     };
