@@ -45,6 +45,8 @@ export type EtcdRegistryConfig = Extract<RegistryConfig, { type: 'etcd' }>;
 
 /** How often to retry while the server is away (lease grants, keep-alives, key clean-up). */
 const RETRY_MS = 500;
+/** Bound on revoking a lost session's lease before a new one is announced (etcd just answered). */
+const STALE_REVOKE_DEADLINE_MS = 2000;
 /** Upper bound on the lease revoke in close(), so shutdown never waits a whole session timeout. */
 const CLOSE_REVOKE_MS = 3_000;
 
@@ -461,25 +463,35 @@ export class EtcdRegistry implements Registry {
     this.regrantTimer = undefined;
     const client = this.client;
     if (this.closed || !client) return;
-    this.granting = this.grantLease(client).then(
-      ({ leaseId, sentAt }) => {
-        this.granting = undefined;
-        if (this.closed) {
-          this.leaseId = leaseId; // close() revokes it
-          return;
-        }
-        this.beginSession(leaseId, sentAt);
-        this.logger.log(`etcd registry: new session ${hexLease(leaseId)} open`);
-        this.listeners.emitConnectionState('CONNECTED');
-      },
-      (err: unknown) => {
-        this.granting = undefined;
-        if (this.closed) return;
-        this.logger.warn(`etcd registry: new session not granted yet, retrying: ${describe(err)}`);
-        this.regrantTimer = this.clock.setTimeout(() => this.regrant(), RETRY_MS);
-        unrefTimer(this.regrantTimer);
-      },
-    );
+    this.granting = this.grantLease(client)
+      // The old lease goes before the new session is announced: a put still carrying it (sent
+      // while suspended, delivered once etcd is back, which even renews leases on restart)
+      // then either lands before the revoke and is deleted with it, or is refused after it. Else
+      // that late revoke would delete the key the owner had re-registered under the new lease,
+      // and masters would see a live worker vanish (and its new tasks taken as lost).
+      .then(async (granted) => {
+        await this.revokeStaleLeases(client);
+        return granted;
+      })
+      .then(
+        ({ leaseId, sentAt }) => {
+          this.granting = undefined;
+          if (this.closed) {
+            this.leaseId = leaseId; // close() revokes it
+            return;
+          }
+          this.beginSession(leaseId, sentAt);
+          this.logger.log(`etcd registry: new session ${hexLease(leaseId)} open`);
+          this.listeners.emitConnectionState('CONNECTED');
+        },
+        (err: unknown) => {
+          this.granting = undefined;
+          if (this.closed) return;
+          this.logger.warn(`etcd registry: new session not granted yet, retrying: ${describe(err)}`);
+          this.regrantTimer = this.clock.setTimeout(() => this.regrant(), RETRY_MS);
+          unrefTimer(this.regrantTimer);
+        },
+      );
   }
 
   // ---------------------------------------------------------------- data
@@ -784,17 +796,23 @@ export class EtcdRegistry implements Registry {
       }
       attempts.push(client.kv.deleteRange(exactKey(key)).then(() => this.orphanKeys.delete(key)));
     }
-    for (const lease of this.staleLeases) {
-      attempts.push(
-        client.leaseClient.leaseRevoke({ ID: lease }).then(
+    attempts.push(this.revokeStaleLeases(client));
+    await Promise.allSettled(attempts);
+  }
+
+  /** Revokes the leases of lost sessions (each forgotten once revoked or unknown to etcd). */
+  private async revokeStaleLeases(client: Etcd3): Promise<void> {
+    const deadline = new Date(this.clock.now() + STALE_REVOKE_DEADLINE_MS);
+    await Promise.allSettled(
+      [...this.staleLeases].map((lease) =>
+        client.leaseClient.leaseRevoke({ ID: lease }, { deadline }).then(
           () => this.staleLeases.delete(lease),
           (err: unknown) => {
             if (err instanceof EtcdLeaseInvalidError) this.staleLeases.delete(lease);
           },
         ),
-      );
-    }
-    await Promise.allSettled(attempts);
+      ),
+    );
   }
 
   // ---------------------------------------------------------------- helpers
