@@ -799,4 +799,16 @@ export class ChaosCluster {
       .map((r) => `  instance ${r.id} ${r.state} host ${r.host} epoch ${r.epoch}: ${r.tasks}`)
       .join('\n');
   }
+
+  // ------------------------------------------------------------------ Postgres faults (issue 13 item 1)
+
+  /**
+   * The cluster's Postgres (the metadata, and the JDBC registry's store): infra-postgres.ts kills,
+   * stops and starts it on the same port and data.
+   */
+  postgresServer(): TestServer {
+    const pg = this.servers[0];
+    if (!pg) throw new Error('the chaos cluster has no Postgres');
+    return pg;
+  }
 }

@@ -1,0 +1,527 @@
+/**
+ * Postgres faults while runs are in flight (issue 13 item 1), shared by the per-registry files
+ * chaos-postgres-{zookeeper,etcd,jdbc}.int-spec.ts. With the JDBC registry the registry lives in
+ * the same Postgres, so every fault here is its registry fault too.
+ *
+ * a. Postgres crashed (postmaster and backends SIGKILLed together) and started again on the same
+ *    port and data after 1-3 s, several times during a stream of runs;
+ * b. Postgres stopped for longer than every pool timeout (the DAO pool's acquire timeout, the
+ *    JDBC registry's connect and query timeouts, and REGISTRY_SESSION_TIMEOUT_MS, so that a JDBC
+ *    session expires), then started;
+ * c. a failover racing the outage: with Postgres down, the master driving running instances is
+ *    SIGKILLed; Postgres comes back and the failover must complete (its instances taken over by
+ *    another master and finished).
+ *
+ * Each checks every invariant of the suite (checkInvariants), that each outage hit runs in flight
+ * (from the audit trail), that the API answered 503 naming the database while Postgres was down,
+ * and that every node recovered without a restart: the same processes (pids) as before, none
+ * exited, each answers its health check, and a fresh run completes. No timing is asserted.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { POOL_LIMITS } from '@porpoise/dao';
+import { HealthClient } from '@porpoise/rpc';
+import { authHeaders } from '../harness/api-token';
+import { sleep, waitFor } from '../harness';
+import { CHAOS_CLUSTER_SECRET, ChaosCluster, type ChaosNode, type RegistryKind } from './cluster';
+import { chaosSeed, Prng } from './prng';
+import {
+  CHAOS_CHILD_DAG,
+  CHAOS_DAG,
+  assertInvariants,
+  createChaosWorkflow,
+  type ChaosWorkflow,
+} from './scenario';
+import { FINAL_WORKFLOW_STATES, type CheckInput, type DagSpec, type Run, type Violation } from './invariants';
+
+const SESSION_TIMEOUT_MS = 2500;
+const HEARTBEAT_INTERVAL_MS = 400;
+/** The JDBC registry's own bounds (jdbc.registry.ts): connect and control ≤ 10 s, queries ≤ 15 s. */
+const JDBC_REGISTRY_TIMEOUT_MS = 15_000;
+/**
+ * Scenario b's outage: past the DAO pool's acquire timeout (POOL_LIMITS.connectionTimeoutMillis),
+ * past the session timeout, and past the JDBC registry's connect and query timeouts at this
+ * session (clamped to 1-2 s at a 2.5 s session; JDBC_REGISTRY_TIMEOUT_MS is their ceiling).
+ */
+export const LONG_OUTAGE_MS =
+  Math.max(
+    POOL_LIMITS.connectionTimeoutMillis,
+    SESSION_TIMEOUT_MS,
+    jdbcTimeoutsAtSession(SESSION_TIMEOUT_MS),
+  ) + 2000;
+
+function jdbcTimeoutsAtSession(sessionMs: number): number {
+  const heartbeat = HEARTBEAT_INTERVAL_MS;
+  const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+  return Math.min(
+    JDBC_REGISTRY_TIMEOUT_MS,
+    Math.max(clamp(heartbeat, 1000, 10_000), clamp(sessionMs / 2, 2000, 15_000)),
+  );
+}
+
+/** One answer of the API while Postgres was down. */
+export interface ApiSample {
+  readonly sentAt: number;
+  readonly answeredAt: number;
+  readonly status: number;
+  readonly body: string;
+}
+
+/** One outage of Postgres, as the test caused it. */
+export interface Outage {
+  readonly label: string;
+  readonly kind: 'SIGKILL' | 'stop';
+  /** When the kill or stop began: from here on the database is going. */
+  readonly downAt: number;
+  /** When the kill or stop had ended: Postgres is gone from here... */
+  readonly goneAt: number;
+  /** ...until its start began. */
+  readonly restoreAt: number;
+  /** When it accepted connections again. */
+  readonly upAt: number;
+  /** The API's answers sent after goneAt and answered before restoreAt. */
+  readonly samples: ApiSample[];
+}
+
+const shellTasks = (dag: DagSpec) =>
+  dag.tasks.filter((t) => dag.conditions?.[t] === undefined && dag.subWorkflows?.[t] === undefined);
+const sleepParam = (task: string) => `SLEEP_${task.toUpperCase()}`;
+
+/** A run's params (the same shape as the suite's runs: each SHELL task's sleep, FAIL_F in half). */
+function runParams(rng: Prng): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const task of shellTasks(CHAOS_DAG)) params[sleepParam(task)] = rng.range(0.3, 1.2).toFixed(1);
+  for (const task of shellTasks(CHAOS_CHILD_DAG)) params[sleepParam(task)] = rng.range(0.2, 0.6).toFixed(1);
+  params.FAIL_F = rng.chance(0.5) ? '1' : '0';
+  return params;
+}
+
+/** The route sampled during an outage: a plain read that needs the database. */
+const SAMPLE_ROUTE = '/api/v1/workflow-instances?limit=1';
+
+/**
+ * Takes Postgres down (kill: a crash; stop: a clean shutdown), keeps it down for downMs while the
+ * API is asked SAMPLE_ROUTE every 200 ms, then starts it again on the same port and data.
+ * Meanwhile (after the server is gone) `during` runs, e.g. a master kill.
+ */
+export async function postgresOutage(
+  cluster: ChaosCluster,
+  label: string,
+  kind: 'SIGKILL' | 'stop',
+  downMs: number,
+  during?: () => Promise<void>,
+): Promise<Outage> {
+  const pg = cluster.postgresServer();
+  const downAt = Date.now();
+  cluster.log(`chaos: postgres ${label}: ${kind} for ${downMs} ms`);
+  await (kind === 'SIGKILL' ? pg.kill() : pg.stop());
+  const goneAt = Date.now();
+  const samples: ApiSample[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const sentAt = Date.now();
+      const res = await fetch(`${cluster.apiUrl}${SAMPLE_ROUTE}`, {
+        headers: authHeaders(),
+        signal: AbortSignal.timeout(20_000),
+      }).catch((err: unknown) => err as Error);
+      const answeredAt = Date.now();
+      if (res instanceof Response) {
+        samples.push({ sentAt, answeredAt, status: res.status, body: await res.text() });
+      } else {
+        samples.push({ sentAt, answeredAt, status: 0, body: `no answer: ${res.message}` });
+      }
+      await sleep(200);
+    }
+  })();
+  await during?.();
+  await sleep(Math.max(0, downMs - (Date.now() - goneAt)));
+  const restoreAt = Date.now();
+  sampling = false;
+  await pg.start();
+  const upAt = Date.now();
+  await sampler;
+  cluster.log(`chaos: postgres ${label}: up again`);
+  return {
+    label,
+    kind,
+    downAt,
+    goneAt,
+    restoreAt,
+    upAt,
+    samples: samples.filter((s) => s.sentAt >= goneAt && s.answeredAt <= restoreAt),
+  };
+}
+
+/**
+ * The API's answers during each outage: each one 503 with a JSON error naming the database, and
+ * at least one per outage.
+ */
+export function checkApiAnswers(outages: readonly Outage[]): Violation[] {
+  const out: Violation[] = [];
+  for (const o of outages) {
+    if (o.samples.length === 0) {
+      out.push({ invariant: 'api-503', message: `${o.label}: no API answer while Postgres was down` });
+    }
+    for (const s of o.samples) {
+      let message: unknown;
+      try {
+        message = (JSON.parse(s.body) as { message?: unknown }).message;
+      } catch {
+        message = undefined;
+      }
+      if (s.status !== 503 || typeof message !== 'string' || !/database/i.test(message)) {
+        out.push({
+          invariant: 'api-503',
+          message: `${o.label}: GET ${SAMPLE_ROUTE} answered ${s.status} ${s.body.slice(0, 200)} while Postgres was down (want 503 naming the database)`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Each outage must have hit work in flight (from the data): an instance of these runs that was
+ * RUNNING_EXECUTION when Postgres went down (its last audit row before downAt) and reached its
+ * final state only after Postgres was back. Also counted, not required: SHELL attempts running on
+ * a worker across the moment Postgres went down (witness start before, end after).
+ */
+export function outageHits(
+  input: CheckInput,
+  outages: readonly Outage[],
+): { violations: Violation[]; lines: string[] } {
+  const violations: Violation[] = [];
+  const lines: string[] = [];
+  for (const o of outages) {
+    const inFlight = new Set<number>();
+    const byInstance = new Map<number, Array<{ at: number; state: string }>>();
+    for (const row of input.instanceAudit) {
+      const rows = byInstance.get(row.instanceId) ?? [];
+      if (row.at !== undefined) rows.push({ at: row.at, state: row.state });
+      byInstance.set(row.instanceId, rows);
+    }
+    for (const [id, rows] of byInstance) {
+      const before = rows.filter((r) => r.at <= o.downAt).pop();
+      const final = rows.find((r) => FINAL_WORKFLOW_STATES.includes(r.state));
+      if (before?.state === 'RUNNING_EXECUTION' && final !== undefined && final.at >= o.upAt) {
+        inFlight.add(id);
+      }
+    }
+    const starts = new Map<number, number>();
+    for (const l of input.witness.lines) if (l.kind === 'start') starts.set(l.taskInstanceId, l.ms);
+    const acrossTasks = input.witness.lines.filter(
+      (l) => l.kind !== 'start' && l.ms > o.downAt && (starts.get(l.taskInstanceId) ?? Infinity) < o.downAt,
+    ).length;
+    lines.push(
+      `${o.label} (${o.kind}, down ${o.restoreAt - o.goneAt} ms): ${inFlight.size} instances in flight ` +
+        `[${[...inFlight].slice(0, 8).join(', ')}], ${acrossTasks} task attempts running across it, ` +
+        `${o.samples.length} API answers while down`,
+    );
+    if (inFlight.size === 0) {
+      violations.push({
+        invariant: 'hits',
+        message: `${o.label}: no run was in flight when Postgres went down (nothing RUNNING then and final after)`,
+      });
+    }
+  }
+  return { violations, lines };
+}
+
+/** Each node's process id now, by name. */
+function pidsOf(nodes: readonly ChaosNode[]): Map<string, number | undefined> {
+  return new Map(nodes.map((n) => [n.name, n.pid]));
+}
+
+/**
+ * Every node recovered without a restart: the same process as `before` (except `except`, nodes
+ * the scenario killed itself), up, and answering its health check: the api-server's GET /health
+ * 200, a master's or worker's gRPC health SERVING (their HTTP /health is off in the chaos
+ * cluster: METRICS_PORT=0). Waits (bounded) for the health, not for the process.
+ */
+async function checkRecovered(
+  cluster: ChaosCluster,
+  before: Map<string, number | undefined>,
+  except: readonly ChaosNode[] = [],
+): Promise<Violation[]> {
+  const out: Violation[] = [];
+  const health = new HealthClient(CHAOS_CLUSTER_SECRET);
+  try {
+    for (const node of cluster.nodes) {
+      if (except.includes(node)) continue;
+      if (node.pid !== before.get(node.name) || node.state !== 'up') {
+        out.push({
+          invariant: '8',
+          message: `${node.name} is ${node.state} with pid ${node.pid}, was pid ${before.get(node.name)}: it did not recover in place`,
+        });
+        continue;
+      }
+      const answer = async (): Promise<string> => {
+        if (node.role === 'api-server') {
+          const res = await fetch(`http://127.0.0.1:${node.port}/health`, {
+            signal: AbortSignal.timeout(5000),
+          });
+          return res.status === 200 ? 'ok' : `${res.status} ${await res.text()}`;
+        }
+        const status = await health.check(node.address, 3000);
+        return status === 'SERVING' ? 'ok' : status;
+      };
+      let last = '';
+      const ok = await waitFor(
+        `${node.name}'s health`,
+        async () => {
+          last = await answer().catch((err: unknown) => `error ${(err as Error).message}`);
+          return last === 'ok';
+        },
+        30_000,
+        250,
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) out.push({ invariant: '8', message: `${node.name}'s health did not answer ok: ${last}` });
+    }
+  } finally {
+    health.close();
+  }
+  return out;
+}
+
+/** Waits until some master drives a RUNNING instance (the cluster's own pool may still reconnect). */
+async function untilRunning(cluster: ChaosCluster, timeoutMs = 30_000): Promise<void> {
+  await waitFor(
+    'a master to drive a RUNNING instance',
+    async () => {
+      const work = await cluster.runningWork('master').catch(() => new Map<string, number>());
+      return [...work.values()].some((n) => n > 0);
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+interface ScenarioResult {
+  readonly runs: Run[];
+  readonly outages: Outage[];
+  readonly problems: Violation[];
+  /** Nodes the scenario killed on purpose (not a failure to recover). */
+  readonly killed: ChaosNode[];
+}
+
+/** a. Runs triggered one after the other while Postgres is crashed and restarted `kills` times. */
+async function crashStream(
+  cluster: ChaosCluster,
+  rng: Prng,
+  wf: ChaosWorkflow,
+  runCount: number,
+  kills: number,
+): Promise<ScenarioResult> {
+  const runs: Run[] = [];
+  const outages: Outage[] = [];
+  let dbDown: Promise<unknown> = Promise.resolve();
+  let triggering = true;
+  const r = rng.fork('runs');
+  const f = rng.fork('faults');
+  const trigger = (async () => {
+    try {
+      for (let i = 0; i < runCount; i++) {
+        await dbDown; // a trigger answered 503 would be no run: runs are triggered while it is up
+        runs.push(await cluster.trigger(wf.code, runParams(r)));
+        await sleep(r.int(300, 800));
+      }
+    } finally {
+      triggering = false;
+    }
+  })();
+  const faults = (async () => {
+    for (let k = 1; k <= kills; k++) {
+      await sleep(f.int(1500, 2500));
+      // Aimed: only while a master drives a RUNNING instance, so that the crash hits work.
+      await untilRunning(cluster);
+      let done!: () => void;
+      dbDown = new Promise<void>((resolve) => (done = resolve));
+      try {
+        outages.push(await postgresOutage(cluster, `crash ${k}`, 'SIGKILL', f.int(1000, 3000)));
+      } finally {
+        done();
+      }
+    }
+  })();
+  await Promise.all([trigger, faults]);
+  void triggering;
+  return { runs, outages, problems: [], killed: [] };
+}
+
+/** b. A few runs under way, then Postgres stopped for LONG_OUTAGE_MS and started. */
+async function longStop(
+  cluster: ChaosCluster,
+  rng: Prng,
+  wf: ChaosWorkflow,
+  runCount: number,
+): Promise<ScenarioResult> {
+  const r = rng.fork('runs');
+  const runs: Run[] = [];
+  for (let i = 0; i < runCount; i++) {
+    runs.push(await cluster.trigger(wf.code, runParams(r)));
+    await sleep(r.int(200, 500));
+  }
+  await untilRunning(cluster);
+  const outage = await postgresOutage(cluster, 'long stop', 'stop', LONG_OUTAGE_MS);
+  // A run triggered after it: work goes on afterwards too.
+  runs.push(await cluster.trigger(wf.code, runParams(r)));
+  return { runs, outages: [outage], problems: [], killed: [] };
+}
+
+/**
+ * c. Runs under way; Postgres crashed; meanwhile the master driving the most RUNNING instances is
+ * SIGKILLed and left down. Postgres stays down past the session timeout (ZooKeeper and etcd
+ * remove the master while the database is away, so the failover starts without it), then comes
+ * back: the failover must complete. The killed master is started again at the end.
+ */
+async function failoverRace(
+  cluster: ChaosCluster,
+  rng: Prng,
+  wf: ChaosWorkflow,
+  runCount: number,
+): Promise<ScenarioResult> {
+  const r = rng.fork('runs');
+  const runs: Run[] = [];
+  for (let i = 0; i < runCount; i++) runs.push(await cluster.trigger(wf.code, runParams(r)));
+  await untilRunning(cluster);
+  const work = await cluster.runningWork('master');
+  const victim = cluster
+    .masters()
+    .filter((m) => m.state === 'up')
+    .sort((a, b) => (work.get(b.address) ?? 0) - (work.get(a.address) ?? 0))[0];
+  if (!victim) throw new Error('no master up');
+  const outage = await postgresOutage(
+    cluster,
+    'failover race',
+    'SIGKILL',
+    SESSION_TIMEOUT_MS + 2500,
+    async () => {
+      cluster.log(
+        `chaos: SIGKILL ${victim.name} (${victim.address}, pid ${victim.pid}) while Postgres is down`,
+      );
+      await cluster.kill(victim);
+    },
+  );
+  return { runs, outages: [outage], problems: [], killed: [victim] };
+}
+
+export interface PostgresFaultOptions {
+  readonly registry: RegistryKind;
+  /** Runs of the crash stream (a). */
+  readonly crashRuns: number;
+  /** Crashes during it. */
+  readonly crashes: number;
+  /** Bound on the wait for the runs to end after a scenario. */
+  readonly settleMs: number;
+}
+
+/** The Postgres fault scenarios on one registry: three masters, three workers, one api-server. */
+export function describePostgresFaults(options: PostgresFaultOptions): void {
+  describe(`Postgres faults on real processes (${options.registry} registry)`, () => {
+    const seed = chaosSeed(`chaos postgres ${options.registry}`);
+    const rng = new Prng(seed);
+    let cluster: ChaosCluster | undefined;
+    let failed = false;
+
+    beforeAll(async () => {
+      cluster = await ChaosCluster.start({
+        registry: options.registry,
+        masters: 3,
+        workers: 3,
+        sessionTimeoutMs: SESSION_TIMEOUT_MS,
+        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        log: process.env.CHAOS_VERBOSE ? (line) => process.stdout.write(`${line}\n`) : undefined,
+      });
+      if (!cluster.postgresServer().controllable) {
+        throw new Error(
+          'the Postgres of the chaos cluster cannot be killed by the test (TEST_DATABASE_URL or a container)',
+        );
+      }
+      cluster.log(`chaos seed: ${seed}`);
+    }, 120_000);
+
+    afterAll(async () => {
+      if (!cluster) return;
+      await cluster.dispose();
+      if (failed || process.env.CHAOS_KEEP) {
+        process.stdout.write(`chaos postgres (${options.registry}): logs kept in ${cluster.scratch}\n`);
+      } else rmSync(cluster.scratch, { recursive: true, force: true });
+    }, 60_000);
+
+    const scenario =
+      (
+        label: string,
+        run: (c: ChaosCluster, wf: ChaosWorkflow) => Promise<ScenarioResult>,
+        requireTakeover: boolean,
+      ) =>
+      async (): Promise<void> => {
+        try {
+          if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+          const c = cluster;
+          const witness = join(c.scratch, `witness-${label}.txt`);
+          const wf = await createChaosWorkflow(c, `chaos-pg-${label}-${options.registry}`, witness);
+          const before = new Map(pidsOf(c.nodes));
+          const result = await run(c, wf);
+          const stuck = await c.waitFinal(
+            result.runs.map((x) => x.instanceId),
+            options.settleMs,
+          );
+          // A fresh run after it all, on the same processes.
+          const fresh = await c.trigger(wf.code, runParams(rng.fork(`fresh-${label}`)));
+          const freshStuck = await c.waitFinal([fresh.instanceId], options.settleMs);
+          const runs = [...result.runs, fresh];
+          const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness);
+          const hits = outageHits(input, result.outages);
+          for (const line of hits.lines) {
+            c.log(`chaos: postgres hit: ${line}`);
+            process.stdout.write(`chaos postgres (${options.registry}) ${label}: ${line}\n`);
+          }
+          const recovered = await checkRecovered(c, before, result.killed);
+          const extra = [
+            ...result.problems,
+            ...checkApiAnswers(result.outages),
+            ...hits.violations,
+            ...recovered,
+            ...(freshStuck.length > 0
+              ? [
+                  {
+                    invariant: '7',
+                    message: `the fresh run after the outages (instance ${fresh.instanceId}) did not end`,
+                  },
+                ]
+              : []),
+          ];
+          // The killed master comes back for the next scenario (its restart is the test's, not a recovery).
+          for (const node of result.killed) if (node.state === 'down') await c.startNode(node);
+          await assertInvariants(c, input, extra, seed, [...stuck, ...freshStuck], {
+            takeover: requireTakeover,
+          });
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      };
+
+    it(
+      'a: Postgres crashed (postmaster and backends SIGKILLed) and restarted several times during a stream of runs: every invariant holds, each crash hit runs in flight, the API answered 503, every node recovered in place',
+      scenario('crash', (c, wf) => crashStream(c, rng, wf, options.crashRuns, options.crashes), false),
+      240_000,
+    );
+
+    it(
+      `b: Postgres stopped past every pool timeout and the session timeout (${LONG_OUTAGE_MS} ms) with runs in flight, then started: every invariant holds, the API answered 503, every node recovered in place`,
+      scenario('long-stop', (c, wf) => longStop(c, rng, wf, 5), false),
+      240_000,
+    );
+
+    it(
+      'c: a master driving running instances SIGKILLed while Postgres is down: after Postgres is back its instances are taken over by another master and finished',
+      scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), true),
+      240_000,
+    );
+  });
+}
