@@ -147,17 +147,20 @@ class LocalPostgres implements TestServer {
     if (!wrapper?.pid) return;
     this.child = undefined;
     const postmaster = postmasterPid(this.dataDir);
-    if (postmaster !== undefined && processStat(postmaster)?.ppid === wrapper.pid) {
-      process.kill(postmaster, 'SIGSTOP');
-      const backends = childrenOf(postmaster);
-      for (const pid of backends) signalQuietly(pid, 'SIGKILL');
-      signalQuietly(postmaster, 'SIGKILL');
-      // The postmaster must be reaped (by the wrapper, its parent, still alive) before a start: a
-      // new postmaster refuses a data directory whose postmaster.pid names a process that
-      // exists, a zombie included. Backends, orphaned now, need only be dead.
-      await waitGone([postmaster], 10_000, false);
-      await waitGone(backends, 10_000, true);
+    if (postmaster === undefined || processStat(postmaster)?.ppid !== wrapper.pid) {
+      // Not ours, or not there: killing only the wrapper would leave Postgres up (no crash at all).
+      this.child = wrapper;
+      throw new Error(`no postmaster of this server to kill (postmaster.pid names ${postmaster ?? 'none'})`);
     }
+    process.kill(postmaster, 'SIGSTOP');
+    const backends = childrenOf(postmaster);
+    for (const pid of backends) signalQuietly(pid, 'SIGKILL');
+    signalQuietly(postmaster, 'SIGKILL');
+    // The postmaster must be reaped (by the wrapper, its parent, still alive) before a start: a
+    // new postmaster refuses a data directory whose postmaster.pid names a process that
+    // exists, a zombie included. Backends, orphaned now, need only be dead.
+    await waitGone([postmaster], 10_000, false);
+    await waitGone(backends, 10_000, true);
     await stopProcess(wrapper, 'SIGKILL');
   }
 
