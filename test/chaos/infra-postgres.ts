@@ -228,6 +228,32 @@ export function outageHits(
   return { violations, lines };
 }
 
+/**
+ * JDBC: an outage past the session timeout must have expired every session (the registry is in
+ * that Postgres): each master and worker said its session was lost after Postgres went down. Proves
+ * the fault reached that far; the checks above prove they came back from it.
+ */
+function checkSessionsExpired(
+  cluster: ChaosCluster,
+  outage: Outage,
+  except: readonly ChaosNode[],
+): Violation[] {
+  const out: Violation[] = [];
+  for (const node of cluster.nodes) {
+    if (node.role === 'api-server' || except.includes(node)) continue;
+    const lost = cluster.faults.some(
+      (f) => f.kind === 'session-lost' && f.address === node.address && f.at >= outage.downAt,
+    );
+    if (!lost) {
+      out.push({
+        invariant: 'hits',
+        message: `${outage.label}: ${node.name} never lost its JDBC registry session although Postgres was down past the session timeout`,
+      });
+    }
+  }
+  return out;
+}
+
 /** Each node's process id now, by name. */
 function pidsOf(nodes: readonly ChaosNode[]): Map<string, number | undefined> {
   return new Map(nodes.map((n) => [n.name, n.pid]));
@@ -481,11 +507,18 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
             process.stdout.write(`chaos postgres (${options.registry}) ${label}: ${line}\n`);
           }
           const recovered = await checkRecovered(c, before, result.killed);
+          const expired =
+            options.registry === 'jdbc'
+              ? result.outages
+                  .filter((o) => o.restoreAt - o.goneAt > SESSION_TIMEOUT_MS)
+                  .flatMap((o) => checkSessionsExpired(c, o, result.killed))
+              : [];
           const extra = [
             ...result.problems,
             ...checkApiAnswers(result.outages),
             ...hits.violations,
             ...recovered,
+            ...expired,
             ...(freshStuck.length > 0
               ? [
                   {
