@@ -13,7 +13,8 @@
  *    another master and finished).
  *
  * Each checks every invariant of the suite (checkInvariants), that each outage hit runs in flight
- * (from the audit trail), that the API answered 503 naming the database while Postgres was down,
+ * (from the audit trail), that the API answered 503 naming the database while Postgres was down
+ * (reads, triggers, whose refusal must start nothing, and GET /health),
  * and that every node recovered without a restart: the same processes (pids) as before, none
  * exited, each answers its health check, and a fresh run completes. No timing is asserted.
  */
@@ -61,6 +62,8 @@ function jdbcTimeoutsAtSession(sessionMs: number): number {
 
 /** One answer of the API while Postgres was down. */
 export interface ApiSample {
+  /** read: SAMPLE_ROUTE; trigger: POST a run; health: the api-server's GET /health. */
+  readonly request: 'read' | 'trigger' | 'health';
   readonly sentAt: number;
   readonly answeredAt: number;
   readonly status: number;
@@ -81,6 +84,8 @@ export interface Outage {
   readonly upAt: number;
   /** The API's answers sent after goneAt and answered before restoreAt. */
   readonly samples: ApiSample[];
+  /** Runs a trigger sent meanwhile got accepted (202) for: they must run like any other. */
+  readonly accepted: Run[];
 }
 
 const shellTasks = (dag: DagSpec) =>
@@ -99,17 +104,25 @@ function runParams(rng: Prng): Record<string, string> {
 /** The route sampled during an outage: a plain read that needs the database. */
 const SAMPLE_ROUTE = '/api/v1/workflow-instances?limit=1';
 
+/** What an outage does while Postgres is down. */
+export interface OutageOptions {
+  /** Runs once Postgres is gone (e.g. a master kill). */
+  readonly during?: () => Promise<void>;
+  /** Also POST a run of this workflow in every round of samples (a write while it is down). */
+  readonly trigger?: { readonly code: string; readonly params: () => Record<string, string> };
+}
+
 /**
  * Takes Postgres down (kill: a crash; stop: a clean shutdown), keeps it down for downMs while the
- * API is asked SAMPLE_ROUTE every 200 ms, then starts it again on the same port and data.
- * Meanwhile (after the server is gone) `during` runs, e.g. a master kill.
+ * API is asked every 200 ms (SAMPLE_ROUTE, GET /health, and a trigger when asked), then starts it
+ * again on the same port and data.
  */
 export async function postgresOutage(
   cluster: ChaosCluster,
   label: string,
   kind: 'SIGKILL' | 'stop',
   downMs: number,
-  during?: () => Promise<void>,
+  options: OutageOptions = {},
 ): Promise<Outage> {
   const pg = cluster.postgresServer();
   const downAt = Date.now();
@@ -117,24 +130,52 @@ export async function postgresOutage(
   await (kind === 'SIGKILL' ? pg.kill() : pg.stop());
   const goneAt = Date.now();
   const samples: ApiSample[] = [];
+  const accepted: Run[] = [];
+  const ask = async (
+    request: ApiSample['request'],
+    url: string,
+    init: RequestInit = {},
+  ): Promise<ApiSample> => {
+    const sentAt = Date.now();
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) }).catch(
+      (err: unknown) => err as Error,
+    );
+    const body = res instanceof Response ? await res.text() : `no answer: ${res.message}`;
+    const sample = {
+      request,
+      sentAt,
+      answeredAt: Date.now(),
+      status: res instanceof Response ? res.status : 0,
+      body,
+    };
+    samples.push(sample);
+    return sample;
+  };
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const sentAt = Date.now();
-      const res = await fetch(`${cluster.apiUrl}${SAMPLE_ROUTE}`, {
-        headers: authHeaders(),
-        signal: AbortSignal.timeout(20_000),
-      }).catch((err: unknown) => err as Error);
-      const answeredAt = Date.now();
-      if (res instanceof Response) {
-        samples.push({ sentAt, answeredAt, status: res.status, body: await res.text() });
-      } else {
-        samples.push({ sentAt, answeredAt, status: 0, body: `no answer: ${res.message}` });
+      await ask('read', `${cluster.apiUrl}${SAMPLE_ROUTE}`, { headers: authHeaders() });
+      await ask('health', `${cluster.apiUrl}/health`);
+      if (options.trigger) {
+        const params = options.trigger.params();
+        const sample = await ask(
+          'trigger',
+          `${cluster.apiUrl}/api/v1/workflows/${options.trigger.code}/runs`,
+          {
+            method: 'POST',
+            headers: authHeaders({ 'content-type': 'application/json' }),
+            body: JSON.stringify({ params }),
+          },
+        );
+        if (sample.status === 202) {
+          const b = JSON.parse(sample.body) as { commandId: number; workflowInstanceId: number };
+          accepted.push({ commandId: b.commandId, instanceId: b.workflowInstanceId, params });
+        }
       }
       await sleep(200);
     }
   })();
-  await during?.();
+  await options.during?.();
   await sleep(Math.max(0, downMs - (Date.now() - goneAt)));
   const restoreAt = Date.now();
   sampling = false;
@@ -150,30 +191,45 @@ export async function postgresOutage(
     restoreAt,
     upAt,
     samples: samples.filter((s) => s.sentAt >= goneAt && s.answeredAt <= restoreAt),
+    accepted,
   };
 }
 
 /**
- * The API's answers during each outage: each one 503 with a JSON error naming the database, and
- * at least one per outage.
+ * The API's answers during each outage, at least one of each kind asked per outage: a read and a
+ * trigger answer 503 with a JSON error naming the database (a trigger refused so starts nothing:
+ * an instance no run knows of fails invariant 1), and GET /health answers 503 with the database
+ * not ok.
  */
-export function checkApiAnswers(outages: readonly Outage[]): Violation[] {
+export function checkApiAnswers(outages: readonly Outage[], triggered: boolean): Violation[] {
   const out: Violation[] = [];
-  for (const o of outages) {
-    if (o.samples.length === 0) {
-      out.push({ invariant: 'api-503', message: `${o.label}: no API answer while Postgres was down` });
+  const json = (body: string): Record<string, unknown> => {
+    try {
+      const v: unknown = JSON.parse(body);
+      return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+    } catch {
+      return {};
     }
-    for (const s of o.samples) {
-      let message: unknown;
-      try {
-        message = (JSON.parse(s.body) as { message?: unknown }).message;
-      } catch {
-        message = undefined;
-      }
-      if (s.status !== 503 || typeof message !== 'string' || !/database/i.test(message)) {
+  };
+  for (const o of outages) {
+    for (const request of ['read', 'health', ...(triggered ? ['trigger'] : [])]) {
+      if (!o.samples.some((s) => s.request === request)) {
         out.push({
           invariant: 'api-503',
-          message: `${o.label}: GET ${SAMPLE_ROUTE} answered ${s.status} ${s.body.slice(0, 200)} while Postgres was down (want 503 naming the database)`,
+          message: `${o.label}: no ${request} answered while Postgres was down`,
+        });
+      }
+    }
+    for (const s of o.samples) {
+      const body = json(s.body);
+      const ok =
+        s.request === 'health'
+          ? s.status === 503 && body.status === 'unavailable' && body.database !== 'ok'
+          : s.status === 503 && typeof body.message === 'string' && /database/i.test(body.message);
+      if (!ok) {
+        out.push({
+          invariant: 'api-503',
+          message: `${o.label}: ${s.request} answered ${s.status} ${s.body.slice(0, 200)} while Postgres was down (want 503 ${s.request === 'health' ? 'with the database not ok' : 'naming the database'})`,
         });
       }
     }
@@ -216,7 +272,7 @@ export function outageHits(
     lines.push(
       `${o.label} (${o.kind}, down ${o.restoreAt - o.goneAt} ms): ${inFlight.size} instances in flight ` +
         `[${[...inFlight].slice(0, 8).join(', ')}], ${acrossTasks} task attempts running across it, ` +
-        `${o.samples.length} API answers while down`,
+        `${o.samples.length} API answers while down (${o.samples.filter((x) => x.request === 'trigger').length} triggers refused), ${o.accepted.length} triggers accepted around it`,
     );
     if (inFlight.size === 0) {
       violations.push({
@@ -345,18 +401,15 @@ async function crashStream(
   const runs: Run[] = [];
   const outages: Outage[] = [];
   let dbDown: Promise<unknown> = Promise.resolve();
-  let triggering = true;
   const r = rng.fork('runs');
   const f = rng.fork('faults');
+  const w = rng.fork('outage-triggers');
   const trigger = (async () => {
-    try {
-      for (let i = 0; i < runCount; i++) {
-        await dbDown; // a trigger answered 503 would be no run: runs are triggered while it is up
-        runs.push(await cluster.trigger(wf.code, runParams(r)));
-        await sleep(r.int(300, 800));
-      }
-    } finally {
-      triggering = false;
+    for (let i = 0; i < runCount; i++) {
+      // The stream's runs are triggered while Postgres is up (the outage sends triggers of its own).
+      await dbDown;
+      runs.push(await cluster.trigger(wf.code, runParams(r)));
+      await sleep(r.int(300, 800));
     }
   })();
   const faults = (async () => {
@@ -367,14 +420,17 @@ async function crashStream(
       let done!: () => void;
       dbDown = new Promise<void>((resolve) => (done = resolve));
       try {
-        outages.push(await postgresOutage(cluster, `crash ${k}`, 'SIGKILL', f.int(1000, 3000)));
+        outages.push(
+          await postgresOutage(cluster, `crash ${k}`, 'SIGKILL', f.int(1000, 3000), {
+            trigger: { code: wf.code, params: () => runParams(w) },
+          }),
+        );
       } finally {
         done();
       }
     }
   })();
   await Promise.all([trigger, faults]);
-  void triggering;
   return { runs, outages, problems: [], killed: [] };
 }
 
@@ -392,7 +448,10 @@ async function longStop(
     await sleep(r.int(200, 500));
   }
   await untilRunning(cluster);
-  const outage = await postgresOutage(cluster, 'long stop', 'stop', LONG_OUTAGE_MS);
+  const w = rng.fork('outage-triggers');
+  const outage = await postgresOutage(cluster, 'long stop', 'stop', LONG_OUTAGE_MS, {
+    trigger: { code: wf.code, params: () => runParams(w) },
+  });
   // A run triggered after it: work goes on afterwards too.
   runs.push(await cluster.trigger(wf.code, runParams(r)));
   return { runs, outages: [outage], problems: [], killed: [] };
@@ -420,18 +479,14 @@ async function failoverRace(
     .filter((m) => m.state === 'up')
     .sort((a, b) => (work.get(b.address) ?? 0) - (work.get(a.address) ?? 0))[0];
   if (!victim) throw new Error('no master up');
-  const outage = await postgresOutage(
-    cluster,
-    'failover race',
-    'SIGKILL',
-    SESSION_TIMEOUT_MS + 2500,
-    async () => {
+  const outage = await postgresOutage(cluster, 'failover race', 'SIGKILL', SESSION_TIMEOUT_MS + 2500, {
+    during: async () => {
       cluster.log(
         `chaos: SIGKILL ${victim.name} (${victim.address}, pid ${victim.pid}) while Postgres is down`,
       );
       await cluster.kill(victim);
     },
-  );
+  });
   return { runs, outages: [outage], problems: [], killed: [victim] };
 }
 
@@ -482,7 +537,7 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
       (
         label: string,
         run: (c: ChaosCluster, wf: ChaosWorkflow) => Promise<ScenarioResult>,
-        requireTakeover: boolean,
+        require: { readonly takeover: boolean; readonly triggers: boolean },
       ) =>
       async (): Promise<void> => {
         try {
@@ -492,14 +547,16 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
           const wf = await createChaosWorkflow(c, `chaos-pg-${label}-${options.registry}`, witness);
           const before = new Map(pidsOf(c.nodes));
           const result = await run(c, wf);
+          // The stream's runs, and any a trigger sent during an outage got accepted for.
+          const scenarioRuns = [...result.runs, ...result.outages.flatMap((o) => o.accepted)];
           const stuck = await c.waitFinal(
-            result.runs.map((x) => x.instanceId),
+            scenarioRuns.map((x) => x.instanceId),
             options.settleMs,
           );
           // A fresh run after it all, on the same processes.
           const fresh = await c.trigger(wf.code, runParams(rng.fork(`fresh-${label}`)));
           const freshStuck = await c.waitFinal([fresh.instanceId], options.settleMs);
-          const runs = [...result.runs, fresh];
+          const runs = [...scenarioRuns, fresh];
           const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness);
           const hits = outageHits(input, result.outages);
           for (const line of hits.lines) {
@@ -515,7 +572,7 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
               : [];
           const extra = [
             ...result.problems,
-            ...checkApiAnswers(result.outages),
+            ...checkApiAnswers(result.outages, require.triggers),
             ...hits.violations,
             ...recovered,
             ...expired,
@@ -531,7 +588,7 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
           // The killed master comes back for the next scenario (its restart is the test's, not a recovery).
           for (const node of result.killed) if (node.state === 'down') await c.startNode(node);
           await assertInvariants(c, input, extra, seed, [...stuck, ...freshStuck], {
-            takeover: requireTakeover,
+            takeover: require.takeover,
           });
         } catch (err) {
           failed = true;
@@ -540,20 +597,23 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
       };
 
     it(
-      'a: Postgres crashed (postmaster and backends SIGKILLed) and restarted several times during a stream of runs: every invariant holds, each crash hit runs in flight, the API answered 503, every node recovered in place',
-      scenario('crash', (c, wf) => crashStream(c, rng, wf, options.crashRuns, options.crashes), false),
+      'a: Postgres crashed (postmaster and backends SIGKILLed) and restarted several times during a stream of runs: every invariant holds, each crash hit runs in flight, the API answered 503 (reads, triggers, /health), every node recovered in place',
+      scenario('crash', (c, wf) => crashStream(c, rng, wf, options.crashRuns, options.crashes), {
+        takeover: false,
+        triggers: true,
+      }),
       240_000,
     );
 
     it(
       `b: Postgres stopped past every pool timeout and the session timeout (${LONG_OUTAGE_MS} ms) with runs in flight, then started: every invariant holds, the API answered 503, every node recovered in place`,
-      scenario('long-stop', (c, wf) => longStop(c, rng, wf, 5), false),
+      scenario('long-stop', (c, wf) => longStop(c, rng, wf, 5), { takeover: false, triggers: true }),
       240_000,
     );
 
     it(
       'c: a master driving running instances SIGKILLed while Postgres is down: after Postgres is back its instances are taken over by another master and finished',
-      scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), true),
+      scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), { takeover: true, triggers: false }),
       240_000,
     );
   });
