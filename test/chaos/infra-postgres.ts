@@ -18,7 +18,7 @@
  * and that every node recovered without a restart: the same processes (pids) as before, none
  * exited, each answers its health check, and a fresh run completes. No timing is asserted.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { POOL_LIMITS } from '@porpoise/dao';
 import { HealthClient } from '@porpoise/rpc';
@@ -26,6 +26,12 @@ import { authHeaders } from '../harness/api-token';
 import { sleep, waitFor } from '../harness';
 import { CHAOS_CLUSTER_SECRET, ChaosCluster, type ChaosNode, type RegistryKind } from './cluster';
 import { chaosSeed, Prng } from './prng';
+import {
+  checkSchedule,
+  formatScheduleViolations,
+  parseScheduleWitness,
+  type ScheduleViolation,
+} from './schedule-checker';
 import {
   CHAOS_CHILD_DAG,
   CHAOS_DAG,
@@ -490,6 +496,104 @@ async function failoverRace(
   return { runs, outages: [outage], problems: [], killed: [victim] };
 }
 
+/**
+ * d. An every-second RUN_ALL schedule on three masters while Postgres is crashed (1-3 s) and then
+ * stopped past every pool timeout: every second from the first fire to the cutoff must still run
+ * exactly once, as a SCHEDULER run whose task saw its own time (the schedule checker of
+ * scheduleChaos). Returns the violations and the outages.
+ */
+async function scheduleOutages(
+  cluster: ChaosCluster,
+  rng: Prng,
+  settleMs: number,
+): Promise<{ violations: ScheduleViolation[]; outages: Outage[]; summary: string }> {
+  const r = rng.fork('schedule');
+  const witness = join(cluster.scratch, 'witness-pg-schedule.txt');
+  const code = await cluster.createWorkflow({
+    name: `chaos-pg-schedule-${cluster.options.registry}`,
+    tasks: [
+      {
+        name: 'echo',
+        type: 'SHELL',
+        command: `echo "sched $PORPOISE_WORKFLOW_INSTANCE_ID \${porpoise.scheduleTime}" >> ${witness}`,
+      },
+    ],
+  });
+  const cron = '* * * * * *';
+  const created = await cluster.api<{ id: number }>('POST', '/schedules', {
+    workflowCode: code,
+    cron,
+    misfirePolicy: 'RUN_ALL',
+  });
+  if (created.status !== 201) {
+    throw new Error(`POST /schedules answered ${created.status}: ${JSON.stringify(created.body)}`);
+  }
+  const id = created.body.id;
+  const q = async <T>(sql: string, params: unknown[] = []) =>
+    (await cluster.db.query(sql, params)).rows as T[];
+  const fired = async () =>
+    Number(
+      (await q<{ n: string }>('SELECT count(*) AS n FROM schedule_fire WHERE schedule_id = $1', [id]))[0]?.n,
+    );
+  await waitFor('the schedule to fire', async () => (await fired().catch(() => 0)) > 0, 30_000, 200);
+  const outages: Outage[] = [];
+  await sleep(r.int(1000, 3000));
+  outages.push(await postgresOutage(cluster, 'schedule crash', 'SIGKILL', r.int(1000, 3000)));
+  await sleep(r.int(2000, 4000));
+  outages.push(await postgresOutage(cluster, 'schedule long stop', 'stop', LONG_OUTAGE_MS));
+  await sleep(r.int(2000, 4000));
+
+  // The cutoff: the database's now. Every second up to it must be handled (bounded wait).
+  const cutoffMs = Number(
+    (await q<{ ms: string }>('SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS ms'))[0]?.ms,
+  );
+  const caughtUp = async () =>
+    (
+      await q<{ n: string }>(
+        'SELECT count(*) AS n FROM schedule_fire WHERE schedule_id = $1 AND fire_time > to_timestamp($2::bigint / 1000.0)',
+        [id, cutoffMs - 1000],
+      )
+    ).some((x) => Number(x.n) > 0);
+  await waitFor('the schedule to catch up with the cutoff', caughtUp, 60_000, 250).catch(() => undefined);
+  const paused = await cluster.api('PATCH', `/schedules/${id}`, { enabled: false });
+  if (paused.status !== 200) throw new Error(`PATCH /schedules/${id} answered ${paused.status}`);
+  const runIds = (
+    await q<{ id: string }>('SELECT id FROM workflow_instance WHERE schedule_id = $1', [id])
+  ).map((x) => Number(x.id));
+  await cluster.waitFinal(runIds, settleMs);
+  const ledger = await q<{ fire_ms: string; outcome: 'FIRED' | 'MISFIRE_SKIPPED'; wid: string | null }>(
+    `SELECT floor(extract(epoch FROM fire_time) * 1000)::bigint AS fire_ms, outcome, workflow_instance_id AS wid
+     FROM schedule_fire WHERE schedule_id = $1 ORDER BY fire_time`,
+    [id],
+  );
+  const runs = await q<{ id: string; schedule_ms: string; command_type: string; state: string }>(
+    `SELECT w.id, floor(extract(epoch FROM w.schedule_time) * 1000)::bigint AS schedule_ms, w.state,
+            coalesce((SELECT a.type FROM chaos_command_audit a WHERE a.instance_id = w.id AND a.op = 'INSERT'
+                      ORDER BY a.seq LIMIT 1), 'none') AS command_type
+     FROM workflow_instance w WHERE w.schedule_id = $1`,
+    [id],
+  );
+  const violations = checkSchedule({
+    schedule: { cron, timezone: 'UTC', misfirePolicy: 'RUN_ALL' },
+    cutoffMs,
+    ledger: ledger.map((e) => ({
+      fireMs: Number(e.fire_ms),
+      outcome: e.outcome,
+      instanceId: e.wid === null ? null : Number(e.wid),
+    })),
+    runs: runs.map((x) => ({
+      id: Number(x.id),
+      scheduleMs: Number(x.schedule_ms),
+      commandType: x.command_type,
+      state: x.state,
+    })),
+    witness: parseScheduleWitness(existsSync(witness) ? readFileSync(witness, 'utf8') : ''),
+    requireFinal: true,
+  });
+  const summary = `schedule ${id}: ${ledger.length} fire times, ${runs.length} runs up to ${new Date(cutoffMs).toISOString()}`;
+  return { violations, outages, summary };
+}
+
 export interface PostgresFaultOptions {
   readonly registry: RegistryKind;
   /** Runs of the crash stream (a). */
@@ -616,5 +720,41 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
       scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), { takeover: true, triggers: false }),
       240_000,
     );
+
+    it('d: an every-second RUN_ALL schedule while Postgres is crashed and then stopped past every pool timeout: every second still runs exactly once, every node recovered in place', async () => {
+      try {
+        if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+        const c = cluster;
+        const before = new Map(pidsOf(c.nodes));
+        const exitsBefore = c.unexpectedExits.length;
+        const { violations, outages, summary } = await scheduleOutages(c, rng, options.settleMs);
+        const other: Violation[] = [
+          ...checkApiAnswers(outages, false),
+          ...(await checkRecovered(c, before)),
+          ...c.unexpectedExits
+            .slice(exitsBefore)
+            .map((e) => ({
+              invariant: '8',
+              message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
+            })),
+        ];
+        const text = `${summary}: ${formatScheduleViolations(violations)}; ${other.length} other violation(s)`;
+        c.log(`chaos: postgres ${text}`);
+        process.stdout.write(`chaos postgres (${options.registry}) schedule: ${text}\n`);
+        if (violations.length === 0 && other.length === 0) return;
+        throw new Error(
+          [
+            `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
+            formatScheduleViolations(violations, 30),
+            ...other.map((v) => `invariant ${v.invariant}: ${v.message}`),
+            `node logs and witness files kept in ${c.scratch}`,
+            c.tails(15),
+          ].join('\n'),
+        );
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }, 240_000);
   });
 }
