@@ -375,6 +375,39 @@ async function checkRecovered(
   return out;
 }
 
+/**
+ * Triggers a run the way a careful client does around an outage: with an Idempotency-Key, asked
+ * again while the API answers 503, so that a trigger whose commit landed just as Postgres died
+ * (its answer lost) is answered with that run instead of being lost or doubled.
+ */
+async function triggerSurely(
+  cluster: ChaosCluster,
+  code: string,
+  params: Record<string, string>,
+  key: string,
+): Promise<Run> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await fetch(`${cluster.apiUrl}/api/v1/workflows/${code}/runs`, {
+      method: 'POST',
+      headers: authHeaders({ 'content-type': 'application/json', 'idempotency-key': key }),
+      body: JSON.stringify({ params }),
+      signal: AbortSignal.timeout(30_000),
+    }).catch(() => undefined);
+    const text = res ? await res.text() : '';
+    if (res?.status === 202) {
+      const b = JSON.parse(text) as { commandId: number; workflowInstanceId: number };
+      return { commandId: b.commandId, instanceId: b.workflowInstanceId, params };
+    }
+    if ((res !== undefined && res.status !== 503) || Date.now() > deadline) {
+      throw new Error(
+        `POST /workflows/${code}/runs (key ${key}) answered ${res?.status ?? 'nothing'}: ${text}`,
+      );
+    }
+    await sleep(250);
+  }
+}
+
 /** Waits until some master drives a RUNNING instance (the cluster's own pool may still reconnect). */
 async function untilRunning(cluster: ChaosCluster, timeoutMs = 30_000): Promise<void> {
   await waitFor(
@@ -410,30 +443,37 @@ async function crashStream(
   const r = rng.fork('runs');
   const f = rng.fork('faults');
   const w = rng.fork('outage-triggers');
+  let crashing = true;
+  const seedKey = `${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`;
   const trigger = (async () => {
-    for (let i = 0; i < runCount; i++) {
+    // At least runCount runs, and more while crashes are left: each crash needs runs in flight.
+    for (let i = 0; i < runCount || crashing; i++) {
       // The stream's runs are triggered while Postgres is up (the outage sends triggers of its own).
       await dbDown;
-      runs.push(await cluster.trigger(wf.code, runParams(r)));
+      runs.push(await triggerSurely(cluster, wf.code, runParams(r), `pg-crash-${seedKey}-${i}`));
       await sleep(r.int(300, 800));
     }
   })();
   const faults = (async () => {
-    for (let k = 1; k <= kills; k++) {
-      await sleep(f.int(1500, 2500));
-      // Aimed: only while a master drives a RUNNING instance, so that the crash hits work.
-      await untilRunning(cluster);
-      let done!: () => void;
-      dbDown = new Promise<void>((resolve) => (done = resolve));
-      try {
-        outages.push(
-          await postgresOutage(cluster, `crash ${k}`, 'SIGKILL', f.int(1000, 3000), {
-            trigger: { code: wf.code, params: () => runParams(w) },
-          }),
-        );
-      } finally {
-        done();
+    try {
+      for (let k = 1; k <= kills; k++) {
+        await sleep(f.int(1500, 2500));
+        // Aimed: only while a master drives a RUNNING instance, so that the crash hits work.
+        await untilRunning(cluster);
+        let done!: () => void;
+        dbDown = new Promise<void>((resolve) => (done = resolve));
+        try {
+          outages.push(
+            await postgresOutage(cluster, `crash ${k}`, 'SIGKILL', f.int(1000, 3000), {
+              trigger: { code: wf.code, params: () => runParams(w) },
+            }),
+          );
+        } finally {
+          done();
+        }
       }
+    } finally {
+      crashing = false;
     }
   })();
   await Promise.all([trigger, faults]);
@@ -731,12 +771,10 @@ export function describePostgresFaults(options: PostgresFaultOptions): void {
         const other: Violation[] = [
           ...checkApiAnswers(outages, false),
           ...(await checkRecovered(c, before)),
-          ...c.unexpectedExits
-            .slice(exitsBefore)
-            .map((e) => ({
-              invariant: '8',
-              message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
-            })),
+          ...c.unexpectedExits.slice(exitsBefore).map((e) => ({
+            invariant: '8',
+            message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
+          })),
         ];
         const text = `${summary}: ${formatScheduleViolations(violations)}; ${other.length} other violation(s)`;
         c.log(`chaos: postgres ${text}`);
