@@ -3,6 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 const apps = ['api-server', 'master', 'worker', 'standalone'];
 // The standalone app is the composition root of the other three (one process), so it alone
@@ -105,6 +106,23 @@ export default tseslint.config(
       // Type-only cycles are cycles too.
       'import-x/no-cycle': ['error', { ignoreExternal: true, allowUnsafeDynamicCyclicDependency: false }],
       'import-x/no-restricted-paths': restrictedPaths(layerZones()),
+    },
+  },
+  {
+    // The web console (apps/console): browser code with its own tsconfig (JSX, DOM), the rules of
+    // hooks, and the same type-checked rules as the rest.
+    files: ['apps/console/**/*.ts', 'apps/console/**/*.tsx'],
+    ...reactHooks.configs.flat.recommended,
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      ...reactHooks.configs.flat.recommended.rules,
+      curly: ['error', 'multi-line'],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: false },
+      ],
     },
   },
   ...layeringExceptions.map(({ file, target, from }) => ({

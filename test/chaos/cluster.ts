@@ -41,6 +41,7 @@ import type {
   UnexpectedExit,
 } from './invariants';
 import { readWitness } from './witness';
+import { BLACKHOLE, identifyPeer, PartitionNet, type LinkMode } from './proxy';
 import { authHeaders, TEST_ADMIN_TOKEN } from '../harness/api-token';
 
 const ROOT = join(__dirname, '..', '..');
@@ -62,6 +63,12 @@ export interface ClusterOptions {
   readonly postgresPreload?: readonly string[];
   /** Progress lines (kills, restarts) besides chaos.log in the scratch directory. */
   readonly log?: (line: string) => void;
+  /**
+   * Route every master's and worker's links through partition proxies (proxy.ts): its own proxy
+   * to Postgres and to the registry server, and its gRPC port behind a proxy on the address it
+   * advertises (a 127.x address of its own), so that partition() can cut them. Off by default.
+   */
+  readonly partitions?: boolean;
 }
 
 export interface StopResult {
@@ -88,10 +95,12 @@ export class ChaosNode {
     readonly port: number,
     readonly dataDir: string,
     readonly logFile: string,
+    /** The address it advertises (NODE_HOST): its own 127.x address when partitions are on. */
+    readonly host = '127.0.0.1',
   ) {}
 
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -170,6 +179,9 @@ export class ChaosCluster {
   private readonly counters = new Map<Role, number>();
   private apiNode: ChaosNode | undefined;
   private disposed = false;
+  /** The partition proxies (options.partitions), and each proxied node's own endpoints. */
+  readonly net: PartitionNet | undefined;
+  private readonly proxiedEnv = new Map<ChaosNode, Record<string, string>>();
 
   private constructor(
     readonly options: ClusterOptions,
@@ -190,6 +202,107 @@ export class ChaosCluster {
     };
     this.db = new Pool({ connectionString: databaseUrl, max: 4 });
     this.db.on('error', () => undefined);
+    this.net = options.partitions ? new PartitionNet() : undefined;
+  }
+
+  // ------------------------------------------------------------------ partitions (options.partitions)
+
+  /** The endpoint names of the servers in the partition net: the registry is Postgres with JDBC. */
+  static readonly POSTGRES = 'postgres';
+  get registryEndpoint(): string {
+    return this.options.registry === 'jdbc' ? ChaosCluster.POSTGRES : this.options.registry;
+  }
+
+  /**
+   * The address a new master or worker advertises: its own 127.1.0.N when partitions are on (all
+   * of 127/8 is loopback on Linux), where the proxy in front of its gRPC port listens; the node
+   * itself listens on 127.2.0.N (BIND_HOST), same port.
+   */
+  private partitionHost(role: Role): string {
+    if (!this.options.partitions || role === 'api-server') return '127.0.0.1';
+    const index = this.nodes.length + 1;
+    if (index > 254) throw new Error('too many nodes for the partition addresses');
+    return `127.1.0.${index}`;
+  }
+
+  /**
+   * A node's links through proxies: one to each Postgres and registry server endpoint that only
+   * this node dials (so the initiator is known), and one in front of its gRPC port that every node
+   * dials (the initiator is found through /proc: identifyPeer). Its DATABASE_URL,
+   * ZOOKEEPER_CONNECT / ETCD_ENDPOINTS, NODE_HOST and BIND_HOST point at them.
+   */
+  private async routeThroughProxies(net: PartitionNet, node: ChaosNode): Promise<void> {
+    const via = async (to: string, host: string, port: number) =>
+      (
+        await net.proxy({
+          to,
+          target: { host, port },
+          listen: { host: '127.0.0.1', port: 0 },
+          from: node.name,
+        })
+      ).endpoint;
+    const env: Record<string, string> = {};
+    const db = new URL(this.databaseUrl);
+    const [dbHost, dbPort] = (await via(ChaosCluster.POSTGRES, db.hostname, Number(db.port || 5432))).split(
+      ':',
+    );
+    db.hostname = dbHost as string;
+    db.port = dbPort as string;
+    env.DATABASE_URL = db.toString();
+    const registry = this.registryEndpoint;
+    if (this.env.ZOOKEEPER_CONNECT) {
+      // host:port,host:port[/chroot]
+      const connect = this.env.ZOOKEEPER_CONNECT;
+      const slash = connect.indexOf('/');
+      const hosts = slash < 0 ? connect : connect.slice(0, slash);
+      const chroot = slash < 0 ? '' : connect.slice(slash);
+      const proxied = await Promise.all(
+        hosts.split(',').map((hp) => {
+          const at = hp.lastIndexOf(':');
+          return via(registry, hp.slice(0, at), Number(hp.slice(at + 1)));
+        }),
+      );
+      env.ZOOKEEPER_CONNECT = `${proxied.join(',')}${chroot}`;
+    }
+    if (this.env.ETCD_ENDPOINTS) {
+      const proxied = await Promise.all(
+        this.env.ETCD_ENDPOINTS.split(',').map(async (endpoint) => {
+          const url = new URL(endpoint);
+          return `${url.protocol}//${await via(registry, url.hostname, Number(url.port))}`;
+        }),
+      );
+      env.ETCD_ENDPOINTS = proxied.join(',');
+    }
+    const inner = node.host.replace(/^127\.1\./, '127.2.');
+    await net.proxy({
+      to: node.name,
+      target: { host: inner, port: node.port },
+      listen: { host: node.host, port: node.port },
+      from: (socket) =>
+        identifyPeer(socket, () => this.nodes.map((n) => ({ name: n.name, pid: n.child?.pid }))),
+    });
+    env.NODE_HOST = node.host;
+    env.BIND_HOST = inner;
+    this.proxiedEnv.set(node, env);
+  }
+
+  /**
+   * Cuts node's links to each of others (nodes, or the 'postgres' / registry endpoints) in both
+   * directions: black-holed by default (connects accepted, nothing carried), or delayed. Connections
+   * already open are cut too.
+   */
+  partition(node: ChaosNode, others: ReadonlyArray<ChaosNode | string>, mode: LinkMode = BLACKHOLE): void {
+    if (!this.net) throw new Error('partition() needs a cluster started with partitions: true');
+    const names = others.map((o) => (typeof o === 'string' ? o : o.name));
+    this.log(`chaos: partition ${node.name} (${node.address}) from ${names.join(', ')}: ${mode.kind}`);
+    this.net.cut(node.name, names, mode);
+  }
+
+  /** Every link open again; what was held flows. */
+  heal(): void {
+    if (!this.net) return;
+    this.log('chaos: heal every link');
+    this.net.healAll();
   }
 
   /** Servers, then the api-server (it migrates), then the masters and workers side by side. */
@@ -262,8 +375,10 @@ export class ChaosCluster {
       await nodePort(),
       mkdtempSync(join(this.scratch, `${name}-data-`)),
       join(this.scratch, 'logs', `${name}.log`),
+      this.partitionHost(role),
     );
     this.nodes.push(node);
+    if (this.net && role !== 'api-server') await this.routeThroughProxies(this.net, node);
     await this.startNode(node);
     return node;
   }
@@ -313,6 +428,7 @@ export class ChaosCluster {
         // test's user, explicitly (workers would otherwise run them as nobody).
         ...(process.getuid?.() === 0 ? { TASK_USER: 'root' } : {}),
         ...this.env,
+        ...this.proxiedEnv.get(node),
         ...(node.role === 'api-server' ? { ADMIN_TOKEN: TEST_ADMIN_TOKEN } : {}),
         // Debugging aid: grpc-js tracing in every node (its own variables, read by grpc-js).
         ...(process.env.CHAOS_GRPC_TRACE
@@ -509,6 +625,7 @@ export class ChaosCluster {
     this.disposed = true;
     await Promise.all(this.nodes.map((n) => this.signal(n, 'SIGTERM', 15_000).catch(() => undefined)));
     await Promise.all([...this.logStreams.values()].map((s) => new Promise<void>((r) => s.end(() => r()))));
+    await this.net?.close();
     await this.db.end().catch(() => undefined);
     await Promise.all(this.servers.map((s) => s.dispose().catch(() => undefined)));
   }
@@ -798,6 +915,17 @@ export class ChaosCluster {
     return rows
       .map((r) => `  instance ${r.id} ${r.state} host ${r.host} epoch ${r.epoch}: ${r.tasks}`)
       .join('\n');
+  }
+
+  // ------------------------------------------------------------------ registry server faults
+
+  /**
+   * The registry server this cluster runs on (ZooKeeper or etcd), for registry server faults:
+   * its stop() SIGKILLs it and start() brings it back on the same port with the same data.
+   * Undefined for the JDBC registry, whose server is the Postgres.
+   */
+  registryServer(): TestServer | undefined {
+    return this.options.registry === 'jdbc' ? undefined : this.servers[1];
   }
 
   // ------------------------------------------------------------------ Postgres faults (issue 13 item 1)

@@ -15,6 +15,9 @@ export class ManualClock implements Clock {
 
   now = (): number => this.t;
 
+  /** The same time as now(): it only moves forward, by advance(). */
+  monotonic = (): number => this.t;
+
   setTimeout = (fn: () => void, ms: number): TimerHandle => this.add(fn, ms, undefined);
 
   setInterval = (fn: () => void, ms: number): TimerHandle => this.add(fn, ms, Math.max(1, ms));

@@ -5,6 +5,7 @@ import type { ApiServerConfig } from '@porpoise/common';
 import type { NextFunction, Request, Response } from 'express';
 import { ApiServerModule } from './api-server.module';
 import { installAuthGates } from './auth/auth-gates';
+import { installConsole } from './console/console-static';
 import { trackHttpMetrics } from './metrics/http-metrics.middleware';
 import { MetricsService } from './metrics/metrics.service';
 
@@ -17,7 +18,7 @@ export const BODY_LIMIT = '8mb';
  * metrics; this adds a larger JSON body limit, counts in /metrics the requests the body
  * parser refuses before any Nest middleware runs, and puts the Host check, CORS, authentication
  * and the JSON-only check in front of the body parser (auth-gates.ts), so that a caller without
- * a token never gets a body parsed.
+ * a token never gets a body parsed. The web console's build is served at / (console/).
  */
 export function configureApiApp(app: INestApplication): void {
   const metrics = app.get(MetricsService);
@@ -26,6 +27,8 @@ export function configureApiApp(app: INestApplication): void {
     next();
   });
   installAuthGates(app);
+  // The web console's static files at / (after the Host check, outside /api/v1).
+  installConsole(app);
   // Registered now, this parser runs before Nest's default one, which then is not added.
   (app as NestExpressApplication).useBodyParser('json', { limit: BODY_LIMIT });
 }

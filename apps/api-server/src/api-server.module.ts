@@ -5,11 +5,12 @@ import {
   type MiddlewareConsumer,
   type NestModule,
 } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, RouterModule } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, RouterModule } from '@nestjs/core';
 import { ConfigModule, type ApiServerConfig } from '@porpoise/common';
 import { DaoModule } from '@porpoise/dao';
 import { RegistryModule } from '@porpoise/registry';
 import { ApiV1Module } from './api-v1.module';
+import { AuditTargetInterceptor } from './auth/audit-target.interceptor';
 import { ScopeGuard } from './auth/scope.guard';
 import { ApiExceptionFilter } from './common/api-exception.filter';
 import { DocsController } from './docs/docs.controller';
@@ -49,6 +50,8 @@ export class ApiServerModule implements NestModule {
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
         // Every route's @Scope against the request's token (authenticated by auth-gates.ts).
         { provide: APP_GUARD, useClass: ScopeGuard },
+        // A creating call's new id, from its answer, as the audit row's target.
+        { provide: APP_INTERCEPTOR, useClass: AuditTargetInterceptor },
       ],
     };
   }

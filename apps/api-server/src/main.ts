@@ -13,7 +13,9 @@ async function bootstrap(): Promise<void> {
   const app = await createApiServerApp(config, { logger: nodeLogger });
   exitOnSignals(app, logger);
   await app.listen(config.apiPort, config.bindHost);
-  logger.log(`API ready at http://${config.nodeHost}:${config.apiPort}/api/v1`);
+  logger.log(
+    `API ready at http://${config.nodeHost}:${config.apiPort}/api/v1 (console at http://${config.nodeHost}:${config.apiPort}/)`,
+  );
 }
 
 bootstrap().catch((err: Error) => {

@@ -312,6 +312,17 @@ describe('the audit log', () => {
       body: 'name=x&capacity=1',
     });
     expect(form.status).toBe(415);
+    // Creating calls: the new thing's id (in the answer, not the path) is the target.
+    const made = await call(apiA.base, 'POST', '/api/v1/tokens', {
+      token: admin.token,
+      body: { name: 'auditor-made', scopes: ['read'] },
+    });
+    expect(made.status).toBe(201);
+    const workflow = await call(apiA.base, 'POST', '/api/v1/workflows', {
+      token: admin.token,
+      body: { name: 'auditor-workflow', tasks: [{ name: 't', type: 'SHELL', command: 'true' }] },
+    });
+    expect(workflow.status).toBe(201);
 
     type Row = {
       tokenName: string;
@@ -327,7 +338,7 @@ describe('the audit log', () => {
     await waitFor('the audit rows', async () => {
       const res = await call(apiA.base, 'GET', '/api/v1/audit?limit=1000');
       items = (res.json.items as Row[]).filter(ours);
-      return items.length >= 4;
+      return items.length >= 6;
     });
     const rows = items.map(({ tokenName, method, route, target, status }) => ({
       tokenName,
@@ -366,10 +377,24 @@ describe('the audit log', () => {
           target: null,
           status: 415,
         },
+        {
+          tokenName: 'auditor-admin',
+          method: 'POST',
+          route: '/api/v1/tokens',
+          target: String(made.json.id),
+          status: 201,
+        },
+        {
+          tokenName: 'auditor-admin',
+          method: 'POST',
+          route: '/api/v1/workflows',
+          target: String(workflow.json.code),
+          status: 201,
+        },
       ]),
     );
     // No GET, no 401.
-    expect(rows).toHaveLength(4);
+    expect(rows).toHaveLength(6);
     expect(items.every((r) => !Number.isNaN(Date.parse(r.at)))).toBe(true);
     expect(items.find((r) => r.tokenName === 'auditor-reader')?.tokenId).toBe(reader.id);
     expect(items.find((r) => r.tokenName === 'admin')?.tokenId).toBeNull();

@@ -43,11 +43,13 @@ class FakeDelivery {
 
 class FakeAdmission {
   stallListener: (() => void) | undefined;
+  /** What the session says once the task's log is open (it may change during those awaits). */
+  atLaunch: () => string | null = () => null;
   refusal(): string | null {
     return null;
   }
   sessionRefusal(): string | null {
-    return null;
+    return this.atLaunch();
   }
   onStall(listener: () => void): () => void {
     this.stallListener = listener;
@@ -296,5 +298,45 @@ describe('TaskExecutorService with in-process task types', () => {
         outputs: {},
       }),
     ]);
+  });
+
+  it('a session suspended while the task was being launched: nothing runs, nothing is reported, the Dispatch is refused and the same attempt runs when sent again', async () => {
+    // A short registry outage that began between the Dispatch's admission and the start: a KILL
+    // result would make the master run the task again as a new attempt, for a run that never began.
+    const c = controlled();
+    const spec = taskSpec({ taskType: 'HTTP' });
+    admission.atLaunch = () => 'session suspended';
+    expect(await executor.dispatch(c.prepared(spec))).toEqual({
+      accepted: false,
+      reason: 'session suspended',
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(delivery.held).toEqual([]);
+    expect(executor.runningCount).toBe(0);
+    expect(existsSync(markerFile(spec.taskInstanceId))).toBe(false);
+    // The session is back: the master sends the same attempt again, and it runs.
+    admission.atLaunch = () => null;
+    expect(await executor.dispatch(c.prepared(spec))).toEqual({ accepted: true, reason: '' });
+    expect(c.ctx().signal.aborted).toBe(false);
+    c.finish({ state: 'SUCCESS', exitCode: 0, message: '', outputs: {} });
+    expect(await waitHeld()).toMatchObject({ taskInstanceId: spec.taskInstanceId, state: 'SUCCESS' });
+  });
+
+  it('a session suspended while launching a task someone else already asked about: reported KILL as before (they were told it runs)', async () => {
+    const c = controlled();
+    const spec = taskSpec({ taskType: 'HTTP' });
+    let takeOver: Promise<unknown> | undefined;
+    admission.atLaunch = () => {
+      // A TakeOver that arrived during the launch's awaits was answered RUNNING.
+      takeOver ??= executor.takeOver({
+        taskInstanceId: spec.taskInstanceId,
+        newMasterAddress: 'm2:1',
+        epoch: 7,
+      });
+      return 'session suspended';
+    };
+    expect(await executor.dispatch(c.prepared(spec))).toEqual({ accepted: true, reason: '' });
+    expect(await takeOver).toMatchObject({ status: 'RUNNING' });
+    expect(await waitHeld()).toMatchObject({ state: 'KILL', message: 'registry session lost', epoch: 7 });
   });
 });

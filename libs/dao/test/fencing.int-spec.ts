@@ -4,13 +4,13 @@ import type { DataSource } from 'typeorm';
 import {
   CommandRepository,
   createDataSource,
-  firstRow,
   InstanceStateRepository,
   queryRows,
   runMigrations,
   TaskInstanceRepository,
   type InstanceFence,
 } from '../src';
+import { adoptRun, triggerRun } from './support/runs';
 
 /**
  * Fencing on the epoch, not only the host: one master address can own an instance twice (it gave
@@ -39,31 +39,8 @@ describe('ownership fence: the same master address re-adopting at a higher epoch
     await pg?.dispose();
   });
 
-  /** A run as the API writes it: instance (host NULL) and its START_PROCESS command. */
-  async function trigger(code: string): Promise<number> {
-    await source.query(`INSERT INTO workflow_definition (code, name, version) VALUES ($1, $1, 1)`, [code]);
-    await source.query(
-      `INSERT INTO workflow_definition_version (code, version, name, tasks, edges) VALUES ($1, 1, $1, '[]', '[]')`,
-      [code],
-    );
-    const rows = await queryRows<{ id: string }>(
-      source,
-      `WITH i AS (
-         INSERT INTO workflow_instance (workflow_code, workflow_version, state, command_type)
-         VALUES ($1, 1, 'SUBMITTED_SUCCESS', 'START_PROCESS') RETURNING id)
-       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id)
-       SELECT 'START_PROCESS', $1, 1, id FROM i RETURNING workflow_instance_id AS id`,
-      [code],
-    );
-    return Number(firstRow(rows, 'triggered instance').id);
-  }
-
-  async function adopt(instanceId: number): Promise<InstanceFence> {
-    const taken = await consumer.consume({ slot: 0, count: 1, host: ME, batchSize: 10 });
-    const mine = taken.find((c) => c.workflowInstanceId === instanceId && c.taken);
-    if (!mine) throw new Error(`instance ${instanceId} was not taken`);
-    return { instanceId, host: ME, epoch: mine.epoch };
-  }
+  const trigger = (code: string): Promise<number> => triggerRun(source, code);
+  const adopt = (instanceId: number): Promise<InstanceFence> => adoptRun(consumer, instanceId, ME);
 
   it('refuses every write of the earlier ownership once the same host owns it at a higher epoch', async () => {
     const id = await trigger('fence_same_host');

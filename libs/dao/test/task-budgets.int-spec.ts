@@ -4,13 +4,13 @@ import type { DataSource } from 'typeorm';
 import {
   CommandRepository,
   createDataSource,
-  firstRow,
   InstanceStateRepository,
   queryRows,
   runMigrations,
   TaskInstanceRepository,
   type InstanceFence,
 } from '../src';
+import { adoptRun, triggerRun } from './support/runs';
 
 /**
  * What the engine keeps in task rows so that no failover resets it: the retries and fault re-runs
@@ -30,27 +30,7 @@ describe('task rows: budgets, retry delay and outputs', () => {
     source = await createDataSource(pg.endpoint, 'task-budgets-test').initialize();
     tasks = new TaskInstanceRepository(source);
     instances = new InstanceStateRepository(source);
-    await source.query(`INSERT INTO workflow_definition (code, name, version) VALUES ('b', 'b', 1)`);
-    await source.query(
-      `INSERT INTO workflow_definition_version (code, version, name, tasks, edges) VALUES ('b', 1, 'b', '[]', '[]')`,
-    );
-    const rows = await queryRows<{ id: string }>(
-      source,
-      `WITH i AS (
-         INSERT INTO workflow_instance (workflow_code, workflow_version, state, command_type)
-         VALUES ('b', 1, 'SUBMITTED_SUCCESS', 'START_PROCESS') RETURNING id)
-       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id)
-       SELECT 'START_PROCESS', 'b', 1, id FROM i RETURNING workflow_instance_id AS id`,
-    );
-    const instanceId = Number(firstRow(rows, 'instance').id);
-    const taken = await new CommandRepository(source).consume({
-      slot: 0,
-      count: 1,
-      host: ME,
-      batchSize: 10,
-    });
-    const mine = taken.find((c) => c.workflowInstanceId === instanceId);
-    fence = { instanceId, host: ME, epoch: mine?.epoch ?? -1 };
+    fence = await adoptRun(new CommandRepository(source), await triggerRun(source, 'b'), ME);
   });
 
   afterAll(async () => {

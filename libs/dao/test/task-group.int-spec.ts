@@ -12,6 +12,7 @@ import {
   TaskInstanceRepository,
   type InstanceFence,
 } from '../src';
+import { adoptRun, triggerRun } from './support/runs';
 
 /**
  * Task groups on a real Postgres (DESIGN.md section 10): grant passes of two masters racing on
@@ -52,26 +53,7 @@ describe('task groups: grant pass and release (real Postgres)', () => {
 
   /** A run as the API writes it, taken by ME: its fence. */
   async function adoptedInstance(): Promise<InstanceFence> {
-    const code = `tg_${++codes}`;
-    await masterA.query(`INSERT INTO workflow_definition (code, name, version) VALUES ($1, $1, 1)`, [code]);
-    await masterA.query(
-      `INSERT INTO workflow_definition_version (code, version, name, tasks, edges) VALUES ($1, 1, $1, '[]', '[]')`,
-      [code],
-    );
-    const rows = await queryRows<{ id: string }>(
-      masterA,
-      `WITH i AS (
-         INSERT INTO workflow_instance (workflow_code, workflow_version, state, command_type)
-         VALUES ($1, 1, 'SUBMITTED_SUCCESS', 'START_PROCESS') RETURNING id)
-       INSERT INTO command (type, workflow_code, workflow_version, workflow_instance_id)
-       SELECT 'START_PROCESS', $1, 1, id FROM i RETURNING workflow_instance_id AS id`,
-      [code],
-    );
-    const instanceId = Number(firstRow(rows, 'instance').id);
-    const taken = await consumer.consume({ slot: 0, count: 1, host: ME, batchSize: 100 });
-    const mine = taken.find((c) => c.workflowInstanceId === instanceId && c.taken);
-    if (!mine) throw new Error(`instance ${instanceId} was not taken`);
-    return { instanceId, host: ME, epoch: mine.epoch };
+    return adoptRun(consumer, await triggerRun(masterA, `tg_${++codes}`), ME);
   }
 
   async function attempts(fence: InstanceFence, group: string, n: number): Promise<number[]> {

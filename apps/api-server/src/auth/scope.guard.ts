@@ -7,7 +7,7 @@ import { noteAuditRoute, principalOf } from './principal';
 import { OPEN_ROUTE_METADATA, SCOPE_METADATA } from './scope.decorator';
 
 /** The longest target id an audit row keeps. */
-const MAX_TARGET_LENGTH = 200;
+export const MAX_TARGET_LENGTH = 200;
 
 /**
  * Checks the scope a route declares (@Scope) against the request's token, which the gate in

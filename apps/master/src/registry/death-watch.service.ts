@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
-import { CLOCK, type Clock } from '@porpoise/common';
+import { CLOCK, type Clock, type TimerHandle, unrefTimer } from '@porpoise/common';
 import {
   MASTER_IDENTITY,
   MASTER_OPTIONS,
@@ -32,7 +32,7 @@ export const DEFAULT_DEATH_PROBE = { intervalMs: 200, confirmMs: 100, timeoutMs:
 @Injectable()
 export class DeathWatchService {
   private readonly logger = new Logger('DeathWatch');
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private readonly inFlight = new Set<string>();
   private stopped = true;
   private readonly intervalMs: number;
@@ -62,17 +62,18 @@ export class DeathWatchService {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.round();
-      this.schedule();
-    }, this.intervalMs);
-    this.timer.unref();
+    this.timer = unrefTimer(
+      this.clock.setTimeout(() => {
+        this.round();
+        this.schedule();
+      }, this.intervalMs),
+    );
   }
 
   /** One look at every registered node; a node already being judged is not probed again. */
@@ -96,12 +97,12 @@ export class DeathWatchService {
     if (target === undefined) return;
     const seen = { key: node.key, startTime: node.heartbeat.startTime, serving: node.heartbeat.serving };
     // A monotonic clock for the gap: a wall clock that jumps must not shorten the confirmation.
-    const firstAt = performance.now();
+    const firstAt = this.clock.monotonic();
     const first = await this.prober.probe(target.host, target.port, this.timeoutMs);
     if (judgeDeath({ seen, first }, this.confirmMs).kind !== 'confirm') return;
     // A few ms over: a timer may fire a millisecond early, and the gap is checked against it.
     await this.clock.sleep(this.confirmMs + 5);
-    const secondAt = performance.now();
+    const secondAt = this.clock.monotonic();
     const second = await this.prober.probe(target.host, target.port, this.timeoutMs);
     const evidence = { seen, first, second, gapMs: Math.floor(secondAt - firstAt) };
     if (second !== 'refused') {

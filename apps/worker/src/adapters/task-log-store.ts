@@ -67,6 +67,23 @@ export class TaskLogStore {
     return this.index.has(taskInstanceId);
   }
 
+  /**
+   * Removes the log of a run that never began (nothing was written to it) and forgets it, so a
+   * Dispatch of that task is not taken for one that already ran. A log with content, or one open
+   * again, is kept.
+   */
+  async discard(workflowInstanceId: number, taskInstanceId: number): Promise<void> {
+    if (this.open.has(taskInstanceId)) return;
+    const path = this.pathOf(workflowInstanceId, taskInstanceId);
+    try {
+      if ((await stat(path)).size > 0) return;
+      await unlink(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (!this.open.has(taskInstanceId)) this.index.delete(taskInstanceId);
+  }
+
   pathOf(workflowInstanceId: number, taskInstanceId: number): string {
     return join(this.root, String(workflowInstanceId), `${taskInstanceId}.log`);
   }

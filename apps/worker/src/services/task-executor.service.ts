@@ -54,6 +54,11 @@ interface RunningTask {
   /** A SHELL task's shell pid = its process group id; undefined without a process (yet). */
   pid: number | undefined;
   startToken: string | null;
+  /**
+   * Someone besides the Dispatch that brought it was told it runs here (a TakeOver, the same
+   * Dispatch again): from then on it can no longer be withdrawn, only ended with a result.
+   */
+  shared: boolean;
   /** Set when the worker ends the run itself; the first reason wins. */
   stop: StopReason | undefined;
   /** Aborted at the first stop (TaskRunContext.signal). */
@@ -162,6 +167,7 @@ export class TaskExecutorService {
     }
     const current = this.running.get(id);
     if (current) {
+      current.shared = true;
       this.redirect(current, spec.masterAddress, spec.epoch);
       return { accepted: true, reason: 'already running' };
     }
@@ -184,6 +190,7 @@ export class TaskExecutorService {
       epoch: spec.epoch,
       startTimeMs: this.clock.now(),
       begun: false,
+      shared: false,
       launched: new Promise<void>((r) => (markLaunched = r)),
       markLaunched: () => markLaunched(),
       pid: undefined,
@@ -199,7 +206,8 @@ export class TaskExecutorService {
       markDone: () => markDone(),
     };
     this.running.set(id, task);
-    await this.launch(task);
+    const withdrawn = await this.launch(task);
+    if (withdrawn !== undefined) return { accepted: false, reason: withdrawn };
     return { accepted: true, reason: '' };
   }
 
@@ -222,6 +230,7 @@ export class TaskExecutorService {
   async takeOver(req: TakeOverRequest): Promise<TakeOverResponse> {
     const task = this.running.get(req.taskInstanceId);
     if (task) {
+      task.shared = true;
       this.redirect(task, req.newMasterAddress, req.epoch);
       return { status: 'RUNNING', result: null, startTimeMs: task.startTimeMs };
     }
@@ -300,8 +309,11 @@ export class TaskExecutorService {
     return markers.size;
   }
 
-  /** Resolves once the run has begun (its marker written) or has already ended. */
-  private async launch(task: RunningTask): Promise<void> {
+  /**
+   * Resolves once the run has begun (its marker written) or has already ended; or with the reason
+   * when the session no longer allows starting it and nothing was started (withdraw()).
+   */
+  private async launch(task: RunningTask): Promise<string | undefined> {
     const { spec } = task;
     const id = spec.taskInstanceId;
     let log: TaskLogFile | undefined;
@@ -310,10 +322,16 @@ export class TaskExecutorService {
       // A process's output is drained through the worker (the log cap): its channel is made here,
       // before the session check below, so that starting the process awaits nothing.
       if (task.prepared.startsProcess) await log.openChildOutput(id);
-      // The worker may have stalled (or lost its session) during that await: do not start the
-      // task then; it is reported KILL (registry session lost) and the master runs it again.
+      // The worker may have stalled, or its session been suspended or lost, during those awaits:
+      // do not start the task then.
       const refusal = this.admission.sessionRefusal();
       if (refusal) {
+        if (!task.shared && task.stop === undefined) {
+          await this.withdraw(task, log, refusal);
+          return refusal;
+        }
+        // Someone was told it runs (a TakeOver, a Dispatch again) or it was stopped meanwhile: it
+        // is reported KILL (registry session lost) and the master runs it again.
         task.stop ??= { state: 'KILL', message: RESULT_MESSAGES.sessionLost };
         throw new WorkerError(refusal);
       }
@@ -322,7 +340,7 @@ export class TaskExecutorService {
       this.logger.error(aboutTask(spec, `task ${id}: ${message}`));
       await log?.close().catch(() => undefined);
       void this.finish(task, { state: 'FAILURE', exitCode: -1, message, outputs: {} });
-      return;
+      return undefined;
     }
     const file = log;
     // No await from here until run() has been called: the session was checked just now.
@@ -354,6 +372,28 @@ export class TaskExecutorService {
         await this.finish(task, { ...result, outputs });
       });
     await Promise.race([task.launched, run.then(ignore, ignore)]);
+    return undefined;
+  }
+
+  /**
+   * A task not started because the session changed while it was being launched, and nobody but
+   * its Dispatch knows of it: it leaves no trace (no result, no marker, no log, so that the same
+   * attempt sent again is not taken for one that already ran) and the Dispatch is answered
+   * refused, as if refused at once. The master then sends the same attempt again once a worker
+   * takes it; a KILL result would have cost the task a new attempt (a re-run after a registry
+   * outage its sessions survived) for a run that never began.
+   */
+  private async withdraw(task: RunningTask, log: TaskLogFile, why: string): Promise<void> {
+    const { spec } = task;
+    const id = spec.taskInstanceId;
+    this.running.delete(id);
+    this.logger.warn(aboutTask(spec, `task ${id}: not started (${why}); the Dispatch is refused`));
+    await log.close().catch(() => undefined);
+    await this.logs.discard(spec.workflowInstanceId, id).catch((err: Error) => {
+      this.logger.error(aboutTask(spec, `task ${id}: its unused log not removed: ${err.message}`));
+    });
+    task.markLaunched();
+    task.markDone();
   }
 
   /** What a task type sees of its run. */
