@@ -24,6 +24,7 @@ import { POOL_LIMITS } from '@porpoise/dao';
 import { HealthClient } from '@porpoise/rpc';
 import { authHeaders } from '../harness/api-token';
 import { sleep, waitFor } from '../harness';
+import { describeUnless, serverControlSkipReason } from '../harness/skip';
 import { CHAOS_CLUSTER_SECRET, ChaosCluster, type ChaosNode, type RegistryKind } from './cluster';
 import { chaosSeed, Prng } from './prng';
 import {
@@ -646,153 +647,160 @@ export interface PostgresFaultOptions {
 
 /** The Postgres fault scenarios on one registry: three masters, three workers, one api-server. */
 export function describePostgresFaults(options: PostgresFaultOptions): void {
-  describe(`Postgres faults on real processes (${options.registry} registry)`, () => {
-    const seed = chaosSeed(`chaos postgres ${options.registry}`);
-    const rng = new Prng(seed);
-    let cluster: ChaosCluster | undefined;
-    let failed = false;
+  // A Postgres from TEST_DATABASE_URL or a container cannot be killed by the test: skipped, with why.
+  describeUnless(serverControlSkipReason('postgres'))(
+    `Postgres faults on real processes (${options.registry} registry)`,
+    () => {
+      const seed = chaosSeed(`chaos postgres ${options.registry}`);
+      const rng = new Prng(seed);
+      let cluster: ChaosCluster | undefined;
+      let failed = false;
 
-    beforeAll(async () => {
-      cluster = await ChaosCluster.start({
-        registry: options.registry,
-        masters: 3,
-        workers: 3,
-        sessionTimeoutMs: SESSION_TIMEOUT_MS,
-        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
-        log: process.env.CHAOS_VERBOSE ? (line) => process.stdout.write(`${line}\n`) : undefined,
-      });
-      if (!cluster.postgresServer().controllable) {
-        throw new Error(
-          'the Postgres of the chaos cluster cannot be killed by the test (TEST_DATABASE_URL or a container)',
-        );
-      }
-      cluster.log(`chaos seed: ${seed}`);
-    }, 120_000);
+      beforeAll(async () => {
+        cluster = await ChaosCluster.start({
+          registry: options.registry,
+          masters: 3,
+          workers: 3,
+          sessionTimeoutMs: SESSION_TIMEOUT_MS,
+          heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+          log: process.env.CHAOS_VERBOSE ? (line) => process.stdout.write(`${line}\n`) : undefined,
+        });
+        if (!cluster.postgresServer().controllable) {
+          throw new Error(
+            'the Postgres of the chaos cluster cannot be killed by the test (TEST_DATABASE_URL or a container)',
+          );
+        }
+        cluster.log(`chaos seed: ${seed}`);
+      }, 120_000);
 
-    afterAll(async () => {
-      if (!cluster) return;
-      await cluster.dispose();
-      if (failed || process.env.CHAOS_KEEP) {
-        process.stdout.write(`chaos postgres (${options.registry}): logs kept in ${cluster.scratch}\n`);
-      } else rmSync(cluster.scratch, { recursive: true, force: true });
-    }, 60_000);
+      afterAll(async () => {
+        if (!cluster) return;
+        await cluster.dispose();
+        if (failed || process.env.CHAOS_KEEP) {
+          process.stdout.write(`chaos postgres (${options.registry}): logs kept in ${cluster.scratch}\n`);
+        } else rmSync(cluster.scratch, { recursive: true, force: true });
+      }, 60_000);
 
-    const scenario =
-      (
-        label: string,
-        run: (c: ChaosCluster, wf: ChaosWorkflow) => Promise<ScenarioResult>,
-        require: { readonly takeover: boolean; readonly triggers: boolean },
-      ) =>
-      async (): Promise<void> => {
+      const scenario =
+        (
+          label: string,
+          run: (c: ChaosCluster, wf: ChaosWorkflow) => Promise<ScenarioResult>,
+          require: { readonly takeover: boolean; readonly triggers: boolean },
+        ) =>
+        async (): Promise<void> => {
+          try {
+            if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
+            const c = cluster;
+            const witness = join(c.scratch, `witness-${label}.txt`);
+            const wf = await createChaosWorkflow(c, `chaos-pg-${label}-${options.registry}`, witness);
+            const before = new Map(pidsOf(c.nodes));
+            const result = await run(c, wf);
+            // The stream's runs, and any a trigger sent during an outage got accepted for.
+            const scenarioRuns = [...result.runs, ...result.outages.flatMap((o) => o.accepted)];
+            const stuck = await c.waitFinal(
+              scenarioRuns.map((x) => x.instanceId),
+              options.settleMs,
+            );
+            // A fresh run after it all, on the same processes.
+            const fresh = await c.trigger(wf.code, runParams(rng.fork(`fresh-${label}`)));
+            const freshStuck = await c.waitFinal([fresh.instanceId], options.settleMs);
+            const runs = [...scenarioRuns, fresh];
+            const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness);
+            const hits = outageHits(input, result.outages);
+            for (const line of hits.lines) {
+              c.log(`chaos: postgres hit: ${line}`);
+              process.stdout.write(`chaos postgres (${options.registry}) ${label}: ${line}\n`);
+            }
+            const recovered = await checkRecovered(c, before, result.killed);
+            const expired =
+              options.registry === 'jdbc'
+                ? result.outages
+                    .filter((o) => o.restoreAt - o.goneAt > SESSION_TIMEOUT_MS)
+                    .flatMap((o) => checkSessionsExpired(c, o, result.killed))
+                : [];
+            const extra = [
+              ...result.problems,
+              ...checkApiAnswers(result.outages, require.triggers),
+              ...hits.violations,
+              ...recovered,
+              ...expired,
+              ...(freshStuck.length > 0
+                ? [
+                    {
+                      invariant: '7',
+                      message: `the fresh run after the outages (instance ${fresh.instanceId}) did not end`,
+                    },
+                  ]
+                : []),
+            ];
+            // The killed master comes back for the next scenario (its restart is the test's, not a recovery).
+            for (const node of result.killed) if (node.state === 'down') await c.startNode(node);
+            await assertInvariants(c, input, extra, seed, [...stuck, ...freshStuck], {
+              takeover: require.takeover,
+            });
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        };
+
+      it(
+        'a: Postgres crashed (postmaster and backends SIGKILLed) and restarted several times during a stream of runs: every invariant holds, each crash hit runs in flight, the API answered 503 (reads, triggers, /health), every node recovered in place',
+        scenario('crash', (c, wf) => crashStream(c, rng, wf, options.crashRuns, options.crashes), {
+          takeover: false,
+          triggers: true,
+        }),
+        240_000,
+      );
+
+      it(
+        `b: Postgres stopped past every pool timeout and the session timeout (${LONG_OUTAGE_MS} ms) with runs in flight, then started: every invariant holds, the API answered 503, every node recovered in place`,
+        scenario('long-stop', (c, wf) => longStop(c, rng, wf, 5), { takeover: false, triggers: true }),
+        240_000,
+      );
+
+      it(
+        'c: a master driving running instances SIGKILLed while Postgres is down: after Postgres is back its instances are taken over by another master and finished',
+        scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), {
+          takeover: true,
+          triggers: false,
+        }),
+        240_000,
+      );
+
+      it('d: an every-second RUN_ALL schedule while Postgres is crashed and then stopped past every pool timeout: every second still runs exactly once, every node recovered in place', async () => {
         try {
           if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
           const c = cluster;
-          const witness = join(c.scratch, `witness-${label}.txt`);
-          const wf = await createChaosWorkflow(c, `chaos-pg-${label}-${options.registry}`, witness);
           const before = new Map(pidsOf(c.nodes));
-          const result = await run(c, wf);
-          // The stream's runs, and any a trigger sent during an outage got accepted for.
-          const scenarioRuns = [...result.runs, ...result.outages.flatMap((o) => o.accepted)];
-          const stuck = await c.waitFinal(
-            scenarioRuns.map((x) => x.instanceId),
-            options.settleMs,
-          );
-          // A fresh run after it all, on the same processes.
-          const fresh = await c.trigger(wf.code, runParams(rng.fork(`fresh-${label}`)));
-          const freshStuck = await c.waitFinal([fresh.instanceId], options.settleMs);
-          const runs = [...scenarioRuns, fresh];
-          const input = await c.gather(runs, wf.codes, CHAOS_DAG, witness);
-          const hits = outageHits(input, result.outages);
-          for (const line of hits.lines) {
-            c.log(`chaos: postgres hit: ${line}`);
-            process.stdout.write(`chaos postgres (${options.registry}) ${label}: ${line}\n`);
-          }
-          const recovered = await checkRecovered(c, before, result.killed);
-          const expired =
-            options.registry === 'jdbc'
-              ? result.outages
-                  .filter((o) => o.restoreAt - o.goneAt > SESSION_TIMEOUT_MS)
-                  .flatMap((o) => checkSessionsExpired(c, o, result.killed))
-              : [];
-          const extra = [
-            ...result.problems,
-            ...checkApiAnswers(result.outages, require.triggers),
-            ...hits.violations,
-            ...recovered,
-            ...expired,
-            ...(freshStuck.length > 0
-              ? [
-                  {
-                    invariant: '7',
-                    message: `the fresh run after the outages (instance ${fresh.instanceId}) did not end`,
-                  },
-                ]
-              : []),
+          const exitsBefore = c.unexpectedExits.length;
+          const { violations, outages, summary } = await scheduleOutages(c, rng, options.settleMs);
+          const other: Violation[] = [
+            ...checkApiAnswers(outages, false),
+            ...(await checkRecovered(c, before)),
+            ...c.unexpectedExits.slice(exitsBefore).map((e) => ({
+              invariant: '8',
+              message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
+            })),
           ];
-          // The killed master comes back for the next scenario (its restart is the test's, not a recovery).
-          for (const node of result.killed) if (node.state === 'down') await c.startNode(node);
-          await assertInvariants(c, input, extra, seed, [...stuck, ...freshStuck], {
-            takeover: require.takeover,
-          });
+          const text = `${summary}: ${formatScheduleViolations(violations)}; ${other.length} other violation(s)`;
+          c.log(`chaos: postgres ${text}`);
+          process.stdout.write(`chaos postgres (${options.registry}) schedule: ${text}\n`);
+          if (violations.length === 0 && other.length === 0) return;
+          throw new Error(
+            [
+              `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
+              formatScheduleViolations(violations, 30),
+              ...other.map((v) => `invariant ${v.invariant}: ${v.message}`),
+              `node logs and witness files kept in ${c.scratch}`,
+              c.tails(15),
+            ].join('\n'),
+          );
         } catch (err) {
           failed = true;
           throw err;
         }
-      };
-
-    it(
-      'a: Postgres crashed (postmaster and backends SIGKILLed) and restarted several times during a stream of runs: every invariant holds, each crash hit runs in flight, the API answered 503 (reads, triggers, /health), every node recovered in place',
-      scenario('crash', (c, wf) => crashStream(c, rng, wf, options.crashRuns, options.crashes), {
-        takeover: false,
-        triggers: true,
-      }),
-      240_000,
-    );
-
-    it(
-      `b: Postgres stopped past every pool timeout and the session timeout (${LONG_OUTAGE_MS} ms) with runs in flight, then started: every invariant holds, the API answered 503, every node recovered in place`,
-      scenario('long-stop', (c, wf) => longStop(c, rng, wf, 5), { takeover: false, triggers: true }),
-      240_000,
-    );
-
-    it(
-      'c: a master driving running instances SIGKILLed while Postgres is down: after Postgres is back its instances are taken over by another master and finished',
-      scenario('failover-race', (c, wf) => failoverRace(c, rng, wf, 6), { takeover: true, triggers: false }),
-      240_000,
-    );
-
-    it('d: an every-second RUN_ALL schedule while Postgres is crashed and then stopped past every pool timeout: every second still runs exactly once, every node recovered in place', async () => {
-      try {
-        if (!cluster) throw new Error('the chaos cluster did not start (see beforeAll)');
-        const c = cluster;
-        const before = new Map(pidsOf(c.nodes));
-        const exitsBefore = c.unexpectedExits.length;
-        const { violations, outages, summary } = await scheduleOutages(c, rng, options.settleMs);
-        const other: Violation[] = [
-          ...checkApiAnswers(outages, false),
-          ...(await checkRecovered(c, before)),
-          ...c.unexpectedExits.slice(exitsBefore).map((e) => ({
-            invariant: '8',
-            message: `unexpected exit of ${e.node}: code ${e.code}, signal ${e.signal}`,
-          })),
-        ];
-        const text = `${summary}: ${formatScheduleViolations(violations)}; ${other.length} other violation(s)`;
-        c.log(`chaos: postgres ${text}`);
-        process.stdout.write(`chaos postgres (${options.registry}) schedule: ${text}\n`);
-        if (violations.length === 0 && other.length === 0) return;
-        throw new Error(
-          [
-            `chaos seed ${seed} (replay: CHAOS_SEED=${seed})`,
-            formatScheduleViolations(violations, 30),
-            ...other.map((v) => `invariant ${v.invariant}: ${v.message}`),
-            `node logs and witness files kept in ${c.scratch}`,
-            c.tails(15),
-          ].join('\n'),
-        );
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }, 240_000);
-  });
+      }, 240_000);
+    },
+  );
 }
