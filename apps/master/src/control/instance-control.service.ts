@@ -50,6 +50,7 @@ export class InstanceControlService {
           .sweepControl()
           .catch((err: Error) => this.logger.warn(`control sweep failed: ${err.message}`));
         this.engine.wakeAllDependents();
+        this.engine.wakeAllChildren();
         this.engine.sweepGroups();
       }),
     );

@@ -184,6 +184,11 @@ export class WorkflowEngineService {
     for (const r of this.awaiting.get(code) ?? []) r.dependencyWake(code);
   }
 
+  /** After a missed NOTIFY (listener reconnected): every waiting SUB_WORKFLOW task asks its children. */
+  wakeAllChildren(): void {
+    for (const r of this.runners.values()) void r.childrenWake();
+  }
+
   /** After a missed NOTIFY (listener reconnected): every waiting DEPENDENT task is checked now. */
   wakeAllDependents(): void {
     for (const [code, runners] of this.awaiting) for (const r of runners) r.dependencyWake(code);

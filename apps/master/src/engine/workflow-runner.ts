@@ -123,13 +123,6 @@ const RESOLVE_BACKOFF_MIN_MS = 250;
 const RESOLVE_BACKOFF_MAX_MS = 5000;
 /** After an unexpected error (database unreachable...), the rows are read again this much later. */
 const RECOVERY_DELAY_MS = 2000;
-/**
- * A child's end reaches its parent's master as a NOTIFY on the parent's instance; one sent while
- * that master's LISTEN connection was down (a database restart) is lost, and so is a check that
- * failed on a database error. While a SUB_WORKFLOW task waits, its children are asked again this
- * often, so the parent never waits forever for an end it was not told about.
- */
-export const CHILD_POLL_MS = 5000;
 
 const ack = (status: EventAck['status'], reason = ''): EventAck => ({ status, reason });
 
@@ -157,7 +150,6 @@ export class WorkflowRunner {
   /** An unexpected error left the view unsure: the rows are read again before anything else. */
   private stale = false;
   private recoveryTimer: TimerHandle | undefined;
-  private childPollTimer: TimerHandle | undefined;
   /** The answer to the worker event being handled. */
   private answer: EventAck | undefined;
   /** A read-back is being applied: a miss now is not answered by yet another one. */
@@ -277,6 +269,15 @@ export class WorkflowRunner {
       await this.checkChildren();
       await this.readGrants();
     });
+  }
+
+  /**
+   * The listener reconnected: a child's end NOTIFYed while it was down is lost, so SUB_WORKFLOW
+   * tasks waiting here ask their children now.
+   */
+  childrenWake(): Promise<void> {
+    if (this.closed || !this.hasChildren()) return Promise.resolve();
+    return this.run('children', () => this.checkChildren());
   }
 
   /** The task groups this run has attempts waiting for (the engine runs their grant passes). */
@@ -737,7 +738,6 @@ export class WorkflowRunner {
   /** SUB_WORKFLOW tasks whose child reached a final state end with it. */
   private async checkChildren(): Promise<void> {
     if (this.closed || !this.hasChildren()) return;
-    this.pollChildren();
     const waiting = new Map<number, string>();
     for (const s of this.state.slots) if (s.status.kind === 'onMaster') waiting.set(s.status.at.id, s.name);
     for (const c of await this.deps.children.childStates(this.instanceId)) {
@@ -752,15 +752,6 @@ export class WorkflowRunner {
         message: c.message,
       });
     }
-  }
-
-  /** Asks the children again in CHILD_POLL_MS while a SUB_WORKFLOW task waits (a lost NOTIFY). */
-  private pollChildren(): void {
-    if (this.closed || this.childPollTimer !== undefined || !this.hasChildren()) return;
-    this.childPollTimer = this.deps.clock.setTimeout(() => {
-      this.childPollTimer = undefined;
-      void this.run('children', () => this.checkChildren()).finally(() => this.pollChildren());
-    }, CHILD_POLL_MS);
   }
 
   private write(e: WriteEffect): Promise<FencedWrite> {
@@ -834,8 +825,9 @@ export class WorkflowRunner {
     if (this.closed || this.recoveryTimer) return;
     this.recoveryTimer = this.deps.clock.setTimeout(() => {
       this.recoveryTimer = undefined;
-      // The queued op reads the rows back first (stale); nothing else to do.
-      void this.run('recovery', () => Promise.resolve());
+      // The queued op reads the rows back first (stale); the children are asked again too, in
+      // case what failed was that question (a child's end is only ever NOTIFYed once).
+      void this.run('recovery', () => this.checkChildren());
     }, RECOVERY_DELAY_MS);
   }
 
@@ -898,8 +890,6 @@ export class WorkflowRunner {
     this.timers.clear();
     this.deps.clock.clearTimeout(this.recoveryTimer);
     this.recoveryTimer = undefined;
-    this.deps.clock.clearTimeout(this.childPollTimer);
-    this.childPollTimer = undefined;
     this.readyAt.clear();
     this.sentAt.clear();
     if (isOpen(this.state.mode)) {

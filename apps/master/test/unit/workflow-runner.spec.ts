@@ -35,7 +35,7 @@ import {
   type WorkerAddressee,
 } from '@porpoise/rpc';
 import { dispatchNeverSent } from '../../src/dispatch/worker-calls';
-import { CHILD_POLL_MS, WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
+import { WorkflowRunner, type Adoption } from '../../src/engine/workflow-runner';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
 import type { WorkerGateway } from '../../src/dispatch/worker-gateway';
 import { task, typedTask } from '../support/tasks';
@@ -1557,14 +1557,37 @@ describe('WorkflowRunner', () => {
       expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
     });
 
-    it('a child end whose NOTIFY was lost (LISTEN down during a database restart) is found by asking again', async () => {
+    it('a child end whose NOTIFY was lost (LISTEN down during a database restart) is found when the listener is back', async () => {
       const h = harness([sub(), task('after')], [{ from: 'sub', to: 'after' }]);
       await h.runner.start();
       await settle();
       const child = h.store.childByTask.get(h.store.row('sub')?.id ?? 0);
       if (child) child.state = 'SUCCESS';
-      // No control() call: the NOTIFY never came.
-      h.clock.advance(CHILD_POLL_MS);
+      // No control() call: the NOTIFY never came, and nothing polls for it.
+      h.clock.advance(60_000);
+      await settle();
+      expect(h.store.row('sub')?.state).not.toBe('SUCCESS');
+      // The listener reconnected (InstanceControlService → engine.wakeAllChildren()).
+      await h.runner.childrenWake();
+      await settle();
+      expect(h.store.row('sub')?.state).toBe('SUCCESS');
+      expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
+    });
+
+    it('a children check that failed on a database error is asked again by the recovery pass', async () => {
+      const h = harness([sub(), task('after')], [{ from: 'sub', to: 'after' }]);
+      await h.runner.start();
+      await settle();
+      const child = h.store.childByTask.get(h.store.row('sub')?.id ?? 0);
+      if (child) child.state = 'SUCCESS';
+      const childStates = h.store.children.childStates;
+      h.store.children.childStates = () => Promise.reject(new Error('Connection terminated unexpectedly'));
+      // The NOTIFY arrived, but its check failed: the end is not seen now.
+      await h.runner.control();
+      await settle();
+      expect(h.store.row('sub')?.state).not.toBe('SUCCESS');
+      h.store.children.childStates = childStates;
+      h.clock.advance(5_000);
       await settle();
       expect(h.store.row('sub')?.state).toBe('SUCCESS');
       expect(h.sent.map((s) => s.taskName)).toEqual(['after']);
