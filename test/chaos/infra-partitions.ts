@@ -62,6 +62,12 @@ interface Scenario {
    * delayed by ms (its answers are not).
    */
   readonly slow?: { readonly to: readonly string[]; readonly ms: number };
+  /**
+   * The params of the runs in flight at the cut (default runParams): a scenario that needs tasks
+   * still running when the victim acts (a worker ending its tasks at its liveness deadline) gives
+   * them longer sleeps.
+   */
+  readonly runParams?: (rng: Prng) => Record<string, string>;
   /** Resolves when the partition may end (bounded); may record problems. */
   readonly hold: (c: ChaosCluster, victim: ChaosNode, cutAt: number, problems: Violation[]) => Promise<void>;
   /** After the heal, before the runs are waited for (a node to start again). */
@@ -88,7 +94,7 @@ async function runScenario(c: ChaosCluster, rng: Prng, seed: number, scenario: S
   const problems: Violation[] = [];
   const r = rng.fork(scenario.label);
   for (let i = 0; i < 4; i++) {
-    runs.push(await c.trigger(wf.code, runParams(r)));
+    runs.push(await c.trigger(wf.code, (scenario.runParams ?? runParams)(r)));
     await sleep(r.int(200, 500));
   }
   // The victim: the node of its role with the most task attempts running right now (its own, or
@@ -514,6 +520,15 @@ function workerCutFromRegistry(): Scenario {
   return {
     label: 'worker-registry',
     victimRole: 'worker',
+    // Tasks of 4-6 s: the victim still runs some when, about 1.8 s after the cut (its liveness
+    // deadline at a 2.5 s session), it ends them itself; with the default 0.2-1 s they could all
+    // have finished (and reported: its masters are reachable) by then, and nothing would re-run.
+    runParams: (rng) => ({
+      ...runParams(rng),
+      ...Object.fromEntries(
+        shellTasks(CHAOS_DAG).map((t) => [`SLEEP_${t.toUpperCase()}`, rng.range(4, 6).toFixed(1)]),
+      ),
+    }),
     cutFrom: (c) => [c.registryEndpoint],
     hold: () => sleep(SESSION_TIMEOUT_MS * 2),
     prove: async (c, input, victim, window) => {
