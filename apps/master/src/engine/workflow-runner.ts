@@ -60,6 +60,8 @@ export interface RunnerDeps {
     /** The registration a Dispatch to a live worker is addressed to (undefined: not live). */
     addressee(address: string): WorkerAddressee | undefined;
     noteAssigned(address: string): void;
+    /** Whether the worker answered a Dispatch (it did not: others are chosen first a while). */
+    noteReachability(address: string, answered: boolean): void;
   };
   readonly gateway: WorkerGateway;
   readonly clock: Clock;
@@ -535,6 +537,11 @@ export class WorkflowRunner {
           }
           this.noteSent(e.rowId);
           void this.calls.dispatch(e.worker, spec, to).then((ev) => {
+            // A refusal by the worker's own checks (rejected) is an answer too.
+            if (ev.type === 'dispatchAnswered') this.deps.workers.noteReachability(e.worker, true);
+            else if (ev.type === 'dispatchFailed') {
+              this.deps.workers.noteReachability(e.worker, ev.rejected === true);
+            }
             this.noteAnswered(ev);
             this.later(ev);
           });

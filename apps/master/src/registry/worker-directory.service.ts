@@ -1,5 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { REGISTRY_PATHS } from '@porpoise/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { CLOCK, type Clock, REGISTRY_PATHS, systemClock } from '@porpoise/common';
 import { REGISTRY, type Registry } from '@porpoise/registry';
 import type { WorkerAddressee } from '@porpoise/rpc';
 import { MASTER_OPTIONS, type MasterOptions } from '../master.constants';
@@ -35,6 +35,10 @@ interface SinceHeartbeat {
   finished: number;
 }
 
+/** After a Dispatch a worker did not answer, others are chosen first for this long, doubling. */
+export const UNREACHABLE_FIRST_MS = 2_000;
+export const UNREACHABLE_MAX_MS = 30_000;
+
 /**
  * The live workers (/nodes/worker/{group}/{host}:{port}) and the choice of one for a task.
  * A worker with serving=false (draining, or its session suspended) is never chosen, nor one this
@@ -51,14 +55,26 @@ export class WorkerDirectoryService {
   private readonly selector: WorkerSelector;
   private readonly since = new Map<string, SinceHeartbeat>();
   private readonly listeners = new Set<WorkerListener>();
+  /**
+   * Workers whose last Dispatch from this master got no answer (a timeout, no connection): a
+   * worker cut off from this master but still registered would otherwise be picked for task
+   * after task, each waiting out the Dispatch deadline. Others are chosen first until `until`;
+   * an answer, or the worker registering anew, clears it.
+   */
+  private readonly unreachable = new Map<string, { until: number; backoffMs: number }>();
 
-  constructor(@Inject(REGISTRY) registry: Registry, @Inject(MASTER_OPTIONS) options: MasterOptions) {
+  constructor(
+    @Inject(REGISTRY) registry: Registry,
+    @Inject(MASTER_OPTIONS) options: MasterOptions,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+  ) {
     this.directory = new NodeDirectory(registry, REGISTRY_PATHS.workers, this.logger);
     this.selector = new WorkerSelector(options.workerSelection);
     this.directory.onChange((change) => {
       const { node } = change;
       if (change.type === 'REMOVE') {
         this.since.delete(node.address);
+        this.unreachable.delete(node.address);
         if (change.reason === 'invalid') return; // not chosen any more; its tasks are not lost
         this.logger.log(`worker ${node.address} (group ${node.group}) is gone`);
         const startTime = 'heartbeat' in node ? node.heartbeat.startTime : undefined;
@@ -168,9 +184,31 @@ export class WorkerDirectoryService {
     const candidates = this.candidates(group).filter(
       (c) => !exclude.has(c.address) && c.runningTasks + c.recentlyAssigned < c.capacity,
     );
-    const chosen = this.selector.select(group, candidates)?.address;
+    // One that answered its last Dispatch first; only when none did, one that did not (it may be
+    // back, and a task must not wait for a worker that may never answer another).
+    const now = this.clock.now();
+    const answering = candidates.filter((c) => (this.unreachable.get(c.address)?.until ?? 0) <= now);
+    const chosen = this.selector.select(group, answering.length > 0 ? answering : candidates)?.address;
     if (chosen !== undefined) this.sinceOf(chosen).reserved++;
     return chosen;
+  }
+
+  /**
+   * How a Dispatch to the worker went: answered (accepted or refused: it is reachable) or not
+   * (no answer within the deadline, no connection): then others are chosen first for a while.
+   */
+  noteReachability(address: string, answered: boolean): void {
+    if (answered) {
+      if (this.unreachable.delete(address)) this.logger.log(`worker ${address} answers Dispatches again`);
+      return;
+    }
+    const before = this.unreachable.get(address);
+    const backoffMs =
+      before === undefined ? UNREACHABLE_FIRST_MS : Math.min(before.backoffMs * 2, UNREACHABLE_MAX_MS);
+    this.unreachable.set(address, { until: this.clock.now() + backoffMs, backoffMs });
+    this.logger.warn(
+      `worker ${address} did not answer a Dispatch: other workers are chosen first for ${backoffMs} ms`,
+    );
   }
 
   /** A dispatch the worker accepted: counted until its next heartbeat reflects it. */

@@ -1,6 +1,7 @@
 import type { Registry, RegistryEvent, RegistryListener, Subscription } from '@porpoise/registry';
 import { DEFAULT_MASTER_OPTIONS } from '../../src/master.constants';
-import { WorkerDirectoryService } from '../../src/registry/worker-directory.service';
+import { ManualClock } from '@porpoise/test-harness';
+import { UNREACHABLE_FIRST_MS, WorkerDirectoryService } from '../../src/registry/worker-directory.service';
 
 const KEY = '/nodes/worker/default/10.0.0.5:1234';
 const beat = (startTime: number, runningTasks = 0, registration?: number) =>
@@ -131,6 +132,74 @@ describe('WorkerDirectoryService', () => {
       [1_000, 1],
       [1_000, 2],
     ]);
+    directory.stop();
+  });
+});
+
+describe('WorkerDirectoryService: workers that do not answer a Dispatch', () => {
+  const beatOf = (host: string, startTime: number) =>
+    JSON.stringify({ ...(JSON.parse(beat(startTime)) as object), host });
+  const keyOf = (host: string) => `/nodes/worker/default/${host}:1234`;
+
+  async function twoWorkers() {
+    const registry = new FakeRegistry();
+    const clock = new ManualClock(1_000_000);
+    const directory = new WorkerDirectoryService(
+      registry as unknown as Registry,
+      DEFAULT_MASTER_OPTIONS,
+      clock,
+    );
+    await directory.start();
+    registry.emit({ type: 'ADD', key: keyOf('10.0.0.5'), value: beatOf('10.0.0.5', 1_000) });
+    registry.emit({ type: 'ADD', key: keyOf('10.0.0.6'), value: beatOf('10.0.0.6', 1_000) });
+    registryOfTest = registry;
+    return { registry, clock, directory };
+  }
+  /**
+   * Which workers three picks land on. A pick is counted against the worker until its next
+   * heartbeat, so every worker's heartbeat comes first (capacity 4: three picks never fill one).
+   */
+  let registryOfTest: FakeRegistry;
+  const picks = (directory: WorkerDirectoryService, exclude: ReadonlySet<string> = new Set()) => {
+    for (const host of ['10.0.0.5', '10.0.0.6']) {
+      registryOfTest.emit({ type: 'UPDATE', key: keyOf(host), value: beatOf(host, 1_000) });
+    }
+    return new Set(Array.from({ length: 3 }, () => directory.pick('default', exclude)));
+  };
+
+  it('chooses the others first for a while, doubling, and the worker again once it answers', async () => {
+    const { clock, directory } = await twoWorkers();
+    expect(picks(directory)).toEqual(new Set(['10.0.0.5:1234', '10.0.0.6:1234']));
+    directory.noteReachability('10.0.0.5:1234', false);
+    expect(picks(directory)).toEqual(new Set(['10.0.0.6:1234']));
+    clock.advance(UNREACHABLE_FIRST_MS);
+    expect(picks(directory)).toContain('10.0.0.5:1234');
+    // No answer again: twice as long.
+    directory.noteReachability('10.0.0.5:1234', false);
+    clock.advance(UNREACHABLE_FIRST_MS);
+    expect(picks(directory)).toEqual(new Set(['10.0.0.6:1234']));
+    clock.advance(UNREACHABLE_FIRST_MS);
+    expect(picks(directory)).toContain('10.0.0.5:1234');
+    // It answered: chosen like any other at once, and a later miss starts from the first wait.
+    directory.noteReachability('10.0.0.5:1234', false);
+    directory.noteReachability('10.0.0.5:1234', true);
+    expect(picks(directory)).toContain('10.0.0.5:1234');
+    directory.stop();
+  });
+
+  it('still chooses a worker that did not answer when no other is left', async () => {
+    const { directory } = await twoWorkers();
+    directory.noteReachability('10.0.0.5:1234', false);
+    expect(picks(directory, new Set(['10.0.0.6:1234']))).toEqual(new Set(['10.0.0.5:1234']));
+    directory.stop();
+  });
+
+  it('forgets the miss when the worker leaves the registry', async () => {
+    const { registry, directory } = await twoWorkers();
+    directory.noteReachability('10.0.0.5:1234', false);
+    registry.emit({ type: 'REMOVE', key: keyOf('10.0.0.5'), value: null });
+    registry.emit({ type: 'ADD', key: keyOf('10.0.0.5'), value: beatOf('10.0.0.5', 1_000) });
+    expect(picks(directory)).toContain('10.0.0.5:1234');
     directory.stop();
   });
 });

@@ -271,6 +271,8 @@ interface Harness {
   workers: string[];
   /** Workers the directory no longer lists at send time (they left after being picked). */
   leftBeforeSend: Set<string>;
+  /** What the runner told the directory about each Dispatch: answered or not. */
+  reachability: Array<[string, boolean]>;
   /** Each live worker's registration as the directory sees it (1 when not set). */
   registrations: Map<string, number>;
   closed: string[];
@@ -317,6 +319,7 @@ function harness(
     session: { ok: true },
     workers: ['w:1'],
     leftBeforeSend: new Set<string>(),
+    reachability: [],
     registrations: new Map<string, number>(),
     closed: [] as string[],
     datasources: new Map(),
@@ -381,6 +384,7 @@ function harness(
             ? { startTimeMs: WORKER_START, registration: h.registrations.get(a) ?? 1 }
             : undefined,
         noteAssigned: () => undefined,
+        noteReachability: (a, answered) => h.reachability.push([a, answered]),
       },
       gateway: gateway as WorkerGateway,
       clock,
@@ -809,6 +813,18 @@ describe('WorkflowRunner', () => {
       await h.runner.workerLost('w:1', OLD);
       await settle();
       stillOnW1(h, 'RUNNING_EXECUTION');
+    });
+
+    it('tells the worker directory which Dispatches were answered (a refusal is an answer) and which were not', async () => {
+      const h = await dispatchedToW1(() => {
+        throw new RpcCallError('Dispatch', 'w:1', GrpcStatus.DEADLINE_EXCEEDED, 'deadline');
+      });
+      expect(h.reachability[0]).toEqual(['w:1', false]);
+      expect(h.reachability.every(([, answered]) => !answered)).toBe(true);
+      const ok = await dispatchedToW1(() => ({ accepted: true, reason: '' }));
+      expect(ok.reachability).toEqual([['w:1', true]]);
+      const refused = await dispatchedToW1(() => ({ accepted: false, reason: 'over capacity' }));
+      expect(refused.reachability[0]).toEqual(['w:1', true]);
     });
 
     it('a task re-attached by TakeOver belongs to the process that answered', async () => {
