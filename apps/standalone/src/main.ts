@@ -94,7 +94,7 @@ async function bootstrap(): Promise<void> {
   const metrics = (role: { metricsPort: number }) =>
     role.metricsPort === 0 ? 'off' : `http://${roles.api.nodeHost}:${role.metricsPort}/metrics`;
   logger.log(
-    `Porpoise standalone is ready: API at ${url}/api/v1 (docs at ${url}/api/docs); metrics: API ${url}/metrics, ` +
+    `Porpoise standalone is ready: console at ${url}/, API at ${url}/api/v1 (docs at ${url}/api/docs); metrics: API ${url}/metrics, ` +
       `master ${metrics(roles.master)}, worker ${metrics(roles.worker)}`,
   );
   process.stdout.write(`Porpoise is ready at ${url}/api/v1\n`);
