@@ -97,6 +97,22 @@ export class NodeDirectory {
     }
   }
 
+  /** A REMOVE that named an earlier registration: applied only if the key is really gone. */
+  private async confirmRemoval(key: string, held: LiveNode): Promise<void> {
+    let current: string | null;
+    try {
+      current = await this.registry.get(key);
+    } catch {
+      current = null; // cannot tell: take the removal, as without this check
+    }
+    if (this.nodes.get(key) !== held) return; // something newer arrived meanwhile
+    if (current !== null) {
+      this.logger.log(`${key}: ignoring the removal of an earlier registration (the key is there)`);
+      return;
+    }
+    this.apply(key, { type: 'REMOVE', key, value: null });
+  }
+
   private async listKeys(): Promise<string[]> {
     const names = await this.registry.children(this.prefix);
     if (!this.prefix.endsWith('/worker')) return names.map((n) => `${this.prefix}/${n}`);
@@ -117,6 +133,16 @@ export class NodeDirectory {
     const parsed = parseNodeKey(this.prefix, key);
     if (!parsed) return; // a folder such as /nodes/worker/default
     const before = this.nodes.get(key);
+    if (before && olderThan(key, parsed, event.value, before.heartbeat)) {
+      // History older than what we hold: after a session came back, a resync reads the current
+      // entry while the resumed watch still delivers the events missed meanwhile (etcd: the
+      // old registration's lease revoked, then the new one written). Applying them would take a
+      // live worker for gone, and its newest tasks for lost. A removal is confirmed by reading
+      // the key (it may be real, reported with a stale value); an older write is just dropped.
+      if (event.type === 'REMOVE') void this.confirmRemoval(key, before);
+      else this.logger.log(`${key}: ignoring a write of an earlier registration than the one held`);
+      return;
+    }
     if (event.type === 'REMOVE') {
       const wasInvalid = this.badEntries.delete(key);
       if (before) {
@@ -165,4 +191,20 @@ export class NodeDirectory {
       }
     }
   }
+}
+
+/**
+ * Is value (an event's heartbeat) about an earlier process or registration of the node than
+ * held? A process never goes back in start time, nor a registration in number; an unreadable or
+ * missing value is not known to be older.
+ */
+function olderThan(key: string, parsed: ParsedNodeKey, value: string | null, held: NodeHeartbeat): boolean {
+  let seen: NodeHeartbeat;
+  try {
+    seen = parseHeartbeat(key, parsed, value);
+  } catch {
+    return false;
+  }
+  if (seen.startTime !== held.startTime) return seen.startTime < held.startTime;
+  return (seen.registration ?? 0) < (held.registration ?? 0);
 }

@@ -203,3 +203,47 @@ describe('WorkerDirectoryService: workers that do not answer a Dispatch', () => 
     directory.stop();
   });
 });
+
+describe('WorkerDirectoryService: history older than the entry held', () => {
+  async function registeredAt3() {
+    const registry = new FakeRegistry();
+    const directory = new WorkerDirectoryService(registry as unknown as Registry, DEFAULT_MASTER_OPTIONS);
+    const removed: Array<number | undefined> = [];
+    directory.addListener({
+      available: () => undefined,
+      removed: (_a, _g, _s, registration) => removed.push(registration),
+    });
+    await directory.start();
+    // As a resync after a lost session reads it: the worker already registered anew.
+    registry.emit({ type: 'ADD', key: KEY, value: beat(1_000, 0, 3) });
+    return { registry, directory, removed };
+  }
+
+  it('ignores a replayed removal of an earlier registration while the key is there', async () => {
+    const { registry, directory, removed } = await registeredAt3();
+    registry.get = async () => beat(1_000, 0, 3);
+    registry.emit({ type: 'REMOVE', key: KEY, value: beat(1_000, 0, 2) });
+    await new Promise((r) => setImmediate(r));
+    expect(removed).toEqual([]);
+    expect(directory.addressee('10.0.0.5:1234')).toEqual({ startTimeMs: 1_000, registration: 3 });
+    directory.stop();
+  });
+
+  it('takes a removal named with an earlier registration when the key is really gone', async () => {
+    const { registry, directory, removed } = await registeredAt3();
+    registry.emit({ type: 'REMOVE', key: KEY, value: beat(1_000, 0, 2) });
+    await new Promise((r) => setImmediate(r));
+    expect(removed).toEqual([3]);
+    expect(directory.addressee('10.0.0.5:1234')).toBeUndefined();
+    directory.stop();
+  });
+
+  it('ignores a replayed write of an earlier registration or process', async () => {
+    const { registry, directory, removed } = await registeredAt3();
+    registry.emit({ type: 'UPDATE', key: KEY, value: beat(1_000, 0, 2) });
+    registry.emit({ type: 'UPDATE', key: KEY, value: beat(500, 0, 9) });
+    expect(removed).toEqual([]);
+    expect(directory.addressee('10.0.0.5:1234')).toEqual({ startTimeMs: 1_000, registration: 3 });
+    directory.stop();
+  });
+});
