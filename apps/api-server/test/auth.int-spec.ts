@@ -290,6 +290,16 @@ describe('tokens', () => {
 });
 
 describe('the audit log', () => {
+  it('audits a changing call whose id holds a NUL (stored as U+FFFD), not drops it', async () => {
+    const res = await call(apiA.base, 'DELETE', '/api/v1/schedules/nul%00here');
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    await waitFor('the audit row of the NUL id', async () => {
+      const rows = (await db.query(`SELECT target, route FROM audit_event WHERE target LIKE 'nul%here'`))
+        .rows;
+      return rows.length === 1 && rows[0].target === 'nul\uFFFDhere';
+    });
+  });
+
   it('records who, what, when and the result of every changing call past authentication, and nothing else', async () => {
     // Rows of other tests arrive after their responses: this test looks at its own tokens' rows
     // (and ADMIN_TOKEN's on a target no other test uses).

@@ -115,11 +115,19 @@ export function installAuthGates(app: INestApplication): void {
           tokenId: principal.tokenId,
           tokenName: principal.name,
           method: req.method,
-          route: (noted?.route ?? req.path).slice(0, MAX_ROUTE_LENGTH),
-          target: noted?.target ?? null,
+          route: storable((noted?.route ?? req.path).slice(0, MAX_ROUTE_LENGTH)),
+          target: noted?.target == null ? null : storable(noted.target),
           status: res.statusCode,
         })
         .catch((err: Error) => logger.error(`audit row not written: ${err.message}`));
     });
   }
+}
+
+/**
+ * Text Postgres can store: a NUL (a path or id with %00 in it) would make the INSERT fail, and
+ * the request would go unaudited. It becomes U+FFFD, so the row says something odd was sent.
+ */
+export function storable(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
 }
