@@ -57,7 +57,12 @@ export class TaskLogsController {
     } catch (err) {
       // The client went away, or the worker's stream broke: the response is cut (and its socket
       // closed, so a body shorter than Content-Length cannot pass for the whole log).
-      this.logger.warn(`log of task instance ${taskInstanceId}: ${(err as Error).message}`);
+      // A client that leaves once it has its bytes (curl, the console following a log) is no
+      // news: only a broken worker stream is worth a warning.
+      const gone = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
+      const message = `log of task instance ${taskInstanceId}: ${(err as Error).message}`;
+      if (gone) this.logger.debug(message);
+      else this.logger.warn(message);
       res.destroy();
     }
   }
