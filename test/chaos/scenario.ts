@@ -286,7 +286,39 @@ export async function chaosStream(
           cluster.log(
             `chaos: SIGSTOP ${victim.name} (${victim.address}, pid ${victim.pid}) for ${ms} ms${why}`,
           );
-          restarts.push(cluster.freeze(victim, ms).then(() => cluster.log(`chaos: SIGCONT ${victim.name}`)));
+          // The instances it drives now: the master-freeze quota is met only if one of them is
+          // taken over while it sleeps; if none is (they all ended first, or no master was free
+          // to take them), the quota opens again and a later fault is aimed at it anew.
+          const drove =
+            quota === 'master-freeze'
+              ? (
+                  await cluster.db
+                    .query<{ id: string; epoch: string }>(
+                      `SELECT id, epoch FROM workflow_instance WHERE host = $1 AND state = 'RUNNING_EXECUTION'`,
+                      [victim.address],
+                    )
+                    .catch(() => ({ rows: [] as Array<{ id: string; epoch: string }> }))
+                ).rows
+              : [];
+          restarts.push(
+            cluster.freeze(victim, ms).then(async () => {
+              cluster.log(`chaos: SIGCONT ${victim.name}`);
+              if (quota !== 'master-freeze') return;
+              const { rows } = await cluster.db
+                .query(
+                  `SELECT 1 FROM workflow_instance w JOIN unnest($1::bigint[], $2::bigint[]) AS d(id, epoch)
+                     ON w.id = d.id WHERE w.epoch > d.epoch AND w.host IS DISTINCT FROM $3`,
+                  [drove.map((d) => d.id), drove.map((d) => d.epoch), victim.address],
+                )
+                .catch(() => ({ rows: [] }));
+              if (rows.length === 0) {
+                cluster.log(
+                  `chaos: nothing of ${victim.name} was taken over while it slept: aiming a freeze again`,
+                );
+                quotas.add('master-freeze');
+              }
+            }),
+          );
         } else {
           // An aimed master kill stays down past its session, so that another master takes its
           // instances over (a quick restart on the same address could recover them itself).
